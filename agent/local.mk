@@ -1,0 +1,1 @@
+# agent: see the files in this directory.

@@ -1,0 +1,1 @@
+# backend: see the files in this directory.

@@ -1,0 +1,1 @@
+# doc: see the files in this directory.

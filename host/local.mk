@@ -1,0 +1,1 @@
+# host: see the files in this directory.

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stream framing: JSON texts separated by any whitespace in, one compact JSON
+ * text plus "\n" per message out. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct evbuffer;
+
+#define GL_DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define GL_DEFAULT_MAX_DEPTH 64
+
+enum gl_decode_status {
+	GL_DECODE_AGAIN,   /* everything given was consumed; feed more */
+	GL_DECODE_MESSAGE, /* *ret_obj holds one complete JSON text (owned by the caller;
+	                      NULL when the text was the literal null) */
+	GL_DECODE_SYNTAX,  /* syntax error: answer -32700 with id null. The decoder then
+	                      drops input up to and including the next newline, across
+	                      later calls if needed, and resumes there */
+	GL_DECODE_TOOBIG,  /* the current text exceeds max_message: answer, then close */
+};
+
+struct gl_decoder;
+
+/* max_message: bytes in one JSON text (0 = GL_DEFAULT_MAX_MESSAGE);
+ * max_depth: nesting limit (0 = GL_DEFAULT_MAX_DEPTH). Strict JSON only. */
+struct gl_decoder *gl_decoder_new(size_t max_message, int max_depth);
+struct gl_decoder *gl_decoder_free(struct gl_decoder *d); /* NULL-safe, returns NULL */
+
+/* Decode from buf[0..len). Returns the number of bytes consumed and sets
+ * *ret_status. Call again with the unconsumed rest until it returns
+ * GL_DECODE_AGAIN. After GL_DECODE_TOOBIG the decoder must not be fed again. */
+size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
+	enum gl_decode_status *ret_status, struct json_object **ret_obj);
+
+/* Convenience over an evbuffer: decodes from the front of `in`, draining what
+ * was consumed. Same statuses; returns GL_DECODE_AGAIN when `in` is empty. */
+enum gl_decode_status gl_decoder_decode_evbuffer(struct gl_decoder *d, struct evbuffer *in,
+	struct json_object **ret_obj);
+
+/* Append obj as compact JSON plus "\n". Returns 0 or -ENOMEM. */
+int gl_encode_evbuffer(struct json_object *obj, struct evbuffer *out);
+/* Compact JSON text (no newline) owned by obj; *ret_len set when non-NULL. */
+const char *gl_encode_string(struct json_object *obj, size_t *ret_len);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,11 @@
+# Tests: every file here is run by `make check` (TAP; see tests/tap.h and tests/lib/).
+EXTRA_DIST += tests/tap.h tests/lib/gltest.py
+
+include tests/proto/local.mk
+include tests/agent/local.mk
+include tests/host/local.mk
+include tests/backend/local.mk
+include tests/guestsim/local.mk
+include tests/vm/local.mk
+include tests/fuzz/local.mk
+include tests/bench/local.mk

@@ -1,0 +1,1 @@
+# units: see the files in this directory.
