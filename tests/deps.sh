@@ -1,0 +1,22 @@
+#!/bin/bash
+# Install what guestlink needs to build, test and boot its test VM (Debian 12, as root).
+set -euo pipefail
+
+packages=(
+	build-essential autoconf automake libtool pkg-config
+	libevent-dev libjson-c-dev libsystemd-dev
+	clang libclang-rt-14-dev python3 socat
+	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent
+	systemd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
