@@ -9,3 +9,4 @@ include tests/guestsim/local.mk
 include tests/vm/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+EXTRA_DIST += tests/run-suite.sh tests/deps.sh
