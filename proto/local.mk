@@ -2,7 +2,9 @@
 lib_LTLIBRARIES += proto/libguestlink.la
 proto_libguestlink_la_SOURCES = \
 	proto/macro.h \
-	proto/log.c proto/log.h
+	proto/log.c proto/log.h \
+	proto/jsonrpc.c \
+	proto/stream.c
 proto_libguestlink_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
 proto_libguestlink_la_LIBADD = $(LIBEVENT_LIBS) $(JSONC_LIBS)
 proto_libguestlink_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0

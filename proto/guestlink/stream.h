@@ -39,6 +39,10 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d); /* NULL-safe, returns 
 size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
 	enum gl_decode_status *ret_status, struct json_object **ret_obj);
 
+/* Bytes of the current, unfinished text held by the decoder (never more than
+ * max_message): what a peer can make it retain. */
+size_t gl_decoder_pending(const struct gl_decoder *d);
+
 /* Convenience over an evbuffer: decodes from the front of `in`, draining what
  * was consumed. Same statuses; returns GL_DECODE_AGAIN when `in` is empty. */
 enum gl_decode_status gl_decoder_decode_evbuffer(struct gl_decoder *d, struct evbuffer *in,

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stream framing over json-c's incremental tokener.
+ *
+ * json-c is used for the grammar only. Three things it gets wrong or leaves
+ * to us are checked here, in one pass over the bytes it consumed:
+ *  - UTF-8: JSON_TOKENER_VALIDATE_UTF8 in json-c 0.16 rejects a multi-byte
+ *    sequence split across two feeds, and accepts encoded surrogates;
+ *  - strict mode still accepts NaN/Infinity and raw control characters
+ *    inside strings;
+ *  - a NUL byte ends its input like end of data.
+ * The size cap is enforced by never feeding the tokener more than what is left
+ * of max_message, so a huge text is refused without being buffered. */
+#include <stdbool.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "guestlink/stream.h"
+#include "macro.h"
+
+struct gl_decoder {
+	struct json_tokener *tok;
+	size_t max_message;
+	size_t cur;    /* bytes of the current text given to the tokener */
+	bool in_text;  /* a text has started (leading whitespace skipped) */
+	bool skipping; /* after a syntax error: drop input through the next newline */
+	bool toobig;
+
+	/* Scanner state, carried across feeds of one text. */
+	bool in_string, escape;
+	unsigned char need;   /* UTF-8 continuation bytes still expected */
+	unsigned char lo, hi; /* allowed range of the next continuation byte */
+};
+
+static void stream_text_reset(struct gl_decoder *d)
+{
+	json_tokener_reset(d->tok);
+	d->cur = 0;
+	d->in_text = false;
+	d->in_string = d->escape = false;
+	d->need = 0;
+}
+
+struct gl_decoder *gl_decoder_new(size_t max_message, int max_depth)
+{
+	struct gl_decoder *d;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->max_message = max_message ? max_message : GL_DEFAULT_MAX_MESSAGE;
+	d->tok = json_tokener_new_ex(max_depth > 0 ? max_depth : GL_DEFAULT_MAX_DEPTH);
+	if (!d->tok) {
+		free(d);
+		return NULL;
+	}
+	/* Trailing characters are the next text, not an error. */
+	json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	return d;
+}
+
+struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
+{
+	if (!d)
+		return NULL;
+	json_tokener_free(d->tok);
+	free(d);
+	return NULL;
+}
+
+size_t gl_decoder_pending(const struct gl_decoder *d)
+{
+	return d ? d->cur : 0;
+}
+
+/* Check bytes the tokener consumed; returns the offset of the first byte that
+ * makes the text invalid, or n. */
+static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (d->need) {
+			if (c < d->lo || c > d->hi)
+				return i;
+			d->need--;
+			d->lo = 0x80;
+			d->hi = 0xbf;
+			continue;
+		}
+		if (c < 0x80) {
+			if (d->in_string) {
+				if (c < 0x20)
+					return i; /* control characters must be escaped */
+				if (d->escape)
+					d->escape = false;
+				else if (c == '\\')
+					d->escape = true;
+				else if (c == '"')
+					d->in_string = false;
+			} else if (c == '"')
+				d->in_string = true;
+			else if (c == 'N' || c == 'I' || c == 0)
+				return i; /* NaN, Infinity: not JSON */
+			continue;
+		}
+		if (!d->in_string)
+			return i;
+		d->escape = false;
+		d->lo = 0x80;
+		d->hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf)
+			d->need = 1;
+		else if (c == 0xe0) {
+			d->need = 2;
+			d->lo = 0xa0; /* overlong */
+		} else if (c == 0xed) {
+			d->need = 2;
+			d->hi = 0x9f; /* surrogates */
+		} else if (c >= 0xe1 && c <= 0xef)
+			d->need = 2;
+		else if (c == 0xf0) {
+			d->need = 3;
+			d->lo = 0x90; /* overlong */
+		} else if (c >= 0xf1 && c <= 0xf3)
+			d->need = 3;
+		else if (c == 0xf4) {
+			d->need = 3;
+			d->hi = 0x8f; /* above U+10FFFF */
+		} else
+			return i;
+	}
+	return n;
+}
+
+static bool stream_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
+	enum gl_decode_status *ret_status, struct json_object **ret_obj)
+{
+	size_t i = 0;
+
+	if (d->toobig) {
+		*ret_status = GL_DECODE_TOOBIG;
+		return 0;
+	}
+
+	for (;;) {
+		struct json_object *obj;
+		enum json_tokener_error err;
+		size_t n, end, bad;
+
+		if (d->skipping) {
+			const char *nl = i < len ? memchr(buf + i, '\n', len - i) : NULL;
+			if (!nl) {
+				*ret_status = GL_DECODE_AGAIN;
+				return len;
+			}
+			i = (size_t)(nl - buf) + 1;
+			d->skipping = false;
+		}
+		if (!d->in_text) {
+			while (i < len && stream_is_space(buf[i]))
+				i++;
+			if (i == len) {
+				*ret_status = GL_DECODE_AGAIN;
+				return len;
+			}
+			d->in_text = true;
+		}
+		if (i == len) {
+			*ret_status = GL_DECODE_AGAIN;
+			return len;
+		}
+
+		/* Never give the tokener more than the cap allows. */
+		n = len - i;
+		if (n > d->max_message - d->cur)
+			n = d->max_message - d->cur;
+		if (n > INT32_MAX)
+			n = INT32_MAX;
+		if (n == 0) {
+			d->toobig = true;
+			*ret_status = GL_DECODE_TOOBIG;
+			return i;
+		}
+
+		obj = json_tokener_parse_ex(d->tok, buf + i, (int)n);
+		err = json_tokener_get_error(d->tok);
+		end = json_tokener_get_parse_end(d->tok);
+		if (end > n)
+			end = n;
+
+		bad = stream_scan(d, (const unsigned char *)buf + i, end);
+		if (bad < end || (err != json_tokener_success && err != json_tokener_continue)) {
+			json_object_put(obj);
+			stream_text_reset(d);
+			d->skipping = true;
+			*ret_status = GL_DECODE_SYNTAX;
+			return i + bad;
+		}
+		if (err == json_tokener_continue) {
+			d->cur += n;
+			i += n;
+			continue;
+		}
+
+		/* A complete text. A string or number can only end outside a string
+		 * and on a character boundary, so the scanner state is clean. */
+		stream_text_reset(d);
+		*ret_obj = obj;
+		*ret_status = GL_DECODE_MESSAGE;
+		return i + end;
+	}
+}
+
+enum gl_decode_status gl_decoder_decode_evbuffer(struct gl_decoder *d, struct evbuffer *in,
+	struct json_object **ret_obj)
+{
+	for (;;) {
+		enum gl_decode_status st;
+		size_t len = evbuffer_get_length(in), avail, n;
+		const char *data;
+
+		if (len == 0)
+			return GL_DECODE_AGAIN;
+		/* Decode chunk by chunk; linearize only if the first chunk is empty. */
+		avail = evbuffer_get_contiguous_space(in);
+		if (avail == 0)
+			avail = len < 65536 ? len : 65536;
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+		if (!data)
+			return GL_DECODE_AGAIN;
+		n = gl_decoder_decode(d, data, avail, &st, ret_obj);
+		evbuffer_drain(in, n);
+		if (st != GL_DECODE_AGAIN)
+			return st;
+	}
+}
+
+const char *gl_encode_string(struct json_object *obj, size_t *ret_len)
+{
+	const char *s;
+	size_t n;
+
+	s = json_object_to_json_string_length(obj,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	if (s && ret_len)
+		*ret_len = n;
+	return s;
+}
+
+int gl_encode_evbuffer(struct json_object *obj, struct evbuffer *out)
+{
+	const char *s;
+	size_t n;
+
+	s = gl_encode_string(obj, &n); /* json-c writes "null" for NULL */
+	if (!s)
+		return -ENOMEM;
+	if (evbuffer_expand(out, n + 1) < 0 || evbuffer_add(out, s, n) < 0 ||
+		evbuffer_add(out, "\n", 1) < 0)
+		return -ENOMEM;
+	return 0;
+}
