@@ -1,1 +1,11 @@
-# tests/vm
+# tests/vm: guestlink in a real VM (QEMU + Debian's kernel + systemd). Never part of
+# `make check`: run `make check-vm`. Kernel cache: $GUESTLINK_VM_CACHE or
+# tests/vm/cache in the build tree; artifacts (console log) in tests/vm/artifacts.
+EXTRA_DIST += tests/vm/run-vm-tests.py tests/vm/guest/init tests/vm/guest/vmtest-ctl.py \
+	tests/vm/demo.sh
+
+check-vm: all
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	PYTHONDONTWRITEBYTECODE=1 python3 '$(abs_top_srcdir)/tests/vm/run-vm-tests.py'
+
+.PHONY: check-vm

@@ -1,0 +1,890 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""guestlink in a real VM: QEMU (TCG, vhost-user-vsock-pci) on our backend,
+Debian's kernel, the host's root over 9p as the guest's root, systemd as PID 1
+socket-activating the freshly built agent. Speaks TAP.
+
+Run by `make check-vm` (top_builddir/top_srcdir in the environment), or by
+hand: tests/vm/run-vm-tests.py [--keep] [--demo] [--timeout S].
+Kernel cache: $GUESTLINK_VM_CACHE, else tests/vm/cache in the build tree.
+"""
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir", os.path.join(HERE, "..", "..")))
+TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir", os.getcwd()))
+sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "lib"))
+import gltest  # noqa: E402
+from gltest import ok, is_eq, diag, Proc  # noqa: E402
+
+AGENT_PORT = 9731
+GUEST_CID = 3
+QGA_VSOCK_PORT = 9800
+BOOT_TIMEOUT = 240
+
+# Guest modules we insmod, named by what we need; dependencies are added from
+# modinfo and ordered before their users.
+GUEST_MODULES = ["virtio_pci", "vmw_vsock_virtio_transport", "9pnet_virtio", "9p", "overlay",
+                 "virtio_console"]
+
+# Units that only slow a TCG boot down or wait for hardware the VM lacks.
+MASKED_UNITS = [
+    "systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service", "systemd-udev-settle.service", "systemd-timesyncd.service",
+    "systemd-pstore.service", "systemd-firstboot.service", "systemd-repart.service",
+    "systemd-random-seed.service", "systemd-journal-flush.service", "systemd-update-utmp.service",
+    "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount", "systemd-machine-id-commit.service",
+    "systemd-hwdb-update.service", "ldconfig.service", "systemd-journal-catalog-update.service",
+    "systemd-boot-system-token.service", "systemd-pcrphase.service",
+    "systemd-pcrphase-sysinit.service", "systemd-networkd.service", "systemd-resolved.service",
+    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
+    "man-db.timer", "fstrim.timer", "systemd-tmpfiles-clean.timer",
+    "cryptsetup.target", "veritysetup.target", "integritysetup.target",
+]
+
+
+def log(msg):
+    """Progress for people (stderr: TAP stays on stdout)."""
+    print("[vm %6.1fs] %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
+
+
+T0 = time.monotonic()
+
+
+def run(argv, **kw):
+    kw.setdefault("check", True)
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(argv, **kw)
+
+
+def build_bin(*parts):
+    return os.path.join(TOP_BUILDDIR, *parts)
+
+
+def program(relpath):
+    """The real ELF behind a libtool wrapper, plus the library path it needs."""
+    p = build_bin(relpath)
+    if not os.path.exists(p):
+        return None, None
+    d, b = os.path.split(p)
+    real = os.path.join(d, ".libs", b)
+    with open(p, "rb") as f:
+        is_elf = f.read(4) == b"\x7fELF"
+    if not is_elf and os.path.exists(real):
+        return real, build_bin("proto", ".libs")
+    return p, None
+
+
+# ---------------------------------------------------------------- kernel
+
+
+def kernel_fetch(cache):
+    """Debian's kernel package, downloaded and unpacked (never installed)."""
+    os.makedirs(cache, exist_ok=True)
+    kdir = os.path.join(cache, "kernel")
+    vm = glob.glob(os.path.join(kdir, "boot", "vmlinuz-*"))
+    if not vm:
+        dep = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+        pkgs = [ln.split(":", 1)[1].strip() for ln in dep.splitlines()
+                if ln.strip().startswith("Depends:") and "linux-image-" in ln]
+        if not pkgs:
+            raise RuntimeError("apt-cache names no kernel for linux-image-amd64 (apt-get update?)")
+        log("downloading %s" % pkgs[0])
+        run(["apt-get", "download", pkgs[0]], cwd=cache)
+        deb = glob.glob(os.path.join(cache, pkgs[0] + "_*.deb"))[0]
+        tmp = kdir + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        run(["dpkg", "-x", deb, tmp])
+        os.rename(tmp, kdir)
+        os.unlink(deb)
+        vm = glob.glob(os.path.join(kdir, "boot", "vmlinuz-*"))
+    kver = os.path.basename(vm[0])[len("vmlinuz-"):]
+    moddir = os.path.join(kdir, "lib", "modules", kver)
+    if not os.path.exists(os.path.join(moddir, "modules.dep")):
+        run(["depmod", "-b", kdir, kver])
+    return vm[0], kver, moddir
+
+
+def modules_ordered(moddir, wanted):
+    paths = {}
+    for p in glob.glob(os.path.join(moddir, "kernel", "**", "*.ko*"), recursive=True):
+        paths[os.path.basename(p).split(".ko")[0].replace("-", "_")] = p
+    order, seen = [], set()
+
+    def visit(m):
+        m = m.replace("-", "_")
+        if m in seen:
+            return
+        seen.add(m)
+        if m not in paths:
+            raise RuntimeError("kernel module %s not found" % m)
+        deps = run(["modinfo", "-F", "depends", paths[m]]).stdout.strip()
+        for d in filter(None, deps.split(",")):
+            visit(d)
+        order.append(m)
+
+    for m in wanted:
+        visit(m)
+    return [(m, paths[m]) for m in order]
+
+
+# ---------------------------------------------------------------- guest image
+
+
+def unit_exec_start(path):
+    with open(path) as f:
+        for ln in f:
+            if ln.startswith("ExecStart=") and ln.strip() != "ExecStart=":
+                return ln.split("=", 1)[1].strip().lstrip("@-:+!").split()
+    return None
+
+
+def guest_units(udir, with_agent):
+    """Units under test plus the harness's own, written to /run/systemd/system."""
+    os.makedirs(udir)
+    wants = ["guestlink-vmtest-ctl.service"]
+    if with_agent:
+        agent, libdir = program("agent/guestlink-agent")
+        for u in ("guestlink-agent.socket", "guestlink-agent.service"):
+            shutil.copy(os.path.join(TOP_SRCDIR, "units", u), udir)
+        argv = unit_exec_start(os.path.join(TOP_SRCDIR, "units", "guestlink-agent.service"))
+        argv = [agent] + (argv[1:] if argv else [])
+        os.makedirs(os.path.join(udir, "guestlink-agent.service.d"))
+        with open(os.path.join(udir, "guestlink-agent.service.d", "vmtest.conf"), "w") as f:
+            f.write("# Run the freshly built agent from the build tree.\n[Service]\n"
+                    "ExecStart=\nExecStart=%s\n" % " ".join(argv))
+            # The build tree must stay visible whatever the hardening hides.
+            f.write("BindReadOnlyPaths=%s %s\n" % (TOP_BUILDDIR, TOP_SRCDIR))
+            if libdir:
+                f.write("Environment=LD_LIBRARY_PATH=%s\n" % libdir)
+        wants.append("guestlink-agent.socket")
+    with open(os.path.join(udir, "guestlink-vmtest.target"), "w") as f:
+        f.write("[Unit]\nDescription=guestlink VM test\nRequires=basic.target\n"
+                "After=basic.target sockets.target\nWants=%s\nAllowIsolate=yes\n" % " ".join(wants))
+    with open(os.path.join(udir, "guestlink-vmtest-ctl.service"), "w") as f:
+        f.write("[Unit]\nDescription=guestlink VM test control channel\n"
+                "After=sockets.target %s\n[Service]\nExecStart=/usr/bin/python3 %s\n" % (
+                    " ".join(w for w in wants if w.endswith(".socket")),
+                    os.path.join(TOP_SRCDIR, "tests", "vm", "guest", "vmtest-ctl.py")))
+    for u in MASKED_UNITS:
+        os.symlink("/dev/null", os.path.join(udir, u))
+
+
+def initramfs_build(work, kver, moddir, with_agent):
+    root = os.path.join(work, "initramfs")
+    for d in ("bin", "dev", "proc", "sys", "modules"):
+        os.makedirs(os.path.join(root, d))
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    for applet in run([busybox, "--list"]).stdout.split():
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+    mods = modules_ordered(moddir, GUEST_MODULES)
+    for m, p in mods:
+        if p.endswith(".ko"):
+            shutil.copy(p, os.path.join(root, "modules", m + ".ko"))
+        else:
+            raise RuntimeError("compressed module %s: unsupported" % p)
+    shutil.copy(os.path.join(TOP_SRCDIR, "tests", "vm", "guest", "init"), os.path.join(root, "init"))
+    os.chmod(os.path.join(root, "init"), 0o755)
+    with open(os.path.join(root, "vmtest.conf"), "w") as f:
+        f.write("MODULES='%s'\nKVER='%s'\nMODDIR='%s'\nTARGET='guestlink-vmtest.target'\n"
+                "HOSTNAME_VM='guestlink-vm'\nBIND_DIRS='%s'\n" % (
+                    " ".join(m for m, _ in mods), kver, moddir,
+                    " ".join(sorted({TOP_BUILDDIR, TOP_SRCDIR, moddir}))))
+    guest_units(os.path.join(root, "units"), with_agent)
+    out = os.path.join(work, "initramfs.img")
+    files = run(["find", "."], cwd=root).stdout
+    with open(out, "wb") as o:
+        cp = subprocess.Popen(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        gz = subprocess.Popen(["gzip", "-1"], stdin=cp.stdout, stdout=o)
+        cp.stdout.close()
+        cp.stdin.write(files.encode())
+        cp.stdin.close()
+        if cp.wait() != 0 or gz.wait() != 0:
+            raise RuntimeError("cpio/gzip failed")
+    return out
+
+
+# ---------------------------------------------------------------- control channel
+
+
+class Ctl:
+    """The guest's control channel over virtio-serial (tests/vm/guest/vmtest-ctl.py)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.s = None
+        self.lock = threading.Lock()
+        self.waiters = {}
+        self.next_id = 1
+        self.ready = queue.Queue()
+
+    def connect(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.s.connect(self.path)
+                break
+            except OSError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.s.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.ready.put(None)
+                with self.lock:
+                    for q in self.waiters.values():
+                        q.put(None)
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("ready"):
+                    self.ready.put(msg)
+                    continue
+                with self.lock:
+                    q = self.waiters.pop(msg.get("id"), None)
+                if q:
+                    q.put(msg)
+
+    def wait_ready(self, timeout):
+        try:
+            return self.ready.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def start(self, cmd, timeout=60, stdin=""):
+        """Send a command; returns a handle for result()."""
+        q = queue.Queue()
+        with self.lock:
+            i = self.next_id
+            self.next_id += 1
+            self.waiters[i] = q
+        self.s.sendall((json.dumps({"id": i, "cmd": cmd, "timeout": timeout,
+                                    "stdin": stdin}) + "\n").encode())
+        return (q, timeout)
+
+    def result(self, h):
+        q, timeout = h
+        try:
+            r = q.get(timeout=timeout + 10)
+        except queue.Empty:
+            r = None
+        return r or {"rc": -1, "out": "", "err": "no answer from the guest"}
+
+    def sh(self, cmd, timeout=60, stdin=""):
+        return self.result(self.start(cmd, timeout, stdin))
+
+    def close(self):
+        if self.s:
+            self.s.close()
+
+
+# ---------------------------------------------------------------- the VM
+
+
+class VM:
+    def __init__(self, work, artifacts, kernel, initrd, with_vsock):
+        self.work = work
+        self.artifacts = artifacts
+        self.kernel = kernel
+        self.initrd = initrd
+        self.with_vsock = with_vsock
+        self.vhost_sock = os.path.join(work, "vm.vhost.sock")
+        self.uds = os.path.join(work, "vm.vsock")
+        self.console = os.path.join(artifacts, "console.log")
+        self.backend = None
+        self.qemu = None
+        self.ctl = None
+        self.boots = 0
+
+    def backend_argv(self):
+        """The arguments of units/vhost-user-vsock@.service with this run's paths."""
+        backend, _ = program("backend/vhost-user-vsock")
+        return [backend, "--uds-path=%s" % self.uds, "--guest-cid=%d" % GUEST_CID]
+
+    def start_backend(self):
+        _, libdir = program("backend/vhost-user-vsock")
+        env = {"LD_LIBRARY_PATH": libdir} if libdir else None
+        self.backend_log = open(os.path.join(self.artifacts, "backend.log"), "a")
+        self.backend = Proc(["systemd-socket-activate", "-l", self.vhost_sock, "--"]
+                            + self.backend_argv(), env=env, stdout=self.backend_log,
+                            stderr=subprocess.STDOUT)
+        if not gltest.wait_for_path(self.vhost_sock, 10, self.backend):
+            raise RuntimeError("backend socket %s did not appear" % self.vhost_sock)
+
+    def qemu_argv(self):
+        ctl = os.path.join(self.work, "ctl.sock")
+        a = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-accel", "tcg",
+             "-machine", "q35,memory-backend=mem", "-smp", "2", "-m", "512M",
+             "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
+             "-kernel", self.kernel, "-initrd", self.initrd,
+             "-append", "console=ttyS0 quiet loglevel=4 fstab=no systemd.gpt_auto=0 "
+             "systemd.show_status=1 systemd.firstboot=no rw",
+             "-serial", "file:%s" % self.console,
+             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
+             "multidevs=remap",
+             "-device", "virtio-serial-pci,id=vser",
+             "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % ctl,
+             "-device", "virtserialport,bus=vser.0,chardev=ctl,name=org.guestlink.ctl",
+             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(self.work, "qmp.sock"),
+             # A guest reboot resets the machine (the reboot scenario); poweroff ends QEMU.
+             "-action", "reboot=reset,shutdown=poweroff"]
+        if self.with_vsock:
+            a += ["-chardev", "socket,id=vu,path=%s" % self.vhost_sock,
+                  "-device", "vhost-user-vsock-pci,chardev=vu"]
+        return a
+
+    def start_qemu(self):
+        if os.path.exists(self.console):
+            os.rename(self.console, self.console + ".%d" % self.boots)
+        self.boots += 1
+        self.qemu_log = open(os.path.join(self.artifacts, "qemu.log"), "a")
+        self.t_start = time.monotonic()
+        self.qemu = Proc(self.qemu_argv(), stdout=self.qemu_log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+        self.ctl = Ctl(os.path.join(self.work, "ctl.sock"))
+        self.ctl.connect()
+
+    def wait_booted(self, timeout=BOOT_TIMEOUT):
+        """Wait for the guest's control service (it starts after sockets.target)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.ctl.wait_ready(1)
+            if r:
+                self.boot_seconds = time.monotonic() - self.t_start
+                self.guest_uptime = r["uptime"]
+                return True
+            if not self.qemu.alive():
+                diag("QEMU exited with %s during boot" % self.qemu.p.returncode)
+                return False
+            if "Kernel panic" in self.console_text():
+                diag("guest kernel panic")
+                return False
+        diag("guest did not boot within %d s" % timeout)
+        return False
+
+    def console_text(self):
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop_qemu(self, sig=signal.SIGTERM):
+        if self.ctl:
+            self.ctl.close()
+        if self.qemu:
+            self.qemu.stop(sig)
+
+    def stop(self):
+        self.stop_qemu()
+        if self.backend:
+            self.backend.stop()
+
+
+# ---------------------------------------------------------------- host clients
+
+
+def hybrid_connect(uds, port, timeout=10):
+    """Host-initiated vsock connection through the backend: CONNECT, then OK."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(uds)
+    s.sendall(b"CONNECT %d\n" % port)
+    buf = b""
+    while b"\n" not in buf:
+        c = s.recv(4096)
+        if not c:
+            s.close()
+            raise ConnectionError("backend closed the connection before OK")
+        buf += c
+    line, rest = buf.split(b"\n", 1)
+    if not line.startswith(b"OK "):
+        s.close()
+        raise ConnectionError("backend answered %r" % line)
+    lc = gltest.LineClient(s)
+    lc.buf = rest
+    return lc
+
+
+def guestlink(vm, *args, timeout=60, stdin=None):
+    cli, libdir = program("host/guestlink")
+    env = dict(os.environ)
+    if libdir:
+        env["LD_LIBRARY_PATH"] = libdir
+    return subprocess.run([cli, "-a", "hybrid:%s:%d" % (vm.uds, AGENT_PORT)] + list(args),
+                          capture_output=True, text=True, timeout=timeout, env=env,
+                          input=stdin)
+
+
+def skip(name, why):
+    gltest._n += 1
+    print("ok %d - %s # SKIP %s" % (gltest._n, name, why), flush=True)
+
+
+def have(relpath):
+    return program(relpath)[0] is not None
+
+
+def agent_methods(vm):
+    try:
+        c = hybrid_connect(vm.uds, AGENT_PORT)
+        r = c.call("rpc.discover", timeout=30)
+        c.close()
+        return {m["name"] for m in r.get("result", {}).get("methods", [])}
+    except Exception:
+        return set()
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def guarded(fn):
+    """A scenario that raises is one failed test, not a dead harness."""
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except Exception as e:  # noqa: BLE001
+            ok(False, "%s: %s: %s" % (fn.__name__, type(e).__name__, e))
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+@guarded
+def s1_activation(vm):
+    r = vm.ctl.sh("systemctl is-active guestlink-agent.socket; "
+                  "systemctl is-active guestlink-agent.service")
+    states = r["out"].split()
+    is_eq(states, ["active", "inactive"], "1: agent socket listening, service not yet started")
+    if not have("host/guestlink"):
+        skip("1: guestlink ping/info/methods", "host/guestlink not built yet")
+        c = hybrid_connect(vm.uds, AGENT_PORT, timeout=60)
+        r = c.call("agent.ping", id=1, timeout=60)
+        ok("result" in r, "1: agent.ping through the backend answers (raw client): %r" % r)
+        c.close()
+    else:
+        p = guestlink(vm, "ping")
+        ok(p.returncode == 0, "1: guestlink ping exits 0 (first connection activates the agent)")
+        if p.returncode:
+            diag(p.stdout + p.stderr)
+        p = guestlink(vm, "info")
+        ok(p.returncode == 0 and p.stdout.strip(), "1: guestlink info prints the agent's info")
+        diag(p.stdout.strip()[:400] or p.stderr)
+        p = guestlink(vm, "methods")
+        ok(p.returncode == 0 and "agent.ping" in p.stdout and "system.info" in p.stdout,
+           "1: guestlink methods lists agent.ping and system.info")
+    r = vm.ctl.sh("systemctl is-active guestlink-agent.service")
+    is_eq(r["out"].strip(), "active", "1: the agent service was socket-activated")
+    r = vm.ctl.sh("systemctl show -p NRestarts,Type,MainPID guestlink-agent.service")
+    diag(r["out"].strip())
+
+
+@guarded
+def s4_concurrent(vm, nclients=200, calls=5):
+    errors = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(nclients, timeout=120)
+
+    def client(i):
+        try:
+            c = hybrid_connect(vm.uds, AGENT_PORT, timeout=120)
+            barrier.wait()
+            for k in range(calls):
+                want = {"client": i, "call": k, "pad": "x" * (i % 50)}
+                r = c.call("agent.echo", want, id="%d-%d" % (i, k), timeout=120)
+                if r.get("id") != "%d-%d" % (i, k) or r.get("result") != want:
+                    raise AssertionError("client %d call %d: %r" % (i, k, r))
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            with lock:
+                errors.append("%d: %s: %s" % (i, type(e).__name__, e))
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(nclients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(180)
+    dt = time.monotonic() - t0
+    ok(not errors and not any(t.is_alive() for t in ts),
+       "4: %d concurrent host clients x %d agent.echo calls, all answers right (%.1f s)"
+       % (nclients, calls, dt))
+    for e in errors[:10]:
+        diag(e)
+
+
+@guarded
+def s5_guest_initiated(vm, port=5000):
+    # With a listener at <uds-path>_<port>: data flows both ways.
+    lpath = "%s_%d" % (vm.uds, port)
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(lpath)
+    ls.listen(4)
+    ls.settimeout(60)
+    try:
+        h = vm.ctl.start("echo guest-to-host | timeout 30 socat -t 5 - VSOCK-CONNECT:2:%d" % port,
+                         timeout=40)
+        conn, _ = ls.accept()
+        conn.settimeout(30)
+        data = b""
+        while not data.endswith(b"\n"):
+            c = conn.recv(4096)
+            if not c:
+                break
+            data += c
+        is_eq(data, b"guest-to-host\n", "5: guest->host data arrives at the host listener")
+        conn.sendall(b"host-to-guest\n")
+        conn.shutdown(socket.SHUT_WR)
+        r = vm.ctl.result(h)
+        is_eq(r["out"], "host-to-guest\n", "5: host->guest data arrives at the guest")
+        conn.close()
+    finally:
+        ls.close()
+        os.unlink(lpath)
+    # Without a listener the guest's connect fails, and promptly.
+    r = vm.ctl.sh("start=$(date +%%s.%%N); timeout 20 socat -u - VSOCK-CONNECT:2:%d </dev/null; "
+                  "rc=$?; echo $rc $(echo \"$(date +%%s.%%N) - $start\" | bc -l 2>/dev/null || "
+                  "python3 -c \"print($(date +%%s.%%N)-$start)\")" % (port + 1), timeout=30)
+    fields = r["out"].split()
+    rc = int(fields[0]) if fields else -1
+    secs = float(fields[1]) if len(fields) > 1 else 99
+    ok(rc not in (0, 124) and secs < 5,
+       "5: without a host listener the guest's connect fails promptly (rc %d, %.2f s)"
+       % (rc, secs))
+    diag(r["err"].strip()[-300:])
+
+
+@guarded
+def s6_half_close(vm, port=5001):
+    # Host closes its write side first: the guest reads EOF, then still sends back.
+    h = vm.ctl.start("timeout 30 socat -t 10 VSOCK-LISTEN:%d,reuseaddr "
+                     "SYSTEM:'cat; echo guest-after-eof'" % port, timeout=40)
+    deadline = time.monotonic() + 20
+    c = None
+    while time.monotonic() < deadline:
+        try:
+            c = hybrid_connect(vm.uds, port, timeout=10)
+            break
+        except (ConnectionError, OSError):
+            time.sleep(0.3)
+    ok(c is not None, "6: host connects to a socat listener in the guest")
+    if c is None:
+        return
+    c.s.sendall(b"host-data\n")
+    c.s.shutdown(socket.SHUT_WR)
+    data = b""
+    c.s.settimeout(20)
+    while True:
+        x = c.s.recv(4096)
+        if not x:
+            break
+        data += x
+    is_eq(data, b"host-data\nguest-after-eof\n",
+          "6: host SHUT_WR reaches the guest as EOF; guest data still flows back, then EOF")
+    c.close()
+    vm.ctl.result(h)
+
+    # Guest closes its write side first: the host reads EOF, then still sends.
+    lpath = "%s_%d" % (vm.uds, port + 1)
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(lpath)
+    ls.listen(1)
+    ls.settimeout(30)
+    try:
+        h = vm.ctl.start("printf guest-data | timeout 30 socat -t 10 - VSOCK-CONNECT:2:%d"
+                         % (port + 1), timeout=40)
+        conn, _ = ls.accept()
+        conn.settimeout(20)
+        data = b""
+        while True:
+            x = conn.recv(4096)
+            if not x:
+                break
+            data += x
+        is_eq(data, b"guest-data", "6: guest SHUT_WR arrives at the host as EOF after its data")
+        conn.sendall(b"host-after-eof")
+        conn.close()
+        r = vm.ctl.result(h)
+        is_eq(r["out"], "host-after-eof", "6: after the guest's EOF, host data still reaches it")
+    finally:
+        ls.close()
+        os.unlink(lpath)
+
+
+@guarded
+def s7_qga_vsock(vm):
+    if not shutil.which("qemu-ga"):
+        skip("7: qemu-guest-agent over vsock", "qemu-ga not installed (package qemu-guest-agent)")
+        return
+    h = vm.ctl.start("exec timeout 120 qemu-ga -m vsock-listen -p %d:%d -t /run/qga-vsock "
+                     "2>/tmp/qga.log" % (GUEST_CID, QGA_VSOCK_PORT), timeout=130)
+    c = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            c = hybrid_connect(vm.uds, QGA_VSOCK_PORT, timeout=10)
+            break
+        except (ConnectionError, OSError):
+            time.sleep(0.3)
+    ok(c is not None, "7: host reaches qemu-ga's vsock port through our backend")
+    if c is None:
+        return
+    c.send({"execute": "guest-ping"})
+    r = c.recv(30)
+    is_eq(r, {"return": {}}, "7: qemu-ga guest-ping through our backend")
+    c.send({"execute": "guest-info"})
+    r = c.recv(30)
+    ok("version" in r.get("return", {}), "7: qemu-ga guest-info through our backend (version %s)"
+       % r.get("return", {}).get("version"))
+    c.close()
+    vm.ctl.sh("pkill -x qemu-ga")  # inside the guest: the one we started
+    vm.ctl.result(h)
+
+
+@guarded
+def s8_agent_killed(vm):
+    r = vm.ctl.sh("systemctl kill -s KILL guestlink-agent.service; sleep 1; "
+                  "systemctl is-active guestlink-agent.service; "
+                  "systemctl is-active guestlink-agent.socket")
+    states = r["out"].split()
+    ok(len(states) == 2 and states[0] != "active" and states[1] == "active",
+       "8: agent killed, its socket still listening (%s)" % " ".join(states))
+    c = hybrid_connect(vm.uds, AGENT_PORT, timeout=60)
+    r = c.call("agent.ping", id=7, timeout=60)
+    ok("result" in r and r.get("id") == 7, "8: next connection reactivates the agent")
+    c.close()
+
+
+@guarded
+def s8_qemu_restart(vm):
+    pid = vm.backend.pid
+    vm.stop_qemu(signal.SIGKILL)
+    ok(vm.backend.alive(), "8: backend survives QEMU being killed")
+    t = time.monotonic()
+    vm.start_qemu()
+    booted = vm.wait_booted()
+    ok(booted, "8: QEMU restarted against the same backend process (pid %d), guest booted "
+       "in %.1f s" % (pid, time.monotonic() - t))
+    if not booted:
+        return False
+    c = hybrid_connect(vm.uds, AGENT_PORT, timeout=60)
+    r = c.call("agent.ping", id=8, timeout=60)
+    ok("result" in r, "8: the backend serves the new QEMU")
+    c.close()
+    return True
+
+
+@guarded
+def s8_reboot(vm):
+    c = hybrid_connect(vm.uds, AGENT_PORT, timeout=60)
+    r = c.call("agent.ping", id=1, timeout=60)
+    ok("result" in r, "8: connection open before the guest reboots")
+    vm.ctl.start("systemctl reboot", timeout=10)
+    # The old control connection stays (QEMU keeps the chardev); its next ready
+    # message comes from the rebooted guest.
+    err = None
+    try:
+        c.s.settimeout(120)
+        x = c.s.recv(1)
+        err = "EOF" if not x else "unexpected data %r" % x
+    except OSError as e:
+        err = type(e).__name__
+    ok(err is not None and err != "timeout",
+       "8: the host client of a rebooting guest gets an error (%s)" % err)
+    c.close()
+    t = time.monotonic()
+    booted = vm.wait_booted()
+    ok(booted, "8: guest rebooted in %.1f s" % (time.monotonic() - t))
+    if not booted:
+        return False
+    c = hybrid_connect(vm.uds, AGENT_PORT, timeout=60)
+    r = c.call("agent.ping", id=2, timeout=60)
+    ok("result" in r, "8: new connections work after the reboot")
+    c.close()
+    return True
+
+
+@guarded
+def s8_backend_sigterm(vm):
+    vm.stop_qemu()
+    t = time.monotonic()
+    try:
+        os.kill(vm.backend.pid, signal.SIGTERM)
+        vm.backend.p.wait(10)
+        rc = vm.backend.p.returncode
+    except subprocess.TimeoutExpired:
+        rc = None
+    dt = time.monotonic() - t
+    ok(rc == 0 and dt < 5, "8: backend exits cleanly on SIGTERM (status %s, %.2f s)" % (rc, dt))
+    vm.backend.stop()
+
+
+# ---------------------------------------------------------------- units
+
+
+def check_units():
+    units = sorted(glob.glob(os.path.join(TOP_SRCDIR, "units", "*.service"))
+                   + glob.glob(os.path.join(TOP_SRCDIR, "units", "*.socket")))
+    if not units:
+        skip("systemd-analyze verify units/", "no units yet")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        for u in units:
+            shutil.copy(u, d)
+        # verify resolves ExecStart: give it the installed paths' basenames from the build tree.
+        env = dict(os.environ, SYSTEMD_UNIT_PATH=d + ":")
+        for u in units:
+            name = os.path.basename(u)
+            if "@." in name:
+                inst = name.replace("@.", "@vm1.")
+                os.symlink(os.path.join(d, name), os.path.join(d, inst))
+                name = inst
+            p = subprocess.run(["systemd-analyze", "verify", "--man=no", os.path.join(d, name)],
+                               capture_output=True, text=True, env=env)
+            msgs = [ln for ln in (p.stdout + p.stderr).splitlines()
+                    if "is not executable" not in ln and "No such file" not in ln]
+            ok(p.returncode == 0 or not msgs, "systemd-analyze verify %s" % name)
+            for m in (p.stdout + p.stderr).splitlines():
+                diag(m)
+        for u in units:
+            if not u.endswith(".service"):
+                continue
+            name = os.path.basename(u).replace("@.", "@vm1.")
+            p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                                os.path.join(d, name)], capture_output=True, text=True, env=env)
+            score = [ln for ln in p.stdout.splitlines() if "Overall exposure" in ln]
+            diag("security %s: %s" % (name, score[0].strip() if score else p.stderr.strip()))
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeout", type=int, default=int(os.environ.get("GUESTLINK_VM_TIMEOUT", 840)))
+    ap.add_argument("--keep", action="store_true", help="keep the run directory")
+    args = ap.parse_args()
+
+    def on_alarm(signum, frame):
+        ok(False, "whole VM run exceeded its hard timeout of %d s" % args.timeout)
+        raise SystemExit(1)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, lambda s, f: on_alarm(s, f))
+    signal.alarm(args.timeout)
+
+    cache = os.environ.get("GUESTLINK_VM_CACHE", build_bin("tests", "vm", "cache"))
+    artifacts = build_bin("tests", "vm", "artifacts")
+    shutil.rmtree(artifacts, ignore_errors=True)
+    os.makedirs(artifacts)
+    # Short path: Unix socket names (and <uds-path>_<port>) must fit in 108 bytes.
+    work = tempfile.mkdtemp(prefix="glvm.", dir="/tmp")
+    vm = None
+    try:
+        check_units()
+        kernel, kver, moddir = kernel_fetch(cache)
+        log("kernel %s" % kver)
+        have_backend = have("backend/vhost-user-vsock")
+        have_agent = (have("agent/guestlink-agent")
+                      and os.path.exists(os.path.join(TOP_SRCDIR, "units",
+                                                      "guestlink-agent.socket")))
+        initrd = initramfs_build(work, kver, moddir, have_agent)
+        vm = VM(work, artifacts, kernel, initrd, have_backend)
+        if have_backend:
+            vm.start_backend()
+        vm.start_qemu()
+        log("booting (console: %s)" % vm.console)
+        booted = vm.wait_booted()
+        ok(booted, "guest booted to guestlink-vmtest.target")
+        if not booted:
+            return
+        log("booted in %.1f s (guest uptime %.1f s)" % (vm.boot_seconds, vm.guest_uptime))
+        diag("boot time under TCG: %.1f s to the control service (guest uptime %.1f s)"
+             % (vm.boot_seconds, vm.guest_uptime))
+        r = vm.ctl.sh("uname -r; systemctl is-system-running; ls /dev/vsock")
+        diag(r["out"].strip())
+        is_eq(r["out"].split("\n")[0], kver, "guest runs Debian's kernel %s" % kver)
+        if not have_backend:
+            skip("scenarios 1-9", "backend/vhost-user-vsock not built yet")
+            return
+        if not have_agent:
+            skip("agent scenarios", "agent/guestlink-agent or units/guestlink-agent.socket missing")
+        else:
+            s1_activation(vm)
+        if "exec.start" not in agent_methods(vm):
+            skip("2: guestlink exec", "exec method and CLI not in this tree yet")
+        skip("3: guestlink cp 64 MiB", "file methods not in this tree yet")
+        if have_agent:
+            s4_concurrent(vm)
+        s5_guest_initiated(vm)
+        s6_half_close(vm)
+        s7_qga_vsock(vm)
+        if have_agent:
+            s8_agent_killed(vm)
+            if s8_reboot(vm) is False:
+                return
+        if s8_qemu_restart(vm) is False:
+            return
+        skip("9: set-time, shutdown, freeze/thaw", "system methods not in this tree yet")
+        s8_backend_sigterm(vm)
+    except SystemExit:
+        pass
+    except Exception as e:  # noqa: BLE001
+        ok(False, "harness: %s: %s" % (type(e).__name__, e))
+    finally:
+        signal.alarm(0)
+        if vm:
+            vm.stop()
+        gltest.stop_all()
+        if gltest._failed and vm:
+            diag("---- guest console (tail) ----")
+            diag("\n".join(vm.console_text().splitlines()[-60:]))
+            for f in ("backend.log", "qemu.log"):
+                try:
+                    with open(os.path.join(artifacts, f), errors="replace") as fh:
+                        diag("---- %s (tail) ----" % f)
+                        diag("\n".join(fh.read().splitlines()[-30:]))
+                except OSError:
+                    pass
+        if args.keep:
+            diag("run directory kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    diag("artifacts: %s" % artifacts)
+
+
+if __name__ == "__main__":
+    main()
+    gltest.done()
