@@ -4,6 +4,7 @@ proto_libguestlink_la_SOURCES = \
 	proto/macro.h \
 	proto/log.c proto/log.h \
 	proto/address.c \
+	proto/client.c \
 	proto/jsonrpc.c \
 	proto/stream.c
 proto_libguestlink_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
