@@ -1,1 +1,23 @@
-# agent: see the files in this directory.
+# guestlink-agent: the agent core is a convenience library so the fuzz harness
+# and method tests can link it; the program adds only main().
+noinst_LTLIBRARIES += agent/libagent.la
+agent_libagent_la_SOURCES = \
+	agent/config.c agent/config.h \
+	agent/method.c agent/method.h \
+	agent/dispatch.c agent/dispatch.h \
+	agent/server.c agent/server.h \
+	agent/methods/methods.h \
+	agent/methods/agent.c \
+	agent/methods/system.c
+agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
+agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS)
+agent_libagent_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+
+sbin_PROGRAMS += agent/guestlink-agent
+agent_guestlink_agent_SOURCES = agent/main.c
+agent_guestlink_agent_CPPFLAGS = $(agent_libagent_la_CPPFLAGS)
+agent_guestlink_agent_CFLAGS = $(agent_libagent_la_CFLAGS)
+agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+
+dist_man_MANS += doc/guestlink-agent.8

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Method families: each registers its table at startup. */
+#pragma once
+
+void methods_agent_register(void);
+void methods_system_register(void);

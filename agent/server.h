@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Listeners and connections of the agent. The public side of a connection
+ * (conn_ref, conn_notify, drain watches) is declared in method.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+struct conn;
+struct event_base;
+struct evbuffer;
+struct server;
+
+/* Output high/low-water marks: above HIGH a connection stops reading requests
+ * and producers are told to wait; below LOW they resume. */
+#define CONN_OUTPUT_HIGH (1024u * 1024)
+#define CONN_OUTPUT_LOW (256u * 1024)
+/* How long SIGTERM waits for in-flight calls before exiting anyway. */
+#define SERVER_SHUTDOWN_TIMEOUT_S 5
+
+int server_new(struct event_base *base, struct server **ret);
+struct server *server_free(struct server *s);
+/* Add a listening socket (takes ownership of fd; made non-blocking). */
+int server_add_listener(struct server *s, int fd);
+unsigned server_n_listeners(const struct server *s);
+unsigned server_n_connections(const struct server *s);
+/* Stop accepting, let in-flight calls finish for at most
+ * SERVER_SHUTDOWN_TIMEOUT_S, then leave the event loop. */
+void server_shutdown(struct server *s);
+/* Monotonic microseconds when the server was created. */
+unsigned long long server_start_usec(const struct server *s);
+
+/* A connection without a socket, for the fuzz harness and in-process tests:
+ * feed it bytes, read what it answered. */
+struct conn *conn_new_detached(struct event_base *base);
+int conn_feed(struct conn *c, const void *data, size_t len);
+struct evbuffer *conn_output(struct conn *c);
+/* Close (idempotent) and drop the caller's reference. */
+struct conn *conn_close_unref(struct conn *c);
+
+/* Used by dispatch.c. */
+struct server *conn_server(struct conn *c);
+struct event_base *conn_event_base(struct conn *c);
+/* Append one message as a compact line (does not take obj). */
+int conn_write(struct conn *c, struct json_object *obj);
+/* In-flight accounting: dispatch counts calls, the connection waits for them
+ * before closing after EOF or on shutdown. */
+unsigned conn_inflight(struct conn *c);
+void conn_inflight_inc(struct conn *c);
+void conn_inflight_dec(struct conn *c);
