@@ -1,1 +1,19 @@
-# host: see the files in this directory.
+# guestlink: the command-line client. One file per subcommand (cmd-*.c), one
+# row for it in main.c's table.
+bin_PROGRAMS += host/guestlink
+host_guestlink_SOURCES = \
+	host/main.c \
+	host/cmd.h \
+	host/output.c \
+	host/cmd-ping.c \
+	host/cmd-info.c \
+	host/cmd-methods.c \
+	host/cmd-call.c
+host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) -lm
+
+dist_man_MANS += doc/guestlink.1
+
+# Installed under the command's name, as bash-completion looks it up.
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = host/bash-completion/guestlink
