@@ -1,1 +1,12 @@
-# units: see the files in this directory.
+# units: systemd units, generated with the install paths substituted.
+
+# --- guest: guestlink-agent ---
+systemdsystemunit_DATA += units/guestlink-agent.socket units/guestlink-agent.service
+EXTRA_DIST += units/guestlink-agent.socket units/guestlink-agent.service.in
+CLEANFILES += units/guestlink-agent.service
+
+units/guestlink-agent.service: $(top_srcdir)/units/guestlink-agent.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) units && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/units/guestlink-agent.service.in > $@.tmp && \
+	mv $@.tmp $@
+# --- end guest ---
