@@ -248,6 +248,7 @@ static int agent_run(struct agent *a)
 static void agent_cleanup(struct agent *a)
 {
 	a->server = server_free(a->server);
+	methods_agent_cleanup();
 	/* Let deferred connection frees run before the loop goes away. */
 	if (a->base)
 		event_base_loop(a->base, EVLOOP_NONBLOCK);

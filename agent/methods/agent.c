@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <errno.h>
 
+#include <event2/event.h>
+
 #include "../config.h" /* agent/config.h, not the autoconf one */
 #include "dispatch.h"
 #include "method.h"
@@ -34,9 +36,71 @@ static unsigned long long agent_now_usec(void)
 	return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
 }
 
+struct ping_params {
+	int64_t delay_ms;
+};
+
+/* A delayed pong: exercises the asynchronous path (in-flight limits,
+ * shutdown, timeouts) without any side effect. */
+struct ping_wait {
+	struct call *call;
+	struct event *timer;
+	struct ping_wait *prev, *next;
+};
+
+static struct ping_wait *ping_waits;
+
+static struct ping_wait *ping_wait_free(struct ping_wait *w)
+{
+	if (!w)
+		return NULL;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ping_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	if (w->timer)
+		event_free(w->timer);
+	call_unref(w->call);
+	free(w);
+	return NULL;
+}
+
+static void agent_ping_timer(evutil_socket_t fd, short what, void *userdata)
+{
+	struct ping_wait *w = userdata;
+
+	call_reply(w->call, json_object_new_string("pong"));
+	ping_wait_free(w);
+}
+
 static int agent_ping(struct call *call, void *params)
 {
-	call_reply(call, json_object_new_string("pong"));
+	const struct ping_params *p = params;
+	struct ping_wait *w;
+	struct timeval tv;
+
+	if (p->delay_ms == 0) {
+		call_reply(call, json_object_new_string("pong"));
+		return 0;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->timer = evtimer_new(call_event_base(call), agent_ping_timer, w);
+	if (!w->timer) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->call = call_ref(call);
+	w->next = ping_waits;
+	if (ping_waits)
+		ping_waits->prev = w;
+	ping_waits = w;
+	tv.tv_sec = (time_t)(p->delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(p->delay_ms % 1000 * 1000);
+	evtimer_add(w->timer, &tv);
 	return 0;
 }
 
@@ -143,10 +207,19 @@ static int rpc_discover(struct call *call, void *params)
 	return 0;
 }
 
+static const struct method_param ping_params[] = {
+	{ .name = "delay_ms", .type = PARAM_INT, .offset = offsetof(struct ping_params, delay_ms),
+		.min = 0, .max = 60000, .def = 0,
+		.description = "Answer after this many milliseconds (without blocking the agent)" },
+	{ .name = NULL },
+};
+
 static const struct method agent_methods[] = {
 	{
 		.name = "agent.ping",
 		.summary = "Check that the agent answers; returns \"pong\"",
+		.params = ping_params,
+		.params_size = sizeof(struct ping_params),
 		.handler = agent_ping,
 		.result_schema = "{\"type\":\"string\",\"const\":\"pong\"}",
 	},
@@ -177,6 +250,12 @@ static const struct method agent_methods[] = {
 	},
 	{ .name = NULL },
 };
+
+void methods_agent_cleanup(void)
+{
+	while (ping_waits)
+		ping_wait_free(ping_waits);
+}
 
 void methods_agent_register(void)
 {

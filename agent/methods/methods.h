@@ -3,4 +3,6 @@
 #pragma once
 
 void methods_agent_register(void);
+/* Drop calls still waiting at exit (after the server is gone). */
+void methods_agent_cleanup(void);
 void methods_system_register(void);
