@@ -1,1 +1,15 @@
-# tests/proto
+# tests/proto: libguestlink unit tests (TAP).
+GL_PROTO_TESTS = \
+	tests/proto/test-jsonrpc
+check_PROGRAMS += $(GL_PROTO_TESTS)
+TESTS += $(GL_PROTO_TESTS)
+
+GL_PROTO_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+GL_PROTO_TEST_LDADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
+
+tests_proto_test_jsonrpc_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_test_jsonrpc_LDADD = $(GL_PROTO_TEST_LDADD)
+
+GL_PROTO_TESTS += tests/proto/test-stream
+tests_proto_test_stream_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_test_stream_LDADD = $(GL_PROTO_TEST_LDADD)

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The stream decoder: split at every byte boundary, whitespace, resync after
+ * garbage, size and depth caps, UTF-8, top-level scalars; and the encoder. */
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "guestlink/stream.h"
+#include "tap.h"
+
+/* A log of what the decoder produced: "M<json>" per message, "S" per syntax
+ * error, "T" for too big, joined by '|'. */
+struct out {
+	char buf[65536];
+	size_t len;
+	size_t max_pending;
+};
+
+static void out_add(struct out *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (o->len + n + 2 >= sizeof(o->buf))
+		return;
+	if (o->len)
+		o->buf[o->len++] = '|';
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = 0;
+}
+
+/* Feed one chunk completely (as a caller would: again and again with the rest). */
+static void feed(struct gl_decoder *d, const char *p, size_t len, struct out *o)
+{
+	while (len > 0) {
+		enum gl_decode_status st;
+		struct json_object *obj = NULL;
+		size_t n;
+
+		n = gl_decoder_decode(d, p, len, &st, &obj);
+		if (n > len) {
+			out_add(o, "OVERRUN");
+			return;
+		}
+		p += n;
+		len -= n;
+		if (gl_decoder_pending(d) > o->max_pending)
+			o->max_pending = gl_decoder_pending(d);
+		switch (st) {
+		case GL_DECODE_AGAIN:
+			if (len != 0)
+				out_add(o, "AGAIN-WITH-REST");
+			return;
+		case GL_DECODE_MESSAGE: {
+			char m[4096];
+			snprintf(m, sizeof(m), "M%s", gl_encode_string(obj, NULL));
+			out_add(o, m);
+			json_object_put(obj);
+			break;
+		}
+		case GL_DECODE_SYNTAX:
+			out_add(o, "S");
+			break;
+		case GL_DECODE_TOOBIG:
+			out_add(o, "T");
+			return;
+		}
+	}
+}
+
+static void decode_split(const char *text, size_t len, size_t at, size_t max, int depth,
+	struct out *o)
+{
+	struct gl_decoder *d = gl_decoder_new(max, depth);
+
+	memset(o, 0, sizeof(*o));
+	feed(d, text, at, o);
+	feed(d, text + at, len - at, o);
+	gl_decoder_free(d);
+}
+
+static void decode_bytes(const char *text, size_t len, struct out *o)
+{
+	struct gl_decoder *d = gl_decoder_new(0, 0);
+
+	memset(o, 0, sizeof(*o));
+	for (size_t i = 0; i < len; i++)
+		feed(d, text + i, 1, o);
+	gl_decoder_free(d);
+}
+
+/* The sample stream: every kind of text, separators and errors. */
+static const char sample[] =
+	"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}\n"
+	"{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\\u00e9\\n\"}\r\n"
+	"\t [1,2,3]{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}[\"/\"]\n"
+	"  \"str\" 42 -0.5 true false null 7\n"
+	"{bad json here}\n"
+	"{\"after\":\"garbage\"}\n"
+	"\x01\x02\xff\n"
+	"[12345678901234567890]\n";
+
+static const char sample_expect[] =
+	"M{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}|"
+	"M{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\xc3\xa9\\n\"}|"
+	"M[1,2,3]|M{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}|M[\"/\"]|"
+	"M\"str\"|M42|M-0.5|Mtrue|Mfalse|Mnull|M7|"
+	"S|M{\"after\":\"garbage\"}|S|M[12345678901234567890]";
+
+static void test_splits(void)
+{
+	size_t len = sizeof(sample) - 1;
+	struct out whole, part;
+	size_t bad = 0;
+
+	decode_split(sample, len, len, 0, 0, &whole);
+	is_str(whole.buf, sample_expect, "sample stream decodes as expected in one piece");
+
+	for (size_t at = 0; at <= len; at++) {
+		decode_split(sample, len, at, 0, 0, &part);
+		if (strcmp(part.buf, whole.buf) != 0) {
+			if (!bad)
+				diag("split at %zu: %s", at, part.buf);
+			bad++;
+		}
+	}
+	ok(bad == 0, "split at each of %zu byte boundaries: identical messages (%zu differ)", len + 1, bad);
+
+	decode_bytes(sample, len, &part);
+	is_str(part.buf, whole.buf, "fed one byte at a time: identical messages");
+}
+
+static void test_whitespace(void)
+{
+	static const char text[] = "{}{}[][]{\"a\":1}[2] \t\r\n{} \n\n\n\t[3]\r\r{}";
+	struct out o;
+
+	decode_split(text, sizeof(text) - 1, sizeof(text) - 1, 0, 0, &o);
+	is_str(o.buf, "M{}|M{}|M[]|M[]|M{\"a\":1}|M[2]|M{}|M[3]|M{}",
+		"objects and arrays back to back and with mixed whitespace");
+
+	decode_split("   \t\r\n  ", 8, 8, 0, 0, &o);
+	is_str(o.buf, "", "whitespace only: nothing");
+	ok(o.max_pending == 0, "whitespace is not retained");
+}
+
+static void test_scalars(void)
+{
+	struct out o;
+	struct gl_decoder *d = gl_decoder_new(0, 0);
+
+	/* A number at the end of the input may go on: "12" then "3" is 123. */
+	memset(&o, 0, sizeof(o));
+	feed(d, "12", 2, &o);
+	is_str(o.buf, "", "top-level number at end of buffer: not yet complete");
+	feed(d, "3", 1, &o);
+	is_str(o.buf, "", "still a number");
+	feed(d, "\n", 1, &o);
+	is_str(o.buf, "M123", "completed by the delimiter: 123");
+	memset(&o, 0, sizeof(o));
+	feed(d, "tru", 3, &o);
+	feed(d, "e ", 2, &o);
+	feed(d, "nul", 3, &o);
+	feed(d, "l\n\"s", 4, &o);
+	feed(d, "\"", 1, &o);
+	is_str(o.buf, "Mtrue|Mnull|M\"s\"", "literals and a string across feeds");
+	gl_decoder_free(d);
+
+	decode_split("null\n", 5, 5, 0, 0, &o);
+	is_str(o.buf, "Mnull", "literal null is a message (with a NULL object)");
+}
+
+static void test_garbage(void)
+{
+	static const struct {
+		const char *in, *want, *why;
+	} cases[] = {
+		{ "xyz\n{\"ok\":1}\n", "S|M{\"ok\":1}", "letters" },
+		{ "{\"a\":}\n{\"ok\":1}\n", "S|M{\"ok\":1}", "missing value" },
+		{ "{\"a\":1,}\n[1]\n", "S|M[1]", "trailing comma" },
+		{ "[1,2\n3]\n[4]\n", "S|M[4]", "error on the next line skips that line" },
+		{ "]]]]\n[5]", "S|M[5]", "closing brackets" },
+		{ "{\"a\":1} garbage {\"b\":2}\n{\"c\":3}\n", "M{\"a\":1}|S|M{\"c\":3}", "garbage after a message" },
+		{ "'single'\n[6]\n", "S|M[6]", "single quotes" },
+		{ "[NaN]\n[Infinity]\n[-Infinity]\n[7]\n", "S|S|S|M[7]", "NaN and Infinity are not JSON" },
+		{ "[01]\n[8]\n", "S|M[8]", "leading zero" },
+		{ "[\"a\x01\"]\n[9]\n", "S|M[9]", "raw control character in a string" },
+		{ "[\"a\nb\"]\n[10]\n", "S|S|M[10]", "raw newline in a string (it ends the bad line)" },
+		{ "{\"a\"\0:1}\n[11]\n", "S|M[11]", "NUL byte" },
+		{ "/* c */[12]\n[13]\n", "S|M[13]", "comments are not JSON" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].in);
+		struct out o;
+		size_t bad = 0;
+
+		if (i == 11)
+			len = 14; /* the NUL case */
+		decode_split(cases[i].in, len, len, 0, 0, &o);
+		is_str(o.buf, cases[i].want, "resync: %s", cases[i].why);
+		for (size_t at = 0; at <= len; at++) {
+			struct out p;
+			decode_split(cases[i].in, len, at, 0, 0, &p);
+			bad += strcmp(p.buf, o.buf) != 0;
+		}
+		ok(bad == 0, "resync: %s, at every split", cases[i].why);
+	}
+
+	/* The skip to the newline spans feeds. */
+	{
+		struct gl_decoder *d = gl_decoder_new(0, 0);
+		struct out o = { 0 };
+
+		feed(d, "{oops", 5, &o);
+		feed(d, " still garbage [1] {}", 21, &o);
+		feed(d, " more\n[14]\n", 11, &o);
+		is_str(o.buf, "S|M[14]", "skipping spans three feeds");
+		gl_decoder_free(d);
+	}
+}
+
+static void test_utf8(void)
+{
+	static const struct {
+		const char *in;
+		const char *why;
+	} bad[] = {
+		{ "[\"\xff\"]\n", "0xff" },
+		{ "[\"\xc3\"]\n", "truncated 2-byte sequence" },
+		{ "[\"\xc0\xaf\"]\n", "overlong 2-byte" },
+		{ "[\"\xe0\x80\xaf\"]\n", "overlong 3-byte" },
+		{ "[\"\xf0\x80\x80\xaf\"]\n", "overlong 4-byte" },
+		{ "[\"\xed\xa0\x80\"]\n", "UTF-16 surrogate" },
+		{ "[\"\xf4\x90\x80\x80\"]\n", "above U+10FFFF" },
+		{ "[\"\x80\"]\n", "lone continuation byte" },
+		{ "[\"\xe2\x82\"]\n", "truncated 3-byte sequence" },
+		{ "\xc3\xa9\n", "non-ASCII outside a string" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[64];
+		size_t len, errs = 0;
+		struct out o;
+
+		snprintf(text, sizeof(text), "%s[0]\n", bad[i].in);
+		len = strlen(text);
+		for (size_t at = 0; at <= len; at++) {
+			decode_split(text, len, at, 0, 0, &o);
+			errs += strcmp(o.buf, "S|M[0]") != 0;
+		}
+		ok(errs == 0, "invalid UTF-8 rejected at every split: %s", bad[i].why);
+	}
+
+	{
+		static const char good[] = "[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]\n";
+		size_t len = sizeof(good) - 1, errs = 0;
+		struct out o;
+
+		for (size_t at = 0; at <= len; at++) {
+			decode_split(good, len, at, 0, 0, &o);
+			errs += o.buf[0] != 'M' || strchr(o.buf, '|') != NULL;
+		}
+		ok(errs == 0, "boundary code points U+0080..U+10FFFF accepted at every split");
+	}
+}
+
+static void test_size_cap(void)
+{
+	struct out o;
+	struct gl_decoder *d;
+	char chunk[4096];
+	size_t fed = 0;
+	int toobig = 0, too_much = 0;
+
+	/* Exactly the cap is fine; one more byte is not. */
+	decode_split("[\"123456\"]\n", 11, 11, 10, 0, &o);
+	is_str(o.buf, "M[\"123456\"]", "a 10-byte text with a 10-byte cap");
+	decode_split("[\"1234567\"]\n", 12, 12, 10, 0, &o);
+	is_str(o.buf, "T", "an 11-byte text with a 10-byte cap: too big");
+	ok(o.max_pending <= 10, "retained bytes never above the cap (%zu)", o.max_pending);
+	decode_split("[\"123456\"]  \n\n  [\"123456\"]\n", 27, 27, 10, 0, &o);
+	is_str(o.buf, "M[\"123456\"]|M[\"123456\"]", "whitespace between texts does not count");
+
+	/* A 100 MB line fed in 4 KiB chunks against a 1 MiB cap: refused once the
+	 * cap is reached, never buffered. */
+	d = gl_decoder_new(1024 * 1024, 0);
+	memset(chunk, 'a', sizeof(chunk));
+	chunk[0] = '"';
+	while (fed < 100u * 1024 * 1024) {
+		const char *p = fed ? chunk + 1 : chunk;
+		size_t len = fed ? sizeof(chunk) - 1 : sizeof(chunk);
+
+		while (len > 0) {
+			enum gl_decode_status st;
+			struct json_object *obj = NULL;
+			size_t n = gl_decoder_decode(d, p, len, &st, &obj);
+
+			if (gl_decoder_pending(d) > 1024 * 1024)
+				too_much = 1;
+			p += n;
+			len -= n;
+			if (st == GL_DECODE_TOOBIG) {
+				toobig = 1;
+				break;
+			}
+			json_object_put(obj);
+			if (st == GL_DECODE_AGAIN)
+				break;
+		}
+		if (toobig)
+			break;
+		fed += sizeof(chunk) - 1;
+	}
+	ok(toobig, "100 MB line: too big");
+	ok(fed <= 1024 * 1024 + sizeof(chunk), "... detected after %zu bytes (cap 1 MiB)", fed);
+	ok(!too_much, "... retained bytes never above the cap");
+	{
+		enum gl_decode_status st;
+		struct json_object *obj = NULL;
+		size_t n = gl_decoder_decode(d, "[1]\n", 4, &st, &obj);
+		ok(n == 0 && st == GL_DECODE_TOOBIG, "after too big the decoder refuses more input");
+	}
+	gl_decoder_free(d);
+
+	/* Skipped garbage is not retained either. */
+	d = gl_decoder_new(64, 0);
+	memset(&o, 0, sizeof(o));
+	feed(d, "x", 1, &o);
+	for (int i = 0; i < 1000; i++)
+		feed(d, chunk, sizeof(chunk), &o);
+	feed(d, "\n[1]\n", 5, &o);
+	is_str(o.buf, "S|M[1]", "4 MB of garbage skipped without a cap error");
+	ok(o.max_pending == 0, "... and without retaining it");
+	gl_decoder_free(d);
+}
+
+static void test_depth(void)
+{
+	struct out o;
+	char deep[300];
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 4; i++)
+		deep[n++] = ']';
+	deep[n++] = '\n';
+	decode_split(deep, n, n, 0, 4, &o);
+	is_str(o.buf, "M[[[[]]]]", "depth 4 within a cap of 4");
+
+	n = 0;
+	for (int i = 0; i < 5; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 5; i++)
+		deep[n++] = ']';
+	memcpy(deep + n, "\n[1]\n", 5);
+	n += 5;
+	decode_split(deep, n, n, 0, 4, &o);
+	is_str(o.buf, "S|M[1]", "depth 5 with a cap of 4: syntax error, then resync");
+
+	/* 100,000 deep with the default cap. */
+	{
+		size_t len = 100000 * 2 + 5;
+		char *big = malloc(len);
+
+		memset(big, '[', 100000);
+		memset(big + 100000, ']', 100000);
+		memcpy(big + 200000, "\n[2]\n", 5);
+		decode_split(big, len, len, 0, 0, &o);
+		is_str(o.buf, "S|M[2]", "nesting 100,000 deep: syntax error, then resync");
+		free(big);
+	}
+}
+
+static void test_evbuffer(void)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct gl_decoder *d = gl_decoder_new(0, 0);
+	struct json_object *obj = NULL, *o;
+	char text[256];
+	size_t n;
+
+	/* Two chunks in the evbuffer, a message spanning them. */
+	evbuffer_add(in, "{\"a\":", 5);
+	{
+		struct evbuffer *tail = evbuffer_new();
+		evbuffer_add(tail, "[1,2]} [3]\nzz\n{}", 16);
+		evbuffer_add_buffer(in, tail);
+		evbuffer_free(tail);
+	}
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: first message");
+	is_str(gl_encode_string(obj, NULL), "{\"a\":[1,2]}", "... spanning two chains");
+	json_object_put(obj);
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: second message");
+	json_object_put(obj);
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_SYNTAX, "evbuffer: syntax error");
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: resynced");
+	json_object_put(obj);
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_AGAIN && evbuffer_get_length(in) == 0,
+		"evbuffer: drained, again");
+
+	o = json_tokener_parse("{\"path\":\"/a/b\",\"u\":\"\xc3\xa9\",\"n\":[1, 2]}");
+	ok(gl_encode_evbuffer(o, out) == 0, "encode");
+	n = evbuffer_remove(out, text, sizeof(text) - 1);
+	text[n] = 0;
+	is_str(text, "{\"path\":\"/a/b\",\"u\":\"\xc3\xa9\",\"n\":[1,2]}\n",
+		"encoder: compact, slashes unescaped, UTF-8 kept, newline");
+	json_object_put(o);
+	ok(gl_encode_evbuffer(NULL, out) == 0, "encode null");
+	n = evbuffer_remove(out, text, sizeof(text) - 1);
+	text[n] = 0;
+	is_str(text, "null\n", "null encodes as null");
+
+	gl_decoder_free(d);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	ok(gl_decoder_free(NULL) == NULL, "free(NULL)");
+}
+
+int main(void)
+{
+	test_splits();
+	test_whitespace();
+	test_scalars();
+	test_garbage();
+	test_utf8();
+	test_size_cap();
+	test_depth();
+	test_evbuffer();
+	return tap_done();
+}
