@@ -1,1 +1,19 @@
-# tests/guestsim
+# tests/guestsim: a vhost-user front-end and guest virtio-vsock driver (stands in for
+# QEMU and the guest kernel), its CLI, and the back-end's end-to-end tests.
+check_LTLIBRARIES += tests/guestsim/libguestsim.la
+tests_guestsim_libguestsim_la_SOURCES = \
+	tests/guestsim/guestsim.h tests/guestsim/guestsim-internal.h \
+	tests/guestsim/guestsim.c tests/guestsim/vu_front.c tests/guestsim/hostile.c \
+	tests/guestsim/gstest.h tests/guestsim/gstest.c
+
+GUESTSIM_LIBS = tests/guestsim/libguestsim.la
+
+noinst_PROGRAMS += tests/guestsim/guestsim
+tests_guestsim_guestsim_SOURCES = tests/guestsim/main.c
+tests_guestsim_guestsim_LDADD = $(GUESTSIM_LIBS)
+
+GUESTSIM_TESTS = \
+	tests/guestsim/test-sha256
+check_PROGRAMS += $(GUESTSIM_TESTS)
+TESTS += $(GUESTSIM_TESTS)
+tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
