@@ -13,3 +13,11 @@ tests_proto_test_jsonrpc_LDADD = $(GL_PROTO_TEST_LDADD)
 GL_PROTO_TESTS += tests/proto/test-stream
 tests_proto_test_stream_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
 tests_proto_test_stream_LDADD = $(GL_PROTO_TEST_LDADD)
+
+GL_PROTO_TESTS += tests/proto/test-address
+tests_proto_test_address_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_test_address_LDADD = $(GL_PROTO_TEST_LDADD)
+
+GL_PROTO_TESTS += tests/proto/test-hybrid
+tests_proto_test_hybrid_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_test_hybrid_LDADD = $(GL_PROTO_TEST_LDADD)
