@@ -155,8 +155,9 @@ static void agent_on_term(evutil_socket_t sig, short what, void *userdata)
 	struct agent *a = userdata;
 
 	log_info("Received %s, finishing in-flight calls", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
+	/* Listeners are closed before STOPPING=1 goes out. */
 	server_shutdown(a->server);
+	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
 }
 
 static void agent_on_hup(evutil_socket_t sig, short what, void *userdata)
