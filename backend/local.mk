@@ -1,1 +1,31 @@
-# backend: see the files in this directory.
+# vhost-user-vsock: the device core is a convenience library so unit tests and
+# fuzzers link it; the program adds only main().
+noinst_LTLIBRARIES += backend/libbackend.la
+backend_libbackend_la_SOURCES = \
+	backend/guest_memory.c backend/guest_memory.h \
+	backend/virtqueue.c backend/virtqueue.h \
+	backend/vhost_user.c backend/vhost_user.h \
+	backend/vsock.c backend/vsock.h \
+	backend/hybrid.c backend/hybrid.h
+backend_libbackend_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend
+backend_libbackend_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+backend_libbackend_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS)
+
+libexec_PROGRAMS += backend/vhost-user-vsock
+backend_vhost_user_vsock_SOURCES = backend/main.c
+backend_vhost_user_vsock_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
+backend_vhost_user_vsock_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
+backend_vhost_user_vsock_LDADD = backend/libbackend.la proto/libguestlink.la \
+	$(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
+
+# QEMU's vhost-user backend descriptor (docs/interop/vhost-user.json).
+qemuvhostuserdir = $(datadir)/qemu/vhost-user
+qemuvhostuser_DATA = backend/50-guestlink-vsock.json
+EXTRA_DIST += backend/50-guestlink-vsock.json.in
+CLEANFILES += backend/50-guestlink-vsock.json
+backend/50-guestlink-vsock.json: backend/50-guestlink-vsock.json.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) backend && \
+	sed -e 's|@libexecdir[@]|$(libexecdir)|g' $(srcdir)/backend/50-guestlink-vsock.json.in > $@.tmp && \
+	mv $@.tmp $@
+
+dist_man_MANS += doc/vhost-user-vsock.8

@@ -1,0 +1,1209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* virtio-vsock device side. One copy per byte: guest->host data goes from the
+ * guest's buffers straight to sendmsg(), host->guest data is readv()'d straight
+ * into the guest's rx buffers; only what a host socket refuses is copied, into
+ * a ring bounded by the buf_alloc we advertise. */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hybrid.h"
+#include "log.h"
+#include "macro.h"
+#include "vsock.h"
+
+#define VSOCK_HASH_SIZE 4096u
+#define VSOCK_RST_QUEUE 1024u
+#define VSOCK_MAX_PKT_PAYLOAD (64u * 1024)
+#define VSOCK_TX_BUDGET 256
+#define VSOCK_READ_BUDGET 64
+#define VSOCK_HOST_PORT_FIRST (1u << 30)
+#define VSOCK_HOST_PORT_END (1u << 31)
+
+enum vsock_state {
+	VSOCK_STATE_LINE,        /* host client: reading the CONNECT line */
+	VSOCK_STATE_REQUESTED,   /* host-initiated: waiting for the guest's RESPONSE */
+	VSOCK_STATE_CONNECTING,  /* guest-initiated: connecting to <uds-path>_<port> */
+	VSOCK_STATE_ESTABLISHED,
+	VSOCK_STATE_CLOSING,     /* guest closed; flushing to the host before RST */
+};
+
+/* Control packets a connection still owes the guest (sent when rx has room). */
+enum {
+	VSOCK_CTL_REQUEST = 1 << 0,
+	VSOCK_CTL_RESPONSE = 1 << 1,
+	VSOCK_CTL_CREDIT_UPDATE = 1 << 2,
+};
+
+struct vsock_conn {
+	struct vsock *v;
+	uint32_t local_port, peer_port; /* host side, guest side */
+	struct vsock_conn *hnext, *pnext; /* by (local, peer); host ports by local */
+	TAILQ_ENTRY(vsock_conn) send_entry;
+	bool on_send_list;
+	int fd;
+	struct event *ev_read, *ev_write, *timer;
+	bool read_armed, write_armed;
+	enum vsock_state state;
+	bool host_initiated;
+	unsigned ctl;
+	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
+	bool host_eof;  /* SHUTDOWN(SEND) sent to the guest */
+	bool guest_shut_send, guest_shut_rcv, shut_wr_done;
+	/* Credit: what the guest told us, and our counters. */
+	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
+	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;
+	/* Guest->host bytes the socket refused, a ring of buf_alloc bytes. */
+	uint8_t *pend;
+	uint32_t pend_head, pend_len;
+	struct hybrid_line line;
+	TAILQ_ENTRY(vsock_conn) all_entry; /* live connections; then the dead list */
+};
+
+TAILQ_HEAD(vsock_conn_list, vsock_conn);
+
+struct vsock_rst {
+	uint32_t local_port, peer_port;
+};
+
+struct vsock {
+	struct event_base *base;
+	struct vsock_config cfg;
+	struct virtqueue *rx, *tx;
+	struct event *listen_ev, *reaper, *tx_again;
+	struct vsock_conn *hash[VSOCK_HASH_SIZE];
+	struct vsock_conn *port_hash[VSOCK_HASH_SIZE];
+	unsigned n_conns;
+	uint32_t next_host_port;
+	struct vsock_conn_list send_list, all, dead;
+	struct vsock_rst rst[VSOCK_RST_QUEUE];
+	unsigned rst_head, rst_len;
+	bool rx_dirty, tx_dirty;
+	struct virtqueue_elem elem; /* scratch: too big for the stack */
+};
+
+struct vsock_op {
+	const char *name;
+	/* conn is NULL only for REQUEST. */
+	void (*handler)(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			const struct iovec *payload, size_t n_payload);
+};
+
+static struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
+static struct log_ratelimit vsock_host_rl = LOG_RATELIMIT_INIT(5000, 10);
+
+#define guest_warning(...) log_ratelimited(&vsock_guest_rl, LOG_WARNING, 0, __VA_ARGS__)
+#define host_warning(...) log_ratelimited(&vsock_host_rl, LOG_WARNING, 0, __VA_ARGS__)
+
+static void vsock_conn_read(struct vsock_conn *c);
+static void vsock_rx_run(struct vsock *v);
+static void vsock_rx_flush_notify(struct vsock *v);
+
+/* ---- headers ---- */
+
+void vsock_hdr_decode(const uint8_t raw[VSOCK_HDR_SIZE], struct vsock_hdr *h)
+{
+	uint64_t u64;
+	uint32_t u32;
+	uint16_t u16;
+
+#define GET(field, var, conv, off)                                                                 \
+	do {                                                                                       \
+		memcpy(&var, raw + (off), sizeof(var));                                            \
+		h->field = conv(var);                                                              \
+	} while (0)
+	GET(src_cid, u64, le64toh, 0);
+	GET(dst_cid, u64, le64toh, 8);
+	GET(src_port, u32, le32toh, 16);
+	GET(dst_port, u32, le32toh, 20);
+	GET(len, u32, le32toh, 24);
+	GET(type, u16, le16toh, 28);
+	GET(op, u16, le16toh, 30);
+	GET(flags, u32, le32toh, 32);
+	GET(buf_alloc, u32, le32toh, 36);
+	GET(fwd_cnt, u32, le32toh, 40);
+#undef GET
+}
+
+void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t raw[VSOCK_HDR_SIZE])
+{
+	uint64_t u64;
+	uint32_t u32;
+	uint16_t u16;
+
+#define PUT(field, var, conv, off)                                                                 \
+	do {                                                                                       \
+		var = conv(h->field);                                                              \
+		memcpy(raw + (off), &var, sizeof(var));                                            \
+	} while (0)
+	PUT(src_cid, u64, htole64, 0);
+	PUT(dst_cid, u64, htole64, 8);
+	PUT(src_port, u32, htole32, 16);
+	PUT(dst_port, u32, htole32, 20);
+	PUT(len, u32, htole32, 24);
+	PUT(type, u16, htole16, 28);
+	PUT(op, u16, htole16, 30);
+	PUT(flags, u32, htole32, 32);
+	PUT(buf_alloc, u32, htole32, 36);
+	PUT(fwd_cnt, u32, htole32, 40);
+#undef PUT
+}
+
+/* ---- iovec helpers ---- */
+
+static size_t vsock_iov_copy_out(const struct iovec *iov, size_t n, size_t skip, void *buf,
+				 size_t len)
+{
+	size_t done = 0;
+
+	for (size_t i = 0; i < n && done < len; i++) {
+		size_t l = iov[i].iov_len, k;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		k = l - skip < len - done ? l - skip : len - done;
+		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, k);
+		done += k;
+		skip = 0;
+	}
+	return done;
+}
+
+static size_t vsock_iov_copy_in(const struct iovec *iov, size_t n, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (size_t i = 0; i < n && done < len; i++) {
+		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+		memcpy(iov[i].iov_base, (const uint8_t *)buf + done, k);
+		done += k;
+	}
+	return done;
+}
+
+/* The part of iov[0..n) from byte `skip`, at most `len` bytes, into out[]. */
+static size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t len,
+			      struct iovec *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && len > 0; i++) {
+		size_t l = iov[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + skip, .iov_len = l };
+		len -= l;
+		skip = 0;
+	}
+	return k;
+}
+
+/* ---- connection table ---- */
+
+static unsigned vsock_hash_key(uint32_t local, uint32_t peer)
+{
+	return ((local * 2654435761u) ^ (peer * 40503u + (peer >> 16))) & (VSOCK_HASH_SIZE - 1);
+}
+
+static struct vsock_conn *vsock_lookup(struct vsock *v, uint32_t local, uint32_t peer)
+{
+	for (struct vsock_conn *c = v->hash[vsock_hash_key(local, peer)]; c; c = c->hnext)
+		if (c->local_port == local && c->peer_port == peer)
+			return c;
+	return NULL;
+}
+
+static bool vsock_host_port_used(struct vsock *v, uint32_t port)
+{
+	for (struct vsock_conn *c = v->port_hash[port & (VSOCK_HASH_SIZE - 1)]; c; c = c->pnext)
+		if (c->local_port == port)
+			return true;
+	return false;
+}
+
+static void vsock_hash_add(struct vsock *v, struct vsock_conn *c)
+{
+	unsigned k = vsock_hash_key(c->local_port, c->peer_port);
+
+	c->hnext = v->hash[k];
+	v->hash[k] = c;
+	if (c->host_initiated) {
+		k = c->local_port & (VSOCK_HASH_SIZE - 1);
+		c->pnext = v->port_hash[k];
+		v->port_hash[k] = c;
+	}
+}
+
+static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
+{
+	struct vsock_conn **p;
+
+	if (c->state == VSOCK_STATE_LINE)
+		return; /* not hashed yet */
+	for (p = &v->hash[vsock_hash_key(c->local_port, c->peer_port)]; *p; p = &(*p)->hnext)
+		if (*p == c) {
+			*p = c->hnext;
+			break;
+		}
+	if (c->host_initiated)
+		for (p = &v->port_hash[c->local_port & (VSOCK_HASH_SIZE - 1)]; *p; p = &(*p)->pnext)
+			if (*p == c) {
+				*p = c->pnext;
+				break;
+			}
+}
+
+static int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
+{
+	/* Round robin; at most n_conns ports can be in use, so this ends. */
+	for (unsigned tries = 0; tries <= v->n_conns; tries++) {
+		uint32_t p = v->next_host_port++;
+		if (v->next_host_port >= VSOCK_HOST_PORT_END)
+			v->next_host_port = VSOCK_HOST_PORT_FIRST;
+		if (!vsock_host_port_used(v, p)) {
+			*ret = p;
+			return 0;
+		}
+	}
+	return -EADDRINUSE;
+}
+
+/* ---- connection lifetime ---- */
+
+static void vsock_conn_set_read(struct vsock_conn *c, bool on)
+{
+	if (c->read_armed == on || c->fd < 0)
+		return;
+	if (on)
+		event_add(c->ev_read, NULL);
+	else
+		event_del(c->ev_read);
+	c->read_armed = on;
+}
+
+static void vsock_conn_set_write(struct vsock_conn *c, bool on)
+{
+	if (c->write_armed == on || c->fd < 0)
+		return;
+	if (on)
+		event_add(c->ev_write, NULL);
+	else
+		event_del(c->ev_write);
+	c->write_armed = on;
+}
+
+static void vsock_conn_set_timer(struct vsock_conn *c, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	if (seconds > 0)
+		evtimer_add(c->timer, &tv);
+	else
+		evtimer_del(c->timer);
+}
+
+static void vsock_send_list_add(struct vsock_conn *c)
+{
+	if (c->on_send_list)
+		return;
+	TAILQ_INSERT_TAIL(&c->v->send_list, c, send_entry);
+	c->on_send_list = true;
+}
+
+static void vsock_send_list_remove(struct vsock_conn *c)
+{
+	if (!c->on_send_list)
+		return;
+	TAILQ_REMOVE(&c->v->send_list, c, send_entry);
+	c->on_send_list = false;
+}
+
+static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+	struct vsock_conn *c;
+
+	while ((c = TAILQ_FIRST(&v->dead))) {
+		TAILQ_REMOVE(&v->dead, c, all_entry);
+		event_free(c->ev_read);
+		event_free(c->ev_write);
+		event_free(c->timer);
+		free(c->pend);
+		free(c);
+	}
+}
+
+/* Close the host side and forget the connection; freed later (this may run
+ * inside one of its own callbacks). */
+static void vsock_conn_close(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+
+	vsock_hash_remove(v, c);
+	vsock_send_list_remove(c);
+	event_del(c->ev_read);
+	event_del(c->ev_write);
+	evtimer_del(c->timer);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	v->n_conns--;
+	TAILQ_REMOVE(&v->all, c, all_entry);
+	TAILQ_INSERT_TAIL(&v->dead, c, all_entry);
+	event_active(v->reaper, 0, 0);
+}
+
+static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer)
+{
+	if (v->rst_len == VSOCK_RST_QUEUE) {
+		guest_warning("RST queue full, dropping RST for port %u", peer);
+		return;
+	}
+	v->rst[(v->rst_head + v->rst_len++) % VSOCK_RST_QUEUE] =
+		(struct vsock_rst){ .local_port = local, .peer_port = peer };
+}
+
+/* Tell the guest the connection is gone, then close it. */
+static void vsock_conn_reset(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+
+	if (c->state != VSOCK_STATE_LINE)
+		vsock_queue_rst(v, c->local_port, c->peer_port);
+	vsock_conn_close(c);
+}
+
+static int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
+
+/* ---- rx: packets to the guest ---- */
+
+static uint32_t vsock_peer_free(const struct vsock_conn *c)
+{
+	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
+
+	/* A guest may shrink buf_alloc below what is in flight. */
+	return in_flight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
+}
+
+static void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
+			   uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c)
+{
+	*h = (struct vsock_hdr){
+		.src_cid = VSOCK_HOST_CID,
+		.dst_cid = v->cfg.guest_cid,
+		.src_port = local,
+		.dst_port = peer,
+		.len = len,
+		.type = VSOCK_TYPE_STREAM,
+		.op = op,
+		.flags = flags,
+		.buf_alloc = v->cfg.buf_alloc,
+		.fwd_cnt = c ? c->fwd_cnt : 0,
+	};
+}
+
+/* Pop an rx buffer able to take at least a header. 1, 0 (none), or < 0. */
+static int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e)
+{
+	int r;
+
+	if (!v->rx)
+		return 0;
+	r = virtqueue_pop(v->rx, VIRTQUEUE_WRITABLE, e);
+	if (r <= 0)
+		return r == -ENODEV ? 0 : r;
+	/* Linux posts 4 KiB buffers; one without room for data is not a driver. */
+	if (e->in_len <= VSOCK_HDR_SIZE) {
+		virtqueue_set_broken(v->rx, "rx buffer without room for a header and data");
+		return -EIO;
+	}
+	return 1;
+}
+
+static void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock_hdr *h)
+{
+	uint8_t raw[VSOCK_HDR_SIZE];
+
+	vsock_hdr_encode(h, raw);
+	vsock_iov_copy_in(e->iov + e->n_out, e->n_in, raw, sizeof(raw));
+	virtqueue_push(v->rx, e, VSOCK_HDR_SIZE + h->len);
+	v->rx_dirty = true;
+}
+
+static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
+			  uint16_t op, uint32_t flags)
+{
+	struct virtqueue_elem *e = &v->elem;
+	struct vsock_hdr h;
+	int r;
+
+	r = vsock_rx_pop(v, e);
+	if (r <= 0)
+		return -EAGAIN;
+	vsock_fill_hdr(v, &h, local, peer, op, flags, 0, c);
+	vsock_rx_push(v, e, &h);
+	if (c)
+		c->fwd_cnt_sent = c->fwd_cnt;
+	return 0;
+}
+
+static int vsock_conn_flush_ctl(struct vsock_conn *c)
+{
+	static const struct {
+		unsigned bit;
+		uint16_t op;
+	} ctl_ops[] = {
+		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST },
+		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE },
+		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
+		if (!(c->ctl & ctl_ops[i].bit))
+			continue;
+		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, 0) < 0)
+			return -EAGAIN;
+		c->ctl &= ~ctl_ops[i].bit;
+	}
+	return 0;
+}
+
+/* Whether the host socket should be read now. */
+static bool vsock_conn_may_read(const struct vsock_conn *c)
+{
+	return c->state == VSOCK_STATE_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv &&
+	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0;
+}
+
+static void vsock_conn_update_read(struct vsock_conn *c)
+{
+	if (c->state == VSOCK_STATE_LINE)
+		return;
+	vsock_conn_set_read(c, vsock_conn_may_read(c));
+}
+
+static void vsock_conn_wait_rx(struct vsock_conn *c)
+{
+	c->wait_rx = true;
+	vsock_conn_set_read(c, false);
+	vsock_send_list_add(c);
+	if (c->v->rx && virtqueue_enable_kick(c->v->rx))
+		event_active(c->v->tx_again, 0, 0); /* buffers arrived meanwhile */
+}
+
+static void vsock_conn_check_done(struct vsock_conn *c);
+
+/* Move host socket bytes into guest rx buffers, as credit allows. */
+static void vsock_conn_read(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	struct virtqueue_elem *e = &v->elem;
+
+	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
+		struct iovec iov[VIRTQUEUE_MAX_IOV];
+		struct vsock_hdr h;
+		uint32_t max;
+		size_t n_iov;
+		ssize_t n;
+		int r;
+
+		if (!vsock_conn_may_read(c)) {
+			vsock_conn_update_read(c);
+			return;
+		}
+		r = vsock_rx_pop(v, e);
+		if (r <= 0) {
+			vsock_conn_wait_rx(c);
+			return;
+		}
+		max = vsock_peer_free(c);
+		if (max > VSOCK_MAX_PKT_PAYLOAD)
+			max = VSOCK_MAX_PKT_PAYLOAD;
+		if (max > e->in_len - VSOCK_HDR_SIZE)
+			max = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
+		n_iov = vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, max, iov);
+		n = readv(c->fd, iov, (int)n_iov);
+		if (n < 0) {
+			virtqueue_unpop(v->rx);
+			if (errno == EAGAIN || errno == EINTR) {
+				vsock_conn_set_read(c, true);
+				return;
+			}
+			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
+			vsock_conn_reset(c);
+			return;
+		}
+		if (n == 0) {
+			/* Host EOF: the guest learns with SHUTDOWN(SEND) in this buffer. */
+			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
+				       VSOCK_SHUTDOWN_SEND, 0, c);
+			vsock_rx_push(v, e, &h);
+			c->fwd_cnt_sent = c->fwd_cnt;
+			c->host_eof = true;
+			vsock_conn_set_read(c, false);
+			vsock_conn_check_done(c);
+			return;
+		}
+		vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW, 0, (uint32_t)n, c);
+		vsock_rx_push(v, e, &h);
+		c->tx_cnt += (uint32_t)n;
+		c->fwd_cnt_sent = c->fwd_cnt;
+	}
+	/* Budget used: let other connections run, read again on the next loop turn. */
+	vsock_conn_set_read(c, true);
+}
+
+static void vsock_rx_flush_notify(struct vsock *v)
+{
+	vsock_rx_run(v);
+	if (v->rx_dirty && v->rx) {
+		v->rx_dirty = false;
+		virtqueue_notify(v->rx);
+	}
+	if (v->tx_dirty && v->tx) {
+		v->tx_dirty = false;
+		virtqueue_notify(v->tx);
+	}
+}
+
+/* rx buffers may be available: send what is owed, in order. */
+static void vsock_rx_run(struct vsock *v)
+{
+	unsigned n;
+
+	if (!v->rx || !v->rx->ready || v->rx->broken)
+		return;
+	while (v->rst_len > 0) {
+		struct vsock_rst *r = &v->rst[v->rst_head];
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0) < 0)
+			return;
+		v->rst_head = (v->rst_head + 1) % VSOCK_RST_QUEUE;
+		v->rst_len--;
+	}
+	n = 0;
+	for (struct vsock_conn *c = TAILQ_FIRST(&v->send_list); c; c = TAILQ_FIRST(&v->send_list)) {
+		/* Bound the walk: a connection may re-queue itself. */
+		if (++n > v->n_conns + 1)
+			break;
+		if (vsock_conn_flush_ctl(c) < 0)
+			return;
+		vsock_send_list_remove(c);
+		if (c->wait_rx) {
+			c->wait_rx = false;
+			vsock_conn_read(c);
+			if (c->wait_rx)
+				return; /* out of buffers again */
+		} else
+			vsock_conn_update_read(c);
+	}
+}
+
+/* ---- guest->host ---- */
+
+static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
+{
+	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
+	uint32_t buf = c->v->cfg.buf_alloc;
+
+	/* The guest thinks it has less than half our buffer left; tell it more. */
+	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used > buf / 2) {
+		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+		vsock_send_list_add(c);
+	}
+}
+
+static uint32_t vsock_pend_space_iov(struct vsock_conn *c, struct iovec iov[2])
+{
+	uint32_t cap = c->v->cfg.buf_alloc, tail = (c->pend_head + c->pend_len) % cap;
+	uint32_t free_ = cap - c->pend_len, first = cap - tail < free_ ? cap - tail : free_;
+
+	iov[0] = (struct iovec){ .iov_base = c->pend + tail, .iov_len = first };
+	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = free_ - first };
+	return free_;
+}
+
+static int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
+			     size_t len)
+{
+	struct iovec space[2];
+	size_t k;
+
+	if (!c->pend) {
+		c->pend = malloc(c->v->cfg.buf_alloc);
+		if (!c->pend)
+			return -ENOMEM;
+		c->pend_head = 0;
+	}
+	/* Credit guarantees the room: pending <= rx_cnt - fwd_cnt <= buf_alloc. */
+	if (vsock_pend_space_iov(c, space) < len)
+		return -ENOBUFS;
+	k = vsock_iov_copy_out(iov, n, skip, space[0].iov_base,
+			       len < space[0].iov_len ? len : space[0].iov_len);
+	if (k < len)
+		k += vsock_iov_copy_out(iov, n, skip + k, space[1].iov_base, len - k);
+	c->pend_len += (uint32_t)k;
+	return 0;
+}
+
+static ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
+	ssize_t r;
+
+	r = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	return r < 0 ? -errno : r;
+}
+
+/* Both directions are finished (or the guest closed): flush, then RST. */
+static void vsock_conn_check_done(struct vsock_conn *c)
+{
+	bool guest_closed = c->guest_shut_send && c->guest_shut_rcv;
+
+	if (c->pend_len > 0)
+		return;
+	if (c->guest_shut_send && !c->shut_wr_done && c->fd >= 0) {
+		shutdown(c->fd, SHUT_WR);
+		c->shut_wr_done = true;
+	}
+	if (guest_closed || (c->guest_shut_send && c->host_eof))
+		vsock_conn_reset(c);
+}
+
+static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata);
+
+static void vsock_conn_flush_pend(struct vsock_conn *c)
+{
+	uint32_t cap = c->v->cfg.buf_alloc;
+	struct iovec iov[2];
+	uint32_t first = cap - c->pend_head < c->pend_len ? cap - c->pend_head : c->pend_len;
+	ssize_t n;
+
+	iov[0] = (struct iovec){ .iov_base = c->pend + c->pend_head, .iov_len = first };
+	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = c->pend_len - first };
+	n = vsock_send_iov(c->fd, iov, 2);
+	if (n < 0) {
+		log_debug_errno((int)n, "Host socket of port %u refused data: %m", c->local_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	c->pend_head = (c->pend_head + (uint32_t)n) % cap;
+	c->pend_len -= (uint32_t)n;
+	c->fwd_cnt += (uint32_t)n;
+	if (c->pend_len == 0) {
+		/* Idle connections keep no buffer. */
+		free(c->pend);
+		c->pend = NULL;
+		c->pend_head = 0;
+		vsock_conn_set_write(c, false);
+	} else
+		vsock_conn_set_write(c, true);
+	vsock_conn_maybe_credit_update(c);
+	vsock_conn_check_done(c);
+}
+
+static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			const struct iovec *payload, size_t n_payload)
+{
+	ssize_t n = 0;
+	int r;
+
+	if (c->state != VSOCK_STATE_ESTABLISHED || c->guest_shut_send) {
+		guest_warning("Guest sent data on port %u in the wrong state, resetting", h->src_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	if (h->len == 0)
+		return;
+	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+		guest_warning("Guest port %u exceeded its credit, resetting", h->src_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	c->rx_cnt += h->len;
+	if (c->pend_len == 0) {
+		n = vsock_send_iov(c->fd, payload, n_payload);
+		if (n < 0) {
+			log_debug_errno((int)n, "Host socket of port %u refused data: %m",
+					c->local_port);
+			vsock_conn_reset(c);
+			return;
+		}
+		c->fwd_cnt += (uint32_t)n;
+	}
+	if ((size_t)n < h->len) {
+		r = vsock_pend_append(c, payload, n_payload, (size_t)n, h->len - (size_t)n);
+		if (r < 0) {
+			log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
+			vsock_conn_reset(c);
+			return;
+		}
+		vsock_conn_set_write(c, true);
+	}
+	vsock_conn_maybe_credit_update(c);
+}
+
+static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			     const struct iovec *payload, size_t n_payload)
+{
+	bool pending = false;
+	int fd, r;
+
+	if (c) {
+		guest_warning("Duplicate REQUEST for port %u from guest port %u, resetting",
+			      h->dst_port, h->src_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections) {
+		if (v->cfg.uds_path)
+			host_warning("Connection limit (%u) reached, refusing guest connection",
+				     v->cfg.max_connections);
+		vsock_queue_rst(v, h->dst_port, h->src_port);
+		return;
+	}
+	fd = hybrid_connect_guest_port(v->cfg.uds_path, h->dst_port, &pending);
+	if (fd < 0) {
+		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
+		vsock_queue_rst(v, h->dst_port, h->src_port);
+		return;
+	}
+	r = vsock_conn_new(v, fd, &c);
+	if (r < 0) {
+		close(fd);
+		vsock_queue_rst(v, h->dst_port, h->src_port);
+		return;
+	}
+	c->local_port = h->dst_port;
+	c->peer_port = h->src_port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	vsock_hash_add(v, c);
+	if (pending) {
+		c->state = VSOCK_STATE_CONNECTING;
+		vsock_conn_set_write(c, true);
+		vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
+		return;
+	}
+	c->state = VSOCK_STATE_ESTABLISHED;
+	c->ctl |= VSOCK_CTL_RESPONSE;
+	vsock_send_list_add(c);
+}
+
+static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			      const struct iovec *payload, size_t n_payload)
+{
+	char ok[32];
+	int len;
+
+	if (c->state != VSOCK_STATE_REQUESTED) {
+		guest_warning("Unexpected RESPONSE on port %u, resetting", h->dst_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	vsock_conn_set_timer(c, 0);
+	len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
+	/* A fresh socket has room for a few bytes; anything else means it is gone. */
+	if (send(c->fd, ok, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
+		vsock_conn_reset(c);
+		return;
+	}
+	c->state = VSOCK_STATE_ESTABLISHED;
+	log_debug("Host port %u connected to guest port %u", c->local_port, c->peer_port);
+	vsock_conn_read(c);
+}
+
+static void vsock_op_rst(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			 const struct iovec *payload, size_t n_payload)
+{
+	/* Never answer an RST. */
+	vsock_conn_close(c);
+}
+
+static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			      const struct iovec *payload, size_t n_payload)
+{
+	if (c->state != VSOCK_STATE_ESTABLISHED) {
+		vsock_conn_reset(c);
+		return;
+	}
+	if (h->flags & VSOCK_SHUTDOWN_RCV)
+		c->guest_shut_rcv = true;
+	if (h->flags & VSOCK_SHUTDOWN_SEND)
+		c->guest_shut_send = true;
+	if (c->guest_shut_rcv && c->guest_shut_send && c->pend_len > 0) {
+		/* Give the host a while to take the rest, then RST. */
+		c->state = VSOCK_STATE_CLOSING;
+		vsock_conn_set_read(c, false);
+		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
+		return;
+	}
+	vsock_conn_update_read(c);
+	vsock_conn_check_done(c);
+}
+
+static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+				   const struct iovec *payload, size_t n_payload)
+{
+	/* The credit fields were taken already; reading may resume. */
+	vsock_conn_update_read(c);
+}
+
+static void vsock_op_credit_request(struct vsock *v, struct vsock_conn *c,
+				    const struct vsock_hdr *h, const struct iovec *payload,
+				    size_t n_payload)
+{
+	if (c->state != VSOCK_STATE_ESTABLISHED && c->state != VSOCK_STATE_CLOSING)
+		return;
+	c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+	vsock_send_list_add(c);
+}
+
+static const struct vsock_op vsock_ops[_VSOCK_OP_MAX] = {
+	[VSOCK_OP_REQUEST] = { "REQUEST", vsock_op_request },
+	[VSOCK_OP_RESPONSE] = { "RESPONSE", vsock_op_response },
+	[VSOCK_OP_RST] = { "RST", vsock_op_rst },
+	[VSOCK_OP_SHUTDOWN] = { "SHUTDOWN", vsock_op_shutdown },
+	[VSOCK_OP_RW] = { "RW", vsock_op_rw },
+	[VSOCK_OP_CREDIT_UPDATE] = { "CREDIT_UPDATE", vsock_op_credit_update },
+	[VSOCK_OP_CREDIT_REQUEST] = { "CREDIT_REQUEST", vsock_op_credit_request },
+};
+
+/* One tx chain: a header, then h.len bytes of payload. */
+static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
+{
+	uint8_t raw[VSOCK_HDR_SIZE];
+	struct iovec payload[VIRTQUEUE_MAX_IOV];
+	const struct vsock_op *op = NULL;
+	struct vsock_conn *c;
+	struct vsock_hdr h;
+	size_t n_payload;
+
+	if (e->out_len < VSOCK_HDR_SIZE) {
+		guest_warning("Guest sent a %zu byte packet, shorter than a header, dropping",
+			      e->out_len);
+		return;
+	}
+	/* Copied out once; the guest may rewrite its buffer under us. */
+	vsock_iov_copy_out(e->iov, e->n_out, 0, raw, sizeof(raw));
+	vsock_hdr_decode(raw, &h);
+	if (h.src_cid != v->cfg.guest_cid || h.dst_cid != VSOCK_HOST_CID) {
+		guest_warning("Guest packet from CID %llu to CID %llu (expected %llu to %u), dropping",
+			      (unsigned long long)h.src_cid, (unsigned long long)h.dst_cid,
+			      (unsigned long long)v->cfg.guest_cid, VSOCK_HOST_CID);
+		return;
+	}
+	c = vsock_lookup(v, h.dst_port, h.src_port);
+	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
+		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
+			      h.len, e->out_len - VSOCK_HDR_SIZE);
+		if (c)
+			vsock_conn_reset(c);
+		else if (h.op != VSOCK_OP_RST)
+			vsock_queue_rst(v, h.dst_port, h.src_port);
+		return;
+	}
+	if (h.op < _VSOCK_OP_MAX)
+		op = &vsock_ops[h.op];
+	if (h.type != VSOCK_TYPE_STREAM || !op || !op->handler) {
+		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
+		if (h.op == VSOCK_OP_RST)
+			return;
+		if (c)
+			vsock_conn_reset(c);
+		else
+			vsock_queue_rst(v, h.dst_port, h.src_port);
+		return;
+	}
+	if (!c && h.op != VSOCK_OP_REQUEST) {
+		if (h.op != VSOCK_OP_RST)
+			vsock_queue_rst(v, h.dst_port, h.src_port);
+		return;
+	}
+	if (c) {
+		c->peer_buf_alloc = h.buf_alloc;
+		c->peer_fwd_cnt = h.fwd_cnt;
+	}
+	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
+	op->handler(v, c, &h, payload, n_payload);
+}
+
+static void vsock_tx_run(struct vsock *v)
+{
+	struct virtqueue_elem *e = &v->elem;
+	int budget = VSOCK_TX_BUDGET;
+
+	if (!v->tx)
+		return;
+	for (;;) {
+		int r;
+		if (budget-- == 0) {
+			/* Let host sockets run; continue on the next loop turn. */
+			event_active(v->tx_again, 0, 0);
+			break;
+		}
+		r = virtqueue_pop(v->tx, VIRTQUEUE_READABLE, e);
+		if (r <= 0) {
+			if (r == 0 && virtqueue_enable_kick(v->tx))
+				continue;
+			break;
+		}
+		/* Everything needed is copied or written before the chain goes back. */
+		vsock_tx_packet(v, e);
+		virtqueue_push(v->tx, e, 0);
+		v->tx_dirty = true;
+	}
+	vsock_rx_run(v);
+}
+
+void vsock_queue_kick(struct vsock *v, struct virtqueue *vq)
+{
+	if (vq == v->tx)
+		vsock_tx_run(v);
+	else
+		vsock_rx_run(v);
+	vsock_rx_flush_notify(v);
+}
+
+static void vsock_tx_again_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+
+	vsock_tx_run(v);
+	vsock_rx_flush_notify(v);
+}
+
+/* ---- host sockets ---- */
+
+static void vsock_conn_line(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	char buf[HYBRID_LINE_MAX], esc[4 * HYBRID_LINE_MAX + 8];
+	size_t consumed = 0;
+	uint32_t port = 0;
+	ssize_t n;
+	int r;
+
+	/* Peek, then take only the line: bytes after it stay queued in the
+	 * socket, in order, until the guest answers. */
+	n = recv(c->fd, buf, HYBRID_LINE_MAX - c->line.len, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		vsock_conn_close(c);
+		return;
+	}
+	r = hybrid_line_feed(&c->line, buf, (size_t)n, &consumed, &port);
+	if (consumed > 0 && recv(c->fd, buf, consumed, MSG_DONTWAIT) != (ssize_t)consumed)
+		r = -EIO;
+	if (r == -EAGAIN)
+		return;
+	if (r < 0) {
+		host_warning("Bad CONNECT line from host client: \"%s\", closing",
+			     log_escape(esc, sizeof(esc), c->line.buf, c->line.len));
+		vsock_conn_close(c);
+		return;
+	}
+	r = vsock_alloc_host_port(v, &c->local_port);
+	if (r < 0) {
+		vsock_conn_close(c);
+		return;
+	}
+	c->peer_port = port;
+	c->host_initiated = true;
+	c->state = VSOCK_STATE_REQUESTED;
+	vsock_hash_add(v, c);
+	vsock_conn_set_read(c, false);
+	vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
+	c->ctl |= VSOCK_CTL_REQUEST;
+	vsock_send_list_add(c);
+}
+
+static void vsock_conn_read_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+
+	if (c->state == VSOCK_STATE_LINE)
+		vsock_conn_line(c);
+	else
+		vsock_conn_read(c);
+	vsock_rx_flush_notify(v);
+}
+
+static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+	int err = 0;
+	socklen_t sl = sizeof(err);
+
+	if (c->state == VSOCK_STATE_CONNECTING) {
+		vsock_conn_set_write(c, false);
+		vsock_conn_set_timer(c, 0);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err) {
+			vsock_conn_reset(c);
+		} else {
+			c->state = VSOCK_STATE_ESTABLISHED;
+			c->ctl |= VSOCK_CTL_RESPONSE;
+			vsock_send_list_add(c);
+		}
+	} else if (c->pend_len > 0)
+		vsock_conn_flush_pend(c);
+	else
+		vsock_conn_set_write(c, false);
+	vsock_rx_flush_notify(v);
+}
+
+static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+
+	host_warning("Connection host port %u guest port %u timed out in state %d, closing",
+		     c->local_port, c->peer_port, c->state);
+	vsock_conn_reset(c);
+	vsock_rx_flush_notify(v);
+}
+
+static int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
+{
+	struct vsock_conn *c;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->v = v;
+	c->fd = fd;
+	c->ev_read = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_conn_read_cb, c);
+	c->ev_write = event_new(v->base, fd, EV_WRITE | EV_PERSIST, vsock_conn_write_cb, c);
+	c->timer = evtimer_new(v->base, vsock_conn_timer_cb, c);
+	if (!c->ev_read || !c->ev_write || !c->timer) {
+		if (c->ev_read)
+			event_free(c->ev_read);
+		if (c->ev_write)
+			event_free(c->ev_write);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return -ENOMEM;
+	}
+	v->n_conns++;
+	TAILQ_INSERT_TAIL(&v->all, c, all_entry);
+	*ret = c;
+	return 0;
+}
+
+static void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+
+	/* Take a bounded batch so the guest's queues keep running. */
+	for (int i = 0; i < 64; i++) {
+		struct vsock_conn *c;
+		int fd;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				host_warning("Failed to accept host client, ignoring: %s",
+					     strerror(errno));
+			return;
+		}
+		if (v->n_conns >= v->cfg.max_connections) {
+			host_warning("Connection limit (%u) reached, closing host client",
+				     v->cfg.max_connections);
+			close(fd);
+			continue;
+		}
+		if (vsock_conn_new(v, fd, &c) < 0) {
+			close(fd);
+			continue;
+		}
+		c->state = VSOCK_STATE_LINE;
+		vsock_conn_set_read(c, true);
+		vsock_conn_set_timer(c, VSOCK_LINE_TIMEOUT_S);
+	}
+}
+
+/* ---- device ---- */
+
+int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vsock **ret)
+{
+	struct vsock *v;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->base = base;
+	v->cfg = *cfg;
+	if (v->cfg.buf_alloc == 0)
+		v->cfg.buf_alloc = VSOCK_DEFAULT_BUF_ALLOC;
+	if (v->cfg.max_connections == 0)
+		v->cfg.max_connections = VSOCK_DEFAULT_MAX_CONNECTIONS;
+	v->next_host_port = VSOCK_HOST_PORT_FIRST;
+	TAILQ_INIT(&v->send_list);
+	TAILQ_INIT(&v->all);
+	TAILQ_INIT(&v->dead);
+	v->reaper = event_new(base, -1, 0, vsock_reaper_cb, v);
+	v->tx_again = event_new(base, -1, 0, vsock_tx_again_cb, v);
+	if (cfg->listen_fd >= 0)
+		v->listen_ev = event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+	if (!v->reaper || !v->tx_again || (cfg->listen_fd >= 0 && !v->listen_ev)) {
+		vsock_free(v);
+		return -ENOMEM;
+	}
+	if (v->listen_ev)
+		event_add(v->listen_ev, NULL);
+	*ret = v;
+	return 0;
+}
+
+void vsock_reset(struct vsock *v)
+{
+	while (!TAILQ_EMPTY(&v->all))
+		vsock_conn_close(TAILQ_FIRST(&v->all));
+	v->rst_len = 0;
+	v->rx_dirty = v->tx_dirty = false;
+}
+
+struct vsock *vsock_free(struct vsock *v)
+{
+	if (!v)
+		return NULL;
+	vsock_reset(v);
+	vsock_reaper_cb(-1, 0, v);
+	if (v->listen_ev)
+		event_free(v->listen_ev);
+	if (v->cfg.listen_fd >= 0)
+		close(v->cfg.listen_fd);
+	if (v->reaper)
+		event_free(v->reaper);
+	if (v->tx_again)
+		event_free(v->tx_again);
+	free(v);
+	return NULL;
+}
+
+void vsock_set_queues(struct vsock *v, struct virtqueue *rx, struct virtqueue *tx)
+{
+	v->rx = rx;
+	v->tx = tx;
+}
+
+unsigned vsock_connection_count(const struct vsock *v)
+{
+	return v->n_conns;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The virtio-vsock device: packets on the rx/tx queues, the connection table
+ * and its state machine, credit, and the bridge to host Unix sockets. */
+#pragma once
+
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "virtqueue.h"
+
+#define VSOCK_HOST_CID 2
+#define VSOCK_HDR_SIZE 44
+#define VSOCK_DEFAULT_BUF_ALLOC (256u * 1024)
+#define VSOCK_DEFAULT_MAX_CONNECTIONS 4096u
+#define VSOCK_LINE_TIMEOUT_S 5
+#define VSOCK_CONNECT_TIMEOUT_S 5
+#define VSOCK_CLOSE_TIMEOUT_S 8
+
+enum {
+	VSOCK_OP_INVALID,
+	VSOCK_OP_REQUEST,
+	VSOCK_OP_RESPONSE,
+	VSOCK_OP_RST,
+	VSOCK_OP_SHUTDOWN,
+	VSOCK_OP_RW,
+	VSOCK_OP_CREDIT_UPDATE,
+	VSOCK_OP_CREDIT_REQUEST,
+	_VSOCK_OP_MAX,
+};
+
+#define VSOCK_TYPE_STREAM 1
+#define VSOCK_SHUTDOWN_RCV 1u
+#define VSOCK_SHUTDOWN_SEND 2u
+
+/* The header in host order, after being copied out and decoded. */
+struct vsock_hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+};
+
+void vsock_hdr_decode(const uint8_t raw[VSOCK_HDR_SIZE], struct vsock_hdr *h);
+void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t raw[VSOCK_HDR_SIZE]);
+
+struct vsock_config {
+	uint64_t guest_cid;
+	uint32_t buf_alloc;
+	unsigned max_connections;
+	const char *uds_path; /* NULL: no guest-initiated connections */
+	int listen_fd;        /* the hybrid listener, taken; -1 for none */
+};
+
+struct vsock;
+
+int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vsock **ret);
+struct vsock *vsock_free(struct vsock *v);
+/* The queues live in the vhost-user layer; rx = 0, tx = 1. */
+void vsock_set_queues(struct vsock *v, struct virtqueue *rx, struct virtqueue *tx);
+void vsock_queue_kick(struct vsock *v, struct virtqueue *vq);
+/* Drop every connection (front-end gone or device reset). */
+void vsock_reset(struct vsock *v);
+unsigned vsock_connection_count(const struct vsock *v);
