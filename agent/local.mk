@@ -8,7 +8,12 @@ agent_libagent_la_SOURCES = \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
 	agent/methods/agent.c \
-	agent/methods/system.c
+	agent/methods/system.c \
+	agent/methods/exec.c agent/methods/exec.h \
+	agent/methods/file.c agent/methods/file.h \
+	agent/methods/sysmgmt.c \
+	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
+	agent/methods/plugin.c
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
 agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS)
 agent_libagent_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)

@@ -292,6 +292,11 @@ int main(int argc, char **argv)
 	agent_raise_nofile();
 	methods_agent_register();
 	methods_system_register();
+	methods_exec_register();
+	methods_file_register();
+	methods_sysmgmt_register();
+	methods_fsfreeze_register();
+	methods_plugin_register();
 
 	r = agent_run(&a);
 	if (r < 0)

@@ -4,6 +4,7 @@ proto_libguestlink_la_SOURCES = \
 	proto/macro.h \
 	proto/log.c proto/log.h \
 	proto/address.c \
+	proto/base64.c proto/base64.h \
 	proto/client.c \
 	proto/jsonrpc.c \
 	proto/stream.c

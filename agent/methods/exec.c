@@ -18,10 +18,11 @@
 #include <guestlink/jsonrpc.h>
 
 #include "base64.h"
-#include "config.h"
+#include "../config.h"
 #include "exec.h"
 #include "log.h"
 #include "macro.h"
+#include "methods.h"
 
 /* Running children at once, and results kept (running or not). */
 #define EXEC_MAX_RUNNING 1024
@@ -1369,3 +1370,8 @@ const struct method exec_methods[] = {
 		"{\"type\":\"object\"}" },
 	{ NULL },
 };
+
+void methods_exec_register(void)
+{
+	method_register(exec_methods);
+}

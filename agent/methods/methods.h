@@ -6,3 +6,10 @@ void methods_agent_register(void);
 /* Drop calls still waiting at exit (after the server is gone). */
 void methods_agent_cleanup(void);
 void methods_system_register(void);
+/* exec, file, system management, fs freeze and plugin families. */
+void methods_exec_register(void);
+void methods_file_register(void);
+void methods_sysmgmt_register(void);
+void methods_fsfreeze_register(void);
+/* Scans the plugin directory now and again on every configuration reload. */
+void methods_plugin_register(void);

@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* file.*: stat, list, read, write, remove, mkdir, rename, and handles for
+ * chunked uploads (file.open / file.write {handle} / file.close). Data travels
+ * as base64. Whole-file writes go to an unnamed temporary file (O_TMPFILE, or
+ * a hidden temporary name where that is unsupported) that is renamed over the
+ * target only when complete: a dropped connection leaves no partial file. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <guestlink/jsonrpc.h>
+
+#include "base64.h"
+#include "file.h"
+#include "fsfreeze.h"
+#include "log.h"
+#include "macro.h"
+#include "methods.h"
+
+#define FILE_MAX_READ (8u * 1024 * 1024)
+#define FILE_DEFAULT_READ (1u * 1024 * 1024)
+#define FILE_MAX_LIST 100000
+#define FILE_MAX_HANDLES 256
+#define FILE_MAX_HANDLES_PER_CONN 32
+
+/* --- errors --- */
+
+static void file_error(struct call *call, int errnum, const char *what)
+{
+	struct json_object *data;
+	const char *name;
+
+	errnum = abs(errnum);
+	if (errnum != ENOENT) {
+		call_os_error(call, errnum, what);
+		return;
+	}
+	/* A missing path is "no such object", still with the errno name for scripts. */
+	data = json_object_new_object();
+	name = gl_errno_name(errnum);
+	json_object_object_add(data, "errno", json_object_new_string(name ?: "ENOENT"));
+	json_object_object_add(data, "message", json_object_new_string(strerror(errnum)));
+	call_error(call, GL_RPC_NO_SUCH_OBJECT, what, data);
+}
+
+static bool file_frozen(struct call *call, const char *path)
+{
+	if (fsfreeze_check_path(path) < 0) {
+		call_os_error(call, EBUSY, "the filesystem is frozen");
+		return true;
+	}
+	return false;
+}
+
+/* --- stat --- */
+
+static const struct {
+	mode_t type;
+	const char *name;
+} file_types[] = {
+	{ S_IFREG, "file" }, { S_IFDIR, "directory" }, { S_IFLNK, "symlink" },
+	{ S_IFCHR, "char" }, { S_IFBLK, "block" }, { S_IFIFO, "fifo" }, { S_IFSOCK, "socket" },
+};
+
+static const char *file_type_name(mode_t mode)
+{
+	for (size_t i = 0; i < ELEMENTSOF(file_types); i++)
+		if ((mode & S_IFMT) == file_types[i].type)
+			return file_types[i].name;
+	return "unknown";
+}
+
+static double file_timespec(const struct timespec *ts)
+{
+	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
+}
+
+/* Valid UTF-8 (no overlongs, no surrogates): file names are bytes, JSON is not. */
+static bool file_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p, n;
+		uint32_t cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+			(cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* A file name as JSON: "name" when it is UTF-8, else "name_base64". */
+static void file_add_name(struct json_object *o, const char *key, const char *name)
+{
+	char k[32];
+
+	if (file_utf8_valid(name)) {
+		json_object_object_add(o, key, json_object_new_string(name));
+		return;
+	}
+	char *b64;
+	if (gl_base64_encode(name, strlen(name), &b64, NULL) < 0)
+		return;
+	snprintf(k, sizeof(k), "%s_base64", key);
+	json_object_object_add(o, k, json_object_new_string(b64));
+	free(b64);
+}
+
+static struct json_object *file_stat_json(const struct stat *st)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "type", json_object_new_string(file_type_name(st->st_mode)));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)st->st_size));
+	json_object_object_add(o, "mode", json_object_new_int((int)(st->st_mode & 07777)));
+	json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
+	json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
+	json_object_object_add(o, "nlink", json_object_new_int64((int64_t)st->st_nlink));
+	json_object_object_add(o, "inode", json_object_new_int64((int64_t)st->st_ino));
+	json_object_object_add(o, "mtime", json_object_new_double(file_timespec(&st->st_mtim)));
+	json_object_object_add(o, "atime", json_object_new_double(file_timespec(&st->st_atim)));
+	json_object_object_add(o, "ctime", json_object_new_double(file_timespec(&st->st_ctim)));
+	return o;
+}
+
+struct file_path_params {
+	const char *path;
+	bool follow;
+};
+
+static int file_stat(struct call *call, void *params)
+{
+	struct file_path_params *a = params;
+	struct json_object *res;
+	struct stat st;
+
+	if ((a->follow ? stat(a->path, &st) : lstat(a->path, &st)) < 0) {
+		file_error(call, errno, "cannot stat");
+		return 0;
+	}
+	res = file_stat_json(&st);
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(a->path, target, sizeof(target) - 1);
+		if (n >= 0) {
+			target[n] = 0;
+			file_add_name(res, "target", target);
+		}
+	}
+	call_reply(call, res);
+	return 0;
+}
+
+struct file_list_params {
+	const char *path;
+	int64_t limit;
+};
+
+static int file_list(struct call *call, void *params)
+{
+	struct file_list_params *a = params;
+	struct json_object *entries, *res;
+	struct dirent *de;
+	bool truncated = false;
+	DIR *d;
+	int fd;
+
+	fd = open(a->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		file_error(call, errno, "cannot open the directory");
+		return 0;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	entries = json_object_new_array();
+	while ((de = readdir(d))) {
+		struct json_object *e;
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if ((int64_t)json_object_array_length(entries) >= a->limit) {
+			truncated = true;
+			break;
+		}
+		e = json_object_new_object();
+		file_add_name(e, "name", de->d_name);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			json_object_object_add(e, "type",
+				json_object_new_string(file_type_name(st.st_mode)));
+			json_object_object_add(e, "size", json_object_new_int64((int64_t)st.st_size));
+			json_object_object_add(e, "mode", json_object_new_int((int)(st.st_mode & 07777)));
+			json_object_object_add(e, "mtime",
+				json_object_new_double(file_timespec(&st.st_mtim)));
+		} else
+			/* Vanished meanwhile, or not ours to stat: list it by name only. */
+			json_object_object_add(e, "type", json_object_new_string("unknown"));
+		json_object_array_add(entries, e);
+	}
+	closedir(d);
+	res = json_object_new_object();
+	json_object_object_add(res, "entries", entries);
+	json_object_object_add(res, "truncated", json_object_new_boolean(truncated));
+	call_reply(call, res);
+	return 0;
+}
+
+/* --- read --- */
+
+struct file_read_params {
+	const char *path;
+	int64_t offset;
+	int64_t length;
+};
+
+static int file_read(struct call *call, void *params)
+{
+	struct file_read_params *a = params;
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL, *b64 = NULL;
+	struct json_object *res;
+	size_t got = 0, want = (size_t)a->length;
+	struct stat st;
+	bool eof = false;
+
+	/* O_NONBLOCK: a FIFO or a terminal must not stall the agent. */
+	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		file_error(call, errno, "cannot open");
+		return 0;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		call_os_error(call, EISDIR, "cannot read a directory");
+		return 0;
+	}
+	buf = malloc(want ?: 1);
+	if (!buf)
+		return -ENOMEM;
+	while (got < want) {
+		ssize_t n = pread(fd, buf + got, want - got, (off_t)a->offset + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			file_error(call, errno, "cannot read");
+			return 0;
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		got += (size_t)n;
+	}
+	/* Save the client a round trip when a regular file ends right here. */
+	if (S_ISREG(st.st_mode) && st.st_size > 0 && a->offset + (int64_t)got >= st.st_size)
+		eof = true;
+	if (gl_base64_encode(buf, got, &b64, NULL) < 0)
+		return -ENOMEM;
+	res = json_object_new_object();
+	json_object_object_add(res, "data", json_object_new_string(b64));
+	json_object_object_add(res, "eof", json_object_new_boolean(eof));
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)st.st_size));
+	json_object_object_add(res, "mode", json_object_new_int((int)(st.st_mode & 07777)));
+	call_reply(call, res);
+	return 0;
+}
+
+/* --- temporary files renamed into place --- */
+
+struct file_tmp {
+	int fd;
+	char *path;    /* final name */
+	char *tmpname; /* hidden name when O_TMPFILE was not available */
+	mode_t mode;
+	bool chown;
+	uid_t uid;
+	gid_t gid;
+};
+
+static void file_tmp_discard(struct file_tmp *t)
+{
+	if (t->fd >= 0)
+		t->fd = (close(t->fd), -1);
+	if (t->tmpname)
+		(void)unlink(t->tmpname);
+	free(t->tmpname);
+	free(t->path);
+	t->tmpname = t->path = NULL;
+}
+
+static char *file_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static int file_tmp_name(const char *path, char **ret)
+{
+	_cleanup_free_ char *dir = file_dirname(path);
+	const char *base = strrchr(path, '/');
+	uint64_t rnd = 0;
+	char *name;
+
+	if (!dir)
+		return -ENOMEM;
+	base = base ? base + 1 : path;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
+		rnd = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+	if (asprintf(&name, "%s/.%.64s.guestlink-%016llx", dir, base, (unsigned long long)rnd) < 0)
+		return -ENOMEM;
+	*ret = name;
+	return 0;
+}
+
+/* mode < 0: keep the existing file's mode and owner, or 0666 & ~umask for a new one. */
+static int file_tmp_open(const char *path, int mode, bool create, struct file_tmp *ret)
+{
+	_cleanup_free_ char *dir = file_dirname(path);
+	struct file_tmp t = { .fd = -1 };
+	struct stat st;
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	if (!*path || path[strlen(path) - 1] == '/')
+		return -EISDIR;
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return -EISDIR;
+		if (!S_ISREG(st.st_mode))
+			return -EINVAL; /* renaming over a device or FIFO is never what was meant */
+		t.mode = mode >= 0 ? (mode_t)mode : st.st_mode & 07777;
+		t.chown = mode < 0 && geteuid() == 0;
+		t.uid = st.st_uid;
+		t.gid = st.st_gid;
+	} else if (errno == ENOENT) {
+		mode_t um;
+		if (!create)
+			return -ENOENT;
+		um = umask(0);
+		umask(um);
+		t.mode = mode >= 0 ? (mode_t)mode : 0666 & ~um;
+	} else
+		return -errno;
+
+	t.path = strdup(path);
+	if (!t.path)
+		return -ENOMEM;
+	t.fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (t.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		r = file_tmp_name(path, &t.tmpname);
+		if (r < 0) {
+			file_tmp_discard(&t);
+			return r;
+		}
+		t.fd = open(t.tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (t.fd < 0) {
+			r = -errno;
+			free(t.tmpname);
+			t.tmpname = NULL;
+			file_tmp_discard(&t);
+			return r;
+		}
+	} else if (t.fd < 0) {
+		r = -errno;
+		file_tmp_discard(&t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}
+
+static int file_tmp_commit(struct file_tmp *t)
+{
+	int r;
+
+	if (fchmod(t->fd, t->mode) < 0)
+		return -errno;
+	if (t->chown && fchown(t->fd, t->uid, t->gid) < 0)
+		log_debug_errno(-errno, "Cannot keep the owner of %s, ignoring: %m", t->path);
+	if (!t->tmpname) {
+		/* Give the unnamed file a hidden name, then rename it over the target:
+		 * linkat() alone cannot replace an existing file. */
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+		for (int tries = 0;; tries++) {
+			r = file_tmp_name(t->path, &t->tmpname);
+			if (r < 0)
+				return r;
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, t->tmpname, AT_SYMLINK_FOLLOW) == 0)
+				break;
+			r = -errno;
+			free(t->tmpname);
+			t->tmpname = NULL;
+			if (r != -EEXIST || tries > 8)
+				return r;
+		}
+	}
+	if (rename(t->tmpname, t->path) < 0)
+		return -errno;
+	free(t->tmpname);
+	t->tmpname = NULL;
+	if (close(t->fd) < 0) {
+		t->fd = -1;
+		return -errno;
+	}
+	t->fd = -1;
+	return 0;
+}
+
+static int file_write_all(int fd, const char *data, size_t len, int64_t offset)
+{
+	while (len > 0) {
+		ssize_t n = offset >= 0 ? pwrite(fd, data, len, (off_t)offset) : write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= (size_t)n;
+		if (offset >= 0)
+			offset += n;
+	}
+	return 0;
+}
+
+/* --- handles (chunked uploads) --- */
+
+struct file_upload {
+	struct file_upload *next;
+	int64_t id;
+	struct conn *conn;
+	struct event_base *base;
+	struct file_tmp tmp;
+	int64_t size;
+	bool dropped;
+};
+
+static struct file_upload *file_handles;
+static unsigned file_n_handles;
+static int64_t file_next_handle = 1;
+
+static void file_handle_unlink(struct file_upload *h)
+{
+	for (struct file_upload **pp = &file_handles; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			file_n_handles--;
+			return;
+		}
+}
+
+static void file_handle_drop(struct file_upload *h);
+
+static void file_handle_drain_cb(struct conn *c, void *userdata)
+{
+	struct file_upload *h = userdata;
+
+	if (conn_closed(c) && !h->dropped)
+		file_handle_drop(h); /* the client left mid-upload: no file appears */
+}
+
+static void file_handle_free_now(evutil_socket_t fd, short what, void *userdata)
+{
+	struct file_upload *h = userdata;
+
+	conn_remove_drain_watch(h->conn, file_handle_drain_cb, h);
+	conn_unref(h->conn);
+	file_tmp_discard(&h->tmp);
+	free(h);
+}
+
+static void file_handle_drop(struct file_upload *h)
+{
+	file_handle_unlink(h);
+	h->dropped = true;
+	/* Not inside the connection's callback: free after it returned. */
+	if (event_base_once(h->base, -1, EV_TIMEOUT, file_handle_free_now, h, NULL) < 0)
+		log_error("Cannot schedule freeing an upload handle, leaking it");
+}
+
+static struct file_upload *file_handle_get(struct call *call, int64_t id)
+{
+	for (struct file_upload *h = file_handles; h; h = h->next)
+		if (h->id == id && h->conn == call_conn(call))
+			return h;
+	call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such file handle on this connection", NULL);
+	return NULL;
+}
+
+struct file_open_params {
+	const char *path;
+	int64_t mode;
+	bool create;
+};
+
+static int file_open(struct call *call, void *params)
+{
+	struct file_open_params *a = params;
+	struct conn *conn = call_conn(call);
+	struct file_upload *h;
+	struct json_object *res;
+	unsigned mine = 0;
+	int r;
+
+	if (!conn)
+		return -ENOTCONN;
+	for (h = file_handles; h; h = h->next)
+		mine += h->conn == conn;
+	if (file_n_handles >= FILE_MAX_HANDLES || mine >= FILE_MAX_HANDLES_PER_CONN) {
+		call_error(call, GL_RPC_LIMIT, "too many open file handles", NULL);
+		return 0;
+	}
+	if (file_frozen(call, a->path))
+		return 0;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	r = file_tmp_open(a->path, (int)a->mode, a->create, &h->tmp);
+	if (r < 0) {
+		free(h);
+		file_error(call, r, "cannot create the file");
+		return 0;
+	}
+	h->id = file_next_handle++;
+	h->conn = conn_ref(conn);
+	h->base = call_event_base(call);
+	h->next = file_handles;
+	file_handles = h;
+	file_n_handles++;
+	conn_add_drain_watch(conn, file_handle_drain_cb, h);
+	res = json_object_new_object();
+	json_object_object_add(res, "handle", json_object_new_int64(h->id));
+	call_reply(call, res);
+	return 0;
+}
+
+struct file_close_params {
+	int64_t handle;
+	bool abort;
+	bool sync;
+};
+
+static int file_close(struct call *call, void *params)
+{
+	struct file_close_params *a = params;
+	struct file_upload *h = file_handle_get(call, a->handle);
+	struct json_object *res;
+	int r = 0;
+
+	if (!h)
+		return 0;
+	if (!a->abort) {
+		if (file_frozen(call, h->tmp.path))
+			return 0; /* the handle stays: the client may retry after the thaw */
+		if (a->sync && fsync(h->tmp.fd) < 0)
+			r = -errno;
+		if (r >= 0)
+			r = file_tmp_commit(&h->tmp);
+	}
+	file_handle_drop(h);
+	if (r < 0) {
+		file_error(call, r, "cannot complete the file");
+		return 0;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "size", json_object_new_int64(h->size));
+	call_reply(call, res);
+	return 0;
+}
+
+/* --- write --- */
+
+struct file_write_params {
+	const char *path;
+	int64_t handle;
+	const char *data;
+	int64_t offset;
+	bool append;
+	bool create;
+	int64_t mode;
+	bool truncate;
+};
+
+static int file_write_handle(struct call *call, struct file_write_params *a, const char *data,
+	size_t len)
+{
+	struct file_upload *h = file_handle_get(call, a->handle);
+	int64_t off, end;
+	int r;
+
+	if (!h)
+		return 0;
+	if (a->path || a->append || a->truncate) {
+		call_error(call, GL_RPC_INVALID_PARAMS,
+			"with a handle, only data and offset are allowed", NULL);
+		return 0;
+	}
+	if (file_frozen(call, h->tmp.path))
+		return 0;
+	off = a->offset >= 0 ? a->offset : h->size;
+	if (__builtin_add_overflow(off, (int64_t)len, &end)) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
+		return 0;
+	}
+	r = file_write_all(h->tmp.fd, data, len, off);
+	if (r < 0) {
+		file_error(call, r, "cannot write");
+		return 0;
+	}
+	if (end > h->size)
+		h->size = end;
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
+static int file_write(struct call *call, void *params)
+{
+	struct file_write_params *a = params;
+	_cleanup_free_ char *data = NULL;
+	_cleanup_close_ int fd = -1;
+	struct json_object *res;
+	size_t len;
+	int r;
+
+	if (gl_base64_decode(a->data, strlen(a->data), (void **)&data, &len) < 0) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "data is not valid base64", NULL);
+		return 0;
+	}
+	if (a->handle > 0)
+		return file_write_handle(call, a, data, len);
+	if (!a->path) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "path or handle is required", NULL);
+		return 0;
+	}
+	if (a->append && a->offset >= 0) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "offset and append exclude each other", NULL);
+		return 0;
+	}
+	if (file_frozen(call, a->path))
+		return 0;
+
+	if (!a->append && a->offset < 0) {
+		/* The whole file: written aside, renamed into place when complete. */
+		struct file_tmp t;
+		r = file_tmp_open(a->path, (int)a->mode, a->create, &t);
+		if (r < 0) {
+			file_error(call, r, "cannot create the file");
+			return 0;
+		}
+		r = file_write_all(t.fd, data, len, 0);
+		if (r >= 0)
+			r = file_tmp_commit(&t);
+		file_tmp_discard(&t);
+		if (r < 0) {
+			file_error(call, r, "cannot write the file");
+			return 0;
+		}
+	} else {
+		int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+		int64_t end;
+
+		if (a->create)
+			flags |= O_CREAT;
+		if (a->append)
+			flags |= O_APPEND;
+		if (a->offset >= 0 && __builtin_add_overflow(a->offset, (int64_t)len, &end)) {
+			call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
+			return 0;
+		}
+		fd = open(a->path, flags, a->mode >= 0 ? (mode_t)a->mode : 0666);
+		if (fd < 0) {
+			file_error(call, errno, "cannot open");
+			return 0;
+		}
+		r = file_write_all(fd, data, len, a->append ? -1 : a->offset);
+		if (r >= 0 && a->truncate && !a->append && ftruncate(fd, (off_t)(a->offset + (int64_t)len)) < 0)
+			r = -errno;
+		if (r < 0) {
+			file_error(call, r, "cannot write");
+			return 0;
+		}
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "written", json_object_new_int64((int64_t)len));
+	call_reply(call, res);
+	return 0;
+}
+
+/* --- remove, mkdir, rename --- */
+
+static int file_remove(struct call *call, void *params)
+{
+	struct file_path_params *a = params;
+
+	if (file_frozen(call, a->path))
+		return 0;
+	if (unlink(a->path) < 0) {
+		if (errno != EISDIR || rmdir(a->path) < 0) {
+			file_error(call, errno, "cannot remove");
+			return 0;
+		}
+	}
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
+struct file_mkdir_params {
+	const char *path;
+	int64_t mode;
+	bool parents;
+};
+
+static int file_mkdir(struct call *call, void *params)
+{
+	struct file_mkdir_params *a = params;
+	mode_t mode = a->mode >= 0 ? (mode_t)a->mode : 0777;
+
+	if (file_frozen(call, a->path))
+		return 0;
+	if (a->parents) {
+		_cleanup_free_ char *p = strdup(a->path);
+		if (!p)
+			return -ENOMEM;
+		for (char *s = p + 1; *s; s++) {
+			if (*s != '/')
+				continue;
+			*s = 0;
+			if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+				file_error(call, errno, "cannot create a parent directory");
+				return 0;
+			}
+			*s = '/';
+		}
+	}
+	if (mkdir(a->path, mode) < 0) {
+		struct stat st;
+		if (!(errno == EEXIST && a->parents && stat(a->path, &st) == 0 && S_ISDIR(st.st_mode))) {
+			file_error(call, errno, "cannot create the directory");
+			return 0;
+		}
+	} else if (a->mode >= 0 && chmod(a->path, mode) < 0)
+		log_debug_errno(-errno, "Cannot set the mode of a new directory, ignoring: %m");
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
+struct file_rename_params {
+	const char *from;
+	const char *to;
+};
+
+static int file_rename(struct call *call, void *params)
+{
+	struct file_rename_params *a = params;
+
+	if (file_frozen(call, a->from) || file_frozen(call, a->to))
+		return 0;
+	if (rename(a->from, a->to) < 0) {
+		file_error(call, errno, "cannot rename");
+		return 0;
+	}
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
+/* --- the table --- */
+
+#define FILE_PATH_PARAM(st, req)                                                                   \
+	{ "path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "absolute or relative path" }
+
+static const struct method_param file_stat_params[] = {
+	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
+	{ "follow", PARAM_BOOL, offsetof(struct file_path_params, follow), 0, 0, 1, 0, NULL,
+		"follow a final symlink" },
+	{ NULL },
+};
+
+static const struct method_param file_path_only_params[] = {
+	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
+	{ NULL },
+};
+
+static const struct method_param file_list_params[] = {
+	FILE_PATH_PARAM(struct file_list_params, PARAM_MANDATORY),
+	{ "limit", PARAM_INT, offsetof(struct file_list_params, limit), 0, 1, FILE_MAX_LIST,
+		FILE_MAX_LIST, NULL, "at most this many entries (then truncated is true)" },
+	{ NULL },
+};
+
+static const struct method_param file_read_params[] = {
+	FILE_PATH_PARAM(struct file_read_params, PARAM_MANDATORY),
+	{ "offset", PARAM_INT, offsetof(struct file_read_params, offset), 0, 0, INT64_MAX / 2, 0,
+		NULL, "byte offset" },
+	{ "length", PARAM_INT, offsetof(struct file_read_params, length), 0, 0, FILE_MAX_READ,
+		FILE_DEFAULT_READ, NULL, "bytes to read at most (default 1 MiB, at most 8 MiB)" },
+	{ NULL },
+};
+
+static const struct method_param file_write_params[] = {
+	FILE_PATH_PARAM(struct file_write_params, 0),
+	{ "handle", PARAM_INT, offsetof(struct file_write_params, handle), 0, 1, INT64_MAX, 0,
+		NULL, "write into a handle from file.open instead of a path" },
+	{ "data", PARAM_STRING, offsetof(struct file_write_params, data), PARAM_MANDATORY, 0, 0, 0,
+		NULL, "base64 bytes" },
+	{ "offset", PARAM_INT, offsetof(struct file_write_params, offset), 0, 0, INT64_MAX / 2, -1,
+		NULL, "write in place at this offset (default: replace the whole file)" },
+	{ "append", PARAM_BOOL, offsetof(struct file_write_params, append), 0, 0, 1, 0, NULL,
+		"append in place" },
+	{ "create", PARAM_BOOL, offsetof(struct file_write_params, create), 0, 0, 1, 1, NULL,
+		"create the file if missing (default true)" },
+	{ "mode", PARAM_INT, offsetof(struct file_write_params, mode), 0, 0, 07777, -1, NULL,
+		"permission bits of a created or replaced file" },
+	{ "truncate", PARAM_BOOL, offsetof(struct file_write_params, truncate), 0, 0, 1, 0, NULL,
+		"with offset: cut the file after the written bytes" },
+	{ NULL },
+};
+
+static const struct method_param file_open_params[] = {
+	FILE_PATH_PARAM(struct file_open_params, PARAM_MANDATORY),
+	{ "mode", PARAM_INT, offsetof(struct file_open_params, mode), 0, 0, 07777, -1, NULL,
+		"permission bits (default: those of the file replaced, or 0666 & ~umask)" },
+	{ "create", PARAM_BOOL, offsetof(struct file_open_params, create), 0, 0, 1, 1, NULL,
+		"create the file if missing (default true)" },
+	{ NULL },
+};
+
+static const struct method_param file_close_params[] = {
+	{ "handle", PARAM_INT, offsetof(struct file_close_params, handle), PARAM_MANDATORY, 1,
+		INT64_MAX, 0, NULL, "handle from file.open" },
+	{ "abort", PARAM_BOOL, offsetof(struct file_close_params, abort), 0, 0, 1, 0, NULL,
+		"discard the upload instead of renaming it into place" },
+	{ "sync", PARAM_BOOL, offsetof(struct file_close_params, sync), 0, 0, 1, 0, NULL,
+		"fsync before renaming" },
+	{ NULL },
+};
+
+static const struct method_param file_mkdir_params[] = {
+	FILE_PATH_PARAM(struct file_mkdir_params, PARAM_MANDATORY),
+	{ "mode", PARAM_INT, offsetof(struct file_mkdir_params, mode), 0, 0, 07777, -1, NULL,
+		"permission bits (default 0777 & ~umask)" },
+	{ "parents", PARAM_BOOL, offsetof(struct file_mkdir_params, parents), 0, 0, 1, 0, NULL,
+		"create missing parents; an existing directory is fine" },
+	{ NULL },
+};
+
+static const struct method_param file_rename_params[] = {
+	{ "from", PARAM_STRING, offsetof(struct file_rename_params, from), PARAM_MANDATORY, 0,
+		PATH_MAX, 0, NULL, "existing path" },
+	{ "to", PARAM_STRING, offsetof(struct file_rename_params, to), PARAM_MANDATORY, 0,
+		PATH_MAX, 0, NULL, "new path (replaced if it exists)" },
+	{ NULL },
+};
+
+#define FILE_EMPTY_RESULT "{\"type\":\"object\"}"
+
+const struct method file_methods[] = {
+	{ "file.stat", "Type, size, mode, owner and times of a path", file_stat_params,
+		sizeof(struct file_path_params), file_stat, 0,
+		"{\"type\":\"object\",\"properties\":{\"type\":{\"type\":\"string\"},\"size\":"
+		"{\"type\":\"integer\"},\"mode\":{\"type\":\"integer\"}}}" },
+	{ "file.list", "Entries of a directory with types and sizes", file_list_params,
+		sizeof(struct file_list_params), file_list, 0,
+		"{\"type\":\"object\",\"properties\":{\"entries\":{\"type\":\"array\"},"
+		"\"truncated\":{\"type\":\"boolean\"}}}" },
+	{ "file.read", "Read bytes of a file (base64)", file_read_params,
+		sizeof(struct file_read_params), file_read, 0,
+		"{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"string\","
+		"\"contentEncoding\":\"base64\"},\"eof\":{\"type\":\"boolean\"}}}" },
+	{ "file.write", "Write a whole file atomically, in place at an offset, or into a handle",
+		file_write_params, sizeof(struct file_write_params), file_write, METHOD_WRITES,
+		"{\"type\":\"object\",\"properties\":{\"written\":{\"type\":\"integer\"}}}" },
+	{ "file.open", "Start a chunked upload; the file appears only at file.close",
+		file_open_params, sizeof(struct file_open_params), file_open, METHOD_WRITES,
+		"{\"type\":\"object\",\"properties\":{\"handle\":{\"type\":\"integer\"}}}" },
+	{ "file.close", "Finish a chunked upload (rename into place) or abort it",
+		file_close_params, sizeof(struct file_close_params), file_close, METHOD_WRITES,
+		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },
+	{ "file.remove", "Remove a file or an empty directory", file_path_only_params,
+		sizeof(struct file_path_params), file_remove, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ "file.mkdir", "Create a directory", file_mkdir_params, sizeof(struct file_mkdir_params),
+		file_mkdir, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ "file.rename", "Rename a path", file_rename_params, sizeof(struct file_rename_params),
+		file_rename, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ NULL },
+};
+
+void methods_file_register(void)
+{
+	method_register(file_methods);
+}
