@@ -21,3 +21,7 @@ tests_proto_test_address_LDADD = $(GL_PROTO_TEST_LDADD)
 GL_PROTO_TESTS += tests/proto/test-hybrid
 tests_proto_test_hybrid_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
 tests_proto_test_hybrid_LDADD = $(GL_PROTO_TEST_LDADD)
+
+GL_PROTO_TESTS += tests/proto/test-client
+tests_proto_test_client_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_test_client_LDADD = $(GL_PROTO_TEST_LDADD)
