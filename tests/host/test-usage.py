@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""guestlink without a real agent: usage errors (exit 2), unreachable
+addresses (exit 3), and the output and exit codes of every command against a
+small scripted agent in this process (plain unix: and hybrid: with the
+CONNECT handshake)."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+
+from gltest import build_path, diag, done, is_eq, ok, tmpdir
+
+GUESTLINK = build_path("host", "guestlink")
+TMP = tmpdir()
+
+
+def run(*args, env=None, timeout=20):
+    e = {k: v for k, v in os.environ.items() if k != "GUESTLINK_ADDRESS"}
+    if env:
+        e.update(env)
+    p = subprocess.run([GUESTLINK] + list(args), capture_output=True, text=True,
+                       env=e, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+# --- usage: exit 2, one line on stderr ---------------------------------------
+USAGE = [
+    ((), "no command"),
+    (("-a", "unix:/x"), "no command with an address"),
+    (("-a", "unix:/x", "frobnicate"), "unknown command"),
+    (("--bogus", "ping"), "unknown option"),
+    (("-a",), "option without its argument"),
+    (("ping",), "no address at all"),
+    (("-a", "tcp:1.2.3.4:5", "ping"), "bad address scheme"),
+    (("-a", "vsock:x:1", "ping"), "bad vsock cid"),
+    (("-a", "hybrid:/p", "ping"), "hybrid without a port"),
+    (("-m", "a/b", "ping"), "machine name with a slash"),
+    (("-m", "", "ping"), "empty machine name"),
+    (("-a", "unix:/x", "-m", "vm", "ping"), "-a and -m together"),
+    (("-a", "unix:/x", "--timeout", "0", "ping"), "timeout 0"),
+    (("-a", "unix:/x", "--timeout", "-1", "ping"), "negative timeout"),
+    (("-a", "unix:/x", "--timeout", "soon", "ping"), "timeout not a number"),
+    (("-a", "unix:/x", "ping", "extra"), "ping takes no argument"),
+    (("-a", "unix:/x", "info", "extra"), "info takes no argument"),
+    (("-a", "unix:/x", "methods", "extra"), "methods takes no argument"),
+    (("-a", "unix:/x", "call"), "call without a method"),
+    (("-a", "unix:/x", "call", "m", "[]", "x"), "call with too many arguments"),
+    (("-a", "unix:/x", "call", "m", "{oops"), "call with invalid JSON params"),
+    (("-a", "unix:/x", "call", "m", "42"), "call with scalar params"),
+    (("-a", "unix:/x", "call", "m", "\"s\""), "call with string params"),
+]
+for args, why in USAGE:
+    rc, out, err = run(*args)
+    ok(rc == 2 and out == "" and err.startswith("guestlink: ") and err.count("\n") == 1,
+       "usage error, exit 2, one line: %s" % why)
+    if rc != 2:
+        diag("rc=%r out=%r err=%r" % (rc, out, err))
+
+rc, out, err = run("--json", "-a", "unix:/x", "call", "m", "7")
+ok(rc == 2 and json.loads(out)["error"]["message"].startswith("PARAMS"),
+   "usage error with --json: a JSON error object on stdout")
+rc, out, err = run("ping", env={"GUESTLINK_ADDRESS": ""})
+ok(rc == 2 and "no address" in err, "empty GUESTLINK_ADDRESS counts as none")
+
+rc, out, err = run("--help")
+ok(rc == 0 and "Usage: guestlink" in out and all(c in out for c in ("ping", "info", "methods", "call")),
+   "--help lists the commands, exit 0")
+rc, out, err = run("--version")
+ok(rc == 0 and out.startswith("guestlink ") and out.count("\n") == 1, "--version, exit 0")
+
+# --- unreachable: exit 3 -------------------------------------------------------
+missing = os.path.join(TMP, "missing.sock")
+rc, out, err = run("-a", "unix:" + missing, "ping")
+ok(rc == 3 and "cannot connect" in err and "No such file" in err, "missing socket: exit 3")
+rc, out, err = run("ping", env={"GUESTLINK_ADDRESS": "unix:" + missing})
+ok(rc == 3, "GUESTLINK_ADDRESS is used: exit 3 for a missing socket")
+rc, out, err = run("-m", "guestlink-test-no-such-vm", "ping")
+ok(rc == 3 and "/run/guestlink/guestlink-test-no-such-vm.vsock" in err,
+   "-m NAME uses the backend socket under /run/guestlink")
+rc, out, err = run("--json", "-a", "unix:" + missing, "info")
+try:
+    e = json.loads(out)["error"]
+except (ValueError, KeyError):
+    e = {}
+ok(rc == 3 and e.get("errno") == "ENOENT" and err == "", "--json: unreachable as a JSON error object")
+
+stale = os.path.join(TMP, "stale.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(stale)
+s.close()
+rc, out, err = run("-a", "unix:" + stale, "ping")
+ok(rc == 3 and "refused" in err, "stale socket (nobody listening): exit 3")
+
+
+# --- a scripted agent ------------------------------------------------------------
+class FakeAgent:
+    """Answers JSON-RPC lines on a Unix socket, one thread per connection.
+    With hybrid=True it first expects "CONNECT <port>\\n" and answers OK."""
+
+    def __init__(self, path, hybrid=False, answer=b"OK 1073741824\n"):
+        self.path = path
+        self.hybrid = hybrid
+        self.answer = answer
+        self.connects = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(10)
+        f = c.makefile("rb")
+        try:
+            if self.hybrid:
+                self.connects.append(f.readline())
+                c.sendall(self.answer)
+                if not self.answer.startswith(b"OK"):
+                    return
+            for line in f:
+                req = json.loads(line)
+                ans = self.answer_for(req)
+                if ans is not None:
+                    c.sendall(json.dumps(ans).encode() + b"\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def answer_for(self, req):
+        m, i = req.get("method"), req.get("id")
+        res = lambda r: {"jsonrpc": "2.0", "result": r, "id": i}
+        if m == "agent.ping":
+            return res({})
+        if m == "agent.info":
+            return res({"version": "9.9", "uptime_s": 12, "connections": 1,
+                        "methods": ["agent.ping", "agent.info"]})
+        if m == "system.info":
+            return res({"hostname": "guest1", "os_release": {"ID": "debian", "VERSION_ID": "12"},
+                        "load": [0.5, 0.25, 0.0], "cpus": 2})
+        if m == "rpc.discover":
+            return res({"openrpc": "1.2.6", "methods": [
+                {"name": "agent.ping", "summary": "Check the agent answers"},
+                {"name": "agent.echo", "summary": "Return the params"},
+                {"name": "x.nosummary"}]})
+        if m == "agent.echo":
+            return res(req.get("params"))
+        if m == "slow.never":
+            return None
+        if m == "drop":
+            raise OSError("drop")
+        data = {"method": m}
+        return {"jsonrpc": "2.0", "id": i,
+                "error": {"code": -32601, "message": "Method not found", "data": data}}
+
+    def stop(self):
+        self.stopping = True
+        self.t.join(5)
+        self.sock.close()
+
+
+agent_path = os.path.join(TMP, "agent.sock")
+fake = FakeAgent(agent_path)
+A = ("-a", "unix:" + agent_path)
+
+rc, out, err = run(*A, "ping")
+ok(rc == 0 and out.startswith("pong from unix:%s: time=" % agent_path) and out.endswith(" ms\n"),
+   "ping prints the round-trip time, exit 0")
+rc, out, err = run(*A, "--json", "ping")
+j = json.loads(out) if rc == 0 else {}
+ok(rc == 0 and isinstance(j.get("time_ms"), float) and j.get("result") == {}, "ping --json")
+
+rc, out, err = run(*A, "info")
+ok(rc == 0 and "agent:\n  version: 9.9\n" in out and "  hostname: guest1\n" in out
+   and "  os_release:\n    ID: debian\n" in out and "  load: 0.5, 0.25, 0.0\n" in out,
+   "info pretty-prints agent.info and system.info")
+if rc != 0 or "version: 9.9" not in out:
+    diag(out + err)
+rc, out, err = run(*A, "--json", "info")
+j = json.loads(out) if rc == 0 else {}
+ok(rc == 0 and j.get("agent", {}).get("version") == "9.9" and j.get("system", {}).get("cpus") == 2,
+   "info --json: {agent, system}")
+
+rc, out, err = run(*A, "methods")
+lines = out.splitlines()
+ok(rc == 0 and len(lines) == 3 and lines[0].split() == ["agent.ping", "Check", "the", "agent", "answers"]
+   and lines[2] == "x.nosummary", "methods lists names with summaries")
+ok(rc == 0 and lines[0].index("Check") == lines[1].index("Return"), "methods: summaries aligned")
+rc, out, err = run(*A, "--json", "methods")
+ok(rc == 0 and json.loads(out)[1] == {"name": "agent.echo", "summary": "Return the params"},
+   "methods --json")
+
+rc, out, err = run(*A, "call", "agent.echo", '{"a": [1, "x/y"]}')
+ok(rc == 0 and json.loads(out) == {"a": [1, "x/y"]}, "call with named params prints the result")
+rc, out, err = run(*A, "--json", "call", "agent.echo", '[-1, "é"]')
+ok(rc == 0 and out == '[-1,"é"]\n', "call --json: compact, positional params starting with '-'")
+rc, out, err = run(*A, "call", "agent.echo")
+ok(rc == 0 and out == "null\n", "call without params")
+
+rc, out, err = run(*A, "call", "agent.foo")
+is_eq((rc, out, err), (1, "", "guestlink: agent.foo: Method not found (-32601)\n"),
+      "remote error: exit 1 and one line")
+rc, out, err = run(*A, "--json", "call", "agent.foo")
+ok(rc == 1 and json.loads(out) == {"error": {"code": -32601, "message": "Method not found",
+                                              "data": {"method": "agent.foo"}}} and err == "",
+   "remote error with --json: the error object on stdout")
+
+rc, out, err = run(*A, "--timeout", "0.3", "call", "slow.never")
+ok(rc == 1 and "no answer within 300 ms" in err, "no answer within --timeout: exit 1")
+rc, out, err = run(*A, "call", "drop")
+ok(rc == 3 and "Connection reset" in err, "connection lost during the call: exit 3")
+
+# hybrid: the CONNECT handshake, then the same protocol.
+hyb_path = os.path.join(TMP, "vm.vsock")
+hyb = FakeAgent(hyb_path, hybrid=True)
+rc, out, err = run("-a", "hybrid:%s:9731" % hyb_path, "call", "agent.echo", "[1]")
+ok(rc == 0 and json.loads(out) == [1] and hyb.connects == [b"CONNECT 9731\n"],
+   "hybrid address: CONNECT 9731, then the call")
+hyb.stop()
+
+ref_path = os.path.join(TMP, "refusing.vsock")
+ref = FakeAgent(ref_path, hybrid=True, answer=b"")
+rc, out, err = run("-a", "hybrid:%s:9731" % ref_path, "ping")
+ok(rc == 3 and "refused" in err, "hybrid, guest refuses: exit 3")
+ref.stop()
+
+fake.stop()
+done()
