@@ -25,3 +25,9 @@ tests_proto_test_hybrid_LDADD = $(GL_PROTO_TEST_LDADD)
 GL_PROTO_TESTS += tests/proto/test-client
 tests_proto_test_client_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
 tests_proto_test_client_LDADD = $(GL_PROTO_TEST_LDADD)
+
+# The example for the README: compiled here so it never rots, and run against
+# the real agent by tests/host/test-cli.py.
+check_PROGRAMS += tests/proto/example-client
+tests_proto_example_client_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
+tests_proto_example_client_LDADD = $(GL_PROTO_TEST_LDADD)
