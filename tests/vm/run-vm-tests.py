@@ -100,9 +100,15 @@ def kernel_fetch(cache):
     kdir = os.path.join(cache, "kernel")
     vm = glob.glob(os.path.join(kdir, "boot", "vmlinuz-*"))
     if not vm:
-        dep = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
-        pkgs = [ln.split(":", 1)[1].strip() for ln in dep.splitlines()
-                if ln.strip().startswith("Depends:") and "linux-image-" in ln]
+        def depends():
+            dep = run(["apt-cache", "depends", "linux-image-amd64"], check=False).stdout
+            return [ln.split(":", 1)[1].strip() for ln in dep.splitlines()
+                    if ln.strip().startswith("Depends:") and "linux-image-" in ln]
+        pkgs = depends()
+        if not pkgs and os.geteuid() == 0:
+            log("apt-get update (no package lists yet)")
+            run(["apt-get", "update", "-qq"])
+            pkgs = depends()
         if not pkgs:
             raise RuntimeError("apt-cache names no kernel for linux-image-amd64 (apt-get update?)")
         log("downloading %s" % pkgs[0])
@@ -329,6 +335,9 @@ class VM:
         self.qemu = None
         self.ctl = None
         self.boots = 0
+        self.bench_path = os.path.join(work, "bench.sock")
+        self.qga_serial_path = os.path.join(work, "qga.sock")
+        self.bench_sock = None
 
     def backend_argv(self):
         """The arguments of units/vhost-user-vsock@.service with this run's paths."""
@@ -359,6 +368,11 @@ class VM:
              "-device", "virtio-serial-pci,id=vser",
              "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % ctl,
              "-device", "virtserialport,bus=vser.0,chardev=ctl,name=org.guestlink.ctl",
+             # For the benchmark: a raw port, and qemu-guest-agent's usual port.
+             "-chardev", "socket,id=bench,path=%s,server=on,wait=off" % self.bench_path,
+             "-device", "virtserialport,bus=vser.0,chardev=bench,name=org.guestlink.bench",
+             "-chardev", "socket,id=qga,path=%s,server=on,wait=off" % self.qga_serial_path,
+             "-device", "virtserialport,bus=vser.0,chardev=qga,name=org.qemu.guest_agent.0",
              "-qmp", "unix:%s,server=on,wait=off" % os.path.join(self.work, "qmp.sock"),
              # A guest reboot resets the machine (the reboot scenario); poweroff ends QEMU.
              "-action", "reboot=reset,shutdown=poweroff"]
@@ -377,6 +391,13 @@ class VM:
                          stdin=subprocess.DEVNULL)
         self.ctl = Ctl(os.path.join(self.work, "ctl.sock"))
         self.ctl.connect()
+
+    def bench_port(self):
+        """The host end of the raw virtio-serial port (one connection per boot)."""
+        if self.bench_sock is None:
+            self.bench_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.bench_sock.connect(self.bench_path)
+        return self.bench_sock
 
     def wait_booted(self, timeout=BOOT_TIMEOUT, progress=False):
         """Wait for the guest's control service (it starts after sockets.target)."""
@@ -419,6 +440,9 @@ class VM:
     def stop_qemu(self, sig=signal.SIGTERM):
         if self.ctl:
             self.ctl.close()
+        if self.bench_sock:
+            self.bench_sock.close()
+            self.bench_sock = None
         if self.qemu:
             self.qemu.stop(sig)
 
@@ -662,8 +686,8 @@ def s7_qga_vsock(vm):
     if not shutil.which("qemu-ga"):
         skip("7: qemu-guest-agent over vsock", "qemu-ga not installed (package qemu-guest-agent)")
         return
-    h = vm.ctl.start("exec timeout 120 qemu-ga -m vsock-listen -p %d:%d -t /run/qga-vsock "
-                     "2>/tmp/qga.log" % (GUEST_CID, QGA_VSOCK_PORT), timeout=130)
+    h = vm.ctl.start("timeout 120 qemu-ga -m vsock-listen -p %d:%d 2>/tmp/qga.log & "
+                     "echo $! >/run/qga-vsock.pid; wait" % (GUEST_CID, QGA_VSOCK_PORT), timeout=130)
     c = None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -683,7 +707,7 @@ def s7_qga_vsock(vm):
     ok("version" in r.get("return", {}), "7: qemu-ga guest-info through our backend (version %s)"
        % r.get("return", {}).get("version"))
     c.close()
-    vm.ctl.sh("pkill -x qemu-ga")  # inside the guest: the one we started
+    vm.ctl.sh("kill $(cat /run/qga-vsock.pid)")
     vm.ctl.result(h)
 
 
@@ -763,6 +787,17 @@ def s8_backend_sigterm(vm):
     dt = time.monotonic() - t
     ok(rc == 0 and dt < 5, "8: backend exits cleanly on SIGTERM (status %s, %.2f s)" % (rc, dt))
     vm.backend.stop()
+
+
+@guarded
+def bench(vm):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "bench_vm", os.path.join(TOP_SRCDIR, "tests", "bench", "bench-vm.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    log("benchmark: vsock through our backend vs virtio-serial")
+    mod.run(vm, hybrid_connect, ok, diag)
 
 
 # ---------------------------------------------------------------- demo
@@ -864,6 +899,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("GUESTLINK_VM_TIMEOUT", 840)))
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
+    ap.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     ap.add_argument("--demo", action="store_true", help="boot, show guestlink at work, shut down")
     args = ap.parse_args()
 
@@ -925,6 +961,8 @@ def main():
         s5_guest_initiated(vm)
         s6_half_close(vm)
         s7_qga_vsock(vm)
+        if have_agent and not args.no_bench:
+            bench(vm)
         if have_agent:
             s8_agent_killed(vm)
             if s8_reboot(vm) is False:
