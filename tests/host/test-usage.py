@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 
-from gltest import build_path, diag, done, is_eq, ok, tmpdir
+from gltest import build_path, diag, done, is_eq, ok, src_path, tmpdir
 
 GUESTLINK = build_path("host", "guestlink")
 TMP = tmpdir()
@@ -240,4 +240,22 @@ ok(rc == 3 and "refused" in err, "hybrid, guest refuses: exit 3")
 ref.stop()
 
 fake.stop()
+
+# --- bash completion (the plain-bash path, without bash-completion) ------------
+COMPLETION = src_path("host", "bash-completion", "guestlink")
+
+
+def complete(*words):
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+              '_guestlink 2>/dev/null; printf "%s\\n" "${COMPREPLY[@]}"')
+    p = subprocess.run(["bash", "-c", script, "bash", COMPLETION] + list(words),
+                       capture_output=True, text=True, timeout=20)
+    return sorted(x for x in p.stdout.splitlines() if x)
+
+
+is_eq(complete("guestlink", ""), ["call", "info", "methods", "ping"], "completion: commands")
+is_eq(complete("guestlink", "--ti"), ["--timeout"], "completion: options")
+is_eq(complete("guestlink", "-a", "unix:/x", "--json", "m"), ["methods"],
+      "completion: command after options and their values")
+is_eq(complete("guestlink", "-a", "hyb"), ["hybrid:"], "completion: address schemes")
 done()
