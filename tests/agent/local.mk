@@ -14,3 +14,11 @@ tests_agent_test_stress_SOURCES = tests/agent/test-stress.c
 tests_agent_test_stress_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 tests_agent_test_stress_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
 tests_agent_test_stress_LDADD = $(JSONC_LIBS)
+
+check_PROGRAMS += tests/agent/test-dispatch
+TESTS += tests/agent/test-dispatch
+tests_agent_test_dispatch_SOURCES = tests/agent/test-dispatch.c
+tests_agent_test_dispatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -I$(top_srcdir)/tests
+tests_agent_test_dispatch_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+tests_agent_test_dispatch_LDADD = agent/libagent.la proto/libguestlink.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
