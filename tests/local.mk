@@ -3,6 +3,7 @@ EXTRA_DIST += tests/tap.h tests/lib/gltest.py
 
 include tests/proto/local.mk
 include tests/agent/local.mk
+include tests/methods/local.mk
 include tests/host/local.mk
 include tests/backend/local.mk
 include tests/guestsim/local.mk

@@ -252,7 +252,7 @@ static int file_read(struct call *call, void *params)
 	struct json_object *res;
 	size_t got = 0, want = (size_t)a->length;
 	struct stat st;
-	bool eof = false;
+	bool eof = false, seekable;
 
 	/* O_NONBLOCK: a FIFO or a terminal must not stall the agent. */
 	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -266,11 +266,18 @@ static int file_read(struct call *call, void *params)
 		call_os_error(call, EISDIR, "cannot read a directory");
 		return 0;
 	}
+	seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode);
+	if (!seekable && a->offset > 0) {
+		call_os_error(call, ESPIPE, "this file cannot be read at an offset");
+		return 0;
+	}
 	buf = malloc(want ?: 1);
 	if (!buf)
 		return -ENOMEM;
 	while (got < want) {
-		ssize_t n = pread(fd, buf + got, want - got, (off_t)a->offset + (off_t)got);
+		/* FIFOs, sockets and character devices cannot seek: read them in order. */
+		ssize_t n = seekable ? pread(fd, buf + got, want - got, (off_t)a->offset + (off_t)got)
+				     : read(fd, buf + got, want - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)

@@ -1,0 +1,10 @@
+# The agent's method families (exec, file, system, fs, plugins) through a real
+# agent on a Unix socket, and the CLI commands built on them.
+methods_tests = \
+	tests/methods/test-exec.py \
+	tests/methods/test-file.py \
+	tests/methods/test-system.py \
+	tests/methods/test-plugin.py
+TESTS += $(methods_tests)
+dist_check_SCRIPTS += $(methods_tests)
+EXTRA_DIST += tests/methods/agentlib.py
