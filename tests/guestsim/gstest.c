@@ -427,7 +427,7 @@ int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, s
 	r = gt_host_connect(b, gs, port, 5000, &fd);
 	if (r < 0)
 		return r;
-	deadline = gs_now_ms() + 5000;
+	deadline = gs_now_ms() + 10000;
 	while (!(c = gs_accept(gs, port))) {
 		if (gs_now_ms() > deadline) {
 			close(fd);
@@ -465,16 +465,22 @@ int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, s
 		r = -EBADMSG;
 		goto out;
 	}
-	/* guest -> host */
-	r = gs_send_all(gs, c, out, len, 5000);
-	if (r < 0)
-		goto out;
-	for (got = 0; got < len;) {
+	/* guest -> host, the host reading while the guest sends */
+	for (got = 0, sent = 0; got < len;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		if (gs_now_ms() > deadline) {
 			r = -ETIMEDOUT;
 			goto out;
+		}
+		if (sent < len) {
+			n = gs_conn_send(c, out + sent, len - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			else if (n != -EAGAIN) {
+				r = (int)n;
+				goto out;
+			}
 		}
 		r = gs_step(gs, &p, 1, 20);
 		if (r < 0)
@@ -489,6 +495,10 @@ int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, s
 	}
 	r = memcmp(in, out, len) == 0 ? 0 : -EBADMSG;
 out:
+	if (r < 0)
+		printf("# service check on port %u failed (%d): host sent %zu, got %zu of %zu; "
+		       "guest peer_free %u, rx pending %zu\n", port, r, sent, got, len,
+		       c ? gs_conn_peer_free(c) : 0, c ? gs_conn_rx_pending(c) : 0);
 	close(fd);
 	if (c)
 		gs_conn_close(c);

@@ -872,6 +872,9 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 			send_ctrl(gs, GS_OP_RST, h->dst_port, h->src_port, 0);
 		return 0;
 	}
+	/* An RST carries no credit (Linux sends it with zeroes when the socket is gone). */
+	if (h->op == GS_OP_RST)
+		return rx_rst(gs, c, h, payload);
 	if ((int32_t)(c->tx_cnt - h->fwd_cnt) < 0)
 		return gs_violation(gs, "fwd_cnt %u beyond the %u bytes sent on %u:%u", h->fwd_cnt,
 				    c->tx_cnt, c->local_port, c->peer_port);
@@ -1467,4 +1470,9 @@ ssize_t gs_recv_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int
 			return r;
 	}
 	return (ssize_t)done;
+}
+
+uint16_t gs_avail_idx(const struct gs *gs, unsigned q)
+{
+	return q < 2 ? gs->vq[q].published : 0;
 }

@@ -134,6 +134,9 @@ unsigned gs_sent_requests(const struct gs *gs, const uint32_t **ret);
 /* Rx packets seen, per op; rx/tx bytes. */
 uint64_t gs_rx_op_count(const struct gs *gs, unsigned op);
 unsigned gs_tx_slots_free(const struct gs *gs);
+/* The driver's avail idx of queue q (0 rx, 1 tx): what GET_VRING_BASE must report once
+ * the device consumed everything. */
+uint16_t gs_avail_idx(const struct gs *gs, unsigned q);
 /* Does the back-end still answer on the vhost-user socket? (a GET_FEATURES round trip) */
 int gs_vu_probe(struct gs *gs);
 uint64_t gs_now_ms(void); /* CLOCK_MONOTONIC */

@@ -206,11 +206,11 @@ static int hostile_rx_readable(struct gs *gs)
 	struct gs_vq *vq = &gs->vq[0];
 
 	/* The guest flips every posted rx descriptor to device-readable. */
-	for (unsigned i = 0; i < vq->num; i++)
-		if (vq->busy[i])
-			vq->desc[i].flags &= (uint16_t)~VRING_DESC_F_WRITE;
-	for (unsigned i = 0; i < vq->num; i++)
+	/* wlen 0: anything the device reports writing into these is a violation. */
+	for (unsigned i = 0; i < vq->num; i++) {
 		vq->desc[i].flags &= (uint16_t)~VRING_DESC_F_WRITE;
+		vq->wlen[i] = 0;
+	}
 	gs_vq_publish(gs, vq, true);
 	return 0;
 }
