@@ -36,6 +36,12 @@ extern const struct cmd_entry cmd_ping_entry;
 extern const struct cmd_entry cmd_info_entry;
 extern const struct cmd_entry cmd_methods_entry;
 extern const struct cmd_entry cmd_call_entry;
+extern const struct cmd_entry cmd_exec_entry;
+extern const struct cmd_entry cmd_cp_entry;
+extern const struct cmd_entry cmd_shutdown_entry;
+extern const struct cmd_entry cmd_reboot_entry;
+extern const struct cmd_entry cmd_freeze_entry;
+extern const struct cmd_entry cmd_thaw_entry;
 
 /* Connect if not yet connected; prints the error and returns
  * CMD_EXIT_UNREACHABLE on failure, else 0. */

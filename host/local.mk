@@ -8,9 +8,12 @@ host_guestlink_SOURCES = \
 	host/cmd-ping.c \
 	host/cmd-info.c \
 	host/cmd-methods.c \
-	host/cmd-call.c
-host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
-host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) -lm
+	host/cmd-call.c \
+	host/cmd-exec.c \
+	host/cmd-cp.c \
+	host/cmd-power.c
+host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS)
+host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
 
 dist_man_MANS += doc/guestlink.1
 

@@ -19,6 +19,12 @@ static const struct cmd_entry *const main_cmds[] = {
 	&cmd_info_entry,
 	&cmd_methods_entry,
 	&cmd_call_entry,
+	&cmd_exec_entry,
+	&cmd_cp_entry,
+	&cmd_shutdown_entry,
+	&cmd_reboot_entry,
+	&cmd_freeze_entry,
+	&cmd_thaw_entry,
 };
 
 static void main_help(FILE *f)

@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* guestlink cp [--verify] [--quiet] SRC DST, with guest:PATH on one side.
+ * Chunks travel as base64 with several requests in flight: uploads through
+ * file.open / file.write {handle, offset} / file.close (the file appears in
+ * the guest only when complete), downloads through file.read {offset,
+ * length} into a temporary file renamed into place. The mode is kept;
+ * --verify compares SHA-256 of both ends. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base64.h"
+#include "cmd.h"
+
+#define CP_CHUNK (1024 * 1024)
+#define CP_WINDOW 8
+#define CP_PREFIX "guest:"
+
+struct cp {
+	struct cmd_ctx *ctx;
+	struct event_base *base;
+	struct gl_client *client;
+	bool upload, verify, progress;
+	char *local, *remote, *tmp;
+	int fd;
+	mode_t mode;
+	uint64_t size;      /* bytes to move (download: as stat said; 0 = read to eof) */
+	uint64_t next_off;  /* next chunk to request */
+	uint64_t moved;     /* bytes acknowledged */
+	uint64_t end;       /* download: where eof was seen */
+	bool eof, failed, done;
+	unsigned inflight;
+	int64_t handle;
+	int status;
+	double t0, last_draw;
+	char remote_sha[65];
+};
+
+struct cp_req {
+	struct cp *cp;
+	uint64_t off;
+	size_t len;
+};
+
+static double cp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cp_draw(struct cp *cp, bool final)
+{
+	double now = cp_now(), dt = now - cp->t0;
+	const char *name;
+
+	if (!cp->progress || (!final && now - cp->last_draw < 0.1))
+		return;
+	cp->last_draw = now;
+	name = strrchr(cp->upload ? cp->local : cp->remote, '/');
+	name = name ? name + 1 : (cp->upload ? cp->local : cp->remote);
+	if (cp->size > 0)
+		fprintf(stderr, "\r%-30.30s %3d%% %9.1f MiB %8.1f MiB/s", name,
+			(int)(100.0 * (double)cp->moved / (double)cp->size),
+			(double)cp->moved / 1048576.0, dt > 0 ? (double)cp->moved / 1048576.0 / dt : 0.0);
+	else
+		fprintf(stderr, "\r%-30.30s %9.1f MiB %8.1f MiB/s", name, (double)cp->moved / 1048576.0,
+			dt > 0 ? (double)cp->moved / 1048576.0 / dt : 0.0);
+	if (final)
+		fputc('\n', stderr);
+}
+
+static void cp_fail(struct cp *cp, int status, const char *method, int r, const struct gl_error *e)
+{
+	if (!cp->failed) {
+		if (cp->progress)
+			fputc('\n', stderr);
+		if (r == -EREMOTEIO && e)
+			cmd_error(cp->ctx, status, "%s: %s (%d)", method, e->message, e->code);
+		else
+			cmd_error(cp->ctx, status, "%s: %s", method, strerror(-r));
+	}
+	cp->failed = true;
+	cp->status = cp->status ?: status;
+}
+
+static void cp_stop(struct cp *cp)
+{
+	cp->done = true;
+	event_base_loopbreak(cp->base);
+}
+
+/* SHA-256 of a local file through sha256sum(1), as the guest side does. */
+static int cp_local_sha256(const char *path, char out[65])
+{
+	int p[2], st;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		execlp("sha256sum", "sha256sum", "--", path, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	n = read(p[0], out, 64);
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != 64 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -EIO;
+	out[64] = 0;
+	return 0;
+}
+
+static void cp_on_verify(struct gl_client *c, int status, struct json_object *result,
+	const struct gl_error *error, void *userdata)
+{
+	struct cp *cp = userdata;
+	struct json_object *v;
+	void *out = NULL;
+	size_t n = 0;
+
+	if (status < 0) {
+		cp_fail(cp, CMD_EXIT_FAILED, "exec.run sha256sum", status, error);
+	} else if (!json_object_object_get_ex(result, "code", &v) || json_object_get_int(v) != 0 ||
+		   !json_object_object_get_ex(result, "stdout", &v) ||
+		   gl_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			   &out, &n) < 0 || n < 64) {
+		cp_fail(cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
+	} else
+		memcpy(cp->remote_sha, out, 64);
+	free(out);
+	cp_stop(cp);
+}
+
+static void cp_complete(struct cp *cp)
+{
+	struct json_object *p, *argv;
+
+	if (!cp->verify) {
+		cp_stop(cp);
+		return;
+	}
+	p = json_object_new_object();
+	argv = json_object_new_array();
+	json_object_array_add(argv, json_object_new_string("sha256sum"));
+	json_object_array_add(argv, json_object_new_string("--"));
+	json_object_array_add(argv, json_object_new_string(cp->remote));
+	json_object_object_add(p, "argv", argv);
+	if (gl_client_call_async(cp->client, "exec.run", p, -1, cp_on_verify, cp) < 0) {
+		cp_fail(cp, CMD_EXIT_UNREACHABLE, "exec.run", -ECONNRESET, NULL);
+		cp_stop(cp);
+	}
+}
+
+/* --- upload --- */
+
+static void cp_upload_pump(struct cp *cp);
+
+static void cp_on_close(struct gl_client *c, int status, struct json_object *result,
+	const struct gl_error *error, void *userdata)
+{
+	struct cp *cp = userdata;
+
+	if (status < 0) {
+		cp_fail(cp, CMD_EXIT_FAILED, "file.close", status, error);
+		cp_stop(cp);
+		return;
+	}
+	if (cp->failed) {
+		cp_stop(cp);
+		return;
+	}
+	cp_draw(cp, true);
+	cp_complete(cp);
+}
+
+static void cp_upload_close(struct cp *cp)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "handle", json_object_new_int64(cp->handle));
+	if (cp->failed)
+		json_object_object_add(p, "abort", json_object_new_boolean(true));
+	if (gl_client_call_async(cp->client, "file.close", p, cp->ctx->timeout_ms, cp_on_close, cp) < 0) {
+		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.close", -ECONNRESET, NULL);
+		cp_stop(cp);
+	}
+}
+
+static void cp_on_write(struct gl_client *c, int status, struct json_object *result,
+	const struct gl_error *error, void *userdata)
+{
+	struct cp_req *req = userdata;
+	struct cp *cp = req->cp;
+
+	cp->inflight--;
+	if (status < 0)
+		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.write",
+			status, error);
+	else
+		cp->moved += req->len;
+	free(req);
+	if (status < 0 && status != -EREMOTEIO) {
+		if (cp->inflight == 0)
+			cp_stop(cp); /* the connection is gone: nothing to close */
+		return;
+	}
+	cp_draw(cp, false);
+	cp_upload_pump(cp);
+}
+
+static void cp_upload_pump(struct cp *cp)
+{
+	static char buf[CP_CHUNK];
+	static char b64[GL_BASE64_ENCODED_LEN(CP_CHUNK) + 1];
+
+	while (!cp->failed && cp->inflight < CP_WINDOW && cp->next_off < cp->size) {
+		size_t want = cp->size - cp->next_off < CP_CHUNK ? (size_t)(cp->size - cp->next_off)
+								 : CP_CHUNK;
+		struct cp_req *req;
+		struct json_object *p;
+		ssize_t n;
+
+		n = pread(cp->fd, buf, want, (off_t)cp->next_off);
+		if (n <= 0) {
+			cp_fail(cp, CMD_EXIT_FAILED, cp->local, n < 0 ? -errno : -EIO, NULL);
+			break;
+		}
+		req = calloc(1, sizeof(*req));
+		if (!req) {
+			cp_fail(cp, CMD_EXIT_FAILED, "cp", -ENOMEM, NULL);
+			break;
+		}
+		req->cp = cp;
+		req->off = cp->next_off;
+		req->len = (size_t)n;
+		gl_base64_encode_to(buf, (size_t)n, b64);
+		p = json_object_new_object();
+		json_object_object_add(p, "handle", json_object_new_int64(cp->handle));
+		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
+		json_object_object_add(p, "data", json_object_new_string_len(b64, (int)GL_BASE64_ENCODED_LEN((size_t)n)));
+		if (gl_client_call_async(cp->client, "file.write", p, cp->ctx->timeout_ms, cp_on_write, req) < 0) {
+			free(req);
+			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.write", -ECONNRESET, NULL);
+			break;
+		}
+		cp->inflight++;
+		cp->next_off += (uint64_t)n;
+	}
+	if (cp->inflight == 0 && (cp->failed || cp->next_off >= cp->size))
+		cp_upload_close(cp);
+}
+
+/* --- download --- */
+
+static void cp_download_pump(struct cp *cp);
+
+static void cp_download_finish(struct cp *cp)
+{
+	uint64_t size = cp->eof ? cp->end : cp->next_off;
+
+	if (!cp->failed && ftruncate(cp->fd, (off_t)size) < 0)
+		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+	if (!cp->failed && fchmod(cp->fd, cp->mode) < 0)
+		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+	if (!cp->failed && rename(cp->tmp, cp->local) < 0)
+		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
+	if (cp->failed) {
+		unlink(cp->tmp);
+		cp_stop(cp);
+		return;
+	}
+	free(cp->tmp);
+	cp->tmp = NULL;
+	cp_draw(cp, true);
+	cp_complete(cp);
+}
+
+static void cp_on_read(struct gl_client *c, int status, struct json_object *result,
+	const struct gl_error *error, void *userdata)
+{
+	struct cp_req *req = userdata;
+	struct cp *cp = req->cp;
+	struct json_object *data, *eof;
+
+	cp->inflight--;
+	if (status < 0)
+		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.read",
+			status, error);
+	else if (!cp->failed) {
+		long n;
+		size_t len;
+		const char *text;
+
+		if (!json_object_object_get_ex(result, "data", &data) ||
+			!json_object_object_get_ex(result, "eof", &eof)) {
+			cp_fail(cp, CMD_EXIT_FAILED, "file.read", -EPROTO, NULL);
+			goto next;
+		}
+		text = json_object_get_string(data);
+		len = (size_t)json_object_get_string_len(data);
+		{
+			static char buf[CP_CHUNK + 3];
+			n = len / 4 * 3 <= sizeof(buf) ? gl_base64_decode_to(text, len, buf) : -EINVAL;
+			if (n < 0 || (size_t)n > req->len) {
+				cp_fail(cp, CMD_EXIT_FAILED, "file.read", -EPROTO, NULL);
+				goto next;
+			}
+			if (n > 0 && pwrite(cp->fd, buf, (size_t)n, (off_t)req->off) != n) {
+				cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+				goto next;
+			}
+		}
+		cp->moved += (uint64_t)n;
+		if (json_object_get_boolean(eof) || (size_t)n < req->len) {
+			uint64_t end = req->off + (uint64_t)n;
+			if (!cp->eof || end < cp->end)
+				cp->end = end;
+			cp->eof = true;
+		} else if (cp->size == 0 && req->off + (uint64_t)n >= cp->next_off)
+			cp->next_off = req->off + (uint64_t)n; /* sequential: read on */
+	}
+next:
+	free(req);
+	cp_draw(cp, false);
+	cp_download_pump(cp);
+}
+
+static void cp_download_pump(struct cp *cp)
+{
+	/* Without a size (e.g. /proc files) read one chunk at a time until eof. */
+	unsigned window = cp->size > 0 ? CP_WINDOW : 1;
+
+	while (!cp->failed && !cp->eof && cp->inflight < window &&
+		(cp->size == 0 || cp->next_off < cp->size)) {
+		struct cp_req *req = calloc(1, sizeof(*req));
+		struct json_object *p;
+
+		if (!req) {
+			cp_fail(cp, CMD_EXIT_FAILED, "cp", -ENOMEM, NULL);
+			break;
+		}
+		req->cp = cp;
+		req->off = cp->next_off;
+		req->len = CP_CHUNK;
+		p = json_object_new_object();
+		json_object_object_add(p, "path", json_object_new_string(cp->remote));
+		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
+		json_object_object_add(p, "length", json_object_new_int64(CP_CHUNK));
+		if (gl_client_call_async(cp->client, "file.read", p, cp->ctx->timeout_ms, cp_on_read, req) < 0) {
+			free(req);
+			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.read", -ECONNRESET, NULL);
+			break;
+		}
+		cp->inflight++;
+		if (cp->size > 0)
+			cp->next_off += CP_CHUNK;
+		else
+			break; /* the answer moves next_off */
+	}
+	if (cp->inflight == 0 && !cp->done)
+		cp_download_finish(cp);
+}
+
+/* --- setup --- */
+
+static char *cp_join(const char *dir, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char *r;
+
+	base = base ? base + 1 : path;
+	if (asprintf(&r, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", base) < 0)
+		return NULL;
+	return r;
+}
+
+static void cp_on_conn_close(struct gl_client *c, int error, void *userdata)
+{
+	struct cp *cp = userdata;
+
+	if (!cp->done) {
+		cp_fail(cp, CMD_EXIT_UNREACHABLE, cp->ctx->address, error ? -abs(error) : -ECONNRESET,
+			NULL);
+		cp_stop(cp);
+	}
+}
+
+static int cp_sync_call(struct cp *cp, const char *method, struct json_object *params,
+	struct json_object **ret, bool quiet_enoent)
+{
+	struct gl_error e = { 0 };
+	int r;
+
+	r = gl_client_call(cp->client, method, params, cp->ctx->timeout_ms, ret, &e);
+	if (r == -EREMOTEIO && quiet_enoent && e.code == -32002)
+		return -ENOENT;
+	if (r < 0) {
+		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, method, r, &e);
+		return r;
+	}
+	return 0;
+}
+
+static int cp_prepare_upload(struct cp *cp)
+{
+	struct json_object *p, *res = NULL, *v;
+	struct stat st;
+	int r;
+
+	cp->fd = open(cp->local, O_RDONLY | O_CLOEXEC);
+	if (cp->fd < 0 || fstat(cp->fd, &st) < 0) {
+		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cp_fail(cp, CMD_EXIT_USAGE, cp->local, -EINVAL, NULL);
+		return -1;
+	}
+	cp->size = (uint64_t)st.st_size;
+	cp->mode = st.st_mode & 07777;
+
+	/* A directory as destination gets the source's name inside it. */
+	p = json_object_new_object();
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	json_object_object_add(p, "follow", json_object_new_boolean(true));
+	r = cp_sync_call(cp, "file.stat", p, &res, true);
+	if (r < 0 && r != -ENOENT)
+		return -1;
+	if ((r == 0 && json_object_object_get_ex(res, "type", &v) &&
+		    strcmp(json_object_get_string(v), "directory") == 0) ||
+		cp->remote[strlen(cp->remote) - 1] == '/') {
+		char *joined = cp_join(cp->remote, cp->local);
+		free(cp->remote);
+		cp->remote = joined;
+	}
+	json_object_put(res);
+	res = NULL;
+
+	p = json_object_new_object();
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
+	if (cp_sync_call(cp, "file.open", p, &res, false) < 0)
+		return -1;
+	if (!json_object_object_get_ex(res, "handle", &v)) {
+		json_object_put(res);
+		cp_fail(cp, CMD_EXIT_FAILED, "file.open", -EPROTO, NULL);
+		return -1;
+	}
+	cp->handle = json_object_get_int64(v);
+	json_object_put(res);
+	return 0;
+}
+
+static int cp_prepare_download(struct cp *cp)
+{
+	struct json_object *p, *res = NULL, *v;
+	struct stat st;
+	uint64_t rnd = 0;
+	char *dir, *slash;
+
+	p = json_object_new_object();
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	json_object_object_add(p, "follow", json_object_new_boolean(true));
+	if (cp_sync_call(cp, "file.stat", p, &res, false) < 0)
+		return -1;
+	if (!json_object_object_get_ex(res, "type", &v) ||
+		strcmp(json_object_get_string(v), "file") != 0) {
+		json_object_put(res);
+		cp_fail(cp, CMD_EXIT_USAGE, cp->remote, -EINVAL, NULL);
+		return -1;
+	}
+	json_object_object_get_ex(res, "size", &v);
+	cp->size = (uint64_t)json_object_get_int64(v);
+	json_object_object_get_ex(res, "mode", &v);
+	cp->mode = (mode_t)json_object_get_int(v) & 07777;
+	json_object_put(res);
+
+	if ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
+		cp->local[strlen(cp->local) - 1] == '/') {
+		char *joined = cp_join(cp->local, cp->remote);
+		free(cp->local);
+		cp->local = joined;
+	}
+	dir = strdup(cp->local);
+	slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir ? 1 : 0] = 0;
+	(void)getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+	if (asprintf(&cp->tmp, "%s/.%s.guestlink-%016llx", slash ? dir : ".",
+		    strrchr(cp->local, '/') ? strrchr(cp->local, '/') + 1 : cp->local,
+		    (unsigned long long)rnd) < 0)
+		cp->tmp = NULL;
+	free(dir);
+	if (!cp->tmp) {
+		cp_fail(cp, CMD_EXIT_FAILED, "cp", -ENOMEM, NULL);
+		return -1;
+	}
+	cp->fd = open(cp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (cp->fd < 0) {
+		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+		free(cp->tmp);
+		cp->tmp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "verify", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{}
+	};
+	struct cp cp = { .ctx = ctx, .fd = -1 };
+	const char *src, *dst;
+	bool quiet = false;
+	int c, r;
+
+	optind = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, "+vq", options, NULL)) >= 0) {
+		if (c == 'v')
+			cp.verify = true;
+		else if (c == 'q')
+			quiet = true;
+		else
+			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] SRC DST");
+	}
+	if (argc - (optind - 1) != 2)
+		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] SRC DST");
+	src = argv[optind - 1];
+	dst = argv[optind];
+	if ((strncmp(src, CP_PREFIX, strlen(CP_PREFIX)) == 0) ==
+		(strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0))
+		return cmd_error(ctx, CMD_EXIT_USAGE, "cp: exactly one of SRC and DST must be guest:PATH");
+	cp.upload = strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0;
+	cp.local = strdup(cp.upload ? src : dst);
+	cp.remote = strdup((cp.upload ? dst : src) + strlen(CP_PREFIX));
+	if (!cp.local || !cp.remote || !*cp.local || !*cp.remote) {
+		r = cmd_error(ctx, CMD_EXIT_USAGE, "cp: empty path");
+		goto out;
+	}
+	cp.progress = !quiet && !ctx->json && isatty(STDERR_FILENO);
+
+	r = cmd_connect(ctx);
+	if (r)
+		goto out;
+	cp.client = ctx->client;
+	if ((cp.upload ? cp_prepare_upload(&cp) : cp_prepare_download(&cp)) < 0) {
+		r = cp.status;
+		goto out;
+	}
+	cp.base = event_base_new();
+	if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
+		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot set up the event loop");
+		goto out;
+	}
+	gl_client_set_close_handler(cp.client, cp_on_conn_close, &cp);
+	cp.t0 = cp_now();
+	if (cp.upload)
+		cp_upload_pump(&cp);
+	else
+		cp_download_pump(&cp);
+	if (!cp.done)
+		event_base_dispatch(cp.base);
+	if (!cp.done)
+		cp_fail(&cp, CMD_EXIT_FAILED, "cp", -EIO, NULL);
+
+	if (!cp.failed && cp.verify) {
+		char local_sha[65];
+		r = cp_local_sha256(cp.local, local_sha);
+		if (r < 0)
+			cp_fail(&cp, CMD_EXIT_FAILED, "sha256sum", r, NULL);
+		else if (memcmp(local_sha, cp.remote_sha, 64) != 0)
+			cp_fail(&cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
+		else if (!ctx->json && !quiet)
+			fprintf(stderr, "sha256 %s verified\n", local_sha);
+	}
+	if (!cp.failed && ctx->json) {
+		struct json_object *o = json_object_new_object();
+		double dt = cp_now() - cp.t0;
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cp.moved));
+		json_object_object_add(o, "seconds", json_object_new_double(dt));
+		json_object_object_add(o, "path", json_object_new_string(cp.upload ? cp.remote : cp.local));
+		if (cp.verify)
+			json_object_object_add(o, "sha256", json_object_new_string(cp.remote_sha));
+		cmd_print_json(ctx, o);
+		json_object_put(o);
+	}
+	r = cp.failed ? (cp.status ?: CMD_EXIT_FAILED) : CMD_EXIT_OK;
+out:
+	if (cp.base) {
+		ctx->client = gl_client_free(ctx->client);
+		event_base_free(cp.base);
+	}
+	if (cp.tmp)
+		unlink(cp.tmp);
+	if (cp.fd >= 0)
+		close(cp.fd);
+	free(cp.tmp);
+	free(cp.local);
+	free(cp.remote);
+	return r;
+}
+
+const struct cmd_entry cmd_cp_entry = {
+	.name = "cp",
+	.usage = "[--verify] [--quiet] SRC DST  (one side guest:PATH)",
+	.summary = "copy a file to or from the guest (mode kept; --verify compares SHA-256)",
+	.min_args = 2,
+	.max_args = -1,
+	.exec = cp_exec,
+};
