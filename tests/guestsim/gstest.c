@@ -149,7 +149,7 @@ int gt_backend_stop(struct gt_backend *b, long *ret_ms)
 	if (getenv("GUESTSIM_KEEP_LOG")) {
 		char cmd[600];
 
-		snprintf(cmd, sizeof(cmd), "sed 's/^/# backend: /' %s | tail -n 40", b->log_path);
+		snprintf(cmd, sizeof(cmd), "sed 's/^/# backend: /' %s | tail -n 400", b->log_path);
 		if (system(cmd) < 0)
 			fprintf(stderr, "cannot show the log\n");
 	}
@@ -503,4 +503,24 @@ out:
 	if (c)
 		gs_conn_close(c);
 	return r;
+}
+
+unsigned gt_backend_log_count(const struct gt_backend *b, const char *s)
+{
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	FILE *f = fopen(b->log_path, "re");
+	unsigned count = 0;
+	size_t n;
+
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		return 0;
+	}
+	n = fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	for (char *p = buf; (p = strstr(p, s)); p += strlen(s))
+		count++;
+	return count;
 }

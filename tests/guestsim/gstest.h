@@ -49,3 +49,5 @@ void gt_sha256_hex(const void *data, size_t len, char out[65]);
 /* A fresh host->guest connection to `port` (the guest must listen there) carries
  * `len` bytes each way intact. 0 or a negative errno. */
 int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, size_t len);
+/* How many times s occurs in the back-end's log so far. */
+unsigned gt_backend_log_count(const struct gt_backend *b, const char *s);

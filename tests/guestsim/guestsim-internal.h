@@ -84,3 +84,6 @@ void gs_tx_put_slot(struct gs *gs, unsigned slot);
 void gs_vq_publish(struct gs *gs, struct gs_vq *vq, bool force_kick);
 void gs_vq_add(struct gs_vq *vq, uint16_t head);
 
+/* For raw packets: remember a port as the guest's, count bytes as sent on c. */
+void gs_port_mark(struct gs *gs, uint32_t port);
+void gs_conn_tx_account(struct gs_conn *c, uint32_t len);

@@ -559,7 +559,7 @@ static void conn_free(struct gs_conn *c)
 	free(c);
 }
 
-static void port_mark(struct gs *gs, uint32_t port)
+void gs_port_mark(struct gs *gs, uint32_t port)
 {
 	if (port < 65536 * 16)
 		gs->used_ports[port / 8] |= (uint8_t)(1u << (port % 8));
@@ -1203,7 +1203,7 @@ int gs_connect(struct gs *gs, uint32_t port, struct gs_conn **ret)
 	c = conn_new(gs, local, port);
 	if (!c)
 		return -ENOMEM;
-	port_mark(gs, local);
+	gs_port_mark(gs, local);
 	c->state = GS_CONNECTING;
 	r = send_ctrl(gs, GS_OP_REQUEST, local, port, 0);
 	if (r < 0) {
@@ -1475,4 +1475,9 @@ ssize_t gs_recv_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int
 uint16_t gs_avail_idx(const struct gs *gs, unsigned q)
 {
 	return q < 2 ? gs->vq[q].published : 0;
+}
+
+void gs_conn_tx_account(struct gs_conn *c, uint32_t len)
+{
+	c->tx_cnt += len;
 }

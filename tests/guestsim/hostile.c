@@ -9,25 +9,26 @@
 static const struct {
 	const char *name;
 	bool breaks_ring;
+	bool chain; /* made by hostile_chain() */
 } hostile_kinds[GS_BAD_MAX] = {
-	[GS_BAD_DESC_LOOP] = { "descriptor loop", true },
-	[GS_BAD_ADDR_OUTSIDE] = { "address outside guest memory", true },
-	[GS_BAD_ADDR_OVERFLOW] = { "address+length overflow", true },
-	[GS_BAD_WRITABLE_ON_TX] = { "writable descriptor on tx", true },
-	[GS_BAD_READABLE_ON_RX] = { "readable descriptor on rx", true },
-	[GS_BAD_NESTED_INDIRECT] = { "nested indirect table", true },
-	[GS_BAD_OVERSIZED_INDIRECT] = { "oversized indirect table", true },
-	[GS_BAD_INDIRECT_LEN] = { "indirect table length not a multiple of 16", true },
-	[GS_BAD_AVAIL_JUMP] = { "avail idx jumping past the ring size", true },
-	[GS_BAD_NEXT_OUT_OF_RANGE] = { "next index out of range", true },
-	[GS_BAD_HDR_SHORT] = { "tx chain shorter than a header", true },
-	[GS_BAD_HDR_LEN] = { "header len larger than the buffer", false },
-	[GS_BAD_SRC_CID] = { "wrong src_cid", false },
-	[GS_BAD_UNKNOWN_OP] = { "unknown op", false },
-	[GS_BAD_UNKNOWN_TYPE] = { "unknown type", false },
-	[GS_BAD_RW_BEFORE_RESPONSE] = { "RW before RESPONSE", false },
-	[GS_BAD_DUPLICATE_REQUEST] = { "duplicate REQUEST", false },
-	[GS_BAD_CREDIT_VIOLATION] = { "credit violation", false },
+	[GS_BAD_DESC_LOOP] = { "descriptor loop", true, true },
+	[GS_BAD_ADDR_OUTSIDE] = { "address outside guest memory", true, true },
+	[GS_BAD_ADDR_OVERFLOW] = { "address+length overflow", true, true },
+	[GS_BAD_WRITABLE_ON_TX] = { "writable descriptor on tx", true, true },
+	[GS_BAD_READABLE_ON_RX] = { "readable descriptor on rx", true, true },
+	[GS_BAD_NESTED_INDIRECT] = { "nested indirect table", true, true },
+	[GS_BAD_OVERSIZED_INDIRECT] = { "oversized indirect table", true, true },
+	[GS_BAD_INDIRECT_LEN] = { "indirect table length not a multiple of 16", true, true },
+	[GS_BAD_AVAIL_JUMP] = { "avail idx jumping past the ring size", true, true },
+	[GS_BAD_NEXT_OUT_OF_RANGE] = { "next index out of range", true, true },
+	[GS_BAD_HDR_SHORT] = { "tx chain shorter than a header", false, true },
+	[GS_BAD_HDR_LEN] = { "header len larger than the buffer", false, false },
+	[GS_BAD_SRC_CID] = { "wrong src_cid", false, false },
+	[GS_BAD_UNKNOWN_OP] = { "unknown op", false, false },
+	[GS_BAD_UNKNOWN_TYPE] = { "unknown type", false, false },
+	[GS_BAD_RW_BEFORE_RESPONSE] = { "RW before RESPONSE", false, false },
+	[GS_BAD_DUPLICATE_REQUEST] = { "duplicate REQUEST", false, false },
+	[GS_BAD_CREDIT_VIOLATION] = { "credit violation", false, false },
 };
 
 const char *gs_hostile_name(enum gs_hostile k)
@@ -142,6 +143,7 @@ static int hostile_packet(struct gs *gs, enum gs_hostile k, struct gs_conn *c)
 	if (k == GS_BAD_RW_BEFORE_RESPONSE) {
 		/* A fresh guest port asks for host port `c`'s peer port and sends data at once. */
 		h.src_port = 60000;
+		gs_port_mark(gs, h.src_port);
 		h.dst_port = c ? gs_conn_peer_port(c) : 1234;
 		h.op = GS_OP_REQUEST;
 		r = gs_send_raw_packet(gs, &h, NULL, 0);
@@ -192,6 +194,7 @@ static int hostile_packet(struct gs *gs, enum gs_hostile k, struct gs_conn *c)
 			}
 			if (r < 0)
 				return r;
+			gs_conn_tx_account(c, n);
 			sent += n;
 		}
 		return 0;
@@ -228,7 +231,7 @@ int gs_hostile(struct gs *gs, enum gs_hostile k, struct gs_conn *c)
 		gs_vq_publish(gs, vq, true);
 		return 0;
 	}
-	if (hostile_kinds[k].breaks_ring)
+	if (hostile_kinds[k].chain)
 		return hostile_chain(gs, k);
 	return hostile_packet(gs, k, c);
 }
