@@ -161,6 +161,25 @@ def unit_exec_start(path):
     return None
 
 
+def unit_file(name):
+    """A unit as installed: generated in the build tree, else the source's own."""
+    for p in (build_bin("units", name), os.path.join(TOP_SRCDIR, "units", name)):
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def all_units():
+    names = set()
+    for p in glob.glob(os.path.join(TOP_SRCDIR, "units", "*")):
+        n = os.path.basename(p)
+        if n.endswith(".in"):
+            n = n[:-3]
+        if n.endswith((".service", ".socket")):
+            names.add(n)
+    return sorted(n for n in names if unit_file(n))
+
+
 def guest_units(udir, with_agent):
     """Units under test plus the harness's own, written to /run/systemd/system."""
     os.makedirs(udir)
@@ -168,8 +187,8 @@ def guest_units(udir, with_agent):
     if with_agent:
         agent, libdir = program("agent/guestlink-agent")
         for u in ("guestlink-agent.socket", "guestlink-agent.service"):
-            shutil.copy(os.path.join(TOP_SRCDIR, "units", u), udir)
-        argv = unit_exec_start(os.path.join(TOP_SRCDIR, "units", "guestlink-agent.service"))
+            shutil.copy(unit_file(u), udir)
+        argv = unit_exec_start(unit_file("guestlink-agent.service"))
         argv = [agent] + (argv[1:] if argv else [])
         os.makedirs(os.path.join(udir, "guestlink-agent.service.d"))
         with open(os.path.join(udir, "guestlink-agent.service.d", "vmtest.conf"), "w") as f:
@@ -346,10 +365,11 @@ class VM:
 
     def start_backend(self):
         _, libdir = program("backend/vhost-user-vsock")
-        env = {"LD_LIBRARY_PATH": libdir} if libdir else None
+        # systemd-socket-activate passes on only the environment it is told to.
+        env = ["-E", "LD_LIBRARY_PATH=%s" % libdir] if libdir else []
         self.backend_log = open(os.path.join(self.artifacts, "backend.log"), "a")
-        self.backend = Proc(["systemd-socket-activate", "-l", self.vhost_sock, "--"]
-                            + self.backend_argv(), env=env, stdout=self.backend_log,
+        self.backend = Proc(["systemd-socket-activate", "-l", self.vhost_sock] + env + ["--"]
+                            + self.backend_argv(), stdout=self.backend_log,
                             stderr=subprocess.STDOUT)
         if not gltest.wait_for_path(self.vhost_sock, 10, self.backend):
             raise RuntimeError("backend socket %s did not appear" % self.vhost_sock)
@@ -859,8 +879,7 @@ def sha256(path):
 
 
 def check_units():
-    units = sorted(glob.glob(os.path.join(TOP_SRCDIR, "units", "*.service"))
-                   + glob.glob(os.path.join(TOP_SRCDIR, "units", "*.socket")))
+    units = [unit_file(n) for n in all_units()]
     if not units:
         skip("systemd-analyze verify units/", "no units yet")
         return
@@ -924,9 +943,8 @@ def main():
         kernel, kver, moddir = kernel_fetch(cache)
         log("kernel %s" % kver)
         have_backend = have("backend/vhost-user-vsock")
-        have_agent = (have("agent/guestlink-agent")
-                      and os.path.exists(os.path.join(TOP_SRCDIR, "units",
-                                                      "guestlink-agent.socket")))
+        have_agent = (have("agent/guestlink-agent") and unit_file("guestlink-agent.socket")
+                      and unit_file("guestlink-agent.service"))
         initrd = initramfs_build(work, kver, moddir, have_agent)
         vm = VM(work, artifacts, kernel, initrd, have_backend)
         if have_backend:
