@@ -8,3 +8,5 @@ methods_tests = \
 TESTS += $(methods_tests)
 dist_check_SCRIPTS += $(methods_tests)
 EXTRA_DIST += tests/methods/agentlib.py
+# Benchmark (by hand, not in make check): guestlink cp against a raw socket copy.
+EXTRA_DIST += tests/methods/bench-cp.py
