@@ -74,6 +74,7 @@ static struct log_ratelimit server_rl = LOG_RATELIMIT_INIT(5000, 10);
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
+static void conn_write_cb(struct bufferevent *bev, void *userdata);
 
 static unsigned long long now_usec(void)
 {
@@ -195,11 +196,32 @@ int conn_write(struct conn *c, struct json_object *obj)
 	r = gl_encode_evbuffer(obj, c->out);
 	if (r < 0)
 		return log_error_errno(r, "Failed to queue an answer: %m");
-	if (c->bev && !c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
+	if (!c->bev)
+		return 0;
+	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
 		c->full = true;
 		bufferevent_disable(c->bev, EV_READ);
 	}
+	/* While the connection's own input is processed, conn_flush() writes at
+	 * the end; answers from elsewhere (async calls) go out with the loop. */
+	if (!c->processing)
+		bufferevent_enable(c->bev, EV_WRITE);
 	return 0;
+}
+
+/* Write what processing queued right away instead of one loop iteration
+ * later: a round trip costs one wakeup, not two. What the socket does not
+ * take is left to the bufferevent, whose write callback handles the
+ * low-water mark. */
+static void conn_flush(struct conn *c)
+{
+	if (!c->bev || c->closed || evbuffer_get_length(c->out) == 0)
+		return;
+	if (!c->full && !c->finishing)
+		(void)evbuffer_write(c->out, bufferevent_getfd(c->bev)); /* errors: see below */
+	/* Leftovers, and any write error, are the bufferevent's from here on. */
+	if (evbuffer_get_length(c->out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
 }
 
 int conn_notify(struct conn *c, const char *method, struct json_object *params)
@@ -290,6 +312,7 @@ static void conn_finish(struct conn *c)
 		return;
 	}
 	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);
 	/* A peer that never reads cannot keep a finishing connection forever. */
 	bufferevent_set_timeouts(c->bev, NULL, &(struct timeval){ CONN_FLUSH_TIMEOUT_S, 0 });
 }
@@ -357,6 +380,7 @@ static void conn_process(struct conn *c)
 		}
 	}
 	c->processing = false;
+	conn_flush(c);
 	if (c->eof)
 		conn_maybe_finish(c);
 	conn_unref(c);
@@ -390,8 +414,12 @@ static void conn_write_cb(struct bufferevent *bev, void *userdata)
 		conn_run_watches(c);
 		conn_process(c);
 	}
-	if (c->finishing && evbuffer_get_length(c->out) == 0)
-		conn_close(c);
+	if (evbuffer_get_length(c->out) == 0) {
+		if (c->finishing)
+			conn_close(c);
+		else if (!c->closed)
+			bufferevent_disable(c->bev, EV_WRITE);
+	}
 	conn_unref(c);
 }
 
@@ -459,7 +487,9 @@ static int conn_new(struct server *s, int fd)
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+	/* EV_WRITE only while there is something the direct write left over. */
+	bufferevent_disable(c->bev, EV_WRITE);
+	if (bufferevent_enable(c->bev, EV_READ) < 0) {
 		conn_unref(c);
 		return -ENOMEM;
 	}
