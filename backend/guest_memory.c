@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "guest_memory.h"
 #include "log.h"
@@ -39,6 +40,7 @@ int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64
 		     uint64_t offset, int fd)
 {
 	uint64_t map_size;
+	struct stat st;
 	void *p;
 	int r;
 
@@ -50,6 +52,15 @@ int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64
 	if (__builtin_add_overflow(size, offset, &map_size) || map_size > SIZE_MAX)
 		return log_error_errno(-EINVAL, "Memory region offset 0x%llx overflows",
 				       (unsigned long long)offset);
+	/* Pages past the end of the file fault with SIGBUS when the guest's rings or
+	 * buffers are placed there: refuse such a region up front. */
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(-errno, "Failed to stat memory region fd: %m");
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_size)
+		return log_error_errno(-EINVAL,
+				       "Memory region 0x%llx+0x%llx at offset 0x%llx is larger than its file (%lld bytes)",
+				       (unsigned long long)gpa, (unsigned long long)size,
+				       (unsigned long long)offset, (long long)st.st_size);
 	p = mmap(NULL, (size_t)map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (p == MAP_FAILED)
 		return log_error_errno(-errno, "Failed to map memory region 0x%llx+0x%llx: %m",

@@ -68,7 +68,7 @@ struct vsock_conn {
 TAILQ_HEAD(vsock_conn_list, vsock_conn);
 
 struct vsock_rst {
-	uint32_t local_port, peer_port;
+	uint32_t local_port, peer_port, fwd_cnt;
 };
 
 struct vsock {
@@ -84,7 +84,9 @@ struct vsock {
 	struct vsock_rst rst[VSOCK_RST_QUEUE];
 	unsigned rst_head, rst_len;
 	bool rx_dirty, tx_dirty;
-	struct virtqueue_elem elem; /* scratch: too big for the stack */
+	/* Scratch chains, too big for the stack; rx and tx apart since handling a
+	 * tx packet may send on rx. */
+	struct virtqueue_elem rx_elem, tx_elem;
 };
 
 struct vsock_op {
@@ -364,14 +366,14 @@ static void vsock_conn_close(struct vsock_conn *c)
 	event_active(v->reaper, 0, 0);
 }
 
-static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer)
+static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint32_t fwd_cnt)
 {
 	if (v->rst_len == VSOCK_RST_QUEUE) {
 		guest_warning("RST queue full, dropping RST for port %u", peer);
 		return;
 	}
 	v->rst[(v->rst_head + v->rst_len++) % VSOCK_RST_QUEUE] =
-		(struct vsock_rst){ .local_port = local, .peer_port = peer };
+		(struct vsock_rst){ .local_port = local, .peer_port = peer, .fwd_cnt = fwd_cnt };
 }
 
 /* Tell the guest the connection is gone, then close it. */
@@ -380,7 +382,7 @@ static void vsock_conn_reset(struct vsock_conn *c)
 	struct vsock *v = c->v;
 
 	if (c->state != VSOCK_STATE_LINE)
-		vsock_queue_rst(v, c->local_port, c->peer_port);
+		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt);
 	vsock_conn_close(c);
 }
 
@@ -442,16 +444,18 @@ static void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struc
 }
 
 static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
-			  uint16_t op, uint32_t flags)
+			  uint16_t op, uint32_t fwd_cnt)
 {
-	struct virtqueue_elem *e = &v->elem;
+	struct virtqueue_elem *e = &v->rx_elem;
 	struct vsock_hdr h;
 	int r;
 
 	r = vsock_rx_pop(v, e);
 	if (r <= 0)
 		return -EAGAIN;
-	vsock_fill_hdr(v, &h, local, peer, op, flags, 0, c);
+	vsock_fill_hdr(v, &h, local, peer, op, 0, 0, c);
+	if (!c)
+		h.fwd_cnt = fwd_cnt; /* an RST for a connection already closed */
 	vsock_rx_push(v, e, &h);
 	if (c)
 		c->fwd_cnt_sent = c->fwd_cnt;
@@ -472,7 +476,7 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
 		if (!(c->ctl & ctl_ops[i].bit))
 			continue;
-		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, 0) < 0)
+		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, c->fwd_cnt) < 0)
 			return -EAGAIN;
 		c->ctl &= ~ctl_ops[i].bit;
 	}
@@ -508,7 +512,7 @@ static void vsock_conn_check_done(struct vsock_conn *c);
 static void vsock_conn_read(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
-	struct virtqueue_elem *e = &v->elem;
+	struct virtqueue_elem *e = &v->rx_elem;
 
 	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
 		struct iovec iov[VIRTQUEUE_MAX_IOV];
@@ -586,7 +590,7 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0) < 0)
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt) < 0)
 			return;
 		v->rst_head = (v->rst_head + 1) % VSOCK_RST_QUEUE;
 		v->rst_len--;
@@ -771,19 +775,19 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 		if (v->cfg.uds_path)
 			host_warning("Connection limit (%u) reached, refusing guest connection",
 				     v->cfg.max_connections);
-		vsock_queue_rst(v, h->dst_port, h->src_port);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
 		return;
 	}
 	fd = hybrid_connect_guest_port(v->cfg.uds_path, h->dst_port, &pending);
 	if (fd < 0) {
 		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
-		vsock_queue_rst(v, h->dst_port, h->src_port);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
 		return;
 	}
 	r = vsock_conn_new(v, fd, &c);
 	if (r < 0) {
 		close(fd);
-		vsock_queue_rst(v, h->dst_port, h->src_port);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
 		return;
 	}
 	c->local_port = h->dst_port;
@@ -912,7 +916,7 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		if (c)
 			vsock_conn_reset(c);
 		else if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
 		return;
 	}
 	if (h.op < _VSOCK_OP_MAX)
@@ -924,12 +928,12 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		if (c)
 			vsock_conn_reset(c);
 		else
-			vsock_queue_rst(v, h.dst_port, h.src_port);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
 		return;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
 		if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
 		return;
 	}
 	if (c) {
@@ -942,7 +946,7 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 
 static void vsock_tx_run(struct vsock *v)
 {
-	struct virtqueue_elem *e = &v->elem;
+	struct virtqueue_elem *e = &v->tx_elem;
 	int budget = VSOCK_TX_BUDGET;
 
 	if (!v->tx)
