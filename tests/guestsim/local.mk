@@ -16,11 +16,13 @@ GUESTSIM_TESTS = \
 	tests/guestsim/test-sha256 \
 	tests/guestsim/test-negotiate \
 	tests/guestsim/test-data \
-	tests/guestsim/test-bad-guest
+	tests/guestsim/test-bad-guest \
+	tests/guestsim/test-bad-frontend
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
 tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_negotiate_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_data_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_bad_frontend_LDADD = $(GUESTSIM_LIBS)
 
