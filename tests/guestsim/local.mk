@@ -17,7 +17,8 @@ GUESTSIM_TESTS = \
 	tests/guestsim/test-negotiate \
 	tests/guestsim/test-data \
 	tests/guestsim/test-bad-guest \
-	tests/guestsim/test-bad-frontend
+	tests/guestsim/test-bad-frontend \
+	tests/guestsim/test-hybrid
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
 tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
@@ -25,4 +26,5 @@ tests_guestsim_test_negotiate_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_data_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_frontend_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
 
