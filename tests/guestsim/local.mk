@@ -28,3 +28,6 @@ tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_frontend_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
 
+
+TESTS += tests/guestsim/test-agent-bridge.py
+dist_check_SCRIPTS += tests/guestsim/test-agent-bridge.py
