@@ -357,6 +357,7 @@ class VM:
         self.bench_path = os.path.join(work, "bench.sock")
         self.qga_serial_path = os.path.join(work, "qga.sock")
         self.bench_sock = None
+        self.disk = os.path.join(work, "disk.img")
 
     def backend_argv(self):
         """The arguments of units/vhost-user-vsock@.service with this run's paths."""
@@ -396,6 +397,9 @@ class VM:
              "-qmp", "unix:%s,server=on,wait=off" % os.path.join(self.work, "qmp.sock"),
              # A guest reboot resets the machine (the reboot scenario); poweroff ends QEMU.
              "-action", "reboot=reset,shutdown=poweroff"]
+        if os.path.exists(self.disk):
+            a += ["-drive", "file=%s,format=raw,if=none,id=d0,cache=unsafe" % self.disk,
+                  "-device", "virtio-blk-pci,drive=d0"]
         if self.with_vsock:
             a += ["-chardev", "socket,id=vu,path=%s" % self.vhost_sock,
                   "-device", "vhost-user-vsock-pci,chardev=vu"]
@@ -512,6 +516,20 @@ def skip(name, why):
     print("ok %d - %s # SKIP %s" % (gltest._n, name, why), flush=True)
 
 
+def cli_commands():
+    """The CLI's subcommands, from its usage text."""
+    cli, libdir = program("host/guestlink")
+    if not cli:
+        return set()
+    env = dict(os.environ, LD_LIBRARY_PATH=libdir) if libdir else None
+    p = subprocess.run([cli, "--help"], capture_output=True, text=True, env=env)
+    words = set()
+    for ln in (p.stdout + p.stderr).splitlines():
+        if ln.startswith("  ") and ln.split():
+            words.add(ln.split()[0])
+    return words
+
+
 def have(relpath):
     return program(relpath)[0] is not None
 
@@ -567,6 +585,134 @@ def s1_activation(vm):
     is_eq(r["out"].strip(), "active", "1: the agent service was socket-activated")
     r = vm.ctl.sh("systemctl show -p NRestarts,Type,MainPID guestlink-agent.service")
     diag(r["out"].strip())
+
+
+@guarded
+def s2_exec(vm):
+    cli, libdir = program("host/guestlink")
+    env = dict(os.environ)
+    if libdir:
+        env["LD_LIBRARY_PATH"] = libdir
+    t0 = time.monotonic()
+    p = subprocess.Popen([cli, "-a", "hybrid:%s:%d" % (vm.uds, AGENT_PORT), "exec", "--",
+                          "sh", "-c", "echo first; sleep 3; echo second"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        first = p.stdout.readline()
+        t_first = time.monotonic()
+        rest, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    t_end = time.monotonic()
+    is_eq((first, rest, p.returncode), (b"first\n", b"second\n", 0),
+          "2: exec streams a command's output and exits 0")
+    ok(t_end - t_first >= 2, "2: the first line arrived live, %.1f s before the command ended"
+       " (%.1f s after start)" % (t_end - t_first, t_first - t0))
+    if err:
+        diag(err.decode(errors="replace")[-300:])
+    r = guestlink(vm, "exec", "--stdin", "--", "tr", "a-z", "A-Z", stdin="hello vm\n")
+    is_eq((r.stdout, r.returncode), ("HELLO VM\n", 0), "2: exec --stdin forwards stdin")
+    r = guestlink(vm, "exec", "--", "sh", "-c", "echo oops >&2; exit 7")
+    is_eq((r.returncode, r.stderr.strip()), (7, "oops"),
+          "2: exec propagates the exit status (7) and stderr")
+
+
+@guarded
+def s3_cp(vm, mib=64):
+    src = os.path.join(vm.work, "cp-in")
+    back = os.path.join(vm.work, "cp-back")
+    with open(src, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    want = sha256(src)
+    t = time.monotonic()
+    r = guestlink(vm, "cp", "--quiet", src, "guest:/var/tmp/cp-test", timeout=300)
+    dt = time.monotonic() - t
+    g = vm.ctl.sh("sha256sum /var/tmp/cp-test")
+    got = g["out"].split()[0] if g["out"] else ""
+    ok(r.returncode == 0 and got == want, "3: cp %d MiB host->guest, SHA-256 equal (%.1f MiB/s)"
+       % (mib, mib / dt))
+    if r.returncode:
+        diag(r.stderr[-300:])
+    t = time.monotonic()
+    r = guestlink(vm, "cp", "--quiet", "guest:/var/tmp/cp-test", back, timeout=300)
+    dt = time.monotonic() - t
+    ok(r.returncode == 0 and os.path.exists(back) and sha256(back) == want,
+       "3: cp %d MiB guest->host, SHA-256 equal (%.1f MiB/s)" % (mib, mib / dt))
+    if r.returncode:
+        diag(r.stderr[-300:])
+    vm.ctl.sh("rm -f /var/tmp/cp-test")
+    for f in (src, back):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
+def call(vm, method, params=None, timeout=60):
+    c = hybrid_connect(vm.uds, AGENT_PORT, timeout=timeout)
+    try:
+        return c.call(method, params, id=1, timeout=timeout)
+    finally:
+        c.close()
+
+
+@guarded
+def s9_set_time(vm):
+    target = int(time.time()) + 400 * 86400
+    r = call(vm, "system.set-time", {"seconds": target})
+    ok("result" in r, "9: system.set-time answers (%r)" % (r.get("error") or "ok"))
+    g = vm.ctl.sh("date +%s")
+    got = int(g["out"].strip() or 0)
+    ok(abs(got - target) < 30, "9: the guest's clock moved to the time set (off by %d s)"
+       % (got - target))
+    call(vm, "system.set-time", {"seconds": int(time.time())})
+    g = vm.ctl.sh("date +%s")
+    ok(abs(int(g["out"].strip() or 0) - time.time()) < 30, "9: and back to the host's time")
+
+
+@guarded
+def s9_freeze(vm):
+    # A real freezable filesystem: ext4 on the VM's virtio-blk disk.
+    r = vm.ctl.sh("modprobe -a virtio_blk ext4 && for i in $(seq 50); do [ -b /dev/vda ] && break;"
+                  " sleep 0.1; done && mkdir -p /mnt/frz && mount /dev/vda /mnt/frz && "
+                  "touch /mnt/frz/before")
+    ok(r["rc"] == 0, "9: ext4 disk mounted in the guest for fs.freeze")
+    if r["rc"]:
+        diag(r["err"])
+        return
+    p = guestlink(vm, "freeze", "--timeout", "30", "/mnt/frz")
+    ok(p.returncode == 0, "9: guestlink freeze /mnt/frz")
+    diag((p.stdout + p.stderr).strip()[-300:])
+    r = vm.ctl.sh("timeout 2 touch /mnt/frz/while-frozen; echo $?")
+    is_eq(r["out"].strip(), "124", "9: writes to the frozen filesystem block")
+    p = guestlink(vm, "thaw")
+    ok(p.returncode == 0, "9: guestlink thaw")
+    r = vm.ctl.sh("timeout 5 touch /mnt/frz/after-thaw; echo $?")
+    is_eq(r["out"].strip(), "0", "9: writes work again after thaw")
+    # Auto-thaw: nobody thaws; the agent must by itself after the timeout.
+    p = guestlink(vm, "freeze", "--timeout", "3", "/mnt/frz")
+    ok(p.returncode == 0, "9: freeze with a 3 s auto-thaw timeout")
+    t = time.monotonic()
+    r = vm.ctl.sh("timeout 20 touch /mnt/frz/auto; echo $?", timeout=30)
+    dt = time.monotonic() - t
+    ok(r["out"].strip() == "0" and 1 < dt < 10,
+       "9: the agent thawed by itself after its timeout (write waited %.1f s)" % dt)
+    st = call(vm, "fs.status")
+    diag("fs.status after auto-thaw: %s" % json.dumps(st.get("result", st)))
+    vm.ctl.sh("umount /mnt/frz")
+
+
+@guarded
+def s9_shutdown(vm):
+    p = guestlink(vm, "shutdown")
+    ok(p.returncode == 0, "9: guestlink shutdown answers")
+    try:
+        vm.qemu.p.wait(90)
+        rc = vm.qemu.p.returncode
+    except subprocess.TimeoutExpired:
+        rc = None
+    is_eq(rc, 0, "9: the guest powered off and QEMU exited")
 
 
 @guarded
@@ -947,6 +1093,11 @@ def main():
                       and unit_file("guestlink-agent.service"))
         initrd = initramfs_build(work, kver, moddir, have_agent)
         vm = VM(work, artifacts, kernel, initrd, have_backend)
+        # A small ext4 disk: fs.freeze needs a filesystem that can be frozen.
+        if shutil.which("mkfs.ext4") or os.path.exists("/usr/sbin/mkfs.ext4"):
+            with open(vm.disk, "wb") as f:
+                f.truncate(64 << 20)
+            run([shutil.which("mkfs.ext4") or "/usr/sbin/mkfs.ext4", "-q", "-F", vm.disk])
         if have_backend:
             vm.start_backend()
         vm.start_qemu()
@@ -971,9 +1122,16 @@ def main():
             skip("agent scenarios", "agent/guestlink-agent or units/guestlink-agent.socket missing")
         else:
             s1_activation(vm)
-        if "exec.start" not in agent_methods(vm):
-            skip("2: guestlink exec", "exec method and CLI not in this tree yet")
-        skip("3: guestlink cp 64 MiB", "file methods not in this tree yet")
+        methods = agent_methods(vm) if have_agent else set()
+        cmds = cli_commands()
+        if "exec.start" in methods and "exec" in cmds:
+            s2_exec(vm)
+        else:
+            skip("2: guestlink exec", "exec method or CLI command not in this tree yet")
+        if "file.read" in methods and "cp" in cmds:
+            s3_cp(vm)
+        else:
+            skip("3: guestlink cp 64 MiB", "file methods or CLI command not in this tree yet")
         if have_agent:
             s4_concurrent(vm)
         s5_guest_initiated(vm)
@@ -987,7 +1145,18 @@ def main():
                 return
         if s8_qemu_restart(vm) is False:
             return
-        skip("9: set-time, shutdown, freeze/thaw", "system methods not in this tree yet")
+        if "system.set-time" in methods:
+            s9_set_time(vm)
+        else:
+            skip("9: set-time", "system.set-time not in this tree yet")
+        if "fs.freeze" in methods and "freeze" in cmds:
+            s9_freeze(vm)
+        else:
+            skip("9: freeze/thaw", "fs.freeze or the CLI's freeze not in this tree yet")
+        if "system.shutdown" in methods and "shutdown" in cmds:
+            s9_shutdown(vm)
+        else:
+            skip("9: shutdown", "system.shutdown or the CLI's shutdown not in this tree yet")
         s8_backend_sigterm(vm)
     except SystemExit:
         pass
