@@ -31,3 +31,10 @@ tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
 
 TESTS += tests/guestsim/test-agent-bridge.py
 dist_check_SCRIPTS += tests/guestsim/test-agent-bridge.py
+
+# Benchmark: built by `make check`, run by hand (not a timed test):
+#   top_builddir=. tests/bench/bench-backend [SECONDS]
+check_PROGRAMS += tests/bench/bench-backend
+tests_bench_bench_backend_SOURCES = tests/bench/bench-backend.c
+tests_bench_bench_backend_LDADD = $(GUESTSIM_LIBS)
+tests_bench_bench_backend_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/guestsim

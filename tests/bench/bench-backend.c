@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Benchmark of the vhost-user-vsock back-end driven by guestsim, beside a raw Unix
+ * socketpair measured in the same run with the same write sizes:
+ *   guest->host throughput (64 KiB writes), host->guest throughput (4 KiB rx buffers),
+ *   64-byte ping-pong latency p50/p99, connections opened+closed per second, and
+ *   back-end RSS per idle connection at 10,000 connections.
+ * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend) */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gstest.h"
+#include "macro.h"
+
+#define PORT 5000
+#define CHUNK 65536
+#define PING 64
+
+static struct gt_backend b;
+static double seconds = 2.0;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b2)
+{
+	double x = *(const double *)a, y = *(const double *)b2;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ---- raw socketpair baselines (writer/echo in a child process) ---- */
+
+static double raw_throughput(void)
+{
+	static uint8_t buf[CHUNK];
+	int sv[2];
+	pid_t pid;
+	double t0, t = 0;
+	uint64_t got = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		memset(buf, 'r', sizeof(buf));
+		for (;;)
+			if (write(sv[1], buf, sizeof(buf)) < 0)
+				_exit(0);
+	}
+	close(sv[1]);
+	t0 = now_s();
+	do {
+		ssize_t n = read(sv[0], buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+		t = now_s();
+	} while (t - t0 < seconds);
+	close(sv[0]);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	return (double)got * 8 / (t - t0) / 1e9;
+}
+
+static void raw_latency(double *p50, double *p99)
+{
+	static double lat[2000000];
+	char buf[PING];
+	unsigned n = 0;
+	int sv[2];
+	pid_t pid;
+	double t0;
+
+	memset(buf, 'p', sizeof(buf));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		for (;;) {
+			if (recv(sv[1], buf, sizeof(buf), MSG_WAITALL) != sizeof(buf))
+				_exit(0);
+			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
+				_exit(0);
+		}
+	}
+	close(sv[1]);
+	t0 = now_s();
+	while (now_s() - t0 < seconds && n < ELEMENTSOF(lat)) {
+		double s = now_s();
+
+		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
+		    recv(sv[0], buf, sizeof(buf), MSG_WAITALL) != sizeof(buf))
+			break;
+		lat[n++] = (now_s() - s) * 1e6;
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	qsort(lat, n, sizeof(double), cmp_double);
+	*p50 = n ? lat[n / 2] : -1;
+	*p99 = n ? lat[n * 99 / 100] : -1;
+}
+
+/* ---- through the back-end ---- */
+
+static struct gs_conn *open_pair(struct gs *gs, int *ret_fd)
+{
+	struct gs_conn *c = NULL;
+	double t0 = now_s();
+
+	if (gt_host_connect(&b, gs, PORT, 5000, ret_fd) < 0)
+		return NULL;
+	while (!(c = gs_accept(gs, PORT)) && now_s() - t0 < 5)
+		gs_step(gs, NULL, 0, 10);
+	return c;
+}
+
+static double gs_guest_to_host(struct gs *gs)
+{
+	static uint8_t buf[CHUNK], in[CHUNK];
+	struct gs_conn *c;
+	uint64_t got = 0;
+	double t0, t = 0;
+	int fd;
+
+	c = open_pair(gs, &fd);
+	if (!c)
+		return -1;
+	memset(buf, 'g', sizeof(buf));
+	t0 = now_s();
+	do {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n = gs_conn_send(c, buf, sizeof(buf));
+
+		gs_step(gs, &p, 1, n > 0 ? 0 : 10);
+		while ((n = read(fd, in, sizeof(in))) > 0)
+			got += (uint64_t)n;
+		t = now_s();
+	} while (t - t0 < seconds);
+	close(fd);
+	gs_conn_close(c);
+	return (double)got * 8 / (t - t0) / 1e9;
+}
+
+static double gs_host_to_guest(struct gs *gs)
+{
+	static uint8_t buf[CHUNK], in[CHUNK];
+	struct gs_conn *c;
+	uint64_t got = 0;
+	double t0, t = 0;
+	int fd;
+
+	c = open_pair(gs, &fd);
+	if (!c)
+		return -1;
+	memset(buf, 'h', sizeof(buf));
+	t0 = now_s();
+	do {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		ssize_t n = write(fd, buf, sizeof(buf));
+		bool progress = n > 0;
+
+		gs_step(gs, &p, 1, progress ? 0 : 10);
+		while ((n = gs_conn_recv(c, in, sizeof(in))) > 0) {
+			got += (uint64_t)n;
+			progress = true;
+		}
+		t = now_s();
+	} while (t - t0 < seconds);
+	close(fd);
+	gs_conn_close(c);
+	return (double)got * 8 / (t - t0) / 1e9;
+}
+
+static void gs_latency(struct gs *gs, double *p50, double *p99)
+{
+	static double lat[1000000];
+	char buf[PING], in[PING];
+	struct gs_conn *c;
+	unsigned n = 0;
+	double t0;
+	int fd;
+
+	*p50 = *p99 = -1;
+	c = open_pair(gs, &fd);
+	if (!c)
+		return;
+	memset(buf, 'l', sizeof(buf));
+	t0 = now_s();
+	while (now_s() - t0 < seconds && n < ELEMENTSOF(lat)) {
+		double s = now_s();
+		size_t got = 0;
+
+		if (write(fd, buf, sizeof(buf)) != sizeof(buf))
+			break;
+		while (got < PING) {
+			ssize_t r = gs_conn_recv(c, in + got, PING - got);
+
+			if (r > 0)
+				got += (size_t)r;
+			else if (r != -EAGAIN || gs_step(gs, NULL, 0, 1000) < 0)
+				goto out;
+		}
+		if (gs_send_all(gs, c, in, PING, 1000) < 0)
+			break;
+		for (got = 0; got < PING;) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			ssize_t r = read(fd, in + got, PING - got);
+
+			if (r > 0)
+				got += (size_t)r;
+			else if (r == 0 || gs_step(gs, &p, 1, 1000) < 0)
+				goto out;
+		}
+		lat[n++] = (now_s() - s) * 1e6;
+	}
+out:
+	close(fd);
+	gs_conn_close(c);
+	qsort(lat, n, sizeof(double), cmp_double);
+	if (n) {
+		*p50 = lat[n / 2];
+		*p99 = lat[n * 99 / 100];
+	}
+}
+
+static double gs_conn_rate(struct gs *gs)
+{
+	unsigned cycles = 0;
+	double t0 = now_s(), t;
+
+	do {
+		struct gs_conn *c;
+		int fd;
+
+		c = open_pair(gs, &fd);
+		if (!c)
+			break;
+		close(fd);
+		gs_conn_close(c);
+		cycles++;
+		t = now_s();
+	} while (t - t0 < seconds);
+	/* let the closes finish (RSTs) */
+	for (double d = now_s(); now_s() - d < 0.2;)
+		gs_step(gs, NULL, 0, 10);
+	return cycles / (now_s() - t0);
+}
+
+static double gs_rss_per_conn(struct gs *gs, unsigned n)
+{
+	int *fd = calloc(n, sizeof(int));
+	unsigned opened = 0, okc = 0;
+	long rss0 = gt_backend_rss_kb(&b), rss1;
+	double t0 = now_s();
+
+	while (okc < n && now_s() - t0 < 60) {
+		struct gs_conn *c;
+
+		while (opened < n && gt_host_open(&b, &fd[opened]) == 0) {
+			if (write(fd[opened], "CONNECT 5000\n", 13) != 13)
+				break;
+			opened++;
+		}
+		gs_step(gs, NULL, 0, 5);
+		while ((c = gs_accept(gs, PORT)))
+			okc++;
+	}
+	for (double d = now_s(); now_s() - d < 0.5;)
+		gs_step(gs, NULL, 0, 10);
+	rss1 = gt_backend_rss_kb(&b);
+	printf("  %u idle connections: back-end RSS %ld -> %ld kB\n", okc, rss0, rss1);
+	for (unsigned i = 0; i < opened; i++)
+		close(fd[i]);
+	free(fd);
+	return okc ? (double)(rss1 - rss0) / okc : -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *args[] = { "--max-connections=12000", NULL };
+	double raw_bw, g2h, h2g, raw50 = -1, raw99 = -1, l50, l99, rate, rss;
+	struct rlimit rl = { 21000, 21000 };
+	struct gs_options o;
+	struct gs *gs = NULL;
+	int r;
+
+	if (argc > 1)
+		seconds = atof(argv[1]);
+	if (!getenv("top_builddir"))
+		setenv("top_builddir", ".", 0);
+	if (!gt_backend_binary()) {
+		fprintf(stderr, "bench-backend: backend/vhost-user-vsock not built\n");
+		return 77;
+	}
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	r = gt_backend_start(&b, args);
+	if (r < 0) {
+		fprintf(stderr, "bench-backend: cannot start the back-end: %s\n", strerror(-r));
+		return 1;
+	}
+	gt_options(&o, &b);
+	o.quiet = false;
+	r = gs_new(&o, &gs);
+	if (r < 0) {
+		fprintf(stderr, "bench-backend: guestsim: %s\n", strerror(-r));
+		gt_backend_stop(&b, NULL);
+		return 1;
+	}
+	gs_listen(gs, PORT);
+
+	printf("bench-backend: %.1f s per measurement\n", seconds);
+	raw_bw = raw_throughput();
+	g2h = gs_guest_to_host(gs);
+	h2g = gs_host_to_guest(gs);
+	printf("throughput, 64 KiB writes:\n");
+	printf("  raw Unix socketpair   %7.2f Gbit/s\n", raw_bw);
+	printf("  guest->host           %7.2f Gbit/s  ratio %.2f (aim >= 0.70)\n", g2h, g2h / raw_bw);
+	printf("  host->guest (4K rx)   %7.2f Gbit/s  ratio %.2f (aim >= 0.50)\n", h2g, h2g / raw_bw);
+	raw_latency(&raw50, &raw99);
+	gs_latency(gs, &l50, &l99);
+	printf("64-byte ping-pong round trip:\n");
+	printf("  raw Unix socketpair   p50 %7.1f us  p99 %7.1f us\n", raw50, raw99);
+	printf("  host<->guest          p50 %7.1f us  p99 %7.1f us  p50 ratio %.2f (aim <= 2.00)\n",
+	       l50, l99, l50 / raw50);
+	rate = gs_conn_rate(gs);
+	printf("connections opened and closed: %.0f per second\n", rate);
+	rss = gs_rss_per_conn(gs, 10000);
+	printf("back-end RSS per idle connection: %.2f KiB (aim <= 16)\n", rss);
+	printf("guestsim violations: %u %s\n", gs_violations(gs), gs_last_violation(gs));
+	gs_free(gs);
+	gt_backend_stop(&b, NULL);
+	return 0;
+}
