@@ -127,7 +127,6 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 		if (!json_object_is_type(method, json_type_string))
 			return jsonrpc_fail(ret_reason, "\"method\" must be a string");
 		json_object_object_foreach(obj, key, val) {
-			(void)val;
 			if (!jsonrpc_is_request_member(key))
 				return jsonrpc_fail(ret_reason, "unknown member in request");
 		}

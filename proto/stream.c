@@ -7,7 +7,11 @@
  *    sequence split across two feeds, and accepts encoded surrogates;
  *  - strict mode still accepts NaN/Infinity and raw control characters
  *    inside strings;
- *  - a NUL byte ends its input like end of data.
+ *  - a NUL byte ends its input like end of data;
+ *  - a number split across feeds is continued where one buffer would have
+ *    ended it ("[66" then "-]" yields [66]), so every number is checked
+ *    against the JSON number grammar here, and top-level numbers are delimited
+ *    by that grammar before json-c sees them.
  * The size cap is enforced by never feeding the tokener more than what is left
  * of max_message, so a huge text is refused without being buffered. */
 #include <stdbool.h>
@@ -17,6 +21,24 @@
 #include "guestlink/stream.h"
 #include "macro.h"
 
+/* Longest top-level number accepted (they are never valid messages anyway). */
+#define STREAM_MAX_NUMBER 256
+
+/* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+enum {
+	NUM_START,     /* nothing yet */
+	NUM_MINUS,     /* "-" */
+	NUM_ZERO,      /* leading "0" (final) */
+	NUM_INT,       /* integer digits (final) */
+	NUM_DOT,       /* "." */
+	NUM_FRAC,      /* fraction digits (final) */
+	NUM_EXP,       /* "e" */
+	NUM_EXP_SIGN,  /* "e+" / "e-" */
+	NUM_EXP_DIGIT, /* exponent digits (final) */
+	NUM_END,       /* the number ended before this character */
+	NUM_BAD,
+};
+
 struct gl_decoder {
 	struct json_tokener *tok;
 	size_t max_message;
@@ -25,8 +47,16 @@ struct gl_decoder {
 	bool skipping; /* after a syntax error: drop input through the next newline */
 	bool toobig;
 
+	/* A top-level number being collected (see stream_number_step). */
+	bool in_number;
+	unsigned char num_state;
+	size_t num_len;
+	char num[STREAM_MAX_NUMBER + 1];
+
 	/* Scanner state, carried across feeds of one text. */
 	bool in_string, escape;
+	bool scan_in_num;
+	unsigned char scan_num; /* number grammar state while scan_in_num */
 	unsigned char need;   /* UTF-8 continuation bytes still expected */
 	unsigned char lo, hi; /* allowed range of the next continuation byte */
 };
@@ -36,7 +66,10 @@ static void stream_text_reset(struct gl_decoder *d)
 	json_tokener_reset(d->tok);
 	d->cur = 0;
 	d->in_text = false;
+	d->in_number = false;
+	d->num_len = 0;
 	d->in_string = d->escape = false;
+	d->scan_in_num = false;
 	d->need = 0;
 }
 
@@ -72,6 +105,33 @@ size_t gl_decoder_pending(const struct gl_decoder *d)
 	return d ? d->cur : 0;
 }
 
+static unsigned char stream_number_step(unsigned char state, char c)
+{
+	bool digit = c >= '0' && c <= '9';
+
+	switch (state) {
+	case NUM_START:
+		return c == '-' ? NUM_MINUS : c == '0' ? NUM_ZERO : digit ? NUM_INT : NUM_BAD;
+	case NUM_MINUS:
+		return c == '0' ? NUM_ZERO : digit ? NUM_INT : NUM_BAD;
+	case NUM_ZERO:
+		return c == '.' ? NUM_DOT : (c == 'e' || c == 'E') ? NUM_EXP : NUM_END;
+	case NUM_INT:
+		return digit ? NUM_INT : c == '.' ? NUM_DOT : (c == 'e' || c == 'E') ? NUM_EXP : NUM_END;
+	case NUM_DOT:
+		return digit ? NUM_FRAC : NUM_BAD;
+	case NUM_FRAC:
+		return digit ? NUM_FRAC : (c == 'e' || c == 'E') ? NUM_EXP : NUM_END;
+	case NUM_EXP:
+		return (c == '+' || c == '-') ? NUM_EXP_SIGN : digit ? NUM_EXP_DIGIT : NUM_BAD;
+	case NUM_EXP_SIGN:
+	case NUM_EXP_DIGIT:
+		return digit ? NUM_EXP_DIGIT : state == NUM_EXP_DIGIT ? NUM_END : NUM_BAD;
+	default:
+		return NUM_BAD;
+	}
+}
+
 /* Check bytes the tokener consumed; returns the offset of the first byte that
  * makes the text invalid, or n. */
 static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
@@ -88,6 +148,21 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 			continue;
 		}
 		if (c < 0x80) {
+			if (d->scan_in_num) {
+				unsigned char next = stream_number_step(d->scan_num, (char)c);
+
+				if (next == NUM_BAD)
+					return i;
+				if (next != NUM_END) {
+					d->scan_num = next;
+					continue;
+				}
+				/* Inside a text a number ends at a separator; json-c would
+				 * have taken these characters into it. */
+				if (strchr("0123456789.+-eE", c))
+					return i;
+				d->scan_in_num = false;
+			}
 			if (d->in_string) {
 				if (c < 0x20)
 					return i; /* control characters must be escaped */
@@ -99,7 +174,10 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 					d->in_string = false;
 			} else if (c == '"')
 				d->in_string = true;
-			else if (c == 'N' || c == 'I' || c == 0)
+			else if (c == '-' || (c >= '0' && c <= '9')) {
+				d->scan_in_num = true;
+				d->scan_num = stream_number_step(NUM_START, (char)c);
+			} else if (c == 'N' || c == 'I' || c == 0)
 				return i; /* NaN, Infinity: not JSON */
 			continue;
 		}
@@ -130,6 +208,56 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 			return i;
 	}
 	return n;
+}
+
+/* Collect a top-level number from buf[i..len). Returns the offset reached;
+ * *ret_status is AGAIN (all consumed, number goes on), MESSAGE, SYNTAX or TOOBIG. */
+static size_t stream_number(struct gl_decoder *d, const char *buf, size_t i, size_t len,
+	enum gl_decode_status *ret_status, struct json_object **ret_obj)
+{
+	for (; i < len; i++) {
+		unsigned char next = stream_number_step(d->num_state, buf[i]);
+		struct json_object *obj;
+
+		if (next == NUM_BAD) {
+			stream_text_reset(d);
+			d->skipping = true;
+			*ret_status = GL_DECODE_SYNTAX;
+			return i;
+		}
+		if (next == NUM_END) {
+			/* The delimiter tells json-c the number is complete. */
+			d->num[d->num_len++] = ' ';
+			json_tokener_reset(d->tok);
+			obj = json_tokener_parse_ex(d->tok, d->num, (int)d->num_len);
+			if (!obj) { /* cannot happen for grammar-checked text, but never trust */
+				stream_text_reset(d);
+				d->skipping = true;
+				*ret_status = GL_DECODE_SYNTAX;
+				return i;
+			}
+			stream_text_reset(d);
+			*ret_obj = obj;
+			*ret_status = GL_DECODE_MESSAGE;
+			return i;
+		}
+		if (d->num_len >= STREAM_MAX_NUMBER || d->num_len >= d->max_message) {
+			if (d->num_len >= d->max_message) {
+				d->toobig = true;
+				*ret_status = GL_DECODE_TOOBIG;
+			} else {
+				stream_text_reset(d);
+				d->skipping = true;
+				*ret_status = GL_DECODE_SYNTAX;
+			}
+			return i;
+		}
+		d->num[d->num_len++] = buf[i];
+		d->cur = d->num_len;
+		d->num_state = next;
+	}
+	*ret_status = GL_DECODE_AGAIN;
+	return len;
 }
 
 static bool stream_is_space(char c)
@@ -169,7 +297,13 @@ size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
 				return len;
 			}
 			d->in_text = true;
+			if (buf[i] == '-' || (buf[i] >= '0' && buf[i] <= '9')) {
+				d->in_number = true;
+				d->num_state = NUM_START;
+			}
 		}
+		if (d->in_number)
+			return stream_number(d, buf, i, len, ret_status, ret_obj);
 		if (i == len) {
 			*ret_status = GL_DECODE_AGAIN;
 			return len;

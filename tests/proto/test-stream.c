@@ -93,7 +93,7 @@ static const char sample[] =
 	"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}\n"
 	"{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\\u00e9\\n\"}\r\n"
 	"\t [1,2,3]{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}[\"/\"]\n"
-	"  \"str\" 42 -0.5 true false null 7\n"
+	"  \"str\" 42 -0.5 true false null 7 8-9 0.5e+3[1]0{}\n"
 	"{bad json here}\n"
 	"{\"after\":\"garbage\"}\n"
 	"\x01\x02\xff\n"
@@ -103,7 +103,7 @@ static const char sample_expect[] =
 	"M{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}|"
 	"M{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\xc3\xa9\\n\"}|"
 	"M[1,2,3]|M{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}|M[\"/\"]|"
-	"M\"str\"|M42|M-0.5|Mtrue|Mfalse|Mnull|M7|"
+	"M\"str\"|M42|M-0.5|Mtrue|Mfalse|Mnull|M7|M8|M-9|M0.5e+3|M[1]|M0|M{}|"
 	"S|M{\"after\":\"garbage\"}|S|M[12345678901234567890]";
 
 static void test_splits(void)
@@ -165,6 +165,25 @@ static void test_scalars(void)
 	is_str(o.buf, "Mtrue|Mnull|M\"s\"", "literals and a string across feeds");
 	gl_decoder_free(d);
 
+	/* "2" then "-1": one buffer would end the number at '-', so must two. */
+	d = gl_decoder_new(0, 0);
+	memset(&o, 0, sizeof(o));
+	feed(d, "2", 1, &o);
+	feed(d, "-1 1", 4, &o);
+	feed(d, "e", 1, &o);
+	feed(d, "+", 1, &o);
+	feed(d, "5 1.", 4, &o);
+	feed(d, "\n-", 2, &o);
+	feed(d, "x\n0", 3, &o);
+	feed(d, "1\n", 2, &o);
+	is_str(o.buf, "M2|M-1|M1e+5|S|S|M0|M1", "number grammar decides where numbers end, across feeds");
+	gl_decoder_free(d);
+
+	decode_split("1234567890\n", 11, 11, 10, 0, &o);
+	is_str(o.buf, "M1234567890", "a 10-digit number with a 10-byte cap");
+	decode_split("12345678901\n", 12, 12, 10, 0, &o);
+	is_str(o.buf, "T", "an 11-digit number with a 10-byte cap: too big");
+
 	decode_split("null\n", 5, 5, 0, 0, &o);
 	is_str(o.buf, "Mnull", "literal null is a message (with a NULL object)");
 }
@@ -187,6 +206,11 @@ static void test_garbage(void)
 		{ "[\"a\nb\"]\n[10]\n", "S|S|M[10]", "raw newline in a string (it ends the bad line)" },
 		{ "{\"a\"\0:1}\n[11]\n", "S|M[11]", "NUL byte" },
 		{ "/* c */[12]\n[13]\n", "S|M[13]", "comments are not JSON" },
+		{ "[66-]\n[15]\n", "S|M[15]", "a number ending in '-'" },
+		{ "[2-0\n[1] 2\n", "S|M[1]|M2", "two numbers without a comma, then a newline" },
+		{ "[1.5.3]\n[16]\n", "S|M[16]", "two decimal points" },
+		{ "{\"a\":1e5e3}\n[17]\n", "S|M[17]", "two exponents" },
+		{ "[-]\n[18]\n", "S|M[18]", "a lone minus" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
