@@ -4,6 +4,7 @@
  * connection's requests are not read. Connections are reference-counted and
  * closed by deferring the free out of their own callbacks. */
 #include <errno.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -11,7 +12,6 @@
 #include <linux/vm_sockets.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include <guestlink/jsonrpc.h>
@@ -23,8 +23,8 @@
 #include "method.h"
 #include "server.h"
 
-/* Input read ahead of the decoder; the decoder bounds a message itself. */
-#define CONN_INPUT_HIGH (64u * 1024)
+/* Bytes read per wakeup; the decoder consumes them and bounds a message itself. */
+#define CONN_READ_SIZE (64u * 1024)
 #define CONN_FLUSH_TIMEOUT_S 5
 #define SERVER_ACCEPT_BURST 64
 
@@ -37,8 +37,10 @@ struct conn {
 	unsigned refs;
 	struct server *server; /* NULL for detached connections */
 	struct event_base *base;
-	struct bufferevent *bev; /* NULL for detached connections */
+	int fd;                  /* -1 for detached connections */
+	struct event *rev, *wev; /* NULL for detached connections */
 	struct evbuffer *in, *out;
+	bool reading, writing;   /* rev / wev added */
 	struct gl_decoder *dec;
 	unsigned inflight;
 	bool closed;    /* no more input or output */
@@ -74,7 +76,8 @@ static struct log_ratelimit server_rl = LOG_RATELIMIT_INIT(5000, 10);
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
-static void conn_write_cb(struct bufferevent *bev, void *userdata);
+
+static const struct timeval conn_flush_timeout = { CONN_FLUSH_TIMEOUT_S, 0 };
 
 static unsigned long long now_usec(void)
 {
@@ -97,14 +100,16 @@ struct conn *conn_unref(struct conn *c)
 {
 	if (!c || --c->refs > 0)
 		return NULL;
-	if (c->bev)
-		bufferevent_free(c->bev);
-	else {
-		if (c->in)
-			evbuffer_free(c->in);
-		if (c->out)
-			evbuffer_free(c->out);
-	}
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->in)
+		evbuffer_free(c->in);
+	if (c->out)
+		evbuffer_free(c->out);
 	gl_decoder_free(c->dec);
 	free(c->watches);
 	free(c);
@@ -187,6 +192,51 @@ static void conn_run_watches(struct conn *c)
 	conn_unref(c);
 }
 
+static void conn_update_reading(struct conn *c)
+{
+	bool on = !c->closed && !c->full && !c->finishing && !c->eof &&
+		  !(c->server && c->server->shutting_down);
+
+	if (!c->rev || c->reading == on)
+		return;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+	c->reading = on;
+}
+
+static void conn_want_write(struct conn *c)
+{
+	if (!c->wev || c->writing || c->closed)
+		return;
+	/* A peer that never reads cannot keep a finishing connection forever. */
+	event_add(c->wev, c->finishing ? &conn_flush_timeout : NULL);
+	c->writing = true;
+}
+
+static void conn_stop_write(struct conn *c)
+{
+	if (!c->writing)
+		return;
+	event_del(c->wev);
+	c->writing = false;
+}
+
+/* Write queued answers right away rather than one loop iteration later (a
+ * round trip then costs one wakeup); what the socket does not take waits for
+ * the write event. Runs no callbacks and never closes, so it is safe from
+ * anywhere; errors surface in conn_write_ev(). */
+static void conn_try_write(struct conn *c)
+{
+	if (c->fd < 0 || c->closed || evbuffer_get_length(c->out) == 0)
+		return;
+	if (!c->writing && !c->full && !c->finishing)
+		(void)evbuffer_write(c->out, c->fd);
+	if (evbuffer_get_length(c->out) > 0)
+		conn_want_write(c);
+}
+
 int conn_write(struct conn *c, struct json_object *obj)
 {
 	int r;
@@ -196,32 +246,17 @@ int conn_write(struct conn *c, struct json_object *obj)
 	r = gl_encode_evbuffer(obj, c->out);
 	if (r < 0)
 		return log_error_errno(r, "Failed to queue an answer: %m");
-	if (!c->bev)
+	if (c->fd < 0)
 		return 0;
 	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
 		c->full = true;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_update_reading(c);
 	}
-	/* While the connection's own input is processed, conn_flush() writes at
-	 * the end; answers from elsewhere (async calls) go out with the loop. */
+	/* While the connection's own input is processed, the write happens once
+	 * at the end, for all answers together. */
 	if (!c->processing)
-		bufferevent_enable(c->bev, EV_WRITE);
+		conn_try_write(c);
 	return 0;
-}
-
-/* Write what processing queued right away instead of one loop iteration
- * later: a round trip costs one wakeup, not two. What the socket does not
- * take is left to the bufferevent, whose write callback handles the
- * low-water mark. */
-static void conn_flush(struct conn *c)
-{
-	if (!c->bev || c->closed || evbuffer_get_length(c->out) == 0)
-		return;
-	if (!c->full && !c->finishing)
-		(void)evbuffer_write(c->out, bufferevent_getfd(c->bev)); /* errors: see below */
-	/* Leftovers, and any write error, are the bufferevent's from here on. */
-	if (evbuffer_get_length(c->out) > 0)
-		bufferevent_enable(c->bev, EV_WRITE);
 }
 
 int conn_notify(struct conn *c, const char *method, struct json_object *params)
@@ -245,11 +280,15 @@ static void conn_deferred_free(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn *c = userdata;
 
-	if (c->bev) {
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-		c->in = c->out = NULL;
-	}
+	/* Release the socket now, even if calls still hold the connection. */
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	c->rev = c->wev = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 	conn_unref(c);
 }
 
@@ -269,9 +308,9 @@ static void conn_close(struct conn *c)
 	c->closed = true;
 	c->full = false;
 	conn_ref(c);
-	if (c->bev) {
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	if (c->fd >= 0) {
+		conn_update_reading(c);
+		conn_stop_write(c);
 		/* Never free inside the connection's own callback: the free runs from
 		 * the loop, holding a reference until then. */
 		if (event_base_once(c->base, -1, EV_TIMEOUT, conn_deferred_free, conn_ref(c), &now) < 0)
@@ -307,14 +346,14 @@ static void conn_finish(struct conn *c)
 	if (c->closed)
 		return;
 	c->finishing = true;
-	if (!c->bev || evbuffer_get_length(c->out) == 0) {
+	conn_update_reading(c);
+	if (c->fd < 0 || evbuffer_get_length(c->out) == 0) {
 		conn_close(c);
 		return;
 	}
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_enable(c->bev, EV_WRITE);
-	/* A peer that never reads cannot keep a finishing connection forever. */
-	bufferevent_set_timeouts(c->bev, NULL, &(struct timeval){ CONN_FLUSH_TIMEOUT_S, 0 });
+	/* Re-arm the write event with the flush timeout. */
+	conn_stop_write(c);
+	conn_want_write(c);
 }
 
 /* After EOF or on shutdown: close once nothing is left to answer. */
@@ -380,7 +419,7 @@ static void conn_process(struct conn *c)
 		}
 	}
 	c->processing = false;
-	conn_flush(c);
+	conn_try_write(c);
 	if (c->eof)
 		conn_maybe_finish(c);
 	conn_unref(c);
@@ -396,45 +435,62 @@ int conn_feed(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *userdata)
-{
-	conn_process(userdata);
-}
-
-static void conn_write_cb(struct bufferevent *bev, void *userdata)
+static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn *c = userdata;
-	size_t len = evbuffer_get_length(c->out);
+	struct evbuffer_iovec v;
+	ssize_t n;
 
 	conn_ref(c);
-	if (c->full && len <= CONN_OUTPUT_LOW) {
-		c->full = false;
-		if (!c->finishing && !c->eof)
-			bufferevent_enable(c->bev, EV_READ);
-		conn_run_watches(c);
+	if (evbuffer_reserve_space(c->in, CONN_READ_SIZE, &v, 1) < 1) {
+		conn_close(c);
+		goto out;
+	}
+	n = read(c->fd, v.iov_base, v.iov_len < CONN_READ_SIZE ? v.iov_len : CONN_READ_SIZE);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(c->in, &v, 1);
 		conn_process(c);
-	}
-	if (evbuffer_get_length(c->out) == 0) {
-		if (c->finishing)
-			conn_close(c);
-		else if (!c->closed)
-			bufferevent_disable(c->bev, EV_WRITE);
-	}
+	} else if (n == 0) {
+		/* Half-close: answer what was sent, then close. */
+		c->eof = true;
+		conn_update_reading(c);
+		conn_process(c);
+		conn_maybe_finish(c);
+	} else if (errno != EAGAIN && errno != EINTR)
+		conn_close(c);
+out:
 	conn_unref(c);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *userdata)
+static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn *c = userdata;
+	size_t len;
 
 	conn_ref(c);
-	if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_WRITING)) {
-		/* Half-close: answer what was sent, then close. */
-		c->eof = true;
-		conn_process(c);
-		conn_maybe_finish(c);
-	} else
+	if (what & EV_TIMEOUT) {
+		log_ratelimited(&server_rl, LOG_NOTICE, 0,
+			"Closing a connection whose peer did not read its last answers");
 		conn_close(c);
+		goto out;
+	}
+	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+		conn_close(c);
+		goto out;
+	}
+	len = evbuffer_get_length(c->out);
+	if (len == 0 && !c->finishing)
+		conn_stop_write(c);
+	if (c->full && len <= CONN_OUTPUT_LOW) {
+		c->full = false;
+		conn_update_reading(c);
+		conn_run_watches(c);
+		conn_process(c);
+	}
+	if (c->finishing && evbuffer_get_length(c->out) == 0)
+		conn_close(c);
+out:
 	conn_unref(c);
 }
 
@@ -445,6 +501,7 @@ static struct conn *conn_alloc(struct event_base *base)
 	if (!c)
 		return NULL;
 	c->refs = 1;
+	c->fd = -1;
 	c->base = base;
 	c->dec = gl_decoder_new(config_get()->max_message_bytes, 0);
 	if (!c->dec) {
@@ -475,21 +532,13 @@ static int conn_new(struct server *s, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
-		conn_unref(c);
-		return -ENOMEM;
-	}
+	c->fd = fd;
 	c->server = s;
-	c->in = bufferevent_get_input(c->bev);
-	c->out = bufferevent_get_output(c->bev);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
-	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
-	/* EV_WRITE only while there is something the direct write left over. */
-	bufferevent_disable(c->bev, EV_WRITE);
-	if (bufferevent_enable(c->bev, EV_READ) < 0) {
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_ev, c);
+	c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_write_ev, c);
+	if (!c->in || !c->out || !c->rev || !c->wev) {
 		conn_unref(c);
 		return -ENOMEM;
 	}
@@ -498,6 +547,7 @@ static int conn_new(struct server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	conn_update_reading(c);
 	return 0;
 }
 
@@ -681,8 +731,7 @@ void server_shutdown(struct server *s)
 		for (c = s->conns; c; c = c->next)
 			snap[n++] = conn_ref(c);
 		for (size_t i = 0; i < n; i++) {
-			if (snap[i]->bev && !snap[i]->closed)
-				bufferevent_disable(snap[i]->bev, EV_READ);
+			conn_update_reading(snap[i]);
 			conn_maybe_finish(snap[i]);
 			conn_unref(snap[i]);
 		}
