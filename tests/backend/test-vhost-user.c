@@ -212,7 +212,8 @@ static void test_bad_messages(void)
 	negotiate();
 	u = 1;
 	is_int(ack(SET_FEATURES, &u, 4, NULL, 0), 1, "SET_FEATURES with 4 bytes: failure reply");
-	is_int(ack(SET_FEATURES, &u, 12, NULL, 0), 1, "SET_FEATURES with 12 bytes: failure reply");
+	uint64_t u2[2] = { 1, 0 };
+	is_int(ack(SET_FEATURES, u2, 12, NULL, 0), 1, "SET_FEATURES with 12 bytes: failure reply");
 	u = 1ull << 63;
 	is_int(ack(SET_FEATURES, &u, 8, NULL, 0), 1, "unoffered feature bit: failure reply");
 	st.index = 2; st.num = 64;
