@@ -96,3 +96,13 @@ bool conn_output_full(struct conn *c);
 typedef void (*conn_drain_fn)(struct conn *c, void *userdata);
 void conn_add_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata);
 void conn_remove_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata);
+
+/* Raw data side channel: hand the connection's socket to a method. The
+ * connection stops reading requests at once; when the answers queued so far
+ * (the answer of the call that asked) are written, fn gets a duplicate of
+ * the socket (O_CLOEXEC, non-blocking) and the input bytes already read past
+ * that call (to be consumed during the call), and the connection closes. fd
+ * is -1 when the connection failed first. Returns 0 or -ENOTCONN. */
+struct evbuffer;
+typedef void (*conn_takeover_fn)(int fd, struct evbuffer *early, void *userdata);
+int conn_take_over(struct conn *c, conn_takeover_fn fn, void *userdata);

@@ -5,6 +5,7 @@
  * closed by deferring the free out of their own callbacks. */
 #include <errno.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -51,6 +52,8 @@ struct conn {
 	struct drain_watch *watches;
 	size_t n_watches;
 	unsigned watch_dispatch;
+	conn_takeover_fn takeover_fn; /* conn_take_over(): called from conn_close() */
+	void *takeover_data;
 	struct conn *prev, *next;
 };
 
@@ -308,6 +311,14 @@ static void conn_close(struct conn *c)
 	c->closed = true;
 	c->full = false;
 	conn_ref(c);
+	if (c->takeover_fn) {
+		/* Only a connection whose answers were all written hands its socket on. */
+		int fd = -1;
+		if (c->fd >= 0 && evbuffer_get_length(c->out) == 0)
+			fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 3);
+		c->takeover_fn(fd, c->in, c->takeover_data);
+		c->takeover_fn = NULL;
+	}
 	if (c->fd >= 0) {
 		conn_update_reading(c);
 		conn_stop_write(c);
@@ -330,6 +341,22 @@ static void conn_close(struct conn *c)
 		server_maybe_exit(s);
 	}
 	conn_unref(c);
+}
+
+int conn_take_over(struct conn *c, conn_takeover_fn fn, void *userdata)
+{
+	if (c->fd < 0 || c->closed || c->finishing || c->takeover_fn)
+		return -ENOTCONN;
+	c->takeover_fn = fn;
+	c->takeover_data = userdata;
+	/* Not one more byte is read as JSON: what follows belongs to fn. The
+	 * answers queued so far are flushed, then conn_close() hands over. */
+	c->finishing = true;
+	conn_update_reading(c);
+	/* The write event (with the flush timeout) closes once the output is empty. */
+	conn_stop_write(c);
+	conn_want_write(c);
+	return 0;
 }
 
 struct conn *conn_close_unref(struct conn *c)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 
 #include "base64.h"
 #include "cmd.h"
+#include "guestlink/address.h"
 
 #define CP_CHUNK (1024 * 1024)
 #define CP_WINDOW 8
@@ -41,6 +43,8 @@ struct cp {
 	bool eof, failed, done;
 	unsigned inflight;
 	int64_t handle;
+	bool channel; /* raw side channel (file.channel + file.attach) */
+	char token[65];
 	int status;
 	double t0, last_draw;
 	char remote_sha[65];
@@ -176,6 +180,7 @@ static void cp_complete(struct cp *cp)
 /* --- upload --- */
 
 static void cp_upload_pump(struct cp *cp);
+static int cp_channel_call(struct cp *cp, struct json_object *params);
 
 static void cp_on_close(struct gl_client *c, int status, struct json_object *result,
 	const struct gl_error *error, void *userdata)
@@ -276,7 +281,8 @@ static void cp_upload_pump(struct cp *cp)
 
 static void cp_download_pump(struct cp *cp);
 
-static void cp_download_finish(struct cp *cp)
+/* Size, mode and rename into place; on failure the temporary file goes. */
+static void cp_download_finish_sync(struct cp *cp)
 {
 	uint64_t size = cp->eof ? cp->end : cp->next_off;
 
@@ -286,13 +292,20 @@ static void cp_download_finish(struct cp *cp)
 		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
 	if (!cp->failed && rename(cp->tmp, cp->local) < 0)
 		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
+	if (cp->failed)
+		return; /* the caller unlinks cp->tmp */
+	free(cp->tmp);
+	cp->tmp = NULL;
+}
+
+static void cp_download_finish(struct cp *cp)
+{
+	cp_download_finish_sync(cp);
 	if (cp->failed) {
 		unlink(cp->tmp);
 		cp_stop(cp);
 		return;
 	}
-	free(cp->tmp);
-	cp->tmp = NULL;
 	cp_draw(cp, true);
 	cp_complete(cp);
 }
@@ -458,6 +471,17 @@ static int cp_prepare_upload(struct cp *cp)
 	json_object_put(res);
 	res = NULL;
 
+	if (cp->channel) {
+		p = json_object_new_object();
+		json_object_object_add(p, "path", json_object_new_string(cp->remote));
+		json_object_object_add(p, "direction", json_object_new_string("upload"));
+		json_object_object_add(p, "size", json_object_new_int64((int64_t)cp->size));
+		json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
+		r = cp_channel_call(cp, p);
+		if (r != -EOPNOTSUPP)
+			return r < 0 ? -1 : 0;
+	}
+
 	p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(cp->remote));
 	json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
@@ -524,7 +548,192 @@ static int cp_prepare_download(struct cp *cp)
 		cp->tmp = NULL;
 		return -1;
 	}
+	/* Files that report no size (/proc) are read by chunks until eof. */
+	if (cp->channel && cp->size > 0) {
+		int r;
+		p = json_object_new_object();
+		json_object_object_add(p, "path", json_object_new_string(cp->remote));
+		json_object_object_add(p, "direction", json_object_new_string("download"));
+		r = cp_channel_call(cp, p);
+		if (r != -EOPNOTSUPP)
+			return r < 0 ? -1 : 0;
+	}
+	cp->channel = false;
 	return 0;
+}
+
+/* --- raw side channel --- */
+
+/* file.channel: 0 with cp->token set, -EOPNOTSUPP when the agent has no
+ * channels (then chunks are used), or another error (reported). */
+static int cp_channel_call(struct cp *cp, struct json_object *params)
+{
+	struct json_object *res = NULL, *v;
+	struct gl_error e = { 0 };
+	int r;
+
+	r = gl_client_call(cp->client, "file.channel", params, cp->ctx->timeout_ms, &res, &e);
+	if (r == -EREMOTEIO && e.code == -32601) {
+		cp->channel = false;
+		return -EOPNOTSUPP;
+	}
+	if (r < 0) {
+		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.channel", r,
+			&e);
+		return r;
+	}
+	if (!json_object_object_get_ex(res, "token", &v) ||
+		json_object_get_string_len(v) >= (int)sizeof(cp->token)) {
+		json_object_put(res);
+		cp_fail(cp, CMD_EXIT_FAILED, "file.channel", -EPROTO, NULL);
+		return -EPROTO;
+	}
+	snprintf(cp->token, sizeof(cp->token), "%s", json_object_get_string(v));
+	if (!cp->upload && json_object_object_get_ex(res, "size", &v))
+		cp->size = (uint64_t)json_object_get_int64(v);
+	if (!cp->upload && json_object_object_get_ex(res, "mode", &v))
+		cp->mode = (mode_t)json_object_get_int(v) & 07777;
+	json_object_put(res);
+	return 0;
+}
+
+/* One line from fd, byte by byte: what follows it is raw data, not ours to read. */
+static int cp_read_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	while (n + 1 < size) {
+		ssize_t k = read(fd, buf + n, 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -ECONNRESET;
+		if (buf[n] == '\n') {
+			buf[n] = 0;
+			return 0;
+		}
+		n++;
+	}
+	return -EPROTO;
+}
+
+/* A second connection, presented with the token: from its answer on, raw bytes. */
+static int cp_channel_open(struct cp *cp)
+{
+	struct gl_address a;
+	struct json_object *ans, *v;
+	char line[4096];
+	int fd, r;
+
+	r = gl_address_parse(cp->ctx->address, &a);
+	if (r < 0)
+		return r;
+	fd = gl_address_connect(&a, cp->ctx->timeout_ms);
+	if (fd < 0)
+		return fd;
+	snprintf(line, sizeof(line),
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"file.attach\",\"params\":{\"token\":\"%s\"}}\n",
+		cp->token);
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		close(fd);
+		return -EIO;
+	}
+	r = cp_read_line(fd, line, sizeof(line));
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	ans = json_tokener_parse(line);
+	if (!json_object_object_get_ex(ans, "result", &v)) {
+		json_object_put(ans);
+		close(fd);
+		return -EPROTO;
+	}
+	json_object_put(ans);
+	return fd;
+}
+
+static void cp_channel_run(struct cp *cp)
+{
+	static char buf[CP_CHUNK];
+	int fd = cp_channel_open(cp);
+
+	if (fd < 0) {
+		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.attach", fd, NULL);
+		return;
+	}
+	if (cp->upload) {
+		char line[256];
+		off_t off = 0;
+		struct json_object *st, *ok;
+
+		while ((uint64_t)off < cp->size) {
+			ssize_t n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				cp_fail(cp, CMD_EXIT_FAILED, "upload", n < 0 ? -errno : -EIO, NULL);
+				break;
+			}
+			cp->moved = (uint64_t)off;
+			cp_draw(cp, false);
+		}
+		if (!cp->failed) {
+			int r = cp_read_line(fd, line, sizeof(line));
+			st = r < 0 ? NULL : json_tokener_parse(line);
+			if (!json_object_object_get_ex(st, "ok", &ok) || !json_object_get_boolean(ok))
+				cp_fail(cp, CMD_EXIT_FAILED, "upload", -EIO, NULL);
+			json_object_put(st);
+		}
+	} else {
+		while (cp->moved < cp->size) {
+			size_t want = cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved)
+								   : CP_CHUNK;
+			ssize_t n = read(fd, buf, want);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				cp_fail(cp, CMD_EXIT_FAILED, "download", n < 0 ? -errno : -EPIPE, NULL);
+				break;
+			}
+			if (write(cp->fd, buf, (size_t)n) != n) {
+				cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+				break;
+			}
+			cp->moved += (uint64_t)n;
+			cp_draw(cp, false);
+		}
+		if (!cp->failed) {
+			cp->eof = true;
+			cp->end = cp->size;
+		}
+	}
+	close(fd);
+}
+
+static void cp_verify_sync(struct cp *cp)
+{
+	struct json_object *p = json_object_new_object(), *argv = json_object_new_array();
+	struct json_object *res = NULL, *v;
+	void *out = NULL;
+	size_t n = 0;
+
+	json_object_array_add(argv, json_object_new_string("sha256sum"));
+	json_object_array_add(argv, json_object_new_string("--"));
+	json_object_array_add(argv, json_object_new_string(cp->remote));
+	json_object_object_add(p, "argv", argv);
+	if (cp_sync_call(cp, "exec.run", p, &res, false) < 0)
+		return;
+	if (!json_object_object_get_ex(res, "code", &v) || json_object_get_int(v) != 0 ||
+		!json_object_object_get_ex(res, "stdout", &v) ||
+		gl_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), &out,
+			&n) < 0 ||
+		n < 64)
+		cp_fail(cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
+	else
+		memcpy(cp->remote_sha, out, 64);
+	free(out);
+	json_object_put(res);
 }
 
 static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
@@ -532,24 +741,27 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	static const struct option options[] = {
 		{ "verify", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "no-channel", no_argument, NULL, 'J' },
 		{}
 	};
-	struct cp cp = { .ctx = ctx, .fd = -1 };
+	struct cp cp = { .ctx = ctx, .fd = -1, .channel = true };
 	const char *src, *dst;
 	bool quiet = false;
 	int c, r;
 
 	optind = 0;
-	while ((c = getopt_long(argc + 1, argv - 1, "+vq", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc + 1, argv - 1, "+vqJ", options, NULL)) >= 0) {
 		if (c == 'v')
 			cp.verify = true;
+		else if (c == 'J')
+			cp.channel = false;
 		else if (c == 'q')
 			quiet = true;
 		else
-			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] SRC DST");
+			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] [--no-channel] SRC DST");
 	}
 	if (argc - (optind - 1) != 2)
-		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] SRC DST");
+		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] [--no-channel] SRC DST");
 	src = argv[optind - 1];
 	dst = argv[optind];
 	if ((strncmp(src, CP_PREFIX, strlen(CP_PREFIX)) == 0) ==
@@ -572,6 +784,19 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		r = cp.status;
 		goto out;
 	}
+	if (cp.channel) {
+		cp.t0 = cp_now();
+		cp_channel_run(&cp);
+		if (!cp.upload)
+			cp_download_finish_sync(&cp);
+		if (!cp.failed) {
+			cp_draw(&cp, true);
+			if (cp.verify)
+				cp_verify_sync(&cp);
+		}
+		cp.done = true;
+		goto finished;
+	}
 	cp.base = event_base_new();
 	if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
 		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot set up the event loop");
@@ -587,6 +812,7 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		event_base_dispatch(cp.base);
 	if (!cp.done)
 		cp_fail(&cp, CMD_EXIT_FAILED, "cp", -EIO, NULL);
+finished:
 
 	if (!cp.failed && cp.verify) {
 		char local_sha[65];
@@ -627,7 +853,7 @@ out:
 
 const struct cmd_entry cmd_cp_entry = {
 	.name = "cp",
-	.usage = "[--verify] [--quiet] SRC DST  (one side guest:PATH)",
+	.usage = "[--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
 	.summary = "copy a file to or from the guest (mode kept; --verify compares SHA-256)",
 	.min_args = 2,
 	.max_args = -1,

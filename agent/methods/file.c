@@ -13,11 +13,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/random.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
 
+#include "../config.h"
 #include "base64.h"
 #include "file.h"
 #include "fsfreeze.h"
@@ -810,6 +813,294 @@ static int file_rename(struct call *call, void *params)
 	return 0;
 }
 
+/* --- raw data side channel ---
+ * file.channel {path, direction, size?, mode?} -> {token, size}; then on a
+ * second connection file.attach {token} -> {size}, after which that
+ * connection carries the file's bytes raw: exactly `size` bytes from the
+ * client for an upload (the agent then answers one JSON line and closes), or
+ * from the agent for a download. Tokens are random, single-use and expire. */
+
+#define FILE_CHANNEL_TTL_S 30
+#define FILE_MAX_CHANNELS 64
+#define FILE_CHANNEL_BUF (1024u * 1024)
+
+struct file_channel {
+	struct file_channel *next;
+	char token[33];
+	bool upload;
+	struct file_tmp tmp; /* upload */
+	int fd;              /* download: the file */
+	uint64_t size, done;
+	struct event_base *base;
+	struct event *expire;
+	int sock;
+	struct event *ev;
+	char *buf;
+};
+
+static struct file_channel *file_channels;
+static unsigned file_n_channels;
+
+static void file_channel_free(struct file_channel *ch)
+{
+	if (ch->ev)
+		event_free(ch->ev);
+	if (ch->expire)
+		event_free(ch->expire);
+	if (ch->sock >= 0)
+		close(ch->sock);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	file_tmp_discard(&ch->tmp);
+	free(ch->buf);
+	free(ch);
+}
+
+static void file_channel_unlink(struct file_channel *ch)
+{
+	for (struct file_channel **pp = &file_channels; *pp; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			file_n_channels--;
+			return;
+		}
+}
+
+static void file_channel_expire_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct file_channel *ch = userdata;
+
+	file_channel_unlink(ch);
+	file_channel_free(ch);
+}
+
+/* The upload's last word: one JSON line, then close. */
+static void file_channel_status(struct file_channel *ch, int r)
+{
+	char line[160];
+	int n;
+
+	if (r < 0)
+		n = snprintf(line, sizeof(line), "{\"ok\":false,\"errno\":\"%s\",\"size\":%llu}\n",
+			gl_errno_name(-r) ?: "EIO", (unsigned long long)ch->done);
+	else
+		n = snprintf(line, sizeof(line), "{\"ok\":true,\"size\":%llu}\n",
+			(unsigned long long)ch->done);
+	(void)!write(ch->sock, line, (size_t)n); /* small: fits the socket buffer */
+}
+
+static int file_channel_take(struct file_channel *ch, const void *data, size_t n)
+{
+	if (n > ch->size - ch->done)
+		return -EFBIG; /* more than announced: refuse rather than guess */
+	int r = file_write_all(ch->tmp.fd, data, n, (int64_t)ch->done);
+	if (r < 0)
+		return r;
+	ch->done += n;
+	return 0;
+}
+
+static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct file_channel *ch = userdata;
+	ssize_t n = read(fd, ch->buf, FILE_CHANNEL_BUF);
+	int r = 0;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
+		r = n < 0 ? -errno : -EPIPE; /* ended before `size` bytes: no file */
+	else
+		r = file_channel_take(ch, ch->buf, (size_t)n);
+	if (r >= 0 && ch->done < ch->size)
+		return;
+	if (r >= 0 && fsfreeze_check_path(ch->tmp.path) < 0)
+		r = -EBUSY;
+	if (r >= 0)
+		r = file_tmp_commit(&ch->tmp);
+	file_channel_status(ch, r);
+	file_channel_free(ch);
+}
+
+static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct file_channel *ch = userdata;
+	off_t off = (off_t)ch->done;
+	size_t want = ch->size - ch->done < 4 * FILE_CHANNEL_BUF ? (size_t)(ch->size - ch->done)
+								 : 4 * FILE_CHANNEL_BUF;
+	ssize_t n = want ? sendfile(fd, ch->fd, &off, want) : 0;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		ch->done += (uint64_t)n;
+		if (ch->done < ch->size)
+			return;
+	}
+	/* Done, or the file shrank or failed: the client sees the short count. */
+	file_channel_free(ch);
+}
+
+static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
+{
+	struct file_channel *ch = userdata;
+	size_t n;
+
+	ch->sock = fd;
+	if (fd < 0) {
+		file_channel_free(ch);
+		return;
+	}
+	if (ch->upload) {
+		/* Bytes the client sent right behind file.attach are the first ones. */
+		while ((n = evbuffer_get_length(early)) > 0) {
+			size_t k = n < FILE_CHANNEL_BUF ? n : FILE_CHANNEL_BUF;
+			int r;
+			evbuffer_remove(early, ch->buf, k);
+			r = file_channel_take(ch, ch->buf, k);
+			if (r < 0) {
+				file_channel_status(ch, r);
+				file_channel_free(ch);
+				return;
+			}
+		}
+		if (ch->done == ch->size) {
+			int r = file_tmp_commit(&ch->tmp);
+			file_channel_status(ch, r);
+			file_channel_free(ch);
+			return;
+		}
+	}
+	ch->ev = event_new(ch->base, fd, (ch->upload ? EV_READ : EV_WRITE) | EV_PERSIST,
+		ch->upload ? file_channel_upload_cb : file_channel_download_cb, ch);
+	if (!ch->ev || event_add(ch->ev, NULL) < 0) {
+		log_error("Cannot watch a file channel, dropping it");
+		file_channel_free(ch);
+	}
+}
+
+static const char *const file_channel_directions[] = { "upload", "download", NULL };
+
+struct file_channel_params {
+	const char *path;
+	const char *direction;
+	int64_t size;
+	int64_t mode;
+};
+
+static int file_channel(struct call *call, void *params)
+{
+	struct file_channel_params *a = params;
+	const struct config *cfg = config_get();
+	struct file_channel *ch;
+	struct json_object *res;
+	uint8_t rnd[16];
+	int r;
+
+	if (file_n_channels >= FILE_MAX_CHANNELS) {
+		call_error(call, GL_RPC_LIMIT, "too many pending channels", NULL);
+		return 0;
+	}
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->fd = ch->sock = ch->tmp.fd = -1;
+	ch->upload = strcmp(a->direction, "upload") == 0;
+	ch->base = call_event_base(call);
+	/* The channel moves what file.write or file.read would: same policy. */
+	if (cfg && !config_method_allowed(cfg, ch->upload ? "file.write" : "file.read")) {
+		free(ch);
+		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
+		return 0;
+	}
+	if (ch->upload) {
+		if (a->size < 0) {
+			free(ch);
+			call_error(call, GL_RPC_INVALID_PARAMS, "an upload needs its size", NULL);
+			return 0;
+		}
+		if (file_frozen(call, a->path)) {
+			free(ch);
+			return 0;
+		}
+		r = file_tmp_open(a->path, (int)a->mode, true, &ch->tmp);
+		if (r < 0) {
+			free(ch);
+			file_error(call, r, "cannot create the file");
+			return 0;
+		}
+		ch->size = (uint64_t)a->size;
+	} else {
+		struct stat st;
+		ch->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (ch->fd < 0 || fstat(ch->fd, &st) < 0) {
+			file_error(call, errno, "cannot open");
+			file_channel_free(ch);
+			return 0;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			file_channel_free(ch);
+			call_os_error(call, EINVAL, "only regular files go through a channel");
+			return 0;
+		}
+		ch->size = (uint64_t)st.st_size;
+		ch->tmp.mode = st.st_mode & 07777;
+	}
+	ch->buf = ch->upload ? malloc(FILE_CHANNEL_BUF) : NULL;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || (ch->upload && !ch->buf)) {
+		r = -errno ?: -ENOMEM;
+		file_channel_free(ch);
+		return r;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(ch->token + 2 * i, 3, "%02x", rnd[i]);
+	struct timeval ttl = { .tv_sec = FILE_CHANNEL_TTL_S };
+	ch->expire = evtimer_new(ch->base, file_channel_expire_cb, ch);
+	if (!ch->expire || evtimer_add(ch->expire, &ttl) < 0) {
+		file_channel_free(ch);
+		return -ENOMEM;
+	}
+	ch->next = file_channels;
+	file_channels = ch;
+	file_n_channels++;
+	res = json_object_new_object();
+	json_object_object_add(res, "token", json_object_new_string(ch->token));
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
+	if (!ch->upload)
+		json_object_object_add(res, "mode", json_object_new_int((int)ch->tmp.mode));
+	call_reply(call, res);
+	return 0;
+}
+
+struct file_attach_params {
+	const char *token;
+};
+
+static int file_attach(struct call *call, void *params)
+{
+	struct file_attach_params *a = params;
+	struct conn *conn = call_conn(call);
+	struct file_channel *ch;
+	struct json_object *res;
+
+	for (ch = file_channels; ch; ch = ch->next)
+		if (strcmp(ch->token, a->token) == 0)
+			break;
+	if (!ch || !conn) {
+		call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such channel token", NULL);
+		return 0;
+	}
+	file_channel_unlink(ch); /* single use */
+	event_free(ch->expire);
+	ch->expire = NULL;
+	res = json_object_new_object();
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
+	call_reply(call, res);
+	if (conn_take_over(conn, file_channel_start, ch) < 0)
+		file_channel_free(ch);
+	return 0;
+}
+
 /* --- the table --- */
 
 #define FILE_PATH_PARAM(st, req)                                                                   \
@@ -898,6 +1189,23 @@ static const struct method_param file_rename_params[] = {
 	{ NULL },
 };
 
+static const struct method_param file_channel_params_table[] = {
+	FILE_PATH_PARAM(struct file_channel_params, PARAM_MANDATORY),
+	{ "direction", PARAM_STRING, offsetof(struct file_channel_params, direction),
+		PARAM_MANDATORY, 0, 0, 0, file_channel_directions, "upload or download" },
+	{ "size", PARAM_INT, offsetof(struct file_channel_params, size), 0, 0, INT64_MAX / 2, -1,
+		NULL, "upload: the exact number of bytes that will follow" },
+	{ "mode", PARAM_INT, offsetof(struct file_channel_params, mode), 0, 0, 07777, -1, NULL,
+		"upload: permission bits (default: those of the file replaced)" },
+	{ NULL },
+};
+
+static const struct method_param file_attach_params_table[] = {
+	{ "token", PARAM_STRING, offsetof(struct file_attach_params, token), PARAM_MANDATORY, 0,
+		64, 0, NULL, "token from file.channel" },
+	{ NULL },
+};
+
 #define FILE_EMPTY_RESULT "{\"type\":\"object\"}"
 
 const struct method file_methods[] = {
@@ -928,6 +1236,13 @@ const struct method file_methods[] = {
 		file_mkdir, METHOD_WRITES, FILE_EMPTY_RESULT },
 	{ "file.rename", "Rename a path", file_rename_params, sizeof(struct file_rename_params),
 		file_rename, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ "file.channel", "Prepare a raw transfer of a whole file on a second connection",
+		file_channel_params_table, sizeof(struct file_channel_params), file_channel, 0,
+		"{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"},"
+		"\"size\":{\"type\":\"integer\"}}}" },
+	{ "file.attach", "Turn this connection into the raw data channel of a token",
+		file_attach_params_table, sizeof(struct file_attach_params), file_attach, 0,
+		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },
 	{ NULL },
 };
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmark: `guestlink cp` throughput host->agent and agent->host over a Unix
-socket, beside a raw file copy through a Unix socket (sendfile in, recv and
+socket (raw side channel, and JSON+base64 chunks with --no-channel), beside a raw file copy through a Unix socket (sendfile in, recv and
 write out) measured in the same run. Prints MiB/s and the ratio. Not part of
 `make check`: run it by hand, e.g.
     top_builddir=BUILD top_srcdir=SRC PYTHONPATH=SRC/tests/lib python3 bench-cp.py [MiB]"""
@@ -60,25 +60,32 @@ cli = g.build_path("host", "guestlink")
 env = dict(os.environ, GUESTLINK_ADDRESS="unix:" + agent.sock)
 
 
-def cp(a, b):
+def cp(a, b, *opts):
     t0 = time.monotonic()
-    subprocess.run([cli, "--timeout", "120", "cp", "--quiet", a, b], env=env, check=True)
+    subprocess.run([cli, "--timeout", "120", "cp", "--quiet"] + list(opts) + [a, b], env=env,
+                   check=True)
     return time.monotonic() - t0
 
 
-best = {"raw": 1e9, "up": 1e9, "down": 1e9}
+best = {k: 1e9 for k in ("raw", "up", "down", "up-json", "down-json")}
 for _ in range(rounds):
     best["raw"] = min(best["raw"], raw_copy(os.path.join(d, "raw")))
     best["up"] = min(best["up"], cp(src, "guest:" + os.path.join(d, "up")))
     best["down"] = min(best["down"], cp("guest:" + src, os.path.join(d, "down")))
-    for name in ("raw", "up", "down"):
+    best["up-json"] = min(best["up-json"], cp(src, "guest:" + os.path.join(d, "up-json"),
+                                              "--no-channel"))
+    best["down-json"] = min(best["down-json"], cp("guest:" + src, os.path.join(d, "down-json"),
+                                                  "--no-channel"))
+    for name in ("raw", "up", "down", "up-json", "down-json"):
         os.unlink(os.path.join(d, name))
 
 mb = size / MiB
 raw = mb / best["raw"]
 print("# file size %d MiB, best of %d runs" % (mb, rounds))
 print("# raw Unix socket copy:  %8.1f MiB/s" % raw)
-for name, label in (("up", "host->agent"), ("down", "agent->host")):
+for name, label in (("up", "host->agent, raw channel"), ("down", "agent->host, raw channel"),
+                    ("up-json", "host->agent, JSON+base64"),
+                    ("down-json", "agent->host, JSON+base64")):
     rate = mb / best[name]
-    print("# guestlink cp %s: %8.1f MiB/s  ratio %.3f" % (label, rate, rate / raw))
+    print("# guestlink cp %-26s %8.1f MiB/s  ratio %.3f" % (label + ":", rate, rate / raw))
 agent.stop()

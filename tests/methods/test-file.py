@@ -152,6 +152,79 @@ c.result("file.remove", {"path": path("a/b/c")})
 g.ok(not os.path.exists(path("renamed")) and not os.path.exists(path("a/b/c")),
      "remove a file and an empty directory")
 
+# --- raw side channel: file.channel + file.attach on a second connection ---
+def attach(token):
+    s = agent.client()
+    s.send({"jsonrpc": "2.0", "id": 1, "method": "file.attach", "params": {"token": token}})
+    return s, s.recv(10)
+
+
+data = rng.randbytes(3 * 1000 * 1000 + 11)
+p = path("chan-up")
+tok = c.result("file.channel", {"path": p, "direction": "upload", "size": len(data),
+                                "mode": 0o600})["token"]
+s, a = attach(tok)
+g.is_eq(a.get("result", {}).get("size"), len(data), "file.attach answers with the size")
+s.send_raw(data[:1000])
+g.ok(not os.path.exists(p), "a channel upload does not appear before it is complete")
+s.send_raw(data[1000:])
+st = s.recv(30)
+with open(p, "rb") as f:
+    g.ok(st == {"ok": True, "size": len(data)} and f.read() == data and
+         stat.S_IMODE(os.stat(p).st_mode) == 0o600,
+         "a raw channel upload lands byte for byte with its mode")
+s.close()
+g.is_eq(error_code(attach(tok)[1]), -32002, "a channel token is single-use")
+g.is_eq(error_code(attach("0" * 32)[1]), -32002, "an unknown token answers -32002")
+
+# The request and the first raw bytes in one write: nothing is lost or parsed as JSON.
+tok = c.result("file.channel", {"path": path("chan-early"), "direction": "upload",
+                                "size": 5})["token"]
+s = agent.client()
+s.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"file.attach","params":{"token":"%s"}}\nhello'
+           % tok.encode())
+a, st = s.recv(10), s.recv(10)
+with open(path("chan-early"), "rb") as f:
+    g.ok("result" in a and st["ok"] and f.read() == b"hello",
+         "raw bytes sent right behind file.attach are kept")
+s.close()
+
+before = set(os.listdir(d))
+tok = c.result("file.channel", {"path": path("chan-drop"), "direction": "upload",
+                                "size": 1 << 20})["token"]
+s, a = attach(tok)
+s.send_raw(b"x" * 5000)
+s.close()
+time.sleep(0.5)
+g.is_eq(set(os.listdir(d)) - before, set(), "a channel dropped mid-upload leaves no file")
+tok = c.result("file.channel", {"path": path("chan-big"), "direction": "upload",
+                                "size": 10})["token"]
+s, a = attach(tok)
+s.send_raw(b"y" * 20)
+st = s.recv(10)
+g.ok(st["ok"] is False and not os.path.exists(path("chan-big")),
+     "more bytes than announced is refused, no file (%s)" % st)
+s.close()
+
+tok = c.result("file.channel", {"path": path("chan-up"), "direction": "download"})
+g.is_eq((tok["size"], tok["mode"]), (len(data), 0o600), "a download channel tells size and mode")
+s, a = attach(tok["token"])
+got = s.buf
+s.s.settimeout(30)
+while True:
+    chunk = s.s.recv(1 << 20)
+    if not chunk:
+        break
+    got += chunk
+g.ok(got == data, "a raw channel download is byte for byte, then the agent closes")
+s.close()
+g.is_eq(error_code(c.call("file.channel", {"path": path("x"), "direction": "upload"})), -32602,
+        "an upload channel needs its size")
+g.is_eq(error_code(c.call("file.channel", {"path": path("none"), "direction": "download"})),
+        -32002, "a download channel of a missing file answers -32002")
+g.is_eq(error_code(c.call("file.channel", {"path": d, "direction": "sideways"})), -32602,
+        "an unknown direction answers -32602")
+
 # --- errors and bad input ---
 a = c.call("file.read", {"path": path("missing")})
 g.ok(error_code(a) == -32002 and a["error"]["data"]["errno"] == "ENOENT",
