@@ -46,10 +46,14 @@ static void main_help(FILE *f)
 		"Commands:\n",
 		GL_RUNDIR, GL_DEFAULT_PORT, MAIN_DEFAULT_TIMEOUT_MS / 1000);
 	for (size_t i = 0; i < ELEMENTSOF(main_cmds); i++) {
-		char head[64];
+		char head[512];
 
 		snprintf(head, sizeof(head), "%s %s", main_cmds[i]->name, main_cmds[i]->usage);
-		fprintf(f, "  %-28s %s\n", head, main_cmds[i]->summary);
+		/* Long usages get the summary on a line of its own. */
+		if (strlen(head) > 28)
+			fprintf(f, "  %s\n  %-28s %s\n", head, "", main_cmds[i]->summary);
+		else
+			fprintf(f, "  %-28s %s\n", head, main_cmds[i]->summary);
 	}
 	fprintf(f, "\nExit status: 0 ok, 1 the call failed, 2 usage, 3 cannot reach the agent.\n");
 }

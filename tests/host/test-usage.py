@@ -253,9 +253,13 @@ def complete(*words):
     return sorted(x for x in p.stdout.splitlines() if x)
 
 
-is_eq(complete("guestlink", ""), ["call", "info", "methods", "ping"], "completion: commands")
-is_eq(complete("guestlink", "--ti"), ["--timeout"], "completion: options")
-is_eq(complete("guestlink", "-a", "unix:/x", "--json", "m"), ["methods"],
+rc, out, err = run("--help")
+commands = sorted(line.split()[0] for line in out.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+                  if line.startswith("  ") and not line.startswith("   "))
+ok({"call", "info", "methods", "ping"} <= set(commands), "--help: the command list parses")
+is_eq(complete(GUESTLINK, ""), commands, "completion: every command from --help")
+is_eq(complete(GUESTLINK, "--ti"), ["--timeout"], "completion: options")
+is_eq(complete(GUESTLINK, "-a", "unix:/x", "--json", "me"), ["methods"],
       "completion: command after options and their values")
-is_eq(complete("guestlink", "-a", "hyb"), ["hybrid:"], "completion: address schemes")
+is_eq(complete(GUESTLINK, "-a", "hyb"), ["hybrid:"], "completion: address schemes")
 done()
