@@ -10,3 +10,14 @@ units/guestlink-agent.service: $(top_srcdir)/units/guestlink-agent.service.in Ma
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/units/guestlink-agent.service.in > $@.tmp && \
 	mv $@.tmp $@
 # --- end guest ---
+
+# --- host: vhost-user-vsock@ (one backend per VM) ---
+systemdsystemunit_DATA += units/vhost-user-vsock@.socket units/vhost-user-vsock@.service
+EXTRA_DIST += units/vhost-user-vsock@.socket units/vhost-user-vsock@.service.in
+CLEANFILES += units/vhost-user-vsock@.service
+
+units/vhost-user-vsock@.service: $(top_srcdir)/units/vhost-user-vsock@.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) units && \
+	sed -e 's|@libexecdir[@]|$(libexecdir)|g' $(top_srcdir)/units/vhost-user-vsock@.service.in > $@.tmp && \
+	mv $@.tmp $@
+# --- end host ---
