@@ -194,8 +194,12 @@ def guest_units(udir, with_agent):
         with open(os.path.join(udir, "guestlink-agent.service.d", "vmtest.conf"), "w") as f:
             f.write("# Run the freshly built agent from the build tree.\n[Service]\n"
                     "ExecStart=\nExecStart=%s\n" % " ".join(argv))
-            # The build tree must stay visible whatever the hardening hides.
-            f.write("BindReadOnlyPaths=%s %s\n" % (TOP_BUILDDIR, TOP_SRCDIR))
+            # The build tree must stay visible whatever the hardening hides; only
+            # then, as a private mount namespace would hide mounts the tests make.
+            with open(unit_file("guestlink-agent.service")) as u:
+                if re.search(r"^(Protect(System|Home)|PrivateTmp|TemporaryFileSystem|"
+                             r"InaccessiblePaths)=", u.read(), re.M):
+                    f.write("BindReadOnlyPaths=%s %s\n" % (TOP_BUILDDIR, TOP_SRCDIR))
             if libdir:
                 f.write("Environment=LD_LIBRARY_PATH=%s\n" % libdir)
         wants.append("guestlink-agent.socket")
