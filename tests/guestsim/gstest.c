@@ -146,6 +146,16 @@ int gt_backend_stop(struct gt_backend *b, long *ret_ms)
 	}
 	if (ret_ms)
 		*ret_ms = (long)(gs_now_ms() - t0);
+	/* ASan/UBSan reports (leaks come at exit) fail the stop like a bad status. */
+	if (gt_backend_log_contains(b, "Sanitizer") || gt_backend_log_contains(b, "runtime error:")) {
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "grep -A12 -E 'Sanitizer|runtime error:' %s | sed 's/^/# /' | head -60",
+			 b->log_path);
+		if (system(cmd) < 0)
+			fprintf(stderr, "cannot show the log\n");
+		ret = -2;
+	}
 	if (getenv("GUESTSIM_KEEP_LOG")) {
 		char cmd[600];
 
@@ -523,4 +533,27 @@ unsigned gt_backend_log_count(const struct gt_backend *b, const char *s)
 	for (char *p = buf; (p = strstr(p, s)); p += strlen(s))
 		count++;
 	return count;
+}
+
+long gt_backend_cpu_ms(const struct gt_backend *b)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)b->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* after "(comm)": state is field 3, utime 14, stime 15 */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }

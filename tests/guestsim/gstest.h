@@ -23,7 +23,8 @@ const char *gt_backend_binary(void);
 /* Start `vhost-user-vsock --socket-path --uds-path --guest-cid=3 [args...]` (NULL-ended). */
 int gt_backend_start(struct gt_backend *b, const char *const *args);
 bool gt_backend_alive(struct gt_backend *b);
-/* SIGTERM, wait (SIGKILL after 5 s); returns the exit status or -1; removes the dir.
+/* SIGTERM, wait (SIGKILL after 5 s); returns the exit status, -1 when killed by a signal,
+ * -2 when the log holds a sanitizer report; removes the dir.
  * ret_ms: how long the exit took. */
 int gt_backend_stop(struct gt_backend *b, long *ret_ms);
 long gt_backend_rss_kb(const struct gt_backend *b);
@@ -51,3 +52,5 @@ void gt_sha256_hex(const void *data, size_t len, char out[65]);
 int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, size_t len);
 /* How many times s occurs in the back-end's log so far. */
 unsigned gt_backend_log_count(const struct gt_backend *b, const char *s);
+/* User+system CPU time the back-end has used so far, in ms (-1 on error). */
+long gt_backend_cpu_ms(const struct gt_backend *b);

@@ -662,8 +662,10 @@ static int ctrl_flush(struct gs *gs)
 		if (r < 0)
 			break;
 	}
-	memmove(gs->ctrl, gs->ctrl + i, (gs->nctrl - i) * sizeof(*gs->ctrl));
-	gs->nctrl -= i;
+	if (i > 0) {
+		memmove(gs->ctrl, gs->ctrl + i, (gs->nctrl - i) * sizeof(*gs->ctrl));
+		gs->nctrl -= i;
+	}
 	return 0;
 }
 

@@ -485,6 +485,23 @@ out:
 	unlink(path);
 }
 
+/* While a transfer is stalled by flow control the back-end must sleep, not spin (the
+ * peers' bug: EPOLLOUT always armed, 100% CPU). */
+static void cpu_idle_check(struct gs *gs, struct gs_conn *c, const char *what)
+{
+	static const uint8_t junk[4096];
+	long cpu0 = gt_backend_cpu_ms(&b), cpu1;
+
+	for (uint64_t deadline = gs_now_ms() + 1000; gs_now_ms() < deadline;) {
+		if (c)
+			gs_conn_send(c, junk, sizeof(junk)); /* no credit: -EAGAIN */
+		gs_step(gs, NULL, 0, 10);
+	}
+	cpu1 = gt_backend_cpu_ms(&b);
+	ok(cpu0 >= 0 && cpu1 - cpu0 < 100, "%s: back-end idle while stalled (%ld ms CPU in 1 s)",
+	   what, cpu1 - cpu0);
+}
+
 /* A host client that never reads: the guest is throttled by credit, memory bounded,
  * and once the client reads everything arrives. */
 static void test_slow_host_reader(struct gs *gs)
@@ -517,6 +534,7 @@ static void test_slow_host_reader(struct gs *gs)
 	ok(gs_conn_peer_free(c) == 0, "slow host reader: no credit left");
 	ok(rss1 - rss0 < 8 * 1024, "slow host reader: back-end RSS grew by < 8 MiB (%ld kB)",
 	   rss1 - rss0);
+	cpu_idle_check(gs, c, "slow host reader");
 	/* Now the reader drains: credit updates must let the guest finish (no stall). */
 	deadline = gs_now_ms() + 20000;
 	while (got < total && gs_now_ms() < deadline) {
@@ -575,6 +593,7 @@ static void test_slow_guest_reader(struct gs *gs)
 	is_int(gs_violations(gs) - v0, 0, "slow guest reader: credit respected on every RW");
 	ok(rss1 - rss0 < 8 * 1024, "slow guest reader: back-end RSS grew by < 8 MiB (%ld kB)",
 	   rss1 - rss0);
+	cpu_idle_check(gs, NULL, "slow guest reader");
 	deadline = gs_now_ms() + 20000;
 	while (got < total && gs_now_ms() < deadline) {
 		struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -640,6 +659,6 @@ int main(void)
 		gs_free(gs);
 	}
 	ok(gt_backend_alive(&b), "back-end alive at the end");
-	gt_backend_stop(&b, NULL);
+	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
 	return tap_done();
 }

@@ -290,7 +290,7 @@ static void test_many(void)
 		is_int(gs_violations(gs), 0, "10,000 clients: no violation (%s)", gs_last_violation(gs));
 		gs_free(gs);
 	}
-	gt_backend_stop(&big, NULL);
+	is_int(gt_backend_stop(&big, NULL), 0, "10,000 clients: back-end exits cleanly");
 }
 
 static void test_cap(void)
@@ -315,7 +315,7 @@ static void test_cap(void)
 		ok(gt_backend_alive(&capped), "cap: back-end alive");
 		gs_free(gs);
 	}
-	gt_backend_stop(&capped, NULL);
+	is_int(gt_backend_stop(&capped, NULL), 0, "cap: back-end exits cleanly");
 }
 
 int main(void)
@@ -345,7 +345,7 @@ int main(void)
 		gs_free(gs);
 	}
 	ok(gt_backend_alive(&b), "back-end alive");
-	gt_backend_stop(&b, NULL);
+	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
 	test_cap();
 	test_many();
 	return tap_done();
