@@ -364,9 +364,24 @@ class VM:
         self.disk = os.path.join(work, "disk.img")
 
     def backend_argv(self):
-        """The arguments of units/vhost-user-vsock@.service with this run's paths."""
+        """The arguments of units/vhost-user-vsock@.service for instance "vm", with
+        this run's directory for /run/guestlink/ and the build tree's binary."""
         backend, _ = program("backend/vhost-user-vsock")
-        return [backend, "--uds-path=%s" % self.uds, "--guest-cid=%d" % GUEST_CID]
+        unit = unit_file("vhost-user-vsock@.service")
+        if not unit:
+            return [backend, "--uds-path=%s" % self.uds, "--guest-cid=%d" % GUEST_CID]
+        env = {"GUEST_CID": str(GUEST_CID)}
+        with open(unit) as f:
+            text = f.read()
+        for m in re.finditer(r"^Environment=(\w+)=(\S*)$", text, re.M):
+            env.setdefault(m.group(1), m.group(2))
+        argv = []
+        for a in unit_exec_start(unit)[1:]:
+            a = a.replace("%i", "vm").replace("/run/guestlink/", self.work + "/")
+            a = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), a)
+            if a:
+                argv.append(a)
+        return [backend] + argv
 
     def start_backend(self):
         _, libdir = program("backend/vhost-user-vsock")
@@ -1035,7 +1050,20 @@ def check_units():
         return
     with tempfile.TemporaryDirectory() as d:
         for u in units:
-            shutil.copy(u, d)
+            # ExecStart names the installed path; verify the built program instead
+            # of ignoring "not executable".
+            with open(u) as f:
+                text = f.read()
+
+            def built(m):
+                for rel in ("agent", "backend", "host"):
+                    b = program(os.path.join(rel, os.path.basename(m.group(2))))[0]
+                    if b:
+                        return m.group(1) + b
+                return m.group(0)
+            text = re.sub(r"^(ExecStart=[-@:+!]*)(/\S+)", built, text, flags=re.M)
+            with open(os.path.join(d, os.path.basename(u)), "w") as f:
+                f.write(text)
         # verify resolves ExecStart: give it the installed paths' basenames from the build tree.
         env = dict(os.environ, SYSTEMD_UNIT_PATH=d + ":")
         for u in units:
@@ -1046,9 +1074,7 @@ def check_units():
                 name = inst
             p = subprocess.run(["systemd-analyze", "verify", "--man=no", os.path.join(d, name)],
                                capture_output=True, text=True, env=env)
-            msgs = [ln for ln in (p.stdout + p.stderr).splitlines()
-                    if "is not executable" not in ln and "No such file" not in ln]
-            ok(p.returncode == 0 or not msgs, "systemd-analyze verify %s" % name)
+            ok(p.returncode == 0, "systemd-analyze verify %s" % name)
             for m in (p.stdout + p.stderr).splitlines():
                 diag(m)
         for u in units:
