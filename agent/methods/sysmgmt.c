@@ -439,10 +439,11 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 	struct sysmgmt_shutdown_params *a = params;
 	int64_t ms = a->delay_s * 1000 + SYSMGMT_SHUTDOWN_GRACE_MS;
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
+	const char *mode = a->mode ?: "poweroff";
 	size_t i;
 
 	for (i = 0; i < ELEMENTSOF(sysmgmt_shutdown_modes); i++)
-		if (strcmp(sysmgmt_shutdown_modes[i].mode, a->mode) == 0)
+		if (strcmp(sysmgmt_shutdown_modes[i].mode, mode) == 0)
 			break;
 	if (i == ELEMENTSOF(sysmgmt_shutdown_modes)) {
 		call_error(call, GL_RPC_INVALID_PARAMS, "mode must be poweroff, reboot or halt", NULL);
@@ -457,7 +458,7 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 		    (void *)(uintptr_t)i, &tv) < 0)
 		return -ENOMEM;
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "mode", json_object_new_string(a->mode));
+	json_object_object_add(o, "mode", json_object_new_string(mode));
 	json_object_object_add(o, "in_ms", json_object_new_int64(ms));
 	call_reply(call, o);
 	return 0;
@@ -482,8 +483,8 @@ static const struct method_param sysmgmt_set_hostname_params_table[] = {
 };
 
 static const struct method_param sysmgmt_shutdown_params_table[] = {
-	{ "mode", PARAM_STRING, offsetof(struct sysmgmt_shutdown_params, mode), PARAM_MANDATORY, 0,
-		0, 0, sysmgmt_shutdown_choices, "poweroff, reboot or halt" },
+	{ "mode", PARAM_STRING, offsetof(struct sysmgmt_shutdown_params, mode), 0, 0, 0, 0,
+		sysmgmt_shutdown_choices, "poweroff (default), reboot or halt" },
 	{ "delay_s", PARAM_INT, offsetof(struct sysmgmt_shutdown_params, delay_s), 0, 0, 86400, 0,
 		NULL, "start the shutdown this many seconds after answering" },
 	{ NULL },
