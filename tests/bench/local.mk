@@ -1,1 +1,6 @@
-# tests/bench
+# tests/bench: benchmarks, built by `make check` but not run as tests.
+
+# --- agent: agent.ping rate and latency against a raw reference server ---
+check_PROGRAMS += tests/bench/bench-agent
+tests_bench_bench_agent_SOURCES = tests/bench/bench-agent.c
+# --- end agent ---
