@@ -15,6 +15,9 @@
 #include "server.h"
 
 #define DISPATCH_MAX_PARAMS 64
+/* Members of one batch: its answers are held until the last one, so a batch
+ * of tiny requests must not be able to ask for unbounded answers. */
+#define DISPATCH_MAX_BATCH 1024
 
 struct batch {
 	struct conn *conn;
@@ -540,6 +543,14 @@ void dispatch_message(struct conn *conn, struct json_object *obj)
 	if (n == 0) {
 		dispatch_error(conn, NULL, false, NULL, GL_RPC_INVALID_REQUEST,
 			"Invalid Request: empty batch");
+		json_object_put(obj);
+		return;
+	}
+	if (n > DISPATCH_MAX_BATCH) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "Batch of %zu requests is larger than %d", n,
+			DISPATCH_MAX_BATCH);
+		dispatch_error(conn, NULL, false, NULL, GL_RPC_LIMIT, msg);
 		json_object_put(obj);
 		return;
 	}

@@ -102,6 +102,15 @@ is_eq(rpc('{"jsonrpc":"2.0","method":"agent.ping","params":{"delay_ms":150},"id"
       {"jsonrpc": "2.0", "result": "pong", "id": 4}, "batch of notifications -> nothing at all")
 ok(c.nothing_within(0.2), "and nothing later either")
 
+# Batch size is capped: its answers are held until the last member.
+ping = {"jsonrpc": "2.0", "method": "agent.ping"}
+a = rpc(json.dumps([dict(ping, id=i) for i in range(1024)]) + "\n")
+ok(isinstance(a, list) and sorted(x["id"] for x in a) == list(range(1024)) and
+   all(x.get("result") == "pong" for x in a), "a batch of 1024 is answered in full")
+a = rpc(json.dumps([dict(ping, id=i) for i in range(1025)]) + "\n")
+is_eq((type(a), a.get("error", {}).get("code"), a.get("id", 0)), (dict, -32003, None),
+      "a batch of 1025 -> one -32003")
+
 # --- framing: any whitespace between texts ---
 c.send_raw(b'{"jsonrpc":"2.0","method":"agent.echo","params":[1],"id":1}'
            b'{"jsonrpc":"2.0","method":"agent.echo","params":[2],"id":2} \t\r\n '
