@@ -259,6 +259,39 @@ for x in (again, extra[1], c):
     x.close()
 is_eq(agent.stop(), 0, "agent exits 0")
 
+# --- shutdown bounds ---
+import signal  # noqa: E402
+agent = Agent(tmp)
+c = agent.client()
+c.send_raw(b'{"jsonrpc":"2.0","method":"agent.ping","params":{"delay_ms":30000},"id":1}\n')
+is_eq(rpc('{"jsonrpc":"2.0","method":"agent.ping","id":2}\n').get("id"), 2,
+      "a 30 s call is in flight")
+t0 = time.monotonic()
+os.kill(agent.pid, signal.SIGTERM)
+try:
+    status = agent.proc.p.wait(15)
+except Exception:
+    status = None
+elapsed = time.monotonic() - t0
+is_eq(status, 0, "SIGTERM with a call that will not finish: exit 0")
+ok(4 <= elapsed < 8, "after the bounded wait of about 5 s (%.1fs)" % elapsed)
+ok(read_until_eof(c.s, 5) == b"", "the unfinished call's client sees EOF")
+c.close()
+agent.stop()
+
+agent = Agent(tmp)
+c = agent.client()
+is_eq(rpc('{"jsonrpc":"2.0","method":"agent.ping","id":1}\n').get("result"), "pong", "served")
+os.kill(agent.pid, signal.SIGINT)
+try:
+    status = agent.proc.p.wait(10)
+except Exception:
+    status = None
+is_eq(status, 0, "SIGINT: exit 0")
+ok(not os.path.exists(agent.sock), "the Unix socket file is removed on exit")
+c.close()
+agent.stop()
+
 # --- configuration errors ---
 for conf, what in (('{"nosuch": 1}', "unknown key"), ('{"max_inflight": "x"}', "wrong type"),
                    ('{"exec": {"bogus": 1}}', "unknown nested key"), ('{"allow": [1]}',

@@ -138,10 +138,12 @@ for opener, closer, name in ((b"[", b"]", "arrays"), (b'{"a":', b"}", "objects")
     witness_ok("deep nesting of " + name)
 
 # Invalid UTF-8 in a string, in a method name, and an overlong encoding.
-for bad in (b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xff\xfe"],"id":1}\n',
-            b'{"jsonrpc":"2.0","method":"agent.\xc3","id":1}\n',
-            b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xc0\xaf"],"id":1}\n',
-            b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xed\xa0\x80"],"id":1}\n'):
+for bad, what in (
+        (b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xff\xfe"],"id":1}\n', "bytes ff fe"),
+        (b'{"jsonrpc":"2.0","method":"agent.\xc3","id":1}\n', "truncated sequence in a name"),
+        (b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xc0\xaf"],"id":1}\n', "overlong"),
+        (b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xed\xa0\x80"],"id":1}\n',
+         "encoded surrogate")):
     s = unix_connect(agent.sock)
     s.sendall(bad + b'{"jsonrpc":"2.0","method":"agent.ping","id":2}\n')
     s.settimeout(10)
@@ -159,7 +161,7 @@ for bad in (b'{"jsonrpc":"2.0","method":"agent.echo","params":["\xff\xfe"],"id":
     except (UnicodeDecodeError, ValueError):
         lines = []
     ok(len(lines) == 2 and lines[0].get("error", {}).get("code") == -32700 and
-       lines[1].get("id") == 2, "invalid UTF-8 %r -> -32700 in valid UTF-8, then served" % bad[40:50])
+       lines[1].get("id") == 2, "invalid UTF-8 (%s) -> -32700 in valid UTF-8, then served" % what)
     s.close()
 witness_ok("invalid UTF-8")
 
