@@ -442,6 +442,51 @@ static void test_half_close(struct gs *gs)
 	gs_conn_close(c);
 }
 
+/* Closing: a guest close is answered with RST at once and the host sees EOF; a host
+ * close is SHUTDOWN(SEND) only, then the guest's close completes promptly. */
+static void test_close(struct gs *gs)
+{
+	struct gs_conn *c;
+	uint64_t rst0, t0;
+	unsigned n0;
+	int fd, r;
+
+	r = gt_host_connect(&b, gs, GUEST_PORT, 5000, &fd);
+	c = r < 0 ? NULL : accept_one(gs, GUEST_PORT);
+	if (!ok(c != NULL, "close: connected"))
+		return;
+	/* let earlier closes finish first */
+	for (t0 = gs_now_ms(); gs_now_ms() - t0 < 300;)
+		gs_step(gs, NULL, 0, 10);
+	rst0 = gs_rx_op_count(gs, GS_OP_RST);
+	n0 = gs_conn_count(gs);
+	t0 = gs_now_ms();
+	gs_conn_close(c);
+	while (gs_conn_count(gs) >= n0 && gs_now_ms() - t0 < 3000)
+		gs_step(gs, NULL, 0, 10);
+	ok(gs_conn_count(gs) < n0 && gs_now_ms() - t0 < 1000,
+	   "guest close: the back-end answers SHUTDOWN(both) with RST within a second");
+	is_int(gs_rx_op_count(gs, GS_OP_RST) - rst0, 1, "guest close: exactly one RST");
+	ok(host_eof_within(gs, fd, 2000), "guest close: the host client sees EOF");
+	close(fd);
+
+	r = gt_host_connect(&b, gs, GUEST_PORT, 5000, &fd);
+	c = r < 0 ? NULL : accept_one(gs, GUEST_PORT);
+	if (!ok(c != NULL, "host close: connected"))
+		return;
+	close(fd);
+	for (t0 = gs_now_ms(); !gs_conn_peer_shut_send(c) && gs_now_ms() - t0 < 3000;)
+		gs_step(gs, NULL, 0, 10);
+	ok(gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED,
+	   "host close: the guest gets SHUTDOWN(SEND), not RST");
+	n0 = gs_conn_count(gs);
+	gs_conn_close(c);
+	for (t0 = gs_now_ms(); gs_conn_count(gs) >= n0 && gs_now_ms() - t0 < 3000;)
+		gs_step(gs, NULL, 0, 10);
+	ok(gs_conn_count(gs) < n0 && gs_now_ms() - t0 < 1000,
+	   "host close: the guest's close then completes within a second");
+}
+
 static void test_guest_connect(struct gs *gs)
 {
 	struct gs_conn *c = NULL;
@@ -640,6 +685,7 @@ int main(void)
 		test_pipelined(gs);
 		test_half_close(gs);
 		test_guest_connect(gs);
+		test_close(gs);
 		test_slow_host_reader(gs);
 		test_slow_guest_reader(gs);
 		is_int(gs_violations(gs), 0, "guestsim saw no protocol violation (%s)",
