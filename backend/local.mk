@@ -29,3 +29,21 @@ backend/50-guestlink-vsock.json: backend/50-guestlink-vsock.json.in Makefile
 	mv $@.tmp $@
 
 dist_man_MANS += doc/vhost-user-vsock.8
+
+# libFuzzer harnesses (./configure --enable-fuzz CC=clang); each is also run
+# over its seed corpus, see tests/fuzz/local.mk for how to fuzz for longer.
+EXTRA_DIST += tests/fuzz/fuzz-vhost-user.c tests/fuzz/fuzz-vring.c \
+	tests/fuzz/corpus/vhost-user tests/fuzz/corpus/vring
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz-vhost-user tests/fuzz/fuzz-vring
+tests_fuzz_fuzz_vhost_user_SOURCES = tests/fuzz/fuzz-vhost-user.c
+tests_fuzz_fuzz_vhost_user_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
+tests_fuzz_fuzz_vhost_user_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_fuzz_fuzz_vhost_user_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_vhost_user_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+tests_fuzz_fuzz_vring_SOURCES = tests/fuzz/fuzz-vring.c
+tests_fuzz_fuzz_vring_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
+tests_fuzz_fuzz_vring_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_fuzz_fuzz_vring_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_vring_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+endif
