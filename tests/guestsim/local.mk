@@ -14,6 +14,7 @@ tests_guestsim_guestsim_LDADD = $(GUESTSIM_LIBS)
 
 GUESTSIM_TESTS = \
 	tests/guestsim/test-sha256 \
+	tests/guestsim/test-strict \
 	tests/guestsim/test-negotiate \
 	tests/guestsim/test-data \
 	tests/guestsim/test-bad-guest \
@@ -22,6 +23,7 @@ GUESTSIM_TESTS = \
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
 tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_strict_LDADD = $(GUESTSIM_LIBS) -lpthread
 tests_guestsim_test_negotiate_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_data_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
