@@ -20,6 +20,7 @@ GUESTSIM = build_path("tests", "guestsim", "guestsim")
 AGENT = build_path("agent", "guestlink-agent")
 CLI = build_path("host", "guestlink")
 PORT = 9731
+ECHO_PORT = 7000
 
 for path, what in ((BACKEND, "backend"), (GUESTSIM, "guestsim"), (AGENT, "guestlink-agent")):
     if not os.access(path, os.X_OK):
@@ -67,7 +68,8 @@ class Stack:
         if not wait_for_path(self.uds, 10, self.backend):
             raise RuntimeError("back-end did not start")
         self.guestsim = Proc([GUESTSIM, "--socket-path=" + self.vu,
-                              "--bridge", "%d=unix:%s" % (PORT, agent_sock)],
+                              "--bridge", "%d=unix:%s" % (PORT, agent_sock),
+                              "--listen", str(ECHO_PORT)],
                              stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while True:
@@ -98,6 +100,22 @@ s.sendall(b'{"jsonrpc":"2.0","method":"agent.ping","id":1}\n')
 answer, rest = recv_line(s)
 is_eq(answer, {"jsonrpc": "2.0", "result": "pong", "id": 1}, "agent.ping over hybrid:")
 s.close()
+
+# guestsim --listen: an echo service on a guest port, half-close passed through.
+s = hybrid_connect(stack.uds, port=ECHO_PORT)
+payload = os.urandom(300000)
+sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
+sender.start()
+echoed = b""
+s.settimeout(20)
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    echoed += chunk
+sender.join(20)
+s.close()
+ok(echoed == payload, "guestsim --listen echoes 300000 bytes and passes the half-close back")
 
 # The request pipelined right after the CONNECT line, before OK.
 s = hybrid_connect(stack.uds, extra=b'{"jsonrpc":"2.0","method":"agent.ping","id":"p"}\n')
