@@ -3,6 +3,7 @@
  * negotiation, GET_CONFIG, ring start, GET_VRING_BASE on stop, REPLY_ACK on every
  * request, front-end disconnect and reconnect with new memory, program conventions. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -127,7 +128,26 @@ int main(void)
 	gs_listen(gs, PORT);
 	is_int(gt_check_service(&b, gs, PORT, 70000), 0, "service with the second front-end");
 
-	/* Reconnect with new memory at a different guest-physical base, 2 regions. */
+	/* A front-end disconnect drops every connection: the host client sees EOF. */
+	{
+		int fd = -1;
+		char c;
+		ssize_t n = -1;
+
+		r = gt_host_connect(&b, gs, PORT, 5000, &fd);
+		is_int(r, 0, "a host client is connected before the front-end goes away");
+		if (r == 0) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+
+			gs_disconnect(gs);
+			if (poll(&p, 1, 2000) == 1)
+				n = read(fd, &c, 1);
+			ok(n == 0 || (n < 0 && errno == ECONNRESET),
+			   "front-end disconnect: the host client is closed");
+			close(fd);
+		}
+	}
+	/* Reconnect with new memory at a different guest-physical base. */
 	r = gs_reconnect(gs, 1ull << 32);
 	is_int(r, 0, "reconnect with new memory at 4 GiB");
 	gs_listen(gs, PORT);
