@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -223,7 +224,11 @@ static void vhost_user_queue_update(struct vhost_user *vu, unsigned i)
 	}
 	event_assign(vu->kick_ev[i], vu->base, vq->kick_fd, EV_READ | EV_PERSIST, vhost_user_kick_cb,
 		     vq);
-	event_add(vu->kick_ev[i], NULL);
+	if (event_add(vu->kick_ev[i], NULL) < 0) {
+		log_error("Queue %s: cannot wait on its kick fd, not starting", vq->name);
+		virtqueue_unmap(vq);
+		return;
+	}
 	vu->started[i] = true;
 	log_debug("Queue %s started (size %u, base %u)", vq->name, vq->num, vq->last_avail);
 	/* Buffers may already be waiting. */
@@ -467,8 +472,14 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 		return log_error_errno(-EINVAL, "vhost-user: vring fd message with %u fds, nofd=%d",
 				       msg->n_fds, nofd);
 	if (!nofd) {
-		int flags = fcntl(msg->fds[0], F_GETFL);
+		struct stat st;
+		int flags;
+
+		/* Must be pollable (an eventfd): a file would never wait. */
+		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+			return log_error_errno(-EINVAL, "vhost-user: vring fd is not an eventfd");
 		/* A kick fd we read from must never block the loop. */
+		flags = fcntl(msg->fds[0], F_GETFL);
 		if (flags < 0 || fcntl(msg->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
 			return log_error_errno(-errno, "vhost-user: bad vring fd: %m");
 	}
