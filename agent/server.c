@@ -336,6 +336,7 @@ static void conn_close(struct conn *c)
 		if (c->next)
 			c->next->prev = c->prev;
 		c->prev = c->next = NULL;
+		c->server = NULL; /* calls may hold c longer than the server lives */
 		s->n_conns--;
 		conn_unref(c); /* the server's reference */
 		server_maybe_exit(s);

@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include <event2/event.h>
+#include <guestlink/jsonrpc.h>
 
 #include "../config.h" /* agent/config.h, not the autoconf one */
 #include "dispatch.h"
@@ -253,8 +254,12 @@ static const struct method agent_methods[] = {
 
 void methods_agent_cleanup(void)
 {
-	while (ping_waits)
+	/* The connections are gone by now: the answers go nowhere, but every
+	 * call is still completed properly. */
+	while (ping_waits) {
+		call_error(ping_waits->call, GL_RPC_INTERNAL_ERROR, "The agent is shutting down", NULL);
 		ping_wait_free(ping_waits);
+	}
 }
 
 void methods_agent_register(void)
