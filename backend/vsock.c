@@ -21,7 +21,9 @@
 #define VSOCK_RST_QUEUE 1024u
 #define VSOCK_MAX_PKT_PAYLOAD (64u * 1024)
 #define VSOCK_TX_BUDGET 256
-#define VSOCK_READ_BUDGET 64
+#define VSOCK_READ_BUDGET 16
+#define VSOCK_RX_BATCH 16
+#define VSOCK_RX_IOV 1024 /* IOV_MAX */
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 
@@ -87,6 +89,8 @@ struct vsock {
 	/* Scratch chains, too big for the stack; rx and tx apart since handling a
 	 * tx packet may send on rx. */
 	struct virtqueue_elem rx_elem, tx_elem;
+	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
+	struct iovec rx_iov[VSOCK_RX_IOV];
 };
 
 struct vsock_op {
@@ -512,57 +516,91 @@ static void vsock_conn_check_done(struct vsock_conn *c);
 static void vsock_conn_read(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
-	struct virtqueue_elem *e = &v->rx_elem;
 
 	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
-		struct iovec iov[VIRTQUEUE_MAX_IOV];
+		struct iovec *iov = v->rx_iov;
+		uint32_t caps[VSOCK_RX_BATCH], want, room = 0;
+		size_t n_iov = 0;
+		unsigned k = 0, i;
 		struct vsock_hdr h;
-		uint32_t max;
-		size_t n_iov;
 		ssize_t n;
-		int r;
 
 		if (!vsock_conn_may_read(c)) {
 			vsock_conn_update_read(c);
 			return;
 		}
-		r = vsock_rx_pop(v, e);
-		if (r <= 0) {
-			vsock_conn_wait_rx(c);
+		/* Gather several rx buffers (Linux posts 4 KiB ones) under one readv,
+		 * each still its own packet with its own header. */
+		want = vsock_peer_free(c);
+		if (want > VSOCK_MAX_PKT_PAYLOAD)
+			want = VSOCK_MAX_PKT_PAYLOAD;
+		while (k < VSOCK_RX_BATCH && room < want) {
+			struct virtqueue_elem *e = &v->rx_batch[k];
+			uint32_t cap;
+
+			if (vsock_rx_pop(v, e) <= 0)
+				break;
+			if (n_iov + e->n_in > VSOCK_RX_IOV) {
+				virtqueue_unpop(v->rx);
+				break;
+			}
+			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
+			if (cap > want - room)
+				cap = want - room;
+			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
+						 iov + n_iov);
+			caps[k++] = cap;
+			room += cap;
+		}
+		if (k == 0) {
+			if (!v->rx || !v->rx->broken)
+				vsock_conn_wait_rx(c);
 			return;
 		}
-		max = vsock_peer_free(c);
-		if (max > VSOCK_MAX_PKT_PAYLOAD)
-			max = VSOCK_MAX_PKT_PAYLOAD;
-		if (max > e->in_len - VSOCK_HDR_SIZE)
-			max = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
-		n_iov = vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, max, iov);
 		n = readv(c->fd, iov, (int)n_iov);
-		if (n < 0) {
-			virtqueue_unpop(v->rx);
-			if (errno == EAGAIN || errno == EINTR) {
+		if (n <= 0) {
+			int err = n < 0 ? errno : 0;
+
+			/* Keep the first buffer for a SHUTDOWN on EOF; give back the rest. */
+			for (i = n == 0 ? 1 : 0; i < k; i++)
+				virtqueue_unpop(v->rx);
+			if (n < 0 && (err == EAGAIN || err == EINTR)) {
 				vsock_conn_set_read(c, true);
 				return;
 			}
-			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
-			vsock_conn_reset(c);
-			return;
-		}
-		if (n == 0) {
-			/* Host EOF: the guest learns with SHUTDOWN(SEND) in this buffer. */
+			if (n < 0) {
+				log_debug_errno(-err, "Host socket of port %u failed: %m", c->local_port);
+				vsock_conn_reset(c);
+				return;
+			}
+			/* Host EOF: the guest learns with SHUTDOWN(SEND). */
 			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
 				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, e, &h);
+			vsock_rx_push(v, &v->rx_batch[0], &h);
 			c->fwd_cnt_sent = c->fwd_cnt;
 			c->host_eof = true;
 			vsock_conn_set_read(c, false);
 			vsock_conn_check_done(c);
 			return;
 		}
-		vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW, 0, (uint32_t)n, c);
-		vsock_rx_push(v, e, &h);
+		/* The bytes landed in order across the buffers: label and return them. */
+		uint32_t left = (uint32_t)n;
+		for (i = 0; i < k && left > 0; i++) {
+			uint32_t len = caps[i] < left ? caps[i] : left;
+
+			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW, 0, len, c);
+			vsock_rx_push(v, &v->rx_batch[i], &h);
+			left -= len;
+		}
+		for (unsigned j = i; j < k; j++)
+			virtqueue_unpop(v->rx);
 		c->tx_cnt += (uint32_t)n;
 		c->fwd_cnt_sent = c->fwd_cnt;
+		if ((uint32_t)n < room) {
+			/* The socket is drained for now. */
+			vsock_conn_update_read(c);
+			return;
+		}
 	}
 	/* Budget used: let other connections run, read again on the next loop turn. */
 	vsock_conn_set_read(c, true);
