@@ -26,6 +26,40 @@
 static struct gt_backend b;
 static double seconds = 2.0;
 
+/* CPU shares during a measurement: who is the bottleneck, back-end or guestsim? */
+struct cpu_mark {
+	double wall;
+	long backend_ms;
+	double self_s;
+};
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+static struct cpu_mark cpu_mark(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (struct cpu_mark){ (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
+				  gt_backend_cpu_ms(&b), self_cpu_s() };
+}
+
+static void cpu_report(const char *what, struct cpu_mark a)
+{
+	struct cpu_mark z = cpu_mark();
+	double wall = z.wall - a.wall;
+
+	printf("    (%s: back-end CPU %.0f%%, guestsim+host CPU %.0f%%)\n", what,
+	       (double)(z.backend_ms - a.backend_ms) / 10.0 / wall, (z.self_s - a.self_s) * 100 / wall);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -298,6 +332,7 @@ int main(int argc, char **argv)
 	struct rlimit rl = { 21000, 21000 };
 	struct gs_options o;
 	struct gs *gs = NULL;
+	struct cpu_mark mark;
 	int r;
 
 	if (argc > 1)
@@ -331,12 +366,16 @@ int main(int argc, char **argv)
 
 	printf("bench-backend: %.1f s per measurement\n", seconds);
 	raw_bw = raw_throughput();
-	g2h = gs_guest_to_host(gs);
-	h2g = gs_host_to_guest(gs);
 	printf("throughput, 64 KiB writes:\n");
 	printf("  raw Unix socketpair   %7.2f Gbit/s\n", raw_bw);
+	mark = cpu_mark();
+	g2h = gs_guest_to_host(gs);
 	printf("  guest->host           %7.2f Gbit/s  ratio %.2f (aim >= 0.70)\n", g2h, g2h / raw_bw);
+	cpu_report("guest->host", mark);
+	mark = cpu_mark();
+	h2g = gs_host_to_guest(gs);
 	printf("  host->guest (4K rx)   %7.2f Gbit/s  ratio %.2f (aim >= 0.50)\n", h2g, h2g / raw_bw);
+	cpu_report("host->guest", mark);
 	raw_latency(&raw50, &raw99);
 	gs_latency(gs, &l50, &l99);
 	printf("64-byte ping-pong round trip:\n");
