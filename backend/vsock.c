@@ -659,7 +659,7 @@ static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	uint32_t buf = c->v->cfg.buf_alloc;
 
 	/* The guest thinks it has less than half our buffer left; tell it more. */
-	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used > buf / 2) {
+	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used > buf / 4) {
 		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
