@@ -27,6 +27,16 @@ class Agent:
         self.pid = self.proc.pid
         if not wait_for_path(self.sock, 15, self.proc):
             raise RuntimeError("agent did not start")
+        # The file exists from bind(); connections work from listen() on.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                unix_connect(self.sock, 5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or not self.proc.alive():
+                    raise
+                time.sleep(0.01)
 
     def write_config(self, config):
         with open(self.config_path + ".tmp", "w") as f:
