@@ -129,7 +129,7 @@ def _rate(nclients, make_client, call, seconds=RATE_SECONDS):
                 errors.append("%s: %s" % (type(e).__name__, e))
                 break
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(nclients)]
+    ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(nclients)]
     for t in ts:
         t.start()
     stop_at[0] = time.monotonic() + 60

@@ -401,7 +401,7 @@ class VM:
              "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
              "-kernel", self.kernel, "-initrd", self.initrd,
              "-append", "console=ttyS0 quiet loglevel=4 fstab=no systemd.gpt_auto=0 "
-             "systemd.show_status=1 systemd.firstboot=no rw",
+             "systemd.show_status=1 systemd.status_unit_format=name systemd.firstboot=no rw",
              "-serial", "file:%s" % self.console,
              "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
              "multidevs=remap",
@@ -755,7 +755,7 @@ def s4_concurrent(vm, nclients=200, calls=5):
                 errors.append("%d: %s: %s" % (i, type(e).__name__, e))
 
     t0 = time.monotonic()
-    ts = [threading.Thread(target=client, args=(i,)) for i in range(nclients)]
+    ts = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(nclients)]
     for t in ts:
         t.start()
     for t in ts:
