@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Benchmark of the vhost-user-vsock back-end driven by guestsim, beside a raw Unix
  * socketpair measured in the same run with the same write sizes:
- *   guest->host throughput (64 KiB writes), host->guest throughput (4 KiB rx buffers),
+ *   guest->host throughput (64 KiB writes), host->guest throughput (4 KiB rx buffers)
+ *   with the host client in its own process,
  *   64-byte ping-pong latency p50/p99, connections opened+closed per second, and
  *   back-end RSS per idle connection at 10,000 connections.
  * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend) */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ static void cpu_report(const char *what, struct cpu_mark a)
 	struct cpu_mark z = cpu_mark();
 	double wall = z.wall - a.wall;
 
-	printf("    (%s: back-end CPU %.0f%%, guestsim+host CPU %.0f%%)\n", what,
+	printf("    (%s: back-end CPU %.0f%%, guestsim CPU %.0f%%)\n", what,
 	       (double)(z.backend_ms - a.backend_ms) / 10.0 / wall, (z.self_s - a.self_s) * 100 / wall);
 }
 
@@ -164,61 +166,118 @@ static struct gs_conn *open_pair(struct gs *gs, int *ret_fd)
 	return c;
 }
 
+/* The host client runs in its own process, like a real one: it connects, then reads
+ * (guest->host) or writes (host->guest) for the measurement time and reports the
+ * byte count it read through a pipe. */
+static pid_t host_client(bool reader, int *ret_pipe)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		static uint8_t buf[CHUNK];
+		uint64_t got = 0;
+		double t0;
+		int fd;
+
+		close(pfd[0]);
+		if (gt_host_connect(&b, NULL, PORT, 5000, &fd) < 0)
+			_exit(1);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		memset(buf, 'h', sizeof(buf));
+		t0 = now_s();
+		while (now_s() - t0 < seconds) {
+			ssize_t n = reader ? read(fd, buf, sizeof(buf)) : write(fd, buf, sizeof(buf));
+
+			if (n <= 0)
+				break;
+			got += (uint64_t)n;
+		}
+		if (write(pfd[1], &got, sizeof(got)) != sizeof(got))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	*ret_pipe = pfd[0];
+	return pid;
+}
+
 static double gs_guest_to_host(struct gs *gs)
 {
-	static uint8_t buf[CHUNK], in[CHUNK];
-	struct gs_conn *c;
+	static uint8_t buf[CHUNK];
+	struct gs_conn *c = NULL;
 	uint64_t got = 0;
-	double t0, t = 0;
-	int fd;
+	double t0 = now_s();
+	int pfd = -1;
+	pid_t pid = host_client(true, &pfd);
 
-	c = open_pair(gs, &fd);
-	if (!c)
+	if (pid < 0)
 		return -1;
+	while (!(c = gs_accept(gs, PORT)) && now_s() - t0 < 5)
+		gs_step(gs, NULL, 0, 10);
 	memset(buf, 'g', sizeof(buf));
 	t0 = now_s();
-	do {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n = gs_conn_send(c, buf, sizeof(buf));
+	for (;;) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		ssize_t n = c ? gs_conn_send(c, buf, sizeof(buf)) : -EIO;
 
 		gs_step(gs, &p, 1, n > 0 ? 0 : 10);
-		while ((n = read(fd, in, sizeof(in))) > 0)
-			got += (uint64_t)n;
-		t = now_s();
-	} while (t - t0 < seconds);
-	close(fd);
-	gs_conn_close(c);
-	return (double)got * 8 / (t - t0) / 1e9;
+		if (p.revents || !c)
+			break;
+	}
+	if (read(pfd, &got, sizeof(got)) != sizeof(got))
+		got = 0;
+	close(pfd);
+	waitpid(pid, NULL, 0);
+	if (c)
+		gs_conn_reset(c);
+	return (double)got * 8 / seconds / 1e9;
 }
 
 static double gs_host_to_guest(struct gs *gs)
 {
-	static uint8_t buf[CHUNK], in[CHUNK];
-	struct gs_conn *c;
-	uint64_t got = 0;
-	double t0, t = 0;
-	int fd;
+	static uint8_t in[CHUNK];
+	struct gs_conn *c = NULL;
+	uint64_t got = 0, first = 0;
+	double t0 = now_s(), t1 = 0;
+	int pfd = -1;
+	pid_t pid = host_client(false, &pfd);
 
-	c = open_pair(gs, &fd);
-	if (!c)
+	if (pid < 0)
 		return -1;
-	memset(buf, 'h', sizeof(buf));
+	while (!(c = gs_accept(gs, PORT)) && now_s() - t0 < 5)
+		gs_step(gs, NULL, 0, 10);
 	t0 = now_s();
-	do {
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
-		ssize_t n = write(fd, buf, sizeof(buf));
-		bool progress = n > 0;
+	while (c) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		ssize_t n;
+		bool progress = false;
 
-		gs_step(gs, &p, 1, progress ? 0 : 10);
 		while ((n = gs_conn_recv(c, in, sizeof(in))) > 0) {
 			got += (uint64_t)n;
 			progress = true;
 		}
-		t = now_s();
-	} while (t - t0 < seconds);
-	close(fd);
-	gs_conn_close(c);
-	return (double)got * 8 / (t - t0) / 1e9;
+		if (n == 0 || (n < 0 && n != -EAGAIN))
+			break;
+		gs_step(gs, &p, 1, progress ? 0 : 10);
+		if (p.revents && !t1) {
+			t1 = now_s();
+			first = got;
+		}
+		if (t1)
+			break;
+	}
+	if (read(pfd, &first, sizeof(first)) != sizeof(first))
+		first = 0;
+	close(pfd);
+	waitpid(pid, NULL, 0);
+	if (c)
+		gs_conn_reset(c);
+	/* bytes the guest received while the writer was writing */
+	return t1 > t0 ? (double)got * 8 / (t1 - t0) / 1e9 : -1;
 }
 
 static void gs_latency(struct gs *gs, double *p50, double *p99)
