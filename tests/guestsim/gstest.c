@@ -57,7 +57,14 @@ int gt_backend_start(struct gt_backend *b, const char *const *args)
 	if (!bin)
 		return -ENOENT;
 	memset(b, 0, sizeof(*b));
-	strcpy(b->dir, "/tmp/guestsim-test.XXXXXX");
+	/* TMPDIR when socket paths still fit in sun_path (108 bytes with "_<port>"). */
+	{
+		const char *t = getenv("TMPDIR");
+
+		if (!t || !*t || strlen(t) > 60)
+			t = "/tmp";
+		snprintf(b->dir, sizeof(b->dir), "%s/guestsim-test.XXXXXX", t);
+	}
 	if (!mkdtemp(b->dir))
 		return -errno;
 	snprintf(b->socket_path, sizeof(b->socket_path), "%s/vhost.sock", b->dir);
