@@ -236,6 +236,7 @@ int main(int argc, char **argv)
 	struct event_base *base = NULL;
 	struct vsock *vsock = NULL;
 	uint8_t config[8];
+	uint64_t cid_le;
 	bool vu_created = false;
 	int r, vu_fd, uds_fd;
 
@@ -296,7 +297,8 @@ int main(int argc, char **argv)
 			close(uds_fd);
 		goto out;
 	}
-	*(uint64_t *)(void *)config = htole64(o.guest_cid);
+	cid_le = htole64(o.guest_cid);
+	memcpy(config, &cid_le, sizeof(config));
 	ops.config = config;
 	ops.config_size = sizeof(config);
 	r = vhost_user_new(base, vu_fd, &ops, vsock, &vu);
