@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -89,6 +90,10 @@ int gt_backend_start(struct gt_backend *b, const char *const *args)
 			dup2(log, STDERR_FILENO);
 			dup2(log, STDOUT_FILENO);
 		}
+		/* Never outlive a test that crashed before stopping us. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(127);
 		unsetenv("LISTEN_FDS");
 		unsetenv("NOTIFY_SOCKET");
 		execv(bin, (char *const *)argv);
