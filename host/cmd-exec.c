@@ -187,11 +187,12 @@ static void exec_pump_stdin(struct exec_run *e)
 	if (!e->stdin_forward || e->stdin_eof || e->id <= 0)
 		return;
 	if (e->stdin_pollable) {
-		if (e->writes_inflight < EXEC_STDIN_WINDOW)
-			event_add(e->stdin_ev, NULL);
-		else
+		if (e->writes_inflight >= EXEC_STDIN_WINDOW)
 			event_del(e->stdin_ev);
-		return;
+		else if (event_add(e->stdin_ev, NULL) < 0)
+			e->stdin_pollable = false; /* not pollable after all: read directly */
+		if (e->stdin_pollable)
+			return;
 	}
 	/* A regular file cannot be polled: read while the window has room. */
 	while (!e->stdin_eof && e->stdin_forward && e->writes_inflight < EXEC_STDIN_WINDOW)
@@ -333,7 +334,10 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			r = cmd_error(ctx, CMD_EXIT_USAGE, "--stdin: stdin is closed");
 			goto out;
 		}
-		e.stdin_pollable = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+		/* epoll refuses regular files and most devices (/dev/null): those are
+		 * read directly, as the window allows. */
+		e.stdin_pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+			(S_ISCHR(st.st_mode) && isatty(STDIN_FILENO));
 		if (e.stdin_pollable) {
 			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST, exec_on_stdin, &e);
 			if (!e.stdin_ev) {

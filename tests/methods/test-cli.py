@@ -36,6 +36,13 @@ g.is_eq((rc, out), (0, ("1 two %s\n" % d).encode()), "exec: --env and --cwd")
 data = os.urandom(3 * 1000 * 1000)
 rc, out, _ = run(["exec", "--stdin", "--", "cat"], stdin=data)
 g.ok(rc == 0 and out == data, "exec --stdin: 3 MB of random bytes round trip")
+for what, path in (("/dev/null", "/dev/null"), ("a regular file", __file__)):
+    with open(path, "rb") as f:
+        want = f.read()
+        f.seek(0)
+        p = subprocess.run([cli, "exec", "--stdin", "--", "cat"], stdin=f, capture_output=True,
+                           timeout=30, env=dict(os.environ, **env))
+    g.ok(p.returncode == 0 and p.stdout == want, "exec --stdin from %s (not pollable)" % what)
 rc, out, _ = run(["exec", "--", "cat"], stdin=b"not forwarded")
 g.is_eq((rc, out), (0, b""), "exec without --stdin gives the command an empty stdin")
 t0 = time.monotonic()
