@@ -821,6 +821,8 @@ static int file_rename(struct call *call, void *params)
  * from the agent for a download. Tokens are random, single-use and expire. */
 
 #define FILE_CHANNEL_TTL_S 30
+/* An attached channel that moves nothing for this long is dropped. */
+#define FILE_CHANNEL_IDLE_S 60
 #define FILE_MAX_CHANNELS 64
 #define FILE_CHANNEL_BUF (1024u * 1024)
 
@@ -828,6 +830,7 @@ struct file_channel {
 	struct file_channel *next;
 	char token[33];
 	bool upload;
+	bool attached;
 	struct file_tmp tmp; /* upload */
 	int fd;              /* download: the file */
 	uint64_t size, done;
@@ -841,8 +844,12 @@ struct file_channel {
 static struct file_channel *file_channels;
 static unsigned file_n_channels;
 
+static void file_channel_unlink(struct file_channel *ch);
+
+/* Pending and attached channels alike are on the list (and count against the limit). */
 static void file_channel_free(struct file_channel *ch)
 {
+	file_channel_unlink(ch);
 	if (ch->ev)
 		event_free(ch->ev);
 	if (ch->expire)
@@ -870,8 +877,16 @@ static void file_channel_expire_cb(evutil_socket_t fd, short what, void *userdat
 {
 	struct file_channel *ch = userdata;
 
-	file_channel_unlink(ch);
-	file_channel_free(ch);
+	if (ch->attached)
+		log_debug("Dropping a file channel idle for %ds", FILE_CHANNEL_IDLE_S);
+	file_channel_free(ch); /* an upload leaves no file */
+}
+
+static void file_channel_progress(struct file_channel *ch)
+{
+	struct timeval idle = { .tv_sec = FILE_CHANNEL_IDLE_S };
+
+	evtimer_add(ch->expire, &idle);
 }
 
 /* The upload's last word: one JSON line, then close. */
@@ -912,8 +927,10 @@ static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdat
 		r = n < 0 ? -errno : -EPIPE; /* ended before `size` bytes: no file */
 	else
 		r = file_channel_take(ch, ch->buf, (size_t)n);
-	if (r >= 0 && ch->done < ch->size)
+	if (r >= 0 && ch->done < ch->size) {
+		file_channel_progress(ch);
 		return;
+	}
 	if (r >= 0 && fsfreeze_check_path(ch->tmp.path) < 0)
 		r = -EBUSY;
 	if (r >= 0)
@@ -934,8 +951,10 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
 		return;
 	if (n > 0) {
 		ch->done += (uint64_t)n;
-		if (ch->done < ch->size)
+		if (ch->done < ch->size) {
+			file_channel_progress(ch);
 			return;
+		}
 	}
 	/* Done, or the file shrank or failed: the client sees the short count. */
 	file_channel_free(ch);
@@ -998,7 +1017,7 @@ static int file_channel(struct call *call, void *params)
 	int r;
 
 	if (file_n_channels >= FILE_MAX_CHANNELS) {
-		call_error(call, GL_RPC_LIMIT, "too many pending channels", NULL);
+		call_error(call, GL_RPC_LIMIT, "too many open file channels", NULL);
 		return 0;
 	}
 	ch = calloc(1, sizeof(*ch));
@@ -1084,15 +1103,14 @@ static int file_attach(struct call *call, void *params)
 	struct json_object *res;
 
 	for (ch = file_channels; ch; ch = ch->next)
-		if (strcmp(ch->token, a->token) == 0)
+		if (!ch->attached && strcmp(ch->token, a->token) == 0)
 			break;
 	if (!ch || !conn) {
 		call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such channel token", NULL);
 		return 0;
 	}
-	file_channel_unlink(ch); /* single use */
-	event_free(ch->expire);
-	ch->expire = NULL;
+	ch->attached = true; /* single use */
+	file_channel_progress(ch);
 	res = json_object_new_object();
 	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
 	call_reply(call, res);

@@ -224,6 +224,10 @@ g.is_eq(error_code(c.call("file.channel", {"path": path("none"), "direction": "d
         -32002, "a download channel of a missing file answers -32002")
 g.is_eq(error_code(c.call("file.channel", {"path": d, "direction": "sideways"})), -32602,
         "an unknown direction answers -32602")
+codes = [error_code(c.call("file.channel", {"path": path("rt5"), "direction": "download"}))
+         for _ in range(70)]
+g.ok(codes[:64] == [None] * 64 and set(codes[64:]) == {-32003},
+     "at most 64 channels at once, then -32003")
 
 # --- errors and bad input ---
 a = c.call("file.read", {"path": path("missing")})
