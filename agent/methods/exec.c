@@ -34,6 +34,9 @@
 /* After the child exited, how long a grandchild may keep the output pipes open. */
 #define EXEC_LINGER_MS 2000
 #define EXEC_MAX_ENV 4096
+/* Output bytes per stream inside one answer: two streams in base64 stay well
+ * under a client's 16 MiB message limit. The rest is read with exec.read. */
+#define EXEC_INLINE_MAX (4u * 1024 * 1024)
 #define EXEC_MAX_ARGV 65536
 
 static const char *const exec_stream_names[_EXEC_STREAM_MAX] = { "stdout", "stderr" };
@@ -465,10 +468,11 @@ static struct json_object *exec_proc_json(struct exec_proc *p, bool with_output)
 		size_t n;
 		bool t;
 		const char *data = exec_proc_output(p, s, &n, &t);
+		size_t inline_n = n < EXEC_INLINE_MAX ? n : EXEC_INLINE_MAX;
 		char *b64;
 		char key[32];
 
-		if (gl_base64_encode(data, n, &b64, NULL) < 0) {
+		if (gl_base64_encode(data, inline_n, &b64, NULL) < 0) {
 			json_object_put(o);
 			return NULL;
 		}
@@ -476,6 +480,9 @@ static struct json_object *exec_proc_json(struct exec_proc *p, bool with_output)
 		free(b64);
 		snprintf(key, sizeof(key), "%s_truncated", exec_stream_names[s]);
 		json_object_object_add(o, key, json_object_new_boolean(t));
+		/* Size of all that was captured: beyond the inline part, use exec.read. */
+		snprintf(key, sizeof(key), "%s_size", exec_stream_names[s]);
+		json_object_object_add(o, key, json_object_new_int64((int64_t)n));
 		truncated = truncated || t;
 	}
 	json_object_object_add(o, "truncated", json_object_new_boolean(truncated));
@@ -1100,13 +1107,30 @@ static void exec_run_done(struct exec_proc *p, void *userdata)
 {
 	struct call *call = userdata;
 	struct json_object *res = exec_proc_json(p, true);
+	bool more = false;
 
+	for (int s = 0; s < _EXEC_STREAM_MAX; s++)
+		more = more || evbuffer_get_length(p->out[s].buf) > EXEC_INLINE_MAX;
 	if (res) {
 		json_object_object_del(res, "running");
+		/* What did not fit stays readable with exec.read until exec.release
+		 * or the result's expiry, like an exec.start result. */
+		json_object_object_add(res, "released", json_object_new_boolean(!more));
 		call_reply(call, res);
 	} else
 		call_os_error(call, ENOMEM, "cannot encode the output");
 	call_unref(call);
+	if (more) {
+		const struct config *cfg = config_get();
+		struct timeval tv = { .tv_sec = cfg ? cfg->exec_result_ttl_s : 600 };
+		p->internal = false;
+		p->done = NULL;
+		p->ttl_ev = evtimer_new(p->base, exec_ttl_cb, p);
+		if (!p->ttl_ev || evtimer_add(p->ttl_ev, &tv) < 0)
+			log_warning("Cannot expire the result of process %llu, keeping it until released",
+				(unsigned long long)p->id);
+		return;
+	}
 	exec_proc_release(p);
 }
 
@@ -1173,6 +1197,43 @@ static int exec_release_method(struct call *call, void *params)
 	}
 	exec_proc_free_deferred(p);
 	call_reply(call, json_object_new_object());
+	return 0;
+}
+
+static const char *const exec_stream_choices[] = { "stdout", "stderr", NULL };
+
+struct exec_read_params {
+	int64_t id;
+	const char *stream;
+	int64_t offset;
+	int64_t length;
+};
+
+static int exec_read(struct call *call, void *params)
+{
+	struct exec_read_params *a = params;
+	struct exec_proc *p = exec_lookup(call, a->id);
+	enum exec_stream s;
+	struct json_object *res;
+	const char *data;
+	size_t n, from, len;
+	char *b64;
+
+	if (!p)
+		return 0;
+	s = strcmp(a->stream, "stderr") == 0 ? EXEC_STDERR : EXEC_STDOUT;
+	data = exec_proc_output(p, s, &n, NULL);
+	from = (uint64_t)a->offset < n ? (size_t)a->offset : n;
+	len = n - from < (size_t)a->length ? n - from : (size_t)a->length;
+	if (gl_base64_encode(data + from, len, &b64, NULL) < 0)
+		return -ENOMEM;
+	res = json_object_new_object();
+	json_object_object_add(res, "data", json_object_new_string(b64));
+	free(b64);
+	/* eof only once the process ended: a running one may write more. */
+	json_object_object_add(res, "eof", json_object_new_boolean(p->finished && from + len >= n));
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)n));
+	call_reply(call, res);
 	return 0;
 }
 
@@ -1320,6 +1381,18 @@ static const struct method_param exec_wait_params_table[] = {
 	{ NULL },
 };
 
+static const struct method_param exec_read_params_table[] = {
+	{ "id", PARAM_INT, offsetof(struct exec_read_params, id), PARAM_MANDATORY, 1, INT64_MAX,
+		0, NULL, "process id from exec.start or exec.run" },
+	{ "stream", PARAM_STRING, offsetof(struct exec_read_params, stream), PARAM_MANDATORY, 0, 0,
+		0, exec_stream_choices, "stdout or stderr" },
+	{ "offset", PARAM_INT, offsetof(struct exec_read_params, offset), 0, 0, INT64_MAX / 2, 0,
+		NULL, "byte offset in the captured output" },
+	{ "length", PARAM_INT, offsetof(struct exec_read_params, length), 0, 1, EXEC_INLINE_MAX,
+		EXEC_INLINE_MAX, NULL, "bytes at most (default and maximum 4 MiB)" },
+	{ NULL },
+};
+
 static const struct method_param exec_write_params_table[] = {
 	{ "id", PARAM_INT, offsetof(struct exec_write_params, id), PARAM_MANDATORY, 1, INT64_MAX,
 		0, NULL, "process id from exec.start" },
@@ -1359,6 +1432,11 @@ const struct method exec_methods[] = {
 	{ "exec.wait", "Answer when the process has ended",
 		exec_wait_params_table, sizeof(struct exec_wait_params), exec_wait, 0,
 		EXEC_RESULT_SCHEMA },
+	{ "exec.read", "Read captured output by offset (beyond what status answers carry)",
+		exec_read_params_table, sizeof(struct exec_read_params), exec_read, 0,
+		"{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"string\","
+		"\"contentEncoding\":\"base64\"},\"eof\":{\"type\":\"boolean\"},"
+		"\"size\":{\"type\":\"integer\"}}}" },
 	{ "exec.write", "Feed a process's stdin (started with stdin \"stream\")",
 		exec_write_params_table, sizeof(struct exec_write_params), exec_write_method, 0,
 		"{\"type\":\"object\"}" },

@@ -218,4 +218,31 @@ time.sleep(0.5)
 g.is_eq(agent.children("Z"), [], "no zombie children are left")
 c.close()
 g.is_eq(agent.stop(), 0, "the agent exits 0 on SIGTERM")
+
+# Output larger than fits one answer: the first 4 MiB inline, the rest by exec.read.
+agent = Agent()  # default caps: 16 MiB per stream
+c = agent.client()
+big = os.path.join(g.tmpdir(), "big")
+data = os.urandom(10 * 1000 * 1000)
+with open(big, "wb") as f:
+    f.write(data)
+r = run(["cat", big])
+inline = unb64(r["stdout"])
+g.ok(len(inline) == 4 * MiB and r["stdout_size"] == len(data) and not r["truncated"] and
+     r["released"] is False, "exec.run answers the first 4 MiB and the full size")
+got, off = inline, len(inline)
+while True:
+    a = c.result("exec.read", {"id": r["id"], "stream": "stdout", "offset": off})
+    chunk = unb64(a["data"])
+    got += chunk
+    off += len(chunk)
+    if a["eof"]:
+        break
+g.ok(got == data, "exec.read returns the rest byte for byte")
+c.result("exec.release", {"id": r["id"]})
+r = run(["echo", "small"])
+g.ok(r["released"] is True and c.call("exec.read", {"id": r["id"], "stream": "stdout"})
+     .get("error", {}).get("code") == -32002, "a result that fit is released at once")
+c.close()
+g.is_eq(agent.stop(), 0, "the second agent exits 0")
 g.done()
