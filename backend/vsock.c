@@ -77,7 +77,7 @@ struct vsock {
 	struct event_base *base;
 	struct vsock_config cfg;
 	struct virtqueue *rx, *tx;
-	struct event *listen_ev, *reaper, *tx_again;
+	struct event *listen_ev, *listen_pause, *reaper, *tx_again;
 	struct vsock_conn *hash[VSOCK_HASH_SIZE];
 	struct vsock_conn *port_hash[VSOCK_HASH_SIZE];
 	unsigned n_conns;
@@ -1159,7 +1159,13 @@ static void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* The listener stays readable: pause it rather than spin. */
+				struct timeval tv = { .tv_usec = 100 * 1000 };
+				host_warning("Out of file descriptors, pausing the host listener");
+				event_del(v->listen_ev);
+				evtimer_add(v->listen_pause, &tv);
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				host_warning("Failed to accept host client, ignoring: %s",
 					     strerror(errno));
 			return;
@@ -1178,6 +1184,13 @@ static void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 		vsock_conn_set_read(c, true);
 		vsock_conn_set_timer(c, VSOCK_LINE_TIMEOUT_S);
 	}
+}
+
+static void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+
+	event_add(v->listen_ev, NULL);
 }
 
 /* ---- device ---- */
@@ -1203,7 +1216,8 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	v->tx_again = event_new(base, -1, 0, vsock_tx_again_cb, v);
 	if (cfg->listen_fd >= 0)
 		v->listen_ev = event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
-	if (!v->reaper || !v->tx_again || (cfg->listen_fd >= 0 && !v->listen_ev)) {
+	v->listen_pause = evtimer_new(base, vsock_listen_resume_cb, v);
+	if (!v->reaper || !v->tx_again || !v->listen_pause || (cfg->listen_fd >= 0 && !v->listen_ev)) {
 		vsock_free(v);
 		return -ENOMEM;
 	}
@@ -1229,6 +1243,8 @@ struct vsock *vsock_free(struct vsock *v)
 	vsock_reaper_cb(-1, 0, v);
 	if (v->listen_ev)
 		event_free(v->listen_ev);
+	if (v->listen_pause)
+		event_free(v->listen_pause);
 	if (v->cfg.listen_fd >= 0)
 		close(v->cfg.listen_fd);
 	if (v->reaper)

@@ -21,3 +21,6 @@ tests_backend_test_hybrid_LDADD = $(BACKEND_TEST_LIBS)
 tests_backend_test_vhost_user_CPPFLAGS = $(BACKEND_TEST_CPPFLAGS)
 tests_backend_test_vhost_user_CFLAGS = $(BACKEND_TEST_CFLAGS)
 tests_backend_test_vhost_user_LDADD = $(BACKEND_TEST_LIBS)
+
+TESTS += tests/backend/test-backend-cli.py
+dist_check_SCRIPTS += tests/backend/test-backend-cli.py

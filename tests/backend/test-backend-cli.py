@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vhost-user-vsock as a program: options, socket modes, SIGTERM, and a
+host listener that pauses instead of spinning when out of file descriptors."""
+
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+from gltest import ok, is_eq, diag, done, Proc, tmpdir, build_path, wait_for_path
+
+BIN = build_path("backend", "vhost-user-vsock")
+
+
+def run(*args):
+    p = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+rc, out, _ = run("--print-capabilities")
+is_eq(rc, 0, "--print-capabilities exits 0")
+try:
+    caps = json.loads(out)
+except ValueError:
+    caps = {}
+is_eq(caps.get("type"), "vsock", "--print-capabilities prints {\"type\": \"vsock\"}")
+rc, out, _ = run("--help")
+ok(rc == 0 and "--uds-path" in out and "--socket-group" in out, "--help documents the options")
+for bad in (["--guest-cid=2"], ["--guest-cid=4294967295"], ["--guest-cid=x"], ["--buffer-size=10"],
+            ["--max-connections=0"], ["--socket-mode=999"], ["--socket-group=no-such-group-here"],
+            ["--bogus"], ["extra-arg"]):
+    rc, _, err = run(*bad)
+    ok(rc == 2 and err, "%s refused with a message (exit 2)" % " ".join(bad))
+
+d = tmpdir()
+vu, uds = os.path.join(d, "vm.vhost.sock"), os.path.join(d, "vm.vsock")
+
+
+def limit_fds():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+
+p = Proc([BIN, "--socket-path=" + vu, "--uds-path=" + uds, "--socket-mode=0660"],
+         preexec_fn=limit_fds, stderr=subprocess.PIPE)
+ok(wait_for_path(uds, 10, p) and wait_for_path(vu, 10, p), "both sockets created")
+ok(stat.S_IMODE(os.stat(uds).st_mode) == 0o660, "--socket-mode=0660 applied to the host socket")
+ok(stat.S_IMODE(os.stat(vu).st_mode) == 0o660, "--socket-mode=0660 applied to the vhost-user socket")
+
+# More clients than descriptors: the backlog holds them, accept() fails with EMFILE.
+clients = []
+for _ in range(80):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(uds)
+    clients.append(s)
+time.sleep(0.5)
+c0 = cpu_seconds(p.pid)
+time.sleep(1.0)
+used = cpu_seconds(p.pid) - c0
+diag("backend CPU while out of descriptors: %.2f s in 1 s" % used)
+ok(used < 0.3, "out of descriptors: the listener pauses instead of spinning")
+ok(p.alive(), "backend alive")
+for s in clients:
+    s.close()
+time.sleep(0.5)
+
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(uds)
+s.sendall(b"BOGUS 1\n")
+t0 = time.monotonic()
+try:
+    got = s.recv(100)
+except socket.timeout:
+    got = None
+ok(got == b"" and time.monotonic() - t0 < 5, "after the clients left, new clients are served again")
+s.close()
+
+t0 = time.monotonic()
+os.kill(p.pid, signal.SIGTERM)
+try:
+    rc = p.p.wait(5)
+except subprocess.TimeoutExpired:
+    rc = None
+elapsed = time.monotonic() - t0
+p.stop()
+is_eq(rc, 0, "SIGTERM: exit status 0")
+ok(elapsed < 1.0, "SIGTERM: exited within a second (%.2f s)" % elapsed)
+ok(not os.path.exists(uds) and not os.path.exists(vu), "socket files removed at exit")
+done()
