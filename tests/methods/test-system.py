@@ -76,7 +76,8 @@ g.is_eq(c.result("system.hostname")["hostname"], socket.gethostname(), "hostname
 doc = c.result("rpc.discover")
 names = {m["name"] for m in doc["methods"]}
 want = {"exec.start", "exec.run", "exec.status", "exec.wait", "exec.write", "exec.signal",
-        "exec.release", "exec.read", "file.stat", "file.list", "file.read", "file.write", "file.open",
+        "exec.release", "exec.read", "file.stat", "file.list", "file.read", "file.write",
+        "file.open", "file.channel", "file.attach",
         "file.close", "file.remove", "file.mkdir", "file.rename", "system.time",
         "system.set-time", "system.hostname", "system.set-hostname", "system.users",
         "system.network", "system.filesystems", "system.shutdown", "fs.freeze", "fs.thaw",
