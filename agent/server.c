@@ -400,12 +400,28 @@ void conn_inflight_inc(struct conn *c)
 	c->inflight++;
 }
 
+static void conn_finish_later(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+
+	conn_maybe_finish(c);
+	conn_unref(c);
+}
+
 void conn_inflight_dec(struct conn *c)
 {
+	static const struct timeval now = { 0, 0 };
+
 	if (c->inflight > 0)
 		c->inflight--;
-	if (c->inflight == 0)
-		conn_maybe_finish(c);
+	if (c->inflight > 0 || c->closed || !(c->eof || (c->server && c->server->shutting_down)))
+		return;
+	/* The last answer may come from deep inside a method (a child's exit, a
+	 * timer): closing here would run drain watches under its feet. */
+	if (event_base_once(c->base, -1, EV_TIMEOUT, conn_finish_later, conn_ref(c), &now) < 0) {
+		conn_unref(c);
+		log_error("Failed to schedule closing a finished connection");
+	}
 }
 
 static void conn_answer_error(struct conn *c, int code, const char *message)
