@@ -9,6 +9,7 @@ import resource
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import time
 
@@ -42,6 +43,23 @@ for bad in (["--guest-cid=2"], ["--guest-cid=4294967295"], ["--guest-cid=x"], ["
             ["--bogus"], ["extra-arg"]):
     rc, _, err = run(*bad)
     ok(rc == 2 and err, "%s refused with a message (exit 2)" % " ".join(bad))
+
+# --fd with an already connected front-end: served, and the backend ends with it.
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+q = Proc([BIN, "--fd=%d" % b.fileno()], pass_fds=[b.fileno()], stderr=subprocess.DEVNULL)
+b.close()
+a.settimeout(10)
+a.sendall(struct.pack("<III", 1, 1, 0))  # GET_FEATURES
+hdr = a.recv(12, socket.MSG_WAITALL)
+feat = a.recv(8, socket.MSG_WAITALL) if len(hdr) == 12 else b""
+ok(len(feat) == 8 and struct.unpack("<Q", feat)[0] & (1 << 32), "--fd=N (connected): GET_FEATURES answered")
+a.close()
+try:
+    rc = q.p.wait(5)
+except subprocess.TimeoutExpired:
+    rc = None
+q.stop()
+is_eq(rc, 0, "--fd=N (connected): exits 0 when the front-end goes")
 
 d = tmpdir()
 vu, uds = os.path.join(d, "vm.vhost.sock"), os.path.join(d, "vm.vsock")
