@@ -207,7 +207,8 @@ static void cp_upload_close(struct cp *cp)
 	json_object_object_add(p, "handle", json_object_new_int64(cp->handle));
 	if (cp->failed)
 		json_object_object_add(p, "abort", json_object_new_boolean(true));
-	if (gl_client_call_async(cp->client, "file.close", p, cp->ctx->timeout_ms, cp_on_close, cp) < 0) {
+	if (gl_client_call_async(cp->client, "file.close", p, cp->ctx->timeout_ms, cp_on_close,
+		    cp) < 0) {
 		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.close", -ECONNRESET, NULL);
 		cp_stop(cp);
 	}
@@ -264,8 +265,10 @@ static void cp_upload_pump(struct cp *cp)
 		p = json_object_new_object();
 		json_object_object_add(p, "handle", json_object_new_int64(cp->handle));
 		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
-		json_object_object_add(p, "data", json_object_new_string_len(b64, (int)GL_BASE64_ENCODED_LEN((size_t)n)));
-		if (gl_client_call_async(cp->client, "file.write", p, cp->ctx->timeout_ms, cp_on_write, req) < 0) {
+		json_object_object_add(p, "data",
+			json_object_new_string_len(b64, (int)GL_BASE64_ENCODED_LEN((size_t)n)));
+		if (gl_client_call_async(cp->client, "file.write", p, cp->ctx->timeout_ms, cp_on_write,
+			    req) < 0) {
 			free(req);
 			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.write", -ECONNRESET, NULL);
 			break;
@@ -381,7 +384,8 @@ static void cp_download_pump(struct cp *cp)
 		json_object_object_add(p, "path", json_object_new_string(cp->remote));
 		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
 		json_object_object_add(p, "length", json_object_new_int64(CP_CHUNK));
-		if (gl_client_call_async(cp->client, "file.read", p, cp->ctx->timeout_ms, cp_on_read, req) < 0) {
+		if (gl_client_call_async(cp->client, "file.read", p, cp->ctx->timeout_ms, cp_on_read,
+			    req) < 0) {
 			free(req);
 			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.read", -ECONNRESET, NULL);
 			break;
@@ -632,7 +636,8 @@ static int cp_channel_open(struct cp *cp)
 	if (fd < 0)
 		return fd;
 	snprintf(line, sizeof(line),
-		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"file.attach\",\"params\":{\"token\":\"%s\"}}\n",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"file.attach\","
+		"\"params\":{\"token\":\"%s\"}}\n",
 		cp->token);
 	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
 		close(fd);
@@ -758,15 +763,17 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		else if (c == 'q')
 			quiet = true;
 		else
-			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] [--no-channel] SRC DST");
+			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s",
+				cmd_cp_entry.usage);
 	}
 	if (argc - (optind - 1) != 2)
-		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp [--verify] [--quiet] [--no-channel] SRC DST");
+		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s", cmd_cp_entry.usage);
 	src = argv[optind - 1];
 	dst = argv[optind];
 	if ((strncmp(src, CP_PREFIX, strlen(CP_PREFIX)) == 0) ==
 		(strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0))
-		return cmd_error(ctx, CMD_EXIT_USAGE, "cp: exactly one of SRC and DST must be guest:PATH");
+		return cmd_error(ctx, CMD_EXIT_USAGE,
+			"cp: exactly one of SRC and DST must be guest:PATH");
 	cp.upload = strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0;
 	cp.local = strdup(cp.upload ? src : dst);
 	cp.remote = strdup((cp.upload ? dst : src) + strlen(CP_PREFIX));
@@ -829,7 +836,8 @@ finished:
 		double dt = cp_now() - cp.t0;
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cp.moved));
 		json_object_object_add(o, "seconds", json_object_new_double(dt));
-		json_object_object_add(o, "path", json_object_new_string(cp.upload ? cp.remote : cp.local));
+		json_object_object_add(o, "path",
+			json_object_new_string(cp.upload ? cp.remote : cp.local));
 		if (cp.verify)
 			json_object_object_add(o, "sha256", json_object_new_string(cp.remote_sha));
 		cmd_print_json(ctx, o);

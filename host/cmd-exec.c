@@ -276,7 +276,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				r = cmd_error(ctx, CMD_EXIT_USAGE, "--env needs KEY=VALUE, not '%s'", optarg);
+				r = cmd_error(ctx, CMD_EXIT_USAGE, "--env needs KEY=VALUE, not '%s'",
+					optarg);
 				goto out;
 			}
 			json_object_array_add(env, json_object_new_string(optarg));
@@ -297,7 +298,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		default:
 			r = cmd_error(ctx, CMD_EXIT_USAGE,
-				"usage: guestlink exec [--env K=V] [--cwd DIR] [--stdin] [--timeout S] -- CMD ARGS...");
+				"usage: guestlink exec %s", cmd_exec_entry.usage);
 			goto out;
 		}
 	}
@@ -339,7 +340,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		e.stdin_pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
 			(S_ISCHR(st.st_mode) && isatty(STDIN_FILENO));
 		if (e.stdin_pollable) {
-			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST, exec_on_stdin, &e);
+			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST,
+				exec_on_stdin, &e);
 			if (!e.stdin_ev) {
 				r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot watch stdin");
 				goto out;

@@ -548,7 +548,8 @@ static void exec_proc_finish(struct exec_proc *p)
 static void exec_linger_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct exec_proc *p = userdata;
-	struct timeval tv = { .tv_sec = EXEC_LINGER_MS / 1000, .tv_usec = EXEC_LINGER_MS % 1000 * 1000 };
+	struct timeval tv = { .tv_sec = EXEC_LINGER_MS / 1000,
+		.tv_usec = EXEC_LINGER_MS % 1000 * 1000 };
 
 	/* Paused output is the client's delay, not a lingering grandchild. */
 	if (p->paused) {
@@ -1127,7 +1128,7 @@ static void exec_run_done(struct exec_proc *p, void *userdata)
 		p->done = NULL;
 		p->ttl_ev = evtimer_new(p->base, exec_ttl_cb, p);
 		if (!p->ttl_ev || evtimer_add(p->ttl_ev, &tv) < 0)
-			log_warning("Cannot expire the result of process %llu, keeping it until released",
+			log_warning("Cannot expire the result of process %llu, keeping it",
 				(unsigned long long)p->id);
 		return;
 	}

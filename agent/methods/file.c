@@ -222,8 +222,10 @@ static int file_list(struct call *call, void *params)
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			json_object_object_add(e, "type",
 				json_object_new_string(file_type_name(st.st_mode)));
-			json_object_object_add(e, "size", json_object_new_int64((int64_t)st.st_size));
-			json_object_object_add(e, "mode", json_object_new_int((int)(st.st_mode & 07777)));
+			json_object_object_add(e, "size",
+				json_object_new_int64((int64_t)st.st_size));
+			json_object_object_add(e, "mode",
+				json_object_new_int((int)(st.st_mode & 07777)));
 			json_object_object_add(e, "mtime",
 				json_object_new_double(file_timespec(&st.st_mtim)));
 		} else
@@ -723,7 +725,8 @@ static int file_write(struct call *call, void *params)
 			return 0;
 		}
 		r = file_write_all(fd, data, len, a->append ? -1 : a->offset);
-		if (r >= 0 && a->truncate && !a->append && ftruncate(fd, (off_t)(a->offset + (int64_t)len)) < 0)
+		if (r >= 0 && a->truncate && !a->append &&
+			ftruncate(fd, (off_t)(a->offset + (int64_t)len)) < 0)
 			r = -errno;
 		if (r < 0) {
 			file_error(call, r, "cannot write");
@@ -783,9 +786,11 @@ static int file_mkdir(struct call *call, void *params)
 		}
 	}
 	if (mkdir(a->path, mode) < 0) {
+		int e = errno;
 		struct stat st;
-		if (!(errno == EEXIST && a->parents && stat(a->path, &st) == 0 && S_ISDIR(st.st_mode))) {
-			file_error(call, errno, "cannot create the directory");
+		bool is_dir = e == EEXIST && stat(a->path, &st) == 0 && S_ISDIR(st.st_mode);
+		if (!(is_dir && a->parents)) {
+			file_error(call, e, "cannot create the directory");
 			return 0;
 		}
 	} else if (a->mode >= 0 && chmod(a->path, mode) < 0)
@@ -1122,7 +1127,7 @@ static int file_attach(struct call *call, void *params)
 /* --- the table --- */
 
 #define FILE_PATH_PARAM(st, req)                                                                   \
-	{ "path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "absolute or relative path" }
+	{ "path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "a path" }
 
 static const struct method_param file_stat_params[] = {
 	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),

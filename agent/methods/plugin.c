@@ -146,7 +146,8 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 	if (plugin_json_string(o, "summary"))
 		p->summary = strdup(plugin_json_string(o, "summary"));
 	if (json_object_object_get_ex(o, "result", &result))
-		p->result_schema = strdup(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
+		p->result_schema =
+			strdup(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
 	/* Without "params" the method takes its params unchecked. */
 	if (!json_object_object_get_ex(o, "params", &params)) {
 		json_object_put(o);
@@ -176,8 +177,9 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 							  "name and a known type", file, i);
 		}
 		p->param_names[p->n_params] = strdup(name);
-		if (plugin_json_string(e, "description"))
-			p->param_descriptions[p->n_params] = strdup(plugin_json_string(e, "description"));
+		const char *desc = plugin_json_string(e, "description");
+		if (desc)
+			p->param_descriptions[p->n_params] = strdup(desc);
 		mp->name = p->param_names[p->n_params];
 		mp->description = p->param_descriptions[p->n_params];
 		mp->type = plugin_types[t].type;
@@ -192,7 +194,8 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 				? json_object_get_int64(v)
 				: PLUGIN_INT_ABSENT;
 		} else if (mp->type == PARAM_BOOL)
-			mp->def = json_object_object_get_ex(e, "default", &v) && json_object_get_boolean(v);
+			mp->def = json_object_object_get_ex(e, "default", &v) &&
+				json_object_get_boolean(v);
 		p->n_params++;
 	}
 	json_object_put(o);
@@ -248,7 +251,8 @@ static int plugin_scan(const char *dir, struct plugin_gen **ret)
 			continue;
 		if (plugin_is_builtin(de->d_name)) {
 			/* A built-in of that name wins; say so instead of silently shadowing. */
-			log_warning("Plugin %s has the name of a built-in method, ignoring it", de->d_name);
+			log_warning("Plugin %s is named like a built-in method, ignoring it",
+				de->d_name);
 			continue;
 		}
 		if (g->n >= PLUGIN_MAX) {

@@ -268,25 +268,30 @@ static int sysmgmt_network(struct call *call, void *params)
 				char tmp[3 * 8] = "";
 				for (size_t k = 0; k < len; k++) {
 					char byte[4];
-					snprintf(byte, sizeof(byte), k ? ":%02x" : "%02x", ll->sll_addr[k]);
+					snprintf(byte, sizeof(byte), k ? ":%02x" : "%02x",
+						ll->sll_addr[k]);
 					strncat(tmp, byte, sizeof(tmp) - strlen(tmp) - 1);
 				}
 				json_object_object_add(e, "mac", json_object_new_string(tmp));
 			}
 			if (st) {
 				struct json_object *s = json_object_new_object();
-				json_object_object_add(s, "rx_bytes", json_object_new_int64(st->rx_bytes));
-				json_object_object_add(s, "tx_bytes", json_object_new_int64(st->tx_bytes));
-				json_object_object_add(s, "rx_packets",
-					json_object_new_int64(st->rx_packets));
-				json_object_object_add(s, "tx_packets",
-					json_object_new_int64(st->tx_packets));
-				json_object_object_add(s, "rx_errors", json_object_new_int64(st->rx_errors));
-				json_object_object_add(s, "tx_errors", json_object_new_int64(st->tx_errors));
-				json_object_object_add(s, "rx_dropped",
-					json_object_new_int64(st->rx_dropped));
-				json_object_object_add(s, "tx_dropped",
-					json_object_new_int64(st->tx_dropped));
+				const struct {
+					const char *name;
+					uint32_t value;
+				} stats[] = {
+					{ "rx_bytes", st->rx_bytes },
+					{ "tx_bytes", st->tx_bytes },
+					{ "rx_packets", st->rx_packets },
+					{ "tx_packets", st->tx_packets },
+					{ "rx_errors", st->rx_errors },
+					{ "tx_errors", st->tx_errors },
+					{ "rx_dropped", st->rx_dropped },
+					{ "tx_dropped", st->tx_dropped },
+				};
+				for (size_t k = 0; k < ELEMENTSOF(stats); k++)
+					json_object_object_add(s, stats[k].name,
+						json_object_new_int64(stats[k].value));
 				json_object_object_add(e, "statistics", s);
 			}
 			continue;
@@ -359,7 +364,8 @@ static int sysmgmt_filesystems(struct call *call, void *params)
 			log_escape(esc, sizeof(esc), m->mnt_type, strlen(m->mnt_type))));
 		json_object_object_add(e, "options", json_object_new_string(
 			log_escape(esc, sizeof(esc), m->mnt_opts, strlen(m->mnt_opts))));
-		json_object_object_add(e, "readonly", json_object_new_boolean(hasmntopt(m, "ro") != NULL));
+		json_object_object_add(e, "readonly",
+			json_object_new_boolean(hasmntopt(m, "ro") != NULL));
 		if (!sysmgmt_remote(m->mnt_type) && statvfs(m->mnt_dir, &sv) == 0) {
 			json_object_object_add(e, "total_bytes",
 				json_object_new_int64((int64_t)(sv.f_blocks * sv.f_frsize)));
@@ -438,7 +444,8 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 {
 	struct sysmgmt_shutdown_params *a = params;
 	int64_t ms = a->delay_s * 1000 + SYSMGMT_SHUTDOWN_GRACE_MS;
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+		.tv_usec = (suseconds_t)(ms % 1000 * 1000) };
 	const char *mode = a->mode ?: "poweroff";
 	size_t i;
 
