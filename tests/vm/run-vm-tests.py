@@ -723,6 +723,22 @@ def s9_freeze(vm):
 
 
 @guarded
+def no_sanitizer_reports_guest(vm):
+    r = vm.ctl.sh("journalctl -b --no-pager -o cat -u guestlink-agent.service | "
+                  "grep -E 'Sanitizer|runtime error:' | head -20")
+    ok(r["rc"] == 0 and not r["out"].strip(),
+       "the agent's journal has no sanitizer report in this boot")
+    diag(r["out"])
+
+
+def no_sanitizer_reports_host(vm):
+    with open(os.path.join(vm.artifacts, "backend.log"), errors="replace") as f:
+        bad = [ln for ln in f if "Sanitizer" in ln or "runtime error:" in ln]
+    ok(not bad, "the backend's log has no sanitizer report")
+    diag("".join(bad[:20]))
+
+
+@guarded
 def s9_shutdown(vm):
     p = guestlink(vm, "shutdown")
     ok(p.returncode == 0, "9: guestlink shutdown answers")
@@ -1189,11 +1205,14 @@ def main():
             s9_freeze(vm)
         else:
             skip("9: freeze/thaw", "fs.freeze or the CLI's freeze not in this tree yet")
+        if have_agent:
+            no_sanitizer_reports_guest(vm)
         if "system.shutdown" in methods and "shutdown" in cmds:
             s9_shutdown(vm)
         else:
             skip("9: shutdown", "system.shutdown or the CLI's shutdown not in this tree yet")
         s8_backend_sigterm(vm)
+        no_sanitizer_reports_host(vm)
     except SystemExit:
         pass
     except Exception as e:  # noqa: BLE001
