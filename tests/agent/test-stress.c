@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -142,6 +143,8 @@ static pid_t spawn_agent(const char *agent, const char *sock)
 	snprintf(listen_arg, sizeof(listen_arg), "unix:%s", sock);
 	pid = fork();
 	if (pid == 0) {
+		/* Never outlive this program, whatever happens to it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execl(agent, agent, "--listen", listen_arg, (char *)NULL);
 		_exit(127);
 	}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -145,6 +146,7 @@ static pid_t spawn_raw(const char *path)
 	}
 	pid = fork();
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		raw_server(lfd);
 		_exit(0);
 	}
@@ -161,6 +163,8 @@ static pid_t spawn_agent(const char *agent, const char *path, const char *conf)
 	snprintf(listen_arg, sizeof(listen_arg), "unix:%s", path);
 	pid = fork();
 	if (pid == 0) {
+		/* Never outlive this program, whatever happens to it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execl(agent, agent, "--listen", listen_arg, "--config", conf, (char *)NULL);
 		_exit(127);
 	}
