@@ -676,7 +676,9 @@ int server_add_listener(struct server *s, int fd)
 {
 	struct listener **v, *l;
 
-	if (evutil_make_socket_nonblocking(fd) < 0) {
+	/* Sockets from systemd come without O_CLOEXEC: commands the agent runs
+	 * must not inherit a listener. */
+	if (evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0) {
 		close(fd);
 		return -errno;
 	}

@@ -73,6 +73,9 @@ with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
     ok(f.read().split(b"\0")[0].endswith(b"guestlink-agent"),
        "the agent runs in the activated process (same PID)")
 ok(wait_notify("WATCHDOG=1", 2) is not None, "WATCHDOG=1 sent when WATCHDOG_USEC is set")
+with open("/proc/%d/fdinfo/3" % proc.pid) as f:
+    flags = [int(line.split()[1], 8) for line in f if line.startswith("flags:")]
+ok(flags and flags[0] & 0o2000000, "the listener from systemd is made O_CLOEXEC")
 is_eq(call("agent.echo", [1]).get("result"), [1], "a second connection works too")
 
 # SIGHUP reload changes the policy.
