@@ -370,7 +370,10 @@ class VM:
         unit = unit_file("vhost-user-vsock@.service")
         if not unit:
             return [backend, "--uds-path=%s" % self.uds, "--guest-cid=%d" % GUEST_CID]
-        env = {"GUEST_CID": str(GUEST_CID)}
+        # What /etc/guestlink/%i.conf would set; extra options may come from our
+        # own environment (e.g. VHOST_USER_VSOCK_OPTS=--buffer-size=N make check-vm).
+        env = {"GUEST_CID": str(GUEST_CID),
+               "VHOST_USER_VSOCK_OPTS": os.environ.get("VHOST_USER_VSOCK_OPTS", "")}
         with open(unit) as f:
             text = f.read()
         for m in re.finditer(r"^Environment=(\w+)=(\S*)$", text, re.M):
@@ -378,9 +381,11 @@ class VM:
         argv = []
         for a in unit_exec_start(unit)[1:]:
             a = a.replace("%i", "vm").replace("/run/guestlink/", self.work + "/")
-            a = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), a)
-            if a:
-                argv.append(a)
+            m = re.fullmatch(r"\$(\w+)", a)
+            if m:  # systemd splits an unbraced $VAR into words
+                argv += env.get(m.group(1), "").split()
+                continue
+            argv.append(re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), a))
         return [backend] + argv
 
     def start_backend(self):
