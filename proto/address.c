@@ -15,6 +15,7 @@
 #include <linux/vm_sockets.h>
 
 #include "guestlink/address.h"
+#include "deadline.h"
 #include "macro.h"
 
 /* Longest answer line accepted from a backend ("OK 1073741824\n" is 14). */
@@ -150,53 +151,6 @@ int gl_address_format(const struct gl_address *a, char *buf, size_t size)
 	return n;
 }
 
-/* --- deadlines --- */
-
-static int64_t address_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t address_deadline(int timeout_ms)
-{
-	return timeout_ms < 0 ? -1 : address_now_ms() + timeout_ms;
-}
-
-/* Milliseconds left for poll(): -1 for none, 0 once passed. */
-static int address_remaining(int64_t deadline)
-{
-	int64_t left;
-
-	if (deadline < 0)
-		return -1;
-	left = deadline - address_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > INT32_MAX ? INT32_MAX : (int)left;
-}
-
-/* Wait for `events` on fd until the deadline: 0, -ETIMEDOUT or -errno. */
-static int address_wait(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		int left = address_remaining(deadline), r;
-
-		r = poll(&p, 1, left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r > 0)
-			return 0;
-		if (left == 0 || address_remaining(deadline) == 0)
-			return -ETIMEDOUT;
-	}
-}
 
 static int address_set_nonblock(int fd, bool on)
 {
@@ -239,12 +193,12 @@ static int address_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, 
 			break;
 		if (errno != EAGAIN)
 			return -errno;
-		if (address_remaining(deadline) == 0)
+		if (deadline_remaining(deadline) == 0)
 			return -ETIMEDOUT;
 		r = poll(NULL, 0, 10);
 		(void)r;
 	}
-	err = address_wait(fd, POLLOUT, deadline);
+	err = deadline_poll(fd, POLLOUT, deadline);
 	if (err < 0)
 		return err;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
@@ -255,7 +209,7 @@ static int address_connect_fd(int fd, const struct sockaddr *sa, socklen_t len, 
 int gl_address_connect(const struct gl_address *a, int timeout_ms)
 {
 	_cleanup_close_ int fd = -1;
-	int64_t deadline = address_deadline(timeout_ms);
+	int64_t deadline = deadline_from_timeout(timeout_ms);
 	int r;
 
 	if (a->type == GL_ADDRESS_VSOCK) {
@@ -284,7 +238,7 @@ int gl_address_connect(const struct gl_address *a, int timeout_ms)
 		return r;
 
 	if (a->type == GL_ADDRESS_HYBRID) {
-		int left = address_remaining(deadline);
+		int left = deadline_remaining(deadline);
 
 		if (left == 0)
 			return -ETIMEDOUT;
@@ -390,7 +344,7 @@ static int address_write_all(int fd, const char *buf, size_t len, int64_t deadli
 			continue;
 		if (n < 0 && errno != EAGAIN)
 			return errno == EPIPE ? -ECONNRESET : -errno;
-		r = address_wait(fd, POLLOUT, deadline);
+		r = deadline_poll(fd, POLLOUT, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -399,7 +353,7 @@ static int address_write_all(int fd, const char *buf, size_t len, int64_t deadli
 
 int gl_hybrid_handshake(int fd, uint32_t port, int timeout_ms, uint32_t *ret_host_port)
 {
-	int64_t deadline = address_deadline(timeout_ms);
+	int64_t deadline = deadline_from_timeout(timeout_ms);
 	char line[ADDRESS_MAX_ANSWER + 1];
 	uint32_t host_port = 0;
 	size_t len = 0, digits = 0;
@@ -421,7 +375,7 @@ int gl_hybrid_handshake(int fd, uint32_t port, int timeout_ms, uint32_t *ret_hos
 				continue;
 			if (errno != EAGAIN)
 				return errno == ECONNRESET && len == 0 ? -ECONNREFUSED : -errno;
-			r = address_wait(fd, POLLIN, deadline);
+			r = deadline_poll(fd, POLLIN, deadline);
 			if (r < 0)
 				return r;
 			continue;

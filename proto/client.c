@@ -21,6 +21,7 @@
 #include "guestlink/client.h"
 #include "guestlink/jsonrpc.h"
 #include "guestlink/stream.h"
+#include "deadline.h"
 #include "macro.h"
 
 #define CLIENT_BUCKETS 256u
@@ -59,45 +60,6 @@ struct gl_client {
 };
 
 static void client_destroy(struct gl_client *c);
-
-static int64_t client_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int client_remaining(int64_t deadline)
-{
-	int64_t left;
-
-	if (deadline < 0)
-		return -1;
-	left = deadline - client_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > INT32_MAX ? INT32_MAX : (int)left;
-}
-
-static int client_wait(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		int left = client_remaining(deadline), r;
-
-		r = poll(&p, 1, left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r > 0)
-			return 0;
-		if (left == 0 || client_remaining(deadline) == 0)
-			return -ETIMEDOUT;
-	}
-}
 
 static void client_enter(struct gl_client *c)
 {
@@ -314,7 +276,7 @@ static int client_send_sync(struct gl_client *c, struct json_object *msg, int64_
 			continue;
 		if (n < 0 && errno != EAGAIN)
 			return -ECONNRESET;
-		r = client_wait(c->fd, POLLOUT, deadline);
+		r = deadline_poll(c->fd, POLLOUT, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -364,7 +326,7 @@ static int client_sync_message(struct gl_client *c, struct json_object *obj, int
 int gl_client_call(struct gl_client *c, const char *method, struct json_object *params,
 	int timeout_ms, struct json_object **ret_result, struct gl_error *ret_error)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : client_now_ms() + timeout_ms;
+	int64_t deadline = deadline_from_timeout(timeout_ms);
 	struct json_object *req;
 	int64_t id;
 	int r;
@@ -415,7 +377,7 @@ int gl_client_call(struct gl_client *c, const char *method, struct json_object *
 			r = -EPROTO;
 			break;
 		}
-		r = client_wait(c->fd, POLLIN, deadline);
+		r = deadline_poll(c->fd, POLLIN, deadline);
 		if (r < 0)
 			break;
 		n = evbuffer_read(c->in, c->fd, CLIENT_READ_MAX);

@@ -3,6 +3,7 @@ lib_LTLIBRARIES += proto/libguestlink.la
 proto_libguestlink_la_SOURCES = \
 	proto/macro.h \
 	proto/log.c proto/log.h \
+	proto/deadline.c proto/deadline.h \
 	proto/address.c \
 	proto/base64.c proto/base64.h \
 	proto/client.c \
