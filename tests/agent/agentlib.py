@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from gltest import LineClient, Proc, build_path, unix_connect, wait_for_path
+from gltest import LineClient, Proc, build_path, unix_connect, wait_for_listener
 
 
 def agent_path():
@@ -25,18 +25,8 @@ class Agent:
         argv += list(extra)
         self.proc = Proc(argv, env=env)
         self.pid = self.proc.pid
-        if not wait_for_path(self.sock, 15, self.proc):
+        if not wait_for_listener(self.sock, 15, self.proc):
             raise RuntimeError("agent did not start")
-        # The file exists from bind(); connections work from listen() on.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                unix_connect(self.sock, 5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or not self.proc.alive():
-                    raise
-                time.sleep(0.01)
 
     def write_config(self, config):
         with open(self.config_path + ".tmp", "w") as f:

@@ -13,7 +13,7 @@ import threading
 import time
 
 from gltest import (Proc, build_path, diag, done, is_eq, ok, skip_all, src_path,
-                    tmpdir, wait_for_path)
+                    tmpdir, wait_for_path, wait_for_listener)
 
 BACKEND = build_path("backend", "vhost-user-vsock")
 GUESTSIM = build_path("tests", "guestsim", "guestsim")
@@ -91,7 +91,7 @@ class Stack:
 tmp = tmpdir()
 agent_sock = os.path.join(tmp, "agent.sock")
 agent = Proc([AGENT, "--listen", "unix:" + agent_sock])
-ok(wait_for_path(agent_sock, 15, agent), "agent listening on unix:" + agent_sock)
+ok(wait_for_listener(agent_sock, 15, agent), "agent listening on unix:" + agent_sock)
 stack = Stack(tmp, agent_sock)
 ok(True, "back-end and guestsim bridge up")
 

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 
-from gltest import Proc, build_path, diag, done, is_eq, ok, skip_all, tmpdir, wait_for_path
+from gltest import Proc, build_path, diag, done, is_eq, ok, skip_all, tmpdir, wait_for_listener
 
 AGENT = build_path("agent", "guestlink-agent")
 GUESTLINK = build_path("host", "guestlink")
@@ -24,7 +24,7 @@ with open(CONF, "w") as f:
 
 agent = Proc([AGENT, "--config", CONF, "--listen", "unix:" + SOCK],
              stderr=subprocess.DEVNULL)
-if not ok(wait_for_path(SOCK, 10, agent), "agent listens on its Unix socket"):
+if not ok(wait_for_listener(SOCK, 10, agent), "agent listens on its Unix socket"):
     done()
 
 

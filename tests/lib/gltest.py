@@ -117,6 +117,21 @@ def wait_for_path(path, timeout=10, proc=None):
     return False
 
 
+def wait_for_listener(path, timeout=10, proc=None):
+    """True once a connection to the Unix socket at path succeeds: the file
+    exists from bind(), but connections work only from listen() on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            return False
+        try:
+            unix_connect(path, 1).close()
+            return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
 def unix_connect(path, timeout=10):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)

@@ -91,7 +91,7 @@ class Agent:
         asan = (asan + ":" if asan else "") + "quarantine_size_mb=8:detect_leaks=1"
         self.log = open(os.path.join(self.dir, "agent.log"), "w+")
         self.proc = g.Proc(argv, env={"ASAN_OPTIONS": asan}, stderr=self.log)
-        if not g.wait_for_path(self.sock, 20, self.proc):
+        if not g.wait_for_listener(self.sock, 20, self.proc):
             raise RuntimeError("agent did not start: " + self.log_text())
 
     def log_text(self):
