@@ -935,12 +935,12 @@ static const struct method_param exec_start_params_table[] = {
 	EXEC_START_PARAMS,
 	{ "stream", PARAM_BOOL, offsetof(struct exec_start_params, stream), 0, 0, 1, 0, NULL,
 		"send exec.output and exec.exit notifications to this connection" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param exec_run_params_table[] = {
 	EXEC_START_PARAMS,
-	{ NULL },
+	{},
 };
 
 struct exec_prepared {
@@ -1370,7 +1370,7 @@ static int exec_signal_method(struct call *call, void *params)
 static const struct method_param exec_id_params_table[] = {
 	{ "id", PARAM_INT, offsetof(struct exec_id_params, id), PARAM_MANDATORY, 1, INT64_MAX, 0,
 		NULL, "process id from exec.start" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param exec_wait_params_table[] = {
@@ -1379,7 +1379,7 @@ static const struct method_param exec_wait_params_table[] = {
 	{ "timeout_ms", PARAM_INT, offsetof(struct exec_wait_params, timeout_ms), 0, 0,
 		INT64_C(7) * 24 * 3600 * 1000, 0, NULL,
 		"answer -32004 after this long if still running (0 = wait forever)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param exec_read_params_table[] = {
@@ -1391,7 +1391,7 @@ static const struct method_param exec_read_params_table[] = {
 		NULL, "byte offset in the captured output" },
 	{ "length", PARAM_INT, offsetof(struct exec_read_params, length), 0, 1, EXEC_INLINE_MAX,
 		EXEC_INLINE_MAX, NULL, "bytes at most (default and maximum 4 MiB)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param exec_write_params_table[] = {
@@ -1401,7 +1401,7 @@ static const struct method_param exec_write_params_table[] = {
 		"base64 bytes for stdin" },
 	{ "eof", PARAM_BOOL, offsetof(struct exec_write_params, eof), 0, 0, 1, 0, NULL,
 		"close stdin after these bytes" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param exec_signal_params_table[] = {
@@ -1409,7 +1409,7 @@ static const struct method_param exec_signal_params_table[] = {
 		0, NULL, "process id from exec.start" },
 	{ "signal", PARAM_ANY, offsetof(struct exec_signal_params, signal), PARAM_MANDATORY, 0, 0,
 		0, NULL, "signal name (\"TERM\", \"SIGINT\") or number; sent to the process group" },
-	{ NULL },
+	{},
 };
 
 #define EXEC_RESULT_SCHEMA                                                                         \
@@ -1447,7 +1447,7 @@ const struct method exec_methods[] = {
 	{ "exec.release", "Forget a finished process and its output",
 		exec_id_params_table, sizeof(struct exec_id_params), exec_release_method, 0,
 		"{\"type\":\"object\"}" },
-	{ NULL },
+	{},
 };
 
 void methods_exec_register(void)

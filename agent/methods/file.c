@@ -1133,19 +1133,19 @@ static const struct method_param file_stat_params[] = {
 	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
 	{ "follow", PARAM_BOOL, offsetof(struct file_path_params, follow), 0, 0, 1, 0, NULL,
 		"follow a final symlink" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_path_only_params[] = {
 	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_list_params[] = {
 	FILE_PATH_PARAM(struct file_list_params, PARAM_MANDATORY),
 	{ "limit", PARAM_INT, offsetof(struct file_list_params, limit), 0, 1, FILE_MAX_LIST,
 		FILE_MAX_LIST, NULL, "at most this many entries (then truncated is true)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_read_params[] = {
@@ -1154,7 +1154,7 @@ static const struct method_param file_read_params[] = {
 		NULL, "byte offset" },
 	{ "length", PARAM_INT, offsetof(struct file_read_params, length), 0, 0, FILE_MAX_READ,
 		FILE_DEFAULT_READ, NULL, "bytes to read at most (default 1 MiB, at most 8 MiB)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_write_params[] = {
@@ -1173,7 +1173,7 @@ static const struct method_param file_write_params[] = {
 		"permission bits of a created or replaced file" },
 	{ "truncate", PARAM_BOOL, offsetof(struct file_write_params, truncate), 0, 0, 1, 0, NULL,
 		"with offset: cut the file after the written bytes" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_open_params[] = {
@@ -1182,7 +1182,7 @@ static const struct method_param file_open_params[] = {
 		"permission bits (default: those of the file replaced, or 0666 & ~umask)" },
 	{ "create", PARAM_BOOL, offsetof(struct file_open_params, create), 0, 0, 1, 1, NULL,
 		"create the file if missing (default true)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_close_params[] = {
@@ -1192,7 +1192,7 @@ static const struct method_param file_close_params[] = {
 		"discard the upload instead of renaming it into place" },
 	{ "sync", PARAM_BOOL, offsetof(struct file_close_params, sync), 0, 0, 1, 0, NULL,
 		"fsync before renaming" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_mkdir_params[] = {
@@ -1201,7 +1201,7 @@ static const struct method_param file_mkdir_params[] = {
 		"permission bits (default 0777 & ~umask)" },
 	{ "parents", PARAM_BOOL, offsetof(struct file_mkdir_params, parents), 0, 0, 1, 0, NULL,
 		"create missing parents; an existing directory is fine" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_rename_params[] = {
@@ -1209,7 +1209,7 @@ static const struct method_param file_rename_params[] = {
 		PATH_MAX, 0, NULL, "existing path" },
 	{ "to", PARAM_STRING, offsetof(struct file_rename_params, to), PARAM_MANDATORY, 0,
 		PATH_MAX, 0, NULL, "new path (replaced if it exists)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_channel_params_table[] = {
@@ -1220,13 +1220,13 @@ static const struct method_param file_channel_params_table[] = {
 		NULL, "upload: the exact number of bytes that will follow" },
 	{ "mode", PARAM_INT, offsetof(struct file_channel_params, mode), 0, 0, 07777, -1, NULL,
 		"upload: permission bits (default: those of the file replaced)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param file_attach_params_table[] = {
 	{ "token", PARAM_STRING, offsetof(struct file_attach_params, token), PARAM_MANDATORY, 0,
 		64, 0, NULL, "token from file.channel" },
-	{ NULL },
+	{},
 };
 
 #define FILE_EMPTY_RESULT "{\"type\":\"object\"}"
@@ -1266,7 +1266,7 @@ const struct method file_methods[] = {
 	{ "file.attach", "Turn this connection into the raw data channel of a token",
 		file_attach_params_table, sizeof(struct file_attach_params), file_attach, 0,
 		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },
-	{ NULL },
+	{},
 };
 
 void methods_file_register(void)

@@ -423,7 +423,7 @@ static const struct method_param fsfreeze_freeze_params[] = {
 	{ "timeout_s", PARAM_INT, offsetof(struct fsfreeze_params, timeout_s), PARAM_MANDATORY, 1,
 		FSFREEZE_MAX_TIMEOUT_S, 0, NULL,
 		"thaw by ourselves after this many seconds unless fs.thaw came first" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param fsfreeze_trim_params[] = {
@@ -431,7 +431,7 @@ static const struct method_param fsfreeze_trim_params[] = {
 		0, FSFREEZE_MAX_MOUNTS, 0, NULL, "mount points (default: every writable one)" },
 	{ "minimum", PARAM_INT, offsetof(struct fsfreeze_trim_params, minimum), 0, 0,
 		INT64_C(1) << 40, 0, NULL, "smallest free extent to discard, in bytes" },
-	{ NULL },
+	{},
 };
 
 #define FSFREEZE_STATUS_SCHEMA                                                                     \
@@ -450,7 +450,7 @@ const struct method fsfreeze_methods[] = {
 	{ "fs.trim", "Discard unused blocks (FITRIM)", fsfreeze_trim_params,
 		sizeof(struct fsfreeze_trim_params), fsfreeze_trim, METHOD_WRITES,
 		"{\"type\":\"object\",\"properties\":{\"filesystems\":{\"type\":\"array\"}}}" },
-	{ NULL },
+	{},
 };
 
 void methods_fsfreeze_register(void)

@@ -478,7 +478,7 @@ static const struct method_param sysmgmt_set_time_params_table[] = {
 		1, INT64_C(253402300799), 0, NULL, "seconds since the epoch (UTC)" },
 	{ "nanoseconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, nanoseconds), 0, 0,
 		999999999, 0, NULL, "nanoseconds" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param sysmgmt_set_hostname_params_table[] = {
@@ -486,7 +486,7 @@ static const struct method_param sysmgmt_set_hostname_params_table[] = {
 		PARAM_MANDATORY, 0, SYSMGMT_HOSTNAME_MAX, 0, NULL, "the new host name (RFC 1123)" },
 	{ "persistent", PARAM_BOOL, offsetof(struct sysmgmt_set_hostname_params, persistent), 0, 0,
 		1, 1, NULL, "also write /etc/hostname (default true)" },
-	{ NULL },
+	{},
 };
 
 static const struct method_param sysmgmt_shutdown_params_table[] = {
@@ -494,7 +494,7 @@ static const struct method_param sysmgmt_shutdown_params_table[] = {
 		sysmgmt_shutdown_choices, "poweroff (default), reboot or halt" },
 	{ "delay_s", PARAM_INT, offsetof(struct sysmgmt_shutdown_params, delay_s), 0, 0, 86400, 0,
 		NULL, "start the shutdown this many seconds after answering" },
-	{ NULL },
+	{},
 };
 
 static const struct method sysmgmt_methods[] = {
@@ -520,7 +520,7 @@ static const struct method sysmgmt_methods[] = {
 		sysmgmt_shutdown, 0,
 		"{\"type\":\"object\",\"properties\":{\"mode\":{\"type\":\"string\"},"
 		"\"in_ms\":{\"type\":\"integer\"}}}" },
-	{ NULL },
+	{},
 };
 
 void methods_sysmgmt_register(void)
