@@ -18,7 +18,7 @@
 #include <guestlink/jsonrpc.h>
 
 #include "base64.h"
-#include "../config.h"
+#include "config.h"
 #include "exec.h"
 #include "log.h"
 #include "macro.h"

@@ -20,7 +20,7 @@
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
 
-#include "../config.h"
+#include "config.h"
 #include "base64.h"
 #include "file.h"
 #include "fsfreeze.h"
