@@ -240,15 +240,8 @@ static void conn_try_write(struct conn *c)
 		conn_want_write(c);
 }
 
-int conn_write(struct conn *c, struct json_object *obj)
+static int conn_queued(struct conn *c)
 {
-	int r;
-
-	if (c->closed)
-		return -EPIPE;
-	r = gl_encode_evbuffer(obj, c->out);
-	if (r < 0)
-		return log_error_errno(r, "Failed to queue an answer: %m");
 	if (c->fd < 0)
 		return 0;
 	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
@@ -260,6 +253,27 @@ int conn_write(struct conn *c, struct json_object *obj)
 	if (!c->processing)
 		conn_try_write(c);
 	return 0;
+}
+
+int conn_write(struct conn *c, struct json_object *obj)
+{
+	int r;
+
+	if (c->closed)
+		return -EPIPE;
+	r = gl_encode_evbuffer(obj, c->out);
+	if (r < 0)
+		return log_error_errno(r, "Failed to queue an answer: %m");
+	return conn_queued(c);
+}
+
+int conn_write_text(struct conn *c, struct evbuffer *text)
+{
+	if (c->closed)
+		return -EPIPE;
+	if (evbuffer_add_buffer(c->out, text) < 0)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+	return conn_queued(c);
 }
 
 int conn_notify(struct conn *c, const char *method, struct json_object *params)

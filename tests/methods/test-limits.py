@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Resource limits a hostile client cannot get around."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gltest as g  # noqa: E402
+from agentlib import Agent, unb64, error_code  # noqa: E402
+
+KiB = 1024
+MiB = 1024 * KiB
+
+# --- a batch cannot make the agent hold more answers than one message ---
+# A batch of 1024 file.read of 8 MiB each was answered in full: 11 GiB of
+# base64 held in memory for one 70 KB request.
+agent = Agent({"max_message_bytes": 1 * MiB})
+path = os.path.join(agent.dir, "blob")
+with open(path, "wb") as f:
+    f.write(os.urandom(300 * KiB))
+c = agent.client()
+batch = [{"jsonrpc": "2.0", "method": "file.read", "params": {"path": path}, "id": i}
+         for i in range(1, 9)]
+c.send(batch)
+line = c.recv_line(30)
+answers = json.loads(line)
+g.is_eq(len(answers) if isinstance(answers, list) else None, 8, "every batch member is answered")
+answers = {a.get("id"): a for a in answers} if isinstance(answers, list) else {}
+good = [i for i in range(1, 9) if "result" in answers.get(i, {})]
+limited = [i for i in range(1, 9) if error_code(answers.get(i, {})) == -32003]
+g.ok(len(good) >= 1 and all(len(unb64(answers[i]["result"]["data"])) == 300 * KiB for i in good),
+     "the first members of the batch are answered in full")
+g.ok(len(limited) > 0 and len(good) + len(limited) == 8,
+     "members past max_message_bytes of answers get -32003 (%d ok, %d limited)"
+     % (len(good), len(limited)))
+g.ok(len(line) < 2 * MiB, "the batch answer stays near max_message_bytes (%d bytes)" % len(line))
+r = c.call("agent.ping")
+g.ok("result" in r, "the connection is still served after a limited batch")
+c.close()
+g.is_eq(agent.stop(), 0, "the agent exits 0")
+
+g.done()
