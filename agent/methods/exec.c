@@ -38,6 +38,10 @@
  * under a client's 16 MiB message limit. The rest is read with exec.read. */
 #define EXEC_INLINE_MAX (4u * 1024 * 1024)
 #define EXEC_MAX_ARGV 65536
+/* Output kept by all processes together, in units of max_output_bytes: each
+ * result may be kept for result_ttl_s, and EXEC_MAX_PROCS of them at their
+ * own cap would be far more than any guest has. */
+#define EXEC_TOTAL_OUTPUT_FACTOR 16
 
 static const char *const exec_stream_names[_EXEC_STREAM_MAX] = { "stdout", "stderr" };
 
@@ -94,6 +98,7 @@ static struct exec_proc *exec_procs;
 static unsigned exec_n_procs, exec_n_running;
 static uint64_t exec_next_id = 1;
 static struct event *exec_sigchld_ev;
+static size_t exec_captured_total; /* bytes in all out[].buf */
 
 static void exec_out_cb(evutil_socket_t fd, short what, void *userdata);
 static void exec_proc_finish(struct exec_proc *p);
@@ -152,8 +157,10 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 			event_free(p->out[s].ev);
 		if (p->out[s].fd >= 0)
 			close(p->out[s].fd);
-		if (p->out[s].buf)
+		if (p->out[s].buf) {
+			exec_captured_total -= evbuffer_get_length(p->out[s].buf);
 			evbuffer_free(p->out[s].buf);
+		}
 	}
 	if (p->stdin_ev)
 		event_free(p->stdin_ev);
@@ -289,17 +296,34 @@ static bool exec_streaming(struct exec_proc *p)
 	return p->stream_conn && !conn_closed(p->stream_conn);
 }
 
+static size_t exec_total_budget(void)
+{
+	const struct config *cfg = config_get();
+	size_t each = cfg ? cfg->exec_max_output_bytes : 16u * 1024 * 1024, total;
+
+	if (__builtin_mul_overflow(each, (size_t)EXEC_TOTAL_OUTPUT_FACTOR, &total))
+		return SIZE_MAX;
+	return total;
+}
+
 static void exec_capture(struct exec_out *o, const char *data, size_t n)
 {
-	size_t have = evbuffer_get_length(o->buf), room;
+	size_t have = evbuffer_get_length(o->buf), budget = exec_total_budget(), room;
 
 	room = have < o->proc->max_output ? o->proc->max_output - have : 0;
+	/* The budget shared by all results: past it, output is cut like past the cap. */
+	if (exec_captured_total >= budget)
+		room = 0;
+	else if (budget - exec_captured_total < room)
+		room = budget - exec_captured_total;
 	if (n > room) {
 		o->truncated = true;
 		n = room;
 	}
 	if (n > 0 && evbuffer_add(o->buf, data, n) < 0)
 		o->truncated = true;
+	else
+		exec_captured_total += n;
 }
 
 static void exec_out_close(struct exec_out *o)

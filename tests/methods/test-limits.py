@@ -41,4 +41,30 @@ g.ok("result" in r, "the connection is still served after a limited batch")
 c.close()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
 
+# --- output kept for exec results is bounded across all of them ---
+# Each result kept its max_output_bytes per stream for result_ttl_s, so 4096
+# results of chatty commands could hold 128 GiB.
+agent = Agent({"max_inflight": 256, "exec": {"max_output_bytes": 64 * KiB}})
+c = agent.client()
+ids = []
+for i in range(40):
+    s = c.result("exec.start", {"argv": ["head", "-c", str(64 * KiB), "/dev/zero"]})
+    r = c.result("exec.wait", {"id": s["id"], "timeout_ms": 20000})
+    ids.append((s["id"], r))
+full = [i for i, r in ids if r.get("stdout_size") == 64 * KiB and not r.get("truncated")]
+cut = [i for i, r in ids if r.get("truncated")]
+total = sum(r.get("stdout_size", 0) for _, r in ids)
+g.ok(len(full) >= 8, "the first results keep their whole output (%d did)" % len(full))
+g.ok(len(cut) > 0, "results past the total output budget are truncated (%d were)" % len(cut))
+g.ok(total <= 32 * 64 * KiB, "output kept by all results stays bounded (%d bytes)" % total)
+for i, _ in ids:
+    c.result("exec.release", {"id": i})
+s = c.result("exec.start", {"argv": ["head", "-c", str(64 * KiB), "/dev/zero"]})
+r = c.result("exec.wait", {"id": s["id"], "timeout_ms": 20000})
+g.ok(r.get("stdout_size") == 64 * KiB and not r.get("truncated"),
+     "released results give their budget back")
+c.result("exec.release", {"id": s["id"]})
+c.close()
+g.is_eq(agent.stop(), 0, "the agent exits 0")
+
 g.done()
