@@ -1000,7 +1000,9 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 	if (!ch->ev || event_add(ch->ev, NULL) < 0) {
 		log_error("Cannot watch a file channel, dropping it");
 		file_channel_free(ch);
+		return;
 	}
+	file_channel_progress(ch);
 }
 
 static const char *const file_channel_directions[] = { "upload", "download", NULL };
@@ -1115,7 +1117,11 @@ static int file_attach(struct call *call, void *params)
 		return 0;
 	}
 	ch->attached = true; /* single use */
-	file_channel_progress(ch);
+	/* The connection owes us exactly one file_channel_start() (with -1 if it
+	 * fails), however long its queued answers take to flush: freeing the
+	 * channel on expiry before that would hand the socket to freed memory.
+	 * The idle timer starts with the transfer. */
+	evtimer_del(ch->expire);
 	res = json_object_new_object();
 	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
 	call_reply(call, res);
