@@ -333,6 +333,12 @@ static void conn_close(struct conn *c)
 		c->takeover_fn(fd, c->in, c->takeover_data);
 		c->takeover_fn = NULL;
 	}
+	/* Calls still in flight (exec.wait on a process that never ends) may keep
+	 * c for long: let them keep nothing but c itself, not answers nobody
+	 * will read, unread input or a half-decoded message. */
+	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	c->dec = gl_decoder_free(c->dec);
 	if (c->fd >= 0) {
 		conn_update_reading(c);
 		conn_stop_write(c);

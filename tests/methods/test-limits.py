@@ -5,6 +5,7 @@
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gltest as g  # noqa: E402
@@ -64,6 +65,47 @@ r = c.result("exec.wait", {"id": s["id"], "timeout_ms": 20000})
 g.ok(r.get("stdout_size") == 64 * KiB and not r.get("truncated"),
      "released results give their budget back")
 c.result("exec.release", {"id": s["id"]})
+c.close()
+g.is_eq(agent.stop(), 0, "the agent exits 0")
+
+# --- a closed connection kept by a pending call holds none of its buffers ---
+# exec.wait on a process that never ends keeps its call, and so its
+# connection, alive: that connection kept the answers it never wrote (here
+# 11 MB each), so clients could pile them up by reconnecting.
+agent = Agent()
+c = agent.client()
+sleeper = c.result("exec.start", {"argv": ["sleep", "1000"]})["id"]
+
+
+def abandon():
+    s = agent.client()
+    s.request("exec.wait", {"id": sleeper})
+    s.send([{"jsonrpc": "2.0", "method": "file.read",
+             "params": {"path": "/dev/zero", "length": 8 * MiB}, "id": 99}])
+    s.s.settimeout(30)
+    s.s.recv(1)  # the answer has started: it is queued in the agent
+    s.close()
+
+
+def settle():
+    # The agent notices the closed socket on its next write; wait until it served us.
+    c.result("agent.ping")
+    time.sleep(0.5)
+    c.result("agent.ping")
+
+
+for _ in range(2):
+    abandon()
+settle()
+before = agent.rss_kb()
+for _ in range(10):
+    abandon()
+settle()
+grown = agent.rss_kb() - before
+g.ok(grown < 50 * 1024, "10 abandoned connections with 11 MB unwritten each grew RSS by %d KiB"
+     % grown)
+c.result("exec.signal", {"id": sleeper, "signal": "KILL"})
+c.result("exec.wait", {"id": sleeper, "timeout_ms": 10000})
 c.close()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
 
