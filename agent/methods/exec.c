@@ -31,6 +31,11 @@
 #define EXEC_READ_CHUNK (64u * 1024)
 /* Data queued for a child's stdin beyond which exec.write waits for the pipe. */
 #define EXEC_STDIN_HIGH (1024u * 1024)
+/* Data queued for stdin past which exec.write is refused (-32003), for one
+ * process and for all: a client that waits for its answers stays near
+ * EXEC_STDIN_HIGH, one that does not must not fill the agent's memory. */
+#define EXEC_STDIN_MAX (16u * 1024 * 1024)
+#define EXEC_STDIN_MAX_TOTAL (256u * 1024 * 1024)
 /* After the child exited, how long a grandchild may keep the output pipes open. */
 #define EXEC_LINGER_MS 2000
 #define EXEC_MAX_ENV 4096
@@ -99,6 +104,7 @@ static unsigned exec_n_procs, exec_n_running;
 static uint64_t exec_next_id = 1;
 static struct event *exec_sigchld_ev;
 static size_t exec_captured_total; /* bytes in all out[].buf */
+static size_t exec_stdin_total;    /* bytes in all stdin_buf */
 
 static void exec_out_cb(evutil_socket_t fd, short what, void *userdata);
 static void exec_proc_finish(struct exec_proc *p);
@@ -166,8 +172,10 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 		event_free(p->stdin_ev);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
-	if (p->stdin_buf)
+	if (p->stdin_buf) {
+		exec_stdin_total -= evbuffer_get_length(p->stdin_buf);
 		evbuffer_free(p->stdin_buf);
+	}
 	while (p->writes) {
 		struct exec_write *w = p->writes;
 		p->writes = w->next;
@@ -402,6 +410,7 @@ static void exec_stdin_close(struct exec_proc *p, int error)
 		p->stdin_ev = (event_free(p->stdin_ev), NULL);
 	if (p->stdin_fd >= 0)
 		p->stdin_fd = (close(p->stdin_fd), -1);
+	exec_stdin_total -= evbuffer_get_length(p->stdin_buf);
 	evbuffer_drain(p->stdin_buf, evbuffer_get_length(p->stdin_buf));
 	while (p->writes) {
 		struct exec_write *w = p->writes;
@@ -443,8 +452,10 @@ static void exec_stdin_cb(evutil_socket_t fd, short what, void *userdata)
 			exec_stdin_close(p, errno);
 			return;
 		}
-		if (n > 0)
+		if (n > 0) {
 			p->stdin_written += (uint64_t)n;
+			exec_stdin_total -= (size_t)n;
+		}
 		exec_stdin_answer(p);
 	}
 	if (evbuffer_get_length(p->stdin_buf) == 0) {
@@ -461,6 +472,7 @@ static int exec_stdin_queue(struct exec_proc *p, const void *data, size_t len, b
 		return -EPIPE;
 	if (len > 0 && evbuffer_add(p->stdin_buf, data, len) < 0)
 		return -ENOMEM;
+	exec_stdin_total += len;
 	p->stdin_queued += len;
 	if (eof)
 		p->stdin_eof = true;
@@ -1345,6 +1357,13 @@ static int exec_write_method(struct call *call, void *params)
 	}
 	if (p->stdin_fd < 0 || p->stdin_eof) {
 		call_os_error(call, EPIPE, "stdin of the process is closed");
+		return 0;
+	}
+	if (evbuffer_get_length(p->stdin_buf) >= EXEC_STDIN_MAX ||
+		exec_stdin_total >= EXEC_STDIN_MAX_TOTAL) {
+		call_error(call, GL_RPC_LIMIT,
+			"too much data queued for stdin: wait for the answers of earlier writes",
+			NULL);
 		return 0;
 	}
 	r = exec_stdin_queue(p, data, len, a->eof);

@@ -4,12 +4,13 @@
 
 import json
 import os
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gltest as g  # noqa: E402
-from agentlib import Agent, unb64, error_code  # noqa: E402
+from agentlib import Agent, b64, unb64, error_code  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -106,6 +107,34 @@ g.ok(grown < 50 * 1024, "10 abandoned connections with 11 MB unwritten each grew
      % grown)
 c.result("exec.signal", {"id": sleeper, "signal": "KILL"})
 c.result("exec.wait", {"id": sleeper, "timeout_ms": 10000})
+c.close()
+g.is_eq(agent.stop(), 0, "the agent exits 0")
+
+# --- stdin queued for a process that does not read it is bounded ---
+# exec.write answers wait while much is queued, but a client that does not
+# wait for them could queue without end (64 x 16 MiB per connection, and
+# more from every new connection).
+agent = Agent({"max_inflight": 256})
+c = agent.client()
+sleeper = c.result("exec.start", {"argv": ["sleep", "1000"], "stdin": "stream"})["id"]
+chunk = b64(b"x" * MiB)
+wids = [c.request("exec.write", {"id": sleeper, "data": chunk}) for _ in range(40)]
+limited = 0
+deadline = time.monotonic() + 10
+while limited < 40 - 17 and time.monotonic() < deadline:
+    try:
+        c._pump(deadline - time.monotonic())
+    except (OSError, ValueError, socket.timeout):
+        break
+    for i in wids:
+        if i in c.answers:
+            limited += error_code(c.answers.pop(i)) == -32003
+g.ok(limited >= 40 - 17,
+     "writes past 16 MiB queued for a process that does not read are refused (%d of 40)"
+     % limited)
+c.result("exec.signal", {"id": sleeper, "signal": "KILL"})
+c.result("exec.wait", {"id": sleeper, "timeout_ms": 10000})
+g.ok(agent.alive(), "the agent is still running")
 c.close()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
 
