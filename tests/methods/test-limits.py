@@ -138,4 +138,64 @@ g.ok(agent.alive(), "the agent is still running")
 c.close()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
 
+# --- clients that left with calls in flight neither count nor cost ---
+# A client that sent exec.wait for a process that never ends and closed its
+# socket was taken for a half-close: its connection waited for the answer for
+# good, counted against max_connections (so 1024 such clients locked everyone
+# out) and kept its calls and requests.
+agent = Agent()
+c = agent.client()
+sleeper = c.result("exec.start", {"argv": ["sleep", "1000"]})["id"]
+wait = (json.dumps({"jsonrpc": "2.0", "method": "exec.wait", "params": {"id": sleeper},
+                    "id": 1}).encode() + b"\n") * 64
+
+
+def leave_waits(n):
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(agent.sock)
+        s.sendall(wait)
+        s.close()
+    c.result("agent.ping")
+
+
+leave_waits(200)
+time.sleep(0.5)
+before = agent.rss_kb()
+leave_waits(1200)
+time.sleep(0.5)
+grown = agent.rss_kb() - before
+deadline = time.monotonic() + 15
+while True:
+    # The agent may still be reading the last clients' requests: ask until settled.
+    try:
+        late = agent.client()
+        r = late.call("agent.info", timeout=10)
+        late.close()
+    except (OSError, EOFError, ValueError, TimeoutError) as e:
+        r = {"error": repr(e)}
+    if r.get("result", {}).get("connections", 99) <= 2 or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
+g.ok("result" in r, "a new client is served after 1400 clients left calls in flight (%r)"
+     % r.get("error"))
+g.ok(r.get("result", {}).get("connections", 99) <= 2,
+     "connections whose peer closed are gone (%r)" % r.get("result", {}).get("connections"))
+# A client that only shut down its sending side still gets its answers.
+try:
+    h = agent.client()
+    h.request("exec.wait", {"id": sleeper, "timeout_ms": 1000})
+    h.s.shutdown(socket.SHUT_WR)
+    r = h.recv(10)
+    h.close()
+except (OSError, EOFError, ValueError) as e:
+    r = {"error": repr(e)}
+g.is_eq(r.get("error"), {"code": -32004, "message": "the process is still running"},
+        "a half-closed client still gets its answer")
+c.result("exec.signal", {"id": sleeper, "signal": "KILL"})
+r = c.result("exec.wait", {"id": sleeper, "timeout_ms": 10000})
+g.is_eq(r.get("signal"), 9, "a waiter that stayed is still answered")
+c.close()
+g.is_eq(agent.stop(), 0, "the agent exits 0")
+
 g.done()
