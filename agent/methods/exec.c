@@ -55,6 +55,7 @@ struct exec_waiter {
 	struct exec_proc *proc;
 	struct call *call;
 	struct event *timer;
+	struct conn *conn; /* watched: a waiter whose client left is dropped */
 };
 
 /* An exec.write answered once the pipe took its bytes. */
@@ -108,6 +109,42 @@ static size_t exec_stdin_total;    /* bytes in all stdin_buf */
 
 static void exec_out_cb(evutil_socket_t fd, short what, void *userdata);
 static void exec_proc_finish(struct exec_proc *p);
+
+static void exec_waiter_unlink(struct exec_waiter *w)
+{
+	for (struct exec_waiter **pp = &w->proc->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+/* After w was unlinked and its call answered. */
+static void exec_waiter_free(struct exec_waiter *w);
+
+static void exec_waiter_conn_cb(struct conn *c, void *userdata)
+{
+	struct exec_waiter *w = userdata;
+
+	/* Without this, exec.wait on a process that never ends kept the call,
+	 * its request and the closed connection for good. */
+	if (!conn_closed(c))
+		return;
+	exec_waiter_unlink(w);
+	call_error(w->call, GL_RPC_INTERNAL_ERROR, "the client went away", NULL);
+	exec_waiter_free(w);
+}
+
+static void exec_waiter_free(struct exec_waiter *w)
+{
+	if (w->conn) {
+		conn_remove_drain_watch(w->conn, exec_waiter_conn_cb, w);
+		conn_unref(w->conn);
+	}
+	call_unref(w->call);
+	event_free(w->timer);
+	free(w);
+}
 
 /* --- signals --- */
 
@@ -187,9 +224,7 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 		struct exec_waiter *w = p->waiters;
 		p->waiters = w->next;
 		call_error(w->call, GL_RPC_NO_SUCH_OBJECT, "process released", NULL);
-		call_unref(w->call);
-		event_free(w->timer);
-		free(w);
+		exec_waiter_free(w);
 	}
 	if (p->stream_conn)
 		p->stream_conn = conn_unref(p->stream_conn);
@@ -560,9 +595,7 @@ static void exec_proc_finish(struct exec_proc *p)
 			call_reply(w->call, r);
 		else
 			call_os_error(w->call, ENOMEM, "cannot encode the output");
-		call_unref(w->call);
-		event_free(w->timer);
-		free(w);
+		exec_waiter_free(w);
 	}
 
 	if (p->internal) {
@@ -1281,17 +1314,11 @@ struct exec_wait_params {
 
 static void exec_wait_timeout_cb(evutil_socket_t fd, short what, void *userdata)
 {
-	struct exec_waiter *w = userdata, **pp;
+	struct exec_waiter *w = userdata;
 
-	for (pp = &w->proc->waiters; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
+	exec_waiter_unlink(w);
 	call_error(w->call, GL_RPC_TIMEOUT, "the process is still running", NULL);
-	call_unref(w->call);
-	event_free(w->timer);
-	free(w);
+	exec_waiter_free(w);
 }
 
 static int exec_wait(struct call *call, void *params)
@@ -1324,6 +1351,9 @@ static int exec_wait(struct call *call, void *params)
 		evtimer_add(w->timer, &tv);
 	}
 	w->call = call_ref(call);
+	w->conn = conn_ref(call_conn(call));
+	if (w->conn)
+		conn_add_drain_watch(w->conn, exec_waiter_conn_cb, w);
 	w->next = p->waiters;
 	p->waiters = w;
 	return 0;

@@ -181,6 +181,7 @@ g.ok("result" in r, "a new client is served after 1400 clients left calls in fli
      % r.get("error"))
 g.ok(r.get("result", {}).get("connections", 99) <= 2,
      "connections whose peer closed are gone (%r)" % r.get("result", {}).get("connections"))
+g.ok(grown < 10 * 1024, "1200 clients leaving 64 exec.wait each grew RSS by %d KiB" % grown)
 # A client that only shut down its sending side still gets its answers.
 try:
     h = agent.client()
