@@ -656,10 +656,14 @@ static void vsock_rx_run(struct vsock *v)
 static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
 	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t buf = c->v->cfg.buf_alloc;
+	uint32_t limit = c->v->cfg.buf_alloc / 4;
 
-	/* The guest thinks it has less than half our buffer left; tell it more. */
-	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used > buf / 4) {
+	/* A quarter of our buffer, but never more than one packet: a guest may keep
+	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
+	 * 1 MiB --buffer-size), and would then wait for an update forever. */
+	if (limit > VSOCK_MAX_PKT_PAYLOAD)
+		limit = VSOCK_MAX_PKT_PAYLOAD;
+	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
 		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
