@@ -554,6 +554,8 @@ static void conn_unlink(struct gs *gs, struct gs_conn *c)
 
 static void conn_free(struct gs_conn *c)
 {
+	if (c->closing)
+		c->gs->nclosing--;
 	conn_unlink(c->gs, c);
 	free(c->rxbuf);
 	free(c);
@@ -987,8 +989,12 @@ static int rx_process(struct gs *gs)
 
 static void conns_timers(struct gs *gs)
 {
-	uint64_t now = gs_now_ms();
+	uint64_t now;
 
+	/* Every step comes here: walk the table only when a close is lingering. */
+	if (gs->nclosing == 0)
+		return;
+	now = gs_now_ms();
 	for (unsigned i = 0; i < GS_HASH; i++)
 		for (struct gs_conn *c = gs->table[i], *n; c; c = n) {
 			n = c->hnext;
@@ -1389,6 +1395,8 @@ void gs_conn_close(struct gs_conn *c)
 	c->rxbuf = NULL;
 	c->fwd_cnt += (uint32_t)c->rx_len;
 	c->rx_len = 0;
+	if (!c->closing)
+		c->gs->nclosing++;
 	c->closing = true;
 	c->close_deadline = gs_now_ms() + GS_CLOSE_TIMEOUT_MS;
 	if (c->peer_shut_send && c->peer_shut_rcv) {
