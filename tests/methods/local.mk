@@ -7,7 +7,8 @@ methods_tests = \
 	tests/methods/test-plugin.py \
 	tests/methods/test-cli.py \
 	tests/methods/test-limits.py \
-	tests/methods/test-channel-slow.py
+	tests/methods/test-channel-slow.py \
+	tests/methods/test-fsfreeze-links.py
 TESTS += $(methods_tests)
 dist_check_SCRIPTS += $(methods_tests)
 EXTRA_DIST += tests/methods/agentlib.py
