@@ -553,8 +553,8 @@ static void vsock_conn_read(struct vsock_conn *c)
 			room += cap;
 		}
 		if (k == 0) {
-			if (!v->rx || !v->rx->broken)
-				vsock_conn_wait_rx(c);
+			/* Also when rx is broken: parked until the ring is restarted, never spinning. */
+			vsock_conn_wait_rx(c);
 			return;
 		}
 		n = readv(c->fd, iov, (int)n_iov);
@@ -619,6 +619,14 @@ static void vsock_rx_flush_notify(struct vsock *v)
 	}
 }
 
+/* Out of rx buffers with packets owed: ask for a kick (EVENT_IDX), or run
+ * again at once if buffers arrived meanwhile. */
+static void vsock_rx_starved(struct vsock *v)
+{
+	if (virtqueue_enable_kick(v->rx))
+		event_active(v->tx_again, 0, 0);
+}
+
 /* rx buffers may be available: send what is owed, in order. */
 static void vsock_rx_run(struct vsock *v)
 {
@@ -628,8 +636,10 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt) < 0)
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt) < 0) {
+			vsock_rx_starved(v);
 			return;
+		}
 		v->rst_head = (v->rst_head + 1) % VSOCK_RST_QUEUE;
 		v->rst_len--;
 	}
@@ -638,8 +648,10 @@ static void vsock_rx_run(struct vsock *v)
 		/* Bound the walk: a connection may re-queue itself. */
 		if (++n > v->n_conns + 1)
 			break;
-		if (vsock_conn_flush_ctl(c) < 0)
+		if (vsock_conn_flush_ctl(c) < 0) {
+			vsock_rx_starved(v);
 			return;
+		}
 		vsock_send_list_remove(c);
 		if (c->wait_rx) {
 			c->wait_rx = false;
@@ -981,6 +993,8 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	if (c) {
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
+		/* Every packet carries credit, not only CREDIT_UPDATE. */
+		vsock_conn_update_read(c);
 	}
 	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
 	op->handler(v, c, &h, payload, n_payload);
