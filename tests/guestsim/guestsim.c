@@ -929,13 +929,19 @@ static int tx_process(struct gs *gs)
 	int r;
 
 	for (;;) {
+		uint16_t delay;
+
 		while ((r = vq_pop_used(gs, vq, "tx", &id, &len)) > 0)
 			gs_tx_put_slot(gs, gs->o.tx_indirect ? id : id / 2u);
 		if (r < 0)
 			return r;
-		vq_set_used_event(vq, vq->last_used);
+		/* As virtio-net's virtqueue_enable_cb_delayed(): a call once three quarters
+		 * of what is outstanding are used. Free slots are only needed when the ring
+		 * fills, and every step reclaims without a call. */
+		delay = (uint16_t)((uint16_t)(vq->published - vq->last_used) * 3 / 4);
+		vq_set_used_event(vq, (uint16_t)(vq->last_used + delay));
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (vq_used_idx(vq) == vq->last_used)
+		if ((uint16_t)(vq_used_idx(vq) - vq->last_used) <= delay)
 			return 0;
 	}
 }
@@ -1045,8 +1051,9 @@ int gs_step(struct gs *gs, struct pollfd *extra, unsigned nextra, int timeout_ms
 	if (r > 0 && (p[2].revents & POLLIN)) {
 		if (read(gs->vq[1].call_fd, &v, sizeof(v)) == sizeof(v))
 			gs->vq[1].calls++;
-		tx_process(gs);
 	}
+	if (gs->vq[1].used && vq_used_idx(&gs->vq[1]) != gs->vq[1].last_used)
+		tx_process(gs);
 	if (r > 0 && (p[1].revents & POLLIN)) {
 		if (read(gs->vq[0].call_fd, &v, sizeof(v)) == sizeof(v))
 			gs->vq[0].calls++;
