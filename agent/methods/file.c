@@ -913,6 +913,9 @@ static int file_channel_take(struct file_channel *ch, const void *data, size_t n
 {
 	if (n > ch->size - ch->done)
 		return -EFBIG; /* more than announced: refuse rather than guess */
+	/* A freeze may have come since file.channel: writing would block the agent. */
+	if (fsfreeze_check_path(ch->tmp.path) < 0)
+		return -EBUSY;
 	int r = file_write_all(ch->tmp.fd, data, n, (int64_t)ch->done);
 	if (r < 0)
 		return r;

@@ -4,11 +4,14 @@
 EBUSY instead of blocking the agent. The path check followed symlinks: a
 symlink on the frozen filesystem pointing elsewhere passed it, and unlinking
 the link (or writing the file aside next to it) blocked the whole agent,
-including the timer that was to thaw the filesystem. Needs root and a loop
-device for an ext4 image; skipped otherwise."""
+including the timer that was to thaw the filesystem. Likewise an upload
+through a file channel that was under way when the freeze came. Needs root
+and a loop device for an ext4 image; skipped otherwise."""
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -71,6 +74,53 @@ try:
     g.ok("result" in a, "a write through a symlink into another filesystem is allowed")
     g.is_eq(c.result("fs.thaw", timeout=5).get("thawed"), 1, "fs.thaw thaws it")
     g.ok(os.path.islink(link), "the symlink is still there")
+
+    # An upload under way when the freeze comes.
+    dest = os.path.join(mnt, "upload")
+    tok = c.result("file.channel", {"path": dest, "direction": "upload", "size": 4 << 20})["token"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(agent.sock)
+    s.sendall(json.dumps({"jsonrpc": "2.0", "method": "file.attach", "params": {"token": tok},
+                          "id": 1}).encode() + b"\n")
+    got = b""
+    while b"\n" not in got:
+        got += s.recv(4096)
+    s.sendall(b"a" * (1 << 20))
+    c.result("agent.ping", timeout=5)  # the first MiB was taken
+    c.result("fs.freeze", {"mountpoints": [mnt], "timeout_s": 60}, timeout=5)
+    try:
+        s.sendall(b"b" * (1 << 20))
+    except OSError:
+        pass
+    try:
+        a = c.call("agent.ping", timeout=5)
+    except (TimeoutError, OSError) as e:
+        g.diag("ping: %r" % e)
+        a = {}
+    g.ok("result" in a, "the agent answers while an upload meets a frozen filesystem")
+    status = b""
+    try:
+        while not status.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            status += chunk
+    except OSError as e:
+        g.diag("status: %r" % e)
+    s.close()
+    g.is_eq(json.loads(status or b"{}").get("errno"), "EBUSY",
+            "the upload ends with EBUSY (%r)" % status)
+    try:
+        a = c.call("agent.ping", timeout=5)
+    except (TimeoutError, OSError) as e:
+        g.diag("ping: %r" % e)
+        a = {}
+    g.ok("result" in a, "the agent still answers after dropping the upload")
+    g.is_eq(c.result("fs.thaw", timeout=5).get("thawed"), 1, "fs.thaw thaws the filesystem")
+    run("fsfreeze", "-u", mnt)
+    c.result("fs.thaw", timeout=10)
+    g.ok(not os.path.exists(dest), "no partial file appears")
     c.close()
 finally:
     run("fsfreeze", "-u", mnt)
