@@ -45,7 +45,7 @@ enum {
 struct vsock_conn {
 	struct vsock *v;
 	uint32_t local_port, peer_port; /* host side, guest side */
-	struct vsock_conn *hnext, *pnext; /* by (local, peer); host ports by local */
+	struct vsock_conn *hnext, *pnext; /* by (local, peer); by local port */
 	TAILQ_ENTRY(vsock_conn) send_entry;
 	bool on_send_list;
 	int fd;
@@ -244,11 +244,11 @@ static void vsock_hash_add(struct vsock *v, struct vsock_conn *c)
 
 	c->hnext = v->hash[k];
 	v->hash[k] = c;
-	if (c->host_initiated) {
-		k = c->local_port & (VSOCK_HASH_SIZE - 1);
-		c->pnext = v->port_hash[k];
-		v->port_hash[k] = c;
-	}
+	/* Every connection, guest-initiated ones too: a guest connecting to a port
+	 * in the host range must keep CONNECT from being given that same port. */
+	k = c->local_port & (VSOCK_HASH_SIZE - 1);
+	c->pnext = v->port_hash[k];
+	v->port_hash[k] = c;
 }
 
 static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
@@ -262,12 +262,11 @@ static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
 			*p = c->hnext;
 			break;
 		}
-	if (c->host_initiated)
-		for (p = &v->port_hash[c->local_port & (VSOCK_HASH_SIZE - 1)]; *p; p = &(*p)->pnext)
-			if (*p == c) {
-				*p = c->pnext;
-				break;
-			}
+	for (p = &v->port_hash[c->local_port & (VSOCK_HASH_SIZE - 1)]; *p; p = &(*p)->pnext)
+		if (*p == c) {
+			*p = c->pnext;
+			break;
+		}
 }
 
 static int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)

@@ -2,8 +2,13 @@
 /* The back-end neither stalls nor spins: control packets owed while rx is dry
  * go out once the guest refills it (EVENT_IDX re-armed), credit carried by any
  * guest packet restarts host->guest data, and a broken rx ring with host data
- * pending costs no CPU. */
+ * pending costs no CPU. A host port held by a guest-initiated connection is
+ * never handed to a CONNECT client (the two would share one key). */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -159,6 +164,75 @@ static void test_broken_rx_no_spin(void)
 	ok(gt_backend_stop(&b, NULL) == 0, "back-end exits cleanly");
 }
 
+/* Read the CONNECT answer line byte by byte, driving the guest. */
+static int read_ok_port(struct gs *gs, int fd, uint32_t *ret_port)
+{
+	char buf[64];
+	size_t len = 0;
+
+	for (uint64_t end = gs_now_ms() + 5000; gs_now_ms() < end && len < sizeof(buf) - 1;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		gs_step(gs, &p, 1, 20);
+		n = read(fd, buf + len, 1);
+		if (n == 0)
+			return -ECONNREFUSED;
+		if (n == 1 && buf[len++] == '\n') {
+			buf[len] = 0;
+			if (strncmp(buf, "OK ", 3))
+				return -EPROTO;
+			*ret_port = (uint32_t)strtoul(buf + 3, NULL, 10);
+			return 0;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+static void test_host_port_not_shared(void)
+{
+	const uint32_t first = 1u << 30; /* the first port CONNECT would be given */
+	struct gt_backend b;
+	struct gs_options o;
+	struct gs *gs = NULL;
+	struct gs_conn *g = NULL, *h = NULL;
+	char path[400];
+	uint32_t port = 0;
+	int lfd = -1, afd = -1, fd = -1;
+
+	if (!start(&b, &o, 0, false, &gs))
+		return;
+	snprintf(path, sizeof(path), "%s_%u", b.uds_path, first);
+	ok(gt_unix_listen(path, &lfd) == 0, "host listener for port 2^30");
+	ok(gs_connect(gs, first, &g) == 0, "guest connects to host port 2^30");
+	for (uint64_t end = gs_now_ms() + 3000; gs_now_ms() < end && gs_conn_state(g) == GS_CONNECTING;)
+		gs_step(gs, NULL, 0, 10);
+	ok(gs_conn_state(g) == GS_CONNECTED, "guest connection established");
+	afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	/* The guest now listens on the port its connection came from. */
+	gs_listen(gs, gs_conn_local_port(g));
+	if (gt_host_open(&b, &fd) == 0) {
+		char line[32];
+		int n = snprintf(line, sizeof(line), "CONNECT %u\n", gs_conn_local_port(g));
+		ok(write(fd, line, (size_t)n) == n && read_ok_port(gs, fd, &port) == 0,
+			"CONNECT to the guest port of that connection answered");
+	}
+	ok(port != first, "CONNECT got a port other than the one in use (%u)", port);
+	for (uint64_t end = gs_now_ms() + 2000; !(h = gs_accept(gs, gs_conn_local_port(g))) && gs_now_ms() < end;)
+		gs_step(gs, NULL, 0, 10);
+	ok(h && gs_conn_peer_port(h) == port, "the guest accepted it with that peer port");
+	ok(gs_conn_state(g) == GS_CONNECTED, "the first connection is untouched");
+	is_int(gs_violations(gs), 0, "no protocol violation");
+	if (fd >= 0)
+		close(fd);
+	if (afd >= 0)
+		close(afd);
+	if (lfd >= 0)
+		close(lfd);
+	gs_free(gs);
+	ok(gt_backend_stop(&b, NULL) == 0, "back-end exits cleanly");
+}
+
 int main(void)
 {
 	if (!gt_backend_binary()) {
@@ -168,5 +242,6 @@ int main(void)
 	test_rst_backlog();
 	test_credit_in_rw();
 	test_broken_rx_no_spin();
+	test_host_port_not_shared();
 	return tap_done();
 }
