@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	struct vsock *vsock = NULL;
 	uint8_t config[8];
 	uint64_t cid_le;
-	bool vu_created = false;
+	bool vu_created = false, uds_created = false;
 	int r, vu_fd, uds_fd;
 
 	log_open("vhost-user-vsock");
@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 	}
 	if (o.uds_path && uds_fd < 0) {
 		uds_fd = hybrid_listen(o.uds_path, o.socket_mode, o.socket_group, SOMAXCONN);
+		uds_created = uds_fd >= 0;
 		if (uds_fd < 0) {
 			close(vu_fd);
 			r = uds_fd;
@@ -292,9 +293,7 @@ int main(int argc, char **argv)
 		      },
 		      &vsock);
 	if (r < 0) {
-		close(vu_fd);
-		if (uds_fd >= 0)
-			close(uds_fd);
+		close(vu_fd); /* vsock_new() took uds_fd, on failure too */
 		goto out;
 	}
 	cid_le = htole64(o.guest_cid);
@@ -323,7 +322,7 @@ out:
 		event_base_free(base);
 	if (vu_created)
 		unlink(o.socket_path);
-	if (o.uds_path)
+	if (uds_created) /* a socket systemd passed in is systemd's to remove */
 		unlink(o.uds_path);
 	return r < 0 ? 1 : 0;
 }

@@ -5,6 +5,7 @@
  * a ring bounded by the buf_alloc we advertise. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -1217,8 +1218,11 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	struct vsock *v;
 
 	v = calloc(1, sizeof(*v));
-	if (!v)
+	if (!v) {
+		if (cfg->listen_fd >= 0)
+			close(cfg->listen_fd); /* taken, on failure too */
 		return -ENOMEM;
+	}
 	v->base = base;
 	v->cfg = *cfg;
 	if (v->cfg.buf_alloc == 0)
@@ -1231,8 +1235,16 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	TAILQ_INIT(&v->dead);
 	v->reaper = event_new(base, -1, 0, vsock_reaper_cb, v);
 	v->tx_again = event_new(base, -1, 0, vsock_tx_again_cb, v);
-	if (cfg->listen_fd >= 0)
+	if (cfg->listen_fd >= 0) {
+		/* systemd passes blocking sockets; the accept loop runs until EAGAIN. */
+		int fl = fcntl(cfg->listen_fd, F_GETFL);
+		if (fl < 0 || fcntl(cfg->listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			int r = -errno;
+			vsock_free(v);
+			return r;
+		}
 		v->listen_ev = event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+	}
 	v->listen_pause = evtimer_new(base, vsock_listen_resume_cb, v);
 	if (!v->reaper || !v->tx_again || !v->listen_pause || (cfg->listen_fd >= 0 && !v->listen_ev)) {
 		vsock_free(v);
