@@ -544,16 +544,20 @@ static void vsock_conn_read(struct vsock_conn *c)
 				virtqueue_unpop(v->rx);
 				break;
 			}
-			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
-			if (cap > want - room)
-				cap = want - room;
+			/* Clamp in size_t: a hostile chain's length may exceed 32 bits. */
+			cap = e->in_len - VSOCK_HDR_SIZE < want - room ?
+				(uint32_t)(e->in_len - VSOCK_HDR_SIZE) : want - room;
 			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
 						 iov + n_iov);
 			caps[k++] = cap;
 			room += cap;
 		}
-		if (k == 0) {
-			/* Also when rx is broken: parked until the ring is restarted, never spinning. */
+		if (room == 0) {
+			/* No buffer, or only header-sized ones (a readv of nothing would
+			 * look like EOF). Also when rx is broken: parked until the ring
+			 * is restarted, never spinning. */
+			for (i = 0; i < k; i++)
+				virtqueue_unpop(v->rx);
 			vsock_conn_wait_rx(c);
 			return;
 		}
