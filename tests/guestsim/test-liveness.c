@@ -3,7 +3,8 @@
  * go out once the guest refills it (EVENT_IDX re-armed), credit carried by any
  * guest packet restarts host->guest data, and a broken rx ring with host data
  * pending costs no CPU. A host port held by a guest-initiated connection is
- * never handed to a CONNECT client (the two would share one key). */
+ * never handed to a CONNECT client (the two would share one key). A front-end
+ * truncating its memory file under the back-end's mapping costs only itself. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "gstest.h"
+#include "guestsim-internal.h"
 #include "../tap.h"
 
 #define PORT 5000
@@ -233,6 +235,35 @@ static void test_host_port_not_shared(void)
 	ok(gt_backend_stop(&b, NULL) == 0, "back-end exits cleanly");
 }
 
+static void test_truncated_memory(void)
+{
+	struct gt_backend b;
+	struct gs_options o;
+	struct gs *gs = NULL;
+	uint64_t one = 1;
+
+	if (!start(&b, &o, 0, true, &gs))
+		return;
+	step_for(gs, 200);
+	ok(ftruncate(gs->mem_fd, 0) == 0, "front-end truncates its memory file");
+	/* Any kick makes the back-end read the avail ring, now past the file's end. */
+	ok(write(gs->vq[1].kick_fd, &one, sizeof(one)) == sizeof(one), "and kicks tx");
+	usleep(500000);
+	ok(gt_backend_alive(&b), "back-end survives the SIGBUS");
+	ok(gt_backend_log_contains(&b, "truncated guest memory"), "and says why it drops the front-end");
+	gs_free(gs);
+	gs = NULL;
+	gt_options(&o, &b);
+	if (!ok(gs_new(&o, &gs) >= 0, "the next front-end negotiates"))
+		gs = NULL;
+	if (gs) {
+		gs_listen(gs, PORT);
+		is_int(gt_check_service(&b, gs, PORT, 100000), 0, "and carries data");
+		gs_free(gs);
+	}
+	ok(gt_backend_stop(&b, NULL) == 0, "back-end exits cleanly");
+}
+
 int main(void)
 {
 	if (!gt_backend_binary()) {
@@ -243,5 +274,6 @@ int main(void)
 	test_credit_in_rw();
 	test_broken_rx_no_spin();
 	test_host_port_not_shared();
+	test_truncated_memory();
 	return tap_done();
 }
