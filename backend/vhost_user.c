@@ -167,6 +167,21 @@ static struct virtqueue *vhost_user_vq_checked(struct vhost_user *vu, uint32_t i
 	return &vu->vq[index];
 }
 
+/* The kernel names an eventfd's inode "anon_inode:[eventfd]". Without /proc
+ * (a sandbox hiding it) only the fstat() checks apply. */
+static bool vhost_user_is_eventfd(int fd)
+{
+	char path[64], target[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT && access("/proc/self/fd", F_OK) < 0;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
 static void vhost_user_kick_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct virtqueue *vq = userdata;
@@ -476,8 +491,10 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 		struct stat st;
 		int flags;
 
-		/* Must be pollable (an eventfd): a file would never wait. */
-		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		/* Must be an eventfd: a file would never wait, and a pipe or socket
+		 * the front-end keeps full would stay readable (a busy loop). */
+		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+		    !vhost_user_is_eventfd(msg->fds[0]))
 			return log_error_errno(-EINVAL, "vhost-user: vring fd is not an eventfd");
 		/* A kick fd we read from must never block the loop. */
 		flags = fcntl(msg->fds[0], F_GETFL);
