@@ -70,21 +70,26 @@ static const struct {
 	{ "any", PARAM_ANY },
 };
 
+/* Free what one row owns and leave it empty. */
+static void plugin_clear(struct plugin *p)
+{
+	free(p->name);
+	free(p->path);
+	free(p->summary);
+	free(p->result_schema);
+	for (size_t k = 0; k < p->n_params; k++) {
+		free(p->param_names[k]);
+		free(p->param_descriptions[k]);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
 static struct plugin_gen *plugin_gen_unref(struct plugin_gen *g)
 {
 	if (!g || --g->refs > 0)
 		return NULL;
-	for (size_t i = 0; i < g->n; i++) {
-		struct plugin *p = &g->plugins[i];
-		free(p->name);
-		free(p->path);
-		free(p->summary);
-		free(p->result_schema);
-		for (size_t k = 0; k < p->n_params; k++) {
-			free(p->param_names[k]);
-			free(p->param_descriptions[k]);
-		}
-	}
+	for (size_t i = 0; i < g->n; i++)
+		plugin_clear(&g->plugins[i]);
 	free(g->plugins);
 	free(g->rows);
 	free(g);
@@ -267,15 +272,7 @@ static int plugin_scan(const char *dir, struct plugin_gen **ret)
 		}
 		r = plugin_load_schema(dirfd(d), p);
 		if (r < 0) {
-			free(p->name);
-			free(p->path);
-			free(p->summary);
-			free(p->result_schema);
-			for (size_t k = 0; k < p->n_params; k++) {
-				free(p->param_names[k]);
-				free(p->param_descriptions[k]);
-			}
-			memset(p, 0, sizeof(*p));
+			plugin_clear(p);
 			continue;
 		}
 		p->raw = r == 0;
