@@ -19,7 +19,8 @@ GUESTSIM_TESTS = \
 	tests/guestsim/test-data \
 	tests/guestsim/test-bad-guest \
 	tests/guestsim/test-bad-frontend \
-	tests/guestsim/test-hybrid
+	tests/guestsim/test-hybrid \
+	tests/guestsim/test-seqpacket
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
 tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
@@ -29,6 +30,7 @@ tests_guestsim_test_data_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_frontend_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_seqpacket_LDADD = $(GUESTSIM_LIBS)
 
 
 TESTS += tests/guestsim/test-agent-bridge.py
