@@ -1306,6 +1306,9 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	if (c) {
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
+		/* A host message waiting for credit may fit now, whatever the packet. */
+		if (c->seq_need && vsock_peer_free(c) >= c->seq_need)
+			vsock_conn_update_read(c);
 	}
 	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
 	op->handler(v, c, &h, payload, n_payload);
