@@ -27,7 +27,7 @@ static uint64_t seed = 42;
 /* The back-end's SEQPACKET listener, "<uds-path>.seqpacket". */
 static int seq_addr(const struct gt_backend *bk, struct sockaddr_un *sa)
 {
-	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
 	if (strlen(bk->uds_path) + sizeof(".seqpacket") > sizeof(sa->sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa->sun_path, bk->uds_path);
@@ -37,7 +37,7 @@ static int seq_addr(const struct gt_backend *bk, struct sockaddr_un *sa)
 
 static int seq_listen(const char *path, int *ret_fd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -68,7 +68,7 @@ static bool wait_readable(struct gs *gs, int fd, int timeout_ms)
 	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
 
 	while (gs_now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (gs_step(gs, &p, 1, 20) < 0)
 			return false;
@@ -121,8 +121,8 @@ static int host_send_msg(struct gs *gs, int fd, const void *data, size_t len, in
 
 /* A host client on "<uds-path>.seqpacket": CONNECT record, then (optionally) one record
  * pipelined before the answer. 0 with *ret_fd after "OK ", -ECONNREFUSED on EOF. */
-static int seq_host_connect(const struct gt_backend *bk, struct gs *gs, uint32_t port,
-			    const char *early, int *ret_fd)
+static int seq_host_connect(
+	const struct gt_backend *bk, struct gs *gs, uint32_t port, const char *early, int *ret_fd)
 {
 	struct sockaddr_un sa;
 	char line[64];
@@ -143,13 +143,13 @@ static int seq_host_connect(const struct gt_backend *bk, struct gs *gs, uint32_t
 	gt_set_nonblock(fd);
 	n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
 	if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n ||
-	    (early && send(fd, early, strlen(early), MSG_NOSIGNAL) != (ssize_t)strlen(early))) {
+		(early && send(fd, early, strlen(early), MSG_NOSIGNAL) != (ssize_t)strlen(early))) {
 		close(fd);
 		return -EIO;
 	}
 	n = host_recv_msg(gs, fd, line, sizeof(line) - 1, 8000);
 	if (n <= 0 || n >= (ssize_t)sizeof(line) || strncmp(line, "OK ", 3) != 0 ||
-	    line[n - 1] != '\n') {
+		line[n - 1] != '\n') {
 		close(fd);
 		return n == -ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
 	}
@@ -162,7 +162,7 @@ static struct gs_conn *accept_guest(struct gs *gs, uint32_t port)
 	struct gs_conn *c = NULL;
 
 	for (uint64_t deadline = gs_now_ms() + 5000;
-	     !(c = gs_accept(gs, port)) && gs_now_ms() < deadline;)
+		!(c = gs_accept(gs, port)) && gs_now_ms() < deadline;)
 		gs_step(gs, NULL, 0, 10);
 	return c;
 }
@@ -173,8 +173,8 @@ static void settle(struct gs *gs, int ms)
 		gs_step(gs, NULL, 0, 10);
 }
 
-static const size_t sizes[] = { 1,     2,     43,    44,    4052,  4095,   4096,  4097,
-				8192,  8193,  16384, 65535, 65536, 65537, 100000, 200000 };
+static const size_t sizes[] = {1, 2, 43, 44, 4052, 4095, 4096, 4097, 8192, 8193, 16384, 65535,
+	65536, 65537, 100000, 200000};
 
 /* Boundaries both ways on an established pair (guest c, host fd). */
 static void check_boundaries(struct gs *gs, struct gs_conn *c, int fd, const char *what)
@@ -205,12 +205,12 @@ static void check_boundaries(struct gs *gs, struct gs_conn *c, int fd, const cha
 			n = host_recv_msg(gs, fd, in, MAX_MSG + 1, 5000);
 			if (n != (ssize_t)len || memcmp(in, out, len) != 0) {
 				diag("%s: guest->host %zu bytes (pkt %zu): host got %zd", what, len,
-				     psize, n);
+					psize, n);
 				bad_g2h++;
 			}
 		}
 	is_int(bad_g2h, 0, "%s: guest->host, %zu sizes (1 B .. 200 KB), each one host record", what,
-	       ELEMENTSOF(sizes));
+		ELEMENTSOF(sizes));
 	/* Host->guest. */
 	for (size_t i = 0; i < ELEMENTSOF(sizes) && !bad_h2g; i++) {
 		size_t len = sizes[i];
@@ -224,16 +224,18 @@ static void check_boundaries(struct gs *gs, struct gs_conn *c, int fd, const cha
 		}
 		n = gs_recv_msg_all(gs, c, in, MAX_MSG, &flags, 5000);
 		if (n != (ssize_t)len || memcmp(in, out, len) != 0 || flags != 0 ||
-		    gs_rx_op_count(gs, 5) - rw0 != (len + GS_RX_BUF_SIZE - 1) / GS_RX_BUF_SIZE) {
+			gs_rx_op_count(gs, 5) - rw0 !=
+				(len + GS_RX_BUF_SIZE - 1) / GS_RX_BUF_SIZE) {
 			diag("%s: host->guest %zu bytes: guest got %zd flags %d in %llu packets",
-			     what, len, n, flags, (unsigned long long)(gs_rx_op_count(gs, 5) - rw0));
+				what, len, n, flags,
+				(unsigned long long)(gs_rx_op_count(gs, 5) - rw0));
 			bad_h2g++;
 		}
 	}
 	is_int(bad_h2g, 0,
-	       "%s: host->guest, %zu sizes, each one guest message filling ceil(len / 4 KiB) rx "
-	       "buffers",
-	       what, ELEMENTSOF(sizes));
+		"%s: host->guest, %zu sizes, each one guest message filling ceil(len / 4 KiB) rx "
+		"buffers",
+		what, ELEMENTSOF(sizes));
 out:
 	free(out);
 	free(in);
@@ -265,12 +267,14 @@ static void check_burst(struct gs *gs, struct gs_conn *c, int fd, const char *wh
 		if (n != (ssize_t)lens[i] || memcmp(in, buf, lens[i]) != 0) {
 			if (!bad)
 				diag("%s: guest burst message %u: %zd bytes, want %zu", what, i, n,
-				     lens[i]);
+					lens[i]);
 			bad++;
 		}
 	}
-	is_int(bad, 0, "%s: 200 guest messages queued before the host reads arrive in order, "
-		       "an empty one dropped", what);
+	is_int(bad, 0,
+		"%s: 200 guest messages queued before the host reads arrive in order, "
+		"an empty one dropped",
+		what);
 	bad = 0;
 	for (unsigned i = 0; i < 100; i++) {
 		memset(buf, (int)i, lens[i]);
@@ -299,14 +303,14 @@ static void test_guest_initiated(struct gs *gs)
 
 	r = gs_connect_type(gs, 6001, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, -ECONNREFUSED,
-	       "guest SEQPACKET connect to a missing <uds-path>_6001: refused (RST)");
+		"guest SEQPACKET connect to a missing <uds-path>_6001: refused (RST)");
 	gs_conn_close(c);
 
 	port_path(&b, 6002, path, sizeof(path));
 	ok(gt_unix_listen(path, &sfd) == 0, "SOCK_STREAM listener at <uds-path>_6002");
 	r = gs_connect_type(gs, 6002, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, -ECONNREFUSED,
-	       "guest SEQPACKET connect to a SOCK_STREAM listener: refused");
+		"guest SEQPACKET connect to a SOCK_STREAM listener: refused");
 	gs_conn_close(c);
 	ok(accept(sfd, NULL, NULL) < 0, "the stream listener got no connection");
 	close(sfd);
@@ -316,7 +320,7 @@ static void test_guest_initiated(struct gs *gs)
 	ok(seq_listen(path, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6003");
 	r = gs_connect_type(gs, 6003, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, 0,
-	       "guest SEQPACKET connect to a present listener");
+		"guest SEQPACKET connect to a present listener");
 	if (r == 0 && gs_conn_state(c) == GS_CONNECTED) {
 		fd = accept_host(gs, lfd, 5000);
 		ok(fd >= 0, "host accepted the guest's connection");
@@ -330,7 +334,7 @@ static void test_guest_initiated(struct gs *gs)
 			is_int(n, 0, "guest SHUTDOWN(SEND) -> host reads EOF");
 			close(fd);
 			is_int(gs_recv_msg_all(gs, c, buf, sizeof(buf), NULL, 5000), 0,
-			       "host close -> guest reads EOF");
+				"host close -> guest reads EOF");
 		}
 	}
 	gs_conn_close(c);
@@ -347,7 +351,8 @@ static void test_host_initiated(struct gs *gs)
 
 	gs_listen_type(gs, 7000, GS_TYPE_SEQPACKET);
 	r = seq_host_connect(&b, gs, 7000, "early record", &fd);
-	is_int(r, 0, "host client on <uds-path>.seqpacket: CONNECT record answered with an OK record");
+	is_int(r, 0,
+		"host client on <uds-path>.seqpacket: CONNECT record answered with an OK record");
 	if (r < 0)
 		return;
 	c = accept_guest(gs, 7000);
@@ -358,25 +363,25 @@ static void test_host_initiated(struct gs *gs)
 	}
 	n = gs_recv_msg_all(gs, c, buf, sizeof(buf), &flags, 5000);
 	ok(n == 12 && memcmp(buf, "early record", 12) == 0,
-	   "a record pipelined right after CONNECT arrives first, whole");
+		"a record pipelined right after CONNECT arrives first, whole");
 	check_boundaries(gs, c, fd, "host-initiated");
 	n = gs_recv_msg_all(gs, c, buf, 4, &flags, 300);
 	is_int(n, -ETIMEDOUT, "nothing else queued");
 	ok(host_send_msg(gs, fd, "0123456789", 10, 5000) == 0 &&
-		   gs_recv_msg_all(gs, c, buf, 4, &flags, 5000) == 10 && flags == GS_MSG_TRUNC &&
-		   memcmp(buf, "0123", 4) == 0,
-	   "a guest reading with a short buffer gets MSG_TRUNC (the guest's business)");
+			gs_recv_msg_all(gs, c, buf, 4, &flags, 5000) == 10 &&
+			flags == GS_MSG_TRUNC && memcmp(buf, "0123", 4) == 0,
+		"a guest reading with a short buffer gets MSG_TRUNC (the guest's business)");
 	gs_conn_close(c);
 	ok(wait_readable(gs, fd, 5000) && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == 0,
-	   "guest close -> host reads EOF");
+		"guest close -> host reads EOF");
 	close(fd);
 
 	/* The guest listens on 7001 for STREAM only: it answers a SEQPACKET REQUEST with RST. */
 	gs_listen(gs, 7001);
 	is_int(seq_host_connect(&b, gs, 7001, NULL, &fd), -ECONNREFUSED,
-	       "SEQPACKET client to a guest port that listens for STREAM: closed without OK");
+		"SEQPACKET client to a guest port that listens for STREAM: closed without OK");
 	is_int(seq_host_connect(&b, gs, 7999, NULL, &fd), -ECONNREFUSED,
-	       "SEQPACKET client to a guest port nobody listens on: closed without OK");
+		"SEQPACKET client to a guest port nobody listens on: closed without OK");
 	{
 		struct sockaddr_un sa;
 		char big[100];
@@ -387,9 +392,10 @@ static void test_host_initiated(struct gs *gs)
 		memcpy(big, "CONNECT ", 8);
 		big[sizeof(big) - 1] = '\n';
 		ok(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-			   send(fd, big, sizeof(big), 0) == sizeof(big) && wait_readable(gs, fd, 5000) &&
-			   recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == 0,
-		   "a 100-byte CONNECT record is refused (closed)");
+				send(fd, big, sizeof(big), 0) == sizeof(big) &&
+				wait_readable(gs, fd, 5000) &&
+				recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == 0,
+			"a 100-byte CONNECT record is refused (closed)");
 		ok(gt_backend_log_contains(&b, "Bad CONNECT record"), "and logged");
 		if (fd >= 0)
 			close(fd);
@@ -401,7 +407,7 @@ static void test_mixed(struct gs *gs)
 {
 	enum { N = 4, SLEN = 100000, MSGS = 20 };
 	char spath[400], qpath[400];
-	struct gs_conn *sc[N] = { 0 }, *qc[N] = { 0 };
+	struct gs_conn *sc[N] = {0}, *qc[N] = {0};
 	int sfd[N], qfd[N], sl = -1, ql = -1;
 	uint8_t *sdata = malloc(SLEN), *in = malloc(SLEN);
 	unsigned bad = 0, connected = 0;
@@ -419,7 +425,7 @@ static void test_mixed(struct gs *gs)
 		if (gs_connect(gs, 8000, &sc[i]) == 0 && gs_wait_connected(gs, sc[i], 5000) == 0)
 			sfd[i] = accept_host(gs, sl, 5000);
 		if (gs_connect_type(gs, 8001, GS_TYPE_SEQPACKET, &qc[i]) == 0 &&
-		    gs_wait_connected(gs, qc[i], 5000) == 0)
+			gs_wait_connected(gs, qc[i], 5000) == 0)
 			qfd[i] = accept_host(gs, ql, 5000);
 		connected += (sfd[i] >= 0) + (qfd[i] >= 0);
 	}
@@ -435,7 +441,8 @@ static void test_mixed(struct gs *gs)
 			if (gs_send_all(gs, sc[i], sdata + off, SLEN / MSGS, 5000) < 0)
 				bad++;
 			memset(msg, m * N + i, sizeof(msg));
-			if (gs_send_msg_all(gs, qc[i], msg, 100 + (size_t)m * 20, false, 0, 5000) < 0)
+			if (gs_send_msg_all(gs, qc[i], msg, 100 + (size_t)m * 20, false, 0, 5000) <
+				0)
 				bad++;
 			if (host_send_msg(gs, qfd[i], msg, 1 + (size_t)m, 5000) < 0)
 				bad++;
@@ -489,8 +496,8 @@ out:
 }
 
 /* A connected pair on guest port->host listener path (type chosen). */
-static int pair(struct gs *gs, int lfd, uint32_t port, uint16_t type, struct gs_conn **ret_c,
-		int *ret_fd)
+static int pair(
+	struct gs *gs, int lfd, uint32_t port, uint16_t type, struct gs_conn **ret_c, int *ret_fd)
 {
 	struct gs_conn *c;
 	int fd;
@@ -516,7 +523,7 @@ static bool reset_seen(struct gs *gs, struct gs_conn *c, int fd)
 	char x[8];
 
 	for (uint64_t deadline = gs_now_ms() + 5000;
-	     gs_conn_state(c) != GS_CLOSED && gs_now_ms() < deadline;)
+		gs_conn_state(c) != GS_CLOSED && gs_now_ms() < deadline;)
 		gs_step(gs, NULL, 0, 10);
 	return gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET &&
 	       wait_readable(gs, fd, 5000) && recv(fd, x, sizeof(x), MSG_DONTWAIT) <= 0;
@@ -534,16 +541,21 @@ static void test_wrong_type(struct gs *gs)
 	port_path(&b, 8100, spath, sizeof(spath));
 	port_path(&b, 8101, qpath, sizeof(qpath));
 	if (gt_unix_listen(spath, &sl) < 0 || seq_listen(qpath, &ql) < 0 ||
-	    pair(gs, sl, 8100, GS_TYPE_STREAM, &sc, &sfd) < 0 ||
-	    pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &qc, &qfd) < 0 ||
-	    pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &good, &gfd) < 0) {
+		pair(gs, sl, 8100, GS_TYPE_STREAM, &sc, &sfd) < 0 ||
+		pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &qc, &qfd) < 0 ||
+		pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &good, &gfd) < 0) {
 		ok(0, "wrong type: set-up");
 		goto out;
 	}
-	h = (struct gs_vsock_hdr){ .src_cid = gs_guest_cid(gs), .dst_cid = GS_HOST_CID,
-				   .src_port = gs_conn_local_port(sc), .dst_port = 8100,
-				   .len = 4, .type = GS_TYPE_SEQPACKET, .op = GS_OP_RW,
-				   .flags = GS_SEQ_EOM, .buf_alloc = 256 * 1024 };
+	h = (struct gs_vsock_hdr){.src_cid = gs_guest_cid(gs),
+		.dst_cid = GS_HOST_CID,
+		.src_port = gs_conn_local_port(sc),
+		.dst_port = 8100,
+		.len = 4,
+		.type = GS_TYPE_SEQPACKET,
+		.op = GS_OP_RW,
+		.flags = GS_SEQ_EOM,
+		.buf_alloc = 256 * 1024};
 	gs_send_raw_packet(gs, &h, "evil", 4);
 	gs_conn_tx_account(sc, 4);
 	ok(reset_seen(gs, sc, sfd), "SEQPACKET RW on a STREAM connection: reset both sides");
@@ -555,14 +567,15 @@ static void test_wrong_type(struct gs *gs)
 	gs_conn_tx_account(qc, 4);
 	ok(reset_seen(gs, qc, qfd), "STREAM RW on a SEQPACKET connection: reset both sides");
 	ok(gs_send_msg_all(gs, good, "fine", 4, false, 0, 5000) == 0 &&
-		   host_recv_msg(gs, gfd, buf, sizeof(buf), 5000) == 4 && !memcmp(buf, "fine", 4),
-	   "another SEQPACKET connection is unaffected");
+			host_recv_msg(gs, gfd, buf, sizeof(buf), 5000) == 4 &&
+			!memcmp(buf, "fine", 4),
+		"another SEQPACKET connection is unaffected");
 out:
 	gs_conn_close(sc);
 	gs_conn_close(qc);
 	gs_conn_close(good);
 	{
-		int fds[] = { sl, ql, sfd, qfd, gfd };
+		int fds[] = {sl, ql, sfd, qfd, gfd};
 
 		for (size_t i = 0; i < ELEMENTSOF(fds); i++)
 			if (fds[i] >= 0)
@@ -575,7 +588,7 @@ out:
 /* Credit both ways and messages too large, with small buffers on both sides. */
 static void test_credit(void)
 {
-	const char *args[] = { "--buffer-size=16384", NULL };
+	const char *args[] = {"--buffer-size=16384", NULL};
 	struct gt_backend cb;
 	struct gs_options o;
 	struct gs *gs = NULL;
@@ -610,8 +623,9 @@ static void test_credit(void)
 	}
 	settle(gs, 300);
 	is_int(gs_conn_msgs_pending(c), 3,
-	       "host->guest: 3 messages of 5000 bytes fit the guest's 16 KiB, the 4th waits");
-	is_int(gs_violations(gs), 0, "host->guest: credit never exceeded (%s)", gs_last_violation(gs));
+		"host->guest: 3 messages of 5000 bytes fit the guest's 16 KiB, the 4th waits");
+	is_int(gs_violations(gs), 0, "host->guest: credit never exceeded (%s)",
+		gs_last_violation(gs));
 	for (unsigned i = 0; i < 10 && !bad; i++) {
 		ssize_t n = gs_recv_msg_all(gs, c, in, sizeof(in), &flags, 5000);
 
@@ -625,24 +639,26 @@ static void test_credit(void)
 	memset(msg, 'g', sizeof(msg));
 	while (sent < 1000 && gs_send_msg_all(gs, c, msg, 5000, false, 0, 300) == 0)
 		sent++;
-	ok(sent > 3 && sent < 1000, "guest->host: the guest is stopped by credit after %u messages "
-				     "of 5000 bytes",
-	   sent);
+	ok(sent > 3 && sent < 1000,
+		"guest->host: the guest is stopped by credit after %u messages "
+		"of 5000 bytes",
+		sent);
 	bad = 0;
 	for (unsigned i = 0; i < sent && !bad; i++)
 		if (host_recv_msg(gs, fd, in, sizeof(in), 5000) != 5000)
 			bad++;
 	is_int(bad, 0, "guest->host: the host then reads all %u whole", sent);
 	ok(gs_send_msg_all(gs, c, msg, 5000, false, 0, 5000) == 0 &&
-		   host_recv_msg(gs, fd, in, sizeof(in), 5000) == 5000,
-	   "guest->host: and the guest may send again");
+			host_recv_msg(gs, fd, in, sizeof(in), 5000) == 5000,
+		"guest->host: and the guest may send again");
 
 	is_int(gs_conn_send_msg(c, msg, 20000, false, 0), -EMSGSIZE,
-	       "guest->host: a message larger than the back-end's buf_alloc is EMSGSIZE in the guest");
+		"guest->host: a message larger than the back-end's buf_alloc is EMSGSIZE in the "
+		"guest");
 
 	/* Host->guest: a record larger than the guest's buf_alloc can never be taken whole. */
 	ok(host_send_msg(gs, fd, msg, 20000, 5000) == 0 && reset_seen(gs, c, fd),
-	   "host->guest: a 20000-byte record for a guest with 16 KiB: connection reset");
+		"host->guest: a 20000-byte record for a guest with 16 KiB: connection reset");
 	ok(gt_backend_log_contains(&cb, "exceeds the guest's buffer"), "and logged");
 	gs_conn_close(c);
 	close(fd);
@@ -650,22 +666,27 @@ static void test_credit(void)
 
 	/* A guest ignoring credit: 16384 bytes without EOM, then one more byte. */
 	if (pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) == 0) {
-		h = (struct gs_vsock_hdr){ .src_cid = gs_guest_cid(gs), .dst_cid = GS_HOST_CID,
-					   .src_port = gs_conn_local_port(c), .dst_port = 9000,
-					   .type = GS_TYPE_SEQPACKET, .op = GS_OP_RW,
-					   .buf_alloc = 16384 };
+		h = (struct gs_vsock_hdr){.src_cid = gs_guest_cid(gs),
+			.dst_cid = GS_HOST_CID,
+			.src_port = gs_conn_local_port(c),
+			.dst_port = 9000,
+			.type = GS_TYPE_SEQPACKET,
+			.op = GS_OP_RW,
+			.buf_alloc = 16384};
 		for (unsigned i = 0; i < 4; i++) {
 			h.len = 4096;
 			gs_send_raw_packet(gs, &h, msg, 4096);
 			gs_conn_tx_account(c, 4096);
 		}
 		settle(gs, 100);
-		ok(gs_conn_state(c) == GS_CONNECTED, "a message of exactly buf_alloc bytes so far is fine");
+		ok(gs_conn_state(c) == GS_CONNECTED,
+			"a message of exactly buf_alloc bytes so far is fine");
 		h.len = 1;
 		h.flags = GS_SEQ_EOM;
 		gs_send_raw_packet(gs, &h, msg, 1);
 		gs_conn_tx_account(c, 1);
-		ok(reset_seen(gs, c, fd), "one byte more (an oversized message): RST, host sees EOF");
+		ok(reset_seen(gs, c, fd),
+			"one byte more (an oversized message): RST, host sees EOF");
 		ok(gt_backend_log_contains(&cb, "exceeded its credit"), "and logged");
 		gs_conn_close(c);
 		close(fd);
@@ -749,12 +770,12 @@ static void test_not_negotiated(void)
 	ok(seq_listen(path, &lfd) == 0, "SOCK_SEQPACKET listener present");
 	r = gs_connect_type(gs, 9100, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, -ECONNREFUSED,
-	       "SEQPACKET REQUEST without the feature: RST");
+		"SEQPACKET REQUEST without the feature: RST");
 	gs_conn_close(c);
 	ok(accept(lfd, NULL, NULL) < 0, "and the host listener saw no connection");
 	gs_listen_type(gs, 9101, GS_TYPE_SEQPACKET);
 	is_int(seq_host_connect(&nb, gs, 9101, NULL, &fd), -ECONNREFUSED,
-	       "host SEQPACKET client without the feature: closed without OK");
+		"host SEQPACKET client without the feature: closed without OK");
 	gs_listen(gs, 9102);
 	is_int(gt_check_service(&nb, gs, 9102, 10000), 0, "STREAM still works");
 	is_int(gs_violations(gs), 0, "not negotiated: no violation (%s)", gs_last_violation(gs));
@@ -787,7 +808,7 @@ int main(void)
 	is_int(r, 0, "guestsim negotiated with SEQPACKET");
 	if (r == 0) {
 		ok(gs_features(gs) & (1ull << VIRTIO_VSOCK_F_SEQPACKET),
-		   "VIRTIO_VSOCK_F_SEQPACKET offered and acked");
+			"VIRTIO_VSOCK_F_SEQPACKET offered and acked");
 		test_guest_initiated(gs);
 		test_host_initiated(gs);
 		test_mixed(gs);
@@ -798,7 +819,8 @@ int main(void)
 		gs_free(gs);
 	}
 	ok(gt_backend_alive(&b), "back-end alive");
-	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
+	is_int(gt_backend_stop(&b, NULL), 0,
+		"back-end exits cleanly (status 0, no sanitizer report)");
 	test_credit();
 	test_layouts();
 	test_not_negotiated();
