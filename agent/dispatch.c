@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include <guestlink/jsonrpc.h>
+#include <guestlink/stream.h>
 
 #include "config.h"
 #include "dispatch.h"
@@ -21,7 +24,11 @@
 
 struct batch {
 	struct conn *conn;
-	struct json_object *replies;
+	/* The answer array as text, built as members answer: its size is what
+	 * the batch costs, and members are refused once it reaches
+	 * max_message_bytes (1024 file.read answers would be 11 GiB). */
+	struct evbuffer *text;
+	size_t n_replies;
 	unsigned pending; /* unanswered members, plus one while the batch is being read */
 };
 
@@ -42,8 +49,8 @@ static struct batch *batch_new(struct conn *conn)
 
 	if (!b)
 		return NULL;
-	b->replies = json_object_new_array();
-	if (!b->replies) {
+	b->text = evbuffer_new();
+	if (!b->text) {
 		free(b);
 		return NULL;
 	}
@@ -55,14 +62,23 @@ static struct batch *batch_new(struct conn *conn)
 /* One member finished (reply NULL for notifications); takes reply. */
 static void batch_member_done(struct batch *b, struct json_object *reply)
 {
-	if (reply && json_object_array_add(b->replies, reply) < 0)
+	if (reply) {
+		size_t n;
+		const char *s = gl_encode_string(reply, &n);
+
+		if (!s || evbuffer_add(b->text, b->n_replies ? "," : "[", 1) < 0 ||
+			evbuffer_add(b->text, s, n) < 0)
+			log_error("Out of memory collecting the answers of a batch, dropping one");
+		else
+			b->n_replies++;
 		json_object_put(reply);
+	}
 	if (--b->pending > 0)
 		return;
 	/* A batch of notifications only is answered with nothing at all. */
-	if (json_object_array_length(b->replies) > 0)
-		conn_write(b->conn, b->replies);
-	json_object_put(b->replies);
+	if (b->n_replies > 0 && evbuffer_add(b->text, "]\n", 2) == 0)
+		conn_write_text(b->conn, b->text);
+	evbuffer_free(b->text);
 	conn_unref(b->conn);
 	free(b);
 }
@@ -463,6 +479,13 @@ static void dispatch_one(struct conn *conn, struct json_object *obj, struct batc
 		return;
 	}
 	notif = msg.kind == GL_MSG_NOTIFICATION;
+	if (b && !notif && evbuffer_get_length(b->text) >= cfg->max_message_bytes) {
+		snprintf(errmsg, sizeof(errmsg),
+			"The answers of this batch reached max_message_bytes (%zu)",
+			cfg->max_message_bytes);
+		dispatch_error(conn, b, notif, msg.id, GL_RPC_LIMIT, errmsg);
+		return;
+	}
 
 	/* "rpc." is reserved for the protocol itself: only rpc.discover exists. */
 	m = method_find(msg.method);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,6 +29,8 @@
 #define CONN_READ_SIZE (64u * 1024)
 #define CONN_FLUSH_TIMEOUT_S 5
 #define SERVER_ACCEPT_BURST 64
+/* After EOF with calls in flight: how often to look whether the peer is gone. */
+#define CONN_PROBE_INTERVAL_S 10
 
 struct drain_watch {
 	conn_drain_fn fn;
@@ -40,6 +43,7 @@ struct conn {
 	struct event_base *base;
 	int fd;                  /* -1 for detached connections */
 	struct event *rev, *wev; /* NULL for detached connections */
+	struct event *probe;     /* after EOF: is the peer still there? */
 	struct evbuffer *in, *out;
 	bool reading, writing;   /* rev / wev added */
 	struct gl_decoder *dec;
@@ -103,6 +107,8 @@ struct conn *conn_unref(struct conn *c)
 {
 	if (!c || --c->refs > 0)
 		return NULL;
+	if (c->probe)
+		event_free(c->probe);
 	if (c->rev)
 		event_free(c->rev);
 	if (c->wev)
@@ -240,15 +246,8 @@ static void conn_try_write(struct conn *c)
 		conn_want_write(c);
 }
 
-int conn_write(struct conn *c, struct json_object *obj)
+static int conn_queued(struct conn *c)
 {
-	int r;
-
-	if (c->closed)
-		return -EPIPE;
-	r = gl_encode_evbuffer(obj, c->out);
-	if (r < 0)
-		return log_error_errno(r, "Failed to queue an answer: %m");
 	if (c->fd < 0)
 		return 0;
 	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
@@ -260,6 +259,27 @@ int conn_write(struct conn *c, struct json_object *obj)
 	if (!c->processing)
 		conn_try_write(c);
 	return 0;
+}
+
+int conn_write(struct conn *c, struct json_object *obj)
+{
+	int r;
+
+	if (c->closed)
+		return -EPIPE;
+	r = gl_encode_evbuffer(obj, c->out);
+	if (r < 0)
+		return log_error_errno(r, "Failed to queue an answer: %m");
+	return conn_queued(c);
+}
+
+int conn_write_text(struct conn *c, struct evbuffer *text)
+{
+	if (c->closed)
+		return -EPIPE;
+	if (evbuffer_add_buffer(c->out, text) < 0)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+	return conn_queued(c);
 }
 
 int conn_notify(struct conn *c, const char *method, struct json_object *params)
@@ -284,6 +304,9 @@ static void conn_deferred_free(evutil_socket_t fd, short what, void *userdata)
 	struct conn *c = userdata;
 
 	/* Release the socket now, even if calls still hold the connection. */
+	if (c->probe)
+		event_free(c->probe);
+	c->probe = NULL;
 	if (c->rev)
 		event_free(c->rev);
 	if (c->wev)
@@ -319,9 +342,17 @@ static void conn_close(struct conn *c)
 		c->takeover_fn(fd, c->in, c->takeover_data);
 		c->takeover_fn = NULL;
 	}
+	/* Calls still in flight (exec.wait on a process that never ends) may keep
+	 * c for long: let them keep nothing but c itself, not answers nobody
+	 * will read, unread input or a half-decoded message. */
+	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	c->dec = gl_decoder_free(c->dec);
 	if (c->fd >= 0) {
 		conn_update_reading(c);
 		conn_stop_write(c);
+		if (c->probe)
+			event_del(c->probe);
 		/* Never free inside the connection's own callback: the free runs from
 		 * the loop, holding a reference until then. */
 		if (event_base_once(c->base, -1, EV_TIMEOUT, conn_deferred_free, conn_ref(c), &now) < 0)
@@ -479,6 +510,41 @@ int conn_feed(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/* EOF is a half-close, answered in full, unless the peer closed its socket
+ * altogether: then nobody will read the answers, and a call that never ends
+ * (exec.wait on a process that does not) would keep the connection, and its
+ * slot among max_connections, for good. */
+static bool conn_peer_gone(struct conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = 0 };
+
+	if (c->fd < 0)
+		return false;
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+		return true;
+	/* vsock tells a peer that stopped receiving (or reset) only to a send. */
+	if (send(c->fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		(errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN))
+		return true;
+	return false;
+}
+
+static void conn_probe_ev(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->closed || c->finishing || c->inflight == 0)
+		return;
+	if (conn_peer_gone(c)) {
+		conn_ref(c);
+		conn_close(c);
+		conn_unref(c);
+		return;
+	}
+	static const struct timeval again = { CONN_PROBE_INTERVAL_S, 0 };
+	evtimer_add(c->probe, &again);
+}
+
 static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 {
 	/* One loop, one thread: a shared read buffer. Reading into a 64 KiB
@@ -501,6 +567,12 @@ static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_update_reading(c);
 		conn_process(c);
 		conn_maybe_finish(c);
+		if (!c->closed && !c->finishing && c->inflight > 0) {
+			if (!c->probe)
+				c->probe = evtimer_new(c->base, conn_probe_ev, c);
+			if (c->probe)
+				conn_probe_ev(-1, EV_TIMEOUT, c);
+		}
 	} else if (errno != EAGAIN && errno != EINTR)
 		conn_close(c);
 out:

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include "guest_memory.h"
@@ -34,6 +37,67 @@ static int guest_memory_check_new(const struct guest_memory *m, uint64_t gpa, ui
 					       (unsigned long long)gpa, (unsigned long long)size, i);
 	}
 	return 0;
+}
+
+/* A front-end that truncates a memory file after we mapped it turns our next
+ * load or store there into SIGBUS. The handler puts a private zero page over
+ * the faulting page when it lies in one of our mappings, so the access
+ * completes harmlessly, and wakes the fault eventfd so the owner drops that
+ * front-end. A SIGBUS anywhere else keeps its default action. The registry is
+ * only changed outside the handler, on the one thread, so plain stores do. */
+#define GUEST_MEMORY_MAX_MAPS (4 * GUEST_MEMORY_MAX_REGIONS)
+static struct {
+	uintptr_t start, end;
+} guest_memory_maps[GUEST_MEMORY_MAX_MAPS];
+static int guest_memory_fault_efd = -1;
+
+static void guest_memory_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	uintptr_t a = (uintptr_t)si->si_addr, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uint64_t one = 1;
+
+	for (size_t i = 0; i < GUEST_MEMORY_MAX_MAPS; i++) {
+		if (a < guest_memory_maps[i].start || a >= guest_memory_maps[i].end)
+			continue;
+		if (mmap((void *)(a & ~(page - 1)), page, PROT_READ | PROT_WRITE,
+			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+			break;
+		if (write(guest_memory_fault_efd, &one, sizeof(one)) < 0) {
+			/* nothing to do in a signal handler: the next fault retries */
+		}
+		return;
+	}
+	signal(SIGBUS, SIG_DFL); /* the access runs again and ends the process */
+}
+
+int guest_memory_fault_fd(void)
+{
+	struct sigaction sa = { .sa_sigaction = guest_memory_sigbus, .sa_flags = SA_SIGINFO };
+
+	if (guest_memory_fault_efd >= 0)
+		return guest_memory_fault_efd;
+	guest_memory_fault_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (guest_memory_fault_efd < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		return -errno;
+	return guest_memory_fault_efd;
+}
+
+static void guest_memory_track(void *addr, size_t size, bool on)
+{
+	for (size_t i = 0; i < GUEST_MEMORY_MAX_MAPS; i++) {
+		if (on && guest_memory_maps[i].start == 0) {
+			guest_memory_maps[i].end = (uintptr_t)addr + size;
+			guest_memory_maps[i].start = (uintptr_t)addr;
+			return;
+		}
+		if (!on && guest_memory_maps[i].start == (uintptr_t)addr) {
+			guest_memory_maps[i].start = guest_memory_maps[i].end = 0;
+			return;
+		}
+	}
 }
 
 int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva,
@@ -73,6 +137,7 @@ int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64
 		.map_addr = p,
 		.map_size = (size_t)map_size,
 	};
+	guest_memory_track(p, (size_t)map_size, true);
 	return 0;
 }
 
@@ -92,8 +157,10 @@ int guest_memory_add_host(struct guest_memory *m, uint64_t gpa, uint64_t size, u
 
 static void guest_region_unmap(struct guest_region *r)
 {
-	if (r->map_addr)
+	if (r->map_addr) {
+		guest_memory_track(r->map_addr, r->map_size, false);
 		munmap(r->map_addr, r->map_size);
+	}
 	*r = (struct guest_region){};
 }
 

@@ -36,6 +36,11 @@ int guest_memory_add_host(struct guest_memory *m, uint64_t gpa, uint64_t size, u
 int guest_memory_remove(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva);
 void guest_memory_clear(struct guest_memory *m);
 
+/* An eventfd that becomes readable when the front-end truncated a memory file
+ * under one of our mappings (the SIGBUS that caused is absorbed: the page reads
+ * as zeros from then on). Installs the SIGBUS handler on first use. */
+int guest_memory_fault_fd(void);
+
 /* Pointer to [gpa, gpa+len) if it lies inside one region, else NULL. */
 void *guest_memory_gpa(const struct guest_memory *m, uint64_t gpa, uint64_t len);
 /* Same for a front-end user address (vring addresses are given that way). */

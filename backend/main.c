@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 	struct vsock *vsock = NULL;
 	uint8_t config[8];
 	uint64_t cid_le;
-	bool vu_created = false;
+	bool vu_created = false, uds_created = false;
 	char seq_path[PATH_MAX] = "";
 	int r, vu_fd, uds_fd, seq_fd;
 
@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 	}
 	if (o.uds_path && uds_fd < 0) {
 		uds_fd = hybrid_listen(o.uds_path, o.socket_mode, o.socket_group, SOMAXCONN);
+		uds_created = uds_fd >= 0;
 		if (uds_fd < 0) {
 			close(vu_fd);
 			r = uds_fd;
@@ -307,9 +308,7 @@ int main(int argc, char **argv)
 		      },
 		      &vsock);
 	if (r < 0) {
-		close(vu_fd);
-		if (uds_fd >= 0)
-			close(uds_fd);
+		close(vu_fd); /* vsock_new() took uds_fd, on failure too */
 		if (seq_fd >= 0)
 			close(seq_fd);
 		goto out;
@@ -334,7 +333,6 @@ int main(int argc, char **argv)
 	if (seq_fd >= 0) {
 		r = vsock_set_seqpacket_listener(vsock, seq_fd);
 		if (r < 0) {
-			close(seq_fd);
 			close(vu_fd);
 			goto out;
 		}
@@ -365,7 +363,7 @@ out:
 		event_base_free(base);
 	if (vu_created)
 		unlink(o.socket_path);
-	if (o.uds_path)
+	if (uds_created) /* a socket systemd passed in is systemd's to remove */
 		unlink(o.uds_path);
 	if (seq_path[0])
 		unlink(seq_path);

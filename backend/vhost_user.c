@@ -93,6 +93,7 @@ struct vhost_user {
 	struct event_base *base;
 	int listen_fd, fd;
 	struct event *listen_ev, *ev;
+	struct event *fault_ev; /* guest memory truncated under us */
 	struct event *kick_ev[VHOST_USER_NUM_QUEUES];
 	bool started[VHOST_USER_NUM_QUEUES];
 	const struct vhost_user_device_ops *ops;
@@ -164,6 +165,21 @@ static struct virtqueue *vhost_user_vq_checked(struct vhost_user *vu, uint32_t i
 		return NULL;
 	}
 	return &vu->vq[index];
+}
+
+/* The kernel names an eventfd's inode "anon_inode:[eventfd]". Without /proc
+ * (a sandbox hiding it) only the fstat() checks apply. */
+static bool vhost_user_is_eventfd(int fd)
+{
+	char path[64], target[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT && access("/proc/self/fd", F_OK) < 0;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
 static void vhost_user_kick_cb(evutil_socket_t fd, short what, void *userdata)
@@ -477,8 +493,10 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 		struct stat st;
 		int flags;
 
-		/* Must be pollable (an eventfd): a file would never wait. */
-		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		/* Must be an eventfd: a file would never wait, and a pipe or socket
+		 * the front-end keeps full would stay readable (a busy loop). */
+		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+		    !vhost_user_is_eventfd(msg->fds[0]))
 			return log_error_errno(-EINVAL, "vhost-user: vring fd is not an eventfd");
 		/* A kick fd we read from must never block the loop. */
 		flags = fcntl(msg->fds[0], F_GETFL);
@@ -801,6 +819,18 @@ static void vhost_user_disconnect(struct vhost_user *vu)
 		event_base_loopbreak(vu->base);
 }
 
+static void vhost_user_fault_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vhost_user *vu = userdata;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	log_error("The front-end truncated guest memory under a mapping (%llu faults), disconnecting it",
+		  (unsigned long long)n);
+	vhost_user_disconnect(vu);
+}
+
 static void vhost_user_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 {
 	struct vhost_user *vu = userdata;
@@ -823,7 +853,7 @@ int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_devi
 {
 	_cleanup_close_ int fd_owned = fd;
 	struct vhost_user *vu;
-	int listening = 0;
+	int listening = 0, r;
 	socklen_t sl = sizeof(listening);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0)
@@ -840,9 +870,16 @@ int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_devi
 		vu->kick_ev[i] = event_new(base, -1, 0, NULL, NULL);
 	}
 	vu->ev = event_new(base, -1, 0, NULL, NULL);
+	r = guest_memory_fault_fd();
+	if (r < 0) {
+		vhost_user_free(vu);
+		return log_error_errno(r, "Failed to guard guest memory against truncation: %m");
+	}
+	vu->fault_ev = event_new(base, r, EV_READ | EV_PERSIST, vhost_user_fault_cb, vu);
 	if (listening)
 		vu->listen_ev = event_new(base, fd, EV_READ | EV_PERSIST, vhost_user_accept_cb, vu);
-	if (!vu->ev || !vu->kick_ev[0] || !vu->kick_ev[1] || (listening && !vu->listen_ev)) {
+	if (!vu->ev || !vu->fault_ev || !vu->kick_ev[0] || !vu->kick_ev[1] ||
+	    (listening && !vu->listen_ev)) {
 		vhost_user_free(vu);
 		return -ENOMEM;
 	}
@@ -850,6 +887,7 @@ int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_devi
 		vhost_user_free(vu);
 		return -errno;
 	}
+	event_add(vu->fault_ev, NULL);
 	if (listening) {
 		vu->listen_fd = TAKE_FD(fd_owned);
 		event_add(vu->listen_ev, NULL);
@@ -877,6 +915,8 @@ struct vhost_user *vhost_user_free(struct vhost_user *vu)
 		virtqueue_reset(&vu->vq[i]);
 	}
 	guest_memory_clear(&vu->mem);
+	if (vu->fault_ev)
+		event_free(vu->fault_ev);
 	if (vu->ev)
 		event_free(vu->ev);
 	if (vu->listen_ev)

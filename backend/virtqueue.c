@@ -139,7 +139,7 @@ static int virtqueue_add_desc(struct virtqueue *vq, const struct vring_desc *d,
 
 int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue_elem *elem)
 {
-	const struct vring_desc *table;
+	const uint8_t *table; /* descriptors, possibly unaligned (indirect) */
 	uint16_t avail_idx, head, i;
 	unsigned limit, count = 0;
 	bool indirect = false;
@@ -162,7 +162,7 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 	elem->head = head;
 	elem->n_out = elem->n_in = 0;
 	elem->out_len = elem->in_len = 0;
-	table = vq->desc;
+	table = (const uint8_t *)vq->desc;
 	limit = vq->num;
 	i = head;
 	for (;;) {
@@ -172,7 +172,7 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 		if (++count > limit)
 			return virtqueue_fail(vq, "descriptor chain longer than the ring (a loop?)");
 		/* One copy, then only the copy is used: the guest may change the original. */
-		memcpy(&d, &table[i], sizeof(d));
+		memcpy(&d, table + (size_t)i * sizeof(d), sizeof(d));
 		flags = le16toh(d.flags);
 		if (flags & VRING_DESC_F_INDIRECT) {
 			uint32_t len = le32toh(d.len);
@@ -184,7 +184,9 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 			    len / sizeof(struct vring_desc) > vq->num)
 				return virtqueue_fail(vq, "bad indirect table length");
 			table = guest_memory_gpa(vq->mem, le64toh(d.addr), len);
-			if (!table || ((uintptr_t)table & 15))
+			/* No alignment demand: the spec sets none for indirect tables, and
+			 * the descriptors are copied out with memcpy anyway. */
+			if (!table)
 				return virtqueue_fail(vq, "indirect table outside guest memory");
 			indirect = true;
 			limit = len / sizeof(struct vring_desc);

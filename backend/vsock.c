@@ -5,6 +5,7 @@
  * a ring bounded by the buf_alloc we advertise. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -46,7 +47,7 @@ enum {
 struct vsock_conn {
 	struct vsock *v;
 	uint32_t local_port, peer_port; /* host side, guest side */
-	struct vsock_conn *hnext, *pnext; /* by (local, peer); host ports by local */
+	struct vsock_conn *hnext, *pnext; /* by (local, peer); by local port */
 	TAILQ_ENTRY(vsock_conn) send_entry;
 	bool on_send_list;
 	int fd;
@@ -259,11 +260,11 @@ static void vsock_hash_add(struct vsock *v, struct vsock_conn *c)
 
 	c->hnext = v->hash[k];
 	v->hash[k] = c;
-	if (c->host_initiated) {
-		k = c->local_port & (VSOCK_HASH_SIZE - 1);
-		c->pnext = v->port_hash[k];
-		v->port_hash[k] = c;
-	}
+	/* Every connection, guest-initiated ones too: a guest connecting to a port
+	 * in the host range must keep CONNECT from being given that same port. */
+	k = c->local_port & (VSOCK_HASH_SIZE - 1);
+	c->pnext = v->port_hash[k];
+	v->port_hash[k] = c;
 }
 
 static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
@@ -277,12 +278,11 @@ static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
 			*p = c->hnext;
 			break;
 		}
-	if (c->host_initiated)
-		for (p = &v->port_hash[c->local_port & (VSOCK_HASH_SIZE - 1)]; *p; p = &(*p)->pnext)
-			if (*p == c) {
-				*p = c->pnext;
-				break;
-			}
+	for (p = &v->port_hash[c->local_port & (VSOCK_HASH_SIZE - 1)]; *p; p = &(*p)->pnext)
+		if (*p == c) {
+			*p = c->pnext;
+			break;
+		}
 }
 
 static int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
@@ -584,17 +584,21 @@ static void vsock_conn_read(struct vsock_conn *c)
 				virtqueue_unpop(v->rx);
 				break;
 			}
-			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
-			if (cap > want - room)
-				cap = want - room;
+			/* Clamp in size_t: a hostile chain's length may exceed 32 bits. */
+			cap = e->in_len - VSOCK_HDR_SIZE < want - room ?
+				(uint32_t)(e->in_len - VSOCK_HDR_SIZE) : want - room;
 			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
 						 iov + n_iov);
 			caps[k++] = cap;
 			room += cap;
 		}
-		if (k == 0) {
-			if (!v->rx || !v->rx->broken)
-				vsock_conn_wait_rx(c);
+		if (room == 0) {
+			/* No buffer, or only header-sized ones (a readv of nothing would
+			 * look like EOF). Also when rx is broken: parked until the ring
+			 * is restarted, never spinning. */
+			for (i = 0; i < k; i++)
+				virtqueue_unpop(v->rx);
+			vsock_conn_wait_rx(c);
 			return;
 		}
 		n = readv(c->fd, iov, (int)n_iov);
@@ -799,6 +803,14 @@ static void vsock_rx_flush_notify(struct vsock *v)
 	}
 }
 
+/* Out of rx buffers with packets owed: ask for a kick (EVENT_IDX), or run
+ * again at once if buffers arrived meanwhile. */
+static void vsock_rx_starved(struct vsock *v)
+{
+	if (virtqueue_enable_kick(v->rx))
+		event_active(v->tx_again, 0, 0);
+}
+
 /* rx buffers may be available: send what is owed, in order. */
 static void vsock_rx_run(struct vsock *v)
 {
@@ -809,8 +821,10 @@ static void vsock_rx_run(struct vsock *v)
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
 		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt,
-				   r->type) < 0)
+				   r->type) < 0) {
+			vsock_rx_starved(v);
 			return;
+		}
 		v->rst_head = (v->rst_head + 1) % VSOCK_RST_QUEUE;
 		v->rst_len--;
 	}
@@ -819,8 +833,10 @@ static void vsock_rx_run(struct vsock *v)
 		/* Bound the walk: a connection may re-queue itself. */
 		if (++n > v->n_conns + 1)
 			break;
-		if (vsock_conn_flush_ctl(c) < 0)
+		if (vsock_conn_flush_ctl(c) < 0) {
+			vsock_rx_starved(v);
 			return;
+		}
 		vsock_send_list_remove(c);
 		if (c->wait_rx) {
 			c->wait_rx = false;
@@ -837,10 +853,14 @@ static void vsock_rx_run(struct vsock *v)
 static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
 	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t buf = c->v->cfg.buf_alloc;
+	uint32_t limit = c->v->cfg.buf_alloc / 4;
 
-	/* The guest thinks it has less than half our buffer left; tell it more. */
-	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used > buf / 4) {
+	/* A quarter of our buffer, but never more than one packet: a guest may keep
+	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
+	 * 1 MiB --buffer-size), and would then wait for an update forever. */
+	if (limit > VSOCK_MAX_PKT_PAYLOAD)
+		limit = VSOCK_MAX_PKT_PAYLOAD;
+	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
 		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
@@ -1306,9 +1326,8 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	if (c) {
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
-		/* A host message waiting for credit may fit now, whatever the packet. */
-		if (c->seq_need && vsock_peer_free(c) >= c->seq_need)
-			vsock_conn_update_read(c);
+		/* Every packet carries credit, not only CREDIT_UPDATE. */
+		vsock_conn_update_read(c);
 	}
 	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
 	op->handler(v, c, &h, payload, n_payload);
@@ -1588,8 +1607,11 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	struct vsock *v;
 
 	v = calloc(1, sizeof(*v));
-	if (!v)
+	if (!v) {
+		if (cfg->listen_fd >= 0)
+			close(cfg->listen_fd); /* taken, on failure too */
 		return -ENOMEM;
+	}
 	v->base = base;
 	v->cfg = *cfg;
 	if (v->cfg.buf_alloc == 0)
@@ -1603,8 +1625,16 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	TAILQ_INIT(&v->dead);
 	v->reaper = event_new(base, -1, 0, vsock_reaper_cb, v);
 	v->tx_again = event_new(base, -1, 0, vsock_tx_again_cb, v);
-	if (cfg->listen_fd >= 0)
+	if (cfg->listen_fd >= 0) {
+		/* systemd passes blocking sockets; the accept loop runs until EAGAIN. */
+		int fl = fcntl(cfg->listen_fd, F_GETFL);
+		if (fl < 0 || fcntl(cfg->listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			int r = -errno;
+			vsock_free(v);
+			return r;
+		}
 		v->listen_ev = event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+	}
 	v->listen_pause = evtimer_new(base, vsock_listen_resume_cb, v);
 	if (!v->reaper || !v->tx_again || !v->listen_pause || (cfg->listen_fd >= 0 && !v->listen_ev)) {
 		vsock_free(v);
@@ -1650,11 +1680,26 @@ struct vsock *vsock_free(struct vsock *v)
 
 int vsock_set_seqpacket_listener(struct vsock *v, int fd)
 {
-	if (v->seq_listen_ev || fd < 0)
+	int fl;
+
+	if (v->seq_listen_ev || fd < 0) {
+		if (fd >= 0)
+			close(fd); /* taken, on failure too */
 		return -EINVAL;
+	}
+	/* systemd passes blocking sockets; the accept loop runs until EAGAIN. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
 	v->seq_listen_ev = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
-	if (!v->seq_listen_ev)
+	if (!v->seq_listen_ev) {
+		close(fd);
 		return -ENOMEM;
+	}
 	v->seq_listen_fd = fd;
 	event_add(v->seq_listen_ev, NULL);
 	return 0;

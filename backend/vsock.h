@@ -66,6 +66,7 @@ void vsock_queue_kick(struct vsock *v, struct virtqueue *vq);
 void vsock_reset(struct vsock *v);
 /* The virtio features the driver acked (SEQPACKET is honoured only when acked). */
 void vsock_set_features(struct vsock *v, uint64_t features);
-/* The SOCK_SEQPACKET hybrid listener ("<uds-path>.seqpacket"); takes the fd. */
+/* The SOCK_SEQPACKET hybrid listener ("<uds-path>.seqpacket"); takes the fd, on
+ * failure too. */
 int vsock_set_seqpacket_listener(struct vsock *v, int fd);
 unsigned vsock_connection_count(const struct vsock *v);

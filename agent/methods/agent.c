@@ -9,7 +9,7 @@
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
 
-#include "../config.h" /* agent/config.h, not the autoconf one */
+#include "config.h"
 #include "dispatch.h"
 #include "method.h"
 #include "methods/methods.h"

@@ -18,7 +18,7 @@
 #include <guestlink/jsonrpc.h>
 
 #include "base64.h"
-#include "../config.h"
+#include "config.h"
 #include "exec.h"
 #include "log.h"
 #include "macro.h"
@@ -31,6 +31,11 @@
 #define EXEC_READ_CHUNK (64u * 1024)
 /* Data queued for a child's stdin beyond which exec.write waits for the pipe. */
 #define EXEC_STDIN_HIGH (1024u * 1024)
+/* Data queued for stdin past which exec.write is refused (-32003), for one
+ * process and for all: a client that waits for its answers stays near
+ * EXEC_STDIN_HIGH, one that does not must not fill the agent's memory. */
+#define EXEC_STDIN_MAX (16u * 1024 * 1024)
+#define EXEC_STDIN_MAX_TOTAL (256u * 1024 * 1024)
 /* After the child exited, how long a grandchild may keep the output pipes open. */
 #define EXEC_LINGER_MS 2000
 #define EXEC_MAX_ENV 4096
@@ -38,6 +43,10 @@
  * under a client's 16 MiB message limit. The rest is read with exec.read. */
 #define EXEC_INLINE_MAX (4u * 1024 * 1024)
 #define EXEC_MAX_ARGV 65536
+/* Output kept by all processes together, in units of max_output_bytes: each
+ * result may be kept for result_ttl_s, and EXEC_MAX_PROCS of them at their
+ * own cap would be far more than any guest has. */
+#define EXEC_TOTAL_OUTPUT_FACTOR 16
 
 static const char *const exec_stream_names[_EXEC_STREAM_MAX] = { "stdout", "stderr" };
 
@@ -46,6 +55,7 @@ struct exec_waiter {
 	struct exec_proc *proc;
 	struct call *call;
 	struct event *timer;
+	struct conn *conn; /* watched: a waiter whose client left is dropped */
 };
 
 /* An exec.write answered once the pipe took its bytes. */
@@ -94,9 +104,47 @@ static struct exec_proc *exec_procs;
 static unsigned exec_n_procs, exec_n_running;
 static uint64_t exec_next_id = 1;
 static struct event *exec_sigchld_ev;
+static size_t exec_captured_total; /* bytes in all out[].buf */
+static size_t exec_stdin_total;    /* bytes in all stdin_buf */
 
 static void exec_out_cb(evutil_socket_t fd, short what, void *userdata);
 static void exec_proc_finish(struct exec_proc *p);
+
+static void exec_waiter_unlink(struct exec_waiter *w)
+{
+	for (struct exec_waiter **pp = &w->proc->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+/* After w was unlinked and its call answered. */
+static void exec_waiter_free(struct exec_waiter *w);
+
+static void exec_waiter_conn_cb(struct conn *c, void *userdata)
+{
+	struct exec_waiter *w = userdata;
+
+	/* Without this, exec.wait on a process that never ends kept the call,
+	 * its request and the closed connection for good. */
+	if (!conn_closed(c))
+		return;
+	exec_waiter_unlink(w);
+	call_error(w->call, GL_RPC_INTERNAL_ERROR, "the client went away", NULL);
+	exec_waiter_free(w);
+}
+
+static void exec_waiter_free(struct exec_waiter *w)
+{
+	if (w->conn) {
+		conn_remove_drain_watch(w->conn, exec_waiter_conn_cb, w);
+		conn_unref(w->conn);
+	}
+	call_unref(w->call);
+	event_free(w->timer);
+	free(w);
+}
 
 /* --- signals --- */
 
@@ -152,15 +200,19 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 			event_free(p->out[s].ev);
 		if (p->out[s].fd >= 0)
 			close(p->out[s].fd);
-		if (p->out[s].buf)
+		if (p->out[s].buf) {
+			exec_captured_total -= evbuffer_get_length(p->out[s].buf);
 			evbuffer_free(p->out[s].buf);
+		}
 	}
 	if (p->stdin_ev)
 		event_free(p->stdin_ev);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
-	if (p->stdin_buf)
+	if (p->stdin_buf) {
+		exec_stdin_total -= evbuffer_get_length(p->stdin_buf);
 		evbuffer_free(p->stdin_buf);
+	}
 	while (p->writes) {
 		struct exec_write *w = p->writes;
 		p->writes = w->next;
@@ -172,9 +224,7 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 		struct exec_waiter *w = p->waiters;
 		p->waiters = w->next;
 		call_error(w->call, GL_RPC_NO_SUCH_OBJECT, "process released", NULL);
-		call_unref(w->call);
-		event_free(w->timer);
-		free(w);
+		exec_waiter_free(w);
 	}
 	if (p->stream_conn)
 		p->stream_conn = conn_unref(p->stream_conn);
@@ -289,17 +339,34 @@ static bool exec_streaming(struct exec_proc *p)
 	return p->stream_conn && !conn_closed(p->stream_conn);
 }
 
+static size_t exec_total_budget(void)
+{
+	const struct config *cfg = config_get();
+	size_t each = cfg ? cfg->exec_max_output_bytes : 16u * 1024 * 1024, total;
+
+	if (__builtin_mul_overflow(each, (size_t)EXEC_TOTAL_OUTPUT_FACTOR, &total))
+		return SIZE_MAX;
+	return total;
+}
+
 static void exec_capture(struct exec_out *o, const char *data, size_t n)
 {
-	size_t have = evbuffer_get_length(o->buf), room;
+	size_t have = evbuffer_get_length(o->buf), budget = exec_total_budget(), room;
 
 	room = have < o->proc->max_output ? o->proc->max_output - have : 0;
+	/* The budget shared by all results: past it, output is cut like past the cap. */
+	if (exec_captured_total >= budget)
+		room = 0;
+	else if (budget - exec_captured_total < room)
+		room = budget - exec_captured_total;
 	if (n > room) {
 		o->truncated = true;
 		n = room;
 	}
 	if (n > 0 && evbuffer_add(o->buf, data, n) < 0)
 		o->truncated = true;
+	else
+		exec_captured_total += n;
 }
 
 static void exec_out_close(struct exec_out *o)
@@ -378,6 +445,7 @@ static void exec_stdin_close(struct exec_proc *p, int error)
 		p->stdin_ev = (event_free(p->stdin_ev), NULL);
 	if (p->stdin_fd >= 0)
 		p->stdin_fd = (close(p->stdin_fd), -1);
+	exec_stdin_total -= evbuffer_get_length(p->stdin_buf);
 	evbuffer_drain(p->stdin_buf, evbuffer_get_length(p->stdin_buf));
 	while (p->writes) {
 		struct exec_write *w = p->writes;
@@ -419,8 +487,10 @@ static void exec_stdin_cb(evutil_socket_t fd, short what, void *userdata)
 			exec_stdin_close(p, errno);
 			return;
 		}
-		if (n > 0)
+		if (n > 0) {
 			p->stdin_written += (uint64_t)n;
+			exec_stdin_total -= (size_t)n;
+		}
 		exec_stdin_answer(p);
 	}
 	if (evbuffer_get_length(p->stdin_buf) == 0) {
@@ -437,6 +507,7 @@ static int exec_stdin_queue(struct exec_proc *p, const void *data, size_t len, b
 		return -EPIPE;
 	if (len > 0 && evbuffer_add(p->stdin_buf, data, len) < 0)
 		return -ENOMEM;
+	exec_stdin_total += len;
 	p->stdin_queued += len;
 	if (eof)
 		p->stdin_eof = true;
@@ -524,9 +595,7 @@ static void exec_proc_finish(struct exec_proc *p)
 			call_reply(w->call, r);
 		else
 			call_os_error(w->call, ENOMEM, "cannot encode the output");
-		call_unref(w->call);
-		event_free(w->timer);
-		free(w);
+		exec_waiter_free(w);
 	}
 
 	if (p->internal) {
@@ -1245,17 +1314,11 @@ struct exec_wait_params {
 
 static void exec_wait_timeout_cb(evutil_socket_t fd, short what, void *userdata)
 {
-	struct exec_waiter *w = userdata, **pp;
+	struct exec_waiter *w = userdata;
 
-	for (pp = &w->proc->waiters; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
+	exec_waiter_unlink(w);
 	call_error(w->call, GL_RPC_TIMEOUT, "the process is still running", NULL);
-	call_unref(w->call);
-	event_free(w->timer);
-	free(w);
+	exec_waiter_free(w);
 }
 
 static int exec_wait(struct call *call, void *params)
@@ -1288,6 +1351,9 @@ static int exec_wait(struct call *call, void *params)
 		evtimer_add(w->timer, &tv);
 	}
 	w->call = call_ref(call);
+	w->conn = conn_ref(call_conn(call));
+	if (w->conn)
+		conn_add_drain_watch(w->conn, exec_waiter_conn_cb, w);
 	w->next = p->waiters;
 	p->waiters = w;
 	return 0;
@@ -1321,6 +1387,13 @@ static int exec_write_method(struct call *call, void *params)
 	}
 	if (p->stdin_fd < 0 || p->stdin_eof) {
 		call_os_error(call, EPIPE, "stdin of the process is closed");
+		return 0;
+	}
+	if (evbuffer_get_length(p->stdin_buf) >= EXEC_STDIN_MAX ||
+		exec_stdin_total >= EXEC_STDIN_MAX_TOTAL) {
+		call_error(call, GL_RPC_LIMIT,
+			"too much data queued for stdin: wait for the answers of earlier writes",
+			NULL);
 		return 0;
 	}
 	r = exec_stdin_queue(p, data, len, a->eof);

@@ -20,7 +20,7 @@
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
 
-#include "../config.h"
+#include "config.h"
 #include "base64.h"
 #include "file.h"
 #include "fsfreeze.h"
@@ -913,6 +913,9 @@ static int file_channel_take(struct file_channel *ch, const void *data, size_t n
 {
 	if (n > ch->size - ch->done)
 		return -EFBIG; /* more than announced: refuse rather than guess */
+	/* A freeze may have come since file.channel: writing would block the agent. */
+	if (fsfreeze_check_path(ch->tmp.path) < 0)
+		return -EBUSY;
 	int r = file_write_all(ch->tmp.fd, data, n, (int64_t)ch->done);
 	if (r < 0)
 		return r;
@@ -1000,7 +1003,9 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 	if (!ch->ev || event_add(ch->ev, NULL) < 0) {
 		log_error("Cannot watch a file channel, dropping it");
 		file_channel_free(ch);
+		return;
 	}
+	file_channel_progress(ch);
 }
 
 static const char *const file_channel_directions[] = { "upload", "download", NULL };
@@ -1115,7 +1120,11 @@ static int file_attach(struct call *call, void *params)
 		return 0;
 	}
 	ch->attached = true; /* single use */
-	file_channel_progress(ch);
+	/* The connection owes us exactly one file_channel_start() (with -1 if it
+	 * fails), however long its queued answers take to flush: freeing the
+	 * channel on expiry before that would hand the socket to freed memory.
+	 * The idle timer starts with the transfer. */
+	evtimer_del(ch->expire);
 	res = json_object_new_object();
 	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
 	call_reply(call, res);

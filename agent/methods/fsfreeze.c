@@ -59,6 +59,14 @@ int fsfreeze_check_path(const char *path)
 
 	if (fsfreeze_n == 0)
 		return 0;
+	/* The entry itself: a symlink on a frozen filesystem pointing elsewhere
+	 * passes the check below, yet unlinking, renaming or replacing it
+	 * writes the frozen filesystem and would block the agent until a thaw
+	 * that only the agent itself can do. */
+	if (lstat(path, &st) == 0)
+		for (size_t i = 0; i < fsfreeze_n; i++)
+			if (fsfreeze_mounts[i].dev == st.st_dev)
+				return -EBUSY;
 	/* A path to be created: its nearest existing parent decides. */
 	snprintf(buf, sizeof(buf), "%s", path);
 	while (stat(buf, &st) < 0) {

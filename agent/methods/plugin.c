@@ -19,7 +19,7 @@
 #include <guestlink/jsonrpc.h>
 #include <guestlink/stream.h>
 
-#include "../config.h"
+#include "config.h"
 #include "exec.h"
 #include "log.h"
 #include "macro.h"

@@ -24,6 +24,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 
+#include "fsfreeze.h"
 #include "log.h"
 #include "macro.h"
 #include "method.h"
@@ -149,6 +150,12 @@ static int sysmgmt_set_hostname(struct call *call, void *params)
 		call_error(call, GL_RPC_INVALID_PARAMS,
 			"hostname must be 1-64 characters of letters, digits, '-' and '.' (RFC 1123)",
 			NULL);
+		return 0;
+	}
+	/* Checked first, so that nothing changes: writing /etc on a frozen
+	 * filesystem would block the agent, and with it the auto-thaw. */
+	if (a->persistent && fsfreeze_check_path("/etc/hostname") < 0) {
+		call_os_error(call, EBUSY, "the filesystem of /etc is frozen");
 		return 0;
 	}
 	if (sethostname(a->hostname, strlen(a->hostname)) < 0) {

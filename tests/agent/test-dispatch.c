@@ -17,7 +17,7 @@
 
 #include <guestlink/address.h>
 
-#include "../../agent/config.h" /* not the autoconf config.h */
+#include "config.h"
 #include "method.h"
 #include "methods/methods.h"
 #include "server.h"

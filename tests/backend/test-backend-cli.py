@@ -116,4 +116,31 @@ p.stop()
 is_eq(rc, 0, "SIGTERM: exit status 0")
 ok(elapsed < 1.0, "SIGTERM: exited within a second (%.2f s)" % elapsed)
 ok(not os.path.exists(uds) and not os.path.exists(vu), "socket files removed at exit")
+
+# Both sockets from systemd (LISTEN_FDS, the host one named "uds"): they are
+# systemd's, so the backend serves them and leaves their files alone.
+sa_dir = tmpdir()
+sa_vu, sa_uds = os.path.join(sa_dir, "vm.vhost.sock"), os.path.join(sa_dir, "vm.vsock")
+p = Proc(["systemd-socket-activate", "-l", sa_vu, "-l", sa_uds, "--fdname=vhost:uds",
+          build_path("backend", "vhost-user-vsock"), "--uds-path=" + sa_uds],
+         stderr=subprocess.DEVNULL)
+ok(wait_for_path(sa_uds, 10, p), "systemd-socket-activate listens on both")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sa_uds)
+s.sendall(b"BOGUS 1\n")
+try:
+    got = s.recv(100)
+except socket.timeout:
+    got = None
+s.close()
+ok(got == b"", "the backend serves the host socket it was passed (bad line -> closed)")
+os.kill(p.pid, signal.SIGTERM)
+try:
+    rc = p.p.wait(5)
+except subprocess.TimeoutExpired:
+    rc = None
+p.stop()
+is_eq(rc, 0, "SIGTERM: exit status 0")
+ok(os.path.exists(sa_uds), "a host socket passed by systemd is not unlinked at exit")
 done()

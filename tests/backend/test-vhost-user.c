@@ -244,6 +244,16 @@ static void test_bad_messages(void)
 	is_int(ack(SET_VRING_ERR, &u, 8, fds, 1), 1, "unknown bits in vring fd message: failure");
 	u = 0;
 	is_int(ack(SET_VRING_KICK, &u, 8, &memfd, 1), 1, "kick fd that is a plain file: failure");
+	{
+		/* A socket is pollable but no eventfd: with data queued it would stay
+		 * readable and make the back-end spin. */
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0) {
+			is_int(ack(SET_VRING_KICK, &u, 8, &sp[0], 1), 1, "kick fd that is a socket: failure");
+			close(sp[0]);
+			close(sp[1]);
+		}
+	}
 	is_int(ack(SET_OWNER, NULL, 0, fds, 3), 1, "SET_OWNER with 3 fds: failure");
 	is_int(ack(SET_LOG_BASE, &u, 8, fds, 1), 1, "SET_LOG_BASE (never offered): refused");
 	is_int(ack(77, NULL, 0, fds, 1), 1, "unknown request 77: failure reply");

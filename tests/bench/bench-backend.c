@@ -5,7 +5,8 @@
  *   with the host client in its own process,
  *   64-byte ping-pong latency p50/p99, connections opened+closed per second, and
  *   back-end RSS per idle connection at 10,000 connections.
- * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend) */
+ * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend)
+ * BENCH_BACKEND_OPTS="--buffer-size=N" passes one more option to the back-end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -386,7 +387,7 @@ static double gs_rss_per_conn(struct gs *gs, unsigned n)
 
 int main(int argc, char **argv)
 {
-	const char *args[] = { "--max-connections=12000", NULL };
+	const char *args[] = { "--max-connections=12000", getenv("BENCH_BACKEND_OPTS"), NULL };
 	double raw_bw, g2h, h2g, raw50 = -1, raw99 = -1, l50, l99, rate, rss;
 	struct rlimit rl = { 21000, 21000 };
 	struct gs_options o;

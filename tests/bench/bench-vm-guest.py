@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-CHUNK = 256 * 1024
+CHUNK = 4 << 20
 
 
 def open_end(addr):

@@ -14,6 +14,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUEST_HELPER = os.path.join(HERE, "bench-vm-guest.py")
 NBYTES = 64 << 20
+G2H_RUNS = 5
 RATE_SECONDS = 5
 BENCH_PORT = 6000
 
@@ -211,18 +212,27 @@ def run(vm, hybrid_connect, ok, diag):
     """All measurements; prints figures and ratios as TAP diagnostics."""
     mib = 1 << 20
     res = {}
-    for name, fn in (("vsock g2h", lambda: vsock_g2h(vm)),
-                     ("vsock h2g", lambda: vsock_h2g(vm, hybrid_connect)),
-                     ("serial g2h", lambda: serial_g2h(vm)),
-                     ("serial h2g", lambda: serial_h2g(vm))):
+    # One guest->host run lasts a tenth of a second under TCG, as noisy as the host's
+    # load: take the median of G2H_RUNS, vsock and virtio-serial taking turns.
+    runs = [("vsock g2h", lambda: vsock_g2h(vm)), ("serial g2h", lambda: serial_g2h(vm))]
+    runs = runs * G2H_RUNS + [("vsock h2g", lambda: vsock_h2g(vm, hybrid_connect)),
+                              ("serial h2g", lambda: serial_h2g(vm))]
+    rates = {}
+    for name, fn in runs:
         try:
             got, secs = fn()
-            res[name] = got / mib / secs if got == NBYTES and secs > 0 else 0
-            ok(got == NBYTES, "bench: %s moved %d MiB in %.2f s = %.1f MiB/s"
-               % (name, got // mib, secs, res[name]))
+            rate = got / mib / secs if got == NBYTES and secs > 0 else 0
+            rates.setdefault(name, []).append(rate)
+            diag("bench: %s moved %d MiB in %.2f s = %.1f MiB/s"
+                 % (name, got // mib, secs, rate))
         except Exception as e:  # noqa: BLE001
-            ok(False, "bench: %s: %s: %s" % (name, type(e).__name__, e))
-            res[name] = 0
+            diag("bench: %s: %s: %s" % (name, type(e).__name__, e))
+            rates.setdefault(name, []).append(0)
+    for name in ("vsock g2h", "vsock h2g", "serial g2h", "serial h2g"):
+        r = sorted(rates[name])
+        res[name] = r[len(r) // 2]
+        ok(all(r), "bench: %s %.1f MiB/s (median of %d: %s)"
+           % (name, res[name], len(r), " ".join("%.0f" % x for x in r)))
     for d in ("g2h", "h2g"):
         if res["serial " + d]:
             diag("bench ratio %s: vsock/virtio-serial throughput = %.2fx (aim >= 2x)"

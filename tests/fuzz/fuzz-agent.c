@@ -11,7 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "../../agent/config.h" /* not the autoconf config.h */
+#include "config.h"
 #include "log.h"
 #include "method.h"
 #include "methods/methods.h"

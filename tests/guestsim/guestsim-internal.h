@@ -64,6 +64,7 @@ struct gs {
 
 	struct gs_conn **table; /* hash of (local, peer) ports */
 	unsigned nconns;
+	unsigned nclosing; /* connections in gs_conn_close()'s linger */
 	struct gs_listen *listens;
 	uint32_t next_port;
 	uint8_t *used_ports; /* bitmap: every local port ever handed out */

@@ -568,6 +568,8 @@ static void conn_unlink(struct gs *gs, struct gs_conn *c)
 
 static void conn_free(struct gs_conn *c)
 {
+	if (c->closing)
+		c->gs->nclosing--;
 	conn_unlink(c->gs, c);
 	free(c->rxbuf);
 	free(c->msgs);
@@ -989,13 +991,19 @@ static int tx_process(struct gs *gs)
 	int r;
 
 	for (;;) {
+		uint16_t delay;
+
 		while ((r = vq_pop_used(gs, vq, "tx", &id, &len)) > 0)
 			gs_tx_put_slot(gs, gs->o.tx_indirect ? id : id / 2u);
 		if (r < 0)
 			return r;
-		vq_set_used_event(vq, vq->last_used);
+		/* As virtio-net's virtqueue_enable_cb_delayed(): a call once three quarters
+		 * of what is outstanding are used. Free slots are only needed when the ring
+		 * fills, and every step reclaims without a call. */
+		delay = (uint16_t)((uint16_t)(vq->published - vq->last_used) * 3 / 4);
+		vq_set_used_event(vq, (uint16_t)(vq->last_used + delay));
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (vq_used_idx(vq) == vq->last_used)
+		if ((uint16_t)(vq_used_idx(vq) - vq->last_used) <= delay)
 			return 0;
 	}
 }
@@ -1049,8 +1057,12 @@ static int rx_process(struct gs *gs)
 
 static void conns_timers(struct gs *gs)
 {
-	uint64_t now = gs_now_ms();
+	uint64_t now;
 
+	/* Every step comes here: walk the table only when a close is lingering. */
+	if (gs->nclosing == 0)
+		return;
+	now = gs_now_ms();
 	for (unsigned i = 0; i < GS_HASH; i++)
 		for (struct gs_conn *c = gs->table[i], *n; c; c = n) {
 			n = c->hnext;
@@ -1101,8 +1113,9 @@ int gs_step(struct gs *gs, struct pollfd *extra, unsigned nextra, int timeout_ms
 	if (r > 0 && (p[2].revents & POLLIN)) {
 		if (read(gs->vq[1].call_fd, &v, sizeof(v)) == sizeof(v))
 			gs->vq[1].calls++;
-		tx_process(gs);
 	}
+	if (gs->vq[1].used && vq_used_idx(&gs->vq[1]) != gs->vq[1].last_used)
+		tx_process(gs);
 	if (r > 0 && (p[1].revents & POLLIN)) {
 		if (read(gs->vq[0].call_fd, &v, sizeof(v)) == sizeof(v))
 			gs->vq[0].calls++;
@@ -1557,6 +1570,8 @@ void gs_conn_close(struct gs_conn *c)
 	c->rx_len = 0;
 	c->msg_count = 0;
 	c->partial = 0;
+	if (!c->closing)
+		c->gs->nclosing++;
 	c->closing = true;
 	c->close_deadline = gs_now_ms() + GS_CLOSE_TIMEOUT_MS;
 	if (c->peer_shut_send && c->peer_shut_rcv) {

@@ -20,6 +20,7 @@ GUESTSIM_TESTS = \
 	tests/guestsim/test-bad-guest \
 	tests/guestsim/test-bad-frontend \
 	tests/guestsim/test-hybrid \
+	tests/guestsim/test-liveness \
 	tests/guestsim/test-seqpacket
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
@@ -30,6 +31,7 @@ tests_guestsim_test_data_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_guest_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_bad_frontend_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_liveness_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_seqpacket_LDADD = $(GUESTSIM_LIBS)
 
 

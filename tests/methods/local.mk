@@ -5,7 +5,11 @@ methods_tests = \
 	tests/methods/test-file.py \
 	tests/methods/test-system.py \
 	tests/methods/test-plugin.py \
-	tests/methods/test-cli.py
+	tests/methods/test-cli.py \
+	tests/methods/test-limits.py \
+	tests/methods/test-channel-slow.py \
+	tests/methods/test-fsfreeze-links.py \
+	tests/methods/test-fsfreeze-hostname.py
 TESTS += $(methods_tests)
 dist_check_SCRIPTS += $(methods_tests)
 EXTRA_DIST += tests/methods/agentlib.py
