@@ -75,6 +75,11 @@ static int hybrid_sockaddr(const char *path, struct sockaddr_un *sa, socklen_t *
 
 int hybrid_listen(const char *path, mode_t mode, gid_t gid, int backlog)
 {
+	return hybrid_listen_type(path, SOCK_STREAM, mode, gid, backlog);
+}
+
+int hybrid_listen_type(const char *path, int type, mode_t mode, gid_t gid, int backlog)
+{
 	_cleanup_close_ int fd = -1;
 	struct sockaddr_un sa;
 	socklen_t sl;
@@ -85,7 +90,7 @@ int hybrid_listen(const char *path, mode_t mode, gid_t gid, int backlog)
 	r = hybrid_sockaddr(path, &sa, &sl);
 	if (r < 0)
 		return log_error_errno(r, "Socket path %s is too long or empty", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return log_error_errno(-errno, "Failed to create socket: %m");
 	/* Only replace a socket: never delete a file someone mistyped. */
@@ -108,6 +113,12 @@ int hybrid_listen(const char *path, mode_t mode, gid_t gid, int backlog)
 
 int hybrid_connect_guest_port(const char *uds_path, uint32_t port, bool *ret_pending)
 {
+	return hybrid_connect_guest_port_type(uds_path, port, SOCK_STREAM, ret_pending);
+}
+
+int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type,
+				   bool *ret_pending)
+{
 	_cleanup_close_ int fd = -1;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct sockaddr_un sa;
@@ -120,7 +131,7 @@ int hybrid_connect_guest_port(const char *uds_path, uint32_t port, bool *ret_pen
 	r = hybrid_sockaddr(path, &sa, &sl);
 	if (r < 0)
 		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sl) < 0) {

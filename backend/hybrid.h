@@ -29,7 +29,12 @@ int hybrid_line_parse(const char *line, size_t len, uint32_t *ret_port);
 /* Create the listening socket at path with the given mode and group (gid -1:
  * keep), replacing a stale socket file. Returns a non-blocking fd. */
 int hybrid_listen(const char *path, mode_t mode, gid_t gid, int backlog);
+/* The same with a socket type (SOCK_STREAM or SOCK_SEQPACKET). */
+int hybrid_listen_type(const char *path, int type, mode_t mode, gid_t gid, int backlog);
 
 /* Non-blocking connect to "<uds_path>_<port>". Returns the fd; *ret_pending is
  * true while the connect is in progress (wait for writability). */
 int hybrid_connect_guest_port(const char *uds_path, uint32_t port, bool *ret_pending);
+/* The same with a socket type (SOCK_STREAM or SOCK_SEQPACKET). */
+int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type,
+				   bool *ret_pending);

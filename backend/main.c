@@ -4,11 +4,13 @@
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -40,7 +42,8 @@ static void main_help(void)
 	       "  --print-capabilities   print the backend capabilities as JSON and exit\n"
 	       "  --guest-cid=N          the guest's CID (default 3)\n"
 	       "  --uds-path=PATH        host Unix socket for CONNECT <port>; guest connections\n"
-	       "                         to host port P go to PATH_P\n"
+	       "                         to host port P go to PATH_P; SOCK_SEQPACKET clients\n"
+	       "                         use PATH.seqpacket\n"
 	       "  --socket-mode=MODE     octal mode of the sockets created (default 0600)\n"
 	       "  --socket-group=GROUP   group of the sockets created (name or number)\n"
 	       "  --max-connections=N    connection cap (default %u)\n"
@@ -171,14 +174,20 @@ static void main_vsock_reset(void *userdata)
 	vsock_reset(userdata);
 }
 
+static void main_vsock_features(void *userdata, uint64_t features)
+{
+	vsock_set_features(userdata, features);
+}
+
 /* The vhost-user socket: --fd, --socket-path, or from systemd. */
-static int main_vhost_user_fd(const struct options *o, bool *ret_created, int *ret_uds_fd)
+static int main_vhost_user_fd(const struct options *o, bool *ret_created, int *ret_uds_fd,
+			     int *ret_seq_fd)
 {
 	char **names = NULL;
 	int n, fd = -1;
 
 	*ret_created = false;
-	*ret_uds_fd = -1;
+	*ret_uds_fd = *ret_seq_fd = -1;
 	if (o->fd >= 0)
 		return o->fd;
 	if (o->socket_path) {
@@ -188,10 +197,13 @@ static int main_vhost_user_fd(const struct options *o, bool *ret_created, int *r
 	n = sd_listen_fds_with_names(1, &names);
 	if (n < 0)
 		return log_error_errno(n, "Failed to get sockets from systemd: %m");
-	/* The first socket is the vhost-user one; one named "uds" is the hybrid listener. */
+	/* The first socket is the vhost-user one; one named "uds" is the hybrid listener,
+	 * one named "uds-seqpacket" its SOCK_SEQPACKET twin. */
 	for (int i = 0; i < n; i++) {
 		if (names && names[i] && strcmp(names[i], "uds") == 0)
 			*ret_uds_fd = SD_LISTEN_FDS_START + i;
+		else if (names && names[i] && strcmp(names[i], "uds-seqpacket") == 0)
+			*ret_seq_fd = SD_LISTEN_FDS_START + i;
 		else if (fd < 0)
 			fd = SD_LISTEN_FDS_START + i;
 		else
@@ -230,6 +242,8 @@ int main(int argc, char **argv)
 	struct vhost_user_device_ops ops = {
 		.queue_kick = main_vsock_kick,
 		.reset = main_vsock_reset,
+		.device_features = 1ull << VIRTIO_VSOCK_F_SEQPACKET_BIT,
+		.features_set = main_vsock_features,
 	};
 	struct event *sig_term = NULL, *sig_int = NULL;
 	struct vhost_user *vu = NULL;
@@ -238,7 +252,8 @@ int main(int argc, char **argv)
 	uint8_t config[8];
 	uint64_t cid_le;
 	bool vu_created = false, uds_created = false;
-	int r, vu_fd, uds_fd;
+	char seq_path[PATH_MAX] = "";
+	int r, vu_fd, uds_fd, seq_fd;
 
 	log_open("vhost-user-vsock");
 	r = main_parse_args(argc, argv, &o);
@@ -269,7 +284,7 @@ int main(int argc, char **argv)
 		r = log_error_errno(-ENOMEM, "Failed to set up signal handling");
 		goto out;
 	}
-	vu_fd = main_vhost_user_fd(&o, &vu_created, &uds_fd);
+	vu_fd = main_vhost_user_fd(&o, &vu_created, &uds_fd, &seq_fd);
 	if (vu_fd < 0) {
 		r = vu_fd;
 		goto out;
@@ -294,7 +309,33 @@ int main(int argc, char **argv)
 		      &vsock);
 	if (r < 0) {
 		close(vu_fd); /* vsock_new() took uds_fd, on failure too */
+		if (seq_fd >= 0)
+			close(seq_fd);
 		goto out;
+	}
+	/* SEQPACKET host clients connect to "<uds-path>.seqpacket". */
+	if (o.uds_path && seq_fd < 0) {
+		if ((size_t)snprintf(seq_path, sizeof(seq_path), "%s.seqpacket", o.uds_path) >=
+		    sizeof(seq_path)) {
+			close(vu_fd);
+			r = log_error_errno(-ENAMETOOLONG, "--uds-path is too long");
+			goto out;
+		}
+		seq_fd = hybrid_listen_type(seq_path, SOCK_SEQPACKET, o.socket_mode, o.socket_group,
+					    SOMAXCONN);
+		if (seq_fd < 0) {
+			seq_path[0] = 0;
+			close(vu_fd);
+			r = seq_fd;
+			goto out;
+		}
+	}
+	if (seq_fd >= 0) {
+		r = vsock_set_seqpacket_listener(vsock, seq_fd);
+		if (r < 0) {
+			close(vu_fd);
+			goto out;
+		}
 	}
 	cid_le = htole64(o.guest_cid);
 	memcpy(config, &cid_le, sizeof(config));
@@ -324,5 +365,7 @@ out:
 		unlink(o.socket_path);
 	if (uds_created) /* a socket systemd passed in is systemd's to remove */
 		unlink(o.uds_path);
+	if (seq_path[0])
+		unlink(seq_path);
 	return r < 0 ? 1 : 0;
 }

@@ -286,6 +286,8 @@ static int vhost_user_set_features(struct vhost_user *vu, struct vhost_user_msg 
 		vu->vq[i].notify_on_empty = vu->features & (1ull << VIRTIO_F_NOTIFY_ON_EMPTY_BIT);
 	}
 	log_debug("Features 0x%llx", (unsigned long long)vu->features);
+	if (vu->ops->features_set)
+		vu->ops->features_set(vu->userdata, vu->features);
 	vhost_user_queues_update(vu);
 	return 0;
 }
@@ -808,6 +810,8 @@ static void vhost_user_disconnect(struct vhost_user *vu)
 	vhost_user_reset_queues(vu);
 	guest_memory_clear(&vu->mem);
 	vu->features = vu->protocol_features = 0;
+	if (vu->ops->features_set)
+		vu->ops->features_set(vu->userdata, 0);
 	if (vu->listen_fd >= 0) {
 		event_add(vu->listen_ev, NULL);
 		log_info("Waiting for the next vhost-user front-end");

@@ -31,6 +31,8 @@ struct vhost_user_device_ops {
 	uint32_t config_size;
 	/* Extra virtio feature bits the device offers. */
 	uint64_t device_features;
+	/* The front-end acked these features (0 when it went away); may be NULL. */
+	void (*features_set)(void *userdata, uint64_t features);
 };
 
 struct vhost_user;

@@ -41,6 +41,7 @@ enum {
 	VSOCK_CTL_REQUEST = 1 << 0,
 	VSOCK_CTL_RESPONSE = 1 << 1,
 	VSOCK_CTL_CREDIT_UPDATE = 1 << 2,
+	VSOCK_CTL_CREDIT_REQUEST = 1 << 3,
 };
 
 struct vsock_conn {
@@ -66,12 +67,20 @@ struct vsock_conn {
 	uint32_t pend_head, pend_len;
 	struct hybrid_line line;
 	TAILQ_ENTRY(vsock_conn) all_entry; /* live connections; then the dead list */
+	/* SEQPACKET: the host socket is SOCK_SEQPACKET, one record per message. pend
+	 * holds finished messages (lengths in seq_msgs, a FIFO) and then the bytes of
+	 * the guest's unfinished one (seq_partial). */
+	bool seqpacket, credit_requested;
+	uint32_t seq_partial, seq_need; /* seq_need: next host message, waiting for credit */
+	uint32_t *seq_msgs;
+	uint32_t seq_head, seq_count, seq_cap;
 };
 
 TAILQ_HEAD(vsock_conn_list, vsock_conn);
 
 struct vsock_rst {
 	uint32_t local_port, peer_port, fwd_cnt;
+	uint16_t type;
 };
 
 struct vsock {
@@ -79,6 +88,9 @@ struct vsock {
 	struct vsock_config cfg;
 	struct virtqueue *rx, *tx;
 	struct event *listen_ev, *listen_pause, *reaper, *tx_again;
+	struct event *seq_listen_ev;
+	int seq_listen_fd;
+	bool seqpacket; /* the driver acked VIRTIO_VSOCK_F_SEQPACKET */
 	struct vsock_conn *hash[VSOCK_HASH_SIZE];
 	struct vsock_conn *port_hash[VSOCK_HASH_SIZE];
 	unsigned n_conns;
@@ -92,6 +104,9 @@ struct vsock {
 	struct virtqueue_elem rx_elem, tx_elem;
 	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
 	struct iovec rx_iov[VSOCK_RX_IOV];
+	/* One host message being split across rx buffers: their heads and lengths. */
+	uint16_t seq_heads[VSOCK_RX_IOV];
+	uint32_t seq_caps[VSOCK_RX_IOV];
 };
 
 struct vsock_op {
@@ -346,6 +361,7 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 		event_free(c->ev_write);
 		event_free(c->timer);
 		free(c->pend);
+		free(c->seq_msgs);
 		free(c);
 	}
 }
@@ -370,14 +386,16 @@ static void vsock_conn_close(struct vsock_conn *c)
 	event_active(v->reaper, 0, 0);
 }
 
-static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint32_t fwd_cnt)
+static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint32_t fwd_cnt,
+			    uint16_t type)
 {
 	if (v->rst_len == VSOCK_RST_QUEUE) {
 		guest_warning("RST queue full, dropping RST for port %u", peer);
 		return;
 	}
 	v->rst[(v->rst_head + v->rst_len++) % VSOCK_RST_QUEUE] =
-		(struct vsock_rst){ .local_port = local, .peer_port = peer, .fwd_cnt = fwd_cnt };
+		(struct vsock_rst){ .local_port = local, .peer_port = peer, .fwd_cnt = fwd_cnt,
+				    .type = type };
 }
 
 /* Tell the guest the connection is gone, then close it. */
@@ -386,11 +404,22 @@ static void vsock_conn_reset(struct vsock_conn *c)
 	struct vsock *v = c->v;
 
 	if (c->state != VSOCK_STATE_LINE)
-		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt);
+		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt,
+				c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
 	vsock_conn_close(c);
 }
 
 static int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
+
+static void vsock_conn_set_seqpacket(struct vsock_conn *c)
+{
+	int sndbuf = (int)c->v->cfg.buf_alloc;
+
+	c->seqpacket = true;
+	/* A Unix record must fit the send buffer; the kernel doubles this value. */
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		log_debug_errno(-errno, "Failed to set SO_SNDBUF, ignoring: %m");
+}
 
 /* ---- rx: packets to the guest ---- */
 
@@ -411,7 +440,7 @@ static void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local,
 		.src_port = local,
 		.dst_port = peer,
 		.len = len,
-		.type = VSOCK_TYPE_STREAM,
+		.type = c && c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM,
 		.op = op,
 		.flags = flags,
 		.buf_alloc = v->cfg.buf_alloc,
@@ -448,7 +477,7 @@ static void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struc
 }
 
 static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
-			  uint16_t op, uint32_t fwd_cnt)
+			  uint16_t op, uint32_t fwd_cnt, uint16_t type)
 {
 	struct virtqueue_elem *e = &v->rx_elem;
 	struct vsock_hdr h;
@@ -458,8 +487,11 @@ static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local,
 	if (r <= 0)
 		return -EAGAIN;
 	vsock_fill_hdr(v, &h, local, peer, op, 0, 0, c);
-	if (!c)
-		h.fwd_cnt = fwd_cnt; /* an RST for a connection already closed */
+	if (!c) {
+		/* An RST for a connection already closed, of the type the guest used. */
+		h.fwd_cnt = fwd_cnt;
+		h.type = type;
+	}
 	vsock_rx_push(v, e, &h);
 	if (c)
 		c->fwd_cnt_sent = c->fwd_cnt;
@@ -475,12 +507,14 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST },
 		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE },
 		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
+		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
 		if (!(c->ctl & ctl_ops[i].bit))
 			continue;
-		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, c->fwd_cnt) < 0)
+		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, c->fwd_cnt,
+				   0) < 0)
 			return -EAGAIN;
 		c->ctl &= ~ctl_ops[i].bit;
 	}
@@ -491,7 +525,8 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 static bool vsock_conn_may_read(const struct vsock_conn *c)
 {
 	return c->state == VSOCK_STATE_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv &&
-	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0;
+	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0 &&
+	       vsock_peer_free(c) >= c->seq_need;
 }
 
 static void vsock_conn_update_read(struct vsock_conn *c)
@@ -511,12 +546,17 @@ static void vsock_conn_wait_rx(struct vsock_conn *c)
 }
 
 static void vsock_conn_check_done(struct vsock_conn *c);
+static void vsock_conn_read_seq(struct vsock_conn *c);
 
 /* Move host socket bytes into guest rx buffers, as credit allows. */
 static void vsock_conn_read(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
+	if (c->seqpacket) {
+		vsock_conn_read_seq(c);
+		return;
+	}
 	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
 		struct iovec *iov = v->rx_iov;
 		uint32_t caps[VSOCK_RX_BATCH], want, room = 0;
@@ -610,6 +650,146 @@ static void vsock_conn_read(struct vsock_conn *c)
 	vsock_conn_set_read(c, true);
 }
 
+/* SEQPACKET host->guest: one host record is one message, split across as many rx
+ * buffers as it needs, EOM on the last. It is taken from the socket only once
+ * the guest has credit and buffers for all of it, so a record is never cut. */
+static void vsock_conn_read_seq(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	struct virtqueue_elem *e = &v->rx_elem;
+
+	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
+		uint8_t raw[VSOCK_HDR_SIZE];
+		struct msghdr mh = { .msg_iov = v->rx_iov };
+		struct vsock_hdr h;
+		uint32_t len, room = 0;
+		size_t n_iov = 0;
+		unsigned k = 0;
+		bool full = false; /* our iovec table is the limit, not the guest */
+		ssize_t n;
+
+		if (!vsock_conn_may_read(c)) {
+			vsock_conn_update_read(c);
+			return;
+		}
+		/* The size of the next record, which stays queued. */
+		n = recv(c->fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			vsock_conn_set_read(c, true);
+			return;
+		}
+		if (n < 0) {
+			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
+			vsock_conn_reset(c);
+			return;
+		}
+		if (n == 0) {
+			/* EOF (an empty record reads the same on a Unix socket). */
+			if (vsock_rx_pop(v, e) <= 0) {
+				if (!v->rx || !v->rx->broken)
+					vsock_conn_wait_rx(c);
+				return;
+			}
+			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
+				       VSOCK_SHUTDOWN_SEND, 0, c);
+			vsock_rx_push(v, e, &h);
+			c->fwd_cnt_sent = c->fwd_cnt;
+			c->host_eof = true;
+			vsock_conn_set_read(c, false);
+			vsock_conn_check_done(c);
+			return;
+		}
+		if ((uint64_t)n > c->peer_buf_alloc) {
+			/* The guest could never take it whole (Linux answers EMSGSIZE here). */
+			host_warning("Host message of %zd bytes on port %u exceeds the guest's "
+				     "buffer of %u bytes, resetting",
+				     n, c->local_port, c->peer_buf_alloc);
+			vsock_conn_reset(c);
+			return;
+		}
+		len = (uint32_t)n;
+		if (len > vsock_peer_free(c)) {
+			/* Wait for credit for all of it; ask once, a guest may be lazy. */
+			c->seq_need = len;
+			if (!c->credit_requested) {
+				c->credit_requested = true;
+				c->ctl |= VSOCK_CTL_CREDIT_REQUEST;
+				vsock_send_list_add(c);
+			}
+			vsock_conn_set_read(c, false);
+			return;
+		}
+		c->seq_need = 0;
+		while (room < len) {
+			uint32_t cap;
+
+			if (k == VSOCK_RX_IOV) {
+				full = true;
+				break;
+			}
+			if (vsock_rx_pop(v, e) <= 0)
+				break;
+			if (n_iov + e->n_in > VSOCK_RX_IOV) {
+				virtqueue_unpop(v->rx);
+				full = true;
+				break;
+			}
+			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
+			if (cap > len - room)
+				cap = len - room;
+			/* Every length is known before the read: write the header now. */
+			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW,
+				       room + cap == len ? VSOCK_SEQ_EOM : 0, cap, c);
+			vsock_hdr_encode(&h, raw);
+			vsock_iov_copy_in(e->iov + e->n_out, e->n_in, raw, sizeof(raw));
+			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
+						 v->rx_iov + n_iov);
+			v->seq_heads[k] = e->head;
+			v->seq_caps[k++] = cap;
+			room += cap;
+		}
+		if (room < len) {
+			bool whole_ring = full || (v->rx && k >= v->rx->num);
+
+			for (unsigned i = 0; i < k; i++)
+				virtqueue_unpop(v->rx);
+			if (v->rx && v->rx->broken)
+				return;
+			if (whole_ring && k > 0) {
+				host_warning("Host message of %u bytes on port %u needs more rx "
+					     "buffers than the guest posts, resetting",
+					     len, c->local_port);
+				vsock_conn_reset(c);
+				return;
+			}
+			vsock_conn_wait_rx(c);
+			return;
+		}
+		mh.msg_iovlen = n_iov;
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT);
+		if (n != (ssize_t)len || (mh.msg_flags & MSG_TRUNC)) {
+			for (unsigned i = 0; i < k; i++)
+				virtqueue_unpop(v->rx);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				vsock_conn_set_read(c, true);
+				return;
+			}
+			log_debug("Host socket of port %u gave %zd bytes of a %u byte message",
+				  c->local_port, n, len);
+			vsock_conn_reset(c);
+			return;
+		}
+		for (unsigned i = 0; i < k; i++) {
+			e->head = v->seq_heads[i];
+			virtqueue_push(v->rx, e, VSOCK_HDR_SIZE + v->seq_caps[i]);
+		}
+		v->rx_dirty = true;
+		c->tx_cnt += len;
+		c->fwd_cnt_sent = c->fwd_cnt;
+	}
+	vsock_conn_set_read(c, true);
+}
+
 static void vsock_rx_flush_notify(struct vsock *v)
 {
 	vsock_rx_run(v);
@@ -640,7 +820,8 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt) < 0) {
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt,
+				   r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
 		}
@@ -776,6 +957,139 @@ static void vsock_conn_flush_pend(struct vsock_conn *c)
 	vsock_conn_check_done(c);
 }
 
+/* SEQPACKET guest->host: send finished messages, one record each, in order. */
+static void vsock_conn_flush_seq(struct vsock_conn *c)
+{
+	uint32_t cap = c->v->cfg.buf_alloc;
+
+	while (c->seq_count > 0) {
+		uint32_t len = c->seq_msgs[c->seq_head];
+		uint32_t first = cap - c->pend_head < len ? cap - c->pend_head : len;
+		struct iovec iov[2] = {
+			{ .iov_base = c->pend + c->pend_head, .iov_len = first },
+			{ .iov_base = c->pend, .iov_len = len - first },
+		};
+		ssize_t n = vsock_send_iov(c->fd, iov, 2);
+
+		if (n < 0) {
+			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
+					c->local_port, len);
+			vsock_conn_reset(c);
+			return;
+		}
+		if (n == 0) {
+			vsock_conn_set_write(c, true);
+			return;
+		}
+		/* A SOCK_SEQPACKET send is all or nothing. */
+		c->pend_head = (c->pend_head + len) % cap;
+		c->pend_len -= len;
+		c->fwd_cnt += len;
+		c->seq_head = (c->seq_head + 1) % c->seq_cap;
+		c->seq_count--;
+	}
+	vsock_conn_set_write(c, false);
+	if (c->pend_len == 0) {
+		free(c->pend);
+		c->pend = NULL;
+		c->pend_head = 0;
+	}
+	vsock_conn_maybe_credit_update(c);
+	vsock_conn_check_done(c);
+}
+
+static int vsock_seq_queue_msg(struct vsock_conn *c, uint32_t len)
+{
+	if (c->seq_count == c->seq_cap) {
+		/* Each message has at least one byte, so this stays below buf_alloc. */
+		uint32_t cap = c->seq_cap ? c->seq_cap * 2 : 16;
+		uint32_t *m = malloc(cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < c->seq_count; i++)
+			m[i] = c->seq_msgs[(c->seq_head + i) % c->seq_cap];
+		free(c->seq_msgs);
+		c->seq_msgs = m;
+		c->seq_cap = cap;
+		c->seq_head = 0;
+	}
+	c->seq_msgs[(c->seq_head + c->seq_count++) % c->seq_cap] = len;
+	return 0;
+}
+
+/* The guest gave up an unfinished message (SHUTDOWN): it is never sent. */
+static void vsock_seq_drop_partial(struct vsock_conn *c)
+{
+	c->pend_len -= c->seq_partial;
+	c->fwd_cnt += c->seq_partial;
+	c->seq_partial = 0;
+	if (c->pend_len == 0) {
+		free(c->pend);
+		c->pend = NULL;
+		c->pend_head = 0;
+	}
+}
+
+/* Collect the packets of one message up to EOM, then one record. Credit bounds
+ * the collected bytes by buf_alloc, so a bigger message is a credit violation. */
+static void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+			    const struct iovec *payload, size_t n_payload)
+{
+	bool eom = h->flags & VSOCK_SEQ_EOM;
+	uint32_t len;
+	int r;
+
+	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+		guest_warning("Guest port %u exceeded its credit (message too large?), resetting",
+			      h->src_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	c->rx_cnt += h->len;
+	if (eom && c->pend_len == 0 && h->len > 0) {
+		/* A whole message with nothing queued: straight from guest memory. */
+		ssize_t n = vsock_send_iov(c->fd, payload, n_payload);
+
+		if (n < 0) {
+			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
+					c->local_port, h->len);
+			vsock_conn_reset(c);
+			return;
+		}
+		if (n > 0) {
+			c->fwd_cnt += h->len;
+			vsock_conn_maybe_credit_update(c);
+			return;
+		}
+	}
+	if (h->len > 0) {
+		r = vsock_pend_append(c, payload, n_payload, 0, h->len);
+		if (r < 0) {
+			log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
+			vsock_conn_reset(c);
+			return;
+		}
+		c->seq_partial += h->len;
+	}
+	if (!eom)
+		return;
+	len = c->seq_partial;
+	c->seq_partial = 0;
+	if (len == 0) {
+		/* An empty record would read as EOF on the host socket. */
+		log_debug("Dropping an empty message from guest port %u", h->src_port);
+		return;
+	}
+	r = vsock_seq_queue_msg(c, len);
+	if (r < 0) {
+		log_error_errno(r, "Failed to queue a message for port %u: %m", c->local_port);
+		vsock_conn_reset(c);
+		return;
+	}
+	vsock_conn_flush_seq(c);
+}
+
 static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
 			const struct iovec *payload, size_t n_payload)
 {
@@ -785,6 +1099,10 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	if (c->state != VSOCK_STATE_ESTABLISHED || c->guest_shut_send) {
 		guest_warning("Guest sent data on port %u in the wrong state, resetting", h->src_port);
 		vsock_conn_reset(c);
+		return;
+	}
+	if (c->seqpacket) {
+		vsock_op_rw_seq(v, c, h, payload, n_payload);
 		return;
 	}
 	if (h->len == 0)
@@ -820,7 +1138,7 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
 			     const struct iovec *payload, size_t n_payload)
 {
-	bool pending = false;
+	bool pending = false, seq = h->type == VSOCK_TYPE_SEQPACKET;
 	int fd, r;
 
 	if (c) {
@@ -833,21 +1151,24 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 		if (v->cfg.uds_path)
 			host_warning("Connection limit (%u) reached, refusing guest connection",
 				     v->cfg.max_connections);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
 		return;
 	}
-	fd = hybrid_connect_guest_port(v->cfg.uds_path, h->dst_port, &pending);
+	fd = hybrid_connect_guest_port_type(v->cfg.uds_path, h->dst_port,
+					    seq ? SOCK_SEQPACKET : SOCK_STREAM, &pending);
 	if (fd < 0) {
 		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
 		return;
 	}
 	r = vsock_conn_new(v, fd, &c);
 	if (r < 0) {
 		close(fd);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0);
+		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
 		return;
 	}
+	if (seq)
+		vsock_conn_set_seqpacket(c);
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
 	c->peer_buf_alloc = h->buf_alloc;
@@ -905,6 +1226,8 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 		c->guest_shut_rcv = true;
 	if (h->flags & VSOCK_SHUTDOWN_SEND)
 		c->guest_shut_send = true;
+	if (c->guest_shut_send && c->seq_partial > 0)
+		vsock_seq_drop_partial(c);
 	if (c->guest_shut_rcv && c->guest_shut_send && c->pend_len > 0) {
 		/* Give the host a while to take the rest, then RST. */
 		c->state = VSOCK_STATE_CLOSING;
@@ -920,6 +1243,7 @@ static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const 
 				   const struct iovec *payload, size_t n_payload)
 {
 	/* The credit fields were taken already; reading may resume. */
+	c->credit_requested = false;
 	vsock_conn_update_read(c);
 }
 
@@ -974,24 +1298,29 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		if (c)
 			vsock_conn_reset(c);
 		else if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
+					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
 		return;
 	}
 	if (h.op < _VSOCK_OP_MAX)
 		op = &vsock_ops[h.op];
-	if (h.type != VSOCK_TYPE_STREAM || !op || !op->handler) {
+	/* SEQPACKET only when negotiated, and a connection keeps the type it began with. */
+	if (!(h.type == VSOCK_TYPE_STREAM ||
+	      (h.type == VSOCK_TYPE_SEQPACKET && v->seqpacket)) ||
+	    (c && c->seqpacket != (h.type == VSOCK_TYPE_SEQPACKET)) || !op || !op->handler) {
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
 		if (h.op == VSOCK_OP_RST)
 			return;
 		if (c)
 			vsock_conn_reset(c);
 		else
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
+					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
 		return;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
 		if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0);
+			vsock_queue_rst(v, h.dst_port, h.src_port, 0, h.type);
 		return;
 	}
 	if (c) {
@@ -1051,9 +1380,10 @@ static void vsock_tx_again_cb(evutil_socket_t fd, short what, void *userdata)
 
 /* ---- host sockets ---- */
 
+static void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
+
 static void vsock_conn_line(struct vsock_conn *c)
 {
-	struct vsock *v = c->v;
 	char buf[HYBRID_LINE_MAX], esc[4 * HYBRID_LINE_MAX + 8];
 	size_t consumed = 0;
 	uint32_t port = 0;
@@ -1080,6 +1410,49 @@ static void vsock_conn_line(struct vsock_conn *c)
 		vsock_conn_close(c);
 		return;
 	}
+	vsock_conn_line_done(c, port);
+}
+
+/* SEQPACKET host client: the first record is the CONNECT line (newline
+ * included); later records stay queued in the socket until the guest answers. */
+static void vsock_conn_line_seq(struct vsock_conn *c)
+{
+	char buf[HYBRID_LINE_MAX], esc[4 * HYBRID_LINE_MAX + 8];
+	uint32_t port = 0;
+	ssize_t n;
+	int r;
+
+	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		vsock_conn_close(c);
+		return;
+	}
+	r = (size_t)n > sizeof(buf) ? -EBADMSG : hybrid_line_parse(buf, (size_t)n, &port);
+	if (r < 0) {
+		host_warning("Bad CONNECT record from host client: \"%s\"%s, closing",
+			     log_escape(esc, sizeof(esc), buf,
+					(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf)),
+			     (size_t)n > sizeof(buf) ? " (truncated)" : "");
+		vsock_conn_close(c);
+		return;
+	}
+	if (!c->v->seqpacket) {
+		host_warning("SEQPACKET client for guest port %u, but the guest driver did not "
+			     "negotiate SEQPACKET, closing", port);
+		vsock_conn_close(c);
+		return;
+	}
+	vsock_conn_line_done(c, port);
+}
+
+/* A complete CONNECT line: ask the guest. */
+static void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
+{
+	struct vsock *v = c->v;
+	int r;
+
 	r = vsock_alloc_host_port(v, &c->local_port);
 	if (r < 0) {
 		vsock_conn_close(c);
@@ -1100,7 +1473,9 @@ static void vsock_conn_read_cb(evutil_socket_t fd, short what, void *userdata)
 	struct vsock_conn *c = userdata;
 	struct vsock *v = c->v;
 
-	if (c->state == VSOCK_STATE_LINE)
+	if (c->state == VSOCK_STATE_LINE && c->seqpacket)
+		vsock_conn_line_seq(c);
+	else if (c->state == VSOCK_STATE_LINE)
 		vsock_conn_line(c);
 	else
 		vsock_conn_read(c);
@@ -1124,7 +1499,9 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 			c->ctl |= VSOCK_CTL_RESPONSE;
 			vsock_send_list_add(c);
 		}
-	} else if (c->pend_len > 0)
+	} else if (c->pend_len > 0 && c->seqpacket)
+		vsock_conn_flush_seq(c);
+	else if (c->pend_len > 0)
 		vsock_conn_flush_pend(c);
 	else
 		vsock_conn_set_write(c, false);
@@ -1185,7 +1562,10 @@ static void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 				/* The listener stays readable: pause it rather than spin. */
 				struct timeval tv = { .tv_usec = 100 * 1000 };
 				host_warning("Out of file descriptors, pausing the host listener");
-				event_del(v->listen_ev);
+				if (v->listen_ev)
+					event_del(v->listen_ev);
+				if (v->seq_listen_ev)
+					event_del(v->seq_listen_ev);
 				evtimer_add(v->listen_pause, &tv);
 			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				host_warning("Failed to accept host client, ignoring: %s",
@@ -1203,6 +1583,8 @@ static void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 			continue;
 		}
 		c->state = VSOCK_STATE_LINE;
+		if (lfd == v->seq_listen_fd)
+			vsock_conn_set_seqpacket(c);
 		vsock_conn_set_read(c, true);
 		vsock_conn_set_timer(c, VSOCK_LINE_TIMEOUT_S);
 	}
@@ -1212,7 +1594,10 @@ static void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdat
 {
 	struct vsock *v = userdata;
 
-	event_add(v->listen_ev, NULL);
+	if (v->listen_ev)
+		event_add(v->listen_ev, NULL);
+	if (v->seq_listen_ev)
+		event_add(v->seq_listen_ev, NULL);
 }
 
 /* ---- device ---- */
@@ -1234,6 +1619,7 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 	if (v->cfg.max_connections == 0)
 		v->cfg.max_connections = VSOCK_DEFAULT_MAX_CONNECTIONS;
 	v->next_host_port = VSOCK_HOST_PORT_FIRST;
+	v->seq_listen_fd = -1;
 	TAILQ_INIT(&v->send_list);
 	TAILQ_INIT(&v->all);
 	TAILQ_INIT(&v->dead);
@@ -1276,6 +1662,10 @@ struct vsock *vsock_free(struct vsock *v)
 	vsock_reaper_cb(-1, 0, v);
 	if (v->listen_ev)
 		event_free(v->listen_ev);
+	if (v->seq_listen_ev)
+		event_free(v->seq_listen_ev);
+	if (v->seq_listen_fd >= 0)
+		close(v->seq_listen_fd);
 	if (v->listen_pause)
 		event_free(v->listen_pause);
 	if (v->cfg.listen_fd >= 0)
@@ -1286,6 +1676,38 @@ struct vsock *vsock_free(struct vsock *v)
 		event_free(v->tx_again);
 	free(v);
 	return NULL;
+}
+
+int vsock_set_seqpacket_listener(struct vsock *v, int fd)
+{
+	int fl;
+
+	if (v->seq_listen_ev || fd < 0) {
+		if (fd >= 0)
+			close(fd); /* taken, on failure too */
+		return -EINVAL;
+	}
+	/* systemd passes blocking sockets; the accept loop runs until EAGAIN. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	v->seq_listen_ev = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+	if (!v->seq_listen_ev) {
+		close(fd);
+		return -ENOMEM;
+	}
+	v->seq_listen_fd = fd;
+	event_add(v->seq_listen_ev, NULL);
+	return 0;
+}
+
+void vsock_set_features(struct vsock *v, uint64_t features)
+{
+	v->seqpacket = features & (1ull << VIRTIO_VSOCK_F_SEQPACKET_BIT);
 }
 
 void vsock_set_queues(struct vsock *v, struct virtqueue *rx, struct virtqueue *tx)

@@ -29,6 +29,10 @@ enum {
 };
 
 #define VSOCK_TYPE_STREAM 1
+#define VSOCK_TYPE_SEQPACKET 2
+#define VSOCK_SEQ_EOM 1u /* last packet of a message */
+#define VSOCK_SEQ_EOR 2u /* ... sent with MSG_EOR */
+#define VIRTIO_VSOCK_F_SEQPACKET_BIT 1
 #define VSOCK_SHUTDOWN_RCV 1u
 #define VSOCK_SHUTDOWN_SEND 2u
 
@@ -60,4 +64,9 @@ void vsock_set_queues(struct vsock *v, struct virtqueue *rx, struct virtqueue *t
 void vsock_queue_kick(struct vsock *v, struct virtqueue *vq);
 /* Drop every connection (front-end gone or device reset). */
 void vsock_reset(struct vsock *v);
+/* The virtio features the driver acked (SEQPACKET is honoured only when acked). */
+void vsock_set_features(struct vsock *v, uint64_t features);
+/* The SOCK_SEQPACKET hybrid listener ("<uds-path>.seqpacket"); takes the fd, on
+ * failure too. */
+int vsock_set_seqpacket_listener(struct vsock *v, int fd);
 unsigned vsock_connection_count(const struct vsock *v);

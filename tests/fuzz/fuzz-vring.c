@@ -4,8 +4,9 @@
  * code. Layout of the 64 KiB guest memory (gpa = uva = 0x10000):
  *   tx: desc 0x0000, avail 0x1000, used 0x2000;  rx: desc 0x3000,
  *   avail 0x4000, used 0x5000; the rest is buffers. Input byte 0 picks the
- *   ring sizes and features; the rest is copied over the memory. Guest
- *   connections to host port 1024 reach a listener that never reads. */
+ *   ring sizes and features (0x80: SEQPACKET); the rest is copied over the
+ *   memory. Guest connections to host port 1024 reach a listener that never
+ *   reads, SEQPACKET ones to port 1025 a SOCK_SEQPACKET one. */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@
 
 static uint8_t *fuzz_mem;
 static char fuzz_uds[128];
-static int fuzz_listen = -1;
+static int fuzz_listen = -1, fuzz_listen_seq = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -38,7 +39,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(fuzz_uds, sizeof(fuzz_uds), "%s/vm.vsock", dir);
 	snprintf(path, sizeof(path), "%s_1024", fuzz_uds);
 	fuzz_listen = hybrid_listen(path, 0600, (gid_t)-1, 128);
-	if (fuzz_listen < 0)
+	snprintf(path, sizeof(path), "%s_1025", fuzz_uds);
+	fuzz_listen_seq = hybrid_listen_type(path, SOCK_SEQPACKET, 0600, (gid_t)-1, 128);
+	if (fuzz_listen < 0 || fuzz_listen_seq < 0)
 		abort();
 	return 0;
 }
@@ -86,6 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			       &v) < 0)
 		abort();
 	vsock_set_queues(v, &rx, &tx);
+	vsock_set_features(v, data[0] & 0x80 ? 1ull << VIRTIO_VSOCK_F_SEQPACKET_BIT : 0);
 	vsock_queue_kick(v, &tx);
 	for (int i = 0; i < 4; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
@@ -97,6 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	event_base_free(base);
 	/* Host side: connections made this round are never read; drop them. */
 	while ((fd = accept4(fuzz_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+		close(fd);
+	while ((fd = accept4(fuzz_listen_seq, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
 		close(fd);
 	guest_memory_clear(&m);
 	return 0;

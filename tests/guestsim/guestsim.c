@@ -34,11 +34,20 @@ struct gs_conn {
 	/* send side */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	void *userdata;
+	/* SEQPACKET: lengths of the whole messages in rxbuf (bit 31: EOR), a FIFO, and the
+	 * bytes of the unfinished one after them. */
+	uint16_t type;
+	uint32_t *msgs;
+	unsigned msg_head, msg_count, msg_cap;
+	uint32_t partial;
 };
+
+#define GS_MSG_EOR_BIT (1u << 31)
 
 struct gs_listen {
 	struct gs_listen *next;
 	uint32_t port;
+	uint16_t type;
 };
 
 static const uint32_t gs_wanted_pf = (1u << VU_PF_MQ) | (1u << VU_PF_REPLY_ACK) |
@@ -482,8 +491,12 @@ static int gs_negotiate(struct gs *gs)
 	gs->cid = (uint32_t)cfg_reply.cid;
 
 	/* DRIVER_OK */
+	if (gs->o.seqpacket && !(f & (1ull << VIRTIO_VSOCK_F_SEQPACKET)))
+		return gs_violation(gs, "back-end does not offer SEQPACKET");
 	gs->features = f & ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
 			    (1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VU_F_PROTOCOL_FEATURES));
+	if (gs->o.seqpacket)
+		gs->features |= 1ull << VIRTIO_VSOCK_F_SEQPACKET;
 	r = gs_vu_u64(gs, VU_SET_FEATURES, gs->features);
 	if (r < 0)
 		return r;
@@ -535,6 +548,7 @@ static struct gs_conn *conn_new(struct gs *gs, uint32_t local, uint32_t peer)
 	c->local_port = local;
 	c->peer_port = peer;
 	c->buf_alloc = gs->o.buf_alloc;
+	c->type = GS_TYPE_STREAM;
 	c->hnext = gs->table[h];
 	gs->table[h] = c;
 	gs->nconns++;
@@ -558,6 +572,7 @@ static void conn_free(struct gs_conn *c)
 		c->gs->nclosing--;
 	conn_unlink(c->gs, c);
 	free(c->rxbuf);
+	free(c->msgs);
 	free(c);
 }
 
@@ -671,12 +686,16 @@ static int ctrl_flush(struct gs *gs)
 	return 0;
 }
 
-/* A control packet (no payload); queued when the ring is full, never dropped. */
-static int send_ctrl(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer, uint32_t flags)
+/* A control packet (no payload); queued when the ring is full, never dropped. type 0:
+ * the connection's (STREAM for none). */
+static int send_ctrl_type(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer,
+			  uint32_t flags, uint16_t type)
 {
+	struct gs_conn *conn = conn_find(gs, local, peer);
 	struct gs_vsock_hdr h;
 
 	hdr_fill(gs, &h, op, local, peer, flags);
+	h.type = type ? type : conn ? conn->type : GS_TYPE_STREAM;
 	ctrl_flush(gs);
 	if (gs->nctrl == 0) {
 		struct gs_conn *c = conn_find(gs, local, peer);
@@ -696,6 +715,11 @@ static int send_ctrl(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer, 
 	}
 	gs->ctrl[gs->nctrl++].h = h;
 	return 0;
+}
+
+static int send_ctrl(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer, uint32_t flags)
+{
+	return send_ctrl_type(gs, op, local, peer, flags, 0);
 }
 
 /* ---- rx packet handling ---- */
@@ -726,18 +750,19 @@ static int rx_request(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hd
 				    h->src_port);
 	}
 	for (struct gs_listen *l = gs->listens; l; l = l->next) {
-		if (l->port != h->dst_port)
+		if (l->port != h->dst_port || l->type != h->type)
 			continue;
 		c = conn_new(gs, h->dst_port, h->src_port);
 		if (!c)
 			return -ENOMEM;
+		c->type = h->type;
 		c->state = GS_CONNECTED;
 		c->listened = true;
 		c->peer_buf_alloc = h->buf_alloc;
 		c->peer_fwd_cnt = h->fwd_cnt;
 		return send_ctrl(gs, GS_OP_RESPONSE, c->local_port, c->peer_port, 0);
 	}
-	return send_ctrl(gs, GS_OP_RST, h->dst_port, h->src_port, 0);
+	return send_ctrl_type(gs, GS_OP_RST, h->dst_port, h->src_port, 0, h->type);
 }
 
 static int rx_response(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
@@ -793,6 +818,15 @@ static int rx_rw(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
 		return gs_violation(gs, "RW after SHUTDOWN(SEND) on %u:%u", h->dst_port, h->src_port);
 	if (c->state == GS_CLOSED)
 		return gs_violation(gs, "RW after RST on %u:%u", h->dst_port, h->src_port);
+	if (c->type == GS_TYPE_STREAM && h->flags)
+		return gs_violation(gs, "STREAM RW with flags %#x on %u:%u", h->flags, h->dst_port,
+				    h->src_port);
+	if (c->type == GS_TYPE_SEQPACKET && (h->flags & ~(GS_SEQ_EOM | GS_SEQ_EOR)))
+		return gs_violation(gs, "SEQPACKET RW with unknown flags %#x", h->flags);
+	if (c->type == GS_TYPE_SEQPACKET && (h->flags & GS_SEQ_EOR) && !(h->flags & GS_SEQ_EOM))
+		return gs_violation(gs, "SEQPACKET RW with EOR but not EOM");
+	if (c->type == GS_TYPE_SEQPACKET && h->len == 0 && c->partial == 0)
+		return gs_violation(gs, "empty SEQPACKET RW on %u:%u", h->dst_port, h->src_port);
 	if ((uint64_t)(uint32_t)(c->rx_cnt - c->adv_fwd_cnt) + h->len > c->buf_alloc)
 		return gs_violation(gs,
 				    "credit: RW of %u bytes on %u:%u with %u unread of buf_alloc %u",
@@ -814,6 +848,27 @@ static int rx_rw(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
 	memcpy(c->rxbuf + tail, p, first);
 	memcpy(c->rxbuf, p + first, h->len - first);
 	c->rx_len += h->len;
+	if (c->type == GS_TYPE_SEQPACKET) {
+		c->partial += h->len;
+		if (h->flags & GS_SEQ_EOM) {
+			if (c->msg_count == c->msg_cap) {
+				unsigned cap = c->msg_cap ? c->msg_cap * 2 : 16;
+				uint32_t *m = malloc(cap * sizeof(*m));
+
+				if (!m)
+					return -ENOMEM;
+				for (unsigned i = 0; i < c->msg_count; i++)
+					m[i] = c->msgs[(c->msg_head + i) % c->msg_cap];
+				free(c->msgs);
+				c->msgs = m;
+				c->msg_cap = cap;
+				c->msg_head = 0;
+			}
+			c->msgs[(c->msg_head + c->msg_count++) % c->msg_cap] =
+				c->partial | (h->flags & GS_SEQ_EOR ? GS_MSG_EOR_BIT : 0);
+			c->partial = 0;
+		}
+	}
 	return 0;
 }
 
@@ -857,14 +912,21 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 	if (h->dst_cid != gs->cid)
 		return gs_violation(gs, "rx packet dst_cid %llu, want %u",
 				    (unsigned long long)h->dst_cid, gs->cid);
-	if (h->type != GS_TYPE_STREAM)
-		return gs_violation(gs, "rx packet type %u (only STREAM negotiated)", h->type);
+	if (h->type != GS_TYPE_STREAM && h->type != GS_TYPE_SEQPACKET)
+		return gs_violation(gs, "rx packet type %u", h->type);
+	/* An RST may answer a SEQPACKET REQUEST the guest sent without the feature. */
+	if (h->type == GS_TYPE_SEQPACKET && h->op != GS_OP_RST &&
+	    !(gs->features & (1ull << VIRTIO_VSOCK_F_SEQPACKET)))
+		return gs_violation(gs, "rx SEQPACKET packet, but SEQPACKET was not negotiated");
 	if (h->op == 0 || h->op >= ELEMENTSOF(rx_ops))
 		return gs_violation(gs, "rx packet with unknown op %u", h->op);
 	gs->rx_ops[h->op]++;
 	if (h->len && !rx_ops[h->op].payload)
 		return gs_violation(gs, "%s packet with len %u", rx_ops[h->op].name, h->len);
 	c = conn_find(gs, h->dst_port, h->src_port);
+	if (c && c->type != h->type)
+		return gs_violation(gs, "%s of type %u on %u:%u, a connection of type %u",
+				    rx_ops[h->op].name, h->type, h->dst_port, h->src_port, c->type);
 	if (h->op == GS_OP_REQUEST)
 		return rx_request(gs, c, h, payload);
 	if (!c) {
@@ -873,7 +935,7 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 					    rx_ops[h->op].name, h->dst_port);
 		/* A connection already gone: Linux answers with RST, never to an RST. */
 		if (h->op != GS_OP_RST)
-			send_ctrl(gs, GS_OP_RST, h->dst_port, h->src_port, 0);
+			send_ctrl_type(gs, GS_OP_RST, h->dst_port, h->src_port, 0, h->type);
 		return 0;
 	}
 	/* An RST carries no credit (Linux sends it with zeroes when the socket is gone). */
@@ -1200,6 +1262,11 @@ struct gs *gs_free(struct gs *gs)
 
 int gs_connect(struct gs *gs, uint32_t port, struct gs_conn **ret)
 {
+	return gs_connect_type(gs, port, GS_TYPE_STREAM, ret);
+}
+
+int gs_connect_type(struct gs *gs, uint32_t port, uint16_t type, struct gs_conn **ret)
+{
 	struct gs_conn *c;
 	uint32_t local;
 	int r;
@@ -1219,6 +1286,7 @@ int gs_connect(struct gs *gs, uint32_t port, struct gs_conn **ret)
 	if (!c)
 		return -ENOMEM;
 	gs_port_mark(gs, local);
+	c->type = type;
 	c->state = GS_CONNECTING;
 	r = send_ctrl(gs, GS_OP_REQUEST, local, port, 0);
 	if (r < 0) {
@@ -1231,6 +1299,11 @@ int gs_connect(struct gs *gs, uint32_t port, struct gs_conn **ret)
 
 int gs_listen(struct gs *gs, uint32_t port)
 {
+	return gs_listen_type(gs, port, GS_TYPE_STREAM);
+}
+
+int gs_listen_type(struct gs *gs, uint32_t port, uint16_t type)
+{
 	struct gs_listen *l;
 
 	for (l = gs->listens; l; l = l->next)
@@ -1240,6 +1313,7 @@ int gs_listen(struct gs *gs, uint32_t port)
 	if (!l)
 		return -ENOMEM;
 	l->port = port;
+	l->type = type;
 	l->next = gs->listens;
 	gs->listens = l;
 	return 0;
@@ -1254,6 +1328,16 @@ struct gs_conn *gs_accept(struct gs *gs, uint32_t port)
 				return c;
 			}
 	return NULL;
+}
+
+uint16_t gs_conn_type(const struct gs_conn *c)
+{
+	return c->type;
+}
+
+unsigned gs_conn_msgs_pending(const struct gs_conn *c)
+{
+	return c->msg_count;
 }
 
 enum gs_conn_state gs_conn_state(const struct gs_conn *c)
@@ -1314,6 +1398,8 @@ ssize_t gs_conn_send(struct gs_conn *c, const void *data, size_t len)
 		return c->error ? c->error : -EPIPE;
 	if (c->shut_send || c->peer_shut_rcv)
 		return -EPIPE;
+	if (c->type != GS_TYPE_STREAM)
+		return -EOPNOTSUPP;
 	/* Queued control packets (RESPONSE first of all) go before any data. */
 	ctrl_flush(gs);
 	if (gs->nctrl)
@@ -1341,9 +1427,89 @@ ssize_t gs_conn_send(struct gs_conn *c, const void *data, size_t len)
 	return done ? (ssize_t)done : -EAGAIN;
 }
 
+ssize_t gs_conn_send_msg(struct gs_conn *c, const void *data, size_t len, bool eor, size_t pkt)
+{
+	struct gs *gs = c->gs;
+	size_t done = 0, npkt;
+
+	if (c->state == GS_CONNECTING)
+		return -ENOTCONN;
+	if (c->state == GS_CLOSED)
+		return c->error ? c->error : -EPIPE;
+	if (c->shut_send || c->peer_shut_rcv)
+		return -EPIPE;
+	if (c->type != GS_TYPE_SEQPACKET)
+		return -EOPNOTSUPP;
+	if (len > c->peer_buf_alloc)
+		return -EMSGSIZE;
+	if (pkt == 0 || pkt > GS_MAX_PKT)
+		pkt = GS_MAX_PKT;
+	ctrl_flush(gs);
+	if (gs->nctrl)
+		return -EAGAIN;
+	/* All of it or nothing: credit and ring slots for every packet. */
+	npkt = len ? (len + pkt - 1) / pkt : 1;
+	if (len > gs_conn_peer_free(c) || npkt > gs->ntx_free)
+		return -EAGAIN;
+	do {
+		size_t n = len - done < pkt ? len - done : pkt;
+		struct gs_vsock_hdr h;
+		int r;
+
+		hdr_fill(gs, &h, GS_OP_RW, c->local_port, c->peer_port, 0);
+		h.type = GS_TYPE_SEQPACKET;
+		if (done + n == len)
+			h.flags = GS_SEQ_EOM | (eor ? GS_SEQ_EOR : 0);
+		h.len = (uint32_t)n;
+		r = conn_tx(c, &h, (const uint8_t *)data + done, n);
+		if (r < 0)
+			return r;
+		done += n;
+	} while (done < len);
+	return (ssize_t)len;
+}
+
+ssize_t gs_conn_recv_msg(struct gs_conn *c, void *buf, size_t len, int *ret_flags)
+{
+	uint32_t m, mlen;
+	size_t n, first;
+
+	if (c->type != GS_TYPE_SEQPACKET)
+		return -EOPNOTSUPP;
+	if (c->msg_count == 0) {
+		if (c->peer_shut_send || c->shut_rcv)
+			return 0;
+		if (c->state == GS_CLOSED)
+			return c->error ? c->error : 0;
+		return c->state == GS_CONNECTING ? -ENOTCONN : -EAGAIN;
+	}
+	m = c->msgs[c->msg_head];
+	mlen = m & ~GS_MSG_EOR_BIT;
+	c->msg_head = (c->msg_head + 1) % c->msg_cap;
+	c->msg_count--;
+	n = len < mlen ? len : mlen;
+	first = c->buf_alloc - c->rx_head < n ? c->buf_alloc - c->rx_head : n;
+	memcpy(buf, c->rxbuf + c->rx_head, first);
+	memcpy((uint8_t *)buf + first, c->rxbuf, n - first);
+	c->rx_head = (c->rx_head + mlen) % c->buf_alloc;
+	c->rx_len -= mlen;
+	c->fwd_cnt += mlen;
+	if (ret_flags)
+		*ret_flags = (mlen > len ? GS_MSG_TRUNC : 0) | (m & GS_MSG_EOR_BIT ? GS_MSG_EOR : 0);
+	conn_maybe_credit_update(c);
+	if (c->msg_count == 0 && c->peer_shut_send && c->peer_shut_rcv && c->state != GS_CLOSED) {
+		send_ctrl(c->gs, GS_OP_RST, c->local_port, c->peer_port, 0);
+		c->state = GS_CLOSED;
+	}
+	return (ssize_t)mlen;
+}
+
 ssize_t gs_conn_recv(struct gs_conn *c, void *buf, size_t len)
 {
 	size_t n = len < c->rx_len ? len : c->rx_len, first;
+
+	if (c->type != GS_TYPE_STREAM)
+		return -EOPNOTSUPP;
 
 	if (n == 0) {
 		if (c->peer_shut_send || c->shut_rcv)
@@ -1402,6 +1568,8 @@ void gs_conn_close(struct gs_conn *c)
 	c->rxbuf = NULL;
 	c->fwd_cnt += (uint32_t)c->rx_len;
 	c->rx_len = 0;
+	c->msg_count = 0;
+	c->partial = 0;
 	if (!c->closing)
 		c->gs->nclosing++;
 	c->closing = true;
@@ -1487,6 +1655,54 @@ ssize_t gs_recv_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int
 			return r;
 	}
 	return (ssize_t)done;
+}
+
+int gs_send_msg_all(struct gs *gs, struct gs_conn *c, const void *data, size_t len, bool eor,
+		    size_t pkt, int timeout_ms)
+{
+	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
+	bool asked = false;
+
+	for (;;) {
+		ssize_t n = gs_conn_send_msg(c, data, len, eor, pkt);
+		uint64_t now = gs_now_ms();
+		int r;
+
+		if (n >= 0)
+			return 0;
+		if (n != -EAGAIN)
+			return (int)n;
+		if (!asked && len > gs_conn_peer_free(c)) {
+			/* The peer may owe a CREDIT_UPDATE it sees no reason to send yet. */
+			send_ctrl(gs, GS_OP_CREDIT_REQUEST, c->local_port, c->peer_port, 0);
+			asked = true;
+		}
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		r = gs_step(gs, NULL, 0, (int)(deadline - now));
+		if (r < 0)
+			return r;
+	}
+}
+
+ssize_t gs_recv_msg_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int *ret_flags,
+			int timeout_ms)
+{
+	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		ssize_t n = gs_conn_recv_msg(c, buf, len, ret_flags);
+		uint64_t now = gs_now_ms();
+		int r;
+
+		if (n != -EAGAIN)
+			return n;
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		r = gs_step(gs, NULL, 0, (int)(deadline - now));
+		if (r < 0)
+			return r;
+	}
 }
 
 uint16_t gs_avail_idx(const struct gs *gs, unsigned q)

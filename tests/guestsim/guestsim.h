@@ -83,6 +83,11 @@ enum {
 	GS_OP_CREDIT_REQUEST,
 };
 #define GS_TYPE_STREAM 1
+#define GS_TYPE_SEQPACKET 2
+#define GS_SEQ_EOM 1u /* RW flags on SEQPACKET: last packet of a message */
+#define GS_SEQ_EOR 2u /* ... sent with MSG_EOR */
+#define GS_MSG_TRUNC 1 /* gs_conn_recv_msg: the message was longer than the buffer */
+#define GS_MSG_EOR 2   /* gs_conn_recv_msg: the message carried EOR */
 #define GS_SHUTDOWN_RCV 1
 #define GS_SHUTDOWN_SEND 2
 #define GS_HOST_CID 2
@@ -100,6 +105,7 @@ struct gs_options {
 	bool tx_indirect;	/* tx packets through indirect descriptor tables */
 	bool ack_all;		/* NEED_REPLY on every request that has no reply of its own */
 	bool quiet;		/* do not print violations to stderr */
+	bool seqpacket;		/* negotiate VIRTIO_VSOCK_F_SEQPACKET (a violation if not offered) */
 	int timeout_ms;		/* per vhost-user reply; default 5000 */
 };
 
@@ -145,6 +151,23 @@ uint64_t gs_now_ms(void); /* CLOCK_MONOTONIC */
 enum gs_conn_state { GS_CONNECTING, GS_CONNECTED, GS_CLOSED };
 int gs_connect(struct gs *gs, uint32_t port, struct gs_conn **ret);
 int gs_listen(struct gs *gs, uint32_t port);
+/* The same for a socket type (GS_TYPE_STREAM or GS_TYPE_SEQPACKET). gs_connect_type sends
+ * a SEQPACKET REQUEST even when the feature was not negotiated (to test the refusal). */
+int gs_connect_type(struct gs *gs, uint32_t port, uint16_t type, struct gs_conn **ret);
+int gs_listen_type(struct gs *gs, uint32_t port, uint16_t type);
+uint16_t gs_conn_type(const struct gs_conn *c);
+/* SEQPACKET: one whole message, split into packets of at most pkt bytes (0: 64 KiB), EOM
+ * (and EOR when eor) on the last. len, -EAGAIN (not enough credit or tx slots for all
+ * of it), -EMSGSIZE (larger than the peer's buf_alloc, as Linux), -EPIPE, -ECONNRESET. */
+ssize_t gs_conn_send_msg(struct gs_conn *c, const void *data, size_t len, bool eor, size_t pkt);
+/* SEQPACKET: the next whole message: its full length (at most len bytes copied, the rest
+ * dropped like MSG_TRUNC), *ret_flags GS_MSG_*; 0 at EOF, -EAGAIN, -ECONNRESET. */
+ssize_t gs_conn_recv_msg(struct gs_conn *c, void *buf, size_t len, int *ret_flags);
+unsigned gs_conn_msgs_pending(const struct gs_conn *c);
+int gs_send_msg_all(struct gs *gs, struct gs_conn *c, const void *data, size_t len, bool eor,
+		    size_t pkt, int timeout_ms);
+ssize_t gs_recv_msg_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int *ret_flags,
+			int timeout_ms);
 struct gs_conn *gs_accept(struct gs *gs, uint32_t port);
 enum gs_conn_state gs_conn_state(const struct gs_conn *c);
 int gs_conn_error(const struct gs_conn *c); /* 0, -ECONNREFUSED, -ECONNRESET */

@@ -887,6 +887,116 @@ def s6_half_close(vm, port=5001):
         os.unlink(lpath)
 
 
+def pattern(n, salt):
+    return bytes((i * 7 + salt) % 251 for i in range(n))
+
+
+SEQ_GUEST_CONNECT = r"""
+import hashlib, socket
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET)
+s.settimeout(30)
+s.connect((2, %(port)d))
+for n in (1, 5000, 70000):
+    s.send(bytes((i * 7 + n) %% 251 for i in range(n)))
+out = []
+for _ in range(3):
+    m = s.recv(262144)
+    out.append("%%d:%%s" %% (len(m), hashlib.sha256(m).hexdigest()))
+print(" ".join(out))
+"""
+
+SEQ_GUEST_LISTEN = r"""
+import socket
+l = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET)
+l.bind((socket.VMADDR_CID_ANY, %(port)d))
+l.listen(1)
+l.settimeout(30)
+c, _ = l.accept()
+c.settimeout(30)
+n = 0
+while True:
+    m = c.recv(262144)
+    if not m:
+        break
+    c.send(m[::-1])
+    n += 1
+print(n)
+"""
+
+
+@guarded
+def s10_seqpacket(vm, port=5100):
+    # Guest-initiated: python in the guest, AF_VSOCK SOCK_SEQPACKET to a host
+    # SOCK_SEQPACKET listener at <uds-path>_<port>; messages stay whole both ways.
+    lpath = "%s_%d" % (vm.uds, port)
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ls.bind(lpath)
+    ls.listen(4)
+    ls.settimeout(60)
+    try:
+        h = vm.ctl.start("timeout 40 python3 -", timeout=50,
+                         stdin=SEQ_GUEST_CONNECT % {"port": port})
+        try:
+            conn, _ = ls.accept()
+        except socket.timeout:
+            r = vm.ctl.result(h)
+            ok(False, "10: guest SEQPACKET connect reaches the host listener (%s)"
+               % r["err"].strip()[-200:])
+            return
+        conn.settimeout(30)
+        got = [conn.recv(262144) for _ in range(3)]
+        ok(got == [pattern(n, n) for n in (1, 5000, 70000)],
+           "10: guest->host: 3 messages (1, 5000, 70000 bytes) arrive as 3 whole records "
+           "(%s)" % [len(g) for g in got])
+        sent = [pattern(n, 1) for n in (3, 9000, 100000)]
+        for m in sent:
+            conn.sendall(m)
+        r = vm.ctl.result(h)
+        want = " ".join("%d:%s" % (len(m), hashlib.sha256(m).hexdigest()) for m in sent)
+        is_eq(r["out"].strip(), want,
+              "10: host->guest: 3 records (3, 9000, 100000 bytes) arrive as 3 whole messages")
+        if r["rc"] != 0:
+            diag(r["err"].strip()[-300:])
+        conn.close()
+    finally:
+        ls.close()
+        os.unlink(lpath)
+
+    # Host-initiated: a SOCK_SEQPACKET client on <uds-path>.seqpacket; the guest echoes
+    # each message reversed.
+    h = vm.ctl.start("timeout 40 python3 -", timeout=50,
+                     stdin=SEQ_GUEST_LISTEN % {"port": port + 1})
+    deadline = time.monotonic() + 20
+    c = None
+    while time.monotonic() < deadline and c is None:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        c.settimeout(15)
+        try:
+            c.connect(vm.uds + ".seqpacket")
+            c.send(b"CONNECT %d\n" % (port + 1))
+            if not c.recv(64).startswith(b"OK "):
+                raise ConnectionError("refused")
+        except (ConnectionError, OSError):
+            c.close()
+            c = None
+            time.sleep(0.3)
+    ok(c is not None, "10: host SEQPACKET client connects to a python listener in the guest")
+    if c is None:
+        vm.ctl.result(h)
+        return
+    msgs = [pattern(n, 2) for n in (10, 8000, 65537)]
+    echoes = []
+    for m in msgs:
+        c.sendall(m)
+        echoes.append(c.recv(262144))
+    ok(echoes == [m[::-1] for m in msgs],
+       "10: host->guest->host: each message echoed whole (%s)" % [len(e) for e in echoes])
+    c.shutdown(socket.SHUT_WR)
+    r = vm.ctl.result(h)
+    is_eq(r["out"].strip(), "3", "10: host SHUT_WR reaches the guest as EOF after 3 messages")
+    c.close()
+
+
 @guarded
 def s7_qga_vsock(vm):
     if not shutil.which("qemu-ga"):
@@ -1193,6 +1303,7 @@ def main():
             s4_concurrent(vm)
         s5_guest_initiated(vm)
         s6_half_close(vm)
+        s10_seqpacket(vm)
         s7_qga_vsock(vm)
         if have_agent and not args.no_bench:
             bench(vm)
