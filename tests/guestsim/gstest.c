@@ -304,6 +304,11 @@ int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, in
 
 int gt_unix_listen(const char *path, int *ret_fd)
 {
+	return gt_unix_listen_type(path, SOCK_STREAM, ret_fd);
+}
+
+int gt_unix_listen_type(const char *path, int type, int *ret_fd)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
 
@@ -311,7 +316,7 @@ int gt_unix_listen(const char *path, int *ret_fd)
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {

@@ -42,6 +42,8 @@ int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, in
 int gt_host_wait_ok(int fd, struct gs *gs, int timeout_ms);
 /* A listening Unix socket at path (non-blocking). */
 int gt_unix_listen(const char *path, int *ret_fd);
+/* The same for another socket type (SOCK_SEQPACKET). */
+int gt_unix_listen_type(const char *path, int type, int *ret_fd);
 int gt_set_nonblock(int fd);
 /* Read from fd until EOF (driving gs), appending into buf (cap bytes); returns length. */
 ssize_t gt_read_to_eof(int fd, struct gs *gs, void *buf, size_t cap, int timeout_ms);

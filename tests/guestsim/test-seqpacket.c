@@ -35,28 +35,6 @@ static int seq_addr(const struct gt_backend *bk, struct sockaddr_un *sa)
 	return 0;
 }
 
-static int seq_listen(const char *path, int *ret_fd)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
 static void port_path(const struct gt_backend *bk, uint32_t port, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s_%u", bk->uds_path, port);
@@ -317,7 +295,7 @@ static void test_guest_initiated(struct gs *gs)
 	unlink(path);
 
 	port_path(&b, 6003, path, sizeof(path));
-	ok(seq_listen(path, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6003");
+	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6003");
 	r = gs_connect_type(gs, 6003, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, 0,
 		"guest SEQPACKET connect to a present listener");
@@ -416,7 +394,7 @@ static void test_mixed(struct gs *gs)
 		sfd[i] = qfd[i] = -1;
 	port_path(&b, 8000, spath, sizeof(spath));
 	port_path(&b, 8001, qpath, sizeof(qpath));
-	if (!sdata || !in || gt_unix_listen(spath, &sl) < 0 || seq_listen(qpath, &ql) < 0) {
+	if (!sdata || !in || gt_unix_listen(spath, &sl) < 0 || gt_unix_listen_type(qpath, SOCK_SEQPACKET, &ql) < 0) {
 		ok(0, "mixed: set-up");
 		goto out;
 	}
@@ -540,7 +518,7 @@ static void test_wrong_type(struct gs *gs)
 
 	port_path(&b, 8100, spath, sizeof(spath));
 	port_path(&b, 8101, qpath, sizeof(qpath));
-	if (gt_unix_listen(spath, &sl) < 0 || seq_listen(qpath, &ql) < 0 ||
+	if (gt_unix_listen(spath, &sl) < 0 || gt_unix_listen_type(qpath, SOCK_SEQPACKET, &ql) < 0 ||
 		pair(gs, sl, 8100, GS_TYPE_STREAM, &sc, &sfd) < 0 ||
 		pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &qc, &qfd) < 0 ||
 		pair(gs, ql, 8101, GS_TYPE_SEQPACKET, &good, &gfd) < 0) {
@@ -611,7 +589,7 @@ static void test_credit(void)
 		goto out;
 	}
 	port_path(&cb, 9000, path, sizeof(path));
-	if (seq_listen(path, &lfd) < 0 || pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
+	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 || pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
 		ok(0, "credit: set-up");
 		goto out;
 	}
@@ -729,7 +707,7 @@ static void test_layouts(void)
 		goto out;
 	}
 	port_path(&lb, 9200, path, sizeof(path));
-	if (seq_listen(path, &lfd) < 0 || pair(gs, lfd, 9200, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
+	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 || pair(gs, lfd, 9200, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
 		ok(0, "layouts: set-up");
 		goto out;
 	}
@@ -767,7 +745,7 @@ static void test_not_negotiated(void)
 	}
 	ok(!(gs_features(gs) & (1ull << VIRTIO_VSOCK_F_SEQPACKET)), "SEQPACKET not acked");
 	port_path(&nb, 9100, path, sizeof(path));
-	ok(seq_listen(path, &lfd) == 0, "SOCK_SEQPACKET listener present");
+	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0, "SOCK_SEQPACKET listener present");
 	r = gs_connect_type(gs, 9100, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, -ECONNREFUSED,
 		"SEQPACKET REQUEST without the feature: RST");
