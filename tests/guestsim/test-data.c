@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The data path through the real back-end: integrity both ways over 100 concurrent
  * connections (SHA-256), CONNECT with pipelined data, half-close both ways,
- * guest-initiated connections to present and missing listeners, and credit with
- * back-pressure both ways with the back-end's RSS measured. */
+ * guest-initiated connections to present and missing listeners, credit with
+ * back-pressure both ways with the back-end's RSS measured, and a guest-initiated bulk
+ * stream with 4 MiB buffers on both sides. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -725,6 +726,71 @@ out:
 	is_int(gt_backend_stop(&big, NULL), 0, "partial window: back-end exits cleanly");
 }
 
+/* The bench's big-window case: a 4 MiB back-end buffer and a guest whose REQUEST
+ * advertises 4 MiB must still connect to a host listener and carry a bulk guest->host
+ * stream intact. */
+static void test_big_buffers(void)
+{
+	static const char *args[] = { "--buffer-size=4194304", NULL };
+	static uint8_t buf[16 << 20], in[16 << 20];
+	struct gt_backend big = { 0 };
+	struct gs_options o;
+	struct gs *gs = NULL;
+	struct gs_conn *c = NULL;
+	size_t sent = 0, got = 0;
+	uint64_t deadline;
+	char path[400];
+	int lfd = -1, fd = -1, r;
+
+	r = gt_backend_start(&big, args);
+	is_int(r, 0, "big buffers: back-end with a 4 MiB buffer started");
+	if (r < 0)
+		return;
+	snprintf(path, sizeof(path), "%s_%u", big.uds_path, 7790);
+	gt_options(&o, &big);
+	o.buf_alloc = 4 << 20;
+	r = gt_unix_listen(path, &lfd);
+	r = r < 0 ? r : gs_new(&o, &gs);
+	r = r < 0 ? r : gs_connect(gs, 7790, &c);
+	r = r < 0 ? r : gs_wait_connected(gs, c, 5000);
+	is_int(r, 0, "big buffers: guest connect with a 4 MiB buf_alloc gets RESPONSE");
+	if (r < 0)
+		goto out;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	ok(fd >= 0, "big buffers: the host listener got the connection");
+	if (fd < 0)
+		goto out;
+	is_int(gs_conn_peer_free(c), 4 << 20, "big buffers: the guest sees 4 MiB of credit");
+	gt_random(buf, sizeof(buf), &seed);
+	deadline = gs_now_ms() + 20000;
+	while (got < sizeof(buf) && gs_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (sent < sizeof(buf)) {
+			n = gs_conn_send(c, buf + sent, sizeof(buf) - sent);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		gs_step(gs, &p, 1, 10);
+		n = read(fd, in + got, sizeof(in) - got);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	ok(got == sizeof(buf) && !memcmp(in, buf, got), "big buffers: 16 MiB guest->host intact (%zu)",
+	   got);
+	is_int(gs_violations(gs), 0, "big buffers: no protocol violation (%s)", gs_last_violation(gs));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (lfd >= 0)
+		close(lfd);
+	unlink(path);
+	gs_conn_close(c);
+	gs_free(gs);
+	is_int(gt_backend_stop(&big, NULL), 0, "big buffers: back-end exits cleanly");
+}
+
 int main(void)
 {
 	struct gs_options o;
@@ -768,6 +834,7 @@ int main(void)
 		gs_free(gs);
 	}
 	test_partial_window();
+	test_big_buffers();
 	ok(gt_backend_alive(&b), "back-end alive at the end");
 	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
 	return tap_done();
