@@ -13,7 +13,7 @@ import struct
 import subprocess
 import time
 
-from gltest import ok, is_eq, diag, done, Proc, tmpdir, build_path, wait_for_path
+from gltest import ok, is_eq, diag, done, Proc, tmpdir, build_path, wait_for_path, wait_for_listener
 
 BIN = build_path("backend", "vhost-user-vsock")
 
@@ -71,7 +71,8 @@ def limit_fds():
 
 p = Proc([BIN, "--socket-path=" + vu, "--uds-path=" + uds, "--socket-mode=0660"],
          preexec_fn=limit_fds, stderr=subprocess.PIPE)
-ok(wait_for_path(uds, 10, p) and wait_for_path(vu, 10, p), "both sockets created")
+# The file exists from bind(); wait until it also listens.
+ok(wait_for_listener(uds, 10, p) and wait_for_path(vu, 10, p), "both sockets created")
 ok(stat.S_IMODE(os.stat(uds).st_mode) == 0o660, "--socket-mode=0660 applied to the host socket")
 ok(stat.S_IMODE(os.stat(vu).st_mode) == 0o660, "--socket-mode=0660 applied to the vhost-user socket")
 
