@@ -4,7 +4,10 @@
 virtio-serial port. The receiver prints {"bytes", "seconds"} timed from the
 first byte to the last.
 
-  bench-vm-guest.py send|recv vsock-connect:CID:PORT|vsock-listen:PORT|vport:NAME N
+  bench-vm-guest.py send|recv vsock-connect:CID:PORT|vsock-listen:PORT|vport:NAME N [BUF]
+
+BUF, for vsock, is the socket's buffer (SO_VM_SOCKETS_BUFFER_SIZE): the buf_alloc
+it advertises and, in Linux, also a cap on what it keeps in flight when sending.
 """
 
 import glob
@@ -15,17 +18,33 @@ import sys
 import time
 
 CHUNK = 4 << 20
+# AF_VSOCK options are 64-bit; CPython passes an int as such on an AF_VSOCK socket.
+VSOCK_BUF_MAX = getattr(socket, "SO_VM_SOCKETS_BUFFER_MAX_SIZE", 2)
+VSOCK_BUF = getattr(socket, "SO_VM_SOCKETS_BUFFER_SIZE", 0)
 
 
-def open_end(addr):
+def vsock_socket(buf):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    if buf:
+        # The size is clamped to the maximum (256 KiB by default): raise that first.
+        s.setsockopt(socket.AF_VSOCK, VSOCK_BUF_MAX, buf)
+        s.setsockopt(socket.AF_VSOCK, VSOCK_BUF, buf)
+    return s
+
+
+def vsock_buffer(s):
+    return s.getsockopt(socket.AF_VSOCK, VSOCK_BUF)
+
+
+def open_end(addr, buf=0):
     kind, _, rest = addr.partition(":")
     if kind == "vsock-connect":
         cid, port = rest.split(":")
-        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        s = vsock_socket(buf)
         s.connect((int(cid), int(port)))
         return s.fileno(), s
     if kind == "vsock-listen":
-        ls = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        ls = vsock_socket(buf)
         ls.bind((socket.VMADDR_CID_ANY, int(rest)))
         ls.listen(1)
         s, _ = ls.accept()
@@ -43,18 +62,20 @@ def open_end(addr):
 
 def main():
     mode, addr, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    fd, keep = open_end(addr)
+    buf = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    fd, keep = open_end(addr, buf)
+    extra = {"buffer": vsock_buffer(keep)} if keep is not None else {}
     if mode == "send":
-        buf = memoryview(b"\x5a" * CHUNK)
+        data = memoryview(b"\x5a" * CHUNK)
         left = n
         while left:
-            left -= os.write(fd, buf[:min(left, CHUNK)])
+            left -= os.write(fd, data[:min(left, CHUNK)])
         if keep is not None:
             keep.shutdown(socket.SHUT_WR)
             keep.settimeout(30)
             while keep.recv(65536):
                 pass
-        print(json.dumps({"bytes": n}))
+        print(json.dumps(dict(extra, bytes=n)))
         return
     got, t0 = 0, None
     while got < n:
@@ -64,7 +85,8 @@ def main():
         if t0 is None:
             t0 = time.monotonic()
         got += len(b)
-    print(json.dumps({"bytes": got, "seconds": time.monotonic() - (t0 or time.monotonic())}))
+    print(json.dumps(dict(extra, bytes=got,
+                          seconds=time.monotonic() - (t0 or time.monotonic()))))
 
 
 main()

@@ -17,6 +17,10 @@ NBYTES = 64 << 20
 G2H_RUNS = 5
 RATE_SECONDS = 5
 BENCH_PORT = 6000
+# The guest sender's vsock buffer. Linux keeps at most min(its own buffer, the peer's
+# buf_alloc) in flight, 256 KiB by default, then waits a round trip for credit; the
+# back-end's side is its --buffer-size (VHOST_USER_VSOCK_OPTS for the VM run).
+G2H_GUEST_BUF = 4 << 20
 
 
 def _recv_all(s, n, timeout=120):
@@ -41,8 +45,25 @@ def _send_all(s, n):
         left -= k
 
 
-def _guest(vm, mode, addr, n, timeout=180):
-    return vm.ctl.start("python3 %s %s %s %d" % (GUEST_HELPER, mode, addr, n), timeout=timeout)
+def _guest(vm, mode, addr, n, buf=0, timeout=180):
+    return vm.ctl.start("python3 %s %s %s %d %d" % (GUEST_HELPER, mode, addr, n, buf),
+                        timeout=timeout)
+
+
+def _accept(ls, vm, h, timeout=60):
+    """Accept the guest's connection, or fail at once with the guest's error when its
+    helper ends first (a refused setsockopt, a failed connect)."""
+    deadline = time.monotonic() + timeout
+    ls.settimeout(0.5)
+    while True:
+        try:
+            return ls.accept()[0]
+        except socket.timeout:
+            if not h[0].empty():
+                _guest_result(vm, h)
+                raise RuntimeError("guest helper ended without connecting")
+            if time.monotonic() > deadline:
+                raise
 
 
 def _guest_result(vm, h):
@@ -58,13 +79,15 @@ def vsock_g2h(vm, n=NBYTES):
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ls.bind(lpath)
     ls.listen(1)
-    ls.settimeout(60)
     try:
-        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n)
-        c, _ = ls.accept()
+        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n, buf=G2H_GUEST_BUF)
+        c = _accept(ls, vm, h)
         got, secs = _recv_all(c, n)
         c.close()
-        _guest_result(vm, h)
+        r = _guest_result(vm, h)
+        if r.get("buffer") != G2H_GUEST_BUF:
+            raise RuntimeError("guest vsock buffer is %s, not %d"
+                               % (r.get("buffer"), G2H_GUEST_BUF))
     finally:
         ls.close()
         os.unlink(lpath)
