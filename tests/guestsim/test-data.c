@@ -550,6 +550,29 @@ static void cpu_idle_check(struct gs *gs, struct gs_conn *c, const char *what)
 
 /* A host client that never reads: the guest is throttled by credit, memory bounded,
  * and once the client reads everything arrives. */
+/* Send buf[*sent..len) from the guest while the host reads fd into in[*got..len),
+ * until everything arrived or timeout_ms passed. */
+static void pump_g2h(struct gs *gs, struct gs_conn *c, int fd, const uint8_t *buf, uint8_t *in,
+		     size_t len, size_t *sent, size_t *got, unsigned timeout_ms)
+{
+	uint64_t deadline = gs_now_ms() + timeout_ms;
+
+	while (*got < len && gs_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (*sent < len) {
+			n = gs_conn_send(c, buf + *sent, len - *sent);
+			if (n > 0)
+				*sent += (size_t)n;
+		}
+		gs_step(gs, &p, 1, 10);
+		n = read(fd, in + *got, len - *got);
+		if (n > 0)
+			*got += (size_t)n;
+	}
+}
+
 static void test_slow_host_reader(struct gs *gs)
 {
 	size_t total = 16u << 20, sent = 0, got = 0;
@@ -582,20 +605,7 @@ static void test_slow_host_reader(struct gs *gs)
 	   rss1 - rss0);
 	cpu_idle_check(gs, c, "slow host reader");
 	/* Now the reader drains: credit updates must let the guest finish (no stall). */
-	deadline = gs_now_ms() + 20000;
-	while (got < total && gs_now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-
-		if (sent < total) {
-			n = gs_conn_send(c, buf + sent, total - sent);
-			if (n > 0)
-				sent += (size_t)n;
-		}
-		gs_step(gs, &p, 1, 10);
-		n = read(fd, in + got, total - got);
-		if (n > 0)
-			got += (size_t)n;
-	}
+	pump_g2h(gs, c, fd, buf, in, total, &sent, &got, 20000);
 	ok(got == total && !memcmp(in, buf, total),
 	   "slow host reader: all 16 MiB arrive in order once it reads (%zu)", got);
 	gs_conn_close(c);
@@ -692,21 +702,7 @@ static void test_partial_window(void)
 	if (!c)
 		goto out;
 	gt_random(buf, sizeof(buf), &seed);
-	deadline = gs_now_ms() + 10000;
-	while (got < sizeof(buf) && gs_now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (sent < sizeof(buf)) {
-			n = gs_conn_send(c, buf + sent, sizeof(buf) - sent);
-			if (n > 0)
-				sent += (size_t)n;
-		}
-		gs_step(gs, &p, 1, 10);
-		n = read(fd, in + got, sizeof(in) - got);
-		if (n > 0)
-			got += (size_t)n;
-	}
+	pump_g2h(gs, c, fd, buf, in, sizeof(buf), &sent, &got, 10000);
 	ok(got == sizeof(buf) && !memcmp(in, buf, got), "partial window: 256 KiB arrived (%zu)",
 	   got);
 	/* The guest now stops sending, as Linux does at 256 KiB, and waits for credit. */
@@ -738,7 +734,6 @@ static void test_big_buffers(void)
 	struct gs *gs = NULL;
 	struct gs_conn *c = NULL;
 	size_t sent = 0, got = 0;
-	uint64_t deadline;
 	char path[400];
 	int lfd = -1, fd = -1, r;
 
@@ -762,21 +757,7 @@ static void test_big_buffers(void)
 		goto out;
 	is_int(gs_conn_peer_free(c), 4 << 20, "big buffers: the guest sees 4 MiB of credit");
 	gt_random(buf, sizeof(buf), &seed);
-	deadline = gs_now_ms() + 20000;
-	while (got < sizeof(buf) && gs_now_ms() < deadline) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (sent < sizeof(buf)) {
-			n = gs_conn_send(c, buf + sent, sizeof(buf) - sent);
-			if (n > 0)
-				sent += (size_t)n;
-		}
-		gs_step(gs, &p, 1, 10);
-		n = read(fd, in + got, sizeof(in) - got);
-		if (n > 0)
-			got += (size_t)n;
-	}
+	pump_g2h(gs, c, fd, buf, in, sizeof(buf), &sent, &got, 20000);
 	ok(got == sizeof(buf) && !memcmp(in, buf, got), "big buffers: 16 MiB guest->host intact (%zu)",
 	   got);
 	is_int(gs_violations(gs), 0, "big buffers: no protocol violation (%s)", gs_last_violation(gs));
