@@ -26,27 +26,6 @@ const char *gt_backend_binary(void)
 	return access(path, X_OK) == 0 ? path : NULL;
 }
 
-static int unix_connect(const char *path, int *ret_fd)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
 int gt_backend_start(struct gt_backend *b, const char *const *args)
 {
 	const char *bin = gt_backend_binary();
@@ -109,7 +88,7 @@ int gt_backend_start(struct gt_backend *b, const char *const *args)
 		if (!gt_backend_alive(b))
 			return -ECHILD;
 		if (stat(b->socket_path, &st) == 0 && stat(b->uds_path, &st) == 0 &&
-		    unix_connect(b->socket_path, &fd) == 0) {
+		    gs_unix_connect(b->socket_path, &fd) == 0) {
 			close(fd);
 			usleep(20000);
 			return 0;
@@ -233,7 +212,7 @@ int gt_host_open(const struct gt_backend *b, int *ret_fd)
 {
 	int fd, r;
 
-	r = unix_connect(b->uds_path, &fd);
+	r = gs_unix_connect(b->uds_path, &fd);
 	if (r < 0)
 		return r;
 	gt_set_nonblock(fd);

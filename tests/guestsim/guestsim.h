@@ -230,6 +230,8 @@ int gs_send_raw_packet(struct gs *gs, const struct gs_vsock_hdr *h, const void *
 
 /* Raw vhost-user front-end messages (for front-end bad input). */
 int gs_vu_open(const char *socket_path, int *ret_fd);
+/* A blocking Unix stream connection to path (CLOEXEC). */
+int gs_unix_connect(const char *socket_path, int *ret_fd);
 int gs_vu_send(int fd, uint32_t request, uint32_t flags, const void *payload, size_t size,
 	       const int *fds, unsigned nfds);
 /* Send exactly the given bytes (may be a truncated message). */

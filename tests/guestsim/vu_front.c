@@ -16,6 +16,11 @@
 
 int gs_vu_open(const char *socket_path, int *ret_fd)
 {
+	return gs_unix_connect(socket_path, ret_fd);
+}
+
+int gs_unix_connect(const char *socket_path, int *ret_fd)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
 
