@@ -1226,6 +1226,35 @@ def check_units():
 
 # ---------------------------------------------------------------- main
 
+ONLY = None
+
+
+def want(fn):
+    """fn itself, or a no-op when --only leaves it out."""
+    if ONLY is None or ONLY.search(fn.__name__):
+        return fn
+    return lambda *a, **kw: None
+
+
+def extra_scenarios():
+    """Scenarios kept in tests/vm/scenarios/*.py, one file per topic, in file
+    name order. Each file defines SCENARIOS, a list of functions f(vm, H): vm is
+    the running VM, H this harness (H.guestlink(), H.call(), H.ok, ...). They run
+    after scenario 7 and before the agent kill, reboot and shutdown scenarios."""
+    import importlib.util
+    fns = []
+    for path in sorted(glob.glob(os.path.join(HERE, "scenarios", "*.py"))):
+        name = "vmscenario_" + os.path.basename(path)[:-3]
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for f in getattr(mod, "SCENARIOS", []):
+            def run_one(vm, f=f):
+                return f(vm, sys.modules[__name__])
+            run_one.__name__ = f.__name__
+            fns.append(guarded(run_one))
+    return fns
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -1233,7 +1262,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     ap.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     ap.add_argument("--demo", action="store_true", help="boot, show guestlink at work, shut down")
+    ap.add_argument("--only", metavar="REGEX",
+                    help="run only the scenarios whose function name matches (e.g. 's2_|pty')")
     args = ap.parse_args()
+    global ONLY
+    ONLY = re.compile(args.only) if args.only else None
 
     def on_alarm(signum, frame):
         ok(False, "whole VM run exceeded its hard timeout of %d s" % args.timeout)
@@ -1288,47 +1321,49 @@ def main():
         if not have_agent:
             skip("agent scenarios", "agent/guestlink-agent or units/guestlink-agent.socket missing")
         else:
-            s1_activation(vm)
+            want(s1_activation)(vm)
         methods = agent_methods(vm) if have_agent else set()
         cmds = cli_commands()
         if "exec.start" in methods and "exec" in cmds:
-            s2_exec(vm)
+            want(s2_exec)(vm)
         else:
             skip("2: guestlink exec", "exec method or CLI command not in this tree yet")
         if "file.read" in methods and "cp" in cmds:
-            s3_cp(vm)
+            want(s3_cp)(vm)
         else:
             skip("3: guestlink cp 64 MiB", "file methods or CLI command not in this tree yet")
         if have_agent:
-            s4_concurrent(vm)
-        s5_guest_initiated(vm)
-        s6_half_close(vm)
-        s10_seqpacket(vm)
-        s7_qga_vsock(vm)
+            want(s4_concurrent)(vm)
+        want(s5_guest_initiated)(vm)
+        want(s6_half_close)(vm)
+        want(s10_seqpacket)(vm)
+        want(s7_qga_vsock)(vm)
+        for fn in extra_scenarios():
+            want(fn)(vm)
         if have_agent and not args.no_bench:
-            bench(vm)
+            want(bench)(vm)
         if have_agent:
-            s8_agent_killed(vm)
-            if s8_reboot(vm) is False:
+            want(s8_agent_killed)(vm)
+            if want(s8_reboot)(vm) is False:
                 return
-        if s8_qemu_restart(vm) is False:
+        if want(s8_qemu_restart)(vm) is False:
             return
         if "system.set-time" in methods:
-            s9_set_time(vm)
+            want(s9_set_time)(vm)
         else:
             skip("9: set-time", "system.set-time not in this tree yet")
         if "fs.freeze" in methods and "freeze" in cmds:
-            s9_freeze(vm)
+            want(s9_freeze)(vm)
         else:
             skip("9: freeze/thaw", "fs.freeze or the CLI's freeze not in this tree yet")
         if have_agent:
-            no_sanitizer_reports_guest(vm)
+            want(no_sanitizer_reports_guest)(vm)
         if "system.shutdown" in methods and "shutdown" in cmds:
-            s9_shutdown(vm)
+            want(s9_shutdown)(vm)
         else:
             skip("9: shutdown", "system.shutdown or the CLI's shutdown not in this tree yet")
-        s8_backend_sigterm(vm)
-        no_sanitizer_reports_host(vm)
+        want(s8_backend_sigterm)(vm)
+        want(no_sanitizer_reports_host)(vm)
     except SystemExit:
         pass
     except Exception as e:  # noqa: BLE001
