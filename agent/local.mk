@@ -5,6 +5,7 @@ agent_libagent_la_SOURCES = \
 	agent/config.c agent/config.h \
 	agent/method.c agent/method.h \
 	agent/dispatch.c agent/dispatch.h \
+	agent/conn.c agent/conn.h \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
 	agent/methods/agent.c \
