@@ -6,6 +6,7 @@ agent_libagent_la_SOURCES = \
 	agent/method.c agent/method.h \
 	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \
+	agent/jsonrpc.c \
 	agent/conn.c agent/conn.h \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
