@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -28,6 +29,8 @@
 #define CONN_FLUSH_TIMEOUT_S 5
 /* After EOF with calls in flight: how often to look whether the peer is gone. */
 #define CONN_PROBE_INTERVAL_S 10
+/* A peer that took none of its output for this long is not reading. */
+#define CONN_STALL_USEC (1000u * 1000)
 
 struct drain_watch {
 	conn_drain_fn fn;
@@ -50,6 +53,8 @@ struct conn {
 	bool eof;       /* the peer stopped sending */
 	bool finishing; /* flushing the last answers, then closing */
 	bool processing;
+	bool overflowed; /* answers beyond the hard limit: closing, output dropped */
+	uint64_t progress_usec; /* monotonic time the peer last took output (or connected) */
 	struct drain_watch *watches;
 	size_t n_watches;
 	unsigned watch_dispatch;
@@ -64,6 +69,24 @@ static struct log_ratelimit conn_rl = LOG_RATELIMIT_INIT(5000, 10);
 static void conn_process(struct conn *c);
 
 static const struct timeval conn_flush_timeout = { CONN_FLUSH_TIMEOUT_S, 0 };
+
+static uint64_t conn_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Write what the socket takes, noting that the peer is reading. */
+static int conn_flush(struct conn *c)
+{
+	int n = evbuffer_write(c->out, c->fd);
+
+	if (n > 0)
+		c->progress_usec = conn_now_usec();
+	return n;
+}
 
 /* --- connections --- */
 
@@ -118,7 +141,7 @@ struct evbuffer *conn_output(struct conn *c)
 
 bool conn_output_full(struct conn *c)
 {
-	return c->full;
+	return c->full || c->overflowed;
 }
 
 unsigned conn_inflight(struct conn *c)
@@ -174,7 +197,7 @@ static void conn_run_watches(struct conn *c)
 
 void conn_update_reading(struct conn *c)
 {
-	bool on = !c->closed && !c->full && !c->finishing && !c->eof &&
+	bool on = !c->closed && !c->full && !c->finishing && !c->eof && !c->overflowed &&
 		  !(c->server && server_shutting_down(c->server));
 
 	if (!c->rev || c->reading == on)
@@ -212,15 +235,54 @@ static void conn_try_write(struct conn *c)
 	if (c->fd < 0 || c->closed || evbuffer_get_length(c->out) == 0)
 		return;
 	if (!c->writing && !c->full && !c->finishing)
-		(void)evbuffer_write(c->out, c->fd);
+		(void)conn_flush(c);
 	if (evbuffer_get_length(c->out) > 0)
 		conn_want_write(c);
+}
+
+static void conn_close_later(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+
+	conn_close(c);
+	conn_unref(c);
+}
+
+/* Calls in flight answer whether or not the peer reads: stopping to read
+ * requests above the high-water mark bounds what new calls can add, but up to
+ * max_inflight answers of any size could still pile up. Past the mark plus
+ * max_message_bytes, a peer that took nothing for CONN_STALL_USEC is not
+ * reading its answers: the connection is closed, so what it costs stays
+ * bounded whatever is in flight. A peer that reads keeps its burst. */
+static bool conn_over_limit(struct conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->overflowed)
+		return true;
+	if (evbuffer_get_length(c->out) <= CONN_OUTPUT_HIGH + config_get()->max_message_bytes ||
+		conn_now_usec() - c->progress_usec < CONN_STALL_USEC)
+		return false;
+	log_ratelimited(&conn_rl, LOG_NOTICE, 0,
+		"Closing a connection with more than %zu bytes of answers unread",
+		CONN_OUTPUT_HIGH + config_get()->max_message_bytes);
+	c->overflowed = true;
+	conn_update_reading(c);
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	/* The answer may come from deep inside a method: close from the loop. */
+	if (event_base_once(c->base, -1, EV_TIMEOUT, conn_close_later, conn_ref(c), &now) < 0) {
+		conn_unref(c);
+		log_error("Failed to schedule closing an overflowing connection");
+	}
+	return true;
 }
 
 static int conn_queued(struct conn *c)
 {
 	if (c->fd < 0)
 		return 0;
+	if (conn_over_limit(c))
+		return -ENOBUFS;
 	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
 		c->full = true;
 		conn_update_reading(c);
@@ -236,7 +298,7 @@ int conn_write(struct conn *c, struct json_object *obj)
 {
 	int r;
 
-	if (c->closed)
+	if (c->closed || c->overflowed)
 		return -EPIPE;
 	r = gl_encode_evbuffer(obj, c->out);
 	if (r < 0)
@@ -246,7 +308,7 @@ int conn_write(struct conn *c, struct json_object *obj)
 
 int conn_write_text(struct conn *c, struct evbuffer *text)
 {
-	if (c->closed)
+	if (c->closed || c->overflowed)
 		return -EPIPE;
 	if (evbuffer_add_buffer(c->out, text) < 0)
 		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
@@ -547,7 +609,7 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_close(c);
 		goto out;
 	}
-	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+	if (conn_flush(c) < 0 && errno != EAGAIN && errno != EINTR) {
 		conn_close(c);
 		goto out;
 	}
@@ -606,6 +668,7 @@ int conn_new(struct server *s, struct event_base *base, int fd)
 	}
 	c->fd = fd;
 	c->server = s;
+	c->progress_usec = conn_now_usec();
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_read_ev, c);
