@@ -4,7 +4,10 @@ noinst_LTLIBRARIES += agent/libagent.la
 agent_libagent_la_SOURCES = \
 	agent/config.c agent/config.h \
 	agent/method.c agent/method.h \
+	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \
+	agent/jsonrpc.c \
+	agent/conn.c agent/conn.h \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
 	agent/methods/agent.c \

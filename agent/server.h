@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Listeners and connections of the agent. The public side of a connection
+/* Listeners of the agent. Connections are in conn.h; their public side
  * (conn_ref, conn_notify, drain watches) is declared in method.h. */
 #pragma once
 
@@ -8,15 +8,19 @@
 
 #include <json-c/json.h>
 
+#include "conn.h"
+
 struct conn;
 struct event_base;
 struct evbuffer;
 struct server;
 
-/* Output high/low-water marks: above HIGH a connection stops reading requests
- * and producers are told to wait; below LOW they resume. */
-#define CONN_OUTPUT_HIGH (1024u * 1024)
-#define CONN_OUTPUT_LOW (256u * 1024)
+/* A connection's place in its server's list (embedded in struct conn). */
+struct server_link {
+	struct conn *conn;
+	struct server_link *prev, *next;
+};
+
 /* How long SIGTERM waits for in-flight calls before exiting anyway. */
 #define SERVER_SHUTDOWN_TIMEOUT_S 5
 
@@ -32,23 +36,9 @@ void server_shutdown(struct server *s);
 /* Monotonic microseconds when the server was created. */
 unsigned long long server_start_usec(const struct server *s);
 
-/* A connection without a socket, for the fuzz harness and in-process tests:
- * feed it bytes, read what it answered. */
-struct conn *conn_new_detached(struct event_base *base);
-int conn_feed(struct conn *c, const void *data, size_t len);
-struct evbuffer *conn_output(struct conn *c);
-/* Close (idempotent) and drop the caller's reference. */
-struct conn *conn_close_unref(struct conn *c);
-
-/* Used by dispatch.c. */
-struct server *conn_server(struct conn *c);
-struct event_base *conn_event_base(struct conn *c);
-/* Append one message as a compact line (does not take obj). */
-int conn_write(struct conn *c, struct json_object *obj);
-/* Append ready-made lines (moves them out of text). */
-int conn_write_text(struct conn *c, struct evbuffer *text);
-/* In-flight accounting: dispatch counts calls, the connection waits for them
- * before closing after EOF or on shutdown. */
-unsigned conn_inflight(struct conn *c);
-void conn_inflight_inc(struct conn *c);
-void conn_inflight_dec(struct conn *c);
+/* Used by conn.c. */
+bool server_shutting_down(const struct server *s);
+/* A new connection joins the list (takes its reference) / leaves it (drops
+ * that reference; the server may leave its loop if shutting down). */
+void server_conn_added(struct server *s, struct server_link *l);
+void server_conn_removed(struct server *s, struct server_link *l);

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One client connection of the agent: socket I/O, decoding, the bounded
+ * output buffer, EOF and the flush on close. The public side for methods
+ * (conn_ref, conn_notify, drain watches) is declared in method.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+struct conn;
+struct event_base;
+struct evbuffer;
+struct server;
+
+/* Output high/low-water marks: above HIGH a connection stops reading requests
+ * and producers are told to wait; below LOW they resume. */
+#define CONN_OUTPUT_HIGH (1024u * 1024)
+#define CONN_OUTPUT_LOW (256u * 1024)
+
+/* A connection on an accepted socket (takes fd), registered with s. */
+int conn_new(struct server *s, struct event_base *base, int fd);
+/* Close now, dropping queued output (idempotent). */
+void conn_close(struct conn *c);
+/* Re-evaluate whether to read (after the server started shutting down). */
+void conn_update_reading(struct conn *c);
+/* After EOF or on shutdown: close once nothing is left to answer. */
+void conn_maybe_finish(struct conn *c);
+
+/* A connection without a socket, for the fuzz harness and in-process tests:
+ * feed it bytes, read what it answered. */
+struct conn *conn_new_detached(struct event_base *base);
+int conn_feed(struct conn *c, const void *data, size_t len);
+struct evbuffer *conn_output(struct conn *c);
+/* Close (idempotent) and drop the caller's reference. */
+struct conn *conn_close_unref(struct conn *c);
+
+/* Used by dispatch.c and the server. */
+struct server *conn_server(struct conn *c);
+struct event_base *conn_event_base(struct conn *c);
+/* Append one message as a compact line (does not take obj). */
+int conn_write(struct conn *c, struct json_object *obj);
+/* Append ready-made lines (moves them out of text). */
+int conn_write_text(struct conn *c, struct evbuffer *text);
+/* In-flight accounting: dispatch counts calls, the connection waits for them
+ * before closing after EOF or on shutdown. */
+unsigned conn_inflight(struct conn *c);
+void conn_inflight_inc(struct conn *c);
+void conn_inflight_dec(struct conn *c);

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The JSON-RPC 2.0 front end: the envelope (request, notification, batch)
+ * around the shared dispatcher. A batch collects its members' answers and is
+ * written as one array once the last member (sync or async) answered. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include <guestlink/jsonrpc.h>
+#include <guestlink/stream.h>
+
+#include "config.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "log.h"
+#include "method.h"
+
+/* Members of one batch: its answers are held until the last one, so a batch
+ * of tiny requests must not be able to ask for unbounded answers. */
+#define DISPATCH_MAX_BATCH 1024
+
+struct batch {
+	struct conn *conn;
+	/* The answer array as text, built as members answer: its size is what
+	 * the batch costs, and members are refused once it reaches
+	 * max_message_bytes (1024 file.read answers would be 11 GiB). */
+	struct evbuffer *text;
+	size_t n_replies;
+	unsigned pending; /* unanswered members, plus one while the batch is being read */
+};
+
+static struct batch *batch_new(struct conn *conn)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->text = evbuffer_new();
+	if (!b->text) {
+		free(b);
+		return NULL;
+	}
+	b->conn = conn_ref(conn);
+	b->pending = 1;
+	return b;
+}
+
+/* One member finished (reply NULL for notifications); takes reply. */
+static void batch_member_done(struct batch *b, struct json_object *reply)
+{
+	if (reply) {
+		size_t n;
+		const char *s = gl_encode_string(reply, &n);
+
+		if (!s || evbuffer_add(b->text, b->n_replies ? "," : "[", 1) < 0 ||
+			evbuffer_add(b->text, s, n) < 0)
+			log_error("Out of memory collecting the answers of a batch, dropping one");
+		else
+			b->n_replies++;
+		json_object_put(reply);
+	}
+	if (--b->pending > 0)
+		return;
+	/* A batch of notifications only is answered with nothing at all. */
+	if (b->n_replies > 0 && evbuffer_add(b->text, "]\n", 2) == 0)
+		conn_write_text(b->conn, b->text);
+	evbuffer_free(b->text);
+	conn_unref(b->conn);
+	free(b);
+}
+
+/* Send or collect one answer; takes reply. */
+static void jsonrpc_deliver(struct conn *conn, struct batch *b, bool notification,
+	struct json_object *reply)
+{
+	if (notification) {
+		json_object_put(reply);
+		reply = NULL;
+	}
+	if (b) {
+		batch_member_done(b, reply);
+		return;
+	}
+	if (reply) {
+		conn_write(conn, reply);
+		json_object_put(reply);
+	}
+}
+
+static void jsonrpc_answer(struct call *c, struct json_object *result, int code,
+	const char *message, struct json_object *data)
+{
+	struct json_object *reply = code == 0 ? gl_rpc_result_new(call_id(c), result)
+					      : gl_rpc_error_new(call_id(c), code, message, data);
+
+	jsonrpc_deliver(call_connection(c), call_frontend_data(c), call_is_notification(c), reply);
+}
+
+static const struct call_frontend jsonrpc_frontend = {
+	.name = "jsonrpc",
+	.answer = jsonrpc_answer,
+};
+
+static void jsonrpc_error(struct conn *conn, struct batch *b, struct json_object *id, int code,
+	const char *message)
+{
+	if (b)
+		b->pending++;
+	jsonrpc_deliver(conn, b, false, gl_rpc_error_new(id, code, message, NULL));
+}
+
+/* The id to answer an invalid request with: its own when it is a valid id. */
+static struct json_object *jsonrpc_guess_id(struct json_object *obj)
+{
+	struct json_object *id;
+
+	if (!json_object_is_type(obj, json_type_object) ||
+		!json_object_object_get_ex(obj, "id", &id))
+		return NULL;
+	if (json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int))
+		return id;
+	return NULL;
+}
+
+static void jsonrpc_one(struct conn *conn, struct json_object *obj, struct batch *b)
+{
+	const struct config *cfg = config_get();
+	const char *reason = NULL;
+	struct gl_msg msg;
+	struct call *call;
+	char errmsg[256];
+	bool notif;
+
+	if (gl_msg_parse(obj, &msg, &reason) < 0) {
+		snprintf(errmsg, sizeof(errmsg), "Invalid Request: %s", reason ? reason : "malformed");
+		jsonrpc_error(conn, b, jsonrpc_guess_id(obj), GL_RPC_INVALID_REQUEST, errmsg);
+		return;
+	}
+	if (msg.kind != GL_MSG_REQUEST && msg.kind != GL_MSG_NOTIFICATION) {
+		/* The agent never sends requests, so a response can only be a mistake. */
+		jsonrpc_error(conn, b, msg.has_id ? msg.id : NULL, GL_RPC_INVALID_REQUEST,
+			"Invalid Request: expected a request, got a response");
+		return;
+	}
+	notif = msg.kind == GL_MSG_NOTIFICATION;
+	if (b && !notif && evbuffer_get_length(b->text) >= cfg->max_message_bytes) {
+		snprintf(errmsg, sizeof(errmsg),
+			"The answers of this batch reached max_message_bytes (%zu)",
+			cfg->max_message_bytes);
+		jsonrpc_error(conn, b, msg.id, GL_RPC_LIMIT, errmsg);
+		return;
+	}
+	if (dispatch_call_new(conn, &jsonrpc_frontend, b, obj, msg.id, notif, &call) < 0) {
+		if (!notif)
+			jsonrpc_error(conn, b, msg.id, GL_RPC_INTERNAL_ERROR, "Out of memory");
+		return;
+	}
+	if (b)
+		b->pending++;
+	dispatch_invoke(call, msg.method, msg.params);
+	call_unref(call);
+}
+
+void dispatch_message(struct conn *conn, struct json_object *obj)
+{
+	struct batch *b;
+	size_t n;
+
+	if (!json_object_is_type(obj, json_type_array)) {
+		jsonrpc_one(conn, obj, NULL);
+		json_object_put(obj);
+		return;
+	}
+	n = json_object_array_length(obj);
+	if (n == 0) {
+		jsonrpc_error(conn, NULL, NULL, GL_RPC_INVALID_REQUEST,
+			"Invalid Request: empty batch");
+		json_object_put(obj);
+		return;
+	}
+	if (n > DISPATCH_MAX_BATCH) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "Batch of %zu requests is larger than %d", n,
+			DISPATCH_MAX_BATCH);
+		jsonrpc_error(conn, NULL, NULL, GL_RPC_LIMIT, msg);
+		json_object_put(obj);
+		return;
+	}
+	b = batch_new(conn);
+	if (!b) {
+		jsonrpc_error(conn, NULL, NULL, GL_RPC_INTERNAL_ERROR, "Out of memory");
+		json_object_put(obj);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		jsonrpc_one(conn, json_object_array_get_idx(obj, i), b);
+	json_object_put(obj);
+	batch_member_done(b, NULL);
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Answers of calls in flight against a client that never reads: stopping to
+read its requests is not enough, since up to max_inflight calls answer anyway.
+The agent closes such a connection once its unread answers pass the
+high-water mark plus max_message_bytes; its memory stays bounded, other
+clients are served, and a client that reads gets every answer."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gltest import diag, done, is_eq, ok, tmpdir, unix_connect  # noqa: E402
+from agentlib import Agent, read_until_eof, rss_kib  # noqa: E402
+
+N = 64
+SIZE = 1 << 20
+tmp = tmpdir()
+agent = Agent(tmp, config={"max_inflight": N})
+witness = agent.client()
+
+
+def run_req(i, delay, size):
+    return json.dumps({"jsonrpc": "2.0", "method": "exec.run", "id": i, "params": {
+        "argv": ["sh", "-c", "sleep %.2f; head -c %d /dev/zero" % (delay, size)]}}).encode() + b"\n"
+
+
+# 64 calls of 1 MiB output each (1.4 MB answers), finishing one by one over
+# about 5 s: before the bound all 64 answers (90 MB) queued for a client
+# that never reads.
+rss0 = rss_kib(agent.pid)
+flood = unix_connect(agent.sock)
+flood.sendall(b"".join(run_req(i, i * 0.08, SIZE) for i in range(N)))
+peak = rss0
+served = 0
+t_end = time.monotonic() + 8
+while time.monotonic() < t_end:
+    peak = max(peak, rss_kib(agent.pid))
+    try:
+        if witness.call("agent.ping", None, id=served, timeout=5)["result"] == "pong":
+            served += 1
+    except (OSError, EOFError, ValueError, KeyError) as e:
+        diag("witness: %r" % e)
+    time.sleep(0.1)
+diag("64 x 1 MiB exec.run answers, never read: agent RSS %d -> peak %d KiB" % (rss0, peak))
+ok(peak - rss0 < 48 * 1024,
+   "agent RSS grew by %d KiB (< 48 MiB; 64 queued answers would be ~90 MB)" % (peak - rss0))
+ok(served >= 40, "the witness was served throughout (%d pings answered)" % served)
+data = read_until_eof(flood, timeout=15)
+ok(data is not None, "the agent closed the connection that did not read its answers")
+lines = [ln for ln in (data or b"").split(b"\n") if ln]
+got = 0
+for ln in lines[:-1]:
+    try:
+        a = json.loads(ln)
+        got += 1 if a.get("result", {}).get("code") == 0 and len(a["result"].get("stdout", "")) > 0 else 0
+    except ValueError:
+        pass
+diag("the closed client received %d complete answers (%d bytes)" % (got, len(data or b"")))
+ok(len(data or b"") < 64 << 20, "it received less than all 64 answers (%d bytes)" % len(data or b""))
+flood.close()
+
+# The bound costs nothing to a client that reads: 64 answers of 256 KiB
+# output, all at once, all arrive.
+reader = unix_connect(agent.sock)
+reader.sendall(b"".join(run_req(i, 0, 256 << 10) for i in range(N)))
+reader.settimeout(30)
+buf = b""
+answers = {}
+deadline = time.monotonic() + 60
+while len(answers) < N and time.monotonic() < deadline:
+    chunk = reader.recv(1 << 20)
+    if not chunk:
+        break
+    buf += chunk
+    while b"\n" in buf:
+        ln, buf = buf.split(b"\n", 1)
+        a = json.loads(ln)
+        answers[a.get("id")] = a
+good = sum(1 for a in answers.values() if a.get("result", {}).get("code") == 0 and len(a["result"].get("stdout", "")) > 0)
+is_eq(good, N, "a reading client pipelining 64 x 256 KiB exec.run gets all 64 answers")
+reader.close()
+
+is_eq(witness.call("agent.ping", None, id=9999)["result"], "pong", "the witness is served after")
+is_eq(agent.stop(), 0, "agent exits 0")
+done()
