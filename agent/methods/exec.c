@@ -191,6 +191,7 @@ struct exec_prepared {
 	void *stdin_data;
 	struct passwd pw;
 	char *pwbuf;
+	const char *why; /* after a failed exec_prepare() */
 };
 
 static void exec_prepared_done(struct exec_prepared *e)
@@ -199,6 +200,12 @@ static void exec_prepared_done(struct exec_prepared *e)
 	free(e->env);
 	free(e->stdin_data);
 	free(e->pwbuf);
+}
+
+static int exec_prepare_fail(struct exec_prepared *e, int r, const char *why)
+{
+	e->why = why;
+	return r;
 }
 
 /* A NULL-terminated vector borrowing the array's strings; NUL inside is refused. */
@@ -222,48 +229,37 @@ static int exec_strv(struct json_object *a, char ***ret)
 	return 0;
 }
 
-/* Answers the call itself on bad input and returns -1; 0 when e is ready. */
-static int exec_prepare(struct call *call, const struct exec_start_params *a, bool run,
-	struct exec_prepared *e)
+/* Fills e from the checked params. Returns 0, or a negative errno with
+ * e->why naming the cause: -EINVAL bad input (-32602), -ESRCH no such user
+ * (-32002), -EPERM switching users needs root, -ENOMEM. The caller answers
+ * with exec_prepare_error(). */
+static int exec_prepare(const struct exec_start_params *a, bool run, struct exec_prepared *e)
 {
 	const struct config *cfg = config_get();
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	if (json_object_array_length(a->argv) == 0) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "argv must have at least one element", NULL);
-		return -1;
-	}
-	if (exec_strv(a->argv, &e->argv) < 0 || exec_strv(a->env, &e->env) < 0) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "argv and env must be strings without NUL",
-			NULL);
-		return -1;
-	}
-	if (strlen(e->argv[0]) == 0) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "argv[0] must not be empty", NULL);
-		return -1;
-	}
+	if (json_object_array_length(a->argv) == 0)
+		return exec_prepare_fail(e, -EINVAL, "argv must have at least one element");
+	if (exec_strv(a->argv, &e->argv) < 0 || exec_strv(a->env, &e->env) < 0)
+		return exec_prepare_fail(e, -EINVAL, "argv and env must be strings without NUL");
+	if (strlen(e->argv[0]) == 0)
+		return exec_prepare_fail(e, -EINVAL, "argv[0] must not be empty");
 	for (char **k = e->env; *k; k++)
-		if (**k == '=' || !strchr(*k, '=')) {
-			call_error(call, GL_RPC_INVALID_PARAMS, "env entries must be KEY=VALUE", NULL);
-			return -1;
-		}
+		if (**k == '=' || !strchr(*k, '='))
+			return exec_prepare_fail(e, -EINVAL, "env entries must be KEY=VALUE");
 	e->spec.argv = e->argv;
 	e->spec.env = e->env;
 	e->spec.cwd = a->cwd;
 	if (a->stdin_ && strcmp(a->stdin_, "stream") == 0) {
-		if (run) {
-			call_error(call, GL_RPC_INVALID_PARAMS, "exec.run cannot stream stdin", NULL);
-			return -1;
-		}
+		if (run)
+			return exec_prepare_fail(e, -EINVAL, "exec.run cannot stream stdin");
 		e->spec.stdin_stream = true;
 	} else if (a->stdin_) {
 		r = gl_base64_decode(a->stdin_, strlen(a->stdin_), &e->stdin_data,
 			&e->spec.stdin_len);
-		if (r < 0) {
-			call_error(call, GL_RPC_INVALID_PARAMS, "stdin is not valid base64", NULL);
-			return -1;
-		}
+		if (r < 0)
+			return exec_prepare_fail(e, -EINVAL, "stdin is not valid base64");
 		e->spec.stdin_data = e->stdin_data;
 	}
 	e->spec.capture = !a->capture || strcmp(a->capture, "separate") == 0 ? EXEC_CAPTURE_SEPARATE
@@ -277,33 +273,39 @@ static int exec_prepare(struct call *call, const struct exec_start_params *a, bo
 		char *end;
 		unsigned long uid;
 
-		if (geteuid() != 0) {
-			call_os_error(call, EPERM, "only an agent running as root can switch users");
-			return -1;
-		}
+		if (geteuid() != 0)
+			return exec_prepare_fail(e, -EPERM,
+				"only an agent running as root can switch users");
 		if (sz < 16384)
 			sz = 16384;
 		e->pwbuf = malloc((size_t)sz);
-		if (!e->pwbuf) {
-			call_os_error(call, ENOMEM, "out of memory");
-			return -1;
-		}
+		if (!e->pwbuf)
+			return exec_prepare_fail(e, -ENOMEM, "out of memory");
 		errno = 0;
 		uid = strtoul(a->user, &end, 10);
 		if (*a->user && !*end && uid < UINT32_MAX)
 			r = getpwuid_r((uid_t)uid, &e->pw, e->pwbuf, (size_t)sz, &res);
 		else
 			r = getpwnam_r(a->user, &e->pw, e->pwbuf, (size_t)sz, &res);
-		if (r != 0 || !res) {
-			call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such user", NULL);
-			return -1;
-		}
+		if (r != 0 || !res)
+			return exec_prepare_fail(e, -ESRCH, "no such user");
 		e->spec.has_user = true;
 		e->spec.uid = e->pw.pw_uid;
 		e->spec.gid = e->pw.pw_gid;
 		e->spec.user_name = e->pw.pw_name;
 	}
 	return 0;
+}
+
+/* The answer for a failed exec_prepare(). */
+static void exec_prepare_error(struct call *call, int r, const struct exec_prepared *e)
+{
+	if (r == -EINVAL)
+		call_error(call, GL_RPC_INVALID_PARAMS, e->why, NULL);
+	else if (r == -ESRCH)
+		call_error(call, GL_RPC_NO_SUCH_OBJECT, e->why, NULL);
+	else
+		call_os_error(call, -r, e->why);
 }
 
 static void exec_spawn_error(struct call *call, int r)
@@ -324,7 +326,9 @@ static int exec_start(struct call *call, void *params)
 	struct json_object *res;
 	int r;
 
-	if (exec_prepare(call, a, false, &e) < 0) {
+	r = exec_prepare(a, false, &e);
+	if (r < 0) {
+		exec_prepare_error(call, r, &e);
 		exec_prepared_done(&e);
 		return 0;
 	}
@@ -383,7 +387,9 @@ static int exec_run(struct call *call, void *params)
 	struct exec_proc *p;
 	int r;
 
-	if (exec_prepare(call, a, true, &e) < 0) {
+	r = exec_prepare(a, true, &e);
+	if (r < 0) {
+		exec_prepare_error(call, r, &e);
 		exec_prepared_done(&e);
 		return 0;
 	}
@@ -402,22 +408,26 @@ struct exec_id_params {
 	int64_t id;
 };
 
-static struct exec_proc *exec_lookup(struct call *call, int64_t id)
+/* Returns 0 and the process, or -ESRCH after answering -32002. */
+static int exec_lookup(struct call *call, int64_t id, struct exec_proc **ret)
 {
 	struct exec_proc *p = exec_find((uint64_t)id);
 
-	if (!p)
+	if (!p) {
 		call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such process id", NULL);
-	return p;
+		return -ESRCH;
+	}
+	*ret = p;
+	return 0;
 }
 
 static int exec_status(struct call *call, void *params)
 {
 	struct exec_id_params *a = params;
-	struct exec_proc *p = exec_lookup(call, a->id);
+	struct exec_proc *p;
 	struct json_object *res;
 
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	res = exec_proc_json(p, true);
 	if (!res)
@@ -429,9 +439,9 @@ static int exec_status(struct call *call, void *params)
 static int exec_release_method(struct call *call, void *params)
 {
 	struct exec_id_params *a = params;
-	struct exec_proc *p = exec_lookup(call, a->id);
+	struct exec_proc *p;
 
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	if (!p->finished) {
 		call_os_error(call, EBUSY, "the process is still running; signal it first");
@@ -454,14 +464,14 @@ struct exec_read_params {
 static int exec_read(struct call *call, void *params)
 {
 	struct exec_read_params *a = params;
-	struct exec_proc *p = exec_lookup(call, a->id);
+	struct exec_proc *p;
 	enum exec_stream s;
 	struct json_object *res;
 	const char *data;
 	size_t n, from, len;
 	char *b64;
 
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	s = strcmp(a->stream, "stderr") == 0 ? EXEC_STDERR : EXEC_STDOUT;
 	data = exec_proc_output(p, s, &n, NULL);
@@ -496,10 +506,10 @@ static void exec_wait_timeout_cb(evutil_socket_t fd, short what, void *userdata)
 static int exec_wait(struct call *call, void *params)
 {
 	struct exec_wait_params *a = params;
-	struct exec_proc *p = exec_lookup(call, a->id);
+	struct exec_proc *p;
 	struct exec_waiter *w;
 
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	if (p->finished) {
 		struct json_object *res = exec_proc_json(p, true);
@@ -540,13 +550,13 @@ struct exec_write_params {
 static int exec_write_method(struct call *call, void *params)
 {
 	struct exec_write_params *a = params;
-	struct exec_proc *p = exec_lookup(call, a->id);
+	struct exec_proc *p;
 	_cleanup_free_ void *data = NULL;
 	size_t len = 0;
 	struct exec_write *w;
 	int r;
 
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	if (!p->stdin_stream) {
 		call_error(call, GL_RPC_INVALID_PARAMS,
@@ -598,8 +608,7 @@ static int exec_signal_method(struct call *call, void *params)
 			"unknown signal: use a name like \"TERM\" or a number", NULL);
 		return 0;
 	}
-	p = exec_lookup(call, a->id);
-	if (!p)
+	if (exec_lookup(call, a->id, &p) < 0)
 		return 0;
 	if (p->exited) {
 		call_os_error(call, ESRCH, "the process has exited");
