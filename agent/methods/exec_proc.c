@@ -2,7 +2,9 @@
 /* The child-process engine: the process table, spawning, SIGCHLD reaping,
  * output and stdin pumping (see exec_proc.h). */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -491,11 +493,14 @@ static int exec_init(struct event_base *base)
 	return 0;
 }
 
-/* The agent's environment minus what systemd handed to the agent itself. */
+/* The agent's environment minus what systemd handed to the agent itself
+ * (sd_notify(3), sd_listen_fds(3), sd_watchdog_enabled(3), systemd.exec(5)
+ * $JOURNAL_STREAM): a child that inherited them would talk to the agent's
+ * notify socket or take the agent's stderr for the journal. Prefixes. */
 static bool exec_env_inherited(const char *kv)
 {
-	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
-		"LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "INVOCATION_ID=" };
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_", "WATCHDOG_",
+		"JOURNAL_STREAM=", "INVOCATION_ID=" };
 
 	for (size_t i = 0; i < ELEMENTSOF(drop); i++)
 		if (strncmp(kv, drop[i], strlen(drop[i])) == 0)
@@ -544,6 +549,35 @@ static void exec_child_fail(int errfd, int error)
 	_exit(127);
 }
 
+/* Everything from fd `from` up closes at exec: the child gets exactly 0, 1, 2,
+ * whatever the agent inherited from whoever started it (issue: a shell's stray
+ * fds reached every command). close_range(2) since Linux 5.11; else each fd
+ * listed in /proc/self/fd, else up to the fd limit. */
+static void exec_child_cloexec_from(int from, int errfd)
+{
+	DIR *d;
+
+	if (close_range((unsigned)from, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *de;
+		int dfd = dirfd(d);
+		while ((de = readdir(d))) {
+			char *end;
+			long fd = strtol(de->d_name, &end, 10);
+			if (*end || end == de->d_name || fd < from || fd == dfd)
+				continue;
+			if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+				exec_child_fail(errfd, errno);
+		}
+		closedir(d);
+		return;
+	}
+	for (long fd = from, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
+		(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+}
+
 /* In the child, after fork(): only the child's own state changes here. */
 _Noreturn static void exec_child(const struct exec_spec *spec, char **env, int fds[3], int errfd)
 {
@@ -567,6 +601,7 @@ _Noreturn static void exec_child(const struct exec_spec *spec, char **env, int f
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
 			exec_child_fail(errfd, errno);
+	exec_child_cloexec_from(3, errfd);
 
 	if (chdir(spec->cwd ?: "/") < 0)
 		exec_child_fail(errfd, errno);
