@@ -153,6 +153,7 @@ struct exec_start_params {
 	bool stream;
 	int64_t timeout_ms;
 	const char *user;
+	struct json_object *pty;
 };
 
 #define EXEC_START_PARAMS                                                                          \
@@ -170,7 +171,11 @@ struct exec_start_params {
 		INT64_C(7) * 24 * 3600 * 1000, 0, NULL,                                              \
 		"kill the process group after this long (0 = never)" },                             \
 	{ "user", PARAM_STRING, offsetof(struct exec_start_params, user), 0, 0, 256, 0, NULL,      \
-		"run as this user (name or uid; the agent must be root)" }
+		"run as this user (name or uid; the agent must be root)" },                         \
+	{ "pty", PARAM_OBJECT, offsetof(struct exec_start_params, pty), 0, 0, 0, 0, NULL,          \
+		"run on a new terminal, {\"rows\": 1-65535 (24), \"cols\": 1-65535 (80), "         \
+		"\"term\": TERM (xterm-256color)}: output raw as stdout, stdin feeds its input; " \
+		"see exec.resize" }
 
 static const struct method_param exec_start_params_table[] = {
 	EXEC_START_PARAMS,
@@ -192,7 +197,14 @@ struct exec_prepared {
 	struct passwd pw;
 	char *pwbuf;
 	const char *why; /* after a failed exec_prepare() */
+	char *term_env;  /* "TERM=..." for a terminal */
 };
+
+static int exec_prepare_fail(struct exec_prepared *e, int r, const char *why)
+{
+	e->why = why;
+	return r;
+}
 
 static void exec_prepared_done(struct exec_prepared *e)
 {
@@ -200,12 +212,72 @@ static void exec_prepared_done(struct exec_prepared *e)
 	free(e->env);
 	free(e->stdin_data);
 	free(e->pwbuf);
+	free(e->term_env);
 }
 
-static int exec_prepare_fail(struct exec_prepared *e, int r, const char *why)
+/* An optional int member of a pty object, in [1, 65535]. */
+static int exec_pty_dim(struct json_object *pty, const char *key, unsigned short def,
+	unsigned short *ret)
 {
-	e->why = why;
-	return r;
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(pty, key, &v)) {
+		*ret = def;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	n = json_object_get_int64(v);
+	if (n < 1 || n > 65535)
+		return -EINVAL;
+	*ret = (unsigned short)n;
+	return 0;
+}
+
+/* pty {rows, cols, term}: checks it and adds TERM to the environment unless
+ * the caller's env sets it. Unknown keys are refused like unknown params. */
+static int exec_prepare_pty(struct json_object *pty, struct exec_prepared *e)
+{
+	const char *term = "xterm-256color";
+	struct json_object *v;
+	size_t n = 0;
+	char **env;
+
+	json_object_object_foreach(pty, key, val) {
+		(void)val;
+		if (strcmp(key, "rows") != 0 && strcmp(key, "cols") != 0 && strcmp(key, "term") != 0)
+			return exec_prepare_fail(e, -EINVAL, "pty takes only rows, cols and term");
+	}
+	if (exec_pty_dim(pty, "rows", 24, &e->spec.rows) < 0 ||
+		exec_pty_dim(pty, "cols", 80, &e->spec.cols) < 0)
+		return exec_prepare_fail(e, -EINVAL, "pty rows and cols must be integers 1-65535");
+	if (json_object_object_get_ex(pty, "term", &v)) {
+		if (!json_object_is_type(v, json_type_string))
+			return exec_prepare_fail(e, -EINVAL, "pty term must be a string");
+		term = json_object_get_string(v);
+		if (*term == 0 || strlen(term) > 64 || strspn(term,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._") !=
+			strlen(term))
+			return exec_prepare_fail(e, -EINVAL,
+				"pty term must be 1-64 letters, digits or +-._");
+	}
+	e->spec.pty = true;
+	for (char **k = e->env; *k; k++, n++)
+		if (strncmp(*k, "TERM=", 5) == 0)
+			return 0;
+	if (asprintf(&e->term_env, "TERM=%s", term) < 0) {
+		e->term_env = NULL;
+		return exec_prepare_fail(e, -ENOMEM, "out of memory");
+	}
+	env = realloc(e->env, (n + 2) * sizeof(char *));
+	if (!env)
+		return exec_prepare_fail(e, -ENOMEM, "out of memory");
+	env[n] = e->term_env;
+	env[n + 1] = NULL;
+	e->env = env;
+	e->spec.env = env;
+	return 0;
 }
 
 /* A NULL-terminated vector borrowing the array's strings; NUL inside is refused. */
@@ -265,6 +337,11 @@ static int exec_prepare(const struct exec_start_params *a, bool run, struct exec
 	e->spec.capture = !a->capture || strcmp(a->capture, "separate") == 0 ? EXEC_CAPTURE_SEPARATE
 		: strcmp(a->capture, "merged") == 0                         ? EXEC_CAPTURE_MERGED
 									    : EXEC_CAPTURE_NONE;
+	if (a->pty) {
+		r = exec_prepare_pty(a->pty, e);
+		if (r < 0)
+			return r;
+	}
 	e->spec.timeout_ms = (uint64_t)a->timeout_ms;
 	e->spec.max_output = cfg ? cfg->exec_max_output_bytes : 16u * 1024 * 1024;
 	if (a->user) {
@@ -621,6 +698,40 @@ static int exec_signal_method(struct call *call, void *params)
 	return 0;
 }
 
+struct exec_resize_params {
+	int64_t id;
+	int64_t rows, cols;
+};
+
+static int exec_resize(struct call *call, void *params)
+{
+	struct exec_resize_params *a = params;
+	struct exec_proc *p;
+	int r;
+
+	if (exec_lookup(call, a->id, &p) < 0)
+		return 0;
+	r = exec_proc_resize(p, (unsigned)a->rows, (unsigned)a->cols);
+	if (r == -ENOTTY)
+		call_error(call, GL_RPC_INVALID_PARAMS, "the process was not started with a pty",
+			NULL);
+	else if (r < 0)
+		call_os_error(call, -r, "cannot resize the terminal");
+	else
+		call_reply(call, json_object_new_object());
+	return 0;
+}
+
+static const struct method_param exec_resize_params_table[] = {
+	{ "id", PARAM_INT, offsetof(struct exec_resize_params, id), PARAM_MANDATORY, 1, INT64_MAX,
+		0, NULL, "process id from exec.start with pty" },
+	{ "rows", PARAM_INT, offsetof(struct exec_resize_params, rows), PARAM_MANDATORY, 1, 65535,
+		0, NULL, "terminal rows" },
+	{ "cols", PARAM_INT, offsetof(struct exec_resize_params, cols), PARAM_MANDATORY, 1, 65535,
+		0, NULL, "terminal columns" },
+	{},
+};
+
 static const struct method_param exec_id_params_table[] = {
 	{ "id", PARAM_INT, offsetof(struct exec_id_params, id), PARAM_MANDATORY, 1, INT64_MAX, 0,
 		NULL, "process id from exec.start" },
@@ -697,6 +808,9 @@ const struct method exec_methods[] = {
 		"{\"type\":\"object\"}" },
 	{ "exec.signal", "Send a signal to a process's group",
 		exec_signal_params_table, sizeof(struct exec_signal_params), exec_signal_method, 0,
+		"{\"type\":\"object\"}" },
+	{ "exec.resize", "Set the window size of a process's terminal (it gets SIGWINCH)",
+		exec_resize_params_table, sizeof(struct exec_resize_params), exec_resize, 0,
 		"{\"type\":\"object\"}" },
 	{ "exec.release", "Forget a finished process and its output",
 		exec_id_params_table, sizeof(struct exec_id_params), exec_release_method, 0,

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -64,6 +66,8 @@ static void exec_proc_free_now(evutil_socket_t fd, short what, void *userdata)
 		event_free(p->stdin_ev);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
+	if (p->pty_fd >= 0)
+		close(p->pty_fd);
 	if (p->stdin_buf) {
 		exec_stdin_total -= evbuffer_get_length(p->stdin_buf);
 		evbuffer_free(p->stdin_buf);
@@ -590,6 +594,10 @@ _Noreturn static void exec_child(const struct exec_spec *spec, char **env, int f
 		signal(s, SIG_DFL); /* ignored signals would stay ignored across exec */
 	if (setsid() < 0)
 		exec_child_fail(errfd, errno);
+	/* The new session's controlling terminal (tty_ioctl(4)): job control,
+	 * ^C/^Z as signals to the foreground group, SIGHUP when it hangs up. */
+	if (spec->pty && ioctl(fds[0], TIOCSCTTY, 0) < 0)
+		exec_child_fail(errfd, errno);
 
 	/* Move our ends above 2 first so that dup2() cannot clobber one with another. */
 	for (int i = 0; i < 3; i++) {
@@ -638,6 +646,50 @@ static void exec_close_pair(int fds[2])
 			fds[i] = (close(fds[i]), -1);
 }
 
+/* A pseudo-terminal pair (pty(7)): the master for the agent (non-blocking), the
+ * slave for the child, both O_CLOEXEC and O_NOCTTY (the child takes it as its
+ * controlling terminal itself), with the window size of the spec. */
+static int exec_pty_open(const struct exec_spec *spec, int *ret_master, int *ret_slave)
+{
+	struct winsize ws = { .ws_row = spec->rows, .ws_col = spec->cols };
+	char name[64];
+	int m, s, r;
+
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (m < 0)
+		return -errno;
+	if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof(name)) != 0) {
+		r = -errno ?: -EIO;
+		close(m);
+		return r;
+	}
+	s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0 || ioctl(s, TIOCSWINSZ, &ws) < 0) {
+		r = -errno;
+		if (s >= 0)
+			close(s);
+		close(m);
+		return r;
+	}
+	*ret_master = m;
+	*ret_slave = s;
+	return 0;
+}
+
+int exec_proc_resize(struct exec_proc *p, unsigned rows, unsigned cols)
+{
+	struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+
+	if (p->pty_fd < 0)
+		return -ENOTTY;
+	if (p->exited)
+		return -ESRCH;
+	/* The kernel sends SIGWINCH to the terminal's foreground process group. */
+	if (ioctl(p->pty_fd, TIOCSWINSZ, &ws) < 0)
+		return -errno;
+	return 0;
+}
+
 int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_fn done,
 	void *userdata, struct exec_proc **ret)
 {
@@ -661,6 +713,7 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		return -ENOMEM;
 	p->base = base;
 	p->stdin_fd = -1;
+	p->pty_fd = -1;
 	p->writes_tail = &p->writes;
 	p->max_output = spec->max_output;
 	p->internal = spec->internal;
@@ -680,8 +733,21 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		goto fail;
 	}
 
-	/* stdin */
-	if (spec->stdin_stream || spec->stdin_data) {
+	if (spec->pty) {
+		/* One terminal for all three: the slave end goes to the child (in[0],
+		 * closed here after fork), the master is read as "stdout" and written as
+		 * stdin through two duplicates, and kept for exec.resize. */
+		r = exec_pty_open(spec, &p->pty_fd, &in[0]);
+		if (r < 0)
+			goto fail;
+		out[0] = fcntl(p->pty_fd, F_DUPFD_CLOEXEC, 3);
+		in[1] = fcntl(p->pty_fd, F_DUPFD_CLOEXEC, 3);
+		if (out[0] < 0 || in[1] < 0) {
+			r = -errno;
+			goto fail;
+		}
+		child_fds[0] = child_fds[1] = child_fds[2] = in[0];
+	} else if (spec->stdin_stream || spec->stdin_data) {
 		r = exec_pipe(in, false);
 		if (r < 0)
 			goto fail;
@@ -695,7 +761,9 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		child_fds[0] = in[0];
 	}
 	/* stdout and stderr */
-	if (spec->capture == EXEC_CAPTURE_NONE) {
+	if (spec->pty)
+		; /* the terminal, above */
+	else if (spec->capture == EXEC_CAPTURE_NONE) {
 		out[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (out[1] < 0) {
 			r = -errno;
@@ -777,6 +845,8 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 	}
 	p->stdin_fd = TAKE_FD(in[1]);
 	if (p->stdin_fd >= 0) {
+		/* A terminal's input stays open until the process ends: end of input
+		 * is a byte (^D) there, not a close. */
 		p->stdin_ev = event_new(base, p->stdin_fd, EV_WRITE | EV_PERSIST, exec_stdin_cb, p);
 		p->stdin_stream = spec->stdin_stream;
 		if (!p->stdin_ev)
@@ -802,6 +872,8 @@ fail:
 	exec_close_pair(out);
 	exec_close_pair(err);
 	exec_close_pair(status);
+	if (p->pty_fd >= 0)
+		close(p->pty_fd);
 	for (int s = 0; s < _EXEC_STREAM_MAX; s++)
 		if (p->out[s].buf)
 			evbuffer_free(p->out[s].buf);

@@ -71,6 +71,7 @@ struct exec_proc {
 	struct exec_out out[_EXEC_STREAM_MAX];
 
 	int stdin_fd;
+	int pty_fd; /* the terminal's master, or -1 */
 	struct event *stdin_ev;
 	struct evbuffer *stdin_buf;
 	bool stdin_stream, stdin_eof;
