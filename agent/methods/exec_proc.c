@@ -187,8 +187,13 @@ void exec_drain_cb(struct conn *c, void *userdata)
 {
 	struct exec_proc *p = userdata;
 
-	if (conn_closed(c))
+	if (conn_closed(c)) {
+		/* A terminal whose client left is hung up, as sshd does when the
+		 * connection drops: an interactive shell would wait for input forever. */
+		if (p->pty_fd >= 0 && !p->exited)
+			(void)kill(-p->pid, SIGHUP);
 		exec_stop_streaming(p);
+	}
 	else
 		exec_pause(p, false);
 }
