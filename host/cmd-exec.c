@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* guestlink exec [--env K=V] [--cwd DIR] [--stdin] [--timeout S] -- CMD ARGS...
+/* guestlink exec [--env K=V] [--cwd DIR] [--stdin] [--timeout S] [-t[t]] -- CMD ARGS...
  * Output is streamed live (exec.start with stream: true), stdin forwarded with
  * exec.write, Ctrl-C forwarded as SIGINT, and the exit status is the
  * command's (128+N for a signal). */
@@ -17,6 +17,7 @@
 
 #include "base64.h"
 #include "cmd.h"
+#include "term.h"
 
 #define EXEC_STDIN_CHUNK (64 * 1024)
 /* exec.write calls in flight: the agent answers once the pipe took the bytes,
@@ -260,6 +261,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		{ "cwd", required_argument, NULL, 'C' },
 		{ "stdin", no_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "tty", no_argument, NULL, 't' },
 		{}
 	};
 	struct json_object *params = json_object_new_object(), *env = json_object_new_array();
@@ -268,10 +270,10 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
 	const char *cwd = NULL;
 	long timeout_s = 0;
-	int c, r;
+	int c, r, tty = 0;
 
 	optind = 0; /* glibc: restart option parsing on our own arguments */
-	while ((c = getopt_long(argc + 1, argv - 1, "+e:C:iT:", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc + 1, argv - 1, "+e:C:iT:t", options, NULL)) >= 0) {
 		char *end;
 		switch (c) {
 		case 'e':
@@ -287,6 +289,9 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 'i':
 			e.stdin_forward = true;
+			break;
+		case 't':
+			tty++; /* -tt: even when stdin is not a terminal, as ssh */
 			break;
 		case 'T':
 			errno = 0;
@@ -311,6 +316,21 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		json_object_array_add(args, json_object_new_string(argv[i]));
 	if (json_object_array_length(args) == 0) {
 		r = cmd_error(ctx, CMD_EXIT_USAGE, "exec: no command given");
+		goto out;
+	}
+
+	if (tty > 0) {
+		/* On a guest terminal: see term.c. */
+		json_object_object_add(params, "argv", json_object_get(args));
+		if (json_object_array_length(env) > 0)
+			json_object_object_add(params, "env", json_object_get(env));
+		if (cwd)
+			json_object_object_add(params, "cwd", json_object_new_string(cwd));
+		if (timeout_s > 0)
+			json_object_object_add(params, "timeout_ms",
+				json_object_new_int64(timeout_s * 1000));
+		r = term_session_run(ctx, params, tty > 1);
+		params = NULL; /* taken */
 		goto out;
 	}
 
@@ -399,7 +419,7 @@ out:
 
 const struct cmd_entry cmd_exec_entry = {
 	.name = "exec",
-	.usage = "[--env K=V] [--cwd DIR] [--stdin] [--timeout S] -- CMD ARGS...",
+	.usage = "[--env K=V] [--cwd DIR] [--stdin] [--timeout S] [-t[t]] -- CMD ARGS...",
 	.summary = "run a command in the guest, streaming its output; exit with its status",
 	.min_args = 1,
 	.max_args = -1,

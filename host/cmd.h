@@ -42,6 +42,8 @@ extern const struct cmd_entry cmd_shutdown_entry;
 extern const struct cmd_entry cmd_reboot_entry;
 extern const struct cmd_entry cmd_freeze_entry;
 extern const struct cmd_entry cmd_thaw_entry;
+extern const struct cmd_entry cmd_shell_entry;
+extern const struct cmd_entry cmd_connect_entry;
 
 /* Connect if not yet connected; prints the error and returns
  * CMD_EXIT_UNREACHABLE on failure, else 0. */

@@ -11,7 +11,10 @@ host_guestlink_SOURCES = \
 	host/cmd-call.c \
 	host/cmd-exec.c \
 	host/cmd-cp.c \
-	host/cmd-power.c
+	host/cmd-power.c \
+	host/term.c host/term.h \
+	host/cmd-shell.c \
+	host/cmd-connect.c
 host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS)
 host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
 

@@ -25,6 +25,8 @@ static const struct cmd_entry *const main_cmds[] = {
 	&cmd_reboot_entry,
 	&cmd_freeze_entry,
 	&cmd_thaw_entry,
+	&cmd_shell_entry,
+	&cmd_connect_entry,
 };
 
 static void main_help(FILE *f)

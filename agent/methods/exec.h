@@ -41,6 +41,10 @@ struct exec_spec {
 	gid_t gid;
 	const char *user_name;   /* for initgroups() */
 	bool internal;           /* not visible to exec.* (plugins, exec.run) */
+	bool pty;                /* 0, 1, 2 on a new pseudo-terminal: the controlling
+				    terminal of the child's session; its output is
+				    "stdout", stdin feeds its input; capture ignored */
+	unsigned short rows, cols; /* its window size */
 };
 
 /* Called once when the process has exited and its output pipes are drained. */
@@ -60,6 +64,10 @@ int exec_proc_result(const struct exec_proc *p, bool *ret_timed_out);
 /* Captured output (borrowed until release); truncated tells the cap was hit. */
 const char *exec_proc_output(struct exec_proc *p, enum exec_stream s, size_t *ret_len,
 	bool *ret_truncated);
+
+/* Set the window size of a process's terminal (TIOCSWINSZ; the foreground
+ * process group gets SIGWINCH). -ENOTTY without a terminal, -ESRCH after exit. */
+int exec_proc_resize(struct exec_proc *p, unsigned rows, unsigned cols);
 
 /* "TERM", "SIGTERM" or a number as JSON -> signal number; -EINVAL if unknown. */
 int exec_signal_from_json(struct json_object *v);

@@ -76,7 +76,7 @@ def error_code(answer):
 
 
 class Agent:
-    def __init__(self, config=None, plugin_dir=None):
+    def __init__(self, config=None, plugin_dir=None, env=None, pass_fds=()):
         self.dir = g.tmpdir()
         self.sock = os.path.join(self.dir, "agent.sock")
         argv = [g.build_path("agent/guestlink-agent"), "--listen", "unix:" + self.sock]
@@ -90,7 +90,9 @@ class Agent:
         asan = os.environ.get("ASAN_OPTIONS", "")
         asan = (asan + ":" if asan else "") + "quarantine_size_mb=8:detect_leaks=1"
         self.log = open(os.path.join(self.dir, "agent.log"), "w+")
-        self.proc = g.Proc(argv, env={"ASAN_OPTIONS": asan}, stderr=self.log)
+        e = dict(env or {})
+        e["ASAN_OPTIONS"] = asan
+        self.proc = g.Proc(argv, env=e, stderr=self.log, pass_fds=pass_fds)
         if not g.wait_for_listener(self.sock, 20, self.proc):
             raise RuntimeError("agent did not start: " + self.log_text())
 

@@ -2,6 +2,10 @@
 # agent on a Unix socket, and the CLI commands built on them.
 methods_tests = \
 	tests/methods/test-exec.py \
+	tests/methods/test-exec-inherit.py \
+	tests/methods/test-exec-pty.py \
+	tests/methods/test-shell.py \
+	tests/methods/test-connect.py \
 	tests/methods/test-file.py \
 	tests/methods/test-system.py \
 	tests/methods/test-plugin.py \
