@@ -1,3 +1,7 @@
 # tests/host: the guestlink CLI (test-cli.py needs tests/proto/example-client).
-TESTS += tests/host/test-usage.py tests/host/test-cli.py
-dist_check_SCRIPTS += tests/host/test-usage.py tests/host/test-cli.py
+HOST_TESTS = \
+	tests/host/test-usage.py \
+	tests/host/test-cli.py \
+	tests/host/test-cli-guest-text.py
+TESTS += $(HOST_TESTS)
+dist_check_SCRIPTS += $(HOST_TESTS)
