@@ -937,6 +937,11 @@ const struct cmd_entry cmd_cp_entry = {
 	.name = "cp",
 	.usage = "[--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
 	.summary = "copy a file to or from the guest (mode kept; --verify compares SHA-256)",
+	.options = "  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
+		   "  -q, --quiet       no progress on the terminal\n"
+		   "  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n",
+	.example = "  guestlink -m vm1 cp ./app.tar guest:/srv/\n"
+		   "  guestlink -m vm1 cp --verify guest:/var/log/syslog .\n",
 	.min_args = 2,
 	.max_args = -1,
 	.exec = cp_exec,

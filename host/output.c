@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -18,6 +19,11 @@
 #include "guestlink/jsonrpc.h"
 #include "guestlink/stream.h"
 #include "macro.h"
+
+/* A backend that needed this long to close the CONNECT got no answer from the
+ * guest (its connect timeout, 5 s in vhost-user-vsock); a guest's RST comes
+ * back in milliseconds. */
+#define OUTPUT_GUEST_SILENT_S 2.0
 
 /* --- guest text --- */
 
@@ -297,9 +303,18 @@ static bool output_unix_listens(const char *path)
 	return fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 }
 
+static double output_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int cmd_try_connect(struct cmd_ctx *ctx, const char **ret_why)
 {
 	struct gl_address a;
+	double t0 = output_now();
 	int r;
 
 	r = gl_client_connect(ctx->address, ctx->timeout_ms, &ctx->client);
@@ -308,9 +323,15 @@ int cmd_try_connect(struct cmd_ctx *ctx, const char **ret_why)
 	*ret_why = NULL;
 	if (gl_address_parse(ctx->address, &a) < 0 || a.type != GL_ADDRESS_HYBRID)
 		return r;
-	/* The backend closes the client socket when the guest answers RST: tell
-	 * "guest refused the port" from "no backend". */
-	if (r == -ECONNREFUSED && output_unix_listens(a.path))
+	/* The backend closes the client socket at once when the guest answers
+	 * RST, and only after its own connect timeout when nobody answers (no
+	 * VM, or a guest without a vsock driver yet): tell those apart, and both
+	 * from "no backend". */
+	if (r == -ECONNREFUSED && output_unix_listens(a.path) &&
+		output_now() - t0 >= OUTPUT_GUEST_SILENT_S)
+		*ret_why = "the backend is up but the guest did not answer: is the VM running "
+			   "(or still booting)?";
+	else if (r == -ECONNREFUSED && output_unix_listens(a.path))
 		*ret_why = "the backend is up but the guest refused the port: is the agent "
 			   "installed and its socket unit started?";
 	else if (r == -ETIMEDOUT && output_unix_listens(a.path))

@@ -71,6 +71,32 @@ ok(rc == 0 and "Usage: guestlink" in out and all(c in out for c in ("ping", "inf
 rc, out, err = run("--version")
 ok(rc == 0 and out.startswith("guestlink ") and out.count("\n") == 1, "--version, exit 0")
 
+# --- help: every command, no address, no connection --------------------------
+rc, out, err = run("--help")
+ALL = [line.split()[0] for line in out.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+       if line.startswith("  ") and not line.startswith("   ") and not line.startswith("  help")]
+ok(len(ALL) >= 10, "--help lists %d commands" % len(ALL))
+for c in ALL:
+    rc, out, err = run(c, "--help")
+    ok(rc == 0 and err == "" and out.startswith("Usage: guestlink ") and " %s" % c in out.splitlines()[0]
+       and "\nOptions:\n" in out and "  -h, --help" in out and "\nExample:\n  guestlink " in out,
+       "%s --help: usage, options and an example on stdout, exit 0, no address" % c)
+    rc2, out2, err2 = run("-a", "unix:/nonexistent", c, "-h")
+    rc3, out3, err3 = run("help", c)
+    ok((rc2, out2, rc3, out3) == (0, out, 0, out), "%s -h and 'help %s' print the same" % (c, c))
+rc, out, err = run("cp", "--verify", "--help")
+ok(rc == 0 and out.startswith("Usage: guestlink ") and "--verify" in out,
+   "--help after other options still helps")
+rc, out, err = run("help", "nosuch")
+ok(rc == 2 and out == "" and "unknown command 'nosuch'" in err, "help for an unknown command: exit 2")
+rc, out, err = run("help")
+ok(rc == 0 and "Commands:" in out, "help alone: the overview")
+rc, out, err = run("-a", "unix:/nonexistent", "exec", "--", "ls", "-h")
+ok(rc == 255 and "cannot connect" in err, "exec -- CMD -h is the command's option, not help")
+rc, out, err = run("-a", "unix:/x", "ping", "--bogus")
+ok(rc == 2 and out == "" and err.startswith("guestlink: ") and "--help" in err,
+   "a command's unknown option: exit 2, one line pointing at --help")
+
 # --- unreachable: exit 255 -------------------------------------------------------
 missing = os.path.join(TMP, "missing.sock")
 rc, out, err = run("-a", "unix:" + missing, "ping")
