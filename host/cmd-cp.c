@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -665,8 +666,15 @@ static int cp_channel_open(struct cp *cp)
 	json_object_object_add(p, "token", json_object_new_string(cp->token));
 	req = gl_rpc_request_new("file.attach", p, json_object_new_int(1)); /* takes p and the id */
 	text = req ? gl_encode_string(req, &len) : NULL;
-	r = text ? (write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 ? 0 : -EIO)
-		 : -ENOMEM;
+	/* One write, newline included: from the agent's answer on, every byte
+	 * on this socket is file data. */
+	if (!text || len + 2 > sizeof(line))
+		r = -ENOMEM;
+	else {
+		memcpy(line, text, len);
+		line[len++] = '\n';
+		r = send(fd, line, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EIO;
+	}
 	json_object_put(req);
 	if (r < 0) {
 		close(fd);
@@ -909,7 +917,7 @@ finished:
 		struct json_object *o = json_object_new_object();
 		double dt = cp_now() - cp.t0;
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cp.moved));
-		json_object_object_add(o, "seconds", json_object_new_double(dt));
+		json_object_object_add(o, "seconds", cmd_json_rounded(dt, 3));
 		json_object_object_add(o, "path",
 			json_object_new_string(cp.upload ? cp.remote : cp.local));
 		if (cp.verify)

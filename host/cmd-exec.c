@@ -54,6 +54,10 @@ static int exec_start_error(struct exec_run *e, int status, const struct gl_erro
 {
 	const char *ename = status == -EREMOTEIO ? cmd_get_string(error->data, "errno") : NULL;
 
+	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT && e->ctx->json) {
+		cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+		return CMD_EXIT_NOT_FOUND;
+	}
 	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT) {
 		if (e->cwd)
 			return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s", e->argv0, e->cwd,

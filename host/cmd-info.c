@@ -92,16 +92,19 @@ static int info_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			json_object_put(all);
 			return r;
 		}
+		if (r && ctx->json) {
+			json_object_put(all); /* one JSON document: the error */
+			return r;
+		}
 		if (r) {
 			status = r; /* printed; show what the other part says */
 			continue;
 		}
 		json_object_object_add(all, info_parts[i].key, result); /* takes ownership */
 	}
-	if (ctx->json) {
-		if (status == CMD_EXIT_OK) /* else the error object was printed */
-			cmd_print_json(ctx, all);
-	} else
+	if (ctx->json)
+		cmd_print_json(ctx, all);
+	else
 		info_print(all, 0);
 	json_object_put(all);
 	return status;

@@ -3,6 +3,7 @@ HOST_TESTS = \
 	tests/host/test-usage.py \
 	tests/host/test-cli.py \
 	tests/host/test-cli-guest-text.py \
-	tests/host/test-cli-errors.py
+	tests/host/test-cli-errors.py \
+	tests/host/test-cli-json.py
 TESTS += $(HOST_TESTS)
 dist_check_SCRIPTS += $(HOST_TESTS)
