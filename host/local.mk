@@ -12,8 +12,8 @@ host_guestlink_SOURCES = \
 	host/cmd-exec.c \
 	host/cmd-cp.c \
 	host/cmd-power.c
-host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS)
-host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
+host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS) $(NETTLE_CFLAGS)
+host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) $(NETTLE_LIBS) -lm
 
 dist_man_MANS += doc/guestlink.1
 
