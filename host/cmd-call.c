@@ -35,6 +35,8 @@ const struct cmd_entry cmd_call_entry = {
 	.name = "call",
 	.usage = "METHOD [PARAMS-JSON]",
 	.summary = "call any method; print its result as JSON",
+	.example = "  guestlink -m vm1 call agent.echo '{\"hello\": [1, 2]}'\n"
+		   "  guestlink -m vm1 --json call system.info\n",
 	.min_args = 1,
 	.max_args = 2,
 	.exec = call_exec,

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,6 +24,8 @@
 #include "base64.h"
 #include "cmd.h"
 #include "guestlink/address.h"
+#include "guestlink/jsonrpc.h"
+#include "guestlink/stream.h"
 
 #define CP_CHUNK (1024 * 1024)
 #define CP_WINDOW 8
@@ -85,15 +88,20 @@ static void cp_draw(struct cp *cp, bool final)
 		fputc('\n', stderr);
 }
 
-static void cp_fail(struct cp *cp, int status, const char *method, int r, const struct gl_error *e)
+/* Report once. `what` is the method for a call about the guest file (then
+ * the message names guest:PATH), or a local path or step for a local failure. */
+static void cp_fail(struct cp *cp, int status, const char *what, int r, const struct gl_error *e)
 {
 	if (!cp->failed) {
 		if (cp->progress)
 			fputc('\n', stderr);
-		if (r == -EREMOTEIO && e)
-			cmd_error(cp->ctx, status, "%s: %s (%d)", method, e->message, e->code);
-		else
-			cmd_error(cp->ctx, status, "%s: %s", method, strerror(-r));
+		if ((r == -EREMOTEIO && e) || strncmp(what, "file.", 5) == 0) {
+			char object[4096];
+
+			snprintf(object, sizeof(object), CP_PREFIX "%s", cp->remote);
+			cmd_report_call_error(cp->ctx, what, object, r, e);
+		} else
+			cmd_error_errno(cp->ctx, status, r, what);
 	}
 	cp->failed = true;
 	cp->status = cp->status ?: status;
@@ -318,7 +326,6 @@ static void cp_on_read(struct gl_client *c, int status, struct json_object *resu
 {
 	struct cp_req *req = userdata;
 	struct cp *cp = req->cp;
-	struct json_object *data, *eof;
 
 	cp->inflight--;
 	if (status < 0)
@@ -327,15 +334,14 @@ static void cp_on_read(struct gl_client *c, int status, struct json_object *resu
 	else if (!cp->failed) {
 		long n;
 		size_t len;
-		const char *text;
+		const char *text = cmd_get_string(result, "data");
+		bool eof = false;
 
-		if (!json_object_object_get_ex(result, "data", &data) ||
-			!json_object_object_get_ex(result, "eof", &eof)) {
+		if (!text || !cmd_get_bool(result, "eof", &eof)) {
 			cp_fail(cp, CMD_EXIT_FAILED, "file.read", -EPROTO, NULL);
 			goto next;
 		}
-		text = json_object_get_string(data);
-		len = (size_t)json_object_get_string_len(data);
+		len = strlen(text);
 		{
 			static char buf[CP_CHUNK + 3];
 			n = len / 4 * 3 <= sizeof(buf) ? gl_base64_decode_to(text, len, buf) : -EINVAL;
@@ -349,7 +355,7 @@ static void cp_on_read(struct gl_client *c, int status, struct json_object *resu
 			}
 		}
 		cp->moved += (uint64_t)n;
-		if (json_object_get_boolean(eof) || (size_t)n < req->len) {
+		if (eof || (size_t)n < req->len) {
 			uint64_t end = req->off + (uint64_t)n;
 			if (!cp->eof || end < cp->end)
 				cp->end = end;
@@ -431,7 +437,7 @@ static int cp_sync_call(struct cp *cp, const char *method, struct json_object *p
 	int r;
 
 	r = gl_client_call(cp->client, method, params, cp->ctx->timeout_ms, ret, &e);
-	if (r == -EREMOTEIO && quiet_enoent && e.code == -32002)
+	if (r == -EREMOTEIO && quiet_enoent && e.code == GL_RPC_NO_SUCH_OBJECT)
 		return -ENOENT;
 	if (r < 0) {
 		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, method, r, &e);
@@ -442,13 +448,20 @@ static int cp_sync_call(struct cp *cp, const char *method, struct json_object *p
 
 static int cp_prepare_upload(struct cp *cp)
 {
-	struct json_object *p, *res = NULL, *v;
+	struct json_object *p, *res = NULL;
 	struct stat st;
 	int r;
 
 	cp->fd = open(cp->local, O_RDONLY | O_CLOEXEC);
 	if (cp->fd < 0 || fstat(cp->fd, &st) < 0) {
 		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		cmd_error(cp->ctx, CMD_EXIT_USAGE, "%s: Is a directory (use -r to copy directories)",
+			cp->local);
+		cp->failed = true;
+		cp->status = CMD_EXIT_USAGE;
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -465,8 +478,8 @@ static int cp_prepare_upload(struct cp *cp)
 	r = cp_sync_call(cp, "file.stat", p, &res, true);
 	if (r < 0 && r != -ENOENT)
 		return -1;
-	if ((r == 0 && json_object_object_get_ex(res, "type", &v) &&
-		    strcmp(json_object_get_string(v), "directory") == 0) ||
+	if ((r == 0 && cmd_get_string(res, "type") &&
+		    strcmp(cmd_get_string(res, "type"), "directory") == 0) ||
 		cp->remote[strlen(cp->remote) - 1] == '/') {
 		char *joined = cp_join(cp->remote, cp->local);
 		free(cp->remote);
@@ -491,19 +504,20 @@ static int cp_prepare_upload(struct cp *cp)
 	json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
 	if (cp_sync_call(cp, "file.open", p, &res, false) < 0)
 		return -1;
-	if (!json_object_object_get_ex(res, "handle", &v)) {
+	if (!cmd_get_int64(res, "handle", &cp->handle)) {
 		json_object_put(res);
 		cp_fail(cp, CMD_EXIT_FAILED, "file.open", -EPROTO, NULL);
 		return -1;
 	}
-	cp->handle = json_object_get_int64(v);
 	json_object_put(res);
 	return 0;
 }
 
 static int cp_prepare_download(struct cp *cp)
 {
-	struct json_object *p, *res = NULL, *v;
+	struct json_object *p, *res = NULL;
+	int64_t size, mode;
+	const char *type;
 	struct stat st;
 	uint64_t rnd = 0;
 	char *dir, *slash;
@@ -513,16 +527,25 @@ static int cp_prepare_download(struct cp *cp)
 	json_object_object_add(p, "follow", json_object_new_boolean(true));
 	if (cp_sync_call(cp, "file.stat", p, &res, false) < 0)
 		return -1;
-	if (!json_object_object_get_ex(res, "type", &v) ||
-		strcmp(json_object_get_string(v), "file") != 0) {
+	type = cmd_get_string(res, "type") ?: "";
+	if (strcmp(type, "directory") == 0) {
 		json_object_put(res);
-		cp_fail(cp, CMD_EXIT_USAGE, cp->remote, -EINVAL, NULL);
+		cmd_error(cp->ctx, CMD_EXIT_USAGE, CP_PREFIX "%s: Is a directory (use -r to copy directories)",
+			cp->remote);
+		cp->failed = true;
+		cp->status = CMD_EXIT_USAGE;
 		return -1;
 	}
-	json_object_object_get_ex(res, "size", &v);
-	cp->size = (uint64_t)json_object_get_int64(v);
-	json_object_object_get_ex(res, "mode", &v);
-	cp->mode = (mode_t)json_object_get_int(v) & 07777;
+	if (strcmp(type, "file") != 0 || !cmd_get_int64(res, "size", &size) || size < 0 ||
+		!cmd_get_int64(res, "mode", &mode)) {
+		json_object_put(res);
+		cmd_error(cp->ctx, CMD_EXIT_USAGE, CP_PREFIX "%s: not a regular file", cp->remote);
+		cp->failed = true;
+		cp->status = CMD_EXIT_USAGE;
+		return -1;
+	}
+	cp->size = (uint64_t)size;
+	cp->mode = (mode_t)mode & 07777;
 	json_object_put(res);
 
 	if ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
@@ -572,12 +595,14 @@ static int cp_prepare_download(struct cp *cp)
  * channels (then chunks are used), or another error (reported). */
 static int cp_channel_call(struct cp *cp, struct json_object *params)
 {
-	struct json_object *res = NULL, *v;
+	struct json_object *res = NULL;
+	const char *token;
+	int64_t v;
 	struct gl_error e = { 0 };
 	int r;
 
 	r = gl_client_call(cp->client, "file.channel", params, cp->ctx->timeout_ms, &res, &e);
-	if (r == -EREMOTEIO && e.code == -32601) {
+	if (r == -EREMOTEIO && e.code == GL_RPC_METHOD_NOT_FOUND) {
 		cp->channel = false;
 		return -EOPNOTSUPP;
 	}
@@ -586,17 +611,17 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 			&e);
 		return r;
 	}
-	if (!json_object_object_get_ex(res, "token", &v) ||
-		json_object_get_string_len(v) >= (int)sizeof(cp->token)) {
+	token = cmd_get_string(res, "token");
+	if (!token || strlen(token) >= sizeof(cp->token)) {
 		json_object_put(res);
 		cp_fail(cp, CMD_EXIT_FAILED, "file.channel", -EPROTO, NULL);
 		return -EPROTO;
 	}
-	snprintf(cp->token, sizeof(cp->token), "%s", json_object_get_string(v));
-	if (!cp->upload && json_object_object_get_ex(res, "size", &v))
-		cp->size = (uint64_t)json_object_get_int64(v);
-	if (!cp->upload && json_object_object_get_ex(res, "mode", &v))
-		cp->mode = (mode_t)json_object_get_int(v) & 07777;
+	snprintf(cp->token, sizeof(cp->token), "%s", token);
+	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0)
+		cp->size = (uint64_t)v;
+	if (!cp->upload && cmd_get_int64(res, "mode", &v))
+		cp->mode = (mode_t)v & 07777;
 	json_object_put(res);
 	return 0;
 }
@@ -625,8 +650,10 @@ static int cp_read_line(int fd, char *buf, size_t size)
 static int cp_channel_open(struct cp *cp)
 {
 	struct gl_address a;
-	struct json_object *ans, *v;
+	struct json_object *ans, *req, *p;
+	const char *text;
 	char line[4096];
+	size_t len;
 	int fd, r;
 
 	r = gl_address_parse(cp->ctx->address, &a);
@@ -635,13 +662,23 @@ static int cp_channel_open(struct cp *cp)
 	fd = gl_address_connect(&a, cp->ctx->timeout_ms);
 	if (fd < 0)
 		return fd;
-	snprintf(line, sizeof(line),
-		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"file.attach\","
-		"\"params\":{\"token\":\"%s\"}}\n",
-		cp->token);
-	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+	p = json_object_new_object();
+	json_object_object_add(p, "token", json_object_new_string(cp->token));
+	req = gl_rpc_request_new("file.attach", p, json_object_new_int(1)); /* takes p and the id */
+	text = req ? gl_encode_string(req, &len) : NULL;
+	/* One write, newline included: from the agent's answer on, every byte
+	 * on this socket is file data. */
+	if (!text || len + 2 > sizeof(line))
+		r = -ENOMEM;
+	else {
+		memcpy(line, text, len);
+		line[len++] = '\n';
+		r = send(fd, line, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EIO;
+	}
+	json_object_put(req);
+	if (r < 0) {
 		close(fd);
-		return -EIO;
+		return r;
 	}
 	r = cp_read_line(fd, line, sizeof(line));
 	if (r < 0) {
@@ -649,7 +686,7 @@ static int cp_channel_open(struct cp *cp)
 		return r;
 	}
 	ans = json_tokener_parse(line);
-	if (!json_object_object_get_ex(ans, "result", &v)) {
+	if (!cmd_get_object(ans, "result")) {
 		json_object_put(ans);
 		close(fd);
 		return -EPROTO;
@@ -712,7 +749,7 @@ static void cp_channel_run(struct cp *cp)
 	if (cp->upload) {
 		char line[256];
 		off_t off = 0;
-		struct json_object *st, *ok;
+		struct json_object *st;
 
 		while ((uint64_t)off < cp->size) {
 			ssize_t n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
@@ -727,8 +764,10 @@ static void cp_channel_run(struct cp *cp)
 		}
 		if (!cp->failed) {
 			int r = cp_read_line(fd, line, sizeof(line));
+			bool ok = false;
+
 			st = r < 0 ? NULL : json_tokener_parse(line);
-			if (!json_object_object_get_ex(st, "ok", &ok) || !json_object_get_boolean(ok))
+			if (!cmd_get_bool(st, "ok", &ok) || !ok)
 				cp_fail(cp, CMD_EXIT_FAILED, "upload", -EIO, NULL);
 			json_object_put(st);
 		}
@@ -878,7 +917,7 @@ finished:
 		struct json_object *o = json_object_new_object();
 		double dt = cp_now() - cp.t0;
 		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cp.moved));
-		json_object_object_add(o, "seconds", json_object_new_double(dt));
+		json_object_object_add(o, "seconds", cmd_json_rounded(dt, 3));
 		json_object_object_add(o, "path",
 			json_object_new_string(cp.upload ? cp.remote : cp.local));
 		if (cp.verify)
@@ -906,6 +945,11 @@ const struct cmd_entry cmd_cp_entry = {
 	.name = "cp",
 	.usage = "[--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
 	.summary = "copy a file to or from the guest (mode kept; --verify compares SHA-256)",
+	.options = "  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
+		   "  -q, --quiet       no progress on the terminal\n"
+		   "  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n",
+	.example = "  guestlink -m vm1 cp ./app.tar guest:/srv/\n"
+		   "  guestlink -m vm1 cp --verify guest:/var/log/syslog .\n",
 	.min_args = 2,
 	.max_args = -1,
 	.exec = cp_exec,

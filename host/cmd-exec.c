@@ -17,6 +17,7 @@
 
 #include "base64.h"
 #include "cmd.h"
+#include "guestlink/jsonrpc.h"
 #include "term.h"
 
 #define EXEC_STDIN_CHUNK (64 * 1024)
@@ -36,6 +37,7 @@ struct exec_run {
 	unsigned writes_inflight;
 	struct event *stdin_ev;
 	int pending_signal;
+	const char *argv0, *cwd; /* for messages */
 };
 
 static void exec_finish(struct exec_run *e, int status)
@@ -47,13 +49,29 @@ static void exec_finish(struct exec_run *e, int status)
 	event_base_loopbreak(e->base);
 }
 
-static void exec_remote_error(struct exec_run *e, const char *method, int status,
-	const struct gl_error *error)
+/* exec.start failed: name the program and the cause, and exit as a shell
+ * would (127 not found, 126 not executable), else 255 (could not run). */
+static int exec_start_error(struct exec_run *e, int status, const struct gl_error *error)
 {
-	if (status == -EREMOTEIO)
-		cmd_error(e->ctx, CMD_EXIT_FAILED, "%s: %s (%d)", method, error->message, error->code);
-	else
-		cmd_error(e->ctx, CMD_EXIT_FAILED, "%s: %s", method, strerror(-status));
+	const char *ename = status == -EREMOTEIO ? cmd_get_string(error->data, "errno") : NULL;
+
+	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT && e->ctx->json) {
+		cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+		return CMD_EXIT_NOT_FOUND;
+	}
+	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT) {
+		if (e->cwd)
+			return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s", e->argv0, e->cwd,
+				strerror(ENOENT));
+		return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s: %s", e->argv0, strerror(ENOENT));
+	}
+	if (ename && (strcmp(ename, "EACCES") == 0 || strcmp(ename, "ENOEXEC") == 0 ||
+			     strcmp(ename, "EISDIR") == 0 || strcmp(ename, "ENOTDIR") == 0)) {
+		cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+		return CMD_EXIT_CANNOT_EXECUTE;
+	}
+	cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+	return CMD_EXIT_UNREACHABLE;
 }
 
 static int exec_write_all(int fd, const char *p, size_t n)
@@ -77,40 +95,65 @@ static int exec_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* --json: one JSON text per line, for each output chunk and the exit. */
+static void exec_print_json_line(struct json_object *o)
+{
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+		stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_object_put(o);
+}
+
 static void exec_on_notification(struct gl_client *c, const char *method,
 	struct json_object *params, void *userdata)
 {
 	struct exec_run *e = userdata;
-	struct json_object *v;
+	int64_t id;
 
-	if (!json_object_object_get_ex(params, "id", &v) || json_object_get_int64(v) != e->id)
+	if (!cmd_get_int64(params, "id", &id) || id != e->id)
 		return;
 	if (strcmp(method, "exec.output") == 0) {
-		const char *stream = "stdout", *data;
+		const char *stream = cmd_get_string(params, "stream") ?: "stdout";
+		const char *data = cmd_get_string(params, "data");
 		void *bytes;
 		size_t n;
 
-		if (json_object_object_get_ex(params, "stream", &v))
-			stream = json_object_get_string(v);
-		if (!json_object_object_get_ex(params, "data", &v))
+		if (!data || gl_base64_decode(data, strlen(data), &bytes, &n) < 0)
 			return;
-		data = json_object_get_string(v);
-		if (gl_base64_decode(data, strlen(data), &bytes, &n) < 0)
-			return;
-		/* Blocking writes: a slow reader of our stdout slows the guest process
-		 * down through the agent's back-pressure. */
-		exec_write_all(strcmp(stream, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO, bytes, n);
+		if (e->ctx->json) {
+			struct json_object *o = json_object_new_object();
+			json_object_object_add(o, "stream", json_object_new_string(
+				strcmp(stream, "stderr") == 0 ? "stderr" : "stdout"));
+			json_object_object_add(o, "data", json_object_new_string(data));
+			exec_print_json_line(o);
+		} else
+			/* Raw by design. Blocking writes: a slow reader of our stdout
+			 * slows the guest process down through the agent's back-pressure. */
+			exec_write_all(strcmp(stream, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO,
+				bytes, n);
 		free(bytes);
 	} else if (strcmp(method, "exec.exit") == 0) {
-		struct json_object *sig, *code, *to;
-		int status = 255;
+		int64_t sig = 0, code = 0;
+		bool timed_out = false, has_sig, has_code;
+		int status = CMD_EXIT_UNREACHABLE;
 
-		if (json_object_object_get_ex(params, "timed_out", &to) && json_object_get_boolean(to))
-			cmd_error(e->ctx, 0, "the command timed out and was killed");
-		if (json_object_object_get_ex(params, "signal", &sig))
-			status = 128 + json_object_get_int(sig);
-		else if (json_object_object_get_ex(params, "code", &code))
-			status = json_object_get_int(code);
+		cmd_get_bool(params, "timed_out", &timed_out);
+		has_sig = cmd_get_int64(params, "signal", &sig) && sig > 0 && sig < 128;
+		has_code = cmd_get_int64(params, "code", &code) && code >= 0 && code <= 255;
+		if (has_sig)
+			status = 128 + (int)sig;
+		else if (has_code)
+			status = (int)code;
+		if (e->ctx->json) {
+			struct json_object *o = json_object_new_object();
+			json_object_object_add(o, "exit_status", json_object_new_int(status));
+			json_object_object_add(o, "code", has_code && !has_sig ? json_object_new_int((int)code) : NULL);
+			json_object_object_add(o, "signal", has_sig ? json_object_new_int((int)sig) : NULL);
+			json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+			exec_print_json_line(o);
+		} else if (timed_out)
+			cmd_error(e->ctx, 0, "%s: timed out and was killed", e->argv0);
 		exec_finish(e, status);
 	}
 }
@@ -120,7 +163,8 @@ static void exec_on_close(struct gl_client *c, int error, void *userdata)
 	struct exec_run *e = userdata;
 
 	if (!e->done) {
-		cmd_error(e->ctx, 0, "%s: connection lost before the command ended", e->ctx->address);
+		cmd_error(e->ctx, 0, "%s: connection lost before the command ended: %s", e->ctx->address,
+			strerror(error ? abs(error) : ECONNRESET));
 		exec_finish(e, CMD_EXIT_UNREACHABLE);
 	}
 }
@@ -150,7 +194,7 @@ static void exec_send_stdin(struct exec_run *e, const char *buf, size_t n, bool 
 
 	if (gl_base64_encode(buf, n, &b64, NULL) < 0) {
 		json_object_put(p);
-		exec_finish(e, cmd_error(e->ctx, CMD_EXIT_FAILED, "out of memory"));
+		exec_finish(e, cmd_error(e->ctx, CMD_EXIT_UNREACHABLE, "out of memory"));
 		return;
 	}
 	json_object_object_add(p, "id", json_object_new_int64(e->id));
@@ -236,19 +280,18 @@ static void exec_on_started(struct gl_client *c, int status, struct json_object 
 	const struct gl_error *error, void *userdata)
 {
 	struct exec_run *e = userdata;
-	struct json_object *id;
+	int64_t id;
 
 	if (status < 0) {
-		exec_remote_error(e, "exec.start", status, error);
-		exec_finish(e, CMD_EXIT_FAILED);
+		exec_finish(e, exec_start_error(e, status, error));
 		return;
 	}
-	if (!json_object_object_get_ex(result, "id", &id)) {
+	if (!cmd_get_int64(result, "id", &id) || id <= 0) {
 		cmd_error(e->ctx, 0, "exec.start: answer without an id");
-		exec_finish(e, CMD_EXIT_FAILED);
+		exec_finish(e, CMD_EXIT_UNREACHABLE);
 		return;
 	}
-	e->id = json_object_get_int64(id);
+	e->id = id;
 	if (e->pending_signal)
 		exec_forward_signal(e, e->pending_signal);
 	exec_pump_stdin(e);
@@ -314,6 +357,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	for (int i = optind - 1; i < argc; i++)
 		json_object_array_add(args, json_object_new_string(argv[i]));
+	e.argv0 = optind - 1 < argc ? argv[optind - 1] : NULL;
+	e.cwd = cwd;
 	if (json_object_array_length(args) == 0) {
 		r = cmd_error(ctx, CMD_EXIT_USAGE, "exec: no command given");
 		goto out;
@@ -339,14 +384,14 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	e.base = event_base_new();
 	if (!e.base) {
-		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot create an event loop");
+		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot create an event loop");
 		goto out;
 	}
 	e.client = ctx->client;
 	gl_client_set_notification_handler(e.client, exec_on_notification, &e);
 	gl_client_set_close_handler(e.client, exec_on_close, &e);
 	if (gl_client_attach(e.client, e.base) < 0) {
-		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot attach the client to the event loop");
+		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot attach the client to the event loop");
 		goto out;
 	}
 	if (e.stdin_forward) {
@@ -363,7 +408,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST,
 				exec_on_stdin, &e);
 			if (!e.stdin_ev) {
-				r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot watch stdin");
+				r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot watch stdin");
 				goto out;
 			}
 		}
@@ -395,7 +440,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	event_base_dispatch(e.base);
-	r = e.done ? e.status : CMD_EXIT_FAILED;
+	r = e.done ? e.status : CMD_EXIT_UNREACHABLE;
 out:
 	/* The client belongs to ctx (freed by main) but is attached to our base:
 	 * free it before the base. */
@@ -421,6 +466,17 @@ const struct cmd_entry cmd_exec_entry = {
 	.name = "exec",
 	.usage = "[--env K=V] [--cwd DIR] [--stdin] [--timeout S] [-t[t]] -- CMD ARGS...",
 	.summary = "run a command in the guest, streaming its output; exit with its status",
+	.options = "  -e, --env=K=V      set an environment variable (repeatable)\n"
+		   "  -C, --cwd=DIR      working directory in the guest (default /)\n"
+		   "  -i, --stdin        forward our stdin to the command\n"
+		   "  -T, --timeout=S    kill the command after S seconds\n"
+		   "  -t, --tty          run it on a terminal (raw mode; -tt even without one)\n"
+		   "With --json: one JSON line per output chunk {\"stream\", \"data\" (base64)}, then\n"
+		   "{\"exit_status\", \"code\", \"signal\", \"timed_out\"}.\n"
+		   "Exit status: the command's (128+N for signal N); 127 not found, 126 not\n"
+		   "executable, 255 guestlink could not reach the agent or run the command.\n",
+	.example = "  guestlink -m vm1 exec -- uname -a\n"
+		   "  tar c . | guestlink -m vm1 exec --stdin --cwd /srv -- tar x\n",
 	.min_args = 1,
 	.max_args = -1,
 	.exec = exec_exec,

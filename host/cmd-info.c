@@ -15,7 +15,9 @@ static bool info_is_scalar(struct json_object *v)
 static void info_print_scalar(struct json_object *v)
 {
 	if (json_object_is_type(v, json_type_string))
-		fputs(json_object_get_string(v), stdout);
+		cmd_put(stdout, json_object_get_string(v));
+	else if (json_object_is_type(v, json_type_double))
+		printf("%.6g", json_object_get_double(v));
 	else
 		fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), stdout);
 }
@@ -33,7 +35,7 @@ static bool info_scalar_array(struct json_object *v)
 /* Scalars after "key: "; arrays of scalars joined by ", "; the rest nested. */
 static void info_print_member(const char *key, struct json_object *v, int indent)
 {
-	printf("%*s%s:", indent, "", key);
+	cmd_printf(stdout, "%*s%s:", indent, "", key);
 	if (info_is_scalar(v)) {
 		putchar(' ');
 		info_print_scalar(v);
@@ -90,16 +92,19 @@ static int info_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			json_object_put(all);
 			return r;
 		}
+		if (r && ctx->json) {
+			json_object_put(all); /* one JSON document: the error */
+			return r;
+		}
 		if (r) {
 			status = r; /* printed; show what the other part says */
 			continue;
 		}
 		json_object_object_add(all, info_parts[i].key, result); /* takes ownership */
 	}
-	if (ctx->json) {
-		if (status == CMD_EXIT_OK) /* else the error object was printed */
-			cmd_print_json(ctx, all);
-	} else
+	if (ctx->json)
+		cmd_print_json(ctx, all);
+	else
 		info_print(all, 0);
 	json_object_put(all);
 	return status;
@@ -109,6 +114,7 @@ const struct cmd_entry cmd_info_entry = {
 	.name = "info",
 	.usage = "",
 	.summary = "show agent.info and system.info",
+	.example = "  guestlink -m vm1 info\n",
 	.min_args = 0,
 	.max_args = 0,
 	.exec = info_exec,

@@ -107,11 +107,15 @@ static int power_freeze(struct cmd_ctx *ctx, int argc, char **argv)
 		return r;
 	if (ctx->json)
 		cmd_print_json(ctx, result);
-	else if (json_object_object_get_ex(result, "mountpoints", &mps)) {
+	else if ((mps = cmd_get_array(result, "mountpoints"))) {
 		size_t n = json_object_array_length(mps);
 		printf("frozen for at most %lds:", timeout);
-		for (size_t i = 0; i < n; i++)
-			printf(" %s", json_object_get_string(json_object_array_get_idx(mps, i)));
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *mp = json_object_array_get_idx(mps, i);
+			putchar(' ');
+			if (json_object_is_type(mp, json_type_string))
+				cmd_put(stdout, json_object_get_string(mp));
+		}
 		printf("%s\n", n ? "" : " (no freezable filesystem)");
 	}
 	json_object_put(result);
@@ -120,7 +124,8 @@ static int power_freeze(struct cmd_ctx *ctx, int argc, char **argv)
 
 static int power_thaw(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct json_object *result = NULL, *n;
+	struct json_object *result = NULL;
+	int64_t n;
 	int r;
 
 	r = cmd_call(ctx, "fs.thaw", NULL, &result);
@@ -128,8 +133,8 @@ static int power_thaw(struct cmd_ctx *ctx, int argc, char **argv)
 		return r;
 	if (ctx->json)
 		cmd_print_json(ctx, result);
-	else if (json_object_object_get_ex(result, "thawed", &n))
-		printf("thawed %d filesystem(s)\n", json_object_get_int(n));
+	else if (cmd_get_int64(result, "thawed", &n))
+		printf("thawed %lld filesystem(s)\n", (long long)n);
 	json_object_put(result);
 	return CMD_EXIT_OK;
 }
@@ -138,6 +143,9 @@ const struct cmd_entry cmd_shutdown_entry = {
 	.name = "shutdown",
 	.usage = "[--halt] [--delay S]",
 	.summary = "power the guest off (or halt it)",
+	.options = "      --halt     halt instead of powering off\n"
+		   "  -d, --delay=S  wait S seconds first\n",
+	.example = "  guestlink -m vm1 shutdown --delay 5\n",
 	.min_args = 0,
 	.max_args = -1,
 	.exec = power_shutdown,
@@ -147,6 +155,8 @@ const struct cmd_entry cmd_reboot_entry = {
 	.name = "reboot",
 	.usage = "[--delay S]",
 	.summary = "reboot the guest",
+	.options = "  -d, --delay=S  wait S seconds first\n",
+	.example = "  guestlink -m vm1 reboot\n",
 	.min_args = 0,
 	.max_args = -1,
 	.exec = power_reboot,
@@ -156,6 +166,8 @@ const struct cmd_entry cmd_freeze_entry = {
 	.name = "freeze",
 	.usage = "[--timeout S] [MOUNTPOINT...]",
 	.summary = "freeze the guest's filesystems (thawed by itself after the timeout, default 60 s)",
+	.options = "  -T, --timeout=S  thaw by itself after S seconds (1-3600, default 60)\n",
+	.example = "  guestlink -m vm1 freeze --timeout 30 / && snapshot-the-disk; guestlink -m vm1 thaw\n",
 	.min_args = 0,
 	.max_args = -1,
 	.exec = power_freeze,
@@ -165,6 +177,7 @@ const struct cmd_entry cmd_thaw_entry = {
 	.name = "thaw",
 	.usage = "",
 	.summary = "thaw the filesystems frozen by freeze",
+	.example = "  guestlink -m vm1 thaw\n",
 	.min_args = 0,
 	.max_args = 0,
 	.exec = power_thaw,

@@ -90,6 +90,13 @@ const struct cmd_entry cmd_shell_entry = {
 	.name = "shell",
 	.usage = "[--user U] [--cwd DIR] [--env K=V] [-t]",
 	.summary = "the login shell in the guest on a terminal (-t again: even without a local one)",
+	.options = "  -u, --user=U       log in as user U (default: the agent's user)\n"
+		   "  -C, --cwd=DIR      start in DIR instead of the user's home\n"
+		   "  -e, --env=K=V      set an environment variable (repeatable)\n"
+		   "  -t                 again (-tt): even when stdin is not a terminal\n"
+		   "`~.` at the start of a line drops the session; the exit status is the shell's.\n",
+	.example = "  guestlink -m vm1 shell\n"
+		   "  guestlink -m vm1 shell --user alice --cwd /srv\n",
 	.min_args = 0,
 	.max_args = -1,
 	.exec = shell_exec,

@@ -57,7 +57,10 @@ static void main_help(FILE *f)
 		else
 			fprintf(f, "  %-28s %s\n", head, main_cmds[i]->summary);
 	}
-	fprintf(f, "\nExit status: 0 ok, 1 the call failed, 2 usage, 3 cannot reach the agent.\n");
+	fprintf(f, "  %-28s %s\n", "help [COMMAND]", "show this help, or a command's usage, options and example");
+	fprintf(f, "\nRun 'guestlink COMMAND --help' for a command's options.\n"
+		   "Exit status: 0 ok, 1 the call failed, 2 usage, 255 cannot reach the agent;\n"
+		   "exec: the command's status, 126 not executable, 127 not found.\n");
 }
 
 static const struct cmd_entry *main_find(const char *name)
@@ -66,6 +69,37 @@ static const struct cmd_entry *main_find(const char *name)
 		if (strcmp(main_cmds[i]->name, name) == 0)
 			return main_cmds[i];
 	return NULL;
+}
+
+/* `CMD --help` or `CMD -h` among the command's options: options end at the
+ * first operand or at "--" (exec -- ls -h asks ls, not us). */
+static bool main_wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* guestlink help [COMMAND] */
+static int main_help_command(int argc, char **argv)
+{
+	const struct cmd_entry *cmd;
+
+	if (argc == 0) {
+		main_help(stdout);
+		return CMD_EXIT_OK;
+	}
+	cmd = argc == 1 ? main_find(argv[0]) : NULL;
+	if (!cmd)
+		return cmd_error(NULL, CMD_EXIT_USAGE, argc == 1 ? "unknown command '%s' (see --help)"
+							    : "usage: guestlink help [COMMAND]",
+			argv[0]);
+	cmd_help(stdout, cmd);
+	return CMD_EXIT_OK;
 }
 
 static int main_parse_timeout(const char *s, int *ret_ms)
@@ -134,12 +168,20 @@ int main(int argc, char **argv)
 
 	if (optind >= argc)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "no command given (see --help)");
+	nargs = argc - optind - 1;
+	if (strcmp(argv[optind], "help") == 0)
+		return main_help_command(nargs, argv + optind + 1);
 	cmd = main_find(argv[optind]);
 	if (!cmd)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "unknown command '%s' (see --help)", argv[optind]);
-	nargs = argc - optind - 1;
+	/* Help needs no address and no connection. */
+	if (main_wants_help(nargs, argv + optind + 1)) {
+		cmd_help(stdout, cmd);
+		return CMD_EXIT_OK;
+	}
 	if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args))
-		return cmd_error(&ctx, CMD_EXIT_USAGE, "usage: guestlink %s %s", cmd->name, cmd->usage);
+		return cmd_error(&ctx, CMD_EXIT_USAGE, "usage: guestlink %s %s (see 'guestlink %s --help')",
+			cmd->name, cmd->usage, cmd->name);
 
 	if (address && machine)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "-a and -m exclude each other");

@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
+#include <nettle/sha2.h>
 
 #include "config.h"
 #include "base64.h"
@@ -1133,6 +1134,104 @@ static int file_attach(struct call *call, void *params)
 	return 0;
 }
 
+/* --- sha256 --- */
+
+/* file.sha256 hashes in steps of FILE_SHA256_STEP bytes, one per turn of the
+ * event loop, so a large file never stalls the other connections. */
+#define FILE_SHA256_STEP (1u * 1024 * 1024)
+
+struct file_sha256_job {
+	struct call *call;
+	struct event *step;
+	int fd;
+	uint64_t done;
+	struct sha256_ctx ctx;
+	char *buf;
+};
+
+static void file_sha256_free(struct file_sha256_job *j)
+{
+	if (!j)
+		return;
+	if (j->step)
+		event_free(j->step);
+	if (j->fd >= 0)
+		close(j->fd);
+	call_unref(j->call);
+	free(j->buf);
+	free(j);
+}
+
+static void file_sha256_step(evutil_socket_t unused, short what, void *userdata)
+{
+	struct file_sha256_job *j = userdata;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	char hex[2 * SHA256_DIGEST_SIZE + 1];
+	struct json_object *res;
+	ssize_t n;
+
+	if (!call_conn(j->call)) { /* the client went away: stop hashing */
+		file_sha256_free(j);
+		return;
+	}
+	do
+		n = read(j->fd, j->buf, FILE_SHA256_STEP);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		file_error(j->call, errno, "cannot read");
+		file_sha256_free(j);
+		return;
+	}
+	if (n > 0) {
+		sha256_update(&j->ctx, (size_t)n, (const uint8_t *)j->buf);
+		j->done += (uint64_t)n;
+		event_active(j->step, 0, 0);
+		return;
+	}
+	sha256_digest(&j->ctx, sizeof(digest), digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	res = json_object_new_object();
+	json_object_object_add(res, "sha256", json_object_new_string(hex));
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)j->done));
+	call_reply(j->call, res);
+	file_sha256_free(j);
+}
+
+static int file_sha256(struct call *call, void *params)
+{
+	struct file_path_params *a = params;
+	struct file_sha256_job *j;
+	struct stat st;
+
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (j->fd < 0 || fstat(j->fd, &st) < 0) {
+		file_error(call, errno, "cannot open");
+		file_sha256_free(j);
+		return 0;
+	}
+	/* Regular files only: a FIFO or a device could stall or never end. */
+	if (!S_ISREG(st.st_mode)) {
+		call_os_error(call, S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
+			"only regular files can be hashed");
+		file_sha256_free(j);
+		return 0;
+	}
+	j->buf = malloc(FILE_SHA256_STEP);
+	j->step = event_new(call_event_base(call), -1, 0, file_sha256_step, j);
+	if (!j->buf || !j->step) {
+		file_sha256_free(j);
+		return -ENOMEM;
+	}
+	sha256_init(&j->ctx);
+	j->call = call_ref(call);
+	event_active(j->step, 0, 0);
+	return 0;
+}
+
 /* --- the table --- */
 
 #define FILE_PATH_PARAM(st, req)                                                                   \
@@ -1268,6 +1367,10 @@ const struct method file_methods[] = {
 		file_mkdir, METHOD_WRITES, FILE_EMPTY_RESULT },
 	{ "file.rename", "Rename a path", file_rename_params, sizeof(struct file_rename_params),
 		file_rename, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ "file.sha256", "SHA-256 of a regular file (hex), hashed without blocking the agent",
+		file_path_only_params, sizeof(struct file_path_params), file_sha256, 0,
+		"{\"type\":\"object\",\"properties\":{\"sha256\":{\"type\":\"string\"},"
+		"\"size\":{\"type\":\"integer\"}}}" },
 	{ "file.channel", "Prepare a raw transfer of a whole file on a second connection",
 		file_channel_params_table, sizeof(struct file_channel_params), file_channel, 0,
 		"{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"},"

@@ -1,3 +1,9 @@
 # tests/host: the guestlink CLI (test-cli.py needs tests/proto/example-client).
-TESTS += tests/host/test-usage.py tests/host/test-cli.py
-dist_check_SCRIPTS += tests/host/test-usage.py tests/host/test-cli.py
+HOST_TESTS = \
+	tests/host/test-usage.py \
+	tests/host/test-cli.py \
+	tests/host/test-cli-guest-text.py \
+	tests/host/test-cli-errors.py \
+	tests/host/test-cli-json.py
+TESTS += $(HOST_TESTS)
+dist_check_SCRIPTS += $(HOST_TESTS)

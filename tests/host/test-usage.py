@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """guestlink without a real agent: usage errors (exit 2), unreachable
-addresses (exit 3), and the output and exit codes of every command against a
+addresses (exit 255), and the output and exit codes of every command against a
 small scripted agent in this process (plain unix: and hybrid: with the
 CONNECT handshake)."""
 
@@ -45,7 +45,7 @@ USAGE = [
     (("-a", "unix:/x", "--timeout", "soon", "ping"), "timeout not a number"),
     (("-a", "unix:/x", "ping", "extra"), "ping takes no argument"),
     (("-a", "unix:/x", "info", "extra"), "info takes no argument"),
-    (("-a", "unix:/x", "methods", "extra"), "methods takes no argument"),
+    (("-a", "unix:/x", "methods", "a", "b"), "methods takes at most one argument"),
     (("-a", "unix:/x", "call"), "call without a method"),
     (("-a", "unix:/x", "call", "m", "[]", "x"), "call with too many arguments"),
     (("-a", "unix:/x", "call", "m", "{oops"), "call with invalid JSON params"),
@@ -71,28 +71,54 @@ ok(rc == 0 and "Usage: guestlink" in out and all(c in out for c in ("ping", "inf
 rc, out, err = run("--version")
 ok(rc == 0 and out.startswith("guestlink ") and out.count("\n") == 1, "--version, exit 0")
 
-# --- unreachable: exit 3 -------------------------------------------------------
+# --- help: every command, no address, no connection --------------------------
+rc, out, err = run("--help")
+ALL = [line.split()[0] for line in out.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+       if line.startswith("  ") and not line.startswith("   ") and not line.startswith("  help")]
+ok(len(ALL) >= 10, "--help lists %d commands" % len(ALL))
+for c in ALL:
+    rc, out, err = run(c, "--help")
+    ok(rc == 0 and err == "" and out.startswith("Usage: guestlink ") and " %s" % c in out.splitlines()[0]
+       and "\nOptions:\n" in out and "  -h, --help" in out and "\nExample:\n  guestlink " in out,
+       "%s --help: usage, options and an example on stdout, exit 0, no address" % c)
+    rc2, out2, err2 = run("-a", "unix:/nonexistent", c, "-h")
+    rc3, out3, err3 = run("help", c)
+    ok((rc2, out2, rc3, out3) == (0, out, 0, out), "%s -h and 'help %s' print the same" % (c, c))
+rc, out, err = run("cp", "--verify", "--help")
+ok(rc == 0 and out.startswith("Usage: guestlink ") and "--verify" in out,
+   "--help after other options still helps")
+rc, out, err = run("help", "nosuch")
+ok(rc == 2 and out == "" and "unknown command 'nosuch'" in err, "help for an unknown command: exit 2")
+rc, out, err = run("help")
+ok(rc == 0 and "Commands:" in out, "help alone: the overview")
+rc, out, err = run("-a", "unix:/nonexistent", "exec", "--", "ls", "-h")
+ok(rc == 255 and "cannot connect" in err, "exec -- CMD -h is the command's option, not help")
+rc, out, err = run("-a", "unix:/x", "ping", "--bogus")
+ok(rc == 2 and out == "" and err.startswith("guestlink: ") and "--help" in err,
+   "a command's unknown option: exit 2, one line pointing at --help")
+
+# --- unreachable: exit 255 -------------------------------------------------------
 missing = os.path.join(TMP, "missing.sock")
 rc, out, err = run("-a", "unix:" + missing, "ping")
-ok(rc == 3 and "cannot connect" in err and "No such file" in err, "missing socket: exit 3")
+ok(rc == 255 and "cannot connect" in err and "No such file" in err, "missing socket: exit 255")
 rc, out, err = run("ping", env={"GUESTLINK_ADDRESS": "unix:" + missing})
-ok(rc == 3, "GUESTLINK_ADDRESS is used: exit 3 for a missing socket")
+ok(rc == 255, "GUESTLINK_ADDRESS is used: exit 255 for a missing socket")
 rc, out, err = run("-m", "guestlink-test-no-such-vm", "ping")
-ok(rc == 3 and "/run/guestlink/guestlink-test-no-such-vm.vsock" in err,
+ok(rc == 255 and "/run/guestlink/guestlink-test-no-such-vm.vsock" in err,
    "-m NAME uses the backend socket under /run/guestlink")
 rc, out, err = run("--json", "-a", "unix:" + missing, "info")
 try:
     e = json.loads(out)["error"]
 except (ValueError, KeyError):
     e = {}
-ok(rc == 3 and e.get("errno") == "ENOENT" and err == "", "--json: unreachable as a JSON error object")
+ok(rc == 255 and e.get("errno") == "ENOENT" and err == "", "--json: unreachable as a JSON error object")
 
 stale = os.path.join(TMP, "stale.sock")
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(stale)
 s.close()
 rc, out, err = run("-a", "unix:" + stale, "ping")
-ok(rc == 3 and "refused" in err, "stale socket (nobody listening): exit 3")
+ok(rc == 255 and "refused" in err, "stale socket (nobody listening): exit 255")
 
 
 # --- a scripted agent ------------------------------------------------------------
@@ -187,7 +213,7 @@ ok(rc == 0 and isinstance(j.get("time_ms"), float) and j.get("result") == {}, "p
 
 rc, out, err = run(*A, "info")
 ok(rc == 0 and "agent:\n  version: 9.9\n" in out and "  hostname: guest1\n" in out
-   and "  os_release:\n    ID: debian\n" in out and "  load: 0.5, 0.25, 0.0\n" in out,
+   and "  os_release:\n    ID: debian\n" in out and "  load: 0.5, 0.25, 0\n" in out,
    "info pretty-prints agent.info and system.info")
 if rc != 0 or "version: 9.9" not in out:
     diag(out + err)
@@ -223,7 +249,7 @@ ok(rc == 1 and json.loads(out) == {"error": {"code": -32601, "message": "Method 
 rc, out, err = run(*A, "--timeout", "0.3", "call", "slow.never")
 ok(rc == 1 and "no answer within 300 ms" in err, "no answer within --timeout: exit 1")
 rc, out, err = run(*A, "call", "drop")
-ok(rc == 3 and "Connection reset" in err, "connection lost during the call: exit 3")
+ok(rc == 255 and "Connection reset" in err, "connection lost during the call: exit 255")
 
 # hybrid: the CONNECT handshake, then the same protocol.
 hyb_path = os.path.join(TMP, "vm.vsock")
@@ -236,7 +262,7 @@ hyb.stop()
 ref_path = os.path.join(TMP, "refusing.vsock")
 ref = FakeAgent(ref_path, hybrid=True, answer=b"")
 rc, out, err = run("-a", "hybrid:%s:9731" % ref_path, "ping")
-ok(rc == 3 and "refused" in err, "hybrid, guest refuses: exit 3")
+ok(rc == 255 and "refused" in err, "hybrid, guest refuses: exit 255")
 ref.stop()
 
 fake.stop()

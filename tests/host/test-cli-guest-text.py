@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Guest text cannot attack the terminal: a real guestlink-agent whose plugin
+methods answer strings, summaries and error messages carrying ESC/CSI/OSC
+sequences (7-bit and C1); guestlink runs under script(1) so its stdout and
+stderr are a terminal, and what reaches the terminal must hold none of them
+raw. Through a pipe the same bytes pass as they are (scripts get the data),
+and exec output stays raw by design."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+
+from gltest import Proc, build_path, diag, done, ok, skip_all, tmpdir, wait_for_listener
+
+AGENT = build_path("agent", "guestlink-agent")
+GUESTLINK = build_path("host", "guestlink")
+if not os.access(AGENT, os.X_OK):
+    skip_all("guestlink-agent not built")
+if not shutil.which("script"):
+    skip_all("script(1) (util-linux) not installed")
+
+TMP = tmpdir()
+SOCK = os.path.join(TMP, "agent.sock")
+PLUGINS = os.path.join(TMP, "methods.d")
+os.mkdir(PLUGINS)
+# ESC [ 2 J clears the screen, OSC 0 sets the window title, CSI (C1, U+009B)
+# is the 8-bit form of ESC [.
+EVIL = "\x1b]0;pwned\x07\x1b[2J\u009b31mred\x1b[0m"
+
+
+def plugin(name, script, summary=None):
+    path = os.path.join(PLUGINS, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + script)
+    os.chmod(path, 0o755)
+    if summary is not None:
+        with open(path + ".json", "w") as f:
+            json.dump({"summary": summary, "params": []}, f)
+
+
+# A result with a hostile string, and a failure whose stderr is hostile.
+plugin("evil.host", "cat >/dev/null; printf '%%s' %s\n" % shlex.quote(json.dumps({"hostname": EVIL})),
+       summary="Hostile " + EVIL + " summary")
+plugin("evil.fail", "cat >/dev/null; printf '%%s' %s >&2\nexit 3\n" % shlex.quote("boom " + EVIL))
+CONF = os.path.join(TMP, "agent.conf")
+with open(CONF, "w") as f:
+    json.dump({"plugin_dir": PLUGINS}, f)
+
+agent = Proc([AGENT, "--config", CONF, "--listen", "unix:" + SOCK], stderr=subprocess.DEVNULL)
+if not ok(wait_for_listener(SOCK, 10, agent), "agent listens on its Unix socket"):
+    done()
+
+BASE = [GUESTLINK, "-a", "unix:" + SOCK]
+
+
+def on_tty(*args):
+    """guestlink with stdout and stderr on a pseudo-terminal: what the terminal got."""
+    cmd = " ".join(shlex.quote(a) for a in BASE + list(args))
+    p = subprocess.run(["script", "-q", "-e", "-c", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    return p.returncode, p.stdout
+
+
+def piped(*args):
+    p = subprocess.run(BASE + list(args), capture_output=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+RAW = (b"\x1b", b"\x07", b"\xc2\x9b")
+
+
+def clean(out):
+    return not any(r in out for r in RAW)
+
+
+rc, out = on_tty("call", "evil.host")
+ok(rc == 0 and b"hostname" in out and clean(out), "call: a hostile result string, nothing raw")
+ok(b"\\u009b" in out and b"\\u001b" in out, "call: control characters shown as JSON escapes")
+
+rc, out = on_tty("methods")
+ok(rc == 0 and b"evil.host" in out and b"Hostile" in out and clean(out),
+   "methods: a hostile summary, nothing raw")
+ok(b"\\x1b[2J" in out and b"\\xc2\\x9b" not in out and b"\\x9b" in out,
+   "methods: ESC and C1 CSI shown as \\xNN")
+rc, out = on_tty("methods", "evil.host")
+ok(rc == 0 and b"evil.host: Hostile" in out and clean(out), "methods METHOD: nothing raw")
+
+rc, out = on_tty("call", "evil.fail")
+ok(rc == 1 and b"boom" in out and clean(out), "a hostile error message (plugin stderr), nothing raw")
+
+name = os.path.join(TMP, "x\x1b[2Jy")
+rc, out = on_tty("cp", "guest:" + name, os.path.join(TMP, "copy"))
+ok(rc == 1 and b"No such file or directory" in out and clean(out),
+   "cp: a missing guest file whose name holds ESC, nothing raw")
+
+# Not a terminal: the bytes are the data.
+rc, out, err = piped("methods")
+ok(rc == 0 and EVIL.encode() in out, "methods into a pipe: the summary unchanged")
+rc, out, err = piped("--json", "call", "evil.host")
+ok(rc == 0 and json.loads(out) == {"hostname": EVIL}, "call --json into a pipe: the exact string")
+
+# exec output is the command's, raw by design.
+rc, out = on_tty("exec", "--", "printf", "\\033[0mplain")
+ok(rc == 0 and b"\x1b[0mplain" in out, "exec output reaches the terminal raw")
+
+ok(agent.alive(), "agent still running")
+ok(agent.stop() == 0, "agent exits 0 on SIGTERM")
+done()
