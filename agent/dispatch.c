@@ -11,6 +11,7 @@
 #include <guestlink/jsonrpc.h>
 #include <guestlink/stream.h>
 
+#include "audit.h"
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
@@ -125,6 +126,7 @@ static void call_answer(struct call *c, struct json_object *reply)
 		return;
 	}
 	c->answered = true;
+	audit_call(c->conn, c->method, c->request, reply);
 	if (c->notification) {
 		json_object_put(reply);
 		reply = NULL;
@@ -497,6 +499,7 @@ static void dispatch_one(struct conn *conn, struct json_object *obj, struct batc
 		char esc[80];
 		log_ratelimited(&rl, LOG_NOTICE, 0, "Denied call of %s by policy",
 			log_escape(esc, sizeof(esc), m->name, strlen(m->name)));
+		audit_denied(conn, m->name, obj);
 		dispatch_error(conn, b, notif, msg.id, GL_RPC_DENIED, "Method denied by policy");
 		return;
 	}

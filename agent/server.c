@@ -873,3 +873,8 @@ struct server *server_free(struct server *s)
 	free(s);
 	return NULL;
 }
+
+int conn_fd(const struct conn *c)
+{
+	return c ? c->fd : -1;
+}

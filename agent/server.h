@@ -40,6 +40,10 @@ struct evbuffer *conn_output(struct conn *c);
 /* Close (idempotent) and drop the caller's reference. */
 struct conn *conn_close_unref(struct conn *c);
 
+/* The connection's socket, for looking at its peer (borrowed; -1 when
+ * detached or closed). */
+int conn_fd(const struct conn *c);
+
 /* Used by dispatch.c. */
 struct server *conn_server(struct conn *c);
 struct event_base *conn_event_base(struct conn *c);

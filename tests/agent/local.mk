@@ -2,6 +2,7 @@
 agent_tests_py = \
 	tests/agent/test-conformance.py \
 	tests/agent/test-numbers.py \
+	tests/agent/test-audit.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-activation.py \
 	tests/agent/test-units.py
