@@ -129,6 +129,11 @@ struct server *conn_server(struct conn *c)
 	return c->server;
 }
 
+int conn_fd(const struct conn *c)
+{
+	return c ? c->fd : -1;
+}
+
 struct event_base *conn_event_base(struct conn *c)
 {
 	return c->base;

@@ -38,6 +38,9 @@ struct conn *conn_close_unref(struct conn *c);
 
 /* Used by dispatch.c and the server. */
 struct server *conn_server(struct conn *c);
+/* The connection's socket, for looking at its peer (borrowed; -1 when
+ * detached or closed). */
+int conn_fd(const struct conn *c);
 struct event_base *conn_event_base(struct conn *c);
 /* Append one message as a compact line (does not take obj). */
 int conn_write(struct conn *c, struct json_object *obj);

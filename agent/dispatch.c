@@ -10,6 +10,7 @@
 
 #include <guestlink/jsonrpc.h>
 
+#include "audit.h"
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
@@ -67,6 +68,9 @@ static void call_answer(struct call *c, struct json_object *result, int code, co
 		return;
 	}
 	c->answered = true;
+	/* Only calls that reached a method are audited (not unknown names). */
+	if (c->method[0])
+		audit_call(c->conn, c->method, c->request, code);
 	c->fe->answer(c, result, code, message, data);
 	if (c->counted)
 		conn_inflight_dec(c->conn);
@@ -173,6 +177,7 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		char esc[80];
 		log_ratelimited(&rl, LOG_NOTICE, 0, "Denied call of %s by policy",
 			log_escape(esc, sizeof(esc), m->name, strlen(m->name)));
+		audit_denied(call->conn, m->name, call->request);
 		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
 		return;
 	}

@@ -196,12 +196,28 @@ static void agent_raise_nofile(void)
 	}
 }
 
+/* The loop's timers (delay_ms, exec and plugin timeouts) never fire early:
+ * without EVENT_BASE_FLAG_PRECISE_TIMER libevent may use the coarse
+ * monotonic clock, a few ms behind (one kernel tick). */
+static struct event_base *agent_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int agent_run(struct agent *a)
 {
 	uint64_t wd_usec = 0;
 	int r, n;
 
-	a->base = event_base_new();
+	a->base = agent_base_new();
 	if (!a->base)
 		return log_error_errno(-ENOMEM, "Failed to create the event loop: %m");
 	r = server_new(a->base, &a->server);

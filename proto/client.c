@@ -34,6 +34,7 @@ struct client_call {
 	gl_reply_fn fn;
 	void *userdata;
 	struct event *timer;
+	int64_t deadline_us; /* CLOCK_MONOTONIC; the timer fires no earlier */
 };
 
 struct gl_client {
@@ -513,11 +514,26 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *arg)
 	client_read_cb(c->bev, c);
 }
 
+/* Arm a call's timer for what is left until its deadline, rounded up. */
+static int client_timer_arm(struct client_call *call, int64_t left_us)
+{
+	struct timeval tv = { (time_t)(left_us / 1000000), (suseconds_t)(left_us % 1000000) };
+
+	return evtimer_add(call->timer, &tv) < 0 ? -ENOMEM : 0;
+}
+
 static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client_call *call = arg;
 	struct gl_client *c = call->client;
+	int64_t left_us = call->deadline_us - deadline_now_us();
 
+	/* libevent's timers run on a cached, coarse monotonic clock unless the
+	 * base was made with EVENT_BASE_FLAG_PRECISE_TIMER, and the base is the
+	 * caller's: a timer may fire a few ms early. A call never times out
+	 * before its timeout has passed, so an early timer is re-armed. */
+	if (left_us > 0 && client_timer_arm(call, left_us) == 0)
+		return;
 	if (!client_take(c, call->id))
 		return;
 	client_enter(c);
@@ -580,10 +596,9 @@ int gl_client_call_async(struct gl_client *c, const char *method, struct json_ob
 	call->fn = fn;
 	call->userdata = userdata;
 	if (timeout_ms >= 0) {
-		struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
+		call->deadline_us = deadline_now_us() + (int64_t)timeout_ms * 1000;
 		call->timer = evtimer_new(c->base, client_timeout_cb, call);
-		if (!call->timer || evtimer_add(call->timer, &tv) < 0) {
+		if (!call->timer || client_timer_arm(call, (int64_t)timeout_ms * 1000) < 0) {
 			json_object_put(params);
 			client_call_free(call);
 			return -ENOMEM;

@@ -13,9 +13,21 @@ int64_t deadline_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t deadline_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t deadline_from_timeout(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : deadline_now_ms() + timeout_ms;
+	/* Rounded up: now_ms is the current millisecond's start, and a wait must
+	 * never end before timeout_ms has really passed. */
+	if (timeout_ms < 0)
+		return -1;
+	return deadline_now_ms() + timeout_ms + (timeout_ms > 0);
 }
 
 int deadline_remaining(int64_t deadline)

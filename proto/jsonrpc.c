@@ -118,6 +118,11 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 		return jsonrpc_fail(ret_reason, "\"jsonrpc\" must be \"2.0\"");
 
 	m.has_id = json_object_object_get_ex(obj, "id", &id);
+	/* The decoder hands on an integer beyond int64 as a number with its own
+	 * text (see stream.c): it cannot be held, so it cannot be echoed. */
+	if (m.has_id && json_object_is_type(id, json_type_double) &&
+		!strpbrk(json_object_get_string(id), ".eE"))
+		return jsonrpc_fail(ret_reason, "\"id\" is an integer beyond the int64 range");
 	if (m.has_id && id && !json_object_is_type(id, json_type_string) &&
 		!json_object_is_type(id, json_type_int))
 		return jsonrpc_fail(ret_reason, "\"id\" must be a string, an integer or null");

@@ -11,18 +11,39 @@
  *  - a number split across feeds is continued where one buffer would have
  *    ended it ("[66" then "-]" yields [66]), so every number is checked
  *    against the JSON number grammar here, and top-level numbers are delimited
- *    by that grammar before json-c sees them.
+ *    by that grammar before json-c sees them;
+ *  - an integer beyond int64/uint64 is clamped without an error (json-c 0.16's
+ *    json_parse_int64/json_parse_uint64 keep strtoll's saturated value), and
+ *    json_object_get_int64() clamps one beyond int64, so
+ *    the scanner keeps the text of each integer that does not fit and the
+ *    finished tree carries it as a number json-c serializes from that text
+ *    (json_object_new_double_s). It is then not of json_type_int: an id that
+ *    does not fit is refused (-32600), an integer parameter refused (-32602),
+ *    and a value passed through (agent.echo, plugins) comes out as sent.
  * The size cap is enforced by never feeding the tokener more than what is left
  * of max_message, so a huge text is refused without being buffered. */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 
 #include "guestlink/stream.h"
 #include "macro.h"
 
-/* Longest top-level number accepted (they are never valid messages anyway). */
+/* Longest top-level number accepted (they are never valid messages anyway),
+ * and longest integer out of the int64/uint64 range kept exactly. */
 #define STREAM_MAX_NUMBER 256
+
+/* Decimal digits of the int64 bounds: INT64_MAX and -INT64_MIN. */
+#define STREAM_INT64_MAX_DIGITS "9223372036854775807"
+#define STREAM_INT64_MIN_DIGITS "9223372036854775808"
+
+/* An integer of the current text that json-c cannot hold: the ordinal of its
+ * integer token in the text and the token itself. */
+struct stream_bigint {
+	size_t ordinal;
+	char *text;
+};
 
 /* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 enum {
@@ -57,12 +78,31 @@ struct gl_decoder {
 	bool in_string, escape;
 	bool scan_in_num;
 	unsigned char scan_num; /* number grammar state while scan_in_num */
+	bool scan_num_int;      /* no fraction or exponent so far */
+	size_t scan_num_len;    /* characters of the number so far */
+	char scan_num_text[STREAM_MAX_NUMBER + 1]; /* its first characters */
+	size_t ints;            /* integer tokens of the text so far */
+	size_t members;         /* object members (':' outside strings) so far */
+	struct stream_bigint *big; /* integers out of range, in text order */
+	size_t n_big;
 	unsigned char need;   /* UTF-8 continuation bytes still expected */
 	unsigned char lo, hi; /* allowed range of the next continuation byte */
 };
 
+static void stream_big_clear(struct gl_decoder *d)
+{
+	for (size_t i = 0; i < d->n_big; i++)
+		free(d->big[i].text);
+	free(d->big);
+	d->big = NULL;
+	d->n_big = 0;
+	d->ints = 0;
+	d->members = 0;
+}
+
 static void stream_text_reset(struct gl_decoder *d)
 {
+	stream_big_clear(d);
 	json_tokener_reset(d->tok);
 	d->cur = 0;
 	d->in_text = false;
@@ -95,6 +135,7 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
 {
 	if (!d)
 		return NULL;
+	stream_big_clear(d);
 	json_tokener_free(d->tok);
 	free(d);
 	return NULL;
@@ -132,6 +173,52 @@ static unsigned char stream_number_step(unsigned char state, char c)
 	}
 }
 
+/* Does the integer token `t` (grammar-checked, no fraction or exponent) fit
+ * int64? json-c also holds uint64 exactly, but every reader here takes
+ * integers through json_object_get_int64(), which clamps those above
+ * INT64_MAX: so they are kept as text like any other integer out of range. */
+static bool stream_int_fits(const char *t, size_t len)
+{
+	const char *max = STREAM_INT64_MAX_DIGITS;
+	size_t max_len = sizeof(STREAM_INT64_MAX_DIGITS) - 1;
+
+	if (t[0] == '-') {
+		t++;
+		len--;
+		max = STREAM_INT64_MIN_DIGITS;
+		max_len = sizeof(STREAM_INT64_MIN_DIGITS) - 1;
+	}
+	if (len != max_len)
+		return len < max_len; /* no leading zeros: the JSON grammar forbids them */
+	return memcmp(t, max, len) <= 0;
+}
+
+/* A number token inside a text ended: remember an integer json-c would clamp.
+ * Returns 0, -E2BIG for such an integer longer than STREAM_MAX_NUMBER, -ENOMEM. */
+static int stream_number_done(struct gl_decoder *d)
+{
+	struct stream_bigint *big;
+	size_t ordinal;
+
+	if (!d->scan_num_int)
+		return 0;
+	ordinal = d->ints++;
+	if (d->scan_num_len <= STREAM_MAX_NUMBER &&
+		stream_int_fits(d->scan_num_text, d->scan_num_len))
+		return 0;
+	if (d->scan_num_len > STREAM_MAX_NUMBER)
+		return -E2BIG;
+	big = realloc(d->big, (d->n_big + 1) * sizeof(*big));
+	if (!big)
+		return -ENOMEM;
+	d->big = big;
+	big[d->n_big].text = strndup(d->scan_num_text, d->scan_num_len);
+	if (!big[d->n_big].text)
+		return -ENOMEM;
+	big[d->n_big++].ordinal = ordinal;
+	return 0;
+}
+
 /* Check bytes the tokener consumed; returns the offset of the first byte that
  * makes the text invalid, or n. */
 static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
@@ -155,6 +242,11 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 					return i;
 				if (next != NUM_END) {
 					d->scan_num = next;
+					if (next >= NUM_DOT)
+						d->scan_num_int = false;
+					if (d->scan_num_len < STREAM_MAX_NUMBER)
+						d->scan_num_text[d->scan_num_len] = (char)c;
+					d->scan_num_len++;
 					continue;
 				}
 				/* Inside a text a number ends at a separator; json-c would
@@ -162,6 +254,8 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 				if (strchr("0123456789.+-eE", c))
 					return i;
 				d->scan_in_num = false;
+				if (stream_number_done(d) < 0)
+					return i;
 			}
 			if (d->in_string) {
 				if (c < 0x20)
@@ -177,7 +271,12 @@ static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n
 			else if (c == '-' || (c >= '0' && c <= '9')) {
 				d->scan_in_num = true;
 				d->scan_num = stream_number_step(NUM_START, (char)c);
-			} else if (c == 'N' || c == 'I' || c == 0)
+				d->scan_num_int = true;
+				d->scan_num_text[0] = (char)c;
+				d->scan_num_len = 1;
+			} else if (c == ':')
+				d->members++;
+			else if (c == 'N' || c == 'I' || c == 0)
 				return i; /* NaN, Infinity: not JSON */
 			continue;
 		}
@@ -258,6 +357,89 @@ static size_t stream_number(struct gl_decoder *d, const char *buf, size_t i, siz
 	}
 	*ret_status = GL_DECODE_AGAIN;
 	return len;
+}
+
+struct stream_walk {
+	const struct gl_decoder *d;
+	size_t ints;    /* integer nodes seen */
+	size_t next;    /* next entry of d->big */
+	size_t members; /* object members seen */
+};
+
+/* The number node standing for big integer `b`: serialized from its text. */
+static struct json_object *stream_big_node(const struct stream_bigint *b)
+{
+	return json_object_new_double_s(strtod(b->text, NULL), b->text);
+}
+
+/* Is `v` the integer node the next out-of-range token became? Then *ret_node
+ * is its replacement (NULL on ENOMEM); the caller puts it in v's place. */
+static int stream_walk_int(struct stream_walk *w, struct json_object *v,
+	struct json_object **ret_node)
+{
+	if (!json_object_is_type(v, json_type_int))
+		return 0;
+	if (w->next >= w->d->n_big || w->d->big[w->next].ordinal != w->ints++)
+		return 0;
+	*ret_node = stream_big_node(&w->d->big[w->next++]);
+	return *ret_node ? 1 : -ENOMEM;
+}
+
+/* Visit the tree in text order (json-c keeps members in insertion order),
+ * counting integer nodes, and replace the ones whose text did not fit. */
+static int stream_walk(struct stream_walk *w, struct json_object *obj)
+{
+	struct json_object *node;
+	int r;
+
+	if (json_object_is_type(obj, json_type_array)) {
+		size_t n = json_object_array_length(obj);
+
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *v = json_object_array_get_idx(obj, i);
+
+			r = stream_walk_int(w, v, &node);
+			if (r < 0)
+				return r;
+			if (r > 0 && json_object_array_put_idx(obj, i, node) < 0) {
+				json_object_put(node);
+				return -ENOMEM;
+			}
+			if (r == 0 && (r = stream_walk(w, v)) < 0)
+				return r;
+		}
+	} else if (json_object_is_type(obj, json_type_object)) {
+		json_object_object_foreach(obj, key, v) {
+			w->members++;
+			r = stream_walk_int(w, v, &node);
+			if (r < 0)
+				return r;
+			/* Replaces the value in place; takes ownership of node. */
+			if (r > 0 && json_object_object_add(obj, key, node) < 0)
+				return -ENOMEM;
+			if (r == 0 && (r = stream_walk(w, v)) < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* Put the exact text of every integer json-c clamped back into the tree.
+ * Returns 0, or -EBADMSG when member names repeat (json-c kept only one of
+ * them, so tokens and nodes no longer pair up), -ENOMEM. */
+static int stream_fix_integers(struct gl_decoder *d, struct json_object *obj)
+{
+	struct stream_walk w = { .d = d };
+	int r;
+
+	if (d->n_big == 0)
+		return 0;
+	r = stream_walk(&w, obj);
+	if (r < 0)
+		return r;
+	if (w.members != d->members || w.next != d->n_big)
+		return -EBADMSG;
+	return 0;
 }
 
 static bool stream_is_space(char c)
@@ -342,7 +524,14 @@ size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
 		}
 
 		/* A complete text. A string or number can only end outside a string
-		 * and on a character boundary, so the scanner state is clean. */
+		 * and on a character boundary, so the scanner state is clean. The
+		 * text is consumed whole: a refusal here skips nothing after it. */
+		if (stream_fix_integers(d, obj) < 0) {
+			json_object_put(obj);
+			stream_text_reset(d);
+			*ret_status = GL_DECODE_SYNTAX;
+			return i + end;
+		}
 		stream_text_reset(d);
 		*ret_obj = obj;
 		*ret_status = GL_DECODE_MESSAGE;

@@ -222,19 +222,21 @@ static const struct method agent_methods[] = {
 		.params = ping_params,
 		.params_size = sizeof(struct ping_params),
 		.handler = agent_ping,
+		.flags = METHOD_READONLY,
 		.result_schema = "{\"type\":\"string\",\"const\":\"pong\"}",
 	},
 	{
 		.name = "agent.echo",
 		.summary = "Return the params unchanged (any JSON value)",
 		.handler = agent_echo,
-		.flags = METHOD_RAW_PARAMS,
+		.flags = METHOD_RAW_PARAMS | METHOD_READONLY,
 		.result_schema = "{}",
 	},
 	{
 		.name = "agent.info",
 		.summary = "Agent version, uptime, open connections and enabled methods",
 		.handler = agent_info,
+		.flags = METHOD_READONLY,
 		.result_schema = "{\"type\":\"object\",\"properties\":{"
 				 "\"version\":{\"type\":\"string\"},"
 				 "\"uptime_s\":{\"type\":\"number\"},"
@@ -246,6 +248,7 @@ static const struct method agent_methods[] = {
 		.name = "rpc.discover",
 		.summary = "OpenRPC document describing every enabled method",
 		.handler = rpc_discover,
+		.flags = METHOD_READONLY,
 		.result_schema = "{\"$ref\":\"https://raw.githubusercontent.com/open-rpc/"
 				 "meta-schema/master/schema.json\"}",
 	},

@@ -1341,15 +1341,15 @@ static const struct method_param file_attach_params_table[] = {
 
 const struct method file_methods[] = {
 	{ "file.stat", "Type, size, mode, owner and times of a path", file_stat_params,
-		sizeof(struct file_path_params), file_stat, 0,
+		sizeof(struct file_path_params), file_stat, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"type\":{\"type\":\"string\"},\"size\":"
 		"{\"type\":\"integer\"},\"mode\":{\"type\":\"integer\"}}}" },
 	{ "file.list", "Entries of a directory with types and sizes", file_list_params,
-		sizeof(struct file_list_params), file_list, 0,
+		sizeof(struct file_list_params), file_list, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"entries\":{\"type\":\"array\"},"
 		"\"truncated\":{\"type\":\"boolean\"}}}" },
 	{ "file.read", "Read bytes of a file (base64)", file_read_params,
-		sizeof(struct file_read_params), file_read, 0,
+		sizeof(struct file_read_params), file_read, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"string\","
 		"\"contentEncoding\":\"base64\"},\"eof\":{\"type\":\"boolean\"}}}" },
 	{ "file.write", "Write a whole file atomically, in place at an offset, or into a handle",

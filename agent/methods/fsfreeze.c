@@ -454,7 +454,7 @@ const struct method fsfreeze_methods[] = {
 	{ "fs.thaw", "Thaw the filesystems frozen by fs.freeze", NULL, 0, fsfreeze_thaw, 0,
 		"{\"type\":\"object\",\"properties\":{\"thawed\":{\"type\":\"integer\"}}}" },
 	{ "fs.status", "Whether filesystems are frozen, which, and for how long yet", NULL, 0,
-		fsfreeze_status, 0, FSFREEZE_STATUS_SCHEMA },
+		fsfreeze_status, METHOD_READONLY, FSFREEZE_STATUS_SCHEMA },
 	{ "fs.trim", "Discard unused blocks (FITRIM)", fsfreeze_trim_params,
 		sizeof(struct fsfreeze_trim_params), fsfreeze_trim, METHOD_WRITES,
 		"{\"type\":\"object\",\"properties\":{\"filesystems\":{\"type\":\"array\"}}}" },

@@ -505,22 +505,22 @@ static const struct method_param sysmgmt_shutdown_params_table[] = {
 };
 
 static const struct method sysmgmt_methods[] = {
-	{ "system.time", "The guest's clock (UTC)", NULL, 0, sysmgmt_time, 0,
+	{ "system.time", "The guest's clock (UTC)", NULL, 0, sysmgmt_time, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"seconds\":{\"type\":\"integer\"},"
 		"\"nanoseconds\":{\"type\":\"integer\"},\"utc\":{\"type\":\"string\"}}}" },
 	{ "system.set-time", "Set the guest's clock", sysmgmt_set_time_params_table,
 		sizeof(struct sysmgmt_set_time_params), sysmgmt_set_time, 0, "{\"type\":\"object\"}" },
-	{ "system.hostname", "The host name", NULL, 0, sysmgmt_hostname, 0,
+	{ "system.hostname", "The host name", NULL, 0, sysmgmt_hostname, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"hostname\":{\"type\":\"string\"}}}" },
 	{ "system.set-hostname", "Set the host name (and /etc/hostname)",
 		sysmgmt_set_hostname_params_table, sizeof(struct sysmgmt_set_hostname_params),
 		sysmgmt_set_hostname, METHOD_WRITES, "{\"type\":\"object\"}" },
-	{ "system.users", "Logged-in sessions (utmp)", NULL, 0, sysmgmt_users, 0,
+	{ "system.users", "Logged-in sessions (utmp)", NULL, 0, sysmgmt_users, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"users\":{\"type\":\"array\"}}}" },
 	{ "system.network", "Interfaces with addresses, MACs and statistics", NULL, 0,
-		sysmgmt_network, 0,
+		sysmgmt_network, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"interfaces\":{\"type\":\"array\"}}}" },
-	{ "system.filesystems", "Mounted filesystems with usage", NULL, 0, sysmgmt_filesystems, 0,
+	{ "system.filesystems", "Mounted filesystems with usage", NULL, 0, sysmgmt_filesystems, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"filesystems\":{\"type\":\"array\"}}}" },
 	{ "system.shutdown", "Power off, reboot or halt (answered before the machine goes down)",
 		sysmgmt_shutdown_params_table, sizeof(struct sysmgmt_shutdown_params),

@@ -194,6 +194,7 @@ static const struct method system_methods[] = {
 		.name = "system.info",
 		.summary = "Hostname, os-release, kernel, uptime, load, memory, CPUs, machine and boot id",
 		.handler = system_info,
+		.flags = METHOD_READONLY,
 		.result_schema =
 			"{\"type\":\"object\",\"properties\":{"
 			"\"hostname\":{\"type\":\"string\"},"

@@ -27,7 +27,11 @@ int gl_client_connect(const char *address, int timeout_ms, struct gl_client **re
 int gl_client_new_fd(int fd, struct gl_client **ret);
 struct gl_client *gl_client_free(struct gl_client *c); /* NULL-safe; fails pending calls with -ECANCELED */
 
-/* Synchronous call. params: takes ownership (NULL = no params).
+/* Timeouts (here and in the async API) are in milliseconds of CLOCK_MONOTONIC,
+ * and a call never times out before its timeout has fully passed: it may end
+ * later (scheduling, a busy loop), never earlier.
+ *
+ * Synchronous call. params: takes ownership (NULL = no params).
  * Returns 0 and *ret_result (owned by the caller; may be NULL for a JSON null
  * result), or -EREMOTEIO with *ret_error filled (valid until the next call on
  * c), or -ETIMEDOUT, -ECONNRESET, -EPROTO. Notifications that arrive while
@@ -53,7 +57,9 @@ void gl_client_set_close_handler(struct gl_client *c, gl_close_fn fn, void *user
 
 /* Move the client onto an event loop; from then on use only the async calls. */
 int gl_client_attach(struct gl_client *c, struct event_base *base);
-/* Queue a call; the reply callback runs exactly once. timeout_ms < 0: none.
+/* Queue a call; the reply callback runs exactly once. timeout_ms < 0: none;
+ * -ETIMEDOUT never comes early, even on a base without
+ * EVENT_BASE_FLAG_PRECISE_TIMER (an early libevent timer is re-armed).
  * Takes params. Returns 0 or a negative errno (callback then not called). */
 int gl_client_call_async(struct gl_client *c, const char *method, struct json_object *params,
 	int timeout_ms, gl_reply_fn fn, void *userdata);

@@ -22,14 +22,21 @@ enum gl_decode_status {
 	                      NULL when the text was the literal null) */
 	GL_DECODE_SYNTAX,  /* syntax error: answer -32700 with id null. The decoder then
 	                      drops input up to and including the next newline, across
-	                      later calls if needed, and resumes there */
+	                      later calls if needed, and resumes there. A complete text
+	                      refused afterwards (member names repeated together with
+	                      an integer beyond int64, or such an integer longer than
+	                      256 characters) is consumed whole, nothing after it */
 	GL_DECODE_TOOBIG,  /* the current text exceeds max_message: answer, then close */
 };
 
 struct gl_decoder;
 
 /* max_message: bytes in one JSON text (0 = GL_DEFAULT_MAX_MESSAGE);
- * max_depth: nesting limit (0 = GL_DEFAULT_MAX_DEPTH). Strict JSON only. */
+ * max_depth: nesting limit (0 = GL_DEFAULT_MAX_DEPTH). Strict JSON only.
+ * Integers that fit int64 become json_type_int; one beyond that range (which
+ * json-c would clamp) becomes a json_type_double node that serializes as the
+ * integer's own text, so it is never silently altered and never mistaken for
+ * an int64 by a reader that checks json_type_int. */
 struct gl_decoder *gl_decoder_new(size_t max_message, int max_depth);
 struct gl_decoder *gl_decoder_free(struct gl_decoder *d); /* NULL-safe, returns NULL */
 

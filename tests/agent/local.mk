@@ -1,6 +1,8 @@
 # tests/agent: the agent through its sockets (Python, stdlib only) and in-process (C).
 agent_tests_py = \
 	tests/agent/test-conformance.py \
+	tests/agent/test-numbers.py \
+	tests/agent/test-audit.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-activation.py \

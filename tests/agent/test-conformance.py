@@ -172,7 +172,8 @@ code, msg = perr([1, 2])
 ok(code == -32602, "too many positional params -> -32602 (%s)" % msg)
 t0 = time.monotonic()
 a = rpc('{"jsonrpc":"2.0","method":"agent.ping","params":[200],"id":5}\n')
-ok(a.get("result") == "pong" and time.monotonic() - t0 >= 0.19,
+# The agent's timers never fire early (precise timer); the wait includes the round trip.
+ok(a.get("result") == "pong" and time.monotonic() - t0 >= 0.2,
    "positional params map to the table order (delay_ms=200 waited)")
 is_eq(rpc('{"jsonrpc":"2.0","method":"agent.ping","params":{"delay_ms":null},"id":6}\n')
       .get("result"), "pong", "null counts as absent for an optional parameter")
@@ -274,7 +275,8 @@ except Exception:
     status = None
 elapsed = time.monotonic() - t0
 is_eq(status, 0, "SIGTERM with a call that will not finish: exit 0")
-ok(4 <= elapsed < 8, "after the bounded wait of about 5 s (%.1fs)" % elapsed)
+# 5 s drain, never earlier; the upper bound only says it did not wait for the call.
+ok(5 <= elapsed < 14, "after the bounded wait of 5 s (%.1fs)" % elapsed)
 ok(read_until_eof(c.s, 5) == b"", "the unfinished call's client sees EOF")
 c.close()
 agent.stop()

@@ -206,7 +206,9 @@ ok(sent < (64 << 20), "the agent accepted a bounded amount (%d KiB)" % (sent >> 
 ok(peak - rss1 < 48 * 1024, "agent RSS grew by %d KiB (< 48 MiB) under the flood" % (peak - rss1))
 t0 = time.monotonic()
 witness_ok("a client that never reads (still connected)")
-ok(time.monotonic() - t0 < 1, "the witness is not slowed by the flood")
+# Not a speed target: a starved loop would leave the witness without an answer.
+ok(time.monotonic() - t0 < 5, "the witness is served during the flood (%.2fs)"
+   % (time.monotonic() - t0))
 flood.close()
 witness_ok("the flooding client went away")
 

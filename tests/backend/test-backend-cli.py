@@ -115,7 +115,7 @@ except subprocess.TimeoutExpired:
 elapsed = time.monotonic() - t0
 p.stop()
 is_eq(rc, 0, "SIGTERM: exit status 0")
-ok(elapsed < 1.0, "SIGTERM: exited within a second (%.2f s)" % elapsed)
+ok(elapsed < 5.0, "SIGTERM: exited promptly (%.2f s, bound 5 s)" % elapsed)
 ok(not os.path.exists(uds) and not os.path.exists(vu), "socket files removed at exit")
 
 # Both sockets from systemd (LISTEN_FDS, the host one named "uds"): they are

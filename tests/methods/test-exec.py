@@ -107,12 +107,12 @@ g.is_eq(error_code(c.call("exec.write", {"id": s["id"], "data": ""})), -32000,
         "writing after eof answers -32000 (EPIPE)")
 
 # --- live streaming ---
-s = c.result("exec.start", {"argv": ["sh", "-c", "echo first; sleep 1; echo second >&2"],
+s = c.result("exec.start", {"argv": ["sh", "-c", "echo first; sleep 3; echo second >&2"],
                             "stream": True})
 t0 = time.monotonic()
 n = c.note(5)
 dt = time.monotonic() - t0
-g.ok(n["method"] == "exec.output" and unb64(n["params"]["data"]) == b"first\n" and dt < 0.9,
+g.ok(n["method"] == "exec.output" and unb64(n["params"]["data"]) == b"first\n" and dt < 2.5,
      "output arrives as it is written, not at exit (%.2fs)" % dt)
 n = c.note(5)
 g.ok(n["params"]["stream"] == "stderr" and unb64(n["params"]["data"]) == b"second\n",

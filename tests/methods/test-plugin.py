@@ -81,11 +81,12 @@ g.ok("result" in a and a["result"].get("code") == 0, "a plugin cannot shadow a b
 t0 = time.monotonic()
 slow = c.request("test.slow")
 ping = c.call("agent.ping")
-g.ok("result" in ping and time.monotonic() - t0 < 0.9,
+# The plugin's answer cannot come before its 1 s timeout: the ping came first.
+g.ok("result" in ping and time.monotonic() - t0 < 1.0,
      "a running plugin does not block other calls")
 a = c.answer(slow, 15)
 dt = time.monotonic() - t0
-g.ok(error_code(a) == -32004 and 0.9 < dt < 5, "a plugin past its timeout answers -32004 (%.2fs)"
+g.ok(error_code(a) == -32004 and 1.0 <= dt < 10, "a plugin past its timeout answers -32004 (%.2fs)"
      % dt)
 
 r = c.result("example-uptime", {"precision": 2})

@@ -161,7 +161,8 @@ static void test_silence(int l)
 	r = fd < 0 ? fd : gl_hybrid_handshake(fd, 9731, 300, NULL);
 	dt = now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "silent server: -ETIMEDOUT");
-	ok(dt >= 290 && dt < 2000, "... after %lld ms (timeout 300 ms)", (long long)dt);
+	/* Deadlines never end early (deadline.h); late only under load. */
+	ok(dt >= 300 && dt < 10000, "... after %lld ms (timeout 300 ms, never earlier)", (long long)dt);
 	if (fd >= 0)
 		close(fd);
 	is_int(server_wait(pid), 0, "... the request line was right");
@@ -173,7 +174,7 @@ static void test_silence(int l)
 	r = fd < 0 ? fd : gl_hybrid_handshake(fd, 9731, 300, NULL);
 	dt = now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "half a line then silence: -ETIMEDOUT");
-	ok(dt >= 290 && dt < 2000, "... after %lld ms", (long long)dt);
+	ok(dt >= 300 && dt < 10000, "... after %lld ms", (long long)dt);
 	if (fd >= 0)
 		close(fd);
 	server_wait(pid);
@@ -230,7 +231,7 @@ static void test_connect(int l)
 	fd = gl_address_connect(&a, 300);
 	dt = now_ms() - t0;
 	is_int(fd, -ETIMEDOUT, "hybrid connect, silent backend: -ETIMEDOUT");
-	ok(dt >= 290 && dt < 2000, "... within the one deadline (%lld ms)", (long long)dt);
+	ok(dt >= 300 && dt < 10000, "... within the one deadline (%lld ms)", (long long)dt);
 	if (fd >= 0)
 		close(fd);
 	server_stop(pid);

@@ -7,6 +7,9 @@
 #include "guestlink/stream.h"
 #include "tap.h"
 
+/* Longer than the longest out-of-range integer the decoder keeps (256). */
+#define STREAM_TEST_LONGINT 300
+
 /* A log of what the decoder produced: "M<json>" per message, "S" per syntax
  * error, "T" for too big, joined by '|'. */
 struct out {
@@ -127,6 +130,78 @@ static void test_splits(void)
 
 	decode_bytes(sample, len, &part);
 	is_str(part.buf, whole.buf, "fed one byte at a time: identical messages");
+}
+
+/* Integers beyond int64/uint64: json-c 0.16 clamps them without an error, so
+ * the decoder must hand them on with their own text and not as json_type_int. */
+static void test_big_integers(void)
+{
+	static const char text[] =
+		"[9223372036854775807,9223372036854775808,18446744073709551616,"
+		"-9223372036854775808,-9223372036854775809,123456789012345678901234567890,-0,7]\n"
+		"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":{\"n\":[1e400,"
+		"99999999999999999999999999999]},\"id\":18446744073709551616}\n"
+		"{\"a\":1,\"b\":100000000000000000000,\"a\":2}\n"
+		"{\"a\":100000000000000000000,\"a\":2}\n"
+		"{\"ok\":[5]}\n";
+	static const char expect[] =
+		"M[9223372036854775807,9223372036854775808,18446744073709551616,"
+		"-9223372036854775808,-9223372036854775809,123456789012345678901234567890,0,7]|"
+		"M{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":{\"n\":[1e400,"
+		"99999999999999999999999999999]},\"id\":18446744073709551616}|"
+		"S|S|M{\"ok\":[5]}";
+	size_t len = sizeof(text) - 1, bad = 0;
+	struct gl_decoder *d = gl_decoder_new(0, 0);
+	struct json_object *obj = NULL, *id = NULL, *v;
+	enum gl_decode_status st;
+	struct out o;
+	char longint[STREAM_TEST_LONGINT + 3];
+
+	decode_split(text, len, len, 0, 0, &o);
+	is_str(o.buf, expect, "integers out of range come out exactly as sent");
+	for (size_t at = 0; at <= len; at++) {
+		struct out part;
+
+		decode_split(text, len, at, 0, 0, &part);
+		if (strcmp(part.buf, o.buf) != 0) {
+			if (!bad)
+				diag("split at %zu: %s", at, part.buf);
+			bad++;
+		}
+	}
+	ok(bad == 0, "split at each of %zu byte boundaries: the same (%zu differ)", len + 1, bad);
+
+	/* The id of the second text: not an integer node, so no parser takes it as one. */
+	gl_decoder_decode(d, text, len, &st, &obj);
+	json_object_put(obj);
+	obj = NULL;
+	gl_decoder_decode(d, strchr(text, '\n') + 1, len, &st, &obj);
+	ok(st == GL_DECODE_MESSAGE && json_object_object_get_ex(obj, "id", &id) &&
+			!json_object_is_type(id, json_type_int),
+		"an id of 2^64 is not a json-c integer (json-c alone makes it 2^64-1)");
+	ok(json_object_object_get_ex(obj, "params", &v) && json_object_object_get_ex(v, "n", &v) &&
+			json_object_is_type(json_object_array_get_idx(v, 1), json_type_double),
+		"a 29-digit integer in params is not a json-c integer");
+	json_object_put(obj);
+	gl_decoder_free(d);
+
+	d = gl_decoder_new(0, 0);
+	obj = NULL;
+	gl_decoder_decode(d, "[9223372036854775807,9223372036854775808]", 41, &st, &obj);
+	ok(st == GL_DECODE_MESSAGE &&
+			json_object_is_type(json_object_array_get_idx(obj, 0), json_type_int) &&
+			!json_object_is_type(json_object_array_get_idx(obj, 1), json_type_int),
+		"INT64_MAX is an integer, INT64_MAX+1 is not (json_object_get_int64 would clamp it)");
+	json_object_put(obj);
+	gl_decoder_free(d);
+
+	/* An out-of-range integer longer than the decoder keeps is refused, not clamped. */
+	longint[0] = '[';
+	memset(longint + 1, '9', STREAM_TEST_LONGINT);
+	longint[STREAM_TEST_LONGINT + 1] = ']';
+	longint[STREAM_TEST_LONGINT + 2] = '\n';
+	decode_split(longint, sizeof(longint), sizeof(longint), 0, 0, &o);
+	is_str(o.buf, "S", "a %d-digit integer is refused", STREAM_TEST_LONGINT);
 }
 
 static void test_whitespace(void)
@@ -444,6 +519,7 @@ static void test_evbuffer(void)
 int main(void)
 {
 	test_splits();
+	test_big_integers();
 	test_whitespace();
 	test_scalars();
 	test_garbage();

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The audit trail: one record per call, with the peer that made it.
+ *
+ * A method whose table row lacks METHOD_READONLY changes the guest (exec,
+ * file writes, set-time, hostname, shutdown, freeze, plugins, ...): its calls
+ * are recorded at notice level, as are policy denials; read-only calls at
+ * debug level. Records go to the journal with structured fields
+ * (sd_journal_send: GUESTLINK_METHOD, GUESTLINK_PEER, GUESTLINK_OUTCOME,
+ * GUESTLINK_CODE, GUESTLINK_ID, GUESTLINK_PARAMS) when stderr is the journal
+ * (JOURNAL_STREAM), else as one "audit:" line on stderr with the same
+ * fields. Client strings are escaped and cut; records are rate-limited. */
+#pragma once
+
+#include <json-c/json.h>
+
+struct conn;
+
+/* A call finished: `request` is the request object (not taken), `code` 0 for
+ * a result, else the JSON-RPC error code it was answered with. method names a
+ * registered method. */
+void audit_call(struct conn *conn, const char *method, struct json_object *request, int code);
+
+/* A call refused by policy (-32001) before it ran. */
+void audit_denied(struct conn *conn, const char *method, struct json_object *request);
