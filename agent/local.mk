@@ -25,7 +25,6 @@ agent_guestlink_agent_CFLAGS = $(agent_libagent_la_CFLAGS)
 agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 
-dist_man_MANS += doc/guestlink-agent.8
 
 # The example plugin, installed where the agent looks for plugins.
 pluginsdir = $(prefix)/lib/guestlink/methods.d

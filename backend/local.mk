@@ -28,7 +28,6 @@ backend/50-guestlink-vsock.json: backend/50-guestlink-vsock.json.in Makefile
 	sed -e 's|@libexecdir[@]|$(libexecdir)|g' $(srcdir)/backend/50-guestlink-vsock.json.in > $@.tmp && \
 	mv $@.tmp $@
 
-dist_man_MANS += doc/vhost-user-vsock.8
 
 # libFuzzer harnesses (./configure --enable-fuzz CC=clang); each is also run
 # over its seed corpus, see tests/fuzz/local.mk for how to fuzz for longer.

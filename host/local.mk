@@ -15,7 +15,6 @@ host_guestlink_SOURCES = \
 host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS)
 host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
 
-dist_man_MANS += doc/guestlink.1
 
 # Installed under the command's name, as bash-completion looks it up.
 bashcompletiondir = $(datadir)/bash-completion/completions
