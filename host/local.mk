@@ -13,7 +13,7 @@ host_guestlink_SOURCES = \
 	host/cmd-cp.c \
 	host/cmd-power.c
 host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS)
-host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
+host_guestlink_LDADD = proto/libguestlink-internal.la $(JSONC_LIBS) $(LIBEVENT_LIBS) -lm
 
 
 # Installed under the command's name, as bash-completion looks it up.
