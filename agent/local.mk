@@ -26,7 +26,12 @@ agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 
 
-# The example plugin, installed where the agent looks for plugins.
-pluginsdir = $(prefix)/lib/guestlink/methods.d
-dist_plugins_SCRIPTS = agent/plugins/example-uptime
-dist_plugins_DATA = agent/plugins/example-uptime.json
+# The example plugin is documentation, not a live method: copy it into
+# $(prefix)/lib/guestlink/methods.d/ to enable it.
+examplesdir = $(docdir)/examples
+dist_examples_SCRIPTS = agent/plugins/example-uptime
+dist_examples_DATA = agent/plugins/example-uptime.json
+
+# The configuration file, every key commented out at its default.
+agentconfdir = $(sysconfdir)/guestlink
+dist_agentconf_DATA = agent/agent.conf
