@@ -311,6 +311,29 @@ static int config_read_file(const char *path, bool path_explicit, char **ret, si
 	return 1;
 }
 
+/* A line whose first non-blank character is '#' is a comment: blanked out
+ * before parsing, so byte offsets in error messages stay right. JSON strings
+ * cannot span lines (RFC 8259 section 7: no raw control characters), so a
+ * line start is never inside a string. */
+static void config_blank_comments(char *text, size_t len)
+{
+	bool line_start = true, comment = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n') {
+			line_start = true;
+			comment = false;
+			continue;
+		}
+		if (line_start && text[i] == '#')
+			comment = true;
+		if (text[i] != ' ' && text[i] != '\t')
+			line_start = false;
+		if (comment)
+			text[i] = ' ';
+	}
+}
+
 int config_load(const char *path, bool path_explicit, struct config **ret)
 {
 	struct json_tokener *tok;
@@ -337,6 +360,7 @@ int config_load(const char *path, bool path_explicit, struct config **ret)
 		return r;
 	}
 
+	config_blank_comments(text, len);
 	tok = json_tokener_new_ex(16);
 	if (!tok) {
 		config_free(c);

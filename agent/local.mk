@@ -22,19 +22,23 @@ agent_libagent_la_SOURCES = \
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
 agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS) \
 	$(NETTLE_CFLAGS)
-agent_libagent_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) \
+agent_libagent_la_LIBADD = proto/libguestlink-internal.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) \
 	$(NETTLE_LIBS)
 
 sbin_PROGRAMS += agent/guestlink-agent
 agent_guestlink_agent_SOURCES = agent/main.c
 agent_guestlink_agent_CPPFLAGS = $(agent_libagent_la_CPPFLAGS)
 agent_guestlink_agent_CFLAGS = $(agent_libagent_la_CFLAGS)
-agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink.la \
+agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(NETTLE_LIBS)
 
-dist_man_MANS += doc/guestlink-agent.8
 
-# The example plugin, installed where the agent looks for plugins.
-pluginsdir = $(prefix)/lib/guestlink/methods.d
-dist_plugins_SCRIPTS = agent/plugins/example-uptime
-dist_plugins_DATA = agent/plugins/example-uptime.json
+# The example plugin is documentation, not a live method: copy it into
+# $(prefix)/lib/guestlink/methods.d/ to enable it.
+examplesdir = $(docdir)/examples
+dist_examples_SCRIPTS = agent/plugins/example-uptime
+dist_examples_DATA = agent/plugins/example-uptime.json
+
+# The configuration file, every key commented out at its default.
+agentconfdir = $(sysconfdir)/guestlink
+dist_agentconf_DATA = agent/agent.conf

@@ -14,13 +14,13 @@ backend_libbackend_la_SOURCES = \
 	backend/hybrid.c backend/hybrid.h
 backend_libbackend_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend
 backend_libbackend_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
-backend_libbackend_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS)
+backend_libbackend_la_LIBADD = proto/libguestlink-internal.la $(LIBEVENT_LIBS)
 
 libexec_PROGRAMS += backend/vhost-user-vsock
 backend_vhost_user_vsock_SOURCES = backend/main.c
 backend_vhost_user_vsock_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 backend_vhost_user_vsock_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(SYSTEMD_CFLAGS)
-backend_vhost_user_vsock_LDADD = backend/libbackend.la proto/libguestlink.la \
+backend_vhost_user_vsock_LDADD = backend/libbackend.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
 
 # QEMU's vhost-user backend descriptor (docs/interop/vhost-user.json).
@@ -33,7 +33,6 @@ backend/50-guestlink-vsock.json: backend/50-guestlink-vsock.json.in Makefile
 	sed -e 's|@libexecdir[@]|$(libexecdir)|g' $(srcdir)/backend/50-guestlink-vsock.json.in > $@.tmp && \
 	mv $@.tmp $@
 
-dist_man_MANS += doc/vhost-user-vsock.8
 
 # libFuzzer harnesses (./configure --enable-fuzz CC=clang); each is also run
 # over its seed corpus, see tests/fuzz/local.mk for how to fuzz for longer.
@@ -47,15 +46,15 @@ tests_fuzz_fuzz_vhost_user_SOURCES = tests/fuzz/fuzz-vhost-user.c
 tests_fuzz_fuzz_vhost_user_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 tests_fuzz_fuzz_vhost_user_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_fuzz_fuzz_vhost_user_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
-tests_fuzz_fuzz_vhost_user_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+tests_fuzz_fuzz_vhost_user_LDADD = backend/libbackend.la proto/libguestlink-internal.la $(LIBEVENT_LIBS)
 tests_fuzz_fuzz_vring_SOURCES = tests/fuzz/fuzz-vring.c
 tests_fuzz_fuzz_vring_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 tests_fuzz_fuzz_vring_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_fuzz_fuzz_vring_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
-tests_fuzz_fuzz_vring_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+tests_fuzz_fuzz_vring_LDADD = backend/libbackend.la proto/libguestlink-internal.la $(LIBEVENT_LIBS)
 tests_fuzz_fuzz_vsock_packet_SOURCES = tests/fuzz/fuzz-vsock-packet.c
 tests_fuzz_fuzz_vsock_packet_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 tests_fuzz_fuzz_vsock_packet_CFLAGS = $(AM_CFLAGS)
 tests_fuzz_fuzz_vsock_packet_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
-tests_fuzz_fuzz_vsock_packet_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+tests_fuzz_fuzz_vsock_packet_LDADD = backend/libbackend.la proto/libguestlink-internal.la $(LIBEVENT_LIBS)
 endif

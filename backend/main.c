@@ -50,7 +50,8 @@ static void main_help(void)
 	       "  --buffer-size=BYTES    per-connection receive buffer advertised to the guest\n"
 	       "                         (default %u)\n"
 	       "  -v, --verbose          log more (repeat for debug)\n"
-	       "  -h, --help             show this help\n",
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n",
 	       VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC);
 }
 
@@ -87,12 +88,13 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 		{ "socket-group", required_argument, NULL, ARG_SOCKET_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{}
 	};
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) >= 0) {
 		switch (c) {
 		case ARG_SOCKET_PATH:
 			o->socket_path = optarg;
@@ -146,6 +148,9 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 			main_help();
+			return 0;
+		case 'V':
+			printf("vhost-user-vsock %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
 			return -EINVAL;

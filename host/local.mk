@@ -16,9 +16,8 @@ host_guestlink_SOURCES = \
 	host/cmd-shell.c \
 	host/cmd-connect.c
 host_guestlink_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(LIBEVENT_CFLAGS) $(NETTLE_CFLAGS)
-host_guestlink_LDADD = proto/libguestlink.la $(JSONC_LIBS) $(LIBEVENT_LIBS) $(NETTLE_LIBS) -lm
+host_guestlink_LDADD = proto/libguestlink-internal.la $(JSONC_LIBS) $(LIBEVENT_LIBS) $(NETTLE_LIBS) -lm
 
-dist_man_MANS += doc/guestlink.1
 
 # Installed under the command's name, as bash-completion looks it up.
 bashcompletiondir = $(datadir)/bash-completion/completions

@@ -11,3 +11,7 @@ include tests/vm/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
 EXTRA_DIST += tests/run-suite.sh tests/deps.sh
+
+# tests/pkg: the library's ABI (make check); the Debian packages and libvirt
+# have their own targets, see tests/pkg/local.mk.
+include tests/pkg/local.mk

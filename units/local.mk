@@ -20,4 +20,8 @@ units/vhost-user-vsock@.service: $(top_srcdir)/units/vhost-user-vsock@.service.i
 	$(AM_V_GEN)$(MKDIR_P) units && \
 	sed -e 's|@libexecdir[@]|$(libexecdir)|g' $(top_srcdir)/units/vhost-user-vsock@.service.in > $@.tmp && \
 	mv $@.tmp $@
+
+# The group that may reach the guests' host sockets
+# (--socket-group=guestlink), created by systemd-sysusers.
+dist_sysusers_DATA = units/sysusers.d/guestlink.conf
 # --- end host ---

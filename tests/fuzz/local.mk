@@ -9,7 +9,7 @@ tests_fuzz_fuzz_agent_SOURCES = tests/fuzz/fuzz-agent.c
 tests_fuzz_fuzz_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_fuzz_agent_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
 tests_fuzz_fuzz_agent_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
-tests_fuzz_fuzz_agent_LDADD = agent/libagent.la proto/libguestlink.la \
+tests_fuzz_fuzz_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 endif
 # --- end agent ---

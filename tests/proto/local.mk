@@ -5,7 +5,7 @@ check_PROGRAMS += $(GL_PROTO_TESTS)
 TESTS += $(GL_PROTO_TESTS)
 
 GL_PROTO_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
-GL_PROTO_TEST_LDADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
+GL_PROTO_TEST_LDADD = proto/libguestlink-internal.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
 
 tests_proto_test_jsonrpc_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
 tests_proto_test_jsonrpc_LDADD = $(GL_PROTO_TEST_LDADD)
@@ -27,7 +27,8 @@ tests_proto_test_client_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
 tests_proto_test_client_LDADD = $(GL_PROTO_TEST_LDADD)
 
 # The example for the README: compiled here so it never rots, and run against
-# the real agent by tests/host/test-cli.py.
+# the real agent by tests/host/test-cli.py. It links the installed library,
+# as an application would, so it may use only the public API.
 check_PROGRAMS += tests/proto/example-client
 tests_proto_example_client_CFLAGS = $(GL_PROTO_TEST_CFLAGS)
-tests_proto_example_client_LDADD = $(GL_PROTO_TEST_LDADD)
+tests_proto_example_client_LDADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
