@@ -8,6 +8,7 @@ packages=(
 	clang libclang-rt-14-dev python3 socat
 	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent e2fsprogs
 	systemd
+	python3-pytest python3-setuptools openssh-server openssh-client ansible-core
 )
 
 missing=()
