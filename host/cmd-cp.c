@@ -621,18 +621,21 @@ static int cp_read_line(int fd, char *buf, size_t size)
 	return -EPROTO;
 }
 
-/* A second connection, presented with the token: from its answer on, raw bytes. */
-static int cp_channel_open(struct cp *cp)
+/* A second connection, presented with the token: from its answer on, raw
+ * bytes. For an exec: address a second run of the command (*ret_pid, for
+ * gl_address_close). */
+static int cp_channel_open(struct cp *cp, pid_t *ret_pid)
 {
 	struct gl_address a;
 	struct json_object *ans, *v;
 	char line[4096];
+	pid_t pid;
 	int fd, r;
 
 	r = gl_address_parse(cp->ctx->address, &a);
 	if (r < 0)
 		return r;
-	fd = gl_address_connect(&a, cp->ctx->timeout_ms);
+	fd = gl_address_open(&a, cp->ctx->timeout_ms, &pid);
 	if (fd < 0)
 		return fd;
 	snprintf(line, sizeof(line),
@@ -640,21 +643,22 @@ static int cp_channel_open(struct cp *cp)
 		"\"params\":{\"token\":\"%s\"}}\n",
 		cp->token);
 	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
-		close(fd);
+		gl_address_close(fd, pid);
 		return -EIO;
 	}
 	r = cp_read_line(fd, line, sizeof(line));
 	if (r < 0) {
-		close(fd);
+		gl_address_close(fd, pid);
 		return r;
 	}
 	ans = json_tokener_parse(line);
 	if (!json_object_object_get_ex(ans, "result", &v)) {
 		json_object_put(ans);
-		close(fd);
+		gl_address_close(fd, pid);
 		return -EPROTO;
 	}
 	json_object_put(ans);
+	*ret_pid = pid;
 	return fd;
 }
 
@@ -703,7 +707,8 @@ static void cp_channel_splice(struct cp *cp, int fd)
 static void cp_channel_run(struct cp *cp)
 {
 	static char buf[CP_CHUNK];
-	int fd = cp_channel_open(cp);
+	pid_t pid = 0;
+	int fd = cp_channel_open(cp, &pid);
 
 	if (fd < 0) {
 		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.attach", fd, NULL);
@@ -756,7 +761,7 @@ static void cp_channel_run(struct cp *cp)
 			cp->end = cp->size;
 		}
 	}
-	close(fd);
+	(void)gl_address_close(fd, pid);
 }
 
 static void cp_verify_sync(struct cp *cp)

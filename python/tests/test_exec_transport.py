@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The exec: transport in Python: the protocol over a command's stdin/stdout.
+"""The exec: transport in Python and in libguestlink (through the guestlink
+CLI's -a): the protocol over a command's stdin/stdout.
 For real through OpenSSH: sshd on 127.0.0.1 started here with throwaway keys, and socat on the
 far side reaching the agent's Unix socket. The command's stderr must show in
 errors, and the command must be reaped (killed if it lingers) on close."""
@@ -8,12 +9,14 @@ import asyncio
 import hashlib
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
 
 import guestlink
 import guestlink.aio
+from conftest import CLI
 
 pytestmark = pytest.mark.skipif(not shutil.which("socat"), reason="socat not installed")
 
@@ -108,3 +111,39 @@ def test_ssh_unreachable_host(sshd):
     with pytest.raises(guestlink.ConnectionError) as e:
         guestlink.connect("exec:" + cmd, timeout=20).ping()
     assert "Connection refused" in str(e.value)
+
+
+def cli(args, **kw):
+    if not os.access(CLI, os.X_OK):
+        pytest.skip("guestlink CLI not built")
+    return subprocess.run([CLI] + args, capture_output=True, timeout=120, **kw)
+
+
+def test_cli_exec_address(agent, tmp_path):
+    a = "exec:socat - UNIX-CONNECT:%s" % agent.sock
+    r = cli(["-a", a, "ping"])
+    assert r.returncode == 0, r.stderr
+    r = cli(["-a", a, "exec", "--", "sh", "-c", "echo cli; exit 3"])
+    assert (r.returncode, r.stdout) == (3, b"cli\n")
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(2 << 20))
+    r = cli(["-a", a, "cp", str(src), "guest:%s" % (tmp_path / "g")])
+    assert r.returncode == 0, r.stderr
+    assert sha(tmp_path / "g") == sha(src)
+    r = cli(["-a", a, "cp", "guest:%s" % (tmp_path / "g"), str(tmp_path / "b")])
+    assert r.returncode == 0, r.stderr
+    assert sha(tmp_path / "b") == sha(src)
+
+
+def test_cli_exec_address_fails(tmp_path):
+    r = cli(["-a", "exec:sh -c 'echo no such vm >&2; exit 1'", "ping"])
+    assert r.returncode == 3
+    assert b"no such vm" in r.stderr
+
+
+def test_cli_ssh(sshd, agent):
+    a = "exec:%s socat - UNIX-CONNECT:%s" % (sshd.ssh_command, agent.sock)
+    r = cli(["-a", a, "exec", "--", "echo", "cli over ssh"])
+    assert (r.returncode, r.stdout) == (0, b"cli over ssh\n"), r.stderr
+    r = cli(["-a", a, "--json", "info"])
+    assert r.returncode == 0 and b'"pid"' in r.stdout
