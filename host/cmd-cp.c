@@ -646,20 +646,23 @@ static int cp_read_line(int fd, char *buf, size_t size)
 	return -EPROTO;
 }
 
-/* A second connection, presented with the token: from its answer on, raw bytes. */
-static int cp_channel_open(struct cp *cp)
+/* A second connection, presented with the token: from its answer on, raw
+ * bytes. For an exec: address a second run of the command (*ret_pid, for
+ * gl_address_close). */
+static int cp_channel_open(struct cp *cp, pid_t *ret_pid)
 {
 	struct gl_address a;
 	struct json_object *ans, *req, *p;
 	const char *text;
 	char line[4096];
 	size_t len;
+	pid_t pid;
 	int fd, r;
 
 	r = gl_address_parse(cp->ctx->address, &a);
 	if (r < 0)
 		return r;
-	fd = gl_address_connect(&a, cp->ctx->timeout_ms);
+	fd = gl_address_open(&a, cp->ctx->timeout_ms, &pid);
 	if (fd < 0)
 		return fd;
 	p = json_object_new_object();
@@ -677,21 +680,22 @@ static int cp_channel_open(struct cp *cp)
 	}
 	json_object_put(req);
 	if (r < 0) {
-		close(fd);
+		gl_address_close(fd, pid);
 		return r;
 	}
 	r = cp_read_line(fd, line, sizeof(line));
 	if (r < 0) {
-		close(fd);
+		gl_address_close(fd, pid);
 		return r;
 	}
 	ans = json_tokener_parse(line);
 	if (!cmd_get_object(ans, "result")) {
 		json_object_put(ans);
-		close(fd);
+		gl_address_close(fd, pid);
 		return -EPROTO;
 	}
 	json_object_put(ans);
+	*ret_pid = pid;
 	return fd;
 }
 
@@ -740,7 +744,8 @@ static void cp_channel_splice(struct cp *cp, int fd)
 static void cp_channel_run(struct cp *cp)
 {
 	static char buf[CP_CHUNK];
-	int fd = cp_channel_open(cp);
+	pid_t pid = 0;
+	int fd = cp_channel_open(cp, &pid);
 
 	if (fd < 0) {
 		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.attach", fd, NULL);
@@ -795,7 +800,7 @@ static void cp_channel_run(struct cp *cp)
 			cp->end = cp->size;
 		}
 	}
-	close(fd);
+	(void)gl_address_close(fd, pid);
 }
 
 static void cp_verify_sync(struct cp *cp)

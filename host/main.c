@@ -37,7 +37,8 @@ static void main_help(FILE *f)
 		"Call the guestlink agent in a virtual machine.\n"
 		"\n"
 		"Options:\n"
-		"  -a, --address=ADDR   agent address: vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT\n"
+		"  -a, --address=ADDR   agent address: vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT,\n"
+		"                       exec:COMMAND (protocol over its stdin/stdout)\n"
 		"                       (default: $GUESTLINK_ADDRESS)\n"
 		"  -m, --machine=NAME   the machine's backend socket: hybrid:%s/NAME.vsock:%d\n"
 		"  -t, --timeout=S      seconds to wait for the connection and each answer (default %d)\n"
@@ -200,7 +201,8 @@ int main(int argc, char **argv)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "no address: use -a, -m or GUESTLINK_ADDRESS");
 	if (gl_address_parse(address, &a) < 0)
 		return cmd_error(&ctx, CMD_EXIT_USAGE,
-			"invalid address '%s': vsock:CID:PORT, unix:PATH or hybrid:PATH:PORT expected",
+			"invalid address '%s': vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT or exec:COMMAND "
+			"expected",
 			address);
 	ctx.address = address;
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Addresses (vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT): parse, format,
- * connect with a deadline, listen; and the client half of the hybrid CONNECT
- * handshake. */
+/* Addresses (vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT, exec:COMMAND):
+ * parse, format, connect with a deadline (or start the command), listen; and
+ * the client half of the hybrid CONNECT handshake. */
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <linux/vm_sockets.h>
 
 #include "guestlink/address.h"
@@ -79,6 +82,18 @@ static int address_parse_hybrid(const char *s, struct gl_address *a)
 	return address_set_path(a, s, (size_t)(colon - s));
 }
 
+static int address_parse_exec(const char *s, struct gl_address *a)
+{
+	size_t len;
+
+	s += strspn(s, " \t");
+	len = strlen(s);
+	if (len == 0 || len >= sizeof(a->command))
+		return -EINVAL;
+	memcpy(a->command, s, len + 1);
+	return 0;
+}
+
 static const struct address_scheme {
 	const char *prefix;
 	enum gl_address_type type;
@@ -87,6 +102,7 @@ static const struct address_scheme {
 	{ "vsock:", GL_ADDRESS_VSOCK, address_parse_vsock },
 	{ "unix:", GL_ADDRESS_UNIX, address_parse_unix },
 	{ "hybrid:", GL_ADDRESS_HYBRID, address_parse_hybrid },
+	{ "exec:", GL_ADDRESS_EXEC, address_parse_exec },
 };
 
 int gl_address_parse(const char *s, struct gl_address *ret)
@@ -140,6 +156,9 @@ int gl_address_format(const struct gl_address *a, char *buf, size_t size)
 		break;
 	case GL_ADDRESS_HYBRID:
 		n = snprintf(buf, size, "hybrid:%s:%" PRIu32, a->path, a->port);
+		break;
+	case GL_ADDRESS_EXEC:
+		n = snprintf(buf, size, "exec:%s", a->command);
 		break;
 	default:
 		return -EINVAL;
@@ -212,6 +231,8 @@ int gl_address_connect(const struct gl_address *a, int timeout_ms)
 	int64_t deadline = deadline_from_timeout(timeout_ms);
 	int r;
 
+	if (a->type == GL_ADDRESS_EXEC)
+		return -EOPNOTSUPP; /* a child process to reap: gl_address_open() */
 	if (a->type == GL_ADDRESS_VSOCK) {
 		struct sockaddr_vm vm = {
 			.svm_family = AF_VSOCK,
@@ -250,6 +271,123 @@ int gl_address_connect(const struct gl_address *a, int timeout_ms)
 	if (r < 0)
 		return r;
 	return TAKE_FD(fd);
+}
+
+/* --- exec: the protocol over a command's stdin and stdout --- */
+
+extern char **environ;
+
+static int address_spawn(const char *command, pid_t *ret_pid)
+{
+	_cleanup_close_ int mine = -1, theirs = -1;
+	_cleanup_free_ char *script = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, dfl;
+	pid_t pid;
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	mine = sv[0];
+	theirs = sv[1];
+	if (asprintf(&script, "exec %s", command) < 0) {
+		script = NULL;
+		return -ENOMEM;
+	}
+	/* dup2 clears FD_CLOEXEC on 0 and 1; the pair's own fds close at exec. */
+	r = posix_spawn_file_actions_init(&fa);
+	if (r)
+		return -r;
+	r = posix_spawnattr_init(&attr);
+	if (r) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -r;
+	}
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGCHLD);
+	r = posix_spawn_file_actions_adddup2(&fa, theirs, STDIN_FILENO);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(&fa, theirs, STDOUT_FILENO);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&attr, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&attr, &dfl);
+	if (!r)
+		r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawn(&pid, "/bin/sh", &fa, &attr,
+			(char *[]){ "sh", "-c", script, NULL }, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r)
+		return -r;
+	*ret_pid = pid;
+	return TAKE_FD(mine);
+}
+
+int gl_address_open(const struct gl_address *a, int timeout_ms, pid_t *ret_pid)
+{
+	pid_t pid = 0;
+	int fd;
+
+	if (a->type == GL_ADDRESS_EXEC)
+		fd = address_spawn(a->command, &pid);
+	else
+		fd = gl_address_connect(a, timeout_ms);
+	if (fd < 0)
+		return fd;
+	*ret_pid = pid;
+	return fd;
+}
+
+/* waitpid until the deadline; 1 with *status once reaped, 0 still running. */
+static int address_wait(pid_t pid, int64_t deadline, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+
+		if (r == pid)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (deadline_remaining(deadline) == 0)
+			return 0;
+		(void)poll(NULL, 0, 10);
+	}
+}
+
+int gl_address_close(int fd, pid_t pid)
+{
+	static const int signals[] = { 0, SIGTERM, SIGKILL };
+	int status = 0;
+
+	if (fd >= 0)
+		close(fd);
+	if (pid <= 0)
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(signals); i++) {
+		int r;
+
+		if (signals[i])
+			(void)kill(pid, signals[i]);
+		if (signals[i] == SIGKILL) {
+			while (waitpid(pid, &status, 0) < 0)
+				if (errno != EINTR)
+					return -errno;
+			return status;
+		}
+		r = address_wait(pid, deadline_from_timeout(GL_ADDRESS_EXEC_GRACE_MS), &status);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			return status;
+	}
+	return status;
 }
 
 /* A socket file at path: remove it when nobody listens any more; keep

@@ -39,6 +39,7 @@ struct client_call {
 
 struct gl_client {
 	int fd; /* until attached; then the bufferevent owns it */
+	pid_t child; /* exec: address: the command, reaped after the fd closes */
 	struct gl_decoder *dec;
 	struct evbuffer *in; /* synchronous mode input */
 	int64_t next_id;
@@ -105,15 +106,22 @@ int gl_client_new_fd(int fd, struct gl_client **ret)
 int gl_client_connect(const char *address, int timeout_ms, struct gl_client **ret)
 {
 	struct gl_address a;
+	pid_t pid;
 	int fd, r;
 
 	r = gl_address_parse(address, &a);
 	if (r < 0)
 		return r;
-	fd = gl_address_connect(&a, timeout_ms);
+	fd = gl_address_open(&a, timeout_ms, &pid);
 	if (fd < 0)
 		return fd;
-	return gl_client_new_fd(fd, ret);
+	r = gl_client_new_fd(fd, ret);
+	if (r < 0) {
+		(void)gl_address_close(-1, pid); /* gl_client_new_fd closed fd */
+		return r;
+	}
+	(*ret)->child = pid;
+	return 0;
 }
 
 void gl_client_set_notification_handler(struct gl_client *c, gl_notification_fn fn, void *userdata)
@@ -202,6 +210,9 @@ static void client_destroy(struct gl_client *c)
 		event_free(c->kick);
 	if (c->fd >= 0)
 		close(c->fd);
+	/* After the close: an exec: command sees EOF on its stdin first. */
+	if (c->child > 0)
+		(void)gl_address_close(-1, c->child);
 	gl_decoder_free(c->dec);
 	if (c->in)
 		evbuffer_free(c->in);

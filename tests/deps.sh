@@ -9,6 +9,7 @@ packages=(
 	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent e2fsprogs
 	systemd
 	tmux less openssh-server openssh-client
+	python3-pytest python3-setuptools ansible-core
 )
 
 missing=()

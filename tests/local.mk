@@ -5,6 +5,7 @@ include tests/proto/local.mk
 include tests/agent/local.mk
 include tests/methods/local.mk
 include tests/host/local.mk
+include tests/python/local.mk
 include tests/backend/local.mk
 include tests/guestsim/local.mk
 include tests/vm/local.mk

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Addresses: parse/format round trips, every rejection, machine names, and
- * listening/connecting on Unix sockets (0600, stale sockets). */
+/* Addresses: parse/format round trips, every rejection, machine names,
+ * listening/connecting on Unix sockets (0600, stale sockets), and exec:
+ * commands started, spoken to and reaped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "guestlink/address.h"
 #include "tap.h"
@@ -26,6 +30,8 @@ static void test_round_trips(void)
 		"hybrid:/run/guestlink/vm1.vsock:9731",
 		"hybrid:/a:b/c.vsock:1",
 		"hybrid:rel.vsock:0",
+		"exec:ssh hv1 guestlink -m vm1 connect 9731",
+		"exec:socat - 'UNIX-CONNECT:/a b'",
 	};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -86,6 +92,9 @@ static void test_rejections(void)
 		"tcp:1.2.3.4:5",
 		"UNIX:/p",
 		"/just/a/path",
+		"exec:",
+		"exec: \t ",
+		"EXEC:cat",
 	};
 	struct gl_address a;
 
@@ -105,6 +114,86 @@ static void test_rejections(void)
 	ok(gl_address_parse(longer, &a) == -EINVAL, "108-byte unix path rejected");
 	snprintf(longer, sizeof(longer), "hybrid:%sq:1", longpath + 5);
 	ok(gl_address_parse(longer, &a) == -EINVAL, "108-byte hybrid path rejected");
+	{
+		char cmd[GL_ADDRESS_COMMAND_MAX + 8];
+
+		memset(cmd, 0, sizeof(cmd));
+		strcpy(cmd, "exec:");
+		memset(cmd + 5, 'c', GL_ADDRESS_COMMAND_MAX - 1);
+		ok(gl_address_parse(cmd, &a) == 0 && strlen(a.command) == GL_ADDRESS_COMMAND_MAX - 1,
+			"longest exec: command fits");
+		cmd[5 + GL_ADDRESS_COMMAND_MAX - 1] = 'c';
+		ok(gl_address_parse(cmd, &a) == -EINVAL, "overlong exec: command rejected");
+	}
+}
+
+/* Start COMMAND, optionally write and read back, close; the wait status. */
+static int exec_run(const char *address, const char *say, char *heard, size_t size, pid_t *ret_pid)
+{
+	struct gl_address a;
+	pid_t pid = -1;
+	int fd;
+
+	if (gl_address_parse(address, &a) < 0)
+		return -EINVAL;
+	fd = gl_address_open(&a, 1000, &pid);
+	if (fd < 0)
+		return fd;
+	*ret_pid = pid;
+	if (say) {
+		size_t got = 0;
+
+		/* A command that is already gone makes this fail (EPIPE): fine. */
+		(void)send(fd, say, strlen(say), MSG_NOSIGNAL);
+		shutdown(fd, SHUT_WR);
+		while (got + 1 < size) {
+			ssize_t n = read(fd, heard + got, size - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		heard[got] = 0;
+	}
+	return gl_address_close(fd, pid);
+}
+
+static bool reaped(pid_t pid)
+{
+	return pid > 0 && waitpid(pid, NULL, WNOHANG) < 0 && errno == ECHILD;
+}
+
+static void test_exec(void)
+{
+	struct gl_address a;
+	char heard[64];
+	pid_t pid = 0;
+	int st;
+
+	gl_address_parse("exec:cat", &a);
+	ok(gl_address_connect(&a, 100) == -EOPNOTSUPP, "gl_address_connect(exec:): -EOPNOTSUPP");
+
+	st = exec_run("exec:tr a-z A-Z", "hello\n", heard, sizeof(heard), &pid);
+	ok(st == 0 && strcmp(heard, "HELLO\n") == 0, "exec: stdin and stdout are the socket");
+	ok(reaped(pid), "exec: command reaped");
+
+	st = exec_run("exec:sh -c 'cat >/dev/null; exit 3'", NULL, NULL, 0, &pid);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 3, "exec: shell quoting splits the command (status %d)",
+		WEXITSTATUS(st));
+	ok(reaped(pid), "exec: shell command reaped");
+
+	st = exec_run("exec:/nonexistent/guestlink-test", "x", heard, sizeof(heard), &pid);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 127 && heard[0] == 0,
+		"exec: missing program: EOF, status 127");
+
+	/* Ignores the end of its stdin: SIGTERM after the grace time. */
+	st = exec_run("exec:sleep 60", NULL, NULL, 0, &pid);
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "exec: lingering command terminated");
+	ok(reaped(pid), "exec: lingering command reaped");
+
+	/* Ignores SIGTERM too: SIGKILL. */
+	st = exec_run("exec:sh -c \"trap '' TERM; sleep 5; sleep 5\"", NULL, NULL, 0, &pid);
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "exec: stubborn command killed");
+	ok(reaped(pid), "exec: stubborn command reaped");
 }
 
 static void test_format(void)
@@ -199,5 +288,6 @@ int main(void)
 	test_format();
 	test_machine();
 	test_unix();
+	test_exec();
 	return tap_done();
 }

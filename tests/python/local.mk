@@ -1,0 +1,16 @@
+# tests/python: the Python package (python/) through pytest, one TAP line per
+# test: against the real agent on a Unix socket, through the backend and
+# guestsim, and the exec: transport through OpenSSH on loopback.
+python_tests = \
+	tests/python/test-py-client.py \
+	tests/python/test-py-aio.py \
+	tests/python/test-py-bridge.py \
+	tests/python/test-py-exec-transport.py
+TESTS += $(python_tests)
+dist_check_SCRIPTS += $(python_tests)
+EXTRA_DIST += tests/python/pytap.py \
+	python/pyproject.toml python/README.md python/guestlink/py.typed \
+	python/guestlink/__init__.py python/guestlink/_common.py python/guestlink/_transport.py \
+	python/guestlink/aio.py python/guestlink/client.py python/guestlink/errors.py \
+	python/tests/conftest.py python/tests/test_client.py python/tests/test_aio.py \
+	python/tests/test_bridge.py python/tests/test_exec_transport.py
