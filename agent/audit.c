@@ -197,15 +197,13 @@ static void audit_record(struct conn *conn, const char *method, struct json_obje
 void audit_call(struct conn *conn, const char *method, struct json_object *request, int code)
 {
 	const struct method *m = method_find(method);
-	int c = code;
 
+	if (code == GL_RPC_DENIED) {
+		audit_record(conn, method, request, "denied", code, false);
+		return;
+	}
 	/* A method that is not (or no longer: plugins reload) in the table is
 	 * taken to change the guest. */
-	audit_record(conn, method, request, c ? "error" : "ok", c,
+	audit_record(conn, method, request, code ? "error" : "ok", code,
 		m && (m->flags & METHOD_READONLY));
-}
-
-void audit_denied(struct conn *conn, const char *method, struct json_object *request)
-{
-	audit_record(conn, method, request, "denied", GL_RPC_DENIED, false);
 }

@@ -17,8 +17,6 @@ struct conn;
 
 /* A call finished: `request` is the request object (not taken), `code` 0 for
  * a result, else the JSON-RPC error code it was answered with. method names a
- * registered method. */
+ * registered method. A call refused by policy (-32001) is recorded as
+ * "denied" at notice level, whatever the method. */
 void audit_call(struct conn *conn, const char *method, struct json_object *request, int code);
-
-/* A call refused by policy (-32001) before it ran. */
-void audit_denied(struct conn *conn, const char *method, struct json_object *request);

@@ -177,7 +177,6 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		char esc[80];
 		log_ratelimited(&rl, LOG_NOTICE, 0, "Denied call of %s by policy",
 			log_escape(esc, sizeof(esc), m->name, strlen(m->name)));
-		audit_denied(call->conn, m->name, call->request);
 		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
 		return;
 	}

@@ -140,9 +140,8 @@ const struct cmd_entry cmd_connect_entry = {
 	.name = "connect",
 	.usage = "PORT",
 	.summary = "bridge stdin/stdout to a guest port (e.g. ssh -o ProxyCommand)",
-	.options = "Half-close is carried both ways; exit 0 on a clean end of both streams,\n"
-		   "255 when the guest refuses the port or the backend cannot be reached.\n",
-	.example = "  ssh -o ProxyCommand='guestlink -m vm1 connect 22' root@vm1\n"
+	.example = "  guestlink -m vm1 connect 22\n"
+		   "  ssh -o ProxyCommand='guestlink -m vm1 connect 22' root@vm1\n"
 		   "  rsync -e \"ssh -o ProxyCommand='guestlink -m vm1 connect 22'\" -a dir/ root@vm1:dir/\n",
 	.min_args = 1,
 	.max_args = 1,

@@ -94,7 +94,7 @@ const struct cmd_entry cmd_shell_entry = {
 		   "  -C, --cwd=DIR      start in DIR instead of the user's home\n"
 		   "  -e, --env=K=V      set an environment variable (repeatable)\n"
 		   "  -t                 again (-tt): even when stdin is not a terminal\n"
-		   "`~.` at the start of a line drops the session; the exit status is the shell's.\n",
+		   "  (`~.` at the start of a line drops the session)\n",
 	.example = "  guestlink -m vm1 shell\n"
 		   "  guestlink -m vm1 shell --user alice --cwd /srv\n",
 	.min_args = 0,
