@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/param.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -32,6 +34,7 @@ struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
 struct log_ratelimit vsock_host_rl = LOG_RATELIMIT_INIT(5000, 10);
 
 static void vsock_rx_run(struct vsock *v);
+static void vsock_conn_host_rcv_closed(struct vsock_conn *c);
 
 /* ---- connection table ---- */
 
@@ -162,7 +165,6 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 		event_free(c->ev_read);
 		event_free(c->ev_write);
 		event_free(c->timer);
-		free(c->pend);
 		free(c->seq_msgs);
 		free(c);
 	}
@@ -183,6 +185,11 @@ void vsock_conn_close(struct vsock_conn *c)
 		close(c->fd);
 	c->fd = -1;
 	v->n_conns--;
+	if (c->guest_initiated)
+		v->n_guest_initiated--;
+	v->reserved -= c->reserved;
+	c->reserved = 0;
+	vsock_pend_release(c);
 	TAILQ_REMOVE(&v->all, c, all_entry);
 	TAILQ_INSERT_TAIL(&v->dead, c, all_entry);
 	event_active(v->reaper, 0, 0);
@@ -200,6 +207,17 @@ static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint
 				    .type = type };
 }
 
+/* virtio_transport_reset_no_sock() (net/vmw_vsock/virtio_transport_common.c):
+ * a packet for no connection is answered with an RST of the packet's type;
+ * an RST is never answered. */
+static void vsock_reset_no_sock(struct vsock *v, const struct vsock_hdr *h)
+{
+	if (h->op == VSOCK_OP_RST)
+		return;
+	vsock_queue_rst(v, h->dst_port, h->src_port, 0,
+			h->type == VSOCK_TYPE_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
+}
+
 /* Tell the guest the connection is gone, then close it. */
 void vsock_conn_reset(struct vsock_conn *c)
 {
@@ -213,6 +231,18 @@ void vsock_conn_reset(struct vsock_conn *c)
 
 int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 
+/* A bad packet costs its own connection (reset, or closed silently if it was
+ * an RST), or is answered as one for no connection. */
+static void vsock_reset_packet(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h)
+{
+	if (!c)
+		vsock_reset_no_sock(v, h);
+	else if (h->op == VSOCK_OP_RST)
+		vsock_conn_close(c);
+	else
+		vsock_conn_reset(c);
+}
+
 /* ---- rx: packets to the guest ---- */
 
 uint32_t vsock_peer_free(const struct vsock_conn *c)
@@ -224,7 +254,7 @@ uint32_t vsock_peer_free(const struct vsock_conn *c)
 }
 
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c)
+		    uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c)
 {
 	*h = (struct vsock_hdr){
 		.src_cid = VSOCK_HOST_CID,
@@ -235,9 +265,62 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 		.type = c && c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM,
 		.op = op,
 		.flags = flags,
-		.buf_alloc = v->cfg.buf_alloc,
+		.buf_alloc = c ? vsock_conn_window(c) : v->cfg.buf_alloc,
 		.fwd_cnt = c ? c->fwd_cnt : 0,
 	};
+}
+
+/* Host EOF -> SHUTDOWN(SEND) (design: half-close both ways), in the rx buffer e
+ * the caller popped; the guest may still send until it shuts down too. */
+void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
+{
+	struct pollfd p = { .fd = c->fd };
+	struct vsock_hdr h;
+
+	/* A host that closed, not only shut down its sending side (POLLHUP: both
+	 * directions shut), takes nothing more either. */
+	if (!c->host_wr_closed && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+		vsock_conn_host_rcv_closed(c);
+	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
+		       VSOCK_SHUTDOWN_SEND, 0, c);
+	vsock_rx_push(c->v, e, &h);
+	c->fwd_cnt_sent = c->fwd_cnt;
+	c->host_eof = true;
+	vsock_conn_set_read(c, false);
+	/* Host side gone (design: full close -> RST after the close timeout): a
+	 * guest that keeps the connection does not keep its slot. */
+	if (c->host_wr_closed)
+		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
+	vsock_conn_check_done(c);
+}
+
+/* The buf_alloc to advertise now (virtio spec 5.10.6.3), and the bookkeeping
+ * for it. The window is what the connection would like (buf_target: small when
+ * idle or when the host does not read, growing while a stream moves), within
+ * what the VM's budget has left after every other connection's promise and an
+ * idle share for every free slot. It never moves the edge fwd_cnt + buf_alloc
+ * back: Linux before "vsock: fix credit with a shrunk buf_alloc" computes
+ * credit as buf_alloc - (tx_cnt - fwd_cnt) in unsigned arithmetic, so a
+ * window below what the guest has in flight would let it overrun. */
+uint32_t vsock_conn_window(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	uint32_t edge = c->rx_limit - c->fwd_cnt, want = c->buf_target;
+	uint64_t others = v->reserved - c->reserved, free_slots, room;
+
+	free_slots = v->cfg.max_connections > v->n_conns ? v->cfg.max_connections - v->n_conns : 0;
+	others += free_slots * v->buf_floor;
+	room = v->cfg.memory_budget > others ? v->cfg.memory_budget - others : 0;
+	if (want < v->buf_floor)
+		want = v->buf_floor;
+	if (want > room)
+		want = room > v->buf_floor ? (uint32_t)room : v->buf_floor;
+	if (want < edge)
+		want = edge;
+	v->reserved = v->reserved - c->reserved + want;
+	c->reserved = want;
+	c->rx_limit = c->fwd_cnt + want;
+	return want;
 }
 
 /* Pop an rx buffer able to take at least a header. 1, 0 (none), or < 0. */
@@ -269,7 +352,7 @@ void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock
 }
 
 static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
-			  uint16_t op, uint32_t fwd_cnt, uint16_t type)
+			  uint16_t op, uint32_t flags, uint32_t fwd_cnt, uint16_t type)
 {
 	struct virtqueue_elem *e = &v->rx_elem;
 	struct vsock_hdr h;
@@ -278,7 +361,7 @@ static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local,
 	r = vsock_rx_pop(v, e);
 	if (r <= 0)
 		return -EAGAIN;
-	vsock_fill_hdr(v, &h, local, peer, op, 0, 0, c);
+	vsock_fill_hdr(v, &h, local, peer, op, flags, 0, c);
 	if (!c) {
 		/* An RST for a connection already closed, of the type the guest used. */
 		h.fwd_cnt = fwd_cnt;
@@ -295,18 +378,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 	static const struct {
 		unsigned bit;
 		uint16_t op;
+		uint32_t flags;
 	} ctl_ops[] = {
-		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST },
-		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE },
-		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
-		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST },
+		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST, 0 },
+		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE, 0 },
+		{ VSOCK_CTL_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
+		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
+		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
 		if (!(c->ctl & ctl_ops[i].bit))
 			continue;
-		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, c->fwd_cnt,
-				   0) < 0)
+		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op,
+				   ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
 			return -EAGAIN;
 		c->ctl &= ~ctl_ops[i].bit;
 	}
@@ -337,8 +422,6 @@ void vsock_conn_wait_rx(struct vsock_conn *c)
 		event_active(c->v->tx_again, 0, 0); /* buffers arrived meanwhile */
 }
 
-void vsock_conn_check_done(struct vsock_conn *c);
-void vsock_conn_read_seq(struct vsock_conn *c);
 
 /* Move host socket bytes into guest rx buffers, as credit allows. */
 void vsock_conn_read(struct vsock_conn *c)
@@ -396,27 +479,21 @@ void vsock_conn_read(struct vsock_conn *c)
 		n = readv(c->fd, iov, (int)n_iov);
 		if (n <= 0) {
 			int err = n < 0 ? errno : 0;
+			bool eof = n == 0 || vsock_conn_host_read_eof(err);
 
 			/* Keep the first buffer for a SHUTDOWN on EOF; give back the rest. */
-			for (i = n == 0 ? 1 : 0; i < k; i++)
+			for (i = eof ? 1 : 0; i < k; i++)
 				virtqueue_unpop(v->rx);
 			if (n < 0 && (err == EAGAIN || err == EINTR)) {
 				vsock_conn_set_read(c, true);
 				return;
 			}
-			if (n < 0) {
+			if (!eof) {
 				log_debug_errno(-err, "Host socket of port %u failed: %m", c->local_port);
 				vsock_conn_reset(c);
 				return;
 			}
-			/* Host EOF: the guest learns with SHUTDOWN(SEND). */
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, &v->rx_batch[0], &h);
-			c->fwd_cnt_sent = c->fwd_cnt;
-			c->host_eof = true;
-			vsock_conn_set_read(c, false);
-			vsock_conn_check_done(c);
+			vsock_conn_host_eof(c, &v->rx_batch[0]);
 			return;
 		}
 		/* The bytes landed in order across the buffers: label and return them. */
@@ -472,7 +549,7 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt,
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0, r->fwd_cnt,
 				   r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
@@ -502,10 +579,31 @@ static void vsock_rx_run(struct vsock *v)
 
 /* ---- guest->host ---- */
 
+/* Whether len more bytes from the guest stay within the credit we gave it
+ * (virtio spec 5.10.6.3: a driver sends no more than buf_alloc - (rx_cnt -
+ * fwd_cnt) as we last told it). */
+bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len)
+{
+	/* Against the farthest edge we advertised (rx_limit), so packets sent
+	 * under a larger window before it shrank still fit. */
+	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= (uint32_t)(c->rx_limit - c->fwd_cnt);
+}
+
 void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
 	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t limit = c->v->cfg.buf_alloc / 4;
+	uint32_t limit = c->reserved / 4;
+	struct vsock *v = c->v;
+
+	/* The window was the limit (a whole window went through since it last
+	 * grew, and the host took it all): ask for twice as much. */
+	if (c->pend_len == 0 && !c->seqpacket && c->buf_target < v->cfg.buf_alloc &&
+	    c->fwd_cnt - c->grow_mark >= c->reserved && c->reserved >= c->buf_target) {
+		c->buf_target = c->buf_target > v->cfg.buf_alloc / 2 ? v->cfg.buf_alloc :
+								       c->buf_target * 2;
+		c->grow_mark = c->fwd_cnt;
+		limit = 0; /* tell the guest now */
+	}
 
 	/* A quarter of our buffer, but never more than one packet: a guest may keep
 	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
@@ -529,6 +627,44 @@ ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
 	return r < 0 ? -errno : r;
 }
 
+/* Whether a failed read of a host socket is only its end of stream. A Unix
+ * socket reports ECONNRESET once its peer closed with data of ours unread (a
+ * client that never read "OK"); every byte the peer sent was read before. */
+bool vsock_conn_host_read_eof(int err)
+{
+	return err == ECONNRESET;
+}
+
+/* The host takes nothing more: what the guest sent and the host has not taken
+ * is dropped (counted as forwarded, so credit keeps flowing). */
+static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
+{
+	c->host_wr_closed = true;
+	c->shut_wr_done = true;
+	c->fwd_cnt += c->pend_len;
+	c->seq_partial = c->seq_count = c->seq_head = 0;
+	vsock_pend_release(c);
+	vsock_conn_set_write(c, false);
+}
+
+/* A write to the host socket failed (err < 0). If the host closed or shut its
+ * receive side (EPIPE, ECONNRESET), only guest->host is over: what the guest
+ * sent is dropped, the guest learns with SHUTDOWN(RCV), and the bytes the host
+ * sent before closing still reach the guest, then SHUTDOWN(SEND) at its EOF.
+ * Any other error, or nothing left to read from the host, resets. */
+void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
+{
+	log_debug_errno(err, "Host socket of port %u refused data: %m", c->local_port);
+	if ((err != -EPIPE && err != -ECONNRESET) || c->host_eof ||
+	    c->state != VSOCK_STATE_ESTABLISHED) {
+		vsock_conn_reset(c);
+		return;
+	}
+	vsock_conn_host_rcv_closed(c);
+	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+	vsock_send_list_add(c);
+}
+
 /* Both directions are finished (or the guest closed): flush, then RST. */
 void vsock_conn_check_done(struct vsock_conn *c)
 {
@@ -546,7 +682,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 
 void vsock_conn_flush_pend(struct vsock_conn *c)
 {
-	uint32_t cap = c->v->cfg.buf_alloc;
+	uint32_t cap = c->pend_cap;
 	struct iovec iov[2];
 	uint32_t first = cap - c->pend_head < c->pend_len ? cap - c->pend_head : c->pend_len;
 	ssize_t n;
@@ -555,18 +691,14 @@ void vsock_conn_flush_pend(struct vsock_conn *c)
 	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = c->pend_len - first };
 	n = vsock_send_iov(c->fd, iov, 2);
 	if (n < 0) {
-		log_debug_errno((int)n, "Host socket of port %u refused data: %m", c->local_port);
-		vsock_conn_reset(c);
+		vsock_conn_host_write_failed(c, (int)n);
 		return;
 	}
 	c->pend_head = (c->pend_head + (uint32_t)n) % cap;
 	c->pend_len -= (uint32_t)n;
 	c->fwd_cnt += (uint32_t)n;
 	if (c->pend_len == 0) {
-		/* Idle connections keep no buffer. */
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
+		vsock_pend_release(c);
 		vsock_conn_set_write(c, false);
 	} else
 		vsock_conn_set_write(c, true);
@@ -591,18 +723,22 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	}
 	if (h->len == 0)
 		return;
-	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+	if (!vsock_conn_credit_fits(c, h->len)) {
 		guest_warning("Guest port %u exceeded its credit, resetting", h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
 	c->rx_cnt += h->len;
+	if (c->host_wr_closed) {
+		/* Nobody takes it any more; consumed, so credit keeps flowing. */
+		c->fwd_cnt += h->len;
+		vsock_conn_maybe_credit_update(c);
+		return;
+	}
 	if (c->pend_len == 0) {
 		n = vsock_send_iov(c->fd, payload, n_payload);
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused data: %m",
-					c->local_port);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		c->fwd_cnt += (uint32_t)n;
@@ -614,9 +750,22 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 			vsock_conn_reset(c);
 			return;
 		}
+		/* A whole window held unread: the host is the limit, not the window,
+		 * and a smaller one holds less of the budget. */
+		if (c->pend_len >= c->reserved) {
+			c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+			c->grow_mark = c->fwd_cnt;
+		}
 		vsock_conn_set_write(c, true);
 	}
 	vsock_conn_maybe_credit_update(c);
+}
+
+/* Guest-initiated connections may take at most three quarters of the slots:
+ * a guest holding every slot must not lock the host's clients out. */
+static unsigned vsock_guest_conn_cap(const struct vsock *v)
+{
+	return v->cfg.max_connections - v->cfg.max_connections / 4;
 }
 
 static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
@@ -631,28 +780,32 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 		vsock_conn_reset(c);
 		return;
 	}
-	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections) {
+	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections ||
+	    v->n_guest_initiated >= vsock_guest_conn_cap(v)) {
 		if (v->cfg.uds_path)
-			host_warning("Connection limit (%u) reached, refusing guest connection",
-				     v->cfg.max_connections);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+			host_warning("Connection limit (%u, %u for the guest's) reached, refusing "
+				     "guest connection",
+				     v->cfg.max_connections, vsock_guest_conn_cap(v));
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	fd = hybrid_connect_guest_port_type(v->cfg.uds_path, h->dst_port,
 					    seq ? SOCK_SEQPACKET : SOCK_STREAM, &pending);
 	if (fd < 0) {
 		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	r = vsock_conn_new(v, fd, &c);
 	if (r < 0) {
 		close(fd);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	if (seq)
 		vsock_conn_set_seqpacket(c);
+	c->guest_initiated = true;
+	v->n_guest_initiated++;
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
 	c->peer_buf_alloc = h->buf_alloc;
@@ -673,6 +826,7 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 			      const struct iovec *payload, size_t n_payload)
 {
 	char ok[32];
+	ssize_t n;
 	int len;
 
 	if (c->state != VSOCK_STATE_REQUESTED) {
@@ -682,13 +836,20 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 	}
 	vsock_conn_set_timer(c, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
-	/* A fresh socket has room for a few bytes; anything else means it is gone. */
-	if (send(c->fd, ok, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
+	/* A fresh socket has room for a few bytes. A client that has closed (or shut
+	 * its receive side) still gets the bytes it sent delivered. */
+	n = send(c->fd, ok, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0 && n != len) {
 		vsock_conn_reset(c);
 		return;
 	}
 	c->state = VSOCK_STATE_ESTABLISHED;
 	log_debug("Host port %u connected to guest port %u", c->local_port, c->peer_port);
+	if (n < 0) {
+		vsock_conn_host_write_failed(c, -errno);
+		if (c->fd < 0)
+			return; /* reset */
+	}
 	vsock_conn_read(c);
 }
 
@@ -779,11 +940,7 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
 			      h.len, e->out_len - VSOCK_HDR_SIZE);
-		if (c)
-			vsock_conn_reset(c);
-		else if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
-					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
+		vsock_reset_packet(v, c, &h);
 		return;
 	}
 	if (h.op < _VSOCK_OP_MAX)
@@ -793,18 +950,12 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	      (h.type == VSOCK_TYPE_SEQPACKET && v->seqpacket)) ||
 	    (c && c->seqpacket != (h.type == VSOCK_TYPE_SEQPACKET)) || !op || !op->handler) {
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
-		if (h.op == VSOCK_OP_RST)
-			return;
-		if (c)
-			vsock_conn_reset(c);
-		else
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
-					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
+		if (h.op != VSOCK_OP_RST)
+			vsock_reset_packet(v, c, &h);
 		return;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
-		if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0, h.type);
+		vsock_reset_no_sock(v, &h);
 		return;
 	}
 	if (c) {
@@ -882,6 +1033,13 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 		v->cfg.buf_alloc = VSOCK_DEFAULT_BUF_ALLOC;
 	if (v->cfg.max_connections == 0)
 		v->cfg.max_connections = VSOCK_DEFAULT_MAX_CONNECTIONS;
+	if (v->cfg.memory_budget == 0)
+		v->cfg.memory_budget = VSOCK_DEFAULT_MEMORY_BUDGET;
+	/* Half the budget is every slot's idle share, the rest is for growth. */
+	v->buf_floor = (uint32_t)MIN(v->cfg.memory_budget / 2 / v->cfg.max_connections,
+				     (uint64_t)VSOCK_BUF_FLOOR_MAX);
+	v->buf_floor = MAX(v->buf_floor, VSOCK_MIN_BUF_FLOOR);
+	v->buf_floor = MIN(v->buf_floor, v->cfg.buf_alloc);
 	v->next_host_port = VSOCK_HOST_PORT_FIRST;
 	v->seq_listen_fd = -1;
 	TAILQ_INIT(&v->send_list);

@@ -13,9 +13,39 @@ void vsock_conn_set_seqpacket(struct vsock_conn *c)
 	int sndbuf = (int)c->v->cfg.buf_alloc;
 
 	c->seqpacket = true;
+	/* A guest refuses a message larger than our buf_alloc (EMSGSIZE): offer
+	 * the whole buffer from the start, as far as the budget allows. */
+	c->buf_target = c->v->cfg.buf_alloc;
 	/* A Unix record must fit the send buffer; the kernel doubles this value. */
 	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
 		log_debug_errno(-errno, "Failed to set SO_SNDBUF, ignoring: %m");
+}
+
+/* recv() returns 0 both for an empty record and at end of stream. Take one
+ * record with SO_PASSCRED on: a record comes with SCM_CREDENTIALS (the kernel
+ * adds them to every message it hands out), end of stream with none. 1: an
+ * empty record was taken (virtio-vsock cannot carry one: it is dropped); 0:
+ * end of stream; -EAGAIN; or another -errno. */
+static int vsock_seq_take_empty(struct vsock_conn *c)
+{
+	union {
+		struct cmsghdr align;
+		uint8_t buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+	struct msghdr mh = { .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+	int one = 1;
+	ssize_t n;
+
+	if (setsockopt(c->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+		return -errno;
+	n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	if (CMSG_FIRSTHDR(&mh)) {
+		log_debug("Dropping an empty message from host port %u", c->local_port);
+		return 1;
+	}
+	return 0;
 }
 
 /* SEQPACKET host->guest: one host record is one message, split across as many rx
@@ -46,25 +76,34 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			vsock_conn_set_read(c, true);
 			return;
 		}
-		if (n < 0) {
+		if (n < 0 && !vsock_conn_host_read_eof(errno)) {
 			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
 			vsock_conn_reset(c);
 			return;
 		}
 		if (n == 0) {
-			/* EOF (an empty record reads the same on a Unix socket). */
+			int r = vsock_seq_take_empty(c);
+
+			if (r > 0)
+				continue; /* an empty record: dropped, the stream goes on */
+			if (r == -EAGAIN) {
+				vsock_conn_set_read(c, true);
+				return;
+			}
+			if (r < 0 && !vsock_conn_host_read_eof(-r)) {
+				log_debug_errno(r, "Host socket of port %u failed: %m", c->local_port);
+				vsock_conn_reset(c);
+				return;
+			}
+		}
+		if (n <= 0) {
+			/* End of stream: the guest learns with SHUTDOWN(SEND). */
 			if (vsock_rx_pop(v, e) <= 0) {
 				if (!v->rx || !v->rx->broken)
 					vsock_conn_wait_rx(c);
 				return;
 			}
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, e, &h);
-			c->fwd_cnt_sent = c->fwd_cnt;
-			c->host_eof = true;
-			vsock_conn_set_read(c, false);
-			vsock_conn_check_done(c);
+			vsock_conn_host_eof(c, e);
 			return;
 		}
 		if ((uint64_t)n > c->peer_buf_alloc) {
@@ -161,9 +200,8 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 /* SEQPACKET guest->host: send finished messages, one record each, in order. */
 void vsock_conn_flush_seq(struct vsock_conn *c)
 {
-	uint32_t cap = c->v->cfg.buf_alloc;
-
 	while (c->seq_count > 0) {
+		uint32_t cap = c->pend_cap;
 		uint32_t len = c->seq_msgs[c->seq_head];
 		uint32_t first = cap - c->pend_head < len ? cap - c->pend_head : len;
 		struct iovec iov[2] = {
@@ -173,9 +211,7 @@ void vsock_conn_flush_seq(struct vsock_conn *c)
 		ssize_t n = vsock_send_iov(c->fd, iov, 2);
 
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, len);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		if (n == 0) {
@@ -190,11 +226,8 @@ void vsock_conn_flush_seq(struct vsock_conn *c)
 		c->seq_count--;
 	}
 	vsock_conn_set_write(c, false);
-	if (c->pend_len == 0) {
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
-	}
+	if (c->pend_len == 0)
+		vsock_pend_release(c);
 	vsock_conn_maybe_credit_update(c);
 	vsock_conn_check_done(c);
 }
@@ -208,21 +241,25 @@ void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_h
 	uint32_t len;
 	int r;
 
-	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+	if (!vsock_conn_credit_fits(c, h->len)) {
 		guest_warning("Guest port %u exceeded its credit (message too large?), resetting",
 			      h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
 	c->rx_cnt += h->len;
+	if (c->host_wr_closed) {
+		/* Nobody takes it any more; consumed, so credit keeps flowing. */
+		c->fwd_cnt += h->len;
+		vsock_conn_maybe_credit_update(c);
+		return;
+	}
 	if (eom && c->pend_len == 0 && h->len > 0) {
 		/* A whole message with nothing queued: straight from guest memory. */
 		ssize_t n = vsock_send_iov(c->fd, payload, n_payload);
 
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, h->len);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		if (n > 0) {
