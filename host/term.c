@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -73,6 +74,7 @@ struct term_session {
 	int status;
 	bool done;
 	bool stdin_eof;
+	bool stdin_pollable; /* else (a file, /dev/null) read directly as the window allows */
 	unsigned writes_inflight;
 	struct event *stdin_ev, *sigwinch, *sigterm, *sighup;
 	/* "~." escape: at the start of a line, and whether a '~' is held back. */
@@ -257,8 +259,13 @@ static void term_read_stdin(struct term_session *t)
 
 static void term_pump(struct term_session *t)
 {
-	if (t->stdin_eof || t->id <= 0 || !t->stdin_ev)
+	if (t->stdin_eof || t->id <= 0 || !t->stdin_ev || t->done)
 		return;
+	if (!t->stdin_pollable) {
+		while (!t->stdin_eof && !t->done && t->writes_inflight < TERM_WRITE_WINDOW)
+			term_read_stdin(t);
+		return;
+	}
 	if (t->writes_inflight >= TERM_WRITE_WINDOW)
 		event_del(t->stdin_ev);
 	else
@@ -357,6 +364,14 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 	}
 	if (tty)
 		term_window(&rows, &cols);
+	else {
+		struct stat st;
+		/* epoll refuses regular files and /dev/null: those are read directly. */
+		t.stdin_pollable = fstat(STDIN_FILENO, &st) == 0 &&
+			(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	}
+	if (tty)
+		t.stdin_pollable = true;
 	json_object_object_add(pty, "rows", json_object_new_int((int)rows));
 	json_object_object_add(pty, "cols", json_object_new_int((int)cols));
 	if (term && *term && strlen(term) <= 64 &&

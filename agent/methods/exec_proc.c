@@ -292,6 +292,16 @@ static void exec_out_cb(evutil_socket_t fd, short what, void *userdata)
 		exec_maybe_finish(p);
 		return;
 	}
+	/* A terminal hands out at most its line buffer (4 KiB) per read: gather
+	 * what is there into one chunk, so that bulk output costs one message per
+	 * 64 KiB as on a pipe. A single keystroke's echo still goes at once (the
+	 * next read finds nothing), and an end found here is seen on the next call. */
+	while (p->pty_fd >= 0 && (size_t)n < sizeof(buf)) {
+		ssize_t more = read(fd, buf + n, sizeof(buf) - (size_t)n);
+		if (more <= 0)
+			break;
+		n += more;
+	}
 	if (exec_streaming(p)) {
 		exec_notify_output(p, o->stream, buf, (size_t)n);
 		/* Back-pressure: stop reading the child until the client catches up. */
