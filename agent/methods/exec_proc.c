@@ -24,6 +24,7 @@
 #include "base64.h"
 #include "config.h"
 #include "exec_proc.h"
+#include "exec_scope.h"
 #include "log.h"
 #include "macro.h"
 #include "methods.h"
@@ -848,6 +849,8 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		return -error;
 	}
 
+	if (spec->scope)
+		(void)exec_scope_move(base, pid, p->id, spec->argv[0]); /* logs its failures */
 	p->out[EXEC_STDOUT].fd = TAKE_FD(out[0]);
 	p->out[EXEC_STDERR].fd = TAKE_FD(err[0]);
 	for (int s = 0; s < _EXEC_STREAM_MAX; s++) {
