@@ -100,7 +100,10 @@ int exec_scope_move(struct event_base *base, pid_t pid, uint64_t id, const char 
 	char name[64], desc[160];
 	int r;
 
-	if (sd_booted() <= 0)
+	/* Only an agent that systemd started (its parent is PID 1, as for the
+	 * socket-activated service): one started by hand or by a test suite keeps
+	 * its children, and leaves no units behind on the machine. */
+	if (sd_booted() <= 0 || getppid() != 1)
 		return -ENOMEDIUM;
 	r = exec_scope_open(base);
 	if (r < 0) {
