@@ -63,6 +63,18 @@ def run_checks(address, label, agent):
     t.type("echo ALIVE$((3+3))\n")
     g.ok(t.wait(r"^ALIVE6\s*$", 20), "%s: ^C interrupts a remote sleep 100, the session survives"
          % label)
+    t.type("cat\n")
+    time.sleep(0.5)
+    t.keys("C-d")
+    t.type("echo EOF$((4+4))\n")
+    g.ok(t.wait(r"^EOF8\s*$", 20), "%s: ^D ends a remote cat, the shell carries on" % label)
+    t.type("sleep 100\n")
+    time.sleep(0.5)
+    t.keys("C-z")
+    g.ok(t.wait(r"[Ss]topped.*sleep 100", 20), "%s: ^Z stops a remote sleep (job control)"
+         % label)
+    t.type("kill %1; echo Z$((1+2))\n")
+    g.ok(t.wait(r"^Z3\s*$", 20), "%s: the shell is back after ^Z" % label)
     t.type("exit 7\n")
     g.ok(t.wait(r"^EXIT=7\s*$"), "%s: exit 7 ends the CLI with status 7" % label)
     ok, modes = cooked(t)
