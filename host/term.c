@@ -242,10 +242,13 @@ static void term_read_stdin(struct term_session *t)
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n <= 0) {
-		/* No end of input on a terminal but the bytes the program reads
-		 * (^D): stop reading and let the program end by itself. */
+		/* A terminal knows no end of input but the byte for it: with -tt
+		 * and a pipe or file as stdin, its end is sent as one ^D (VEOF), so
+		 * that `printf 'cmd\n' | guestlink exec -tt -- sh` ends. */
 		t->stdin_eof = true;
 		event_del(t->stdin_ev);
+		if (!isatty(STDIN_FILENO))
+			term_send(t, "\x04", 1);
 		return;
 	}
 	k = term_escape(t, buf, (size_t)n, out, &drop);

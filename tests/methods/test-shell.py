@@ -138,6 +138,11 @@ p = subprocess.run([CLI, "-a", "unix:" + agent.sock, "exec", "-tt", "--", "sh", 
                    input="line\n", capture_output=True, text=True, timeout=30)
 g.ok(p.returncode == 3 and "got line 24 80" in p.stdout,
      "exec -tt forces a terminal without one (status 3, %r)" % p.stdout.strip())
+p = subprocess.run([CLI, "-a", "unix:" + agent.sock, "exec", "-tt", "--", "sh"],
+                   input="echo hi-$((5*5))\n", capture_output=True, text=True, timeout=30)
+g.ok(p.returncode == 0 and "hi-25" in p.stdout,
+     "exec -tt: the end of a piped stdin ends the remote shell (^D) (%d, %r)"
+     % (p.returncode, p.stdout.strip()[-100:]))
 
 stack.stop()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
