@@ -15,6 +15,7 @@ agent_libagent_la_SOURCES = \
 	agent/methods/system.c \
 	agent/methods/exec.c agent/methods/exec.h \
 	agent/methods/exec_proc.c agent/methods/exec_proc.h \
+	agent/methods/exec_scope.c agent/methods/exec_scope.h \
 	agent/methods/file.c agent/methods/file.h \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -73,6 +74,7 @@ struct term_session {
 	int status;
 	bool done;
 	bool stdin_eof;
+	bool stdin_pollable; /* else (a file, /dev/null) read directly as the window allows */
 	unsigned writes_inflight;
 	struct event *stdin_ev, *sigwinch, *sigterm, *sighup;
 	/* "~." escape: at the start of a line, and whether a '~' is held back. */
@@ -240,10 +242,13 @@ static void term_read_stdin(struct term_session *t)
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n <= 0) {
-		/* No end of input on a terminal but the bytes the program reads
-		 * (^D): stop reading and let the program end by itself. */
+		/* A terminal knows no end of input but the byte for it: with -tt
+		 * and a pipe or file as stdin, its end is sent as one ^D (VEOF), so
+		 * that `printf 'cmd\n' | guestlink exec -tt -- sh` ends. */
 		t->stdin_eof = true;
 		event_del(t->stdin_ev);
+		if (!isatty(STDIN_FILENO))
+			term_send(t, "\x04", 1);
 		return;
 	}
 	k = term_escape(t, buf, (size_t)n, out, &drop);
@@ -257,8 +262,13 @@ static void term_read_stdin(struct term_session *t)
 
 static void term_pump(struct term_session *t)
 {
-	if (t->stdin_eof || t->id <= 0 || !t->stdin_ev)
+	if (t->stdin_eof || t->id <= 0 || !t->stdin_ev || t->done)
 		return;
+	if (!t->stdin_pollable) {
+		while (!t->stdin_eof && !t->done && t->writes_inflight < TERM_WRITE_WINDOW)
+			term_read_stdin(t);
+		return;
+	}
 	if (t->writes_inflight >= TERM_WRITE_WINDOW)
 		event_del(t->stdin_ev);
 	else
@@ -357,6 +367,14 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 	}
 	if (tty)
 		term_window(&rows, &cols);
+	else {
+		struct stat st;
+		/* epoll refuses regular files and /dev/null: those are read directly. */
+		t.stdin_pollable = fstat(STDIN_FILENO, &st) == 0 &&
+			(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	}
+	if (tty)
+		t.stdin_pollable = true;
 	json_object_object_add(pty, "rows", json_object_new_int((int)rows));
 	json_object_object_add(pty, "cols", json_object_new_int((int)cols));
 	if (term && *term && strlen(term) <= 64 &&

@@ -322,6 +322,7 @@ static int exec_prepare(const struct exec_start_params *a, bool run, struct exec
 			return exec_prepare_fail(e, -EINVAL, "env entries must be KEY=VALUE");
 	e->spec.argv = e->argv;
 	e->spec.env = e->env;
+	e->spec.scope = true; /* exec.* children outlive an agent restart */
 	e->spec.cwd = a->cwd;
 	if (a->stdin_ && strcmp(a->stdin_, "stream") == 0) {
 		if (run)

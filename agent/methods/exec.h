@@ -45,6 +45,7 @@ struct exec_spec {
 				    terminal of the child's session; its output is
 				    "stdout", stdin feeds its input; capture ignored */
 	unsigned short rows, cols; /* its window size */
+	bool scope;              /* in a transient systemd scope of its own (exec_scope.h) */
 };
 
 /* Called once when the process has exited and its output pipes are drained. */

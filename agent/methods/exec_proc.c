@@ -24,6 +24,7 @@
 #include "base64.h"
 #include "config.h"
 #include "exec_proc.h"
+#include "exec_scope.h"
 #include "log.h"
 #include "macro.h"
 #include "methods.h"
@@ -291,6 +292,16 @@ static void exec_out_cb(evutil_socket_t fd, short what, void *userdata)
 		exec_out_close(o);
 		exec_maybe_finish(p);
 		return;
+	}
+	/* A terminal hands out at most its line buffer (4 KiB) per read: gather
+	 * what is there into one chunk, so that bulk output costs one message per
+	 * 64 KiB as on a pipe. A single keystroke's echo still goes at once (the
+	 * next read finds nothing), and an end found here is seen on the next call. */
+	while (p->pty_fd >= 0 && (size_t)n < sizeof(buf)) {
+		ssize_t more = read(fd, buf + n, sizeof(buf) - (size_t)n);
+		if (more <= 0)
+			break;
+		n += more;
 	}
 	if (exec_streaming(p)) {
 		exec_notify_output(p, o->stream, buf, (size_t)n);
@@ -838,6 +849,8 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		return -error;
 	}
 
+	if (spec->scope)
+		(void)exec_scope_move(base, pid, p->id, spec->argv[0]); /* logs its failures */
 	p->out[EXEC_STDOUT].fd = TAKE_FD(out[0]);
 	p->out[EXEC_STDERR].fd = TAKE_FD(err[0]);
 	for (int s = 0; s < _EXEC_STREAM_MAX; s++) {

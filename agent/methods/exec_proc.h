@@ -33,7 +33,6 @@
  * own cap would be far more than any guest has. */
 #define EXEC_TOTAL_OUTPUT_FACTOR 16
 
-
 extern const char *const exec_stream_names[_EXEC_STREAM_MAX];
 
 struct exec_waiter {
@@ -98,6 +97,7 @@ void exec_stdin_answer(struct exec_proc *p);
 int exec_stdin_queue(struct exec_proc *p, const void *data, size_t len, bool eof);
 void exec_ttl_cb(evutil_socket_t fd, short what, void *userdata);
 
-/* exec.c */
+/* exec.c: what the engine needs from the methods when a process ends or is
+ * freed (exec.wait callers, the result as JSON for them and exec.exit). */
 void exec_waiter_free(struct exec_waiter *w);
 struct json_object *exec_proc_json(struct exec_proc *p, bool with_output);

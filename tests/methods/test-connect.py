@@ -59,8 +59,9 @@ half_thread.start()
 
 # --- sshd behind guest port 22 ---
 sshd_sock = os.path.join(tmp, "sshd.sock")
+# sshd needs its privilege separation directory, which only root may create.
 have_ssh = all(shutil.which(p) for p in ("ssh", "scp", "ssh-keygen", "socat")) and \
-    os.access("/usr/sbin/sshd", os.X_OK)
+    os.access("/usr/sbin/sshd", os.X_OK) and (os.path.isdir("/run/sshd") or os.geteuid() == 0)
 if have_ssh:
     for k in ("host", "user"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "guestlink-test",

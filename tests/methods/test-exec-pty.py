@@ -28,7 +28,10 @@ class Term:
         self.exit = None
 
     def pump(self, timeout=30):
-        n = c.note(timeout)
+        try:
+            n = c.note(timeout)
+        except TimeoutError:
+            return
         params = n.get("params", {})
         if params.get("id") != self.id:
             return
@@ -97,13 +100,43 @@ for bad in ({"rows": 0}, {"cols": 70000}, {"term": "a b"}, {"term": 5}, {"bogus"
 t = Term(["sh", "-i"], env=["PS1=PROMPT$ "])
 g.ok(t.expect(b"PROMPT$ "), "an interactive shell prints its prompt")
 t.write(b"sleep 100\r")
-time.sleep(0.3)
+
+
+def sleeping():
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if f.read() == b"sleep\x00100\x00":
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+deadline = time.monotonic() + 20
+while not sleeping() and time.monotonic() < deadline:
+    time.sleep(0.05)
 t.write(b"\x03")
 t.write(b"echo alive $((6*7))\r")
 g.ok(t.expect(b"alive 42"), "^C interrupts sleep 100 and the shell carries on")
+if b"alive 42" not in t.out:
+    g.diag("terminal output: %r" % bytes(t.out[-500:]))
 t.write(b"exit 7\r")
 e = t.wait_exit()
 g.is_eq((e or {}).get("code"), 7, "exit 7 in the shell gives code 7")
+
+# --- the streaming client leaves: the terminal's process group gets SIGHUP ---
+mark = os.path.join(g.tmpdir(), "hup")
+c2 = agent.client()
+s = c2.result("exec.start", {"argv": ["sh", "-c", "trap 'echo hup > %s; exit 0' HUP; "
+                                      "echo READY; while :; do sleep 0.1; done" % mark],
+                             "pty": {}, "stream": True, "stdin": "stream"})
+n = c2.note(30)
+g.ok(n.get("method") == "exec.output", "hangup: the program is running")
+c2.close()
+r = c.result("exec.wait", {"id": s["id"], "timeout_ms": 20000})
+g.ok(r.get("code") == 0 and os.path.exists(mark),
+     "hangup: a pty program whose client left gets SIGHUP and ends (%r)" % r.get("code"))
 
 # --- raw bytes: every value 0-255, both ways ---
 every = bytes(range(256)) * 4

@@ -63,6 +63,18 @@ def run_checks(address, label, agent):
     t.type("echo ALIVE$((3+3))\n")
     g.ok(t.wait(r"^ALIVE6\s*$", 20), "%s: ^C interrupts a remote sleep 100, the session survives"
          % label)
+    t.type("cat\n")
+    time.sleep(0.5)
+    t.keys("C-d")
+    t.type("echo EOF$((4+4))\n")
+    g.ok(t.wait(r"^EOF8\s*$", 20), "%s: ^D ends a remote cat, the shell carries on" % label)
+    t.type("sleep 100\n")
+    time.sleep(0.5)
+    t.keys("C-z")
+    g.ok(t.wait(r"[Ss]topped.*sleep 100", 20), "%s: ^Z stops a remote sleep (job control)"
+         % label)
+    t.type("kill %1; echo Z$((1+2))\n")
+    g.ok(t.wait(r"^Z3\s*$", 20), "%s: the shell is back after ^Z" % label)
     t.type("exit 7\n")
     g.ok(t.wait(r"^EXIT=7\s*$"), "%s: exit 7 ends the CLI with status 7" % label)
     ok, modes = cooked(t)
@@ -126,6 +138,11 @@ p = subprocess.run([CLI, "-a", "unix:" + agent.sock, "exec", "-tt", "--", "sh", 
                    input="line\n", capture_output=True, text=True, timeout=30)
 g.ok(p.returncode == 3 and "got line 24 80" in p.stdout,
      "exec -tt forces a terminal without one (status 3, %r)" % p.stdout.strip())
+p = subprocess.run([CLI, "-a", "unix:" + agent.sock, "exec", "-tt", "--", "sh"],
+                   input="echo hi-$((5*5))\n", capture_output=True, text=True, timeout=30)
+g.ok(p.returncode == 0 and "hi-25" in p.stdout,
+     "exec -tt: the end of a piped stdin ends the remote shell (^D) (%d, %r)"
+     % (p.returncode, p.stdout.strip()[-100:]))
 
 stack.stop()
 g.is_eq(agent.stop(), 0, "the agent exits 0")
