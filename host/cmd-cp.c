@@ -645,8 +645,10 @@ static void cp_channel_splice(struct cp *cp, int fd)
 		ssize_t n = splice(fd, NULL, pp[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
 		loff_t off = (loff_t)cp->moved;
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
+		}
 		if (n < 0 && cp->moved == 0 && (errno == EINVAL || errno == ENOSYS))
 			break; /* not spliceable: plain reads */
 		if (n <= 0) {
@@ -655,8 +657,10 @@ static void cp_channel_splice(struct cp *cp, int fd)
 		}
 		for (ssize_t left = n; left > 0;) {
 			ssize_t k = splice(pp[0], NULL, cp->fd, &off, (size_t)left, SPLICE_F_MOVE);
-			if (k < 0 && errno == EINTR)
+			if (k < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (k <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, k < 0 ? -errno : -EIO, NULL);
 				break;
@@ -688,8 +692,10 @@ static void cp_channel_run(struct cp *cp)
 
 		while ((uint64_t)off < cp->size) {
 			ssize_t n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (n <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, "upload", n < 0 ? -errno : -EIO, NULL);
 				break;
@@ -712,8 +718,10 @@ static void cp_channel_run(struct cp *cp)
 			size_t want = cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved)
 								   : CP_CHUNK;
 			ssize_t n = read(fd, buf, want);
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (n <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, "download", n < 0 ? -errno : -EPIPE, NULL);
 				break;

@@ -4,6 +4,7 @@ HOST_TESTS = \
 	tests/host/test-cli.py \
 	tests/host/test-cli-guest-text.py \
 	tests/host/test-cli-errors.py \
-	tests/host/test-cli-json.py
+	tests/host/test-cli-json.py \
+	tests/host/test-cli-cp.py
 TESTS += $(HOST_TESTS)
 dist_check_SCRIPTS += $(HOST_TESTS)
