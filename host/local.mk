@@ -21,3 +21,7 @@ dist_man_MANS += doc/guestlink.1
 # Installed under the command's name, as bash-completion looks it up.
 bashcompletiondir = $(datadir)/bash-completion/completions
 dist_bashcompletion_DATA = host/bash-completion/guestlink
+
+# zsh finds completion functions (_guestlink) in its site-functions directory.
+zshcompletiondir = $(datadir)/zsh/site-functions
+dist_zshcompletion_DATA = host/zsh-completion/_guestlink
