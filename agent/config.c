@@ -334,6 +334,22 @@ static void config_blank_comments(char *text, size_t len)
 	}
 }
 
+/* 1-based line and column (in bytes) of offset off, as compilers report them. */
+static void config_position(const char *text, size_t off, unsigned *ret_line, unsigned *ret_col)
+{
+	unsigned line = 1, col = 1;
+
+	for (size_t i = 0; i < off && text[i]; i++) {
+		if (text[i] == '\n') {
+			line++;
+			col = 1;
+		} else
+			col++;
+	}
+	*ret_line = line;
+	*ret_col = col;
+}
+
 int config_load(const char *path, bool path_explicit, struct config **ret)
 {
 	struct json_tokener *tok;
@@ -370,10 +386,14 @@ int config_load(const char *path, bool path_explicit, struct config **ret)
 	obj = json_tokener_parse_ex(tok, text, (int)len);
 	if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
 		enum json_tokener_error e = json_tokener_get_error(tok);
+		unsigned line, col;
+
+		config_position(text, e == json_tokener_continue ? len : json_tokener_get_parse_end(tok),
+			&line, &col);
 		if (e == json_tokener_continue)
-			log_error("%s: unexpected end of file", path);
+			log_error("%s:%u:%u: unexpected end of file", path, line, col);
 		else
-			log_error("%s: invalid JSON at byte %zu: %s", path, json_tokener_get_parse_end(tok),
+			log_error("%s:%u:%u: invalid JSON: %s", path, line, col,
 				json_tokener_error_desc(e));
 		json_object_put(obj);
 		json_tokener_free(tok);
@@ -383,7 +403,10 @@ int config_load(const char *path, bool path_explicit, struct config **ret)
 	/* Only whitespace may follow the object. */
 	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
 		if (!strchr(" \t\r\n", text[i])) {
-			log_error("%s: trailing data after the JSON object at byte %zu", path, i);
+			unsigned line, col;
+
+			config_position(text, i, &line, &col);
+			log_error("%s:%u:%u: trailing data after the JSON object", path, line, col);
 			json_object_put(obj);
 			json_tokener_free(tok);
 			config_free(c);

@@ -301,6 +301,7 @@ int main(int argc, char **argv)
 	config_set(c);
 	if (a.opt.check_config) {
 		config_clear();
+		printf("OK\n");
 		return 0;
 	}
 

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* guestlink cp [--verify] [--quiet] SRC DST, with guest:PATH on one side.
+/* guestlink cp [-r] [--verify] [--quiet] SRC DST, with guest:PATH on one side.
  * Chunks travel as base64 with several requests in flight: uploads through
  * file.open / file.write {handle, offset} / file.close (the file appears in
  * the guest only when complete), downloads through file.read {offset,
- * length} into a temporary file renamed into place. The mode is kept;
- * --verify compares SHA-256 of both ends. */
+ * length} into a temporary file renamed into place; or raw over a side
+ * channel (file.channel + file.attach). The mode is kept; -r copies trees
+ * (directories, files, symlinks as links) both ways; --verify compares
+ * SHA-256 of both ends (file.sha256 in the guest, nettle here). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,22 +24,45 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <nettle/sha2.h>
 
 #include "base64.h"
 #include "cmd.h"
 #include "guestlink/address.h"
 #include "guestlink/jsonrpc.h"
 #include "guestlink/stream.h"
+#include "macro.h"
+#include "progress.h"
 
 #define CP_CHUNK (1024 * 1024)
 #define CP_WINDOW 8
 #define CP_PREFIX "guest:"
+#define CP_TICK_MS 250
+#define CP_MAX_DEPTH 256
+#define CP_MAX_ENTRIES 1000000
+
+struct cp_opts {
+	bool verify, quiet, channel, recursive;
+};
+
+/* The whole command: the progress over all files, the totals. */
+struct cp_total {
+	struct progress prog;
+	uint64_t base; /* bytes of the files already done */
+	unsigned files, dirs, links;
+	double t0;
+	int status;
+	bool failed;
+	char last_sha[65];
+	char *last_path; /* where the last file went (after "into a directory") */
+};
 
 struct cp {
+	struct cp_total *tot;
 	struct cmd_ctx *ctx;
 	struct event_base *base;
 	struct gl_client *client;
-	bool upload, verify, progress;
+	bool upload, exact;
 	char *local, *remote, *tmp;
 	int fd;
 	mode_t mode;
@@ -49,8 +76,6 @@ struct cp {
 	bool channel; /* raw side channel (file.channel + file.attach) */
 	char token[65];
 	int status;
-	double t0, last_draw;
-	char remote_sha[65];
 };
 
 struct cp_req {
@@ -59,33 +84,9 @@ struct cp_req {
 	size_t len;
 };
 
-static double cp_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void cp_draw(struct cp *cp, bool final)
 {
-	double now = cp_now(), dt = now - cp->t0;
-	const char *name;
-
-	if (!cp->progress || (!final && now - cp->last_draw < 0.1))
-		return;
-	cp->last_draw = now;
-	name = strrchr(cp->upload ? cp->local : cp->remote, '/');
-	name = name ? name + 1 : (cp->upload ? cp->local : cp->remote);
-	if (cp->size > 0)
-		fprintf(stderr, "\r%-30.30s %3d%% %9.1f MiB %8.1f MiB/s", name,
-			(int)(100.0 * (double)cp->moved / (double)cp->size),
-			(double)cp->moved / 1048576.0, dt > 0 ? (double)cp->moved / 1048576.0 / dt : 0.0);
-	else
-		fprintf(stderr, "\r%-30.30s %9.1f MiB %8.1f MiB/s", name, (double)cp->moved / 1048576.0,
-			dt > 0 ? (double)cp->moved / 1048576.0 / dt : 0.0);
-	if (final)
-		fputc('\n', stderr);
+	progress_update(&cp->tot->prog, cp->tot->base + cp->moved, final);
 }
 
 /* Report once. `what` is the method for a call about the guest file (then
@@ -93,8 +94,7 @@ static void cp_draw(struct cp *cp, bool final)
 static void cp_fail(struct cp *cp, int status, const char *what, int r, const struct gl_error *e)
 {
 	if (!cp->failed) {
-		if (cp->progress)
-			fputc('\n', stderr);
+		progress_clear(&cp->tot->prog);
 		if ((r == -EREMOTEIO && e) || strncmp(what, "file.", 5) == 0) {
 			char object[4096];
 
@@ -113,76 +113,9 @@ static void cp_stop(struct cp *cp)
 	event_base_loopbreak(cp->base);
 }
 
-/* SHA-256 of a local file through sha256sum(1), as the guest side does. */
-static int cp_local_sha256(const char *path, char out[65])
-{
-	int p[2], st;
-	pid_t pid;
-	ssize_t n;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		dup2(p[1], STDOUT_FILENO);
-		execlp("sha256sum", "sha256sum", "--", path, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	n = read(p[0], out, 64);
-	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (n != 64 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return -EIO;
-	out[64] = 0;
-	return 0;
-}
-
-static void cp_on_verify(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
-{
-	struct cp *cp = userdata;
-	struct json_object *v;
-	void *out = NULL;
-	size_t n = 0;
-
-	if (status < 0) {
-		cp_fail(cp, CMD_EXIT_FAILED, "exec.run sha256sum", status, error);
-	} else if (!json_object_object_get_ex(result, "code", &v) || json_object_get_int(v) != 0 ||
-		   !json_object_object_get_ex(result, "stdout", &v) ||
-		   gl_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-			   &out, &n) < 0 || n < 64) {
-		cp_fail(cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
-	} else
-		memcpy(cp->remote_sha, out, 64);
-	free(out);
-	cp_stop(cp);
-}
-
 static void cp_complete(struct cp *cp)
 {
-	struct json_object *p, *argv;
-
-	if (!cp->verify) {
-		cp_stop(cp);
-		return;
-	}
-	p = json_object_new_object();
-	argv = json_object_new_array();
-	json_object_array_add(argv, json_object_new_string("sha256sum"));
-	json_object_array_add(argv, json_object_new_string("--"));
-	json_object_array_add(argv, json_object_new_string(cp->remote));
-	json_object_object_add(p, "argv", argv);
-	if (gl_client_call_async(cp->client, "exec.run", p, -1, cp_on_verify, cp) < 0) {
-		cp_fail(cp, CMD_EXIT_UNREACHABLE, "exec.run", -ECONNRESET, NULL);
-		cp_stop(cp);
-	}
+	cp_stop(cp);
 }
 
 /* --- upload --- */
@@ -471,16 +404,19 @@ static int cp_prepare_upload(struct cp *cp)
 	cp->size = (uint64_t)st.st_size;
 	cp->mode = st.st_mode & 07777;
 
-	/* A directory as destination gets the source's name inside it. */
+	/* A directory as destination gets the source's name inside it (not for
+	 * the files of a tree: their paths are exact). */
 	p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(cp->remote));
 	json_object_object_add(p, "follow", json_object_new_boolean(true));
-	r = cp_sync_call(cp, "file.stat", p, &res, true);
+	r = cp->exact ? -ENOENT : cp_sync_call(cp, "file.stat", p, &res, true);
+	if (cp->exact)
+		json_object_put(p);
 	if (r < 0 && r != -ENOENT)
 		return -1;
-	if ((r == 0 && cmd_get_string(res, "type") &&
-		    strcmp(cmd_get_string(res, "type"), "directory") == 0) ||
-		cp->remote[strlen(cp->remote) - 1] == '/') {
+	if (!cp->exact && ((r == 0 && cmd_get_string(res, "type") &&
+				   strcmp(cmd_get_string(res, "type"), "directory") == 0) ||
+				  cp->remote[strlen(cp->remote) - 1] == '/')) {
 		char *joined = cp_join(cp->remote, cp->local);
 		free(cp->remote);
 		cp->remote = joined;
@@ -548,8 +484,8 @@ static int cp_prepare_download(struct cp *cp)
 	cp->mode = (mode_t)mode & 07777;
 	json_object_put(res);
 
-	if ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
-		cp->local[strlen(cp->local) - 1] == '/') {
+	if (!cp->exact && ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
+				  cp->local[strlen(cp->local) - 1] == '/')) {
 		char *joined = cp_join(cp->local, cp->remote);
 		free(cp->local);
 		cp->local = joined;
@@ -627,14 +563,16 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 }
 
 /* One line from fd, byte by byte: what follows it is raw data, not ours to read. */
-static int cp_read_line(int fd, char *buf, size_t size)
+static int cp_read_line(struct cp *cp, int fd, char *buf, size_t size)
 {
 	size_t n = 0;
 
 	while (n + 1 < size) {
 		ssize_t k = read(fd, buf + n, 1);
-		if (k < 0 && errno == EINTR)
+		if (k < 0 && errno == EINTR) {
+			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
+		}
 		if (k <= 0)
 			return k < 0 ? -errno : -ECONNRESET;
 		if (buf[n] == '\n') {
@@ -683,7 +621,7 @@ static int cp_channel_open(struct cp *cp, pid_t *ret_pid)
 		gl_address_close(fd, pid);
 		return r;
 	}
-	r = cp_read_line(fd, line, sizeof(line));
+	r = cp_read_line(cp, fd, line, sizeof(line));
 	if (r < 0) {
 		gl_address_close(fd, pid);
 		return r;
@@ -714,8 +652,10 @@ static void cp_channel_splice(struct cp *cp, int fd)
 		ssize_t n = splice(fd, NULL, pp[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
 		loff_t off = (loff_t)cp->moved;
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
+		}
 		if (n < 0 && cp->moved == 0 && (errno == EINVAL || errno == ENOSYS))
 			break; /* not spliceable: plain reads */
 		if (n <= 0) {
@@ -724,8 +664,10 @@ static void cp_channel_splice(struct cp *cp, int fd)
 		}
 		for (ssize_t left = n; left > 0;) {
 			ssize_t k = splice(pp[0], NULL, cp->fd, &off, (size_t)left, SPLICE_F_MOVE);
-			if (k < 0 && errno == EINTR)
+			if (k < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (k <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, k < 0 ? -errno : -EIO, NULL);
 				break;
@@ -758,8 +700,10 @@ static void cp_channel_run(struct cp *cp)
 
 		while ((uint64_t)off < cp->size) {
 			ssize_t n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (n <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, "upload", n < 0 ? -errno : -EIO, NULL);
 				break;
@@ -768,7 +712,7 @@ static void cp_channel_run(struct cp *cp)
 			cp_draw(cp, false);
 		}
 		if (!cp->failed) {
-			int r = cp_read_line(fd, line, sizeof(line));
+			int r = cp_read_line(cp, fd, line, sizeof(line));
 			bool ok = false;
 
 			st = r < 0 ? NULL : json_tokener_parse(line);
@@ -782,8 +726,10 @@ static void cp_channel_run(struct cp *cp)
 			size_t want = cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved)
 								   : CP_CHUNK;
 			ssize_t n = read(fd, buf, want);
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && errno == EINTR) {
+				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
+			}
 			if (n <= 0) {
 				cp_fail(cp, CMD_EXIT_FAILED, "download", n < 0 ? -errno : -EPIPE, NULL);
 				break;
@@ -803,158 +749,654 @@ static void cp_channel_run(struct cp *cp)
 	(void)gl_address_close(fd, pid);
 }
 
-static void cp_verify_sync(struct cp *cp)
-{
-	struct json_object *p = json_object_new_object(), *argv = json_object_new_array();
-	struct json_object *res = NULL, *v;
-	void *out = NULL;
-	size_t n = 0;
+/* --- one file --- */
 
-	json_object_array_add(argv, json_object_new_string("sha256sum"));
-	json_object_array_add(argv, json_object_new_string("--"));
-	json_object_array_add(argv, json_object_new_string(cp->remote));
-	json_object_object_add(p, "argv", argv);
-	if (cp_sync_call(cp, "exec.run", p, &res, false) < 0)
+/* SHA-256 of a local file, hex. */
+static int cp_local_sha256(const char *path, char out[65])
+{
+	static uint8_t buf[CP_CHUNK];
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	struct sha256_ctx h;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	sha256_init(&h);
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int r = -errno;
+			close(fd);
+			return r;
+		}
+		if (n == 0)
+			break;
+		sha256_update(&h, (size_t)n, buf);
+	}
+	close(fd);
+	sha256_digest(&h, sizeof(digest), digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	return 0;
+}
+
+/* Both ends hashed: file.sha256 in the guest (no exec, no sha256sum there). */
+static void cp_verify(struct cp *cp)
+{
+	struct json_object *p = json_object_new_object(), *res = NULL;
+	char object[4096], local_sha[65];
+	const char *remote_sha;
+	int r;
+
+	snprintf(object, sizeof(object), CP_PREFIX "%s", cp->remote);
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	r = cmd_call_on(cp->ctx, "file.sha256", object, p, &res);
+	if (r) {
+		cp->failed = true;
+		cp->status = r;
 		return;
-	if (!json_object_object_get_ex(res, "code", &v) || json_object_get_int(v) != 0 ||
-		!json_object_object_get_ex(res, "stdout", &v) ||
-		gl_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), &out,
-			&n) < 0 ||
-		n < 64)
-		cp_fail(cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
-	else
-		memcpy(cp->remote_sha, out, 64);
-	free(out);
+	}
+	remote_sha = cmd_get_string(res, "sha256");
+	r = cp_local_sha256(cp->local, local_sha);
+	if (r < 0)
+		cp_fail(cp, CMD_EXIT_FAILED, cp->local, r, NULL);
+	else if (!remote_sha || strlen(remote_sha) != 64) {
+		progress_clear(&cp->tot->prog);
+		cp->status = cmd_error(cp->ctx, CMD_EXIT_FAILED, "file.sha256: the answer has no hash");
+		cp->failed = true;
+	} else if (strcmp(local_sha, remote_sha) != 0) {
+		progress_clear(&cp->tot->prog);
+		cp->status = cmd_error(cp->ctx, CMD_EXIT_FAILED,
+			"%s and " CP_PREFIX "%s differ after the copy (sha256 %s here, %s in the guest)",
+			cp->local, cp->remote, local_sha, remote_sha);
+		cp->failed = true;
+	} else
+		memcpy(cp->tot->last_sha, local_sha, sizeof(local_sha));
 	json_object_put(res);
+}
+
+static void cp_on_tick(evutil_socket_t fd, short what, void *userdata)
+{
+	struct cp *cp = userdata;
+
+	progress_tick(&cp->tot->prog);
+}
+
+/* Copy one regular file; on failure the message is out and tot->failed set. */
+static void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
+	bool upload, const char *local, const char *remote, bool exact)
+{
+	struct cp cp = { .ctx = ctx, .tot = tot, .fd = -1, .channel = o->channel, .upload = upload,
+		.exact = exact };
+	struct event *tick = NULL;
+	int r;
+
+	cp.local = strdup(local);
+	cp.remote = strdup(remote);
+	if (!cp.local || !cp.remote) {
+		cp_fail(&cp, CMD_EXIT_FAILED, "cp", -ENOMEM, NULL);
+		goto out;
+	}
+	r = cmd_connect(ctx);
+	if (r) {
+		cp.failed = true;
+		cp.status = r;
+		goto out;
+	}
+	cp.client = ctx->client;
+	if ((cp.upload ? cp_prepare_upload(&cp) : cp_prepare_download(&cp)) < 0)
+		goto out;
+	progress_set_name(&tot->prog, exact ? (upload ? cp.remote : cp.local) : (upload ? cp.local : cp.remote));
+	if (!tot->prog.total && !o->recursive)
+		tot->prog.total = cp.size;
+	cp_draw(&cp, true);
+	if (cp.channel) {
+		progress_ticker_start(&tot->prog);
+		cp_channel_run(&cp);
+		progress_ticker_stop(&tot->prog);
+		if (!cp.upload)
+			cp_download_finish_sync(&cp);
+		cp.done = true;
+	} else {
+		cp.base = event_base_new();
+		if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
+			cp_fail(&cp, CMD_EXIT_UNREACHABLE, "cannot set up the event loop", -ENOMEM, NULL);
+			goto out;
+		}
+		gl_client_set_close_handler(cp.client, cp_on_conn_close, &cp);
+		tick = event_new(cp.base, -1, EV_PERSIST, cp_on_tick, &cp);
+		if (tick) {
+			struct timeval tv = { 0, CP_TICK_MS * 1000 };
+			event_add(tick, &tv);
+		}
+		if (cp.upload)
+			cp_upload_pump(&cp);
+		else
+			cp_download_pump(&cp);
+		if (!cp.done)
+			event_base_dispatch(cp.base);
+		if (!cp.done)
+			cp_fail(&cp, CMD_EXIT_FAILED, "cp", -EIO, NULL);
+		/* Attached clients take no synchronous calls: the next one reconnects. */
+		ctx->client = gl_client_free(ctx->client);
+		if (tick)
+			event_free(tick);
+		event_base_free(cp.base);
+		cp.base = NULL;
+	}
+	if (!cp.failed && o->verify)
+		cp_verify(&cp);
+out:
+	if (cp.tmp)
+		unlink(cp.tmp);
+	if (cp.fd >= 0)
+		close(cp.fd);
+	if (cp.failed) {
+		tot->failed = true;
+		tot->status = tot->status ?: (cp.status ?: CMD_EXIT_FAILED);
+	} else {
+		tot->files++;
+		tot->base += cp.moved;
+		free(tot->last_path);
+		tot->last_path = strdup(upload ? cp.remote : cp.local);
+	}
+	free(cp.tmp);
+	free(cp.local);
+	free(cp.remote);
+}
+
+/* --- trees (-r) --- */
+
+struct cp_entry {
+	char *rel; /* relative to the tree's root; "" is the root */
+	char type; /* 'd', 'f', 'l' */
+	mode_t mode;
+	uint64_t size;
+	char *target; /* 'l' */
+};
+
+struct cp_list {
+	struct cp_entry *v;
+	size_t n, cap;
+	uint64_t bytes;
+};
+
+static void cp_list_free(struct cp_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].rel);
+		free(l->v[i].target);
+	}
+	free(l->v);
+}
+
+static int cp_list_add(struct cp_list *l, const char *rel, char type, mode_t mode, uint64_t size,
+	const char *target)
+{
+	struct cp_entry *e;
+
+	if (l->n >= CP_MAX_ENTRIES)
+		return -E2BIG;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct cp_entry *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	e = &l->v[l->n];
+	*e = (struct cp_entry){ .type = type, .mode = mode & 07777, .size = size };
+	e->rel = strdup(rel);
+	e->target = target ? strdup(target) : NULL;
+	if (!e->rel || (target && !e->target)) {
+		free(e->rel);
+		free(e->target);
+		return -ENOMEM;
+	}
+	l->n++;
+	if (type == 'f')
+		l->bytes += size;
+	return 0;
+}
+
+static char *cp_path(const char *root, const char *rel)
+{
+	char *r;
+
+	if (!*rel)
+		return strdup(root);
+	if (!*root)
+		return strdup(rel);
+	if (asprintf(&r, "%s%s%s", root, root[strlen(root) - 1] == '/' ? "" : "/", rel) < 0)
+		return NULL;
+	return r;
+}
+
+/* A name from the guest that is safe to join to a local path: one component. */
+static bool cp_name_ok(const char *name)
+{
+	return *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* Print "PATH: cause" and return r (negative errno). */
+static int cp_walk_error(struct cmd_ctx *ctx, int r, const char *path)
+{
+	cmd_error_errno(ctx, CMD_EXIT_FAILED, r, path);
+	return r;
+}
+
+/* Pre-order walk of a local tree (directories before their contents). */
+static int cp_walk_local(struct cmd_ctx *ctx, struct cp_list *l, const char *root, const char *rel,
+	int depth)
+{
+	_cleanup_free_ char *path = cp_path(root, rel);
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int r = 0;
+
+	if (!path)
+		return cp_walk_error(ctx, -ENOMEM, root);
+	if (depth > CP_MAX_DEPTH)
+		return cp_walk_error(ctx, -ELOOP, path);
+	if (lstat(path, &st) < 0)
+		return cp_walk_error(ctx, -errno, path);
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			return cp_walk_error(ctx, -errno, path);
+		target[n] = 0;
+		return cp_list_add(l, rel, 'l', 0777, 0, target);
+	}
+	if (S_ISREG(st.st_mode))
+		return cp_list_add(l, rel, 'f', st.st_mode, (uint64_t)st.st_size, NULL);
+	if (!S_ISDIR(st.st_mode)) {
+		cmd_printf(stderr, "guestlink: %s: not a file, directory or symbolic link, skipping\n",
+			path);
+		return 0;
+	}
+	r = cp_list_add(l, rel, 'd', st.st_mode, 0, NULL);
+	if (r < 0)
+		return r;
+	d = opendir(path);
+	if (!d)
+		return cp_walk_error(ctx, -errno, path);
+	while (r >= 0 && (de = readdir(d))) {
+		_cleanup_free_ char *child = NULL;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		child = cp_path(rel, de->d_name);
+		r = child ? cp_walk_local(ctx, l, root, child, depth + 1) : -ENOMEM;
+	}
+	closedir(d);
+	return r;
+}
+
+/* The same in the guest, through file.list (and file.stat for link targets). */
+static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *root,
+	const char *rel, int depth)
+{
+	_cleanup_free_ char *path = cp_path(root, rel);
+	struct json_object *p, *res = NULL, *entries;
+	char object[4096];
+	int r = 0;
+
+	if (!path)
+		return -ENOMEM;
+	snprintf(object, sizeof(object), CP_PREFIX "%s", path);
+	if (depth > CP_MAX_DEPTH)
+		return cp_walk_error(ctx, -ELOOP, object);
+	p = json_object_new_object();
+	json_object_object_add(p, "path", json_object_new_string(path));
+	r = cmd_call_on(ctx, "file.list", object, p, &res);
+	if (r)
+		return -EIO;
+	entries = cmd_get_array(res, "entries");
+	if (!entries) {
+		json_object_put(res);
+		cmd_error(ctx, CMD_EXIT_FAILED, "%s: file.list answered no entries", object);
+		return -EPROTO;
+	}
+	for (size_t i = 0; r >= 0 && i < json_object_array_length(entries); i++) {
+		struct json_object *e = json_object_array_get_idx(entries, i);
+		const char *name = cmd_get_string(e, "name"), *type = cmd_get_string(e, "type");
+		_cleanup_free_ char *child = NULL, *full = NULL;
+		int64_t mode = 0644, size = 0;
+
+		if (!name || !cp_name_ok(name) || !type) {
+			cmd_printf(stderr, "guestlink: %s: an entry without a usable name, skipping\n",
+				object);
+			continue;
+		}
+		cmd_get_int64(e, "mode", &mode);
+		cmd_get_int64(e, "size", &size);
+		child = cp_path(rel, name);
+		if (!child)
+			r = -ENOMEM;
+		else if (strcmp(type, "directory") == 0) {
+			r = cp_list_add(l, child, 'd', (mode_t)mode, 0, NULL);
+			if (r >= 0)
+				r = cp_walk_remote(ctx, l, root, child, depth + 1);
+		} else if (strcmp(type, "file") == 0)
+			r = cp_list_add(l, child, 'f', (mode_t)mode, size > 0 ? (uint64_t)size : 0, NULL);
+		else if (strcmp(type, "symlink") == 0) {
+			struct json_object *sp = json_object_new_object(), *st = NULL;
+			full = cp_path(root, child);
+			json_object_object_add(sp, "path", json_object_new_string(full ?: ""));
+			json_object_object_add(sp, "follow", json_object_new_boolean(false));
+			r = cmd_call_on(ctx, "file.stat", object, sp, &st) ? -EIO : 0;
+			if (r >= 0 && cmd_get_string(st, "target"))
+				r = cp_list_add(l, child, 'l', 0777, 0, cmd_get_string(st, "target"));
+			json_object_put(st);
+		} else
+			cmd_printf(stderr, "guestlink: " CP_PREFIX "%s/%s: a %s, skipping\n", path, name,
+				type);
+	}
+	{
+		bool truncated = false;
+		if (r >= 0 && cmd_get_bool(res, "truncated", &truncated) && truncated) {
+			cmd_error(ctx, CMD_EXIT_FAILED, "%s: too many entries", object);
+			r = -E2BIG;
+		}
+	}
+	json_object_put(res);
+	return r;
+}
+
+static int cp_tree_upload(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
+	const struct cp_list *l, const char *root)
+{
+	for (size_t i = 0; i < l->n && !tot->failed; i++) {
+		const struct cp_entry *e = &l->v[i];
+		_cleanup_free_ char *remote = cp_path(root, e->rel);
+		struct json_object *p, *res = NULL;
+		char object[4096];
+		int r;
+
+		if (!remote)
+			return -ENOMEM;
+		snprintf(object, sizeof(object), CP_PREFIX "%s", remote);
+		if (e->type == 'f')
+			continue; /* files go in a second pass, once their directories exist */
+		p = json_object_new_object();
+		json_object_object_add(p, "path", json_object_new_string(remote));
+		if (e->type == 'd') {
+			json_object_object_add(p, "mode", json_object_new_int((int)e->mode));
+			json_object_object_add(p, "parents", json_object_new_boolean(true));
+			r = cmd_call_on(ctx, "file.mkdir", object, p, &res);
+			tot->dirs += r == 0;
+		} else {
+			json_object_object_add(p, "target", json_object_new_string(e->target));
+			r = cmd_call_on(ctx, "file.symlink", object, p, &res);
+			tot->links += r == 0;
+		}
+		json_object_put(res);
+		if (r) {
+			tot->failed = true;
+			tot->status = r;
+		}
+	}
+	return 0;
+}
+
+/* Copy a tree: directories and links first, then the files with one
+ * progress over all their bytes. */
+static void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
+	bool upload, const char *src, const char *dst_root)
+{
+	struct cp_list l = { 0 };
+	int r;
+
+	r = upload ? cp_walk_local(ctx, &l, src, "", 0) : cp_walk_remote(ctx, &l, src, "", 0);
+	if (r >= 0 && !upload) {
+		/* The root's own mode, for the end. */
+		struct json_object *p = json_object_new_object(), *res = NULL;
+		int64_t mode = 0755;
+
+		json_object_object_add(p, "path", json_object_new_string(src));
+		if (cmd_call_on(ctx, "file.stat", NULL, p, &res) == 0)
+			cmd_get_int64(res, "mode", &mode);
+		json_object_put(res);
+		r = cp_list_add(&l, "", 'd', (mode_t)mode, 0, NULL) < 0 ? -ENOMEM : 0;
+	}
+	if (r < 0) {
+		tot->failed = true;
+		tot->status = tot->status ?: CMD_EXIT_FAILED;
+		cp_list_free(&l);
+		return;
+	}
+	tot->prog.total = l.bytes;
+	if (upload)
+		cp_tree_upload(ctx, tot, o, &l, dst_root);
+	else {
+		/* The root was listed last (its mode comes from file.stat below);
+		 * create it and every directory 0700 first, modes at the end. */
+		if (mkdir(dst_root, 0700) < 0 && errno != EEXIST) {
+			tot->status = cmd_error_errno(ctx, CMD_EXIT_FAILED, -errno, dst_root);
+			tot->failed = true;
+		}
+		for (size_t i = 0; i < l.n && !tot->failed; i++) {
+			const struct cp_entry *e = &l.v[i];
+			_cleanup_free_ char *path = cp_path(dst_root, e->rel);
+
+			if (!*e->rel || e->type == 'f')
+				continue;
+			/* Never EEXIST-tolerant below the root: a guest listing a name
+			 * twice (link, then directory) must not lead writes elsewhere. */
+			if (!path || (e->type == 'd' ? mkdir(path, 0700) : symlink(e->target, path)) < 0) {
+				tot->status = cmd_error_errno(ctx, CMD_EXIT_FAILED, path ? -errno : -ENOMEM,
+					path ?: dst_root);
+				tot->failed = true;
+			} else if (e->type == 'd')
+				tot->dirs++;
+			else
+				tot->links++;
+		}
+	}
+	for (size_t i = 0; i < l.n && !tot->failed; i++) {
+		const struct cp_entry *e = &l.v[i];
+		_cleanup_free_ char *s = cp_path(src, e->rel), *d = cp_path(dst_root, e->rel);
+
+		if (e->type != 'f')
+			continue;
+		if (!s || !d) {
+			tot->failed = true;
+			break;
+		}
+		cp_file(ctx, tot, o, upload, upload ? s : d, upload ? d : s, true);
+	}
+	/* Directory modes last, deepest first, so read-only ones could be filled. */
+	if (!upload)
+		for (size_t i = l.n; i-- > 0;) {
+			const struct cp_entry *e = &l.v[i];
+			_cleanup_free_ char *path = cp_path(dst_root, e->rel);
+
+			if (e->type == 'd' && path)
+				(void)chmod(path, e->mode);
+		}
+	cp_list_free(&l);
+}
+
+/* Where a tree goes: into DST/NAME when DST is a directory, else DST itself. */
+static int cp_tree_root(struct cmd_ctx *ctx, bool upload, const char *src, const char *dst,
+	char **ret)
+{
+	const char *base;
+	char *trimmed = strdup(src), *r = NULL;
+	bool isdir = false;
+	struct stat st;
+	size_t n;
+
+	if (!trimmed)
+		return -ENOMEM;
+	n = strlen(trimmed);
+	while (n > 1 && trimmed[n - 1] == '/')
+		trimmed[--n] = 0;
+	base = strrchr(trimmed, '/');
+	base = base ? base + 1 : trimmed;
+	if (upload) {
+		struct json_object *p = json_object_new_object(), *res = NULL;
+		struct gl_error e = { 0 };
+		int k;
+
+		json_object_object_add(p, "path", json_object_new_string(dst));
+		json_object_object_add(p, "follow", json_object_new_boolean(true));
+		k = cmd_connect(ctx);
+		if (k) {
+			free(trimmed);
+			return -k;
+		}
+		k = gl_client_call(ctx->client, "file.stat", p, ctx->timeout_ms, &res, &e);
+		if (k == 0)
+			isdir = cmd_get_string(res, "type") && strcmp(cmd_get_string(res, "type"), "directory") == 0;
+		else if (!(k == -EREMOTEIO && e.code == GL_RPC_NO_SUCH_OBJECT)) {
+			char object[4096];
+			snprintf(object, sizeof(object), CP_PREFIX "%s", dst);
+			k = cmd_report_call_error(ctx, "file.stat", object, k, &e);
+			free(trimmed);
+			return -k;
+		}
+		json_object_put(res);
+	} else
+		isdir = stat(dst, &st) == 0 && S_ISDIR(st.st_mode);
+	if (isdir)
+		r = cp_path(dst, base);
+	else
+		r = strdup(dst);
+	free(trimmed);
+	if (!r)
+		return -ENOMEM;
+	*ret = r;
+	return 0;
 }
 
 static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	static const struct option options[] = {
+		{ "recursive", no_argument, NULL, 'r' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-channel", no_argument, NULL, 'J' },
 		{}
 	};
-	struct cp cp = { .ctx = ctx, .fd = -1, .channel = true };
-	const char *src, *dst;
-	bool quiet = false;
+	struct cp_opts o = { .channel = true };
+	struct cp_total tot = { 0 };
+	const char *src, *dst, *local, *remote;
+	bool upload, isdir = false;
+	char *root = NULL;
 	int c, r;
 
 	optind = 0;
-	while ((c = getopt_long(argc + 1, argv - 1, "+vqJ", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc + 1, argv - 1, "+rRvqJ", options, NULL)) >= 0) {
 		if (c == 'v')
-			cp.verify = true;
+			o.verify = true;
 		else if (c == 'J')
-			cp.channel = false;
+			o.channel = false;
 		else if (c == 'q')
-			quiet = true;
+			o.quiet = true;
+		else if (c == 'r' || c == 'R')
+			o.recursive = true;
 		else
-			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s",
+			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s (see --help)",
 				cmd_cp_entry.usage);
 	}
 	if (argc - (optind - 1) != 2)
-		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s", cmd_cp_entry.usage);
+		return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink cp %s (see --help)",
+			cmd_cp_entry.usage);
 	src = argv[optind - 1];
 	dst = argv[optind];
 	if ((strncmp(src, CP_PREFIX, strlen(CP_PREFIX)) == 0) ==
 		(strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0))
 		return cmd_error(ctx, CMD_EXIT_USAGE,
 			"cp: exactly one of SRC and DST must be guest:PATH");
-	cp.upload = strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0;
-	cp.local = strdup(cp.upload ? src : dst);
-	cp.remote = strdup((cp.upload ? dst : src) + strlen(CP_PREFIX));
-	if (!cp.local || !cp.remote || !*cp.local || !*cp.remote) {
-		r = cmd_error(ctx, CMD_EXIT_USAGE, "cp: empty path");
-		goto out;
-	}
-	cp.progress = !quiet && !ctx->json && isatty(STDERR_FILENO);
+	upload = strncmp(dst, CP_PREFIX, strlen(CP_PREFIX)) == 0;
+	local = upload ? src : dst;
+	remote = (upload ? dst : src) + strlen(CP_PREFIX);
+	if (!*local || !*remote)
+		return cmd_error(ctx, CMD_EXIT_USAGE, "cp: empty path");
 
-	r = cmd_connect(ctx);
-	if (r)
-		goto out;
-	cp.client = ctx->client;
-	if ((cp.upload ? cp_prepare_upload(&cp) : cp_prepare_download(&cp)) < 0) {
-		r = cp.status;
-		goto out;
-	}
-	if (cp.channel) {
-		cp.t0 = cp_now();
-		cp_channel_run(&cp);
-		if (!cp.upload)
-			cp_download_finish_sync(&cp);
-		if (!cp.failed) {
-			cp_draw(&cp, true);
-			if (cp.verify)
-				cp_verify_sync(&cp);
+	progress_init(&tot.prog, !o.quiet && !ctx->json, 0);
+	tot.t0 = tot.prog.t0;
+	if (o.recursive) {
+		/* -r with a file source is a plain copy. */
+		if (upload) {
+			struct stat st;
+			isdir = stat(local, &st) == 0 && S_ISDIR(st.st_mode);
+		} else {
+			struct json_object *p = json_object_new_object(), *res = NULL;
+			char object[4096];
+
+			snprintf(object, sizeof(object), CP_PREFIX "%s", remote);
+			json_object_object_add(p, "path", json_object_new_string(remote));
+			json_object_object_add(p, "follow", json_object_new_boolean(true));
+			r = cmd_call_on(ctx, "file.stat", object, p, &res);
+			if (r)
+				return r;
+			isdir = cmd_get_string(res, "type") &&
+				strcmp(cmd_get_string(res, "type"), "directory") == 0;
+			json_object_put(res);
 		}
-		cp.done = true;
-		goto finished;
 	}
-	cp.base = event_base_new();
-	if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
-		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot set up the event loop");
-		goto out;
-	}
-	gl_client_set_close_handler(cp.client, cp_on_conn_close, &cp);
-	cp.t0 = cp_now();
-	if (cp.upload)
-		cp_upload_pump(&cp);
-	else
-		cp_download_pump(&cp);
-	if (!cp.done)
-		event_base_dispatch(cp.base);
-	if (!cp.done)
-		cp_fail(&cp, CMD_EXIT_FAILED, "cp", -EIO, NULL);
-finished:
-
-	if (!cp.failed && cp.verify) {
-		char local_sha[65];
-		r = cp_local_sha256(cp.local, local_sha);
+	if (isdir) {
+		r = cp_tree_root(ctx, upload, upload ? local : remote, upload ? remote : local, &root);
 		if (r < 0)
-			cp_fail(&cp, CMD_EXIT_FAILED, "sha256sum", r, NULL);
-		else if (memcmp(local_sha, cp.remote_sha, 64) != 0)
-			cp_fail(&cp, CMD_EXIT_FAILED, "verify", -EIO, NULL);
-		else if (!ctx->json && !quiet)
-			fprintf(stderr, "sha256 %s verified\n", local_sha);
+			return r == -ENOMEM ? cmd_error_errno(ctx, CMD_EXIT_FAILED, r, "cp") : -r;
+		cp_tree(ctx, &tot, &o, upload, upload ? local : remote, root);
+	} else
+		cp_file(ctx, &tot, &o, upload, local, remote, false);
+
+	if (!tot.failed) {
+		progress_update(&tot.prog, tot.base, true);
+		progress_finish(&tot.prog);
+	} else
+		progress_clear(&tot.prog);
+	if (!tot.failed && ctx->json) {
+		struct json_object *out = json_object_new_object();
+
+		json_object_object_add(out, "bytes", json_object_new_int64((int64_t)tot.base));
+		json_object_object_add(out, "seconds", cmd_json_rounded(progress_elapsed(&tot.prog), 3));
+		json_object_object_add(out, "path",
+			json_object_new_string(root ?: tot.last_path ?: (upload ? remote : local)));
+		if (isdir) {
+			json_object_object_add(out, "files", json_object_new_int((int)tot.files));
+			json_object_object_add(out, "directories", json_object_new_int((int)tot.dirs));
+			json_object_object_add(out, "symlinks", json_object_new_int((int)tot.links));
+		}
+		if (o.verify && !isdir)
+			json_object_object_add(out, "sha256", json_object_new_string(tot.last_sha));
+		else if (o.verify)
+			json_object_object_add(out, "verified", json_object_new_int((int)tot.files));
+		cmd_print_json(ctx, out);
+		json_object_put(out);
+	} else if (!tot.failed && o.verify && !o.quiet) {
+		if (isdir)
+			fprintf(stderr, "sha256 of %u files verified\n", tot.files);
+		else
+			fprintf(stderr, "sha256 %s verified\n", tot.last_sha);
 	}
-	if (!cp.failed && ctx->json) {
-		struct json_object *o = json_object_new_object();
-		double dt = cp_now() - cp.t0;
-		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cp.moved));
-		json_object_object_add(o, "seconds", cmd_json_rounded(dt, 3));
-		json_object_object_add(o, "path",
-			json_object_new_string(cp.upload ? cp.remote : cp.local));
-		if (cp.verify)
-			json_object_object_add(o, "sha256", json_object_new_string(cp.remote_sha));
-		cmd_print_json(ctx, o);
-		json_object_put(o);
-	}
-	r = cp.failed ? (cp.status ?: CMD_EXIT_FAILED) : CMD_EXIT_OK;
-out:
-	if (cp.base) {
-		ctx->client = gl_client_free(ctx->client);
-		event_base_free(cp.base);
-	}
-	if (cp.tmp)
-		unlink(cp.tmp);
-	if (cp.fd >= 0)
-		close(cp.fd);
-	free(cp.tmp);
-	free(cp.local);
-	free(cp.remote);
-	return r;
+	free(root);
+	free(tot.last_path);
+	return tot.failed ? (tot.status ?: CMD_EXIT_FAILED) : CMD_EXIT_OK;
 }
 
 const struct cmd_entry cmd_cp_entry = {
 	.name = "cp",
-	.usage = "[--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
-	.summary = "copy a file to or from the guest (mode kept; --verify compares SHA-256)",
-	.options = "  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
+	.usage = "[-r] [--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
+	.summary = "copy files or trees to or from the guest (modes kept; --verify compares SHA-256)",
+	.options = "  -r, --recursive   copy directories: modes kept, symbolic links as links\n"
+		   "  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
 		   "  -q, --quiet       no progress on the terminal\n"
-		   "  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n",
+		   "  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n"
+		   "Progress (terminal only): name, percentage, bytes, current rate, elapsed, ETA.\n",
 	.example = "  guestlink -m vm1 cp ./app.tar guest:/srv/\n"
-		   "  guestlink -m vm1 cp --verify guest:/var/log/syslog .\n",
+		   "  guestlink -m vm1 cp -r --verify ./site guest:/var/www/\n"
+		   "  guestlink -m vm1 cp -r guest:/var/log ./vm1-logs\n",
 	.min_args = 2,
 	.max_args = -1,
 	.exec = cp_exec,

@@ -11,6 +11,7 @@ host_guestlink_SOURCES = \
 	host/cmd-call.c \
 	host/cmd-exec.c \
 	host/cmd-cp.c \
+	host/progress.c host/progress.h \
 	host/cmd-power.c \
 	host/term.c host/term.h \
 	host/cmd-shell.c \
@@ -22,3 +23,7 @@ host_guestlink_LDADD = proto/libguestlink-internal.la $(JSONC_LIBS) $(LIBEVENT_L
 # Installed under the command's name, as bash-completion looks it up.
 bashcompletiondir = $(datadir)/bash-completion/completions
 dist_bashcompletion_DATA = host/bash-completion/guestlink
+
+# zsh finds completion functions (_guestlink) in its site-functions directory.
+zshcompletiondir = $(datadir)/zsh/site-functions
+dist_zshcompletion_DATA = host/zsh-completion/_guestlink

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -9,14 +13,31 @@ static const char *log_ident = "guestlink";
 static int log_max_level = LOG_INFO;
 static int log_to_journal = -1;
 
+/* systemd sets JOURNAL_STREAM to "DEV:INO" of the stream it connected to
+ * stdout/stderr (systemd.exec(5), "$JOURNAL_STREAM"). The variable is
+ * inherited by children whose stderr may be anything (a pipe, a file, a
+ * terminal): only when stderr is that very socket do priority prefixes
+ * reach journald instead of ending up as "<3>" in someone's output. */
+static bool log_stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int n = 0;
+
+	if (!e || sscanf(e, "%llu:%llu%n", &dev, &ino, &n) != 2 || e[n] != 0)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_open(const char *ident)
 {
 	const char *e;
 
 	log_ident = ident;
-	/* systemd sets JOURNAL_STREAM to the stderr's dev:ino when it is the journal. */
-	e = getenv("JOURNAL_STREAM");
-	log_to_journal = e && *e;
+	log_to_journal = log_stderr_is_journal();
 	e = getenv("GUESTLINK_LOG_LEVEL");
 	if (e && *e >= '0' && *e <= '7' && !e[1])
 		log_max_level = *e - '0';

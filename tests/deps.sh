@@ -10,6 +10,7 @@ packages=(
 	systemd
 	tmux less openssh-server openssh-client
 	python3-pytest python3-setuptools ansible-core
+	bsdutils zsh
 )
 
 missing=()

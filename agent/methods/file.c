@@ -1155,6 +1155,28 @@ static int file_attach(struct call *call, void *params)
 	return 0;
 }
 
+/* --- symlink --- */
+
+struct file_symlink_params {
+	const char *path;
+	const char *target;
+};
+
+/* A symbolic link at path pointing to target (stored as given, not resolved). */
+static int file_symlink(struct call *call, void *params)
+{
+	struct file_symlink_params *a = params;
+
+	if (file_frozen(call, a->path))
+		return 0;
+	if (symlink(a->target, a->path) < 0) {
+		file_error(call, errno, "cannot create the symbolic link");
+		return 0;
+	}
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
 /* --- sha256 --- */
 
 /* file.sha256 hashes in steps of FILE_SHA256_STEP bytes, one per turn of the
@@ -1358,6 +1380,13 @@ static const struct method_param file_attach_params_table[] = {
 	{},
 };
 
+static const struct method_param file_symlink_params_table[] = {
+	FILE_PATH_PARAM(struct file_symlink_params, PARAM_MANDATORY),
+	{ "target", PARAM_STRING, offsetof(struct file_symlink_params, target), PARAM_MANDATORY, 0,
+		PATH_MAX, 0, NULL, "what the link points to, stored as given" },
+	{},
+};
+
 #define FILE_EMPTY_RESULT "{\"type\":\"object\"}"
 
 const struct method file_methods[] = {
@@ -1388,6 +1417,8 @@ const struct method file_methods[] = {
 		file_mkdir, METHOD_WRITES, FILE_EMPTY_RESULT },
 	{ "file.rename", "Rename a path", file_rename_params, sizeof(struct file_rename_params),
 		file_rename, METHOD_WRITES, FILE_EMPTY_RESULT },
+	{ "file.symlink", "Create a symbolic link", file_symlink_params_table,
+		sizeof(struct file_symlink_params), file_symlink, METHOD_WRITES, FILE_EMPTY_RESULT },
 	{ "file.sha256", "SHA-256 of a regular file (hex), hashed without blocking the agent",
 		file_path_only_params, sizeof(struct file_path_params), file_sha256, 0,
 		"{\"type\":\"object\",\"properties\":{\"sha256\":{\"type\":\"string\"},"

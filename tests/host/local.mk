@@ -4,6 +4,9 @@ HOST_TESTS = \
 	tests/host/test-cli.py \
 	tests/host/test-cli-guest-text.py \
 	tests/host/test-cli-errors.py \
-	tests/host/test-cli-json.py
+	tests/host/test-cli-json.py \
+	tests/host/test-cli-cp.py \
+	tests/host/test-agent-config-log.py \
+	tests/host/test-completion.py
 TESTS += $(HOST_TESTS)
 dist_check_SCRIPTS += $(HOST_TESTS)
