@@ -313,6 +313,15 @@ int conn_write(struct conn *c, struct json_object *obj)
 	return conn_queued(c);
 }
 
+int conn_write_raw(struct conn *c, const void *data, size_t len)
+{
+	if (c->closed || c->overflowed)
+		return -EPIPE;
+	if (evbuffer_add(c->out, data, len) < 0)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+	return conn_queued(c);
+}
+
 int conn_write_text(struct conn *c, struct evbuffer *text)
 {
 	if (c->closed || c->overflowed)

@@ -60,6 +60,8 @@ struct server *conn_server(struct conn *c);
 struct event_base *conn_event_base(struct conn *c);
 /* Append one message as a compact line (does not take obj). */
 int conn_write(struct conn *c, struct json_object *obj);
+/* Append bytes as they are (QGA's 0xFF sentinel). */
+int conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Append ready-made lines (moves them out of text). */
 int conn_write_text(struct conn *c, struct evbuffer *text);
 /* In-flight accounting: dispatch counts calls, the connection waits for them

@@ -7,6 +7,8 @@ agent_libagent_la_SOURCES = \
 	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \
 	agent/jsonrpc.c \
+	agent/qga.c agent/qga.h \
+	agent/serial.c agent/serial.h \
 	agent/conn.c agent/conn.h \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
