@@ -18,6 +18,7 @@ agent_libagent_la_SOURCES = \
 	agent/methods/file.c agent/methods/file.h \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
+	agent/methods/guestinfo.c \
 	agent/methods/plugin.c
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
 agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS)

@@ -322,6 +322,7 @@ int main(int argc, char **argv)
 	methods_file_register();
 	methods_sysmgmt_register();
 	methods_fsfreeze_register();
+	methods_guestinfo_register();
 	methods_plugin_register();
 
 	r = agent_run(&a);

@@ -552,6 +552,99 @@ static struct json_object *qga_exec_status_return(struct json_object *r)
 	return o;
 }
 
+/* --- osinfo, timezone, load, vcpus --- */
+
+static struct json_object *qga_osinfo_return(struct json_object *r)
+{
+	static const struct {
+		const char *from, *to;
+	} keys[] = {
+		{ "kernel_release", "kernel-release" }, { "kernel_version", "kernel-version" },
+		{ "machine", "machine" }, { "id", "id" }, { "name", "name" },
+		{ "pretty_name", "pretty-name" }, { "version", "version" },
+		{ "version_id", "version-id" }, { "variant", "variant" },
+		{ "variant_id", "variant-id" },
+	};
+	struct json_object *o = json_object_new_object();
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		qga_rename(o, keys[i].to, r, keys[i].from);
+	return o;
+}
+
+static struct json_object *qga_timezone_return(struct json_object *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	qga_rename(o, "zone", r, "zone");
+	qga_rename(o, "offset", r, "offset_s");
+	return o;
+}
+
+static struct json_object *qga_load_return(struct json_object *r)
+{
+	return json_object_get(r);
+}
+
+static struct json_object *qga_vcpus_return(struct json_object *r)
+{
+	struct json_object *v = qga_get(r, "vcpus"), *out = json_object_new_array();
+	size_t n = v ? json_object_array_length(v) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *c = json_object_array_get_idx(v, i);
+		struct json_object *e = json_object_new_object();
+
+		qga_rename(e, "online", c, "online");
+		qga_rename(e, "can-offline", c, "can_offline");
+		qga_rename(e, "logical-id", c, "id");
+		json_object_array_add(out, e);
+	}
+	return out;
+}
+
+static const struct qga_arg qga_set_vcpus_args[] = {
+	{ "vcpus", json_type_array, true },
+	{},
+};
+
+static int qga_set_vcpus_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct json_object *in = qga_get(args, "vcpus"), *p, *list = json_object_new_array();
+	size_t n = json_object_array_length(in);
+
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *c = json_object_array_get_idx(in, i), *e;
+
+		if (!qga_get(c, "logical-id") || !qga_get(c, "online")) {
+			json_object_put(list);
+			snprintf(desc, size, "Parameter '%s' is missing",
+				qga_get(c, "logical-id") ? "online" : "logical-id");
+			return -EINVAL;
+		}
+		e = json_object_new_object();
+		qga_copy(e, "id", c, "logical-id");
+		qga_copy(e, "online", c, "online");
+		json_object_array_add(list, e);
+	}
+	p = json_object_new_object();
+	if (!p) {
+		json_object_put(list);
+		return -ENOMEM;
+	}
+	json_object_object_add(p, "vcpus", list);
+	*ret = p;
+	return 0;
+}
+
+static struct json_object *qga_set_vcpus_return(struct json_object *r)
+{
+	return json_object_new_int64(json_object_get_int64(qga_get(r, "processed")));
+}
+
 /* --- the table --- */
 
 static const struct qga_command qga_commands[] = {
@@ -580,6 +673,13 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-get-fsinfo", .method = "system.filesystems",
 		.to_return = qga_fsinfo_return },
 	{ .name = "guest-get-users", .method = "system.users", .to_return = qga_users_return },
+	{ .name = "guest-get-osinfo", .method = "system.osinfo", .to_return = qga_osinfo_return },
+	{ .name = "guest-get-timezone", .method = "system.timezone",
+		.to_return = qga_timezone_return },
+	{ .name = "guest-get-load", .method = "system.load", .to_return = qga_load_return },
+	{ .name = "guest-get-vcpus", .method = "system.vcpus", .to_return = qga_vcpus_return },
+	{ .name = "guest-set-vcpus", .method = "system.set-vcpus", .args = qga_set_vcpus_args,
+		.to_params = qga_set_vcpus_params, .to_return = qga_set_vcpus_return },
 	{ .name = "guest-shutdown", .method = "system.shutdown", .args = qga_shutdown_args,
 		.to_params = qga_shutdown_params, .to_return = qga_empty,
 		.flags = QGA_NO_SUCCESS_RESPONSE },
