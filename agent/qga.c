@@ -298,6 +298,13 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 			qga_rename(ip, "prefix", a, "prefix");
 			json_object_array_add(ips, ip);
 		}
+		/* qemu-ga reports addresses, and statistics with them, only for an
+		 * interface that has an address. */
+		if (m == 0) {
+			json_object_put(ips);
+			json_object_array_add(out, e);
+			continue;
+		}
 		json_object_object_add(e, "ip-addresses", ips);
 		if (st) {
 			struct json_object *s = json_object_new_object();

@@ -3,6 +3,7 @@ agent_tests_py = \
 	tests/agent/test-conformance.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
+	tests/agent/test-qga.py \
 	tests/agent/test-activation.py \
 	tests/agent/test-units.py
 TESTS += $(agent_tests_py)
