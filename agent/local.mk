@@ -19,17 +19,19 @@ agent_libagent_la_SOURCES = \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
 	agent/methods/guestinfo.c \
+	agent/methods/user.c \
 	agent/methods/plugin.c
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
 agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS)
-agent_libagent_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+agent_libagent_la_LIBADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) \
+	$(CRYPT_LIBS)
 
 sbin_PROGRAMS += agent/guestlink-agent
 agent_guestlink_agent_SOURCES = agent/main.c
 agent_guestlink_agent_CPPFLAGS = $(agent_libagent_la_CPPFLAGS)
 agent_guestlink_agent_CFLAGS = $(agent_libagent_la_CFLAGS)
 agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink.la \
-	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(CRYPT_LIBS)
 
 dist_man_MANS += doc/guestlink-agent.8
 

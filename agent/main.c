@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	methods_sysmgmt_register();
 	methods_fsfreeze_register();
 	methods_guestinfo_register();
+	methods_user_register();
 	methods_plugin_register();
 
 	r = agent_run(&a);

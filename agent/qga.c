@@ -22,6 +22,7 @@
 #include "log.h"
 #include "method.h"
 #include "qga.h"
+#include "base64.h"
 
 /* The version guest-info reports: the qemu-ga release whose schema this follows. */
 #define QGA_VERSION "7.2.0"
@@ -52,6 +53,10 @@ typedef int (*qga_args_fn)(struct json_object *args, struct json_object **ret_pa
 	size_t size);
 /* The method's result (borrowed) -> the QGA return value (new object). */
 typedef struct json_object *(*qga_return_fn)(struct json_object *result);
+/* The same with the command's arguments (borrowed; may be NULL). NULL with
+ * desc set: the command fails after all (GenericError). */
+typedef struct json_object *(*qga_return_args_fn)(struct json_object *result,
+	struct json_object *args, char *desc, size_t size);
 /* Commands answered by the front end itself. */
 typedef int (*qga_local_fn)(struct json_object *args, struct json_object **ret, char *desc,
 	size_t size);
@@ -62,6 +67,10 @@ struct qga_command {
 	const struct qga_arg *args;
 	qga_args_fn to_params;
 	qga_return_fn to_return;
+	qga_return_args_fn to_return_args;
+	/* The method for these arguments when it depends on them (else .method,
+	 * which guest-info's "enabled" then reflects). */
+	const char *(*pick)(struct json_object *args);
 	qga_local_fn local;
 	unsigned flags;
 };
@@ -69,7 +78,8 @@ struct qga_command {
 /* A call in flight: which command it runs and the request's id, if any. */
 struct qga_call {
 	const struct qga_command *cmd;
-	struct json_object *id; /* owned; NULL when the request had none */
+	struct json_object *id;   /* owned; NULL when the request had none */
+	struct json_object *args; /* owned; NULL when the request had none */
 };
 
 static struct log_ratelimit qga_rl = LOG_RATELIMIT_INIT(5000, 10);
@@ -144,7 +154,8 @@ static int qga_check_args(const struct qga_command *cmd, struct json_object *arg
 				return -EINVAL;
 			}
 			/* A double accepts an integer too (JSON has one number type). */
-			if (!json_object_is_type(v, a->type) &&
+			/* json_type_null in a row: any type (QGA's alternates). */
+			if (a->type != json_type_null && !json_object_is_type(v, a->type) &&
 				!(a->type == json_type_double && json_object_is_type(v, json_type_int))) {
 				snprintf(desc, size, "Invalid parameter type for '%s', expected: %s",
 					a->name, qga_type_name(a->type));
@@ -552,9 +563,11 @@ static struct json_object *qga_exec_status_return(struct json_object *r)
 	qga_rename(o, "signal", r, "signal");
 	qga_rename(o, "out-data", r, "stdout");
 	qga_rename(o, "err-data", r, "stderr");
-	if (json_object_get_boolean(qga_get(r, "truncated"))) {
-		json_object_object_add(o, "out-truncated", json_object_new_boolean(true));
-		json_object_object_add(o, "err-truncated", json_object_new_boolean(true));
+	/* With captured output qemu-ga always says whether it was cut. */
+	if (qga_get(r, "stdout") || qga_get(r, "stderr")) {
+		bool cut = json_object_get_boolean(qga_get(r, "truncated"));
+		json_object_object_add(o, "out-truncated", json_object_new_boolean(cut));
+		json_object_object_add(o, "err-truncated", json_object_new_boolean(cut));
 	}
 	return o;
 }
@@ -652,6 +665,423 @@ static struct json_object *qga_set_vcpus_return(struct json_object *r)
 	return json_object_new_int64(json_object_get_int64(qga_get(r, "processed")));
 }
 
+/* --- accounts --- */
+
+static const struct qga_arg qga_password_args[] = {
+	{ "username", json_type_string, true },
+	{ "password", json_type_string, true },
+	{ "crypted", json_type_boolean, true },
+	{},
+};
+
+/* QGA sends the password base64-encoded; user.set-password takes its text. */
+static int qga_password_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	const char *b64 = json_object_get_string(qga_get(args, "password"));
+	struct json_object *p;
+	size_t len;
+	void *raw = NULL;
+
+	if (gl_base64_decode(b64, strlen(b64), &raw, &len) < 0 || memchr(raw, 0, len)) {
+		if (raw)
+			free(raw);
+		snprintf(desc, size, "Invalid parameter 'password': not base64 of a text");
+		return -EINVAL;
+	}
+	p = json_object_new_object();
+	if (!p) {
+		free(raw);
+		return -ENOMEM;
+	}
+	qga_copy(p, "user", args, "username");
+	json_object_object_add(p, "password", json_object_new_string_len(raw, (int)len));
+	qga_copy(p, "crypted", args, "crypted");
+	explicit_bzero(raw, len);
+	free(raw);
+	*ret = p;
+	return 0;
+}
+
+static const struct qga_arg qga_keys_get_args[] = {
+	{ "username", json_type_string, true },
+	{},
+};
+
+static const struct qga_arg qga_keys_add_args[] = {
+	{ "username", json_type_string, true },
+	{ "keys", json_type_array, true },
+	{ "reset", json_type_boolean, false },
+	{},
+};
+
+static const struct qga_arg qga_keys_remove_args[] = {
+	{ "username", json_type_string, true },
+	{ "keys", json_type_array, true },
+	{},
+};
+
+static int qga_keys_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct json_object *p = json_object_new_object();
+
+	if (!p)
+		return -ENOMEM;
+	qga_copy(p, "user", args, "username");
+	qga_copy(p, "keys", args, "keys");
+	qga_copy(p, "reset", args, "reset");
+	*ret = p;
+	return 0;
+}
+
+static struct json_object *qga_keys_return(struct json_object *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	qga_rename(o, "keys", r, "keys");
+	return o;
+}
+
+/* --- files: QGA's handles over the stateless file.* methods --- */
+
+/* An open QGA file: its path and position; each read or write is one
+ * file.read / file.write at that position. Handles are global, as qemu-ga's. */
+static struct qga_file {
+	char *path;
+	int64_t pos;
+	bool readable, writable, append;
+} qga_files[QGA_MAX_FILES];
+#define QGA_FILE_HANDLE_BASE 1000
+
+static struct qga_file *qga_file_get(struct json_object *args, char *desc, size_t size)
+{
+	int64_t h = json_object_get_int64(qga_get(args, "handle")) - QGA_FILE_HANDLE_BASE;
+
+	if (h < 0 || h >= QGA_MAX_FILES || !qga_files[h].path) {
+		snprintf(desc, size, "handle '%lld' has not been found",
+			(long long)json_object_get_int64(qga_get(args, "handle")));
+		return NULL;
+	}
+	return &qga_files[h];
+}
+
+/* fopen(3) modes, as qemu-ga takes them. */
+static const struct {
+	const char *mode;
+	bool readable, writable, append, truncate, must_exist;
+} qga_file_modes[] = {
+	{ "r", true, false, false, false, true }, { "rb", true, false, false, false, true },
+	{ "r+", true, true, false, false, true }, { "rb+", true, true, false, false, true },
+	{ "r+b", true, true, false, false, true }, { "w", false, true, false, true, false },
+	{ "wb", false, true, false, true, false }, { "w+", true, true, false, true, false },
+	{ "wb+", true, true, false, true, false }, { "w+b", true, true, false, true, false },
+	{ "a", false, true, true, false, false }, { "ab", false, true, true, false, false },
+	{ "a+", true, true, true, false, false }, { "ab+", true, true, true, false, false },
+	{ "a+b", true, true, true, false, false },
+};
+
+static int qga_file_mode(struct json_object *args)
+{
+	const char *m = json_object_get_string(qga_get(args, "mode"));
+
+	if (!m)
+		m = "r";
+	for (size_t i = 0; i < sizeof(qga_file_modes) / sizeof(qga_file_modes[0]); i++)
+		if (strcmp(qga_file_modes[i].mode, m) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *qga_file_open_method(struct json_object *args)
+{
+	int m = qga_file_mode(args);
+
+	return m >= 0 && qga_file_modes[m].must_exist ? "file.stat" : "file.write";
+}
+
+static const struct qga_arg qga_file_open_args[] = {
+	{ "path", json_type_string, true },
+	{ "mode", json_type_string, false },
+	{},
+};
+
+static int qga_file_open_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	int m = qga_file_mode(args);
+	struct json_object *p;
+
+	if (m < 0) {
+		snprintf(desc, size, "Invalid parameter 'mode'");
+		return -EINVAL;
+	}
+	p = json_object_new_object();
+	if (!p)
+		return -ENOMEM;
+	qga_copy(p, "path", args, "path");
+	/* Opening for writing creates (and for "w" truncates) the file now. */
+	if (!qga_file_modes[m].must_exist) {
+		json_object_object_add(p, "data", json_object_new_string(""));
+		if (qga_file_modes[m].append)
+			json_object_object_add(p, "append", json_object_new_boolean(true));
+		else {
+			json_object_object_add(p, "offset", json_object_new_int64(0));
+			json_object_object_add(p, "truncate",
+				json_object_new_boolean(qga_file_modes[m].truncate));
+		}
+	}
+	*ret = p;
+	return 0;
+}
+
+static struct json_object *qga_file_open_return(struct json_object *r, struct json_object *args,
+	char *desc, size_t size)
+{
+	int m = qga_file_mode(args);
+
+	for (size_t i = 0; i < QGA_MAX_FILES; i++) {
+		struct qga_file *f = &qga_files[i];
+
+		if (f->path)
+			continue;
+		f->path = strdup(json_object_get_string(qga_get(args, "path")));
+		if (!f->path)
+			break;
+		f->pos = 0;
+		f->readable = qga_file_modes[m].readable;
+		f->writable = qga_file_modes[m].writable;
+		f->append = qga_file_modes[m].append;
+		return json_object_new_int64((int64_t)i + QGA_FILE_HANDLE_BASE);
+	}
+	snprintf(desc, size, "too many open files (%d)", QGA_MAX_FILES);
+	return NULL;
+}
+
+static const struct qga_arg qga_file_handle_args[] = {
+	{ "handle", json_type_int, true },
+	{},
+};
+
+static int qga_file_close(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+
+	if (!f)
+		return -EINVAL;
+	free(f->path);
+	*f = (struct qga_file){ 0 };
+	*ret = json_object_new_object();
+	return 0;
+}
+
+/* Writes are in place and synchronous: nothing is buffered to flush. */
+static int qga_file_flush(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	if (!qga_file_get(args, desc, size))
+		return -EINVAL;
+	*ret = json_object_new_object();
+	return 0;
+}
+
+static const struct qga_arg qga_file_read_args[] = {
+	{ "handle", json_type_int, true },
+	{ "count", json_type_int, false },
+	{},
+};
+
+static int qga_file_read_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+	struct json_object *c = qga_get(args, "count"), *p;
+	int64_t count = c ? json_object_get_int64(c) : QGA_FILE_READ_DEFAULT;
+
+	if (!f)
+		return -EINVAL;
+	if (!f->readable) {
+		snprintf(desc, size, "file not open for reading");
+		return -EINVAL;
+	}
+	if (count < 0 || count > (int64_t)QGA_FILE_READ_MAX) {
+		snprintf(desc, size, "value '%lld' is invalid for argument count", (long long)count);
+		return -EINVAL;
+	}
+	p = json_object_new_object();
+	if (!p)
+		return -ENOMEM;
+	json_object_object_add(p, "path", json_object_new_string(f->path));
+	json_object_object_add(p, "offset", json_object_new_int64(f->pos));
+	json_object_object_add(p, "length", json_object_new_int64(count));
+	*ret = p;
+	return 0;
+}
+
+/* Bytes a base64 text decodes to. */
+static int64_t qga_b64_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 4)
+		return 0;
+	return (int64_t)(n / 4 * 3) - (s[n - 1] == '=') - (s[n - 2] == '=');
+}
+
+static struct json_object *qga_file_read_return(struct json_object *r, struct json_object *args,
+	char *desc, size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+	const char *data = json_object_get_string(qga_get(r, "data"));
+	struct json_object *o;
+	int64_t n;
+
+	if (!f || !data)
+		return NULL;
+	n = qga_b64_len(data);
+	f->pos += n;
+	o = json_object_new_object();
+	json_object_object_add(o, "count", json_object_new_int64(n));
+	json_object_object_add(o, "buf-b64", json_object_new_string(data));
+	json_object_object_add(o, "eof", json_object_new_boolean(json_object_get_boolean(
+		qga_get(r, "eof"))));
+	return o;
+}
+
+static const struct qga_arg qga_file_write_args[] = {
+	{ "handle", json_type_int, true },
+	{ "buf-b64", json_type_string, true },
+	{ "count", json_type_int, false },
+	{},
+};
+
+static int qga_file_write_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+	const char *b64 = json_object_get_string(qga_get(args, "buf-b64"));
+	struct json_object *c = qga_get(args, "count"), *p;
+	int64_t have = qga_b64_len(b64), count = c ? json_object_get_int64(c) : have;
+
+	if (!f)
+		return -EINVAL;
+	if (!f->writable) {
+		snprintf(desc, size, "file not open for writing");
+		return -EINVAL;
+	}
+	if (count < 0 || count > have) {
+		snprintf(desc, size, "value '%lld' is invalid for argument count", (long long)count);
+		return -EINVAL;
+	}
+	p = json_object_new_object();
+	if (!p)
+		return -ENOMEM;
+	json_object_object_add(p, "path", json_object_new_string(f->path));
+	if (count == have)
+		json_object_object_add(p, "data", json_object_new_string(b64));
+	else {
+		/* Only the first count bytes: decode, cut, encode again. */
+		void *raw = NULL;
+		char *text = NULL;
+		size_t len, tlen;
+
+		if (gl_base64_decode(b64, strlen(b64), &raw, &len) < 0 ||
+			gl_base64_encode(raw, (size_t)count, &text, &tlen) < 0) {
+			free(raw);
+			json_object_put(p);
+			snprintf(desc, size, "Invalid parameter 'buf-b64'");
+			return -EINVAL;
+		}
+		json_object_object_add(p, "data", json_object_new_string_len(text, (int)tlen));
+		free(raw);
+		free(text);
+	}
+	if (f->append)
+		json_object_object_add(p, "append", json_object_new_boolean(true));
+	else
+		json_object_object_add(p, "offset", json_object_new_int64(f->pos));
+	json_object_object_add(p, "create", json_object_new_boolean(false));
+	*ret = p;
+	return 0;
+}
+
+static struct json_object *qga_file_write_return(struct json_object *r, struct json_object *args,
+	char *desc, size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+	struct json_object *c = qga_get(args, "count"), *o;
+	int64_t n = c ? json_object_get_int64(c)
+		      : qga_b64_len(json_object_get_string(qga_get(args, "buf-b64")));
+
+	if (!f)
+		return NULL;
+	f->pos += n;
+	o = json_object_new_object();
+	json_object_object_add(o, "count", json_object_new_int64(n));
+	json_object_object_add(o, "eof", json_object_new_boolean(false));
+	return o;
+}
+
+static const struct qga_arg qga_file_seek_args[] = {
+	{ "handle", json_type_int, true },
+	{ "offset", json_type_int, true },
+	{ "whence", json_type_null, true }, /* 0/1/2 or "set"/"cur"/"end" */
+	{},
+};
+
+static int qga_file_seek_params(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	struct qga_file *f = qga_file_get(args, desc, size);
+	struct json_object *p;
+
+	if (!f)
+		return -EINVAL;
+	p = json_object_new_object();
+	if (!p)
+		return -ENOMEM;
+	/* The size is needed for "end" and for eof. */
+	json_object_object_add(p, "path", json_object_new_string(f->path));
+	*ret = p;
+	return 0;
+}
+
+static struct json_object *qga_file_seek_return(struct json_object *r, struct json_object *args,
+	char *desc, size_t size)
+{
+	static const char *const names[] = { "set", "cur", "end" };
+	struct qga_file *f = qga_file_get(args, desc, size);
+	struct json_object *w = qga_get(args, "whence"), *o;
+	int64_t off = json_object_get_int64(qga_get(args, "offset"));
+	int64_t fsize = json_object_get_int64(qga_get(r, "size")), base, pos;
+	int whence = -1;
+
+	if (!f)
+		return NULL;
+	if (json_object_is_type(w, json_type_int) && json_object_get_int64(w) >= 0 &&
+		json_object_get_int64(w) <= 2)
+		whence = (int)json_object_get_int64(w);
+	else if (json_object_is_type(w, json_type_string))
+		for (int i = 0; i < 3; i++)
+			if (strcmp(names[i], json_object_get_string(w)) == 0)
+				whence = i;
+	if (whence < 0) {
+		snprintf(desc, size, "Invalid parameter 'whence'");
+		return NULL;
+	}
+	base = whence == 0 ? 0 : whence == 1 ? f->pos : fsize;
+	if (__builtin_add_overflow(base, off, &pos) || pos < 0) {
+		snprintf(desc, size, "failed to seek file: Invalid argument");
+		return NULL;
+	}
+	f->pos = pos;
+	o = json_object_new_object();
+	json_object_object_add(o, "position", json_object_new_int64(pos));
+	json_object_object_add(o, "eof", json_object_new_boolean(pos >= fsize));
+	return o;
+}
+
 /* --- the table --- */
 
 static const struct qga_command qga_commands[] = {
@@ -690,6 +1120,26 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-shutdown", .method = "system.shutdown", .args = qga_shutdown_args,
 		.to_params = qga_shutdown_params, .to_return = qga_empty,
 		.flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-set-user-password", .method = "user.set-password",
+		.args = qga_password_args, .to_params = qga_password_params, .to_return = qga_empty },
+	{ .name = "guest-ssh-get-authorized-keys", .method = "user.ssh-keys",
+		.args = qga_keys_get_args, .to_params = qga_keys_params,
+		.to_return = qga_keys_return },
+	{ .name = "guest-ssh-add-authorized-keys", .method = "user.ssh-add-keys",
+		.args = qga_keys_add_args, .to_params = qga_keys_params, .to_return = qga_empty },
+	{ .name = "guest-ssh-remove-authorized-keys", .method = "user.ssh-remove-keys",
+		.args = qga_keys_remove_args, .to_params = qga_keys_params, .to_return = qga_empty },
+	{ .name = "guest-file-open", .method = "file.read", .pick = qga_file_open_method,
+		.args = qga_file_open_args,
+		.to_params = qga_file_open_params, .to_return_args = qga_file_open_return },
+	{ .name = "guest-file-close", .args = qga_file_handle_args, .local = qga_file_close },
+	{ .name = "guest-file-flush", .args = qga_file_handle_args, .local = qga_file_flush },
+	{ .name = "guest-file-read", .method = "file.read", .args = qga_file_read_args,
+		.to_params = qga_file_read_params, .to_return_args = qga_file_read_return },
+	{ .name = "guest-file-write", .method = "file.write", .args = qga_file_write_args,
+		.to_params = qga_file_write_params, .to_return_args = qga_file_write_return },
+	{ .name = "guest-file-seek", .method = "file.stat", .args = qga_file_seek_args,
+		.to_params = qga_file_seek_params, .to_return_args = qga_file_seek_return },
 	{ .name = "guest-exec", .method = "exec.start", .args = qga_exec_args,
 		.to_params = qga_exec_params, .to_return = qga_exec_return },
 	{ .name = "guest-exec-status", .method = "exec.status", .args = qga_exec_status_args,
@@ -786,7 +1236,12 @@ static void qga_answer(struct call *call, struct json_object *result, int code,
 	char desc[320];
 
 	json_object_put(data);
-	if (code == 0) {
+	desc[0] = 0;
+	if (code == 0 && cmd->to_return_args) {
+		struct json_object *value = cmd->to_return_args(result, q->args, desc, sizeof(desc));
+		json_object_put(result);
+		answer = value ? qga_return_new(value) : qga_error_new("GenericError", desc);
+	} else if (code == 0) {
 		struct json_object *value = cmd->to_return ? cmd->to_return(result) : json_object_get(result);
 		json_object_put(result);
 		answer = (cmd->flags & QGA_NO_SUCCESS_RESPONSE) ? (json_object_put(value), NULL)
@@ -803,6 +1258,7 @@ static void qga_answer(struct call *call, struct json_object *result, int code,
 	}
 	qga_write(call_connection(call), cmd->flags, q->id, answer);
 	json_object_put(q->id);
+	json_object_put(q->args);
 	free(q);
 }
 
@@ -896,14 +1352,16 @@ static void qga_message(struct conn *c, struct json_object *obj)
 	}
 	q->cmd = cmd;
 	q->id = json_object_get(id);
+	q->args = json_object_get(args);
 	/* The call keeps params alive (as its "request"): handlers borrow from it. */
 	if (dispatch_call_new(c, &qga_frontend, q, params, NULL, false, &call) < 0) {
 		json_object_put(q->id);
+		json_object_put(q->args);
 		free(q);
 		qga_reply_error(c, id, "GenericError", "Out of memory");
 		goto out;
 	}
-	dispatch_invoke(call, cmd->method, params);
+	dispatch_invoke(call, cmd->pick ? cmd->pick(args) : cmd->method, params);
 	call_unref(call);
 out:
 	json_object_put(params);

@@ -15,3 +15,5 @@ void methods_fsfreeze_register(void);
 void methods_plugin_register(void);
 /* osinfo, time zone, load, vCPUs (guestinfo.c). */
 void methods_guestinfo_register(void);
+/* Passwords and SSH authorized keys (user.c). */
+void methods_user_register(void);
