@@ -173,6 +173,42 @@ is_eq((st.get("exited"), st.get("exitcode"), base64.b64decode(st.get("out-data",
 is_eq(q.cmd("guest-exec-status", {"pid": 999999999}).get("error", {}).get("class"),
       "GenericError", "guest-exec-status of an unknown pid -> GenericError")
 
+# --- files: handles over file.*; accounts: checks before anything is written ---
+fpath = os.path.join(tmp, "qga-file")
+h = q.cmd("guest-file-open", {"path": fpath, "mode": "w+"})["return"]
+ok(isinstance(h, int), "guest-file-open w+ answers a handle")
+is_eq(q.cmd("guest-file-write", {"handle": h, "buf-b64": base64.b64encode(b"hello world").decode()}),
+      {"return": {"count": 11, "eof": False}}, "guest-file-write: 11 bytes")
+is_eq(q.cmd("guest-file-write", {"handle": h, "buf-b64": base64.b64encode(b"!?").decode(), "count": 1}),
+      {"return": {"count": 1, "eof": False}}, "guest-file-write with count 1 of 2 bytes")
+is_eq(open(fpath, "rb").read(), b"hello world!", "the file holds what was written")
+is_eq(q.cmd("guest-file-seek", {"handle": h, "offset": 6, "whence": "set"}),
+      {"return": {"position": 6, "eof": False}}, "guest-file-seek set 6")
+is_eq(q.cmd("guest-file-read", {"handle": h, "count": 100}),
+      {"return": {"count": 6, "buf-b64": base64.b64encode(b"world!").decode(), "eof": True}},
+      "guest-file-read from 6: 'world!' and eof")
+is_eq(q.cmd("guest-file-seek", {"handle": h, "offset": -3, "whence": 2}),
+      {"return": {"position": 9, "eof": False}}, "guest-file-seek end-3 (whence as a number)")
+is_eq(q.cmd("guest-file-flush", {"handle": h}), {"return": {}}, "guest-file-flush")
+is_eq(q.cmd("guest-file-close", {"handle": h}), {"return": {}}, "guest-file-close")
+is_eq(q.cmd("guest-file-read", {"handle": h})["error"]["desc"],
+      "handle '%d' has not been found" % h, "a closed handle is gone")
+r = q.cmd("guest-file-open", {"path": os.path.join(tmp, "missing")})
+is_eq(r.get("error", {}).get("class"), "GenericError", "guest-file-open r of a missing file fails")
+ro = q.cmd("guest-file-open", {"path": fpath})["return"]
+is_eq(q.cmd("guest-file-write", {"handle": ro, "buf-b64": "AAAA"}).get("error", {}).get("desc"),
+      "file not open for writing", "a file opened r refuses writes")
+q.cmd("guest-file-close", {"handle": ro})
+r = q.cmd("guest-set-user-password", {"username": "root", "password": "!!!", "crypted": False})
+is_eq(r.get("error", {}).get("class"), "GenericError", "guest-set-user-password: bad base64 refused")
+r = q.cmd("guest-ssh-add-authorized-keys", {"username": "root", "keys": ["a\nb"]})
+is_eq(r.get("error", {}).get("class"), "GenericError",
+      "guest-ssh-add-authorized-keys: a key with a newline is refused before anything is written")
+r = q.cmd("guest-ssh-get-authorized-keys", {"username": "no-such-user-gltest"})
+is_eq(r.get("error", {}).get("class"), "GenericError", "guest-ssh-get-authorized-keys: unknown user")
+jr = agent.client().call("user.ssh-keys", {"user": "no-such-user-gltest"})
+is_eq(jr.get("error", {}).get("code"), -32002, "user.ssh-keys of an unknown user -> -32002")
+
 # --- a host that hangs up mid-command, then comes back ---
 h = Qga(qsock)
 h.send(b'{"execute":"guest-exec","arguments":{"path":"/bin/sleep","arg":["0.3"]}}{"execute":"gue')
@@ -292,6 +328,22 @@ else:
         ours.send(bad)
         r.send(bad)
         is_eq(ours.recv(), r.recv(), "error for %s: the same as qemu-ga" % json.dumps(bad))
+    # The same file session against both.
+    for who, cl in (("qemu-ga", r), ("guestlink", ours)):
+        path = os.path.join(tmp, "cmp-" + who)
+        fh = cl.cmd("guest-file-open", {"path": path, "mode": "w+"})["return"]
+        seq = [("guest-file-write", {"handle": fh, "buf-b64": base64.b64encode(b"0123456789").decode()}),
+               ("guest-file-seek", {"handle": fh, "offset": 2, "whence": "set"}),
+               ("guest-file-read", {"handle": fh, "count": 3}),
+               ("guest-file-seek", {"handle": fh, "offset": -1, "whence": "end"}),
+               ("guest-file-read", {"handle": fh}),
+               ("guest-file-flush", {"handle": fh}),
+               ("guest-file-close", {"handle": fh})]
+        if who == "qemu-ga":
+            ref_file = [cl.cmd(n, a) for n, a in seq]
+        else:
+            got_file = [cl.cmd(n, a) for n, a in seq]
+    is_eq(got_file, ref_file, "a guest-file-* session answers as qemu-ga's")
     theirs = {c["name"] for c in r.cmd("guest-info")["return"]["supported_commands"]}
     mine = {c["name"] for c in ours.cmd("guest-info")["return"]["supported_commands"]}
     diag("qemu-ga commands not served: %s" % " ".join(sorted(theirs - mine)))
