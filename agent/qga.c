@@ -61,12 +61,19 @@ typedef struct json_object *(*qga_return_args_fn)(struct json_object *result,
 typedef int (*qga_local_fn)(struct json_object *args, struct json_object **ret, char *desc,
 	size_t size);
 
+/* One member renamed between QGA and the method (from -> to). */
+struct qga_rename {
+	const char *from, *to;
+};
+
 struct qga_command {
 	const char *name;
 	const char *method; /* NULL: answered by .local */
 	const struct qga_arg *args;
 	qga_args_fn to_params;
 	qga_return_fn to_return;
+	/* When the shape only renames: arguments -> params, result -> return. */
+	const struct qga_rename *params_map, *return_map;
 	qga_return_args_fn to_return_args;
 	/* The method for these arguments when it depends on them (else .method,
 	 * which guest-info's "enabled" then reflects). */
@@ -109,6 +116,16 @@ static void qga_rename(struct json_object *to, const char *to_key, struct json_o
 	const char *from_key)
 {
 	qga_copy(to, to_key, from, from_key);
+}
+
+/* A new object with map's members of from, renamed (absent ones left out). */
+static struct json_object *qga_map(struct json_object *from, const struct qga_rename *map)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (; o && map && map->from; map++)
+		qga_copy(o, map->to, from, map->from);
+	return o;
 }
 
 static struct json_object *qga_empty(struct json_object *result)
@@ -231,14 +248,6 @@ static int qga_set_time_params(struct json_object *args, struct json_object **re
 		json_object_object_add(p, "rtc", json_object_new_string("read"));
 	*ret = p;
 	return 0;
-}
-
-static struct json_object *qga_host_name_return(struct json_object *r)
-{
-	struct json_object *o = json_object_new_object();
-
-	qga_rename(o, "host-name", r, "hostname");
-	return o;
 }
 
 /* guest-get-users: one entry per user, with the earliest login (seconds, as
@@ -407,18 +416,6 @@ static const struct qga_arg qga_fstrim_args[] = {
 	{},
 };
 
-static int qga_fstrim_params(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
-{
-	struct json_object *p = json_object_new_object();
-
-	if (!p)
-		return -ENOMEM;
-	qga_copy(p, "minimum", args, "minimum");
-	*ret = p;
-	return 0;
-}
-
 static struct json_object *qga_fstrim_return(struct json_object *r)
 {
 	struct json_object *fss = qga_get(r, "filesystems"), *paths = json_object_new_array();
@@ -574,33 +571,6 @@ static struct json_object *qga_exec_status_return(struct json_object *r)
 
 /* --- osinfo, timezone, load, vcpus --- */
 
-static struct json_object *qga_osinfo_return(struct json_object *r)
-{
-	static const struct {
-		const char *from, *to;
-	} keys[] = {
-		{ "kernel_release", "kernel-release" }, { "kernel_version", "kernel-version" },
-		{ "machine", "machine" }, { "id", "id" }, { "name", "name" },
-		{ "pretty_name", "pretty-name" }, { "version", "version" },
-		{ "version_id", "version-id" }, { "variant", "variant" },
-		{ "variant_id", "variant-id" },
-	};
-	struct json_object *o = json_object_new_object();
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		qga_rename(o, keys[i].to, r, keys[i].from);
-	return o;
-}
-
-static struct json_object *qga_timezone_return(struct json_object *r)
-{
-	struct json_object *o = json_object_new_object();
-
-	qga_rename(o, "zone", r, "zone");
-	qga_rename(o, "offset", r, "offset_s");
-	return o;
-}
-
 static struct json_object *qga_load_return(struct json_object *r)
 {
 	return json_object_get(r);
@@ -721,28 +691,6 @@ static const struct qga_arg qga_keys_remove_args[] = {
 	{},
 };
 
-static int qga_keys_params(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
-{
-	struct json_object *p = json_object_new_object();
-
-	if (!p)
-		return -ENOMEM;
-	qga_copy(p, "user", args, "username");
-	qga_copy(p, "keys", args, "keys");
-	qga_copy(p, "reset", args, "reset");
-	*ret = p;
-	return 0;
-}
-
-static struct json_object *qga_keys_return(struct json_object *r)
-{
-	struct json_object *o = json_object_new_object();
-
-	qga_rename(o, "keys", r, "keys");
-	return o;
-}
-
 /* --- files: QGA's handles over the stateless file.* methods --- */
 
 /* An open QGA file: its path and position; each read or write is one
@@ -756,9 +704,13 @@ static struct qga_file {
 
 static struct qga_file *qga_file_get(struct json_object *args, char *desc, size_t size)
 {
-	int64_t h = json_object_get_int64(qga_get(args, "handle")) - QGA_FILE_HANDLE_BASE;
+	int64_t h = json_object_get_int64(qga_get(args, "handle"));
 
-	if (h < 0 || h >= QGA_MAX_FILES || !qga_files[h].path) {
+	if (h >= QGA_FILE_HANDLE_BASE && h < QGA_FILE_HANDLE_BASE + QGA_MAX_FILES)
+		h -= QGA_FILE_HANDLE_BASE;
+	else
+		h = -1;
+	if (h < 0 || !qga_files[h].path) {
 		snprintf(desc, size, "handle '%lld' has not been found",
 			(long long)json_object_get_int64(qga_get(args, "handle")));
 		return NULL;
@@ -1082,6 +1034,24 @@ static struct json_object *qga_file_seek_return(struct json_object *r, struct js
 	return o;
 }
 
+/* --- members that are only renamed --- */
+
+static const struct qga_rename qga_host_name_map[] = { { "hostname", "host-name" }, {} };
+static const struct qga_rename qga_timezone_map[] = {
+	{ "zone", "zone" }, { "offset_s", "offset" }, {},
+};
+static const struct qga_rename qga_osinfo_map[] = {
+	{ "kernel_release", "kernel-release" }, { "kernel_version", "kernel-version" },
+	{ "machine", "machine" }, { "id", "id" }, { "name", "name" },
+	{ "pretty_name", "pretty-name" }, { "version", "version" }, { "version_id", "version-id" },
+	{ "variant", "variant" }, { "variant_id", "variant-id" }, {},
+};
+static const struct qga_rename qga_fstrim_map[] = { { "minimum", "minimum" }, {} };
+static const struct qga_rename qga_keys_params_map[] = {
+	{ "username", "user" }, { "keys", "keys" }, { "reset", "reset" }, {},
+};
+static const struct qga_rename qga_keys_return_map[] = { { "keys", "keys" }, {} };
+
 /* --- the table --- */
 
 static const struct qga_command qga_commands[] = {
@@ -1102,17 +1072,17 @@ static const struct qga_command qga_commands[] = {
 		.to_return = qga_freeze_return },
 	{ .name = "guest-fsfreeze-thaw", .method = "fs.thaw", .to_return = qga_thaw_return },
 	{ .name = "guest-fstrim", .method = "fs.trim", .args = qga_fstrim_args,
-		.to_params = qga_fstrim_params, .to_return = qga_fstrim_return },
+		.params_map = qga_fstrim_map, .to_return = qga_fstrim_return },
 	{ .name = "guest-get-host-name", .method = "system.hostname",
-		.to_return = qga_host_name_return },
+		.return_map = qga_host_name_map },
 	{ .name = "guest-network-get-interfaces", .method = "system.network",
 		.to_return = qga_interfaces_return },
 	{ .name = "guest-get-fsinfo", .method = "system.filesystems",
 		.to_return = qga_fsinfo_return },
 	{ .name = "guest-get-users", .method = "system.users", .to_return = qga_users_return },
-	{ .name = "guest-get-osinfo", .method = "system.osinfo", .to_return = qga_osinfo_return },
+	{ .name = "guest-get-osinfo", .method = "system.osinfo", .return_map = qga_osinfo_map },
 	{ .name = "guest-get-timezone", .method = "system.timezone",
-		.to_return = qga_timezone_return },
+		.return_map = qga_timezone_map },
 	{ .name = "guest-get-load", .method = "system.load", .to_return = qga_load_return },
 	{ .name = "guest-get-vcpus", .method = "system.vcpus", .to_return = qga_vcpus_return },
 	{ .name = "guest-set-vcpus", .method = "system.set-vcpus", .args = qga_set_vcpus_args,
@@ -1123,12 +1093,13 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-set-user-password", .method = "user.set-password",
 		.args = qga_password_args, .to_params = qga_password_params, .to_return = qga_empty },
 	{ .name = "guest-ssh-get-authorized-keys", .method = "user.ssh-keys",
-		.args = qga_keys_get_args, .to_params = qga_keys_params,
-		.to_return = qga_keys_return },
+		.args = qga_keys_get_args, .params_map = qga_keys_params_map,
+		.return_map = qga_keys_return_map },
 	{ .name = "guest-ssh-add-authorized-keys", .method = "user.ssh-add-keys",
-		.args = qga_keys_add_args, .to_params = qga_keys_params, .to_return = qga_empty },
+		.args = qga_keys_add_args, .params_map = qga_keys_params_map, .to_return = qga_empty },
 	{ .name = "guest-ssh-remove-authorized-keys", .method = "user.ssh-remove-keys",
-		.args = qga_keys_remove_args, .to_params = qga_keys_params, .to_return = qga_empty },
+		.args = qga_keys_remove_args, .params_map = qga_keys_params_map,
+		.to_return = qga_empty },
 	{ .name = "guest-file-open", .method = "file.read", .pick = qga_file_open_method,
 		.args = qga_file_open_args,
 		.to_params = qga_file_open_params, .to_return_args = qga_file_open_return },
@@ -1242,7 +1213,9 @@ static void qga_answer(struct call *call, struct json_object *result, int code,
 		json_object_put(result);
 		answer = value ? qga_return_new(value) : qga_error_new("GenericError", desc);
 	} else if (code == 0) {
-		struct json_object *value = cmd->to_return ? cmd->to_return(result) : json_object_get(result);
+		struct json_object *value = cmd->to_return ? cmd->to_return(result)
+					  : cmd->return_map ? qga_map(result, cmd->return_map)
+							    : json_object_get(result);
 		json_object_put(result);
 		answer = (cmd->flags & QGA_NO_SUCCESS_RESPONSE) ? (json_object_put(value), NULL)
 							       : qga_return_new(value);
@@ -1316,7 +1289,10 @@ static void qga_message(struct conn *c, struct json_object *obj)
 			"QMP input member 'arguments' must be an object");
 		goto out;
 	}
-	cmd = qga_find(json_object_get_string(exec));
+	/* A name with a NUL inside is no command's name. */
+	cmd = strlen(json_object_get_string(exec)) == (size_t)json_object_get_string_len(exec)
+		? qga_find(json_object_get_string(exec))
+		: NULL;
 	if (!cmd) {
 		char esc[80];
 		const char *name = json_object_get_string(exec);
@@ -1335,6 +1311,10 @@ static void qga_message(struct conn *c, struct json_object *obj)
 			qga_reply_error(c, id, "GenericError", desc);
 		else
 			qga_write(c, cmd->flags, id, qga_return_new(ret));
+		goto out;
+	}
+	if (cmd->params_map && !(params = qga_map(args, cmd->params_map))) {
+		qga_reply_error(c, id, "GenericError", "Out of memory");
 		goto out;
 	}
 	if (cmd->to_params) {

@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gltest import Proc, diag, done, is_eq, ok, tmpdir, unix_connect, wait_for_listener  # noqa: E402
 from agentlib import Agent, rss_kib  # noqa: E402
+from qgalib import keyed, shape  # noqa: E402
 
 
 class Qga:
@@ -258,19 +259,6 @@ is_eq(j.call("agent.ping", None, id=1)["result"], "pong", "JSON-RPC on its own s
 
 
 # --- key by key, type by type against Debian's qemu-ga ---
-def shape(v):
-    """Keys and JSON types of an answer (lists: the shape of each element)."""
-    if isinstance(v, dict):
-        return {k: shape(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [shape(x) for x in v]
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    return type(v).__name__
-
-
 qemu_ga = shutil.which("qemu-ga") or ("/usr/sbin/qemu-ga" if os.path.exists("/usr/sbin/qemu-ga") else None)
 if qemu_ga is None or os.geteuid() != 0:
     diag("qemu-ga not installed or not root: comparison skipped")
@@ -295,8 +283,8 @@ else:
         got = ours.cmd(name)
         if name in by and "return" in want and "return" in got:
             key = by[name]
-            wl = {x.get(key): x for x in want["return"]}
-            gl = {x.get(key): x for x in got["return"]}
+            wl = keyed(want["return"], key)
+            gl = keyed(got["return"], key)
             if name == "guest-get-fsinfo":
                 # Their disk list describes the PCI path; ours is empty for now.
                 for x in list(wl.values()) + list(gl.values()):

@@ -10,6 +10,8 @@ import json
 import socket
 import time
 
+from qgalib import keyed, shape
+
 FIND_PORT = ("for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = "
              "org.qemu.guest_agent.0 ] && echo /dev/${p##*/}; done")
 
@@ -174,22 +176,6 @@ def COMMANDS(now_ns):
         ("unknown", "guest-no-such-command", None),
         ("bad-arg", "guest-ping", {"x": 1}),
     ]
-
-
-def shape(v):
-    if isinstance(v, dict):
-        return {k: shape(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [shape(x) for x in v]
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    return type(v).__name__
-
-
-def keyed(lst, key):
-    return {x.get(key): x for x in lst} if isinstance(lst, list) else lst
 
 
 def s30_qga_serial(vm, H):
