@@ -207,6 +207,11 @@ is_eq(r.get("error", {}).get("class"), "GenericError",
       "guest-ssh-add-authorized-keys: a key with a newline is refused before anything is written")
 r = q.cmd("guest-ssh-get-authorized-keys", {"username": "no-such-user-gltest"})
 is_eq(r.get("error", {}).get("class"), "GenericError", "guest-ssh-get-authorized-keys: unknown user")
+disc = agent.client().call("rpc.discover")["result"]
+names = {m["name"] for m in disc.get("methods", [])}
+new = {"system.osinfo", "system.timezone", "system.load", "system.vcpus", "system.set-vcpus",
+       "user.set-password", "user.ssh-keys", "user.ssh-add-keys", "user.ssh-remove-keys"}
+is_eq(sorted(new - names), [], "the capabilities added for QGA are JSON-RPC methods in rpc.discover")
 jr = agent.client().call("user.ssh-keys", {"user": "no-such-user-gltest"})
 is_eq(jr.get("error", {}).get("code"), -32002, "user.ssh-keys of an unknown user -> -32002")
 
