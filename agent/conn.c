@@ -29,6 +29,8 @@
 #define CONN_FLUSH_TIMEOUT_S 5
 /* After EOF with calls in flight: how often to look whether the peer is gone. */
 #define CONN_PROBE_INTERVAL_S 10
+/* Input read ahead while a one-at-a-time connection's call runs. */
+#define CONN_INPUT_HELD_MAX (256u * 1024)
 /* A peer that took none of its output for this long is not reading. */
 #define CONN_STALL_USEC (1000u * 1000)
 
@@ -47,6 +49,8 @@ struct conn {
 	struct evbuffer *in, *out;
 	bool reading, writing;   /* rev / wev added */
 	struct gl_decoder *dec;
+	const struct conn_proto *proto;
+	bool skipping; /* after a message too big: dropping input up to 0xFF or newline */
 	unsigned inflight;
 	bool closed;    /* no more input or output */
 	bool full;      /* output above the high-water mark: not reading */
@@ -202,7 +206,10 @@ static void conn_run_watches(struct conn *c)
 
 void conn_update_reading(struct conn *c)
 {
-	bool on = !c->closed && !c->full && !c->finishing && !c->eof && !c->overflowed &&
+	/* A connection answering one request at a time holds what follows. */
+	bool held = c->proto->one_at_a_time && c->inflight > 0 &&
+		    evbuffer_get_length(c->in) >= CONN_INPUT_HELD_MAX;
+	bool on = !c->closed && !c->full && !c->finishing && !c->eof && !c->overflowed && !held &&
 		  !(c->server && server_shutting_down(c->server));
 
 	if (!c->rev || c->reading == on)
@@ -308,6 +315,15 @@ int conn_write(struct conn *c, struct json_object *obj)
 	r = gl_encode_evbuffer(obj, c->out);
 	if (r < 0)
 		return log_error_errno(r, "Failed to queue an answer: %m");
+	return conn_queued(c);
+}
+
+int conn_write_raw(struct conn *c, const void *data, size_t len)
+{
+	if (c->closed || c->overflowed)
+		return -EPIPE;
+	if (evbuffer_add(c->out, data, len) < 0)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
 	return conn_queued(c);
 }
 
@@ -462,12 +478,26 @@ static void conn_finish_later(evutil_socket_t fd, short what, void *userdata)
 	conn_unref(c);
 }
 
+static void conn_process_later(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (!c->closed) {
+		conn_update_reading(c);
+		conn_process(c);
+	}
+	conn_unref(c);
+}
+
 void conn_inflight_dec(struct conn *c)
 {
 	static const struct timeval now = { 0, 0 };
 
 	if (c->inflight > 0)
 		c->inflight--;
+	if (c->proto->one_at_a_time && c->inflight == 0 && !c->closed &&
+		event_base_once(c->base, -1, EV_TIMEOUT, conn_process_later, conn_ref(c), &now) < 0)
+		conn_unref(c);
 	if (c->inflight > 0 || c->closed || !(c->eof || (c->server && server_shutting_down(c->server))))
 		return;
 	/* The last answer may come from deep inside a method (a child's exit, a
@@ -478,14 +508,64 @@ void conn_inflight_dec(struct conn *c)
 	}
 }
 
-static void conn_answer_error(struct conn *c, int code, const char *message)
+/* The next message from the input. With proto->sentinel a 0xFF byte (never
+ * part of JSON text) discards whatever partial message came before it and
+ * starts afresh, as QGA's guest-sync-delimited asks (qga/qapi-schema.json). */
+static enum gl_decode_status conn_decode(struct conn *c, struct json_object **ret_obj)
 {
-	struct json_object *e = gl_rpc_error_new(NULL, code, message, NULL);
+	for (;;) {
+		size_t avail = evbuffer_get_length(c->in), limit = avail, used;
+		enum gl_decode_status st;
+		struct evbuffer_iovec v;
 
-	if (e) {
-		conn_write(c, e);
-		json_object_put(e);
+		if (avail == 0)
+			return GL_DECODE_AGAIN;
+		if (c->proto->sentinel) {
+			struct evbuffer_ptr p = evbuffer_search(c->in, "\xff", 1, NULL);
+
+			if (p.pos == 0) {
+				evbuffer_drain(c->in, 1);
+				c->dec = gl_decoder_free(c->dec);
+				c->dec = gl_decoder_new(config_get()->max_message_bytes, 0);
+				c->skipping = false;
+				if (!c->dec)
+					return GL_DECODE_TOOBIG;
+				continue;
+			}
+			if (p.pos > 0)
+				limit = (size_t)p.pos;
+		}
+		if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+			return GL_DECODE_AGAIN;
+		if (v.iov_len < limit)
+			limit = v.iov_len;
+		if (c->skipping) {
+			const char *nl = memchr(v.iov_base, '\n', limit);
+
+			used = nl ? (size_t)(nl - (const char *)v.iov_base) + 1 : limit;
+			evbuffer_drain(c->in, used);
+			if (nl) {
+				c->skipping = false;
+				c->dec = gl_decoder_free(c->dec);
+				c->dec = gl_decoder_new(config_get()->max_message_bytes, 0);
+				if (!c->dec)
+					return GL_DECODE_TOOBIG;
+			}
+			continue;
+		}
+		used = gl_decoder_decode(c->dec, v.iov_base, limit, &st, ret_obj);
+		evbuffer_drain(c->in, used);
+		if (st != GL_DECODE_AGAIN)
+			return st;
+		if (used == 0)
+			return GL_DECODE_AGAIN;
 	}
+}
+
+/* With proto->one_at_a_time, the next request waits for the answer before. */
+static bool conn_busy(struct conn *c)
+{
+	return c->proto->one_at_a_time && c->inflight > 0;
 }
 
 static void conn_process(struct conn *c)
@@ -494,24 +574,26 @@ static void conn_process(struct conn *c)
 		return;
 	c->processing = true;
 	conn_ref(c);
-	while (!c->closed && !c->full && !c->finishing) {
+	while (!c->closed && !c->full && !c->finishing && !conn_busy(c)) {
 		struct json_object *obj = NULL;
-		enum gl_decode_status st = gl_decoder_decode_evbuffer(c->dec, c->in, &obj);
+		enum gl_decode_status st = conn_decode(c, &obj);
 
 		if (st == GL_DECODE_AGAIN)
 			break;
 		if (st == GL_DECODE_MESSAGE)
-			dispatch_message(c, obj);
+			c->proto->message(c, obj);
 		else if (st == GL_DECODE_SYNTAX)
-			conn_answer_error(c, GL_RPC_PARSE_ERROR, NULL);
+			c->proto->syntax_error(c);
 		else {
-			char msg[96];
-			snprintf(msg, sizeof(msg), "Message larger than max_message_bytes (%zu)",
-				config_get()->max_message_bytes);
 			log_ratelimited(&conn_rl, LOG_NOTICE, 0,
-				"Closing a connection that sent a message over %zu bytes",
+				"A connection sent a message over %zu bytes",
 				config_get()->max_message_bytes);
-			conn_answer_error(c, GL_RPC_LIMIT, msg);
+			c->proto->too_big(c);
+			if (c->proto->sentinel) {
+				/* The peer can resynchronise: drop input to 0xFF or a newline. */
+				c->skipping = true;
+				continue;
+			}
 			conn_finish(c);
 			break;
 		}
@@ -584,6 +666,10 @@ static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 			goto out;
 		}
 		conn_process(c);
+		conn_update_reading(c);
+	} else if (n == 0 && c->proto->eof_closes) {
+		/* virtio-serial: the host side closed; nobody will read answers. */
+		conn_close(c);
 	} else if (n == 0) {
 		/* Half-close: answer what was sent, then close. */
 		c->eof = true;
@@ -633,12 +719,13 @@ out:
 	conn_unref(c);
 }
 
-static struct conn *conn_alloc(struct event_base *base)
+static struct conn *conn_alloc(struct event_base *base, const struct conn_proto *proto)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
+	c->proto = proto;
 	c->refs = 1;
 	c->fd = -1;
 	c->base = base;
@@ -652,7 +739,12 @@ static struct conn *conn_alloc(struct event_base *base)
 
 struct conn *conn_new_detached(struct event_base *base)
 {
-	struct conn *c = conn_alloc(base);
+	return conn_new_detached_proto(base, &conn_proto_jsonrpc);
+}
+
+struct conn *conn_new_detached_proto(struct event_base *base, const struct conn_proto *proto)
+{
+	struct conn *c = conn_alloc(base, proto);
 
 	if (!c)
 		return NULL;
@@ -663,9 +755,10 @@ struct conn *conn_new_detached(struct event_base *base)
 	return c;
 }
 
-int conn_new(struct server *s, struct event_base *base, int fd)
+int conn_new(struct server *s, struct event_base *base, int fd, const struct conn_proto *proto,
+	struct conn **ret)
 {
-	struct conn *c = conn_alloc(base);
+	struct conn *c = conn_alloc(base, proto);
 
 	if (!c) {
 		close(fd);
@@ -685,5 +778,7 @@ int conn_new(struct server *s, struct event_base *base, int fd)
 	c->link.conn = c;
 	server_conn_added(s, &c->link); /* takes the reference */
 	conn_update_reading(c);
+	if (ret)
+		*ret = c;
 	return 0;
 }

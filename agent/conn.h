@@ -19,8 +19,26 @@ struct server;
 #define CONN_OUTPUT_HIGH (1024u * 1024)
 #define CONN_OUTPUT_LOW (256u * 1024)
 
-/* A connection on an accepted socket (takes fd), registered with s. */
-int conn_new(struct server *s, struct event_base *base, int fd);
+/* What is spoken on a connection: how decoded messages are handled and how
+ * framing errors are answered. */
+struct conn_proto {
+	const char *name;
+	void (*message)(struct conn *c, struct json_object *obj /* takes; NULL = null */);
+	void (*syntax_error)(struct conn *c); /* answer a syntax error */
+	void (*too_big)(struct conn *c);      /* answer a message over max_message_bytes */
+	/* QGA: a 0xFF byte discards partial input; after a message too big the
+	 * connection drops input up to 0xFF or a newline instead of closing. */
+	bool sentinel;
+	bool one_at_a_time; /* next request only after the answer (answers in order) */
+	bool eof_closes;    /* EOF is the peer gone (virtio-serial), not a half-close */
+};
+
+extern const struct conn_proto conn_proto_jsonrpc; /* jsonrpc.c */
+
+/* A connection on an accepted socket (takes fd), registered with s; *ret
+ * (optional) borrows it. */
+int conn_new(struct server *s, struct event_base *base, int fd, const struct conn_proto *proto,
+	struct conn **ret);
 /* Close now, dropping queued output (idempotent). */
 void conn_close(struct conn *c);
 /* Re-evaluate whether to read (after the server started shutting down). */
@@ -30,7 +48,8 @@ void conn_maybe_finish(struct conn *c);
 
 /* A connection without a socket, for the fuzz harness and in-process tests:
  * feed it bytes, read what it answered. */
-struct conn *conn_new_detached(struct event_base *base);
+struct conn *conn_new_detached(struct event_base *base); /* JSON-RPC */
+struct conn *conn_new_detached_proto(struct event_base *base, const struct conn_proto *proto);
 int conn_feed(struct conn *c, const void *data, size_t len);
 struct evbuffer *conn_output(struct conn *c);
 /* Close (idempotent) and drop the caller's reference. */
@@ -44,6 +63,8 @@ int conn_fd(const struct conn *c);
 struct event_base *conn_event_base(struct conn *c);
 /* Append one message as a compact line (does not take obj). */
 int conn_write(struct conn *c, struct json_object *obj);
+/* Append bytes as they are (QGA's 0xFF sentinel). */
+int conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Append ready-made lines (moves them out of text). */
 int conn_write_text(struct conn *c, struct evbuffer *text);
 /* In-flight accounting: dispatch counts calls, the connection waits for them

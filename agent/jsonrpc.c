@@ -200,3 +200,24 @@ void dispatch_message(struct conn *conn, struct json_object *obj)
 	json_object_put(obj);
 	batch_member_done(b, NULL);
 }
+
+static void jsonrpc_syntax_error(struct conn *c)
+{
+	jsonrpc_error(c, NULL, NULL, GL_RPC_PARSE_ERROR, NULL);
+}
+
+static void jsonrpc_too_big(struct conn *c)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "Message larger than max_message_bytes (%zu)",
+		config_get()->max_message_bytes);
+	jsonrpc_error(c, NULL, NULL, GL_RPC_LIMIT, msg);
+}
+
+const struct conn_proto conn_proto_jsonrpc = {
+	.name = "jsonrpc",
+	.message = dispatch_message,
+	.syntax_error = jsonrpc_syntax_error,
+	.too_big = jsonrpc_too_big,
+};

@@ -8,6 +8,8 @@ agent_libagent_la_SOURCES = \
 	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \
 	agent/jsonrpc.c \
+	agent/qga.c agent/qga.h \
+	agent/serial.c agent/serial.h \
 	agent/conn.c agent/conn.h \
 	agent/server.c agent/server.h \
 	agent/methods/methods.h \
@@ -19,19 +21,21 @@ agent_libagent_la_SOURCES = \
 	agent/methods/file.c agent/methods/file.h \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
+	agent/methods/guestinfo.c \
+	agent/methods/user.c \
 	agent/methods/plugin.c
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'
 agent_libagent_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS) $(SYSTEMD_CFLAGS) \
 	$(NETTLE_CFLAGS)
 agent_libagent_la_LIBADD = proto/libguestlink-internal.la $(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) \
-	$(NETTLE_LIBS)
+	$(NETTLE_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += agent/guestlink-agent
 agent_guestlink_agent_SOURCES = agent/main.c
 agent_guestlink_agent_CPPFLAGS = $(agent_libagent_la_CPPFLAGS)
 agent_guestlink_agent_CFLAGS = $(agent_libagent_la_CFLAGS)
 agent_guestlink_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
-	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(NETTLE_LIBS)
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(NETTLE_LIBS) $(CRYPT_LIBS)
 
 
 # The example plugin is documentation, not a live method: copy it into

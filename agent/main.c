@@ -17,6 +17,8 @@
 #include "log.h"
 #include "method.h"
 #include "methods/methods.h"
+#include "qga.h"
+#include "serial.h"
 #include "server.h"
 
 #define MAX_LISTEN 32
@@ -36,6 +38,8 @@ struct agent {
 	struct event *sig_term, *sig_int, *sig_hup, *watchdog;
 	char unlink_paths[MAX_LISTEN][sizeof(((struct gl_address *)0)->path)];
 	size_t n_unlink;
+	struct serial *serials[MAX_LISTEN];
+	size_t n_serials;
 };
 
 static void help(void)
@@ -43,7 +47,10 @@ static void help(void)
 	printf("Usage: guestlink-agent [OPTIONS]\n\n"
 	       "Serve JSON-RPC 2.0 to the host over vsock.\n\n"
 	       "  -l, --listen=ADDR    listen on ADDR (vsock::PORT, vsock:CID:PORT, unix:PATH);\n"
-	       "                       repeatable; default vsock::%d unless systemd passes sockets\n"
+	       "                       repeatable; default vsock::%d unless systemd passes sockets;\n"
+	       "                       qga-ADDR speaks the qemu-guest-agent protocol on ADDR,\n"
+	       "                       qga-serial[:PATH] on a virtio-serial port (default\n"
+	       "                       " SERIAL_QGA_DEFAULT_PATH ")\n"
 	       "  -c, --config=PATH    configuration file (default %s)\n"
 	       "      --check-config   load the configuration, report errors and exit\n"
 	       "  -v, --verbose        log debug messages\n"
@@ -104,9 +111,23 @@ static int parse_argv(int argc, char **argv, struct options *o)
 
 static int agent_listen(struct agent *a, const char *s)
 {
+	const struct conn_proto *proto = &conn_proto_jsonrpc;
+	const char *spec = s;
 	struct gl_address addr;
 	int fd, r;
 
+	if (strcmp(s, "qga-serial") == 0 || strncmp(s, "qga-serial:", 11) == 0) {
+		r = serial_new(a->server, s[10] ? s + 11 : SERIAL_QGA_DEFAULT_PATH,
+			&a->serials[a->n_serials]);
+		if (r < 0)
+			return log_error_errno(r, "Failed to serve QGA on %s: %m", s);
+		a->n_serials++;
+		return 0;
+	}
+	if (strncmp(s, "qga-", 4) == 0) {
+		proto = &conn_proto_qga;
+		s += 4;
+	}
 	r = gl_address_parse(s, &addr);
 	if (r < 0)
 		return log_error_errno(r, "Invalid listen address '%s': %m", s);
@@ -115,10 +136,10 @@ static int agent_listen(struct agent *a, const char *s)
 		return log_error_errno(fd, "Failed to listen on %s: %m", s);
 	if (addr.type == GL_ADDRESS_UNIX && addr.path[0] != '@')
 		memcpy(a->unlink_paths[a->n_unlink++], addr.path, sizeof(addr.path));
-	r = server_add_listener(a->server, fd);
+	r = server_add_listener_proto(a->server, fd, proto);
 	if (r < 0)
-		return log_error_errno(r, "Failed to watch %s: %m", s);
-	log_debug("Listening on %s", s);
+		return log_error_errno(r, "Failed to watch %s: %m", spec);
+	log_debug("Listening on %s", spec);
 	return 0;
 }
 
@@ -137,7 +158,10 @@ static int agent_listen_systemd(struct agent *a)
 				names && names[i] ? names[i] : "?");
 			close(fd);
 		} else if (r >= 0) {
-			r = server_add_listener(a->server, fd);
+			/* FileDescriptorName=qga marks a socket for the QGA protocol. */
+			bool qga = names && names[i] && strcmp(names[i], "qga") == 0;
+			r = server_add_listener_proto(a->server, fd,
+				qga ? &conn_proto_qga : &conn_proto_jsonrpc);
 			if (r < 0)
 				log_error_errno(r, "Failed to watch a socket from systemd: %m");
 		} else
@@ -232,7 +256,7 @@ static int agent_run(struct agent *a)
 		if (r < 0)
 			return r;
 	}
-	if (server_n_listeners(a->server) == 0) {
+	if (server_n_listeners(a->server) == 0 && a->n_serials == 0) {
 		char def[32];
 		snprintf(def, sizeof(def), "vsock::%d", GL_DEFAULT_PORT);
 		r = agent_listen(a, def);
@@ -264,6 +288,8 @@ static int agent_run(struct agent *a)
 
 static void agent_cleanup(struct agent *a)
 {
+	for (size_t i = 0; i < a->n_serials; i++)
+		a->serials[i] = serial_free(a->serials[i]);
 	a->server = server_free(a->server);
 	methods_agent_cleanup();
 	/* Let deferred connection frees run before the loop goes away. */
@@ -313,6 +339,8 @@ int main(int argc, char **argv)
 	methods_file_register();
 	methods_sysmgmt_register();
 	methods_fsfreeze_register();
+	methods_guestinfo_register();
+	methods_user_register();
 	methods_plugin_register();
 
 	r = agent_run(&a);

@@ -27,6 +27,7 @@ struct listener {
 	struct server *server;
 	struct event *ev;
 	struct event *resume; /* re-arms ev after an accept failure */
+	const struct conn_proto *proto;
 	int fd;
 };
 
@@ -160,12 +161,17 @@ static void listener_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 			server_reject_busy(fd);
 			continue;
 		}
-		if (conn_new(s, s->base, fd) < 0)
+		if (conn_new(s, s->base, fd, l->proto, NULL) < 0)
 			log_ratelimited(&server_rl, LOG_ERR, -ENOMEM, "Failed to set up a connection: %m");
 	}
 }
 
 int server_add_listener(struct server *s, int fd)
+{
+	return server_add_listener_proto(s, fd, &conn_proto_jsonrpc);
+}
+
+int server_add_listener_proto(struct server *s, int fd, const struct conn_proto *proto)
 {
 	struct listener **v, *l;
 
@@ -187,6 +193,7 @@ int server_add_listener(struct server *s, int fd)
 	s->listeners = v;
 	l->server = s;
 	l->fd = fd;
+	l->proto = proto;
 	l->ev = event_new(s->base, fd, EV_READ | EV_PERSIST, listener_accept_cb, l);
 	l->resume = evtimer_new(s->base, listener_resume, l);
 	if (!l->ev || !l->resume || event_add(l->ev, NULL) < 0) {
@@ -200,6 +207,11 @@ int server_add_listener(struct server *s, int fd)
 	}
 	s->listeners[s->n_listeners++] = l;
 	return 0;
+}
+
+struct event_base *server_event_base(const struct server *s)
+{
+	return s->base;
 }
 
 unsigned server_n_listeners(const struct server *s)

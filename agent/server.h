@@ -28,6 +28,9 @@ int server_new(struct event_base *base, struct server **ret);
 struct server *server_free(struct server *s);
 /* Add a listening socket (takes ownership of fd; made non-blocking). */
 int server_add_listener(struct server *s, int fd);
+/* The same for connections speaking proto (e.g. QGA). */
+int server_add_listener_proto(struct server *s, int fd, const struct conn_proto *proto);
+struct event_base *server_event_base(const struct server *s);
 unsigned server_n_listeners(const struct server *s);
 unsigned server_n_connections(const struct server *s);
 /* Stop accepting, let in-flight calls finish for at most

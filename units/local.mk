@@ -9,6 +9,18 @@ units/guestlink-agent.service: $(top_srcdir)/units/guestlink-agent.service.in Ma
 	$(AM_V_GEN)$(MKDIR_P) units && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/units/guestlink-agent.service.in > $@.tmp && \
 	mv $@.tmp $@
+
+# The qemu-guest-agent protocol on virtio-serial, started by udev when the port appears.
+systemdsystemunit_DATA += units/guestlink-agent-qga.service
+EXTRA_DIST += units/guestlink-agent-qga.service.in
+CLEANFILES += units/guestlink-agent-qga.service
+udevrulesdir = $(prefix)/lib/udev/rules.d
+dist_udevrules_DATA = units/60-guestlink-agent-qga.rules
+
+units/guestlink-agent-qga.service: $(top_srcdir)/units/guestlink-agent-qga.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) units && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/units/guestlink-agent-qga.service.in > $@.tmp && \
+	mv $@.tmp $@
 # --- end guest ---
 
 # --- host: vhost-user-vsock@ (one backend per VM) ---

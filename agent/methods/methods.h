@@ -13,3 +13,7 @@ void methods_sysmgmt_register(void);
 void methods_fsfreeze_register(void);
 /* Scans the plugin directory now and again on every configuration reload. */
 void methods_plugin_register(void);
+/* osinfo, time zone, load, vCPUs (guestinfo.c). */
+void methods_guestinfo_register(void);
+/* Passwords and SSH authorized keys (user.c). */
+void methods_user_register(void);

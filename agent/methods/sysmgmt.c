@@ -8,11 +8,13 @@
 #include <limits.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
+#include <linux/rtc.h>
 #include <mntent.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/reboot.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -59,18 +61,78 @@ static int sysmgmt_time(struct call *call, void *params)
 struct sysmgmt_set_time_params {
 	int64_t seconds;
 	int64_t nanoseconds;
+	const char *rtc;
 };
+
+static const char *const sysmgmt_rtc_choices[] = { "none", "write", "read", NULL };
+
+/* The hardware clock, kept in UTC (hwclock's default without /etc/adjtime;
+ * what QGA's guest-set-time does with `hwclock -w` / `hwclock -s`). */
+static int sysmgmt_rtc(bool write_it, struct timespec *ts)
+{
+	struct rtc_time rt = { 0 };
+	struct tm tm;
+	int fd = open("/dev/rtc0", O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		fd = open("/dev/rtc", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write_it) {
+		gmtime_r(&ts->tv_sec, &tm);
+		rt = (struct rtc_time){ .tm_sec = tm.tm_sec, .tm_min = tm.tm_min,
+			.tm_hour = tm.tm_hour, .tm_mday = tm.tm_mday, .tm_mon = tm.tm_mon,
+			.tm_year = tm.tm_year };
+		if (ioctl(fd, RTC_SET_TIME, &rt) < 0)
+			r = -errno;
+	} else if (ioctl(fd, RTC_RD_TIME, &rt) < 0)
+		r = -errno;
+	else {
+		tm = (struct tm){ .tm_sec = rt.tm_sec, .tm_min = rt.tm_min, .tm_hour = rt.tm_hour,
+			.tm_mday = rt.tm_mday, .tm_mon = rt.tm_mon, .tm_year = rt.tm_year };
+		ts->tv_sec = timegm(&tm);
+		ts->tv_nsec = 0;
+		if (ts->tv_sec == (time_t)-1)
+			r = -EINVAL;
+	}
+	close(fd);
+	return r;
+}
 
 static int sysmgmt_set_time(struct call *call, void *params)
 {
 	struct sysmgmt_set_time_params *a = params;
 	struct timespec ts = { .tv_sec = (time_t)a->seconds, .tv_nsec = (long)a->nanoseconds };
+	const char *rtc = a->rtc ?: "none";
+	int r;
 
+	if (strcmp(rtc, "read") == 0) {
+		if (a->seconds != 0) {
+			call_error(call, GL_RPC_INVALID_PARAMS,
+				"Invalid parameter 'seconds': not with rtc \"read\"", NULL);
+			return 0;
+		}
+		r = sysmgmt_rtc(false, &ts);
+		if (r < 0) {
+			call_os_error(call, r, "cannot read the hardware clock");
+			return 0;
+		}
+	} else if (a->seconds == 0) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "Missing mandatory parameter 'seconds'", NULL);
+		return 0;
+	}
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
 		call_os_error(call, errno, "cannot set the clock");
 		return 0;
 	}
 	log_notice("Clock set to %lld.%09ld by a client", (long long)ts.tv_sec, ts.tv_nsec);
+	if (strcmp(rtc, "write") == 0) {
+		r = sysmgmt_rtc(true, &ts);
+		if (r < 0) {
+			call_os_error(call, r, "clock set, but cannot write the hardware clock");
+			return 0;
+		}
+	}
 	call_reply(call, json_object_new_object());
 	return 0;
 }
@@ -481,10 +543,14 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 /* --- table --- */
 
 static const struct method_param sysmgmt_set_time_params_table[] = {
-	{ "seconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, seconds), PARAM_MANDATORY,
-		1, INT64_C(253402300799), 0, NULL, "seconds since the epoch (UTC)" },
+	{ "seconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, seconds), 0,
+		1, INT64_C(253402300799), 0, NULL,
+		"seconds since the epoch (UTC); mandatory unless rtc is \"read\"" },
 	{ "nanoseconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, nanoseconds), 0, 0,
 		999999999, 0, NULL, "nanoseconds" },
+	{ "rtc", PARAM_STRING, offsetof(struct sysmgmt_set_time_params, rtc), 0, 0, 0, 0,
+		sysmgmt_rtc_choices,
+		"hardware clock: none (default), write (also set it), read (set the clock from it)" },
 	{},
 };
 

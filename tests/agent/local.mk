@@ -5,11 +5,12 @@ agent_tests_py = \
 	tests/agent/test-audit.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
+	tests/agent/test-qga.py \
 	tests/agent/test-activation.py \
 	tests/agent/test-units.py
 TESTS += $(agent_tests_py)
 dist_check_SCRIPTS += $(agent_tests_py)
-EXTRA_DIST += tests/agent/agentlib.py
+EXTRA_DIST += tests/agent/agentlib.py tests/lib/qgalib.py
 
 check_PROGRAMS += tests/agent/test-stress
 TESTS += tests/agent/test-stress

@@ -37,4 +37,24 @@ r = subprocess.run([sa, "verify", "--man=no", os.path.join(tmp, "guestlink-agent
 diag(r.stdout + r.stderr)
 is_eq(r.returncode, 0, "systemd-analyze verify passes")
 ok("guestlink-agent" not in (r.stdout + r.stderr), "without warnings about our units")
+
+# The QGA service on virtio-serial: bound to the port's device unit, started
+# by the udev rule when the port appears.
+qga = build_path("units", "guestlink-agent-qga.service")
+ok(os.path.exists(qga), "guestlink-agent-qga.service generated")
+qtext = open(qga).read()
+ok(re.search(r"^ExecStart=/\S+/guestlink-agent --listen qga-serial:"
+             r"/dev/virtio-ports/org.qemu.guest_agent.0$", qtext, re.M),
+   "it serves QGA on the org.qemu.guest_agent.0 port")
+ok(re.search(r"^BindsTo=dev-virtio\\x2dports-org.qemu.guest_agent.0.device$", qtext, re.M),
+   "it is bound to the port's device unit")
+rules = open(src_path("units", "60-guestlink-agent-qga.rules")).read()
+ok('ATTR{name}=="org.qemu.guest_agent.0"' in rules and "guestlink-agent-qga.service" in rules,
+   "the udev rule wants it when the port appears")
+with open(os.path.join(tmp, "guestlink-agent-qga.service"), "w") as f:
+    f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + agent_path(), qtext, flags=re.M))
+r = subprocess.run([sa, "verify", "--man=no", os.path.join(tmp, "guestlink-agent-qga.service")],
+                   capture_output=True, text=True, timeout=60)
+diag(r.stdout + r.stderr)
+ok("guestlink-agent-qga" not in (r.stdout + r.stderr), "systemd-analyze verify: no warnings about it")
 done()

@@ -13,3 +13,16 @@ tests_fuzz_fuzz_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 endif
 # --- end agent ---
+
+# --- QGA front end: sentinel, framing, envelope ---
+EXTRA_DIST += tests/fuzz/fuzz-qga.c tests/fuzz/corpus/qga
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz-qga
+tests_fuzz_fuzz_qga_SOURCES = tests/fuzz/fuzz-qga.c
+tests_fuzz_fuzz_qga_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_fuzz_fuzz_qga_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+tests_fuzz_fuzz_qga_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_qga_LDADD = agent/libagent.la proto/libguestlink.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(CRYPT_LIBS)
+endif
+# --- end QGA ---
