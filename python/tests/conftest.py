@@ -40,7 +40,7 @@ def need(path, what):
 class Agent:
     """guestlink-agent --listen unix:DIR/agent.sock with its own config."""
 
-    def __init__(self, tmp, config=None, name="agent"):
+    def __init__(self, tmp, config=None, name="agent", env=None):
         need(AGENT, "guestlink-agent")
         self.dir = os.path.join(str(tmp), name)
         os.makedirs(self.dir, exist_ok=True)
@@ -54,7 +54,7 @@ class Agent:
         self.log_path = os.path.join(self.dir, "agent.log")
         self.log = open(self.log_path, "w")
         self.proc = gltest.Proc([AGENT, "--listen", self.address, "--config", self.config_path],
-                                stderr=self.log)
+                                env=env, stderr=self.log)
         if not gltest.wait_for_listener(self.sock, 20, self.proc):
             raise RuntimeError("agent did not start: " + open(self.log_path).read())
 
@@ -81,11 +81,12 @@ class Agent:
 
 @pytest.fixture
 def make_agent(tmp_path):
-    """A factory: make_agent(config=None, name="agent") -> Agent; all stopped after the test."""
+    """A factory: make_agent(config=None, name="agent", env=None) -> Agent (env: added
+    to the agent's environment, which its processes inherit); all stopped after the test."""
     agents = []
 
-    def make(config=None, name="agent"):
-        a = Agent(tmp_path, config, name)
+    def make(config=None, name="agent", env=None):
+        a = Agent(tmp_path, config, name, env)
         agents.append(a)
         return a
     yield make
