@@ -203,3 +203,29 @@ def test_via_ssh(sshd, make_agent, tmp_path):
         """.format(src=src, tmp=tmp_path))
     assert r.returncode == 0
     assert (tmp_path / "via-ssh.bin").read_bytes() == src.read_bytes()
+
+
+def test_via_builds_the_ssh_command(sshd, make_agent, tmp_path):
+    """guestlink_via: the plugin runs `SSH_COMMAND HOST GUESTLINK -m VM connect
+    PORT`. A stand-in for the host's guestlink (guestlink_remote_command) checks
+    those arguments and bridges to the agent named by -m, so the command line and
+    its quoting through ssh and the host's shell are what is tested here."""
+    agent = make_agent(name="vm-x", env={"GL_TARGET": "agent-via"})
+    fake = tmp_path / "fake-guestlink"
+    fake.write_text(textwrap.dedent("""\
+        #!/bin/sh
+        [ "$1" = -m ] && [ "$3" = connect ] && [ "$4" = 9731 ] && [ $# = 4 ] ||
+            {{ echo "unexpected arguments: $*" >&2; exit 2; }}
+        exec socat - UNIX-CONNECT:{tmp}/"$2"/agent.sock
+        """).format(tmp=tmp_path))
+    fake.chmod(0o755)
+    ans = Ansible(tmp_path, {})
+    with open(ans.inventory, "w") as f:
+        f.write("[vms]\nvmhost guestlink_vm=vm-x guestlink_via=testhost "
+                "guestlink_ssh_command=\"ssh -F %s\" "
+                "guestlink_remote_command=%s\n"
+                "[vms:vars]\nansible_connection=%s\n" % (sshd.client_config, fake, PLUGIN))
+    r = ans.adhoc("command", "printenv GL_TARGET")
+    assert r.returncode == 0
+    assert "vmhost | CHANGED | rc=0 >>\nagent-via\n" in r.stdout
+    assert agent.proc.alive()

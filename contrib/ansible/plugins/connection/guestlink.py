@@ -46,7 +46,8 @@ options:
     description:
       - SSH host (as C(ssh) understands it, C(user@host) or an C(ssh_config) alias) of the
         hypervisor that runs the VM. The connection becomes
-        C(exec:SSH_COMMAND HOST guestlink -m VM connect PORT).
+        C(exec:SSH_COMMAND HOST guestlink -m VM connect PORT), with the host's
+        C(guestlink) from I(guestlink_remote_command).
     type: str
     vars:
       - name: guestlink_via
@@ -60,6 +61,12 @@ options:
       - name: guestlink_ssh_command
     env:
       - name: GUESTLINK_SSH_COMMAND
+  guestlink_remote_command:
+    description: The guestlink CLI on the hypervisor host, for I(guestlink_via).
+    type: str
+    default: guestlink
+    vars:
+      - name: guestlink_remote_command
   guestlink_port:
     description: Agent port in the guest.
     type: int
@@ -147,7 +154,8 @@ class Connection(ConnectionBase):
         via = self.get_option("guestlink_via")
         if via:
             ssh = shlex.split(self.get_option("guestlink_ssh_command") or "ssh")
-            remote = ["guestlink", "-m", vm, "connect", str(port)]
+            remote = shlex.split(self.get_option("guestlink_remote_command") or "guestlink")
+            remote += ["-m", vm, "connect", str(port)]
             # The remote side is parsed by the host's shell again: quote for it.
             return "exec:" + " ".join(shlex.quote(a) for a in ssh + [via]) + " " + \
                 shlex.quote(" ".join(shlex.quote(a) for a in remote))
