@@ -20,6 +20,14 @@ CHUNKS_IN_FLIGHT = 8
 CHANNEL_BUF = 1 << 20
 # Extra seconds a client waits beyond a process's own timeout for exec.run.
 EXEC_SLACK_S = 30.0
+# A call timeout meaning "wait as long as it takes" (exec.run without a timeout).
+NO_LIMIT = float("inf")
+
+
+def exec_wait(timeout: Optional[float]) -> float:
+    """How long to wait for exec.run's answer: the process's timeout plus slack,
+    or without limit when the process has none."""
+    return NO_LIMIT if timeout is None else timeout + EXEC_SLACK_S
 
 
 def encode(method: str, params: Any, id: Optional[int]) -> bytes:

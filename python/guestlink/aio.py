@@ -147,6 +147,8 @@ class Client:
 
     async def _answer(self, fut: "asyncio.Future[Any]", method: str,
                       timeout: Optional[float]) -> Any:
+        if timeout == c.NO_LIMIT:
+            timeout = None
         try:
             msg = await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
@@ -188,7 +190,7 @@ class Client:
                    timeout: Optional[float] = None) -> c.ExecResult:
         """Like :meth:`guestlink.Client.exec`."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
-        wait = None if timeout is None else timeout + c.EXEC_SLACK_S
+        wait = c.exec_wait(timeout)
         r = await self.call("exec.run", p, wait)
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):

@@ -149,6 +149,15 @@ def test_exec(agent, tmp_path):
             c.exec("echo hi")
 
 
+def test_exec_outlasts_call_timeout(agent):
+    # A process without a timeout may run longer than the client's call timeout.
+    with guestlink.connect(agent.address, timeout=0.3) as c:
+        r = c.exec(["sh", "-c", "sleep 1; echo done"])
+        assert (r.exit_code, r.stdout) == (0, b"done\n")
+        with pytest.raises(guestlink.CallTimeoutError):
+            c.call("agent.ping", {"delay_ms": 1000})
+
+
 def test_exec_large_output(agent):
     # More than one answer carries (4 MiB inline): the rest comes by exec.read.
     with guestlink.connect(agent.address, timeout=30) as c:

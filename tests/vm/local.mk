@@ -4,6 +4,7 @@
 EXTRA_DIST += tests/vm/run-vm-tests.py tests/vm/guest/init tests/vm/guest/vmtest-ctl.py \
 	tests/vm/demo.sh tests/vm/scenarios/README \
 	tests/bench/bench-vm.py tests/bench/bench-vm-guest.py
+EXTRA_DIST += tests/vm/scenarios/40_ansible.py
 
 check-vm: all
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
