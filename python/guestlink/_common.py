@@ -111,7 +111,7 @@ def exec_params(argv: Sequence[str], stdin: Optional[bytes], env: Optional[Mappi
     if cwd is not None:
         p["cwd"] = cwd
     if user is not None:
-        p["user"] = user if isinstance(user, str) else int(user)
+        p["user"] = str(user)  # a name or a uid, as text
     if timeout is not None:
         p["timeout_ms"] = max(1, int(timeout * 1000))
     return p

@@ -147,6 +147,9 @@ def test_exec(agent, tmp_path):
             c.exec(["/nonexistent/program"])
         with pytest.raises(ValueError):
             c.exec("echo hi")
+        if os.geteuid() == 0:
+            assert c.exec(["id", "-un"], user="nobody").stdout == b"nobody\n"
+            assert c.exec(["id", "-u"], user=65534).stdout == b"65534\n"
 
 
 def test_exec_outlasts_call_timeout(agent):

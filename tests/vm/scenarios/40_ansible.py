@@ -89,6 +89,36 @@ def s40_python_client(vm, H):
     H.is_eq(got, [[i] for i in range(64)], "40: python aio: 64 calls in flight, matched by id")
 
 
+def s40_python_vsock_in_guest(vm, H, port=5200):
+    """vsock:CID:PORT from inside the guest: Python in the guest connects to the
+    host (CID 2); the backend forwards to <uds>_PORT, where an agent listens."""
+    hdir = os.path.join(vm.work, "vsockagent")
+    os.makedirs(hdir, exist_ok=True)
+    conf = os.path.join(hdir, "agent.conf")
+    with open(conf, "w") as f:
+        json.dump({"plugin_dir": os.path.join(hdir, "none")}, f)
+    sock = "%s_%d" % (vm.uds, port)
+    log = open(os.path.join(hdir, "agent.log"), "w")
+    agent = H.gltest.Proc([H.build_bin("agent", "guestlink-agent"), "--listen", "unix:" + sock,
+                           "--config", conf], stderr=log)
+    try:
+        if not H.gltest.wait_for_listener(sock, 60, agent):
+            H.ok(False, "40: python vsock: the host agent starts")
+            return
+        code = ("import guestlink; c = guestlink.connect('vsock:2:%d', timeout=60); c.ping(); "
+                "print(c.info()['pid'], c.exec(['cat', '/proc/sys/kernel/random/boot_id'])"
+                ".stdout.decode().strip())" % port)
+        r = vm.ctl.sh("PYTHONPATH=%s python3 -c \"%s\"" % (os.path.join(TOP_SRCDIR, "python"),
+                                                              code), timeout=120)
+        host_boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+        H.is_eq(r["out"].split(), [str(agent.pid), host_boot],
+                "40: python in the guest: vsock:2:%d reaches the host agent" % port)
+        if r.get("rc"):
+            H.diag(r.get("err", "")[-1500:])
+    finally:
+        agent.stop()
+
+
 def _ansible_env(work, hosts_ini):
     d = os.path.join(work, "ansible")
     coll = os.path.join(d, "collections", "ansible_collections", "guestlink")
@@ -256,4 +286,5 @@ def s40_ansible_via_ssh(vm, H):
         sshd.stop()
 
 
-SCENARIOS = [s40_python_client, s40_ansible_playbook, s40_ansible_via_ssh]
+SCENARIOS = [s40_python_client, s40_python_vsock_in_guest, s40_ansible_playbook,
+             s40_ansible_via_ssh]
