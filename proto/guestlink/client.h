@@ -21,7 +21,11 @@ struct gl_error {
 };
 
 /* Connect to an address string (see address.h). Returns 0 or a negative
- * errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO, -EINVAL for a bad address). */
+ * errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO, -EINVAL for a bad address).
+ * For exec:COMMAND the command is started here (a command that cannot run
+ * shows as -ECONNRESET on the first call; its stderr is the caller's) and
+ * reaped by gl_client_free(), which may then wait up to twice
+ * GL_ADDRESS_EXEC_GRACE_MS for a command that does not exit by itself. */
 int gl_client_connect(const char *address, int timeout_ms, struct gl_client **ret);
 /* Wrap an already connected stream socket; takes ownership of fd. */
 int gl_client_new_fd(int fd, struct gl_client **ret);

@@ -20,6 +20,14 @@ CHUNKS_IN_FLIGHT = 8
 CHANNEL_BUF = 1 << 20
 # Extra seconds a client waits beyond a process's own timeout for exec.run.
 EXEC_SLACK_S = 30.0
+# A call timeout meaning "wait as long as it takes" (exec.run without a timeout).
+NO_LIMIT = float("inf")
+
+
+def exec_wait(timeout: Optional[float]) -> float:
+    """How long to wait for exec.run's answer: the process's timeout plus slack,
+    or without limit when the process has none."""
+    return NO_LIMIT if timeout is None else timeout + EXEC_SLACK_S
 
 
 def encode(method: str, params: Any, id: Optional[int]) -> bytes:
@@ -103,7 +111,7 @@ def exec_params(argv: Sequence[str], stdin: Optional[bytes], env: Optional[Mappi
     if cwd is not None:
         p["cwd"] = cwd
     if user is not None:
-        p["user"] = user if isinstance(user, str) else int(user)
+        p["user"] = str(user)  # a name or a uid, as text
     if timeout is not None:
         p["timeout_ms"] = max(1, int(timeout * 1000))
     return p

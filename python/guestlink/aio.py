@@ -134,26 +134,38 @@ class Client:
         i = self._next_id
         self._next_id += 1
         fut = asyncio.get_running_loop().create_future()
+        fut.gl_id = i  # type: ignore[attr-defined]
         self._calls[i] = fut
-        fut.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         try:
             self._writer.write(c.encode(method, params, i))
             await self._writer.drain()
         except OSError as e:
             self._calls.pop(i, None)
             raise await self._lost("send failed: %s" % (e.strerror or e)) from e
-        fut.gl_id = i  # type: ignore[attr-defined]
         return fut
+
+    def _expire(self, fut: "asyncio.Future[Any]", method: str, timeout: float) -> None:
+        """A call's timer: fail it; a late answer finds no call and is dropped."""
+        self._calls.pop(fut.gl_id, None)  # type: ignore[attr-defined]
+        if not fut.done():
+            fut.set_exception(CallTimeoutError("%s: no answer to %s within %s s" %
+                                               (self.address, method, timeout)))
 
     async def _answer(self, fut: "asyncio.Future[Any]", method: str,
                       timeout: Optional[float]) -> Any:
+        # One timer per call rather than wait_for(), which costs a task per call.
+        timer = None
+        if timeout is not None and timeout != c.NO_LIMIT:
+            timer = asyncio.get_running_loop().call_later(timeout, self._expire, fut, method,
+                                                          timeout)
         try:
-            msg = await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            self._calls.pop(fut.gl_id, None)  # type: ignore[attr-defined]
-            fut.cancel()
-            raise CallTimeoutError("%s: no answer to %s within %s s" %
-                                   (self.address, method, timeout)) from None
+            msg = await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not fut.done():  # the awaiting task was cancelled
+                self._calls.pop(fut.gl_id, None)  # type: ignore[attr-defined]
+                fut.cancel()
         if "error" in msg:
             raise rpc_error(msg["error"], method)
         return msg.get("result")
@@ -188,7 +200,7 @@ class Client:
                    timeout: Optional[float] = None) -> c.ExecResult:
         """Like :meth:`guestlink.Client.exec`."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
-        wait = None if timeout is None else timeout + c.EXEC_SLACK_S
+        wait = c.exec_wait(timeout)
         r = await self.call("exec.run", p, wait)
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):

@@ -136,7 +136,9 @@ class Client:
             return i
 
     def _answer(self, i: int, method: str, timeout: Optional[float]) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """The result of call i; timeout in seconds, None or NO_LIMIT: none."""
+        deadline = None if timeout is None or timeout == c.NO_LIMIT else \
+            time.monotonic() + timeout
         with self._lock:
             try:
                 while i not in self._answers:
@@ -192,7 +194,7 @@ class Client:
         Output beyond what one answer carries is fetched with exec.read.
         Raises NotFoundError for a missing program or cwd, RpcError otherwise."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
-        wait = None if timeout is None else timeout + c.EXEC_SLACK_S
+        wait = c.exec_wait(timeout)
         r = self.call("exec.run", p, wait)
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):

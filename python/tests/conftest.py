@@ -8,8 +8,6 @@ check sets them), or the defaults below (python/.. and python/../build)."""
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 
@@ -24,6 +22,7 @@ for p in (os.path.join(TOP_SRCDIR, "python"), os.path.join(TOP_SRCDIR, "tests", 
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import glssh  # noqa: E402
 import gltest  # noqa: E402
 
 AGENT = gltest.build_path("agent", "guestlink-agent")
@@ -40,7 +39,7 @@ def need(path, what):
 class Agent:
     """guestlink-agent --listen unix:DIR/agent.sock with its own config."""
 
-    def __init__(self, tmp, config=None, name="agent"):
+    def __init__(self, tmp, config=None, name="agent", env=None):
         need(AGENT, "guestlink-agent")
         self.dir = os.path.join(str(tmp), name)
         os.makedirs(self.dir, exist_ok=True)
@@ -54,7 +53,7 @@ class Agent:
         self.log_path = os.path.join(self.dir, "agent.log")
         self.log = open(self.log_path, "w")
         self.proc = gltest.Proc([AGENT, "--listen", self.address, "--config", self.config_path],
-                                stderr=self.log)
+                                env=env, stderr=self.log)
         if not gltest.wait_for_listener(self.sock, 20, self.proc):
             raise RuntimeError("agent did not start: " + open(self.log_path).read())
 
@@ -81,11 +80,12 @@ class Agent:
 
 @pytest.fixture
 def make_agent(tmp_path):
-    """A factory: make_agent(config=None, name="agent") -> Agent; all stopped after the test."""
+    """A factory: make_agent(config=None, name="agent", env=None) -> Agent (env: added
+    to the agent's environment, which its processes inherit); all stopped after the test."""
     agents = []
 
-    def make(config=None, name="agent"):
-        a = Agent(tmp_path, config, name)
+    def make(config=None, name="agent", env=None):
+        a = Agent(tmp_path, config, name, env)
         agents.append(a)
         return a
     yield make
@@ -140,66 +140,12 @@ def stack(tmp_path, agent):
     s.stop()
 
 
-class Sshd:
-    """OpenSSH's sshd on 127.0.0.1 with a throwaway host key and user key, its
-    own config, in the foreground (-D -e); ssh_config for the client side.
-    ``ssh_command`` is "ssh -F CONFIG testhost"."""
-
-    def __init__(self, tmp):
-        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-        if not os.access(sshd, os.X_OK) or not shutil.which("ssh"):
-            pytest.skip("OpenSSH (openssh-server, openssh-client) not installed")
-        if os.geteuid() != 0:
-            pytest.skip("sshd needs root for its privilege separation")
-        d = os.path.join(str(tmp), "ssh")
-        os.makedirs(d, mode=0o700)
-        self.dir = d
-        hostkey = os.path.join(d, "host_key")
-        userkey = os.path.join(d, "user_key")
-        for k in (hostkey, userkey):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k], check=True)
-        shutil.copy(userkey + ".pub", os.path.join(d, "authorized_keys"))
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        user = os.environ.get("USER") or "root"
-        cfg = os.path.join(d, "sshd_config")
-        with open(cfg, "w") as f:
-            f.write("ListenAddress 127.0.0.1:%d\nHostKey %s\nAuthorizedKeysFile %s\n"
-                    "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                    "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-                    "PidFile none\nAcceptEnv none\nLogLevel ERROR\n" %
-                    (self.port, hostkey, os.path.join(d, "authorized_keys")))
-        self.log = open(os.path.join(d, "sshd.log"), "w")
-        self.proc = gltest.Proc([sshd, "-D", "-e", "-f", cfg], stdout=self.log, stderr=self.log)
-        self.client_config = os.path.join(d, "ssh_config")
-        with open(self.client_config, "w") as f:
-            f.write("Host testhost\n  HostName 127.0.0.1\n  Port %d\n  User %s\n"
-                    "  IdentityFile %s\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
-                    "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n" %
-                    (self.port, user, userkey))
-        self.ssh_command = "ssh -F %s testhost" % self.client_config
-        deadline = time.monotonic() + 20
-        while True:
-            r = subprocess.run(self.ssh_command.split() + ["true"], capture_output=True,
-                               timeout=20)
-            if r.returncode == 0:
-                break
-            if time.monotonic() > deadline or not self.proc.alive():
-                raise RuntimeError("sshd did not accept a login: %s %s" %
-                                   (r.stderr.decode(), open(self.log.name).read()))
-            time.sleep(0.2)
-
-    def stop(self):
-        self.proc.stop()
-        self.log.close()
-
-
 @pytest.fixture
 def sshd(tmp_path):
-    s = Sshd(tmp_path)
+    """OpenSSH's sshd on loopback (tests/lib/glssh.py), stopped after the test."""
+    try:
+        s = glssh.Sshd(str(tmp_path))
+    except glssh.Unavailable as e:
+        pytest.skip(str(e))
     yield s
     s.stop()

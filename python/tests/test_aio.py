@@ -75,6 +75,10 @@ def test_exec_and_stream(agent):
         async with await guestlink.aio.connect(agent.address) as c:
             r = await c.exec(["sh", "-c", "cat; exit 4"], stdin=b"abc")
             assert (r.exit_code, r.stdout) == (4, b"abc")
+            c.timeout = 0.3  # exec without a timeout is not bound by the call timeout
+            r = await c.exec(["sh", "-c", "sleep 1; echo done"])
+            assert r.stdout == b"done\n"
+            c.timeout = 5.0
             # Two streams at once on one connection, kept apart by process id.
             async def collect(tag):
                 out = []

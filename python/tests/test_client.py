@@ -147,6 +147,18 @@ def test_exec(agent, tmp_path):
             c.exec(["/nonexistent/program"])
         with pytest.raises(ValueError):
             c.exec("echo hi")
+        if os.geteuid() == 0:
+            assert c.exec(["id", "-un"], user="nobody").stdout == b"nobody\n"
+            assert c.exec(["id", "-u"], user=65534).stdout == b"65534\n"
+
+
+def test_exec_outlasts_call_timeout(agent):
+    # A process without a timeout may run longer than the client's call timeout.
+    with guestlink.connect(agent.address, timeout=0.3) as c:
+        r = c.exec(["sh", "-c", "sleep 1; echo done"])
+        assert (r.exit_code, r.stdout) == (0, b"done\n")
+        with pytest.raises(guestlink.CallTimeoutError):
+            c.call("agent.ping", {"delay_ms": 1000})
 
 
 def test_exec_large_output(agent):

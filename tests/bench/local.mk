@@ -7,3 +7,11 @@ tests_bench_bench_agent_SOURCES = tests/bench/bench-agent.c
 
 # Terminal sessions (by hand): keystroke round trip and bulk output.
 EXTRA_DIST += tests/bench/bench-pty.py
+
+# --- client: libguestlink on one connection, beside the Python client (bench-python.py) ---
+check_PROGRAMS += tests/bench/bench-client
+tests_bench_bench_client_SOURCES = tests/bench/bench-client.c
+tests_bench_bench_client_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+tests_bench_bench_client_LDADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
+EXTRA_DIST += tests/bench/bench-python.py
+# --- end client ---

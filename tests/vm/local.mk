@@ -7,6 +7,7 @@ EXTRA_DIST += tests/vm/run-vm-tests.py tests/vm/guest/init tests/vm/guest/vmtest
 	tests/bench/bench-vm.py tests/bench/bench-vm-guest.py
 # QGA on virtio-serial, compared with qemu-ga.
 EXTRA_DIST += tests/vm/scenarios/30_qga.py
+EXTRA_DIST += tests/vm/scenarios/40_ansible.py
 
 check-vm: all
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
