@@ -7,7 +7,7 @@ packages=(
 	libevent-dev libjson-c-dev libsystemd-dev
 	clang libclang-rt-14-dev python3 socat
 	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent e2fsprogs
-	systemd
+	systemd fuse3 libfuse3-dev
 )
 
 missing=()
