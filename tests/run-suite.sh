@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
 # installs what it needs, builds with -Werror, runs `make check`, the real-VM
-# suite (`make check-vm`), the suite again under ASan+UBSan, the libFuzzer
+# suite (`make check-vm`), the soak (`make check-soak`, once), the suite again
+# under ASan+UBSan, the libFuzzer
 # harnesses for 60 s each and `make distcheck`. Ends with "N passed, N failed".
 set -uo pipefail
 
@@ -78,6 +79,14 @@ if grep -q '^check-vm:' build/release/Makefile 2>/dev/null; then
 	passed=$((passed + vp)) failed=$((failed + vf))
 	[ "$vf" -eq 0 ] && [ "$vp" -gt 0 ] || { failures+=("make check-vm"); [ "$vp" -gt 0 ] || failed=$((failed + 1)); }
 fi
+
+step "soak: 1,000 clients for 60 s with faults (make check-soak, release build)"
+timeout 200 make -C build/release check-soak 2>&1 | tee "$out/check-soak.log"
+sp=$(grep -cE '^ok ' "$out/check-soak.log")
+sf=$(grep -cE '^not ok ' "$out/check-soak.log")
+echo "make check-soak: $sp passed, $sf failed"
+passed=$((passed + sp)) failed=$((failed + sf))
+[ "$sf" -eq 0 ] && [ "$sp" -gt 0 ] || { failures+=("make check-soak"); [ "$sp" -gt 0 ] || failed=$((failed + 1)); }
 
 step "ASan+UBSan build and make check"
 if configure_into build/asan --enable-werror --enable-sanitizers &&
