@@ -2,8 +2,8 @@
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
 # installs what it needs, builds with -Werror, runs `make check`, the real-VM
 # suite (`make check-vm`), the soak (`make check-soak`, once), the suite again
-# under ASan+UBSan, the libFuzzer
-# harnesses for 60 s each and `make distcheck`. Ends with "N passed, N failed".
+# under ASan+UBSan, the libFuzzer harnesses for 60 s each and `make distcheck`.
+# Ends with "N passed, N failed".
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
