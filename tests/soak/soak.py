@@ -462,4 +462,10 @@ finally:
         if n in procs:
             procs[n].stop()
     lsock.close()
+    log.close()
+    # What the daemons said (warnings and worse), for a failure's diagnosis.
+    with open(os.path.join(tmp, "soak.log"), errors="replace") as f:
+        lines = [line.rstrip() for line in f if "front-end" not in line]
+    for line in lines[-40:]:
+        diag("log: " + line)
 done()
