@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@
 #define EXEC_MAX_PROCS 4096
 /* Bytes read from a pipe per wakeup; also the size of one exec.output chunk. */
 #define EXEC_READ_CHUNK (64u * 1024)
+/* Chunks the linger timer still reads from a pipe before closing it. */
+#define EXEC_LINGER_DRAIN 64
 /* Data queued for a child's stdin beyond which exec.write waits for the pipe. */
 #define EXEC_STDIN_HIGH (1024u * 1024)
 /* Data queued for stdin past which exec.write is refused (-32003), for one
@@ -621,6 +624,21 @@ static void exec_linger_cb(evutil_socket_t fd, short what, void *userdata)
 		.tv_usec = EXEC_LINGER_MS % 1000 * 1000 };
 
 	/* Paused output is the client's delay, not a lingering grandchild. */
+	if (p->paused) {
+		evtimer_add(p->linger_ev, &tv);
+		return;
+	}
+	/* What the child wrote before it exited may still sit in the pipe: a busy
+	 * loop (libevent's cached time, a partial epoll batch) can run this timer
+	 * before the pipe's read event. Take it first, a bounded amount. */
+	for (int s = 0; s < _EXEC_STREAM_MAX; s++)
+		for (int i = 0; i < EXEC_LINGER_DRAIN && p->out[s].fd >= 0 && !p->paused; i++) {
+			int avail = 0;
+
+			if (ioctl(p->out[s].fd, FIONREAD, &avail) < 0 || avail <= 0)
+				break;
+			exec_out_cb(p->out[s].fd, EV_READ, &p->out[s]);
+		}
 	if (p->paused) {
 		evtimer_add(p->linger_ev, &tv);
 		return;
