@@ -239,8 +239,3 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 	worker_n_busy++;
 	return 0;
 }
-
-unsigned worker_busy(void)
-{
-	return worker_n_busy;
-}

@@ -31,6 +31,3 @@ typedef void (*worker_free_fn)(void *job);
  * -ENOMEM / -errno (not answered: the handler returns it). */
 int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_done_fn done,
 	void *job, worker_free_fn free_fn);
-
-/* Jobs queued or running (for agent.info and tests). */
-unsigned worker_busy(void);

@@ -30,6 +30,16 @@ count_trs() {
 	fi
 }
 
+# A step whose TAP lines ("ok"/"not ok") were saved in a log; none at all is a failure.
+count_tap() {
+	local what=$1 log=$2 p f
+	p=$(grep -cE '^ok ' "$log")
+	f=$(grep -cE '^not ok ' "$log")
+	echo "$what: $p passed, $f failed"
+	passed=$((passed + p)) failed=$((failed + f))
+	[ "$f" -eq 0 ] && [ "$p" -gt 0 ] || { failures+=("$what"); [ "$p" -gt 0 ] || failed=$((failed + 1)); }
+}
+
 # A step that is one test: its exit status decides.
 one() {
 	local what=$1
@@ -73,20 +83,12 @@ count_trs build/release "make check"
 if grep -q '^check-vm:' build/release/Makefile 2>/dev/null; then
 	step "make check-vm (QEMU + Linux guest + systemd)"
 	timeout 1800 make -C build/release check-vm 2>&1 | tee "$out/check-vm.log"
-	vp=$(grep -cE '^ok ' "$out/check-vm.log")
-	vf=$(grep -cE '^not ok ' "$out/check-vm.log")
-	echo "make check-vm: $vp passed, $vf failed"
-	passed=$((passed + vp)) failed=$((failed + vf))
-	[ "$vf" -eq 0 ] && [ "$vp" -gt 0 ] || { failures+=("make check-vm"); [ "$vp" -gt 0 ] || failed=$((failed + 1)); }
+	count_tap "make check-vm" "$out/check-vm.log"
 fi
 
 step "soak: 1,000 clients for 60 s with faults (make check-soak, release build)"
 timeout 200 make -C build/release check-soak 2>&1 | tee "$out/check-soak.log"
-sp=$(grep -cE '^ok ' "$out/check-soak.log")
-sf=$(grep -cE '^not ok ' "$out/check-soak.log")
-echo "make check-soak: $sp passed, $sf failed"
-passed=$((passed + sp)) failed=$((failed + sf))
-[ "$sf" -eq 0 ] && [ "$sp" -gt 0 ] || { failures+=("make check-soak"); [ "$sp" -gt 0 ] || failed=$((failed + 1)); }
+count_tap "make check-soak" "$out/check-soak.log"
 
 step "ASan+UBSan build and make check"
 if configure_into build/asan --enable-werror --enable-sanitizers &&
