@@ -38,7 +38,6 @@ static struct worker_item *worker_queue, **worker_queue_tail = &worker_queue;
 static struct worker_item *worker_finished;
 static unsigned worker_n_queued, worker_n_threads, worker_n_idle;
 /* Loop side only: */
-static unsigned worker_n_busy;
 static int worker_efd = -1;
 static struct event *worker_ev;
 
@@ -81,7 +80,6 @@ static void worker_item_free(struct worker_item *it)
 	it->free_fn(it->job);
 	call_unref(it->call);
 	free(it);
-	worker_n_busy--;
 }
 
 /* On the loop: answer and free what the threads finished. */
@@ -230,12 +228,10 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 		worker_queue_tail = p;
 		worker_n_queued--;
 		pthread_mutex_unlock(&worker_lock);
-		worker_n_busy++;
 		worker_item_free(it);
 		return r;
 	}
 	pthread_cond_signal(&worker_cond);
 	pthread_mutex_unlock(&worker_lock);
-	worker_n_busy++;
 	return 0;
 }
