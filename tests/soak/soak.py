@@ -45,6 +45,10 @@ for path, what in ((BACKEND, "back-end"), (GUESTSIM, "guestsim"), (AGENT, "agent
     if not os.access(path, os.X_OK):
         skip_all("%s not built" % what)
 
+# `timeout` ends a run that overstays with SIGTERM: leave through the cleanup
+# below, which stops every process by PID.
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit("soak: terminated"))
+
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 need = CLIENTS * 3 + 512
 if hard != resource.RLIM_INFINITY and hard < need:
