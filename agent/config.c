@@ -49,6 +49,7 @@ static const struct conf_key conf_keys[] = {
 	{ "max_inflight", CONF_UINT, offsetof(struct config, max_inflight), 1, 1000000, NULL },
 	{ "plugin_dir", CONF_PATH, offsetof(struct config, plugin_dir), 0, 0, NULL },
 	{ "plugin_timeout_s", CONF_UINT, offsetof(struct config, plugin_timeout_s), 1, 86400, NULL },
+	{ "fs_timeout_s", CONF_UINT, offsetof(struct config, fs_timeout_s), 1, 86400, NULL },
 	{ "exec", CONF_SECTION, 0, 0, 0, conf_exec_keys },
 	{ NULL, 0, 0, 0, 0, NULL },
 };
@@ -115,6 +116,7 @@ static int config_defaults(struct config **ret)
 	c->max_connections = 1024;
 	c->max_message_bytes = 16u * 1024 * 1024;
 	c->max_inflight = 64;
+	c->fs_timeout_s = 30;
 	c->exec_max_output_bytes = 16u * 1024 * 1024;
 	c->exec_result_ttl_s = 600;
 	c->plugin_timeout_s = 30;

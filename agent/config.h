@@ -20,6 +20,8 @@ struct config {
 	size_t exec_max_output_bytes; /* default 16 MiB */
 	unsigned exec_result_ttl_s;   /* default 600 */
 	unsigned plugin_timeout_s;    /* default 30 */
+	unsigned fs_timeout_s;        /* default 30: a filesystem call on a worker thread
+	                                 answers -32004 after this (agent/worker.h) */
 };
 
 /* Load path (NULL = defaults only; a missing default file is not an error).

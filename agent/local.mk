@@ -4,6 +4,7 @@ noinst_LTLIBRARIES += agent/libagent.la
 agent_libagent_la_SOURCES = \
 	agent/config.c agent/config.h \
 	agent/audit.c agent/audit.h \
+	agent/worker.c agent/worker.h \
 	agent/method.c agent/method.h \
 	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \

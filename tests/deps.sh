@@ -11,6 +11,7 @@ packages=(
 	tmux less openssh-server openssh-client
 	python3-pytest python3-setuptools ansible-core
 	bsdutils zsh
+	fuse3 libfuse3-dev
 )
 
 missing=()

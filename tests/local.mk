@@ -11,6 +11,7 @@ include tests/guestsim/local.mk
 include tests/vm/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+include tests/soak/local.mk
 EXTRA_DIST += tests/run-suite.sh tests/deps.sh
 
 # tests/pkg: the library's ABI (make check); the Debian packages and libvirt

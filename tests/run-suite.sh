@@ -1,8 +1,9 @@
 #!/bin/bash
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
 # installs what it needs, builds with -Werror, runs `make check`, the real-VM
-# suite (`make check-vm`), the suite again under ASan+UBSan, the libFuzzer
-# harnesses for 60 s each and `make distcheck`. Ends with "N passed, N failed".
+# suite (`make check-vm`), the soak (`make check-soak`, once), the suite again
+# under ASan+UBSan, the libFuzzer harnesses for 60 s each and `make distcheck`.
+# Ends with "N passed, N failed".
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,16 @@ count_trs() {
 		grep -lE '^:test-result: (FAIL|XPASS|ERROR)' $(find "$dir" -name '*.trs') | sed 's/\.trs$/.log/' |
 			while read -r log; do echo "--- $log"; tail -n 60 "$log"; done
 	fi
+}
+
+# A step whose TAP lines ("ok"/"not ok") were saved in a log; none at all is a failure.
+count_tap() {
+	local what=$1 log=$2 p f
+	p=$(grep -cE '^ok ' "$log")
+	f=$(grep -cE '^not ok ' "$log")
+	echo "$what: $p passed, $f failed"
+	passed=$((passed + p)) failed=$((failed + f))
+	[ "$f" -eq 0 ] && [ "$p" -gt 0 ] || { failures+=("$what"); [ "$p" -gt 0 ] || failed=$((failed + 1)); }
 }
 
 # A step that is one test: its exit status decides.
@@ -72,12 +83,12 @@ count_trs build/release "make check"
 if grep -q '^check-vm:' build/release/Makefile 2>/dev/null; then
 	step "make check-vm (QEMU + Linux guest + systemd)"
 	timeout 1800 make -C build/release check-vm 2>&1 | tee "$out/check-vm.log"
-	vp=$(grep -cE '^ok ' "$out/check-vm.log")
-	vf=$(grep -cE '^not ok ' "$out/check-vm.log")
-	echo "make check-vm: $vp passed, $vf failed"
-	passed=$((passed + vp)) failed=$((failed + vf))
-	[ "$vf" -eq 0 ] && [ "$vp" -gt 0 ] || { failures+=("make check-vm"); [ "$vp" -gt 0 ] || failed=$((failed + 1)); }
+	count_tap "make check-vm" "$out/check-vm.log"
 fi
+
+step "soak: 1,000 clients for 60 s with faults (make check-soak, release build)"
+timeout 200 make -C build/release check-soak 2>&1 | tee "$out/check-soak.log"
+count_tap "make check-soak" "$out/check-soak.log"
 
 step "ASan+UBSan build and make check"
 if configure_into build/asan --enable-werror --enable-sanitizers &&

@@ -455,6 +455,21 @@ static void exec_linger_cb(evutil_socket_t fd, short what, void *userdata)
 		evtimer_add(p->linger_ev, &tv);
 		return;
 	}
+	/* What the child wrote before it exited may still sit in the pipe: a busy
+	 * loop (libevent's cached time, a partial epoll batch) can run this timer
+	 * before the pipe's read event. Take it first, a bounded amount. */
+	for (int s = 0; s < _EXEC_STREAM_MAX; s++)
+		for (int i = 0; i < EXEC_LINGER_DRAIN && p->out[s].fd >= 0 && !p->paused; i++) {
+			int avail = 0;
+
+			if (ioctl(p->out[s].fd, FIONREAD, &avail) < 0 || avail <= 0)
+				break;
+			exec_out_cb(p->out[s].fd, EV_READ, &p->out[s]);
+		}
+	if (p->paused) {
+		evtimer_add(p->linger_ev, &tv);
+		return;
+	}
 	for (int s = 0; s < _EXEC_STREAM_MAX; s++)
 		exec_out_close(&p->out[s]);
 	exec_maybe_finish(p);

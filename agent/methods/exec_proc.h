@@ -23,6 +23,8 @@
 #define EXEC_STDIN_MAX_TOTAL (256u * 1024 * 1024)
 /* After the child exited, how long a grandchild may keep the output pipes open. */
 #define EXEC_LINGER_MS 2000
+/* Chunks the linger timer still reads from a pipe before closing it. */
+#define EXEC_LINGER_DRAIN 64
 #define EXEC_MAX_ENV 4096
 /* Output bytes per stream inside one answer: two streams in base64 stay well
  * under a client's 16 MiB message limit. The rest is read with exec.read. */

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "macro.h"
 #include "methods.h"
+#include "worker.h"
 
 #define FILE_MAX_READ (8u * 1024 * 1024)
 #define FILE_DEFAULT_READ (1u * 1024 * 1024)
@@ -64,6 +65,97 @@ static bool file_frozen(struct call *call, const char *path)
 		return true;
 	}
 	return false;
+}
+
+/* --- syscalls on a worker thread ---
+ * Each blocking part below is a plain function on a struct file_job (copied
+ * arguments in, results and errno out) run by agent/worker.c; the answer is
+ * built on the loop. A path on a hung filesystem then costs only its call,
+ * which answers -32004 after fs_timeout_s. */
+
+struct file_entry {
+	char *name;
+	bool has_stat;
+	struct stat st;
+};
+
+struct file_job {
+	/* arguments */
+	char *path, *path2;
+	bool follow, parents;
+	int64_t mode, offset, length, limit;
+	/* results */
+	int err;          /* errno of the step that failed, 0 on success */
+	const char *what; /* that step, for the error message */
+	struct stat st;
+	char *target;     /* file.stat of a symlink */
+	char *buf;        /* file.read */
+	size_t got;
+	bool eof, chmod_failed;
+	struct file_entry *entries; /* file.list */
+	size_t n_entries;
+	bool truncated;
+};
+
+static void file_job_free(void *p)
+{
+	struct file_job *j = p;
+
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n_entries; i++)
+		free(j->entries[i].name);
+	free(j->entries);
+	free(j->path);
+	free(j->path2);
+	free(j->target);
+	free(j->buf);
+	free(j);
+}
+
+static struct file_job *file_job_new(const char *path, const char *path2)
+{
+	struct file_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->path = strdup(path);
+	j->path2 = path2 ? strdup(path2) : NULL;
+	if (!j->path || (path2 && !j->path2))
+		j = (file_job_free(j), NULL);
+	return j;
+}
+
+static void file_job_fail(struct file_job *j, int err, const char *what)
+{
+	j->err = err;
+	j->what = what;
+}
+
+/* Hand j to a worker; answers -32003 itself when the pool is full. */
+static int file_job_submit(struct call *call, struct file_job *j, worker_run_fn run,
+	worker_done_fn done)
+{
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = worker_call(call, -1, run, done, j, file_job_free);
+	return r == -EAGAIN ? 0 : r;
+}
+
+/* The answer of a job that only reports success: {} or the error. */
+static void file_job_done_empty(struct call *call, void *p)
+{
+	struct file_job *j = p;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	if (j->chmod_failed)
+		log_debug("Cannot set the mode of a new directory, ignoring");
+	call_reply(call, json_object_new_object());
 }
 
 /* --- stat --- */
@@ -161,27 +253,47 @@ struct file_path_params {
 	bool follow;
 };
 
+static void file_stat_run(void *p)
+{
+	struct file_job *j = p;
+
+	if ((j->follow ? stat(j->path, &j->st) : lstat(j->path, &j->st)) < 0) {
+		file_job_fail(j, errno, "cannot stat");
+		return;
+	}
+	if (S_ISLNK(j->st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(j->path, target, sizeof(target) - 1);
+		if (n >= 0) {
+			target[n] = 0;
+			j->target = strdup(target);
+		}
+	}
+}
+
+static void file_stat_done(struct call *call, void *p)
+{
+	struct file_job *j = p;
+	struct json_object *res;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	res = file_stat_json(&j->st);
+	if (j->target)
+		file_add_name(res, "target", j->target);
+	call_reply(call, res);
+}
+
 static int file_stat(struct call *call, void *params)
 {
 	struct file_path_params *a = params;
-	struct json_object *res;
-	struct stat st;
+	struct file_job *j = file_job_new(a->path, NULL);
 
-	if ((a->follow ? stat(a->path, &st) : lstat(a->path, &st)) < 0) {
-		file_error(call, errno, "cannot stat");
-		return 0;
-	}
-	res = file_stat_json(&st);
-	if (S_ISLNK(st.st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlink(a->path, target, sizeof(target) - 1);
-		if (n >= 0) {
-			target[n] = 0;
-			file_add_name(res, "target", target);
-		}
-	}
-	call_reply(call, res);
-	return 0;
+	if (j)
+		j->follow = a->follow;
+	return file_job_submit(call, j, file_stat_run, file_stat_done);
 }
 
 struct file_list_params {
@@ -189,59 +301,100 @@ struct file_list_params {
 	int64_t limit;
 };
 
-static int file_list(struct call *call, void *params)
+static void file_list_run(void *p)
 {
-	struct file_list_params *a = params;
-	struct json_object *entries, *res;
+	struct file_job *j = p;
 	struct dirent *de;
-	bool truncated = false;
+	size_t cap = 0;
 	DIR *d;
 	int fd;
 
-	fd = open(a->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		file_error(call, errno, "cannot open the directory");
-		return 0;
+		file_job_fail(j, errno, "cannot open the directory");
+		return;
 	}
 	d = fdopendir(fd);
 	if (!d) {
-		int r = -errno;
+		file_job_fail(j, errno, "cannot read the directory");
 		close(fd);
-		return r;
+		return;
 	}
-	entries = json_object_new_array();
 	while ((de = readdir(d))) {
-		struct json_object *e;
-		struct stat st;
+		struct file_entry *e;
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if ((int64_t)json_object_array_length(entries) >= a->limit) {
-			truncated = true;
+		if ((int64_t)j->n_entries >= j->limit) {
+			j->truncated = true;
 			break;
 		}
-		e = json_object_new_object();
-		file_add_name(e, "name", de->d_name);
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (j->n_entries == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct file_entry *v = realloc(j->entries, ncap * sizeof(*v));
+
+			if (!v) {
+				file_job_fail(j, ENOMEM, "out of memory");
+				break;
+			}
+			j->entries = v;
+			cap = ncap;
+		}
+		e = &j->entries[j->n_entries];
+		e->name = strdup(de->d_name);
+		if (!e->name) {
+			file_job_fail(j, ENOMEM, "out of memory");
+			break;
+		}
+		/* Vanished meanwhile, or not ours to stat: listed by name only. */
+		e->has_stat = fstatat(dirfd(d), de->d_name, &e->st, AT_SYMLINK_NOFOLLOW) == 0;
+		j->n_entries++;
+	}
+	closedir(d);
+}
+
+static void file_list_done(struct call *call, void *p)
+{
+	struct file_job *j = p;
+	struct json_object *entries, *res;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	entries = json_object_new_array();
+	for (size_t i = 0; i < j->n_entries; i++) {
+		const struct file_entry *fe = &j->entries[i];
+		struct json_object *e = json_object_new_object();
+
+		file_add_name(e, "name", fe->name);
+		if (fe->has_stat) {
 			json_object_object_add(e, "type",
-				json_object_new_string(file_type_name(st.st_mode)));
+				json_object_new_string(file_type_name(fe->st.st_mode)));
 			json_object_object_add(e, "size",
-				json_object_new_int64((int64_t)st.st_size));
+				json_object_new_int64((int64_t)fe->st.st_size));
 			json_object_object_add(e, "mode",
-				json_object_new_int((int)(st.st_mode & 07777)));
+				json_object_new_int((int)(fe->st.st_mode & 07777)));
 			json_object_object_add(e, "mtime",
-				json_object_new_double(file_timespec(&st.st_mtim)));
+				json_object_new_double(file_timespec(&fe->st.st_mtim)));
 		} else
-			/* Vanished meanwhile, or not ours to stat: list it by name only. */
 			json_object_object_add(e, "type", json_object_new_string("unknown"));
 		json_object_array_add(entries, e);
 	}
-	closedir(d);
 	res = json_object_new_object();
 	json_object_object_add(res, "entries", entries);
-	json_object_object_add(res, "truncated", json_object_new_boolean(truncated));
+	json_object_object_add(res, "truncated", json_object_new_boolean(j->truncated));
 	call_reply(call, res);
-	return 0;
+}
+
+static int file_list(struct call *call, void *params)
+{
+	struct file_list_params *a = params;
+	struct file_job *j = file_job_new(a->path, NULL);
+
+	if (j)
+		j->limit = a->limit;
+	return file_job_submit(call, j, file_list_run, file_list_done);
 }
 
 /* --- read --- */
@@ -252,66 +405,94 @@ struct file_read_params {
 	int64_t length;
 };
 
-static int file_read(struct call *call, void *params)
+static void file_read_run(void *p)
 {
-	struct file_read_params *a = params;
+	struct file_job *j = p;
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL, *b64 = NULL;
-	struct json_object *res;
-	size_t got = 0, want = (size_t)a->length;
-	struct stat st;
-	bool eof = false, seekable;
+	size_t want = (size_t)j->length;
+	bool seekable;
 
-	/* O_NONBLOCK: a FIFO or a terminal must not stall the agent. */
-	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	/* O_NONBLOCK: a FIFO or a terminal must not stall the worker either. */
+	fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		file_error(call, errno, "cannot open");
-		return 0;
+		file_job_fail(j, errno, "cannot open");
+		return;
 	}
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode)) {
-		call_os_error(call, EISDIR, "cannot read a directory");
-		return 0;
+	if (fstat(fd, &j->st) < 0) {
+		file_job_fail(j, errno, "cannot stat");
+		return;
 	}
-	seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode);
-	if (!seekable && a->offset > 0) {
-		call_os_error(call, ESPIPE, "this file cannot be read at an offset");
-		return 0;
+	if (S_ISDIR(j->st.st_mode)) {
+		file_job_fail(j, EISDIR, "cannot read a directory");
+		return;
 	}
-	buf = malloc(want ?: 1);
-	if (!buf)
-		return -ENOMEM;
-	while (got < want) {
+	seekable = S_ISREG(j->st.st_mode) || S_ISBLK(j->st.st_mode);
+	if (!seekable && j->offset > 0) {
+		file_job_fail(j, ESPIPE, "this file cannot be read at an offset");
+		return;
+	}
+	j->buf = malloc(want ?: 1);
+	if (!j->buf) {
+		file_job_fail(j, ENOMEM, "out of memory");
+		return;
+	}
+	while (j->got < want) {
 		/* FIFOs, sockets and character devices cannot seek: read them in order. */
-		ssize_t n = seekable ? pread(fd, buf + got, want - got, (off_t)a->offset + (off_t)got)
-				     : read(fd, buf + got, want - got);
+		ssize_t n = seekable ? pread(fd, j->buf + j->got, want - j->got,
+					       (off_t)j->offset + (off_t)j->got)
+				     : read(fd, j->buf + j->got, want - j->got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n < 0) {
-			file_error(call, errno, "cannot read");
-			return 0;
+			file_job_fail(j, errno, "cannot read");
+			return;
 		}
 		if (n == 0) {
-			eof = true;
+			j->eof = true;
 			break;
 		}
-		got += (size_t)n;
+		j->got += (size_t)n;
 	}
 	/* Save the client a round trip when a regular file ends right here. */
-	if (S_ISREG(st.st_mode) && st.st_size > 0 && a->offset + (int64_t)got >= st.st_size)
-		eof = true;
-	if (gl_base64_encode(buf, got, &b64, NULL) < 0)
-		return -ENOMEM;
+	if (S_ISREG(j->st.st_mode) && j->st.st_size > 0 &&
+		j->offset + (int64_t)j->got >= j->st.st_size)
+		j->eof = true;
+}
+
+static void file_read_done(struct call *call, void *p)
+{
+	struct file_job *j = p;
+	_cleanup_free_ char *b64 = NULL;
+	struct json_object *res;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	if (gl_base64_encode(j->buf, j->got, &b64, NULL) < 0) {
+		call_os_error(call, ENOMEM, NULL);
+		return;
+	}
 	res = json_object_new_object();
 	json_object_object_add(res, "data", json_object_new_string(b64));
-	json_object_object_add(res, "eof", json_object_new_boolean(eof));
-	json_object_object_add(res, "size", json_object_new_int64((int64_t)st.st_size));
-	json_object_object_add(res, "mode", json_object_new_int((int)(st.st_mode & 07777)));
+	json_object_object_add(res, "eof", json_object_new_boolean(j->eof));
+	json_object_object_add(res, "size", json_object_new_int64((int64_t)j->st.st_size));
+	json_object_object_add(res, "mode", json_object_new_int((int)(j->st.st_mode & 07777)));
 	call_reply(call, res);
-	return 0;
+}
+
+static int file_read(struct call *call, void *params)
+{
+	struct file_read_params *a = params;
+	struct file_job *j = file_job_new(a->path, NULL);
+
+	if (j) {
+		j->offset = a->offset;
+		j->length = a->length;
+	}
+	return file_job_submit(call, j, file_read_run, file_read_done);
 }
 
 /* --- temporary files renamed into place --- */
@@ -744,20 +925,22 @@ static int file_write(struct call *call, void *params)
 
 /* --- remove, mkdir, rename --- */
 
+static void file_remove_run(void *p)
+{
+	struct file_job *j = p;
+
+	if (unlink(j->path) < 0 && (errno != EISDIR || rmdir(j->path) < 0))
+		file_job_fail(j, errno, "cannot remove");
+}
+
 static int file_remove(struct call *call, void *params)
 {
 	struct file_path_params *a = params;
 
 	if (file_frozen(call, a->path))
 		return 0;
-	if (unlink(a->path) < 0) {
-		if (errno != EISDIR || rmdir(a->path) < 0) {
-			file_error(call, errno, "cannot remove");
-			return 0;
-		}
-	}
-	call_reply(call, json_object_new_object());
-	return 0;
+	return file_job_submit(call, file_job_new(a->path, NULL), file_remove_run,
+		file_job_done_empty);
 }
 
 struct file_mkdir_params {
@@ -766,40 +949,47 @@ struct file_mkdir_params {
 	bool parents;
 };
 
-static int file_mkdir(struct call *call, void *params)
+static void file_mkdir_run(void *p)
 {
-	struct file_mkdir_params *a = params;
-	mode_t mode = a->mode >= 0 ? (mode_t)a->mode : 0777;
+	struct file_job *j = p;
+	mode_t mode = j->mode >= 0 ? (mode_t)j->mode : 0777;
 
-	if (file_frozen(call, a->path))
-		return 0;
-	if (a->parents) {
-		_cleanup_free_ char *p = strdup(a->path);
-		if (!p)
-			return -ENOMEM;
-		for (char *s = p + 1; *s; s++) {
+	if (j->parents) {
+		/* j->path is our own copy: cut it at each '/' in turn. */
+		for (char *s = j->path + 1; *s; s++) {
 			if (*s != '/')
 				continue;
 			*s = 0;
-			if (mkdir(p, 0777) < 0 && errno != EEXIST) {
-				file_error(call, errno, "cannot create a parent directory");
-				return 0;
+			if (mkdir(j->path, 0777) < 0 && errno != EEXIST) {
+				file_job_fail(j, errno, "cannot create a parent directory");
+				return;
 			}
 			*s = '/';
 		}
 	}
-	if (mkdir(a->path, mode) < 0) {
+	if (mkdir(j->path, mode) < 0) {
 		int e = errno;
 		struct stat st;
-		bool is_dir = e == EEXIST && stat(a->path, &st) == 0 && S_ISDIR(st.st_mode);
-		if (!(is_dir && a->parents)) {
-			file_error(call, e, "cannot create the directory");
-			return 0;
-		}
-	} else if (a->mode >= 0 && chmod(a->path, mode) < 0)
-		log_debug_errno(-errno, "Cannot set the mode of a new directory, ignoring: %m");
-	call_reply(call, json_object_new_object());
-	return 0;
+		bool is_dir = e == EEXIST && stat(j->path, &st) == 0 && S_ISDIR(st.st_mode);
+		if (!(is_dir && j->parents))
+			file_job_fail(j, e, "cannot create the directory");
+	} else if (j->mode >= 0 && chmod(j->path, mode) < 0)
+		j->chmod_failed = true;
+}
+
+static int file_mkdir(struct call *call, void *params)
+{
+	struct file_mkdir_params *a = params;
+	struct file_job *j;
+
+	if (file_frozen(call, a->path))
+		return 0;
+	j = file_job_new(a->path, NULL);
+	if (j) {
+		j->mode = a->mode;
+		j->parents = a->parents;
+	}
+	return file_job_submit(call, j, file_mkdir_run, file_job_done_empty);
 }
 
 struct file_rename_params {
@@ -807,18 +997,22 @@ struct file_rename_params {
 	const char *to;
 };
 
+static void file_rename_run(void *p)
+{
+	struct file_job *j = p;
+
+	if (rename(j->path, j->path2) < 0)
+		file_job_fail(j, errno, "cannot rename");
+}
+
 static int file_rename(struct call *call, void *params)
 {
 	struct file_rename_params *a = params;
 
 	if (file_frozen(call, a->from) || file_frozen(call, a->to))
 		return 0;
-	if (rename(a->from, a->to) < 0) {
-		file_error(call, errno, "cannot rename");
-		return 0;
-	}
-	call_reply(call, json_object_new_object());
-	return 0;
+	return file_job_submit(call, file_job_new(a->from, a->to), file_rename_run,
+		file_job_done_empty);
 }
 
 /* --- raw data side channel ---

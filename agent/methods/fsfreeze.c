@@ -22,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "methods.h"
+#include "worker.h"
 
 #define FSFREEZE_MAX_TIMEOUT_S 3600
 #define FSFREEZE_MAX_MOUNTS 256
@@ -387,41 +388,90 @@ struct fsfreeze_trim_params {
 	int64_t minimum;
 };
 
+/* FITRIM on a worker thread (agent/worker.h): it can take long, and a hung
+ * filesystem must not stop the agent. */
+struct fsfreeze_trim_job {
+	struct fsfreeze_candidate *sel;
+	size_t n_sel;
+	uint64_t minimum;
+	int *err;         /* per mount: errno, 0 when trimmed */
+	uint64_t *trimmed; /* per mount: bytes */
+};
+
+static void fsfreeze_trim_job_free(void *p)
+{
+	struct fsfreeze_trim_job *j = p;
+
+	fsfreeze_candidates_free(j->sel, j->n_sel);
+	free(j->err);
+	free(j->trimmed);
+	free(j);
+}
+
+static void fsfreeze_trim_run(void *p)
+{
+	struct fsfreeze_trim_job *j = p;
+
+	for (size_t i = 0; i < j->n_sel; i++) {
+		struct fstrim_range range = { .start = 0, .len = UINT64_MAX, .minlen = j->minimum };
+		int fd = open(j->sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0 || ioctl(fd, FITRIM, &range) < 0)
+			j->err[i] = errno ?: EIO;
+		else
+			j->trimmed[i] = range.len;
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static void fsfreeze_trim_done(struct call *call, void *p)
+{
+	struct fsfreeze_trim_job *j = p;
+	struct json_object *res, *list = json_object_new_array();
+
+	for (size_t i = 0; i < j->n_sel; i++) {
+		struct json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "mountpoint", json_object_new_string(j->sel[i].path));
+		if (j->err[i]) {
+			const char *name = gl_errno_name(j->err[i]);
+			json_object_object_add(e, "error", json_object_new_string(name ?: "EIO"));
+		} else
+			json_object_object_add(e, "trimmed", json_object_new_int64((int64_t)j->trimmed[i]));
+		json_object_array_add(list, e);
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "filesystems", list);
+	call_reply(call, res);
+}
+
 static int fsfreeze_trim(struct call *call, void *params)
 {
 	struct fsfreeze_trim_params *a = params;
-	struct fsfreeze_candidate *sel;
-	struct json_object *res, *list;
-	size_t n_sel;
+	struct fsfreeze_trim_job *j;
+	int r;
 
 	if (fsfreeze_n > 0) {
 		call_os_error(call, EBUSY, "filesystems are frozen");
 		return 0;
 	}
-	if (fsfreeze_select(call, a->mountpoints, true, &sel, &n_sel) < 0)
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	if (fsfreeze_select(call, a->mountpoints, true, &j->sel, &j->n_sel) < 0) {
+		free(j);
 		return 0;
-	list = json_object_new_array();
-	for (size_t i = 0; i < n_sel; i++) {
-		struct fstrim_range range = { .start = 0, .len = UINT64_MAX,
-			.minlen = (uint64_t)a->minimum };
-		struct json_object *e = json_object_new_object();
-		int fd = open(sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		json_object_object_add(e, "mountpoint", json_object_new_string(sel[i].path));
-		if (fd < 0 || ioctl(fd, FITRIM, &range) < 0) {
-			const char *name = gl_errno_name(errno);
-			json_object_object_add(e, "error", json_object_new_string(name ?: "EIO"));
-		} else
-			json_object_object_add(e, "trimmed", json_object_new_int64((int64_t)range.len));
-		if (fd >= 0)
-			close(fd);
-		json_object_array_add(list, e);
 	}
-	fsfreeze_candidates_free(sel, n_sel);
-	res = json_object_new_object();
-	json_object_object_add(res, "filesystems", list);
-	call_reply(call, res);
-	return 0;
+	j->minimum = (uint64_t)a->minimum;
+	j->err = calloc(j->n_sel + 1, sizeof(*j->err));
+	j->trimmed = calloc(j->n_sel + 1, sizeof(*j->trimmed));
+	if (!j->err || !j->trimmed) {
+		fsfreeze_trim_job_free(j);
+		return -ENOMEM;
+	}
+	r = worker_call(call, -1, fsfreeze_trim_run, fsfreeze_trim_done, j, fsfreeze_trim_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 static const struct method_param fsfreeze_freeze_params[] = {

@@ -31,6 +31,7 @@
 #include "macro.h"
 #include "method.h"
 #include "methods.h"
+#include "worker.h"
 
 #define SYSMGMT_HOSTNAME_MAX 64
 /* The shutdown starts this long after the answer at the earliest, so that the
@@ -408,52 +409,130 @@ static bool sysmgmt_remote(const char *type)
 	return false;
 }
 
-static int sysmgmt_filesystems(struct call *call, void *params)
+/* One mount as read on a worker thread (statvfs can block: agent/worker.h). */
+struct sysmgmt_mount {
+	char *dir, *fsname, *type, *opts;
+	bool readonly, has_usage;
+	struct statvfs sv;
+};
+
+struct sysmgmt_fs_job {
+	int err;
+	struct sysmgmt_mount *mounts;
+	size_t n;
+};
+
+static void sysmgmt_fs_job_free(void *p)
 {
-	struct json_object *list = json_object_new_array(), *o;
+	struct sysmgmt_fs_job *j = p;
+
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->mounts[i].dir);
+		free(j->mounts[i].fsname);
+		free(j->mounts[i].type);
+		free(j->mounts[i].opts);
+	}
+	free(j->mounts);
+	free(j);
+}
+
+static void sysmgmt_fs_run(void *p)
+{
+	struct sysmgmt_fs_job *j = p;
 	struct mntent me, *m;
 	char buf[4 * PATH_MAX];
+	size_t cap = 0;
 	FILE *f;
 
 	f = setmntent("/proc/self/mounts", "re");
 	if (!f) {
-		json_object_put(list);
-		return -errno;
+		j->err = errno;
+		return;
 	}
 	while ((m = getmntent_r(f, &me, buf, sizeof(buf)))) {
-		struct json_object *e = json_object_new_object();
-		char esc[PATH_MAX];
-		struct statvfs sv;
+		struct sysmgmt_mount *e;
 
-		json_object_object_add(e, "mountpoint", json_object_new_string(
-			log_escape(esc, sizeof(esc), m->mnt_dir, strlen(m->mnt_dir))));
-		json_object_object_add(e, "device", json_object_new_string(
-			log_escape(esc, sizeof(esc), m->mnt_fsname, strlen(m->mnt_fsname))));
-		json_object_object_add(e, "type", json_object_new_string(
-			log_escape(esc, sizeof(esc), m->mnt_type, strlen(m->mnt_type))));
-		json_object_object_add(e, "options", json_object_new_string(
-			log_escape(esc, sizeof(esc), m->mnt_opts, strlen(m->mnt_opts))));
-		json_object_object_add(e, "readonly",
-			json_object_new_boolean(hasmntopt(m, "ro") != NULL));
-		if (!sysmgmt_remote(m->mnt_type) && statvfs(m->mnt_dir, &sv) == 0) {
+		if (j->n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			struct sysmgmt_mount *v = realloc(j->mounts, ncap * sizeof(*v));
+
+			if (!v) {
+				j->err = ENOMEM;
+				break;
+			}
+			j->mounts = v;
+			cap = ncap;
+		}
+		e = &j->mounts[j->n];
+		*e = (struct sysmgmt_mount){ .dir = strdup(m->mnt_dir), .fsname = strdup(m->mnt_fsname),
+			.type = strdup(m->mnt_type), .opts = strdup(m->mnt_opts),
+			.readonly = hasmntopt(m, "ro") != NULL };
+		j->n++;
+		if (!e->dir || !e->fsname || !e->type || !e->opts) {
+			j->err = ENOMEM;
+			break;
+		}
+		e->has_usage = !sysmgmt_remote(m->mnt_type) && statvfs(m->mnt_dir, &e->sv) == 0;
+	}
+	endmntent(f);
+}
+
+static void sysmgmt_json_escaped(struct json_object *e, const char *key, const char *s)
+{
+	char esc[PATH_MAX];
+
+	json_object_object_add(e, key, json_object_new_string(log_escape(esc, sizeof(esc), s,
+		strlen(s))));
+}
+
+static void sysmgmt_fs_done(struct call *call, void *p)
+{
+	struct sysmgmt_fs_job *j = p;
+	struct json_object *list, *o;
+
+	if (j->err) {
+		call_os_error(call, j->err, "cannot read the mount table");
+		return;
+	}
+	list = json_object_new_array();
+	for (size_t i = 0; i < j->n; i++) {
+		const struct sysmgmt_mount *m = &j->mounts[i];
+		const struct statvfs *sv = &m->sv;
+		struct json_object *e = json_object_new_object();
+
+		sysmgmt_json_escaped(e, "mountpoint", m->dir);
+		sysmgmt_json_escaped(e, "device", m->fsname);
+		sysmgmt_json_escaped(e, "type", m->type);
+		sysmgmt_json_escaped(e, "options", m->opts);
+		json_object_object_add(e, "readonly", json_object_new_boolean(m->readonly));
+		if (m->has_usage) {
 			json_object_object_add(e, "total_bytes",
-				json_object_new_int64((int64_t)(sv.f_blocks * sv.f_frsize)));
+				json_object_new_int64((int64_t)(sv->f_blocks * sv->f_frsize)));
 			json_object_object_add(e, "free_bytes",
-				json_object_new_int64((int64_t)(sv.f_bfree * sv.f_frsize)));
+				json_object_new_int64((int64_t)(sv->f_bfree * sv->f_frsize)));
 			json_object_object_add(e, "available_bytes",
-				json_object_new_int64((int64_t)(sv.f_bavail * sv.f_frsize)));
+				json_object_new_int64((int64_t)(sv->f_bavail * sv->f_frsize)));
 			json_object_object_add(e, "total_inodes",
-				json_object_new_int64((int64_t)sv.f_files));
+				json_object_new_int64((int64_t)sv->f_files));
 			json_object_object_add(e, "free_inodes",
-				json_object_new_int64((int64_t)sv.f_ffree));
+				json_object_new_int64((int64_t)sv->f_ffree));
 		}
 		json_object_array_add(list, e);
 	}
-	endmntent(f);
 	o = json_object_new_object();
 	json_object_object_add(o, "filesystems", list);
 	call_reply(call, o);
-	return 0;
+}
+
+static int sysmgmt_filesystems(struct call *call, void *params)
+{
+	struct sysmgmt_fs_job *j = calloc(1, sizeof(*j));
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = worker_call(call, -1, sysmgmt_fs_run, sysmgmt_fs_done, j, sysmgmt_fs_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- shutdown --- */

@@ -3,6 +3,7 @@ agent_tests_py = \
 	tests/agent/test-conformance.py \
 	tests/agent/test-numbers.py \
 	tests/agent/test-audit.py \
+	tests/agent/test-worker.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-qga.py \
@@ -26,3 +27,13 @@ tests_agent_test_dispatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -I$(to
 tests_agent_test_dispatch_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
 tests_agent_test_dispatch_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+
+# A FUSE filesystem whose server a test can stop, for test-worker.py.
+if HAVE_FUSE3
+check_PROGRAMS += tests/agent/hangfs
+tests_agent_hangfs_SOURCES = tests/agent/hangfs.c
+tests_agent_hangfs_CFLAGS = $(AM_CFLAGS) $(FUSE3_CFLAGS)
+tests_agent_hangfs_LDADD = $(FUSE3_LIBS)
+else
+EXTRA_DIST += tests/agent/hangfs.c
+endif

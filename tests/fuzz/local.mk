@@ -22,7 +22,29 @@ tests_fuzz_fuzz_qga_SOURCES = tests/fuzz/fuzz-qga.c
 tests_fuzz_fuzz_qga_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_fuzz_qga_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
 tests_fuzz_fuzz_qga_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
-tests_fuzz_fuzz_qga_LDADD = agent/libagent.la proto/libguestlink.la \
+tests_fuzz_fuzz_qga_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS) $(CRYPT_LIBS)
 endif
 # --- end QGA ---
+
+# --- hybrid CONNECT line parser (backend/hybrid.c linked as it is) ---
+EXTRA_DIST += tests/fuzz/fuzz-hybrid.c tests/fuzz/corpus/hybrid
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz-hybrid
+tests_fuzz_fuzz_hybrid_SOURCES = tests/fuzz/fuzz-hybrid.c backend/hybrid.c
+tests_fuzz_fuzz_hybrid_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend -I$(top_srcdir)/proto
+tests_fuzz_fuzz_hybrid_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_hybrid_LDADD = proto/libguestlink-internal.la
+endif
+
+# --- agent configuration parser ---
+EXTRA_DIST += tests/fuzz/fuzz-config.c tests/fuzz/corpus/config
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz-config
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c
+tests_fuzz_fuzz_config_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_config_LDADD = agent/libagent.la proto/libguestlink-internal.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+endif

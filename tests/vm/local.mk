@@ -14,3 +14,4 @@ check-vm: all
 	PYTHONDONTWRITEBYTECODE=1 python3 '$(abs_top_srcdir)/tests/vm/run-vm-tests.py'
 
 .PHONY: check-vm
+EXTRA_DIST += tests/vm/scenarios/40_audit.py
