@@ -54,10 +54,8 @@ static void main_help(void)
 	       "                         connections together (default %llu; at least\n"
 	       "                         max-connections x 2 KiB)\n"
 	       "  -v, --verbose          log more (repeat for debug)\n"
-	       "  -h, --help             show this help
-"
-	       "  -V, --version          show the version
-",
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n",
 	       VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC,
 	       (unsigned long long)VSOCK_DEFAULT_MEMORY_BUDGET);
 }
