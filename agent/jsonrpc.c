@@ -48,9 +48,25 @@ static struct batch *batch_new(struct conn *conn)
 	return b;
 }
 
-/* One member finished (reply NULL for notifications); takes reply. */
+/* One member finished (reply NULL for notifications); takes reply. Members
+ * dispatched together may answer later (worker threads, child processes): an
+ * answer that arrives once the array reached max_message_bytes is replaced by
+ * -32003, so the array stays within the limit plus one member. */
 static void batch_member_done(struct batch *b, struct json_object *reply)
 {
+	size_t max = config_get()->max_message_bytes;
+
+	if (reply && evbuffer_get_length(b->text) >= max) {
+		struct json_object *id = NULL, *err;
+		char msg[128];
+
+		json_object_object_get_ex(reply, "id", &id);
+		snprintf(msg, sizeof(msg), "The answers of this batch reached max_message_bytes (%zu)",
+			max);
+		err = gl_rpc_error_new(id, GL_RPC_LIMIT, msg, NULL);
+		json_object_put(reply);
+		reply = err;
+	}
 	if (reply) {
 		size_t n;
 		const char *s = gl_encode_string(reply, &n);
