@@ -495,6 +495,10 @@ void conn_inflight_dec(struct conn *c)
 
 	if (c->inflight > 0)
 		c->inflight--;
+	if (c->takeover_fn && c->inflight == 0 && !c->closed) {
+		conn_stop_write(c);
+		conn_want_write(c);
+	}
 	if (c->proto->one_at_a_time && c->inflight == 0 && !c->closed &&
 		event_base_once(c->base, -1, EV_TIMEOUT, conn_process_later, conn_ref(c), &now) < 0)
 		conn_unref(c);
@@ -700,7 +704,10 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_close(c);
 		goto out;
 	}
-	if (conn_flush(c) < 0 && errno != EAGAIN && errno != EINTR) {
+	/* evbuffer_write() of nothing answers -1: a hand-over waiting for calls
+	 * in flight arms this event with the output empty. */
+	if (evbuffer_get_length(c->out) > 0 && conn_flush(c) < 0 && errno != EAGAIN &&
+		errno != EINTR) {
 		conn_close(c);
 		goto out;
 	}
@@ -713,8 +720,15 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_run_watches(c);
 		conn_process(c);
 	}
-	if (c->finishing && evbuffer_get_length(c->out) == 0)
-		conn_close(c);
+	if (c->finishing && evbuffer_get_length(c->out) == 0) {
+		/* A hand-over waits for the calls still running (a batch member
+		 * on a worker thread): their answers come first on this socket.
+		 * conn_inflight_dec() re-arms the write event. */
+		if (c->takeover_fn && c->inflight > 0)
+			conn_stop_write(c);
+		else
+			conn_close(c);
+	}
 out:
 	conn_unref(c);
 }
