@@ -73,24 +73,29 @@ zpty z zsh -f -i
 zpty -w z "PS1='%% '; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; PATH=$2:\$PATH"
 sleep 1
 zpty -w -n z "guestlink $3"$'\t'
-sleep 2
-local out= chunk
-while zpty -r -t z chunk; do out+=$chunk; done
+local out= chunk i
+# Until the expected completion shows (at most 15 s): the agent is asked.
+for ((i = 0; i < 150; i++)); do
+	while zpty -r -t z chunk; do out+=$chunk; done
+	[[ ${out//$'\a'/} == *"$4"* ]] && break
+	sleep 0.1
+done
 print -r -- "$out"
 zpty -d z
 '''
 
 
-def zsh_complete(line):
-    p = subprocess.run(["zsh", "-f", "-c", ZPTY, "zsh", ZSH_DIR, os.path.dirname(GUESTLINK), line],
+def zsh_complete(line, expect):
+    p = subprocess.run(["zsh", "-f", "-c", ZPTY, "zsh", ZSH_DIR, os.path.dirname(GUESTLINK), line,
+                        expect],
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, TERM="dumb"))
     return p.stdout
 
 
-out = zsh_complete("cp --ver")
+out = zsh_complete("cp --ver", "--verify")
 ok("guestlink cp --verify" in out, "zsh: cp --ver<TAB> -> --verify")
-out = zsh_complete("-a unix:%s cp guest:%s/su" % (SOCK, tree)).replace("\x07", "")
+out = zsh_complete("-a unix:%s cp guest:%s/su" % (SOCK, tree), "bdir/").replace("\x07", "")
 ok("guest:%s/subdir/" % tree in out, "zsh: guest: paths through file.list")
 if "subdir/" not in out:
     diag(repr(out[-300:]))
