@@ -1146,6 +1146,8 @@ static int file_symlink(struct call *call, void *params)
 {
 	struct file_symlink_params *a = params;
 
+	if (file_frozen(call, a->path))
+		return 0;
 	if (symlink(a->target, a->path) < 0) {
 		file_error(call, errno, "cannot create the symbolic link");
 		return 0;
