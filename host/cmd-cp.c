@@ -1004,7 +1004,7 @@ static int cp_walk_local(struct cmd_ctx *ctx, struct cp_list *l, const char *roo
 	if (S_ISREG(st.st_mode))
 		return cp_list_add(l, rel, 'f', st.st_mode, (uint64_t)st.st_size, NULL);
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "guestlink: %s: not a file, directory or symbolic link, skipping\n",
+		cmd_printf(stderr, "guestlink: %s: not a file, directory or symbolic link, skipping\n",
 			path);
 		return 0;
 	}

@@ -95,11 +95,9 @@ static int exec_write_all(int fd, const char *p, size_t n)
 }
 
 /* --json: one JSON text per line, for each output chunk and the exit. */
-static void exec_print_json_line(struct json_object *o)
+static void exec_print_json_line(struct cmd_ctx *ctx, struct json_object *o)
 {
-	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-		stdout);
-	fputc('\n', stdout);
+	cmd_print_json(ctx, o);
 	fflush(stdout);
 	json_object_put(o);
 }
@@ -125,7 +123,7 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 			json_object_object_add(o, "stream", json_object_new_string(
 				strcmp(stream, "stderr") == 0 ? "stderr" : "stdout"));
 			json_object_object_add(o, "data", json_object_new_string(data));
-			exec_print_json_line(o);
+			exec_print_json_line(e->ctx, o);
 		} else
 			/* Raw by design. Blocking writes: a slow reader of our stdout
 			 * slows the guest process down through the agent's back-pressure. */
@@ -150,7 +148,7 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 			json_object_object_add(o, "code", has_code && !has_sig ? json_object_new_int((int)code) : NULL);
 			json_object_object_add(o, "signal", has_sig ? json_object_new_int((int)sig) : NULL);
 			json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
-			exec_print_json_line(o);
+			exec_print_json_line(e->ctx, o);
 		} else if (timed_out)
 			cmd_error(e->ctx, 0, "%s: timed out and was killed", e->argv0);
 		exec_finish(e, status);
