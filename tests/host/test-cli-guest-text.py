@@ -4,14 +4,16 @@
 methods answer strings, summaries and error messages carrying ESC/CSI/OSC
 sequences (7-bit and C1); guestlink runs under script(1) so its stdout and
 stderr are a terminal, and what reaches the terminal must hold none of them
-raw. Through a pipe the same bytes pass as they are (scripts get the data),
-and exec output stays raw by design."""
+raw; as root, also an agent in its own UTS namespace whose host name holds
+them (guestlink info). Through a pipe the same bytes pass as they are
+(scripts get the data), and exec output stays raw by design."""
 
 import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 
 from gltest import Proc, build_path, diag, done, ok, skip_all, tmpdir, wait_for_listener
 
@@ -108,4 +110,22 @@ ok(rc == 0 and b"\x1b[0mplain" in out, "exec output reaches the terminal raw")
 
 ok(agent.alive(), "agent still running")
 ok(agent.stop() == 0, "agent exits 0 on SIGTERM")
+
+# A guest host name carrying ESC/CSI: an agent in its own UTS namespace (root only).
+HOSTNAME = "vm\x1b[2J\x1b]0;pwned\x07"
+if os.geteuid() == 0 and shutil.which("unshare"):
+    # hostname(1) refuses such names; sethostname(2) takes any bytes.
+    agent = Proc(["unshare", "--uts", sys.executable, "-c",
+                  "import os, socket, sys; socket.sethostname(sys.argv[1]); "
+                  "os.execv(sys.argv[2], [sys.argv[2], '--listen', 'unix:' + sys.argv[3]])",
+                  HOSTNAME, AGENT, SOCK], stderr=subprocess.DEVNULL)
+    if ok(wait_for_listener(SOCK, 10, agent), "agent with a hostile host name listens"):
+        rc, out, err = piped("--json", "call", "system.info")
+        ok(rc == 0 and json.loads(out)["hostname"] == HOSTNAME, "the guest's host name is hostile")
+        rc, out = on_tty("info")
+        ok(rc == 0 and b"hostname: vm\\x1b[2J\\x1b]0;pwned\\x07" in out and clean(out),
+           "info: the hostile host name shown escaped, nothing raw")
+    agent.stop()
+else:
+    ok(True, "# SKIP a hostile host name needs root and unshare(1)")
 done()
