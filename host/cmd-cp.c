@@ -959,6 +959,8 @@ static char *cp_path(const char *root, const char *rel)
 
 	if (!*rel)
 		return strdup(root);
+	if (!*root)
+		return strdup(rel);
 	if (asprintf(&r, "%s%s%s", root, root[strlen(root) - 1] == '/' ? "" : "/", rel) < 0)
 		return NULL;
 	return r;
@@ -1020,10 +1022,6 @@ static int cp_walk_local(struct cmd_ctx *ctx, struct cp_list *l, const char *roo
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		child = cp_path(rel, de->d_name);
-		if (!*rel) {
-			free(child);
-			child = strdup(de->d_name);
-		}
 		r = child ? cp_walk_local(ctx, l, root, child, depth + 1) : -ENOMEM;
 	}
 	closedir(d);
@@ -1068,7 +1066,7 @@ static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *ro
 		}
 		cmd_get_int64(e, "mode", &mode);
 		cmd_get_int64(e, "size", &size);
-		child = *rel ? cp_path(rel, name) : strdup(name);
+		child = cp_path(rel, name);
 		if (!child)
 			r = -ENOMEM;
 		else if (strcmp(type, "directory") == 0) {
