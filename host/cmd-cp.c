@@ -54,6 +54,7 @@ struct cp_total {
 	int status;
 	bool failed;
 	char last_sha[65];
+	char *last_path; /* where the last file went (after "into a directory") */
 };
 
 struct cp {
@@ -892,6 +893,8 @@ out:
 	} else {
 		tot->files++;
 		tot->base += cp.moved;
+		free(tot->last_path);
+		tot->last_path = strdup(upload ? cp.remote : cp.local);
 	}
 	free(cp.tmp);
 	free(cp.local);
@@ -1351,7 +1354,8 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 
 		json_object_object_add(out, "bytes", json_object_new_int64((int64_t)tot.base));
 		json_object_object_add(out, "seconds", cmd_json_rounded(progress_elapsed(&tot.prog), 3));
-		json_object_object_add(out, "path", json_object_new_string(root ?: (upload ? remote : local)));
+		json_object_object_add(out, "path",
+			json_object_new_string(root ?: tot.last_path ?: (upload ? remote : local)));
 		if (isdir) {
 			json_object_object_add(out, "files", json_object_new_int((int)tot.files));
 			json_object_object_add(out, "directories", json_object_new_int((int)tot.dirs));
@@ -1370,6 +1374,7 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			fprintf(stderr, "sha256 %s verified\n", tot.last_sha);
 	}
 	free(root);
+	free(tot.last_path);
 	return tot.failed ? (tot.status ?: CMD_EXIT_FAILED) : CMD_EXIT_OK;
 }
 

@@ -54,6 +54,7 @@ CASES = [
     (("methods", "file.read"), 0, lambda v: v["name"] == "file.read" and v["params"]),
     (("call", "agent.echo", "[1]"), 0, lambda v: v == [1]),
     (("cp", src, "guest:" + TMP + "/up.bin"), 0, lambda v: v["bytes"] == 100000),
+    (("cp", src, "guest:" + TMP + "/"), 0, lambda v: v["path"] == TMP + "/src.bin"),
     (("cp", "guest:" + TMP + "/up.bin", TMP + "/down.bin"), 0, lambda v: v["bytes"] == 100000),
     (("shutdown",), 1, lambda v: v["error"]["code"] == -32001),
     (("freeze",), 1, lambda v: v["error"]["code"] == -32001),
