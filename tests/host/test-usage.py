@@ -186,6 +186,18 @@ class FakeAgent:
                 {"name": "x.nosummary"}]})
         if m == "agent.echo":
             return res(req.get("params"))
+        # A hostile tree for cp -r: names that would leave the destination.
+        params = req.get("params") or {}
+        if m == "file.stat" and params.get("path", "").startswith("/t"):
+            return res({"type": "directory", "mode": 0o755, "size": 0})
+        if m == "file.list" and params.get("path") == "/t":
+            return res({"entries": [
+                {"name": "../escape", "type": "file", "size": 1, "mode": 0o644},
+                {"name": "..", "type": "directory", "mode": 0o755},
+                {"name": "/etc", "type": "directory", "mode": 0o755},
+                {"name": "sub", "type": "directory", "mode": 0o700}], "truncated": False})
+        if m == "file.list" and params.get("path") == "/t/sub":
+            return res({"entries": [], "truncated": False})
         if m == "slow.never":
             return None
         if m == "drop":
@@ -264,6 +276,16 @@ ref = FakeAgent(ref_path, hybrid=True, answer=b"")
 rc, out, err = run("-a", "hybrid:%s:9731" % ref_path, "ping")
 ok(rc == 255 and "refused" in err, "hybrid, guest refuses: exit 255")
 ref.stop()
+
+# cp -r from a hostile guest: only single path components are used.
+dest = os.path.join(TMP, "hostile", "copy")
+os.mkdir(os.path.dirname(dest))
+rc, out, err = run(*A, "cp", "-r", "guest:/t", dest)
+ok(rc == 0 and sorted(os.listdir(dest)) == ["sub"] and os.listdir(os.path.dirname(dest)) == ["copy"]
+   and err.count("without a usable name, skipping") == 3,
+   "cp -r: guest names with '/' or '..' are skipped, nothing lands outside the destination")
+if rc != 0:
+    diag(err)
 
 fake.stop()
 
