@@ -563,14 +563,16 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 }
 
 /* One line from fd, byte by byte: what follows it is raw data, not ours to read. */
-static int cp_read_line(int fd, char *buf, size_t size)
+static int cp_read_line(struct cp *cp, int fd, char *buf, size_t size)
 {
 	size_t n = 0;
 
 	while (n + 1 < size) {
 		ssize_t k = read(fd, buf + n, 1);
-		if (k < 0 && errno == EINTR)
+		if (k < 0 && errno == EINTR) {
+			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
+		}
 		if (k <= 0)
 			return k < 0 ? -errno : -ECONNRESET;
 		if (buf[n] == '\n') {
@@ -616,7 +618,7 @@ static int cp_channel_open(struct cp *cp)
 		close(fd);
 		return r;
 	}
-	r = cp_read_line(fd, line, sizeof(line));
+	r = cp_read_line(cp, fd, line, sizeof(line));
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -705,7 +707,7 @@ static void cp_channel_run(struct cp *cp)
 			cp_draw(cp, false);
 		}
 		if (!cp->failed) {
-			int r = cp_read_line(fd, line, sizeof(line));
+			int r = cp_read_line(cp, fd, line, sizeof(line));
 			bool ok = false;
 
 			st = r < 0 ? NULL : json_tokener_parse(line);
