@@ -11,6 +11,7 @@ host_guestlink_SOURCES = \
 	host/cmd-call.c \
 	host/cmd-exec.c \
 	host/cmd-cp.c \
+	host/cp.h host/cp-tree.c \
 	host/progress.c host/progress.h \
 	host/cmd-power.c \
 	host/term.c host/term.h \
