@@ -445,6 +445,8 @@ void conn_inflight_dec(struct conn *c)
 
 	if (c->inflight > 0)
 		c->inflight--;
+	if (c->inflight == 0 && c->takeover_fn && !c->closed)
+		conn_want_write(c); /* the hand-over waited for this answer */
 	if (c->inflight > 0 || c->closed || !(c->eof || (c->server && c->server->shutting_down)))
 		return;
 	/* The last answer may come from deep inside a method (a child's exit, a
@@ -591,12 +593,16 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_close(c);
 		goto out;
 	}
-	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+	/* evbuffer_write() of an empty buffer returns -1 without an errno. */
+	if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) < 0 &&
+		errno != EAGAIN && errno != EINTR) {
 		conn_close(c);
 		goto out;
 	}
 	len = evbuffer_get_length(c->out);
-	if (len == 0 && !c->finishing)
+	/* A hand-over waits for every call in flight (batch members answered
+	 * from a worker thread) to be answered and written first. */
+	if (len == 0 && (!c->finishing || (c->takeover_fn && c->inflight > 0)))
 		conn_stop_write(c);
 	if (c->full && len <= CONN_OUTPUT_LOW) {
 		c->full = false;
@@ -604,7 +610,7 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *userdata)
 		conn_run_watches(c);
 		conn_process(c);
 	}
-	if (c->finishing && evbuffer_get_length(c->out) == 0)
+	if (c->finishing && evbuffer_get_length(c->out) == 0 && !(c->takeover_fn && c->inflight > 0))
 		conn_close(c);
 out:
 	conn_unref(c);
