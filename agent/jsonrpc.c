@@ -48,29 +48,34 @@ static struct batch *batch_new(struct conn *conn)
 	return b;
 }
 
+/* Replace *reply (taken) by -32003 for the same id; returns its text. */
+static const char *batch_limit_reply(struct json_object **reply, size_t *ret_len)
+{
+	struct json_object *id = NULL, *e;
+	char msg[96];
+
+	json_object_object_get_ex(*reply, "id", &id);
+	snprintf(msg, sizeof(msg), "The answers of this batch reached max_message_bytes (%zu)",
+		config_get()->max_message_bytes);
+	e = gl_rpc_error_new(id, GL_RPC_LIMIT, msg, NULL);
+	json_object_put(*reply);
+	*reply = e;
+	return e ? gl_encode_string(e, ret_len) : NULL;
+}
+
 /* One member finished (reply NULL for notifications); takes reply. Members
- * dispatched together may answer later (worker threads, child processes): an
- * answer that arrives once the array reached max_message_bytes is replaced by
- * -32003, so the array stays within the limit plus one member. */
+ * dispatched together may answer later (worker threads, child processes), all
+ * after the check in jsonrpc_one(): an answer that would take the array past
+ * max_message_bytes becomes -32003 (the first one always fits). */
 static void batch_member_done(struct batch *b, struct json_object *reply)
 {
-	size_t max = config_get()->max_message_bytes;
-
-	if (reply && evbuffer_get_length(b->text) >= max) {
-		struct json_object *id = NULL, *err;
-		char msg[128];
-
-		json_object_object_get_ex(reply, "id", &id);
-		snprintf(msg, sizeof(msg), "The answers of this batch reached max_message_bytes (%zu)",
-			max);
-		err = gl_rpc_error_new(id, GL_RPC_LIMIT, msg, NULL);
-		json_object_put(reply);
-		reply = err;
-	}
 	if (reply) {
 		size_t n;
 		const char *s = gl_encode_string(reply, &n);
 
+		if (s && b->n_replies > 0 &&
+			evbuffer_get_length(b->text) + n > config_get()->max_message_bytes)
+			s = batch_limit_reply(&reply, &n);
 		if (!s || evbuffer_add(b->text, b->n_replies ? "," : "[", 1) < 0 ||
 			evbuffer_add(b->text, s, n) < 0)
 			log_error("Out of memory collecting the answers of a batch, dropping one");

@@ -795,13 +795,13 @@ const struct method exec_methods[] = {
 		exec_run_params_table, sizeof(struct exec_start_params), exec_run, 0,
 		EXEC_RESULT_SCHEMA },
 	{ "exec.status", "Status and captured output of a process (never blocks)",
-		exec_id_params_table, sizeof(struct exec_id_params), exec_status, 0,
+		exec_id_params_table, sizeof(struct exec_id_params), exec_status, METHOD_READONLY,
 		EXEC_RESULT_SCHEMA },
 	{ "exec.wait", "Answer when the process has ended",
-		exec_wait_params_table, sizeof(struct exec_wait_params), exec_wait, 0,
+		exec_wait_params_table, sizeof(struct exec_wait_params), exec_wait, METHOD_READONLY,
 		EXEC_RESULT_SCHEMA },
 	{ "exec.read", "Read captured output by offset (beyond what status answers carry)",
-		exec_read_params_table, sizeof(struct exec_read_params), exec_read, 0,
+		exec_read_params_table, sizeof(struct exec_read_params), exec_read, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"string\","
 		"\"contentEncoding\":\"base64\"},\"eof\":{\"type\":\"boolean\"},"
 		"\"size\":{\"type\":\"integer\"}}}" },

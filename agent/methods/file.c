@@ -82,7 +82,8 @@ struct file_entry {
 struct file_job {
 	/* arguments */
 	char *path, *path2;
-	bool follow, parents;
+	bool follow, parents, append, create, truncate;
+	mode_t umask;
 	int64_t mode, offset, length, limit;
 	/* results */
 	int err;          /* errno of the step that failed, 0 on success */
@@ -548,7 +549,18 @@ static int file_tmp_name(const char *path, char **ret)
 }
 
 /* mode < 0: keep the existing file's mode and owner, or 0666 & ~umask for a new one. */
-static int file_tmp_open(const char *path, int mode, bool create, struct file_tmp *ret)
+/* The process's umask, read on the loop: umask() can only be read by setting
+ * it, which would race with file creation on the worker threads. */
+static mode_t file_umask(void)
+{
+	mode_t um = umask(0);
+
+	umask(um);
+	return um;
+}
+
+/* um: the umask for a new file's mode (file_umask(), taken on the loop). */
+static int file_tmp_open(const char *path, int mode, bool create, mode_t um, struct file_tmp *ret)
 {
 	_cleanup_free_ char *dir = file_dirname(path);
 	struct file_tmp t = { .fd = -1 };
@@ -569,11 +581,8 @@ static int file_tmp_open(const char *path, int mode, bool create, struct file_tm
 		t.uid = st.st_uid;
 		t.gid = st.st_gid;
 	} else if (errno == ENOENT) {
-		mode_t um;
 		if (!create)
 			return -ENOENT;
-		um = umask(0);
-		umask(um);
 		t.mode = mode >= 0 ? (mode_t)mode : 0666 & ~um;
 	} else
 		return -errno;
@@ -751,7 +760,7 @@ static int file_open(struct call *call, void *params)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	r = file_tmp_open(a->path, (int)a->mode, a->create, &h->tmp);
+	r = file_tmp_open(a->path, (int)a->mode, a->create, file_umask(), &h->tmp);
 	if (r < 0) {
 		free(h);
 		file_error(call, r, "cannot create the file");
@@ -849,14 +858,71 @@ static int file_write_handle(struct call *call, struct file_write_params *a, con
 	return 0;
 }
 
+/* A write by path (not into an upload handle), on a worker thread: the
+ * data (j->buf, j->got bytes) is already decoded. */
+static void file_write_run(void *p)
+{
+	struct file_job *j = p;
+	int r;
+
+	if (!j->append && j->offset < 0) {
+		/* The whole file: written aside, renamed into place when complete. */
+		struct file_tmp t;
+
+		r = file_tmp_open(j->path, (int)j->mode, j->create, j->umask, &t);
+		if (r < 0) {
+			file_job_fail(j, -r, "cannot create the file");
+			return;
+		}
+		r = file_write_all(t.fd, j->buf, j->got, 0);
+		if (r >= 0)
+			r = file_tmp_commit(&t);
+		file_tmp_discard(&t);
+		if (r < 0)
+			file_job_fail(j, -r, "cannot write the file");
+	} else {
+		int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+		_cleanup_close_ int fd = -1;
+
+		if (j->create)
+			flags |= O_CREAT;
+		if (j->append)
+			flags |= O_APPEND;
+		fd = open(j->path, flags, j->mode >= 0 ? (mode_t)j->mode : 0666);
+		if (fd < 0) {
+			file_job_fail(j, errno, "cannot open");
+			return;
+		}
+		r = file_write_all(fd, j->buf, j->got, j->append ? -1 : j->offset);
+		if (r >= 0 && j->truncate && !j->append &&
+			ftruncate(fd, (off_t)(j->offset + (int64_t)j->got)) < 0)
+			r = -errno;
+		if (r < 0)
+			file_job_fail(j, -r, "cannot write");
+	}
+}
+
+static void file_write_done(struct call *call, void *p)
+{
+	struct file_job *j = p;
+	struct json_object *res;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "written", json_object_new_int64((int64_t)j->got));
+	call_reply(call, res);
+}
+
 static int file_write(struct call *call, void *params)
 {
 	struct file_write_params *a = params;
 	_cleanup_free_ char *data = NULL;
-	_cleanup_close_ int fd = -1;
-	struct json_object *res;
+	struct file_job *j;
+	int64_t end;
 	size_t len;
-	int r;
 
 	if (gl_base64_decode(a->data, strlen(a->data), (void **)&data, &len) < 0) {
 		call_error(call, GL_RPC_INVALID_PARAMS, "data is not valid base64", NULL);
@@ -872,55 +938,24 @@ static int file_write(struct call *call, void *params)
 		call_error(call, GL_RPC_INVALID_PARAMS, "offset and append exclude each other", NULL);
 		return 0;
 	}
+	if (a->offset >= 0 && __builtin_add_overflow(a->offset, (int64_t)len, &end)) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
+		return 0;
+	}
 	if (file_frozen(call, a->path))
 		return 0;
-
-	if (!a->append && a->offset < 0) {
-		/* The whole file: written aside, renamed into place when complete. */
-		struct file_tmp t;
-		r = file_tmp_open(a->path, (int)a->mode, a->create, &t);
-		if (r < 0) {
-			file_error(call, r, "cannot create the file");
-			return 0;
-		}
-		r = file_write_all(t.fd, data, len, 0);
-		if (r >= 0)
-			r = file_tmp_commit(&t);
-		file_tmp_discard(&t);
-		if (r < 0) {
-			file_error(call, r, "cannot write the file");
-			return 0;
-		}
-	} else {
-		int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-		int64_t end;
-
-		if (a->create)
-			flags |= O_CREAT;
-		if (a->append)
-			flags |= O_APPEND;
-		if (a->offset >= 0 && __builtin_add_overflow(a->offset, (int64_t)len, &end)) {
-			call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
-			return 0;
-		}
-		fd = open(a->path, flags, a->mode >= 0 ? (mode_t)a->mode : 0666);
-		if (fd < 0) {
-			file_error(call, errno, "cannot open");
-			return 0;
-		}
-		r = file_write_all(fd, data, len, a->append ? -1 : a->offset);
-		if (r >= 0 && a->truncate && !a->append &&
-			ftruncate(fd, (off_t)(a->offset + (int64_t)len)) < 0)
-			r = -errno;
-		if (r < 0) {
-			file_error(call, r, "cannot write");
-			return 0;
-		}
-	}
-	res = json_object_new_object();
-	json_object_object_add(res, "written", json_object_new_int64((int64_t)len));
-	call_reply(call, res);
-	return 0;
+	j = file_job_new(a->path, NULL);
+	if (!j)
+		return -ENOMEM;
+	j->buf = TAKE_PTR(data);
+	j->got = len;
+	j->offset = a->offset;
+	j->mode = a->mode;
+	j->append = a->append;
+	j->create = a->create;
+	j->truncate = a->truncate;
+	j->umask = file_umask();
+	return file_job_submit(call, j, file_write_run, file_write_done);
 }
 
 /* --- remove, mkdir, rename --- */
@@ -1268,7 +1303,7 @@ static int file_channel(struct call *call, void *params)
 			free(ch);
 			return 0;
 		}
-		r = file_tmp_open(a->path, (int)a->mode, true, &ch->tmp);
+		r = file_tmp_open(a->path, (int)a->mode, true, file_umask(), &ch->tmp);
 		if (r < 0) {
 			free(ch);
 			file_error(call, r, "cannot create the file");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Blocking syscalls run off the agent's event loop: with the server of a
-FUSE mount stopped (SIGSTOP), a file.stat / file.read / file.list below it
+FUSE mount stopped (SIGSTOP), a file.stat, file.list, file.read or file.write below it
 costs only its caller, who gets -32004 after fs_timeout_s, while other
 clients (and other file calls) are served at once."""
 
@@ -58,7 +58,8 @@ try:
     t0 = time.monotonic()
     calls = [("file.stat", {"path": os.path.join(mnt, "f")}),
              ("file.list", {"path": mnt}),
-             ("file.read", {"path": os.path.join(mnt, "f")})]
+             ("file.read", {"path": os.path.join(mnt, "f")}),
+             ("file.write", {"path": os.path.join(mnt, "new"), "data": "aGk="})]
     for i, (method, params) in enumerate(calls):
         stuck.send({"jsonrpc": "2.0", "method": method, "params": params, "id": i})
     time.sleep(0.3)  # let them reach the workers and block
@@ -66,10 +67,13 @@ try:
     # Another client: served at once, including a file call on a healthy path.
     t1 = time.monotonic()
     is_eq(other.call("agent.ping", id="p", timeout=5).get("result"), "pong",
-          "another client's agent.ping answers while three calls hang")
+          "another client's agent.ping answers while four calls hang")
     st = other.call("file.stat", {"path": tmp}, id="s", timeout=5)
     ok(st.get("result", {}).get("type") == "directory",
        "another client's file.stat on a healthy path answers too")
+    w = other.call("file.write", {"path": os.path.join(tmp, "healthy"), "data": "aGk="}, id="w",
+                   timeout=5)
+    ok(w.get("result", {}).get("written") == 2, "... and a file.write on a healthy path")
     ping_dt = time.monotonic() - t1
     # not a speed target: a blocked loop would not answer until the fs is back
     ok(ping_dt < FS_TIMEOUT_S, "... before the stuck calls' timeout (%.2fs)" % ping_dt)
@@ -77,7 +81,7 @@ try:
     answers = [stuck.recv(FS_TIMEOUT_S + 20) for _ in calls]
     dt = time.monotonic() - t0
     is_eq(sorted((x.get("id"), x.get("error", {}).get("code")) for x in answers),
-          [(0, -32004), (1, -32004), (2, -32004)],
+          [(0, -32004), (1, -32004), (2, -32004), (3, -32004)],
           "the stuck calls answer -32004 (after %.1fs, timeout %ds)" % (dt, FS_TIMEOUT_S))
     ok(dt >= FS_TIMEOUT_S, "not before fs_timeout_s")
     is_eq(stuck.call("agent.ping", id=9).get("result"), "pong",

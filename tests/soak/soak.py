@@ -36,6 +36,10 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 MAX_ECHO = 1 << 20
 MAX_FILE = 512 << 10
 CALL_TIMEOUT = 60
+# Pause between a client's calls, uniform in [0, THINK_S): a management tool
+# pauses, and a thousand clients in a closed loop would only measure how long
+# a saturated 2-core machine queues a newcomer (a fault check is a newcomer).
+THINK_S = 5.0
 # Stated bounds (KiB): what a thousand clients with up to 1 MiB in flight each
 # may cost. Measured peaks are printed.
 RSS_BOUND_AGENT = 1536 * 1024
@@ -251,6 +255,7 @@ async def client(k, stop_at):
                 await op_exec(c, tag)
             else:
                 await op_file(c, tag)
+            await asyncio.sleep(random.uniform(0, THINK_S))
         except asyncio.TimeoutError:
             if in_fault():
                 stats.interrupted += 1
@@ -276,7 +281,7 @@ async def client(k, stop_at):
         c.close()
 
 
-async def served(what, timeout=30):
+async def served(what, timeout=40):
     """A new client is served: connect, ping, echo. Returns seconds taken."""
     t0 = time.monotonic()
     last = "nothing tried"
@@ -310,7 +315,7 @@ async def fault(name, action):
         faults["until"] = time.monotonic() + 5
     fault_log.append((name, dt))
     ok(dt is not None, "fault '%s': a new client is served afterwards (%s)"
-       % (name, "%.2fs" % dt if dt is not None else "not within 30 s"))
+       % (name, "%.2fs" % dt if dt is not None else "not within 40 s"))
 
 
 async def restart_guestsim():
