@@ -41,7 +41,7 @@ def encode(method: str, params: Any, id: Optional[int]) -> bytes:
 
 def decode(line: bytes) -> Dict[str, Any]:
     try:
-        msg = json.loads(line)
+        msg = json.loads(line.decode("utf-8"))
     except ValueError as e:
         raise ConnectionError("garbled message from the agent: %s" % e) from e
     if not isinstance(msg, dict):

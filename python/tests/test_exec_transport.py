@@ -147,3 +147,30 @@ def test_cli_ssh(sshd, agent):
     assert (r.returncode, r.stdout) == (0, b"cli over ssh\n"), r.stderr
     r = cli(["-a", a, "--json", "info"])
     assert r.returncode == 0 and b'"pid"' in r.stdout
+
+
+def cli_commands():
+    """The CLI's subcommands, from its usage text (as the VM harness reads them)."""
+    if not os.access(CLI, os.X_OK):
+        return set()
+    p = subprocess.run([CLI, "--help"], capture_output=True, text=True)
+    return {ln.split()[0] for ln in (p.stdout + p.stderr).splitlines()
+            if ln.startswith("  ") and ln.split()}
+
+
+@pytest.mark.skipif("connect" not in cli_commands(), reason="guestlink connect not in this tree yet")
+def test_ssh_guestlink_connect(sshd, stack, agent):
+    """The issue's form, exec:ssh HOST guestlink -m VM connect 9731, through the
+    backend and guestsim; needs `guestlink connect` (skipped until it exists)."""
+    name = "glpytest-%d" % os.getpid()
+    link = "/run/guestlink/%s.vsock" % name
+    os.makedirs("/run/guestlink", exist_ok=True)
+    os.symlink(stack.uds, link)
+    try:
+        address = "exec:%s %s -m %s connect 9731" % (sshd.ssh_command, CLI, name)
+        with guestlink.connect(address, timeout=30) as c:
+            c.ping()
+            assert c.info()["pid"] == agent.proc.pid
+            assert c.exec(["echo", "via connect"]).stdout == b"via connect\n"
+    finally:
+        os.unlink(link)

@@ -98,7 +98,12 @@ def main():
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--hybrid", action="store_true", help="through backend + guestsim")
     args = ap.parse_args()
-    import conftest  # the agent and backend helpers of the Python tests
+    try:
+        import conftest  # the agent and backend helpers of the Python tests (need pytest)
+    except ImportError:
+        if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        raise
     tmp = gltest.tmpdir()
     agent = conftest.Agent(tmp)
     stack = conftest.Stack(tmp, agent.sock) if args.hybrid else None
