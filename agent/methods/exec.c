@@ -98,7 +98,7 @@ int exec_signal_from_json(struct json_object *v)
 
 /* --- life cycle --- */
 
-struct json_object *exec_proc_json(struct exec_proc *p, bool with_output)
+static struct json_object *exec_proc_json(struct exec_proc *p, bool with_output)
 {
 	struct json_object *o = json_object_new_object();
 	bool truncated = false;
@@ -142,6 +142,47 @@ struct json_object *exec_proc_json(struct exec_proc *p, bool with_output)
 }
 
 /* --- methods --- */
+
+static void exec_ttl_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	exec_proc_free_deferred(userdata);
+}
+
+/* Keep an ended process's result for exec_result_ttl_s, or until exec.release. */
+static void exec_keep_result(struct exec_proc *p)
+{
+	const struct config *cfg = config_get();
+	struct timeval tv = { .tv_sec = cfg ? cfg->exec_result_ttl_s : 600 };
+
+	p->ttl_ev = evtimer_new(p->base, exec_ttl_cb, p);
+	if (!p->ttl_ev || evtimer_add(p->ttl_ev, &tv) < 0)
+		log_warning("Cannot expire the result of process %llu, keeping it until released",
+			(unsigned long long)p->id);
+}
+
+/* An exec.start process ended: exec.exit to its streaming client, answers to
+ * its exec.wait callers, and the result kept for exec.status/exec.read. */
+static void exec_start_done(struct exec_proc *p, void *userdata)
+{
+	if (exec_streaming(p)) {
+		struct json_object *params = exec_proc_json(p, false);
+		json_object_object_del(params, "running");
+		json_object_object_del(params, "pid");
+		conn_notify(p->stream_conn, "exec.exit", params); /* takes params */
+	}
+	while (p->waiters) {
+		struct exec_waiter *w = p->waiters;
+		struct json_object *r = exec_proc_json(p, true);
+		p->waiters = w->next;
+		if (r)
+			call_reply(w->call, r);
+		else
+			call_os_error(w->call, ENOMEM, "cannot encode the output");
+		exec_waiter_free(w);
+	}
+	p->done = NULL;
+	exec_keep_result(p);
+}
 
 static const char *const exec_capture_choices[] = { "separate", "merged", "none", NULL };
 
@@ -411,7 +452,7 @@ static int exec_start(struct call *call, void *params)
 		exec_prepared_done(&e);
 		return 0;
 	}
-	r = exec_spawn(call_event_base(call), &e.spec, NULL, NULL, &p);
+	r = exec_spawn(call_event_base(call), &e.spec, exec_start_done, NULL, &p);
 	exec_prepared_done(&e);
 	if (r < 0) {
 		exec_spawn_error(call, r);
@@ -446,14 +487,9 @@ static void exec_run_done(struct exec_proc *p, void *userdata)
 		call_os_error(call, ENOMEM, "cannot encode the output");
 	call_unref(call);
 	if (more) {
-		const struct config *cfg = config_get();
-		struct timeval tv = { .tv_sec = cfg ? cfg->exec_result_ttl_s : 600 };
 		p->internal = false;
 		p->done = NULL;
-		p->ttl_ev = evtimer_new(p->base, exec_ttl_cb, p);
-		if (!p->ttl_ev || evtimer_add(p->ttl_ev, &tv) < 0)
-			log_warning("Cannot expire the result of process %llu, keeping it",
-				(unsigned long long)p->id);
+		exec_keep_result(p);
 		return;
 	}
 	exec_proc_release(p);

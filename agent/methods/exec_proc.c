@@ -390,11 +390,6 @@ int exec_stdin_queue(struct exec_proc *p, const void *data, size_t len, bool eof
 	return 0;
 }
 
-void exec_ttl_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	exec_proc_free_deferred(userdata);
-}
-
 static void exec_proc_finish(struct exec_proc *p)
 {
 	p->finished = true;
@@ -406,42 +401,16 @@ static void exec_proc_finish(struct exec_proc *p)
 	if (p->stdin_fd >= 0)
 		exec_stdin_close(p, EPIPE);
 
-	if (exec_streaming(p)) {
-		struct json_object *params = exec_proc_json(p, false);
-		json_object_object_del(params, "running");
-		json_object_object_del(params, "pid");
-		conn_notify(p->stream_conn, "exec.exit", params); /* takes params */
-	}
+	/* The owner's turn (exec.exit, exec.wait callers, keeping the result; a
+	 * plugin's answer): it may release p, which is freed after this callback. */
+	if (p->done)
+		p->done(p, p->done_data);
+	else if (p->internal)
+		exec_proc_free_deferred(p);
 	if (p->stream_conn) {
 		conn_remove_drain_watch(p->stream_conn, exec_drain_cb, p);
 		p->stream_conn = conn_unref(p->stream_conn);
 	}
-
-	while (p->waiters) {
-		struct exec_waiter *w = p->waiters;
-		struct json_object *r = exec_proc_json(p, true);
-		p->waiters = w->next;
-		if (r)
-			call_reply(w->call, r);
-		else
-			call_os_error(w->call, ENOMEM, "cannot encode the output");
-		exec_waiter_free(w);
-	}
-
-	if (p->internal) {
-		if (p->done)
-			p->done(p, p->done_data);
-		else
-			exec_proc_free_deferred(p);
-		return;
-	}
-
-	const struct config *cfg = config_get();
-	struct timeval tv = { .tv_sec = cfg ? cfg->exec_result_ttl_s : 600 };
-	p->ttl_ev = evtimer_new(p->base, exec_ttl_cb, p);
-	if (!p->ttl_ev || evtimer_add(p->ttl_ev, &tv) < 0)
-		log_warning("Cannot expire the result of process %llu, keeping it until released",
-			(unsigned long long)p->id);
 }
 
 static void exec_linger_cb(evutil_socket_t fd, short what, void *userdata)

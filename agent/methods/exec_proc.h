@@ -97,9 +97,6 @@ void exec_drain_cb(struct conn *c, void *userdata);
 bool exec_streaming(struct exec_proc *p);
 void exec_stdin_answer(struct exec_proc *p);
 int exec_stdin_queue(struct exec_proc *p, const void *data, size_t len, bool eof);
-void exec_ttl_cb(evutil_socket_t fd, short what, void *userdata);
 
-/* exec.c: what the engine needs from the methods when a process ends or is
- * freed (exec.wait callers, the result as JSON for them and exec.exit). */
+/* exec.c: freeing a process answers its exec.wait callers. */
 void exec_waiter_free(struct exec_waiter *w);
-struct json_object *exec_proc_json(struct exec_proc *p, bool with_output);
