@@ -469,6 +469,37 @@ static int qga_shutdown_params(struct json_object *args, struct json_object **re
 	return 0;
 }
 
+/* --- suspend: no answer on success, as shutdown --- */
+
+static int qga_suspend_params(const char *mode, struct json_object **ret)
+{
+	struct json_object *p = json_object_new_object();
+
+	if (!p)
+		return -ENOMEM;
+	json_object_object_add(p, "mode", json_object_new_string(mode));
+	*ret = p;
+	return 0;
+}
+
+static int qga_suspend_ram(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("ram", ret);
+}
+
+static int qga_suspend_disk(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("disk", ret);
+}
+
+static int qga_suspend_hybrid(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("hybrid", ret);
+}
+
 /* --- exec --- */
 
 /* QGA names a process by its pid; exec.* by an id. */
@@ -1111,6 +1142,13 @@ static const struct qga_command qga_commands[] = {
 		.to_params = qga_file_write_params, .to_return_args = qga_file_write_return },
 	{ .name = "guest-file-seek", .method = "file.stat", .args = qga_file_seek_args,
 		.to_params = qga_file_seek_params, .to_return_args = qga_file_seek_return },
+	{ .name = "guest-suspend-ram", .method = "system.suspend", .to_params = qga_suspend_ram,
+		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-suspend-disk", .method = "system.suspend", .to_params = qga_suspend_disk,
+		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-suspend-hybrid", .method = "system.suspend",
+		.to_params = qga_suspend_hybrid, .to_return = qga_empty,
+		.flags = QGA_NO_SUCCESS_RESPONSE },
 	{ .name = "guest-exec", .method = "exec.start", .args = qga_exec_args,
 		.to_params = qga_exec_params, .to_return = qga_exec_return },
 	{ .name = "guest-exec-status", .method = "exec.status", .args = qga_exec_status_args,

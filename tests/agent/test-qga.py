@@ -215,6 +215,18 @@ is_eq(sorted(new - names), [], "the capabilities added for QGA are JSON-RPC meth
 jr = agent.client().call("user.ssh-keys", {"user": "no-such-user-gltest"})
 is_eq(jr.get("error", {}).get("code"), -32002, "user.ssh-keys of an unknown user -> -32002")
 
+# Suspending this machine is out of the question: only where it cannot.
+try:
+    states = open("/sys/power/state").read().split()
+except OSError:
+    states = []
+if "disk" not in states:
+    r = q.cmd("guest-suspend-disk")
+    is_eq(r.get("error", {}).get("class"), "GenericError",
+          "guest-suspend-disk where the kernel cannot hibernate -> GenericError (errors are answered)")
+else:
+    diag("this machine could hibernate: guest-suspend-disk not tried")
+
 # --- a host that hangs up mid-command, then comes back ---
 h = Qga(qsock)
 h.send(b'{"execute":"guest-exec","arguments":{"path":"/bin/sleep","arg":["0.3"]}}{"execute":"gue')
