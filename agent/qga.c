@@ -6,9 +6,9 @@
  * when one was given). Each command is one row: the JSON-RPC method it runs
  * (so policy, params checking and the implementation are the JSON-RPC ones),
  * how its arguments become that method's params, and how the method's result
- * becomes the QGA return value. Only guest-sync(-delimited) and guest-info
- * are answered here. Requests are handled one at a time, in order, as
- * qemu-ga does. */
+ * becomes the QGA return value. Only guest-sync(-delimited), guest-info and
+ * guest-file-close/-flush (handles live here) are answered here. Requests
+ * are handled one at a time, in order, as qemu-ga does. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,11 +205,6 @@ static int qga_sync(struct json_object *args, struct json_object **ret, char *de
 static int qga_info(struct json_object *args, struct json_object **ret, char *desc, size_t size);
 
 /* --- argument and result shapes, one pair per command family --- */
-
-static struct json_object *qga_ping_return(struct json_object *result)
-{
-	return json_object_new_object();
-}
 
 /* guest-get-time: nanoseconds since the epoch. */
 static struct json_object *qga_time_return(struct json_object *r)
@@ -1089,7 +1084,7 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-sync-delimited", .args = qga_sync_args, .local = qga_sync,
 		.flags = QGA_DELIMITED },
 	{ .name = "guest-sync", .args = qga_sync_args, .local = qga_sync },
-	{ .name = "guest-ping", .method = "agent.ping", .to_return = qga_ping_return },
+	{ .name = "guest-ping", .method = "agent.ping", .to_return = qga_empty },
 	{ .name = "guest-info", .local = qga_info },
 	{ .name = "guest-get-time", .method = "system.time", .to_return = qga_time_return },
 	{ .name = "guest-set-time", .method = "system.set-time", .args = qga_set_time_args,
@@ -1420,8 +1415,3 @@ const struct conn_proto conn_proto_qga_serial = {
 	.one_at_a_time = true,
 	.eof_closes = true,
 };
-
-size_t qga_n_commands(void)
-{
-	return sizeof(qga_commands) / sizeof(qga_commands[0]) - 1;
-}
