@@ -332,6 +332,46 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 	return out;
 }
 
+/* qapi GuestDiskAddress from system.disks' / system.filesystems' address. */
+static const struct qga_rename qga_address_map[] = {
+	{ "pci_controller", "pci-controller" }, { "bus_type", "bus-type" }, { "bus", "bus" },
+	{ "target", "target" }, { "unit", "unit" }, { "serial", "serial" }, { "dev", "dev" }, {},
+};
+
+static struct json_object *qga_addresses(struct json_object *list)
+{
+	struct json_object *out = json_object_new_array();
+	size_t n = list && json_object_is_type(list, json_type_array) ?
+		json_object_array_length(list) : 0;
+
+	for (size_t i = 0; out && i < n; i++)
+		json_object_array_add(out, qga_map(json_object_array_get_idx(list, i),
+			qga_address_map));
+	return out;
+}
+
+/* guest-get-disks: qapi GuestDiskInfo. */
+static struct json_object *qga_disks_return(struct json_object *r)
+{
+	struct json_object *disks = qga_get(r, "disks"), *out = json_object_new_array();
+	size_t n = disks && json_object_is_type(disks, json_type_array) ?
+		json_object_array_length(disks) : 0;
+
+	for (size_t i = 0; out && i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(disks, i);
+		struct json_object *e = json_object_new_object();
+
+		qga_rename(e, "name", d, "name");
+		qga_rename(e, "partition", d, "partition");
+		qga_rename(e, "dependencies", d, "dependencies");
+		if (qga_get(d, "address"))
+			json_object_object_add(e, "address",
+				qga_map(qga_get(d, "address"), qga_address_map));
+		json_object_array_add(out, e);
+	}
+	return out;
+}
+
 /* guest-get-fsinfo: qapi GuestFilesystemInfo, for filesystems on block
  * devices (as qemu-ga lists them). Sizes as qemu-ga counts them: used =
  * blocks - free, total = used + available to unprivileged users. */
@@ -349,6 +389,8 @@ static struct json_object *qga_fsinfo_return(struct json_object *r)
 		if (!dev || strncmp(dev, "/dev/", 5) != 0)
 			continue;
 		base = strrchr(dev, '/') + 1;
+		if (qga_get(f, "block_device"))
+			base = json_object_get_string(qga_get(f, "block_device"));
 		e = json_object_new_object();
 		json_object_object_add(e, "name", json_object_new_string(base));
 		qga_rename(e, "mountpoint", f, "mountpoint");
@@ -361,8 +403,7 @@ static struct json_object *qga_fsinfo_return(struct json_object *r)
 			json_object_object_add(e, "total-bytes",
 				json_object_new_int64(total - freeb + avail));
 		}
-		/* The PCI/SCSI address of the disk needs a sysfs walk not done yet. */
-		json_object_object_add(e, "disk", json_object_new_array());
+		json_object_object_add(e, "disk", qga_addresses(qga_get(f, "disk")));
 		json_object_array_add(out, e);
 	}
 	return out;
@@ -1106,6 +1147,7 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-get-fsinfo", .method = "system.filesystems",
 		.to_return = qga_fsinfo_return },
 	{ .name = "guest-get-users", .method = "system.users", .to_return = qga_users_return },
+	{ .name = "guest-get-disks", .method = "system.disks", .to_return = qga_disks_return },
 	{ .name = "guest-get-osinfo", .method = "system.osinfo", .return_map = qga_osinfo_map },
 	{ .name = "guest-get-timezone", .method = "system.timezone",
 		.return_map = qga_timezone_map },

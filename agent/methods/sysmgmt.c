@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <utmpx.h>
@@ -27,6 +29,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "fsfreeze.h"
+#include "guestinfo.h"
 #include "log.h"
 #include "macro.h"
 #include "method.h"
@@ -408,6 +411,29 @@ static bool sysmgmt_remote(const char *type)
 	return false;
 }
 
+/* For a filesystem on a block device: its sysfs name and the hardware
+ * address of the disk ("block_device", "disk": [address]), found through the
+ * device number, whatever name the mount table gives it. */
+static void sysmgmt_fs_disk(struct json_object *e, const char *fsname)
+{
+	char path[64], real[PATH_MAX];
+	struct json_object *addr, *disks;
+	struct stat st;
+	const char *name;
+
+	if (fsname[0] != '/' || stat(fsname, &st) < 0 || !S_ISBLK(st.st_mode))
+		return;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+	if (!realpath(path, real) || !(name = strrchr(real, '/')))
+		return;
+	name++;
+	json_object_object_add(e, "block_device", json_object_new_string(name));
+	disks = json_object_new_array();
+	if (guestinfo_disk_address(name, &addr) == 0)
+		json_object_array_add(disks, addr);
+	json_object_object_add(e, "disk", disks);
+}
+
 static int sysmgmt_filesystems(struct call *call, void *params)
 {
 	struct json_object *list = json_object_new_array(), *o;
@@ -435,6 +461,7 @@ static int sysmgmt_filesystems(struct call *call, void *params)
 			log_escape(esc, sizeof(esc), m->mnt_opts, strlen(m->mnt_opts))));
 		json_object_object_add(e, "readonly",
 			json_object_new_boolean(hasmntopt(m, "ro") != NULL));
+		sysmgmt_fs_disk(e, m->mnt_fsname);
 		if (!sysmgmt_remote(m->mnt_type) && statvfs(m->mnt_dir, &sv) == 0) {
 			json_object_object_add(e, "total_bytes",
 				json_object_new_int64((int64_t)(sv.f_blocks * sv.f_frsize)));

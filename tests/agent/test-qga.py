@@ -295,20 +295,17 @@ else:
     time.sleep(0.5)
     ours = Qga(qsock)
     by = {"guest-get-vcpus": "logical-id", "guest-network-get-interfaces": "name",
-          "guest-get-fsinfo": "mountpoint", "guest-get-users": "user"}
+          "guest-get-fsinfo": "mountpoint", "guest-get-users": "user", "guest-get-disks": "name"}
     for name in ("guest-ping", "guest-get-time", "guest-get-host-name", "guest-get-timezone",
                  "guest-get-osinfo", "guest-get-users", "guest-fsfreeze-status",
-                 "guest-get-vcpus", "guest-network-get-interfaces", "guest-get-fsinfo"):
+                 "guest-get-vcpus", "guest-network-get-interfaces", "guest-get-fsinfo",
+                 "guest-get-disks"):
         want = r.cmd(name)
         got = ours.cmd(name)
         if name in by and "return" in want and "return" in got:
             key = by[name]
             wl = keyed(want["return"], key)
             gl = keyed(got["return"], key)
-            if name == "guest-get-fsinfo":
-                # Their disk list describes the PCI path; ours is empty for now.
-                for x in list(wl.values()) + list(gl.values()):
-                    x.pop("disk", None)
             if name == "guest-network-get-interfaces":
                 common = set(wl) & set(gl)
                 wl = {k: v for k, v in wl.items() if k in common}

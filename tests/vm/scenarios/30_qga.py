@@ -151,6 +151,7 @@ def COMMANDS(now_ns):
         ("set-vcpus-on", "guest-set-vcpus", {"vcpus": [{"logical-id": 1, "online": True}]}),
         ("interfaces", "guest-network-get-interfaces", None),
         ("fsinfo", "guest-get-fsinfo", None),
+        ("disks", "guest-get-disks", None),
         ("freeze-status", "guest-fsfreeze-status", None),
         ("freeze", "guest-fsfreeze-freeze", None),
         ("freeze-status-frozen", "guest-fsfreeze-status", None),
@@ -205,7 +206,7 @@ def s30_qga_serial(vm, H):
     H.ok(ours.get("after-hangup") is True, "30: guestlink-agent serves the next host after a hang-up")
     H.ok(theirs.get("after-hangup") is True, "30: (qemu-ga too)")
     keys = {"vcpus": "logical-id", "vcpus-after-off": "logical-id", "interfaces": "name",
-            "fsinfo": "mountpoint", "users": "user"}
+            "fsinfo": "mountpoint", "users": "user", "disks": "name"}
     H.ok(ours.get("shadow", "").startswith("$"), "30: guestlink-agent wrote a crypt(3) hash (%r)"
          % ours.get("shadow"))
     H.is_eq(ours.get("shadow"), theirs.get("shadow"), "30: the same hash method as qemu-ga's chpasswd")
@@ -234,7 +235,6 @@ def s30_qga_serial(vm, H):
             ra, rb = keyed(ra, keys[key]), keyed(rb, keys[key])
             if key == "fsinfo":
                 for x in list(ra.values()) + list(rb.values()):
-                    x.pop("disk", None)
                     x.pop("used-bytes", None)
             if key == "interfaces":
                 for x in list(ra.values()) + list(rb.values()):
