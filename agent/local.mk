@@ -22,7 +22,7 @@ agent_libagent_la_SOURCES = \
 	agent/methods/file.c agent/methods/file.h \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
-	agent/methods/guestinfo.c \
+	agent/methods/guestinfo.c agent/methods/guestinfo.h \
 	agent/methods/user.c \
 	agent/methods/plugin.c
 agent_libagent_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DGL_VERSION='"$(PACKAGE_VERSION)"'

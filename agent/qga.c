@@ -6,9 +6,9 @@
  * when one was given). Each command is one row: the JSON-RPC method it runs
  * (so policy, params checking and the implementation are the JSON-RPC ones),
  * how its arguments become that method's params, and how the method's result
- * becomes the QGA return value. Only guest-sync(-delimited) and guest-info
- * are answered here. Requests are handled one at a time, in order, as
- * qemu-ga does. */
+ * becomes the QGA return value. Only guest-sync(-delimited), guest-info and
+ * guest-file-close/-flush (handles live here) are answered here. Requests
+ * are handled one at a time, in order, as qemu-ga does. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,11 +206,6 @@ static int qga_info(struct json_object *args, struct json_object **ret, char *de
 
 /* --- argument and result shapes, one pair per command family --- */
 
-static struct json_object *qga_ping_return(struct json_object *result)
-{
-	return json_object_new_object();
-}
-
 /* guest-get-time: nanoseconds since the epoch. */
 static struct json_object *qga_time_return(struct json_object *r)
 {
@@ -337,6 +332,46 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 	return out;
 }
 
+/* qapi GuestDiskAddress from system.disks' / system.filesystems' address. */
+static const struct qga_rename qga_address_map[] = {
+	{ "pci_controller", "pci-controller" }, { "bus_type", "bus-type" }, { "bus", "bus" },
+	{ "target", "target" }, { "unit", "unit" }, { "serial", "serial" }, { "dev", "dev" }, {},
+};
+
+static struct json_object *qga_addresses(struct json_object *list)
+{
+	struct json_object *out = json_object_new_array();
+	size_t n = list && json_object_is_type(list, json_type_array) ?
+		json_object_array_length(list) : 0;
+
+	for (size_t i = 0; out && i < n; i++)
+		json_object_array_add(out, qga_map(json_object_array_get_idx(list, i),
+			qga_address_map));
+	return out;
+}
+
+/* guest-get-disks: qapi GuestDiskInfo. */
+static struct json_object *qga_disks_return(struct json_object *r)
+{
+	struct json_object *disks = qga_get(r, "disks"), *out = json_object_new_array();
+	size_t n = disks && json_object_is_type(disks, json_type_array) ?
+		json_object_array_length(disks) : 0;
+
+	for (size_t i = 0; out && i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(disks, i);
+		struct json_object *e = json_object_new_object();
+
+		qga_rename(e, "name", d, "name");
+		qga_rename(e, "partition", d, "partition");
+		qga_rename(e, "dependencies", d, "dependencies");
+		if (qga_get(d, "address"))
+			json_object_object_add(e, "address",
+				qga_map(qga_get(d, "address"), qga_address_map));
+		json_object_array_add(out, e);
+	}
+	return out;
+}
+
 /* guest-get-fsinfo: qapi GuestFilesystemInfo, for filesystems on block
  * devices (as qemu-ga lists them). Sizes as qemu-ga counts them: used =
  * blocks - free, total = used + available to unprivileged users. */
@@ -354,6 +389,8 @@ static struct json_object *qga_fsinfo_return(struct json_object *r)
 		if (!dev || strncmp(dev, "/dev/", 5) != 0)
 			continue;
 		base = strrchr(dev, '/') + 1;
+		if (qga_get(f, "block_device"))
+			base = json_object_get_string(qga_get(f, "block_device"));
 		e = json_object_new_object();
 		json_object_object_add(e, "name", json_object_new_string(base));
 		qga_rename(e, "mountpoint", f, "mountpoint");
@@ -366,8 +403,7 @@ static struct json_object *qga_fsinfo_return(struct json_object *r)
 			json_object_object_add(e, "total-bytes",
 				json_object_new_int64(total - freeb + avail));
 		}
-		/* The PCI/SCSI address of the disk needs a sysfs walk not done yet. */
-		json_object_object_add(e, "disk", json_object_new_array());
+		json_object_object_add(e, "disk", qga_addresses(qga_get(f, "disk")));
 		json_object_array_add(out, e);
 	}
 	return out;
@@ -467,6 +503,37 @@ static int qga_shutdown_params(struct json_object *args, struct json_object **re
 	json_object_object_add(p, "mode", json_object_new_string(modes[i].mode));
 	*ret = p;
 	return 0;
+}
+
+/* --- suspend: no answer on success, as shutdown --- */
+
+static int qga_suspend_params(const char *mode, struct json_object **ret)
+{
+	struct json_object *p = json_object_new_object();
+
+	if (!p)
+		return -ENOMEM;
+	json_object_object_add(p, "mode", json_object_new_string(mode));
+	*ret = p;
+	return 0;
+}
+
+static int qga_suspend_ram(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("ram", ret);
+}
+
+static int qga_suspend_disk(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("disk", ret);
+}
+
+static int qga_suspend_hybrid(struct json_object *args, struct json_object **ret, char *desc,
+	size_t size)
+{
+	return qga_suspend_params("hybrid", ret);
 }
 
 /* --- exec --- */
@@ -1058,7 +1125,7 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-sync-delimited", .args = qga_sync_args, .local = qga_sync,
 		.flags = QGA_DELIMITED },
 	{ .name = "guest-sync", .args = qga_sync_args, .local = qga_sync },
-	{ .name = "guest-ping", .method = "agent.ping", .to_return = qga_ping_return },
+	{ .name = "guest-ping", .method = "agent.ping", .to_return = qga_empty },
 	{ .name = "guest-info", .local = qga_info },
 	{ .name = "guest-get-time", .method = "system.time", .to_return = qga_time_return },
 	{ .name = "guest-set-time", .method = "system.set-time", .args = qga_set_time_args,
@@ -1080,6 +1147,7 @@ static const struct qga_command qga_commands[] = {
 	{ .name = "guest-get-fsinfo", .method = "system.filesystems",
 		.to_return = qga_fsinfo_return },
 	{ .name = "guest-get-users", .method = "system.users", .to_return = qga_users_return },
+	{ .name = "guest-get-disks", .method = "system.disks", .to_return = qga_disks_return },
 	{ .name = "guest-get-osinfo", .method = "system.osinfo", .return_map = qga_osinfo_map },
 	{ .name = "guest-get-timezone", .method = "system.timezone",
 		.return_map = qga_timezone_map },
@@ -1111,6 +1179,13 @@ static const struct qga_command qga_commands[] = {
 		.to_params = qga_file_write_params, .to_return_args = qga_file_write_return },
 	{ .name = "guest-file-seek", .method = "file.stat", .args = qga_file_seek_args,
 		.to_params = qga_file_seek_params, .to_return_args = qga_file_seek_return },
+	{ .name = "guest-suspend-ram", .method = "system.suspend", .to_params = qga_suspend_ram,
+		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-suspend-disk", .method = "system.suspend", .to_params = qga_suspend_disk,
+		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-suspend-hybrid", .method = "system.suspend",
+		.to_params = qga_suspend_hybrid, .to_return = qga_empty,
+		.flags = QGA_NO_SUCCESS_RESPONSE },
 	{ .name = "guest-exec", .method = "exec.start", .args = qga_exec_args,
 		.to_params = qga_exec_params, .to_return = qga_exec_return },
 	{ .name = "guest-exec-status", .method = "exec.status", .args = qga_exec_status_args,
@@ -1382,8 +1457,3 @@ const struct conn_proto conn_proto_qga_serial = {
 	.one_at_a_time = true,
 	.eof_closes = true,
 };
-
-size_t qga_n_commands(void)
-{
-	return sizeof(qga_commands) / sizeof(qga_commands[0]) - 1;
-}

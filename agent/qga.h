@@ -4,13 +4,8 @@
  * port (qga-serial:PATH, see serial.c). */
 #pragma once
 
-#include <stddef.h>
-
 #include "conn.h"
 
 extern const struct conn_proto conn_proto_qga;
 /* The same on virtio-serial: EOF means the host side closed the port. */
 extern const struct conn_proto conn_proto_qga_serial;
-
-/* Number of QGA commands served (guest-info lists them). */
-size_t qga_n_commands(void);

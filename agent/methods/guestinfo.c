@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "method.h"
+#include "guestinfo.h"
 #include "methods.h"
 
 #define GUESTINFO_LINE_MAX 512
@@ -135,6 +137,142 @@ static int guestinfo_load(struct call *call, void *params)
 	json_object_object_add(o, "load1", json_object_new_double(l1));
 	json_object_object_add(o, "load5", json_object_new_double(l5));
 	json_object_object_add(o, "load15", json_object_new_double(l15));
+	call_reply(call, o);
+	return 0;
+}
+
+/* --- disks --- */
+
+/* What a block device hangs off, from its sysfs path (as qemu-ga reads it,
+ * qga/commands-posix.c): the PCI function's address, the kind of bus, and
+ * the device node; the serial number as udev recorded it (ID_SERIAL), when
+ * udev runs. Only virtio-blk disks are described in full. */
+int guestinfo_disk_address(const char *name, struct json_object **ret)
+{
+	char path[PATH_MAX], real[PATH_MAX], line[512];
+	unsigned dom, bus, slot, fn;
+	const char *comp, *found = NULL;
+	struct json_object *a, *pci;
+	bool virtio;
+	FILE *f;
+
+	if (strchr(name, '/') || name[0] == '.')
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/sys/class/block/%s", name);
+	if (!realpath(path, real))
+		return -errno;
+	/* The last PCI function on the path: /sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda */
+	for (comp = strchr(real, '/'); comp; comp = strchr(comp + 1, '/')) {
+		int n = 0;
+		if (sscanf(comp + 1, "%x:%x:%x.%x%n", &dom, &bus, &slot, &fn, &n) == 4 &&
+			(comp[1 + n] == '/' || comp[1 + n] == 0))
+			found = comp + 1;
+	}
+	if (!found)
+		return -ENODEV;
+	sscanf(found, "%x:%x:%x.%x", &dom, &bus, &slot, &fn);
+	virtio = strstr(real, "/virtio") != NULL && strstr(real, "/host") == NULL;
+	if (!virtio)
+		return -EOPNOTSUPP;
+	a = json_object_new_object();
+	pci = json_object_new_object();
+	if (!a || !pci) {
+		json_object_put(a);
+		json_object_put(pci);
+		return -ENOMEM;
+	}
+	json_object_object_add(pci, "domain", json_object_new_int64(dom));
+	json_object_object_add(pci, "bus", json_object_new_int64(bus));
+	json_object_object_add(pci, "slot", json_object_new_int64(slot));
+	json_object_object_add(pci, "function", json_object_new_int64(fn));
+	json_object_object_add(a, "pci_controller", pci);
+	json_object_object_add(a, "bus_type", json_object_new_string("virtio"));
+	json_object_object_add(a, "bus", json_object_new_int64(0));
+	json_object_object_add(a, "target", json_object_new_int64(0));
+	json_object_object_add(a, "unit", json_object_new_int64(0));
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	json_object_object_add(a, "dev", json_object_new_string(path));
+	/* udev's record of the device: /run/udev/data/b<major>:<minor>. */
+	snprintf(path, sizeof(path), "/sys/class/block/%s/dev", name);
+	f = fopen(path, "re");
+	if (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		fclose(f);
+		snprintf(path, sizeof(path), "/run/udev/data/b%s", line);
+		f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (strncmp(line, "E:ID_SERIAL=", 12) == 0) {
+				char esc[sizeof(line) * 4];
+				line[strcspn(line, "\n")] = 0;
+				json_object_object_add(a, "serial", json_object_new_string(
+					log_escape(esc, sizeof(esc), line + 12, strlen(line + 12))));
+				break;
+			}
+	}
+	if (f)
+		fclose(f);
+	*ret = a;
+	return 0;
+}
+
+static int guestinfo_disks(struct call *call, void *params)
+{
+	struct json_object *list = json_object_new_array(), *o;
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+
+	if (!d || !list) {
+		int r = d ? -ENOMEM : -errno;
+		if (d)
+			closedir(d);
+		json_object_put(list);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		struct json_object *disk, *addr = NULL;
+		char dev[300], path[PATH_MAX];
+		DIR *pd;
+		struct dirent *pe;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* Loop, zram and other devices without hardware are not disks. */
+		if (guestinfo_disk_address(de->d_name, &addr) < 0)
+			continue;
+		snprintf(dev, sizeof(dev), "/dev/%s", de->d_name);
+		disk = json_object_new_object();
+		json_object_object_add(disk, "name", json_object_new_string(dev));
+		json_object_object_add(disk, "partition", json_object_new_boolean(false));
+		json_object_object_add(disk, "dependencies", json_object_new_array());
+		json_object_object_add(disk, "address", addr);
+		json_object_array_add(list, disk);
+		/* Partitions: subdirectories with a "partition" attribute. */
+		snprintf(path, sizeof(path), "/sys/block/%s", de->d_name);
+		pd = opendir(path);
+		while (pd && (pe = readdir(pd))) {
+			char attr[PATH_MAX + 300], pdev[300];
+			struct json_object *part, *deps;
+
+			if (pe->d_name[0] == '.')
+				continue;
+			snprintf(attr, sizeof(attr), "%s/%s/partition", path, pe->d_name);
+			if (access(attr, F_OK) < 0)
+				continue;
+			snprintf(pdev, sizeof(pdev), "/dev/%s", pe->d_name);
+			part = json_object_new_object();
+			deps = json_object_new_array();
+			json_object_array_add(deps, json_object_new_string(dev));
+			json_object_object_add(part, "name", json_object_new_string(pdev));
+			json_object_object_add(part, "partition", json_object_new_boolean(true));
+			json_object_object_add(part, "dependencies", deps);
+			json_object_array_add(list, part);
+		}
+		if (pd)
+			closedir(pd);
+	}
+	closedir(d);
+	o = json_object_new_object();
+	json_object_object_add(o, "disks", list);
 	call_reply(call, o);
 	return 0;
 }
@@ -316,6 +454,9 @@ static const struct method guestinfo_methods[] = {
 	{ "system.load", "Load averages over 1, 5 and 15 minutes", NULL, 0, guestinfo_load, 0,
 		"{\"type\":\"object\",\"properties\":{\"load1\":{\"type\":\"number\"},"
 		"\"load5\":{\"type\":\"number\"},\"load15\":{\"type\":\"number\"}}}" },
+	{ "system.disks", "Disks and partitions with the PCI address of their controller", NULL, 0,
+		guestinfo_disks, 0,
+		"{\"type\":\"object\",\"properties\":{\"disks\":{\"type\":\"array\"}}}" },
 	{ "system.vcpus", "Virtual CPUs: online, and whether they can go offline", NULL, 0,
 		guestinfo_vcpus, 0,
 		"{\"type\":\"object\",\"properties\":{\"vcpus\":{\"type\":\"array\",\"items\":"

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <utmpx.h>
@@ -27,6 +29,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "fsfreeze.h"
+#include "guestinfo.h"
 #include "log.h"
 #include "macro.h"
 #include "method.h"
@@ -409,6 +412,29 @@ static bool sysmgmt_remote(const char *type)
 	return false;
 }
 
+/* For a filesystem on a block device: its sysfs name and the hardware
+ * address of the disk ("block_device", "disk": [address]), found through the
+ * device number, whatever name the mount table gives it. */
+static void sysmgmt_fs_disk(struct json_object *e, const char *fsname)
+{
+	char path[64], real[PATH_MAX];
+	struct json_object *addr, *disks;
+	struct stat st;
+	const char *name;
+
+	if (fsname[0] != '/' || stat(fsname, &st) < 0 || !S_ISBLK(st.st_mode))
+		return;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+	if (!realpath(path, real) || !(name = strrchr(real, '/')))
+		return;
+	name++;
+	json_object_object_add(e, "block_device", json_object_new_string(name));
+	disks = json_object_new_array();
+	if (guestinfo_disk_address(name, &addr) == 0)
+		json_object_array_add(disks, addr);
+	json_object_object_add(e, "disk", disks);
+}
+
 /* One mount as read on a worker thread (statvfs can block: agent/worker.h). */
 struct sysmgmt_mount {
 	char *dir, *fsname, *type, *opts;
@@ -505,6 +531,7 @@ static void sysmgmt_fs_done(struct call *call, void *p)
 		sysmgmt_json_escaped(e, "type", m->type);
 		sysmgmt_json_escaped(e, "options", m->opts);
 		json_object_object_add(e, "readonly", json_object_new_boolean(m->readonly));
+		sysmgmt_fs_disk(e, m->fsname);
 		if (m->has_usage) {
 			json_object_object_add(e, "total_bytes",
 				json_object_new_int64((int64_t)(sv->f_blocks * sv->f_frsize)));
@@ -619,6 +646,100 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 	return 0;
 }
 
+/* --- suspend --- */
+
+/* Suspend modes: the systemd unit, and what the kernel must offer for it in
+ * /sys/power/state (and /sys/power/disk), as QGA checks before it suspends. */
+static const struct {
+	const char *mode, *unit, *state, *disk;
+} sysmgmt_suspend_modes[] = {
+	{ "ram", "suspend.target", "mem", NULL },
+	{ "disk", "hibernate.target", "disk", NULL },
+	{ "hybrid", "hybrid-sleep.target", "disk", "suspend" },
+};
+
+static const char *const sysmgmt_suspend_choices[] = { "ram", "disk", "hybrid", NULL };
+
+/* Whether the word is one of the space-separated words of a sysfs file. */
+static bool sysmgmt_sysfs_has(const char *path, const char *word)
+{
+	char buf[256], *save = NULL;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	for (char *w = strtok_r(buf, " \n[]", &save); w; w = strtok_r(NULL, " \n[]", &save))
+		if (strcmp(w, word) == 0)
+			return true;
+	return false;
+}
+
+static void sysmgmt_suspend_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	size_t i = (size_t)(uintptr_t)userdata;
+	int sfd;
+
+	log_notice("Suspending (%s) on a client's request", sysmgmt_suspend_modes[i].mode);
+	if (sd_booted() > 0 && sysmgmt_shutdown_systemd(sysmgmt_suspend_modes[i].unit) >= 0)
+		return;
+	/* No systemd: the kernel interface (Documentation/admin-guide/pm/sleep-states.rst). */
+	sync();
+	if (sysmgmt_suspend_modes[i].disk) {
+		sfd = open("/sys/power/disk", O_WRONLY | O_CLOEXEC);
+		if (sfd >= 0) {
+			if (write(sfd, sysmgmt_suspend_modes[i].disk,
+				    strlen(sysmgmt_suspend_modes[i].disk)) < 0)
+				log_warning_errno(-errno, "Failed to set /sys/power/disk, ignoring: %m");
+			close(sfd);
+		}
+	}
+	sfd = open("/sys/power/state", O_WRONLY | O_CLOEXEC);
+	if (sfd < 0 || write(sfd, sysmgmt_suspend_modes[i].state,
+			       strlen(sysmgmt_suspend_modes[i].state)) < 0)
+		log_error_errno(-errno, "Failed to suspend: %m");
+	if (sfd >= 0)
+		close(sfd);
+}
+
+struct sysmgmt_suspend_params {
+	const char *mode;
+};
+
+static int sysmgmt_suspend(struct call *call, void *params)
+{
+	static const struct timeval tv = { 0, SYSMGMT_SHUTDOWN_GRACE_MS * 1000 };
+	struct sysmgmt_suspend_params *a = params;
+	size_t i;
+
+	for (i = 0; i < ELEMENTSOF(sysmgmt_suspend_modes); i++)
+		if (strcmp(sysmgmt_suspend_modes[i].mode, a->mode) == 0)
+			break;
+	if (i == ELEMENTSOF(sysmgmt_suspend_modes))
+		return -EINVAL; /* the choices were checked */
+	if (!sysmgmt_sysfs_has("/sys/power/state", sysmgmt_suspend_modes[i].state) ||
+		(sysmgmt_suspend_modes[i].disk &&
+			!sysmgmt_sysfs_has("/sys/power/disk", sysmgmt_suspend_modes[i].disk))) {
+		call_os_error(call, EOPNOTSUPP, "the guest cannot suspend this way");
+		return 0;
+	}
+	if (geteuid() != 0) {
+		call_os_error(call, EPERM, "only an agent running as root can suspend");
+		return 0;
+	}
+	/* Answer first, as for shutdown. */
+	if (event_base_once(call_event_base(call), -1, EV_TIMEOUT, sysmgmt_suspend_cb,
+		    (void *)(uintptr_t)i, &tv) < 0)
+		return -ENOMEM;
+	call_reply(call, json_object_new_object());
+	return 0;
+}
+
 /* --- table --- */
 
 static const struct method_param sysmgmt_set_time_params_table[] = {
@@ -649,6 +770,12 @@ static const struct method_param sysmgmt_shutdown_params_table[] = {
 	{},
 };
 
+static const struct method_param sysmgmt_suspend_params_table[] = {
+	{ "mode", PARAM_STRING, offsetof(struct sysmgmt_suspend_params, mode), PARAM_MANDATORY, 0,
+		0, 0, sysmgmt_suspend_choices, "ram (suspend), disk (hibernate) or hybrid" },
+	{},
+};
+
 static const struct method sysmgmt_methods[] = {
 	{ "system.time", "The guest's clock (UTC)", NULL, 0, sysmgmt_time, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"seconds\":{\"type\":\"integer\"},"
@@ -672,6 +799,9 @@ static const struct method sysmgmt_methods[] = {
 		sysmgmt_shutdown, 0,
 		"{\"type\":\"object\",\"properties\":{\"mode\":{\"type\":\"string\"},"
 		"\"in_ms\":{\"type\":\"integer\"}}}" },
+	{ "system.suspend", "Suspend to RAM, to disk or both (answered before the guest sleeps)",
+		sysmgmt_suspend_params_table, sizeof(struct sysmgmt_suspend_params), sysmgmt_suspend, 0,
+		"{\"type\":\"object\"}" },
 	{},
 };
 

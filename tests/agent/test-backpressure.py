@@ -18,7 +18,10 @@ from agentlib import Agent, read_until_eof, rss_kib  # noqa: E402
 N = 64
 SIZE = 1 << 20
 tmp = tmpdir()
-agent = Agent(tmp, config={"max_inflight": N})
+# Keep ASan's quarantine small so that RSS figures mean something under sanitizers.
+asan = os.environ.get("ASAN_OPTIONS", "")
+agent = Agent(tmp, config={"max_inflight": N},
+              env={"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"})
 witness = agent.client()
 
 

@@ -151,6 +151,7 @@ def COMMANDS(now_ns):
         ("set-vcpus-on", "guest-set-vcpus", {"vcpus": [{"logical-id": 1, "online": True}]}),
         ("interfaces", "guest-network-get-interfaces", None),
         ("fsinfo", "guest-get-fsinfo", None),
+        ("disks", "guest-get-disks", None),
         ("freeze-status", "guest-fsfreeze-status", None),
         ("freeze", "guest-fsfreeze-freeze", None),
         ("freeze-status-frozen", "guest-fsfreeze-status", None),
@@ -205,7 +206,7 @@ def s30_qga_serial(vm, H):
     H.ok(ours.get("after-hangup") is True, "30: guestlink-agent serves the next host after a hang-up")
     H.ok(theirs.get("after-hangup") is True, "30: (qemu-ga too)")
     keys = {"vcpus": "logical-id", "vcpus-after-off": "logical-id", "interfaces": "name",
-            "fsinfo": "mountpoint", "users": "user"}
+            "fsinfo": "mountpoint", "users": "user", "disks": "name"}
     H.ok(ours.get("shadow", "").startswith("$"), "30: guestlink-agent wrote a crypt(3) hash (%r)"
          % ours.get("shadow"))
     H.is_eq(ours.get("shadow"), theirs.get("shadow"), "30: the same hash method as qemu-ga's chpasswd")
@@ -234,7 +235,6 @@ def s30_qga_serial(vm, H):
             ra, rb = keyed(ra, keys[key]), keyed(rb, keys[key])
             if key == "fsinfo":
                 for x in list(ra.values()) + list(rb.values()):
-                    x.pop("disk", None)
                     x.pop("used-bytes", None)
             if key == "interfaces":
                 for x in list(ra.values()) + list(rb.values()):
@@ -260,4 +260,33 @@ def s30_qga_serial(vm, H):
             H.is_eq(ra, rb, "30: %s (%s): the same answer as qemu-ga" % (name, key))
 
 
-SCENARIOS = [s30_qga_serial]
+def s30_qga_vsock(vm, H, port=9802):
+    """--listen qga-vsock::PORT: QGA on a vsock port, reached from the host
+    through the backend, next to JSON-RPC on 9731."""
+    agent = H.build_bin("agent", "guestlink-agent")
+    h = vm.ctl.start("timeout 120 %s --listen qga-vsock::%d & echo $! >/run/qga-vsock-gl.pid; wait"
+                     % (agent, port), timeout=130)
+    try:
+        c = None
+        deadline = time.monotonic() + 30
+        while c is None and time.monotonic() < deadline:
+            try:
+                c = H.hybrid_connect(vm.uds, port, timeout=10)
+            except (ConnectionError, OSError):
+                time.sleep(0.3)
+        H.ok(c is not None, "30: the host reaches guestlink-agent's qga-vsock port through the backend")
+        if c is None:
+            return
+        c.send({"execute": "guest-ping", "id": 1})
+        H.is_eq(c.recv(30), {"return": {}, "id": 1}, "30: guest-ping over qga-vsock")
+        c.send_raw(b"\xff" + json.dumps({"execute": "guest-sync-delimited",
+                                         "arguments": {"id": 31}}).encode())
+        H.is_eq(c.recv_line(30), b'\xff{"return":31}',
+                "30: guest-sync-delimited over qga-vsock: 0xFF, then the id")
+        c.close()
+    finally:
+        vm.ctl.sh("kill $(cat /run/qga-vsock-gl.pid)")
+        vm.ctl.result(h)
+
+
+SCENARIOS = [s30_qga_serial, s30_qga_vsock]
