@@ -6,6 +6,7 @@ backend_libbackend_la_SOURCES = \
 	backend/virtqueue.c backend/virtqueue.h \
 	backend/vhost_user.c backend/vhost_user.h \
 	backend/vsock.c backend/vsock.h \
+	backend/vsock_packet.c backend/vsock_packet.h \
 	backend/hybrid.c backend/hybrid.h
 backend_libbackend_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend
 backend_libbackend_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
@@ -33,9 +34,11 @@ dist_man_MANS += doc/vhost-user-vsock.8
 # libFuzzer harnesses (./configure --enable-fuzz CC=clang); each is also run
 # over its seed corpus, see tests/fuzz/local.mk for how to fuzz for longer.
 EXTRA_DIST += tests/fuzz/fuzz-vhost-user.c tests/fuzz/fuzz-vring.c \
-	tests/fuzz/corpus/vhost-user tests/fuzz/corpus/vring
+	tests/fuzz/fuzz-vsock-packet.c \
+	tests/fuzz/corpus/vhost-user tests/fuzz/corpus/vring \
+	tests/fuzz/corpus/vsock-packet
 if ENABLE_FUZZ
-noinst_PROGRAMS += tests/fuzz/fuzz-vhost-user tests/fuzz/fuzz-vring
+noinst_PROGRAMS += tests/fuzz/fuzz-vhost-user tests/fuzz/fuzz-vring tests/fuzz/fuzz-vsock-packet
 tests_fuzz_fuzz_vhost_user_SOURCES = tests/fuzz/fuzz-vhost-user.c
 tests_fuzz_fuzz_vhost_user_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 tests_fuzz_fuzz_vhost_user_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
@@ -46,4 +49,9 @@ tests_fuzz_fuzz_vring_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
 tests_fuzz_fuzz_vring_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_fuzz_fuzz_vring_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
 tests_fuzz_fuzz_vring_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
+tests_fuzz_fuzz_vsock_packet_SOURCES = tests/fuzz/fuzz-vsock-packet.c
+tests_fuzz_fuzz_vsock_packet_CPPFLAGS = $(backend_libbackend_la_CPPFLAGS)
+tests_fuzz_fuzz_vsock_packet_CFLAGS = $(AM_CFLAGS)
+tests_fuzz_fuzz_vsock_packet_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_vsock_packet_LDADD = backend/libbackend.la proto/libguestlink.la $(LIBEVENT_LIBS)
 endif

@@ -7,45 +7,13 @@
 #include <stdint.h>
 
 #include "virtqueue.h"
+#include "vsock_packet.h"
 
-#define VSOCK_HOST_CID 2
-#define VSOCK_HDR_SIZE 44
 #define VSOCK_DEFAULT_BUF_ALLOC (256u * 1024)
 #define VSOCK_DEFAULT_MAX_CONNECTIONS 4096u
 #define VSOCK_LINE_TIMEOUT_S 5
 #define VSOCK_CONNECT_TIMEOUT_S 5
 #define VSOCK_CLOSE_TIMEOUT_S 8
-
-enum {
-	VSOCK_OP_INVALID,
-	VSOCK_OP_REQUEST,
-	VSOCK_OP_RESPONSE,
-	VSOCK_OP_RST,
-	VSOCK_OP_SHUTDOWN,
-	VSOCK_OP_RW,
-	VSOCK_OP_CREDIT_UPDATE,
-	VSOCK_OP_CREDIT_REQUEST,
-	_VSOCK_OP_MAX,
-};
-
-#define VSOCK_TYPE_STREAM 1
-#define VSOCK_TYPE_SEQPACKET 2
-#define VSOCK_SEQ_EOM 1u /* last packet of a message */
-#define VSOCK_SEQ_EOR 2u /* ... sent with MSG_EOR */
-#define VIRTIO_VSOCK_F_SEQPACKET_BIT 1
-#define VSOCK_SHUTDOWN_RCV 1u
-#define VSOCK_SHUTDOWN_SEND 2u
-
-/* The header in host order, after being copied out and decoded. */
-struct vsock_hdr {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port, len;
-	uint16_t type, op;
-	uint32_t flags, buf_alloc, fwd_cnt;
-};
-
-void vsock_hdr_decode(const uint8_t raw[VSOCK_HDR_SIZE], struct vsock_hdr *h);
-void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t raw[VSOCK_HDR_SIZE]);
 
 struct vsock_config {
 	uint64_t guest_cid;
