@@ -7,6 +7,8 @@ backend_libbackend_la_SOURCES = \
 	backend/vhost_user.c backend/vhost_user.h \
 	backend/vsock.c backend/vsock.h \
 	backend/vsock_packet.c backend/vsock_packet.h \
+	backend/vsock_internal.h \
+	backend/vsock_pend.c \
 	backend/hybrid.c backend/hybrid.h
 backend_libbackend_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend
 backend_libbackend_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)

@@ -17,97 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "vsock.h"
-
-#define VSOCK_HASH_SIZE 4096u
-#define VSOCK_RST_QUEUE 1024u
-#define VSOCK_MAX_PKT_PAYLOAD (64u * 1024)
-#define VSOCK_TX_BUDGET 256
-#define VSOCK_READ_BUDGET 16
-#define VSOCK_RX_BATCH 16
-#define VSOCK_RX_IOV 1024 /* IOV_MAX */
-#define VSOCK_HOST_PORT_FIRST (1u << 30)
-#define VSOCK_HOST_PORT_END (1u << 31)
-
-enum vsock_state {
-	VSOCK_STATE_LINE,        /* host client: reading the CONNECT line */
-	VSOCK_STATE_REQUESTED,   /* host-initiated: waiting for the guest's RESPONSE */
-	VSOCK_STATE_CONNECTING,  /* guest-initiated: connecting to <uds-path>_<port> */
-	VSOCK_STATE_ESTABLISHED,
-	VSOCK_STATE_CLOSING,     /* guest closed; flushing to the host before RST */
-};
-
-/* Control packets a connection still owes the guest (sent when rx has room). */
-enum {
-	VSOCK_CTL_REQUEST = 1 << 0,
-	VSOCK_CTL_RESPONSE = 1 << 1,
-	VSOCK_CTL_CREDIT_UPDATE = 1 << 2,
-	VSOCK_CTL_CREDIT_REQUEST = 1 << 3,
-};
-
-struct vsock_conn {
-	struct vsock *v;
-	uint32_t local_port, peer_port; /* host side, guest side */
-	struct vsock_conn *hnext, *pnext; /* by (local, peer); by local port */
-	TAILQ_ENTRY(vsock_conn) send_entry;
-	bool on_send_list;
-	int fd;
-	struct event *ev_read, *ev_write, *timer;
-	bool read_armed, write_armed;
-	enum vsock_state state;
-	bool host_initiated;
-	unsigned ctl;
-	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
-	bool host_eof;  /* SHUTDOWN(SEND) sent to the guest */
-	bool guest_shut_send, guest_shut_rcv, shut_wr_done;
-	/* Credit: what the guest told us, and our counters. */
-	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
-	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;
-	/* Guest->host bytes the socket refused, a ring of buf_alloc bytes. */
-	uint8_t *pend;
-	uint32_t pend_head, pend_len;
-	struct hybrid_line line;
-	TAILQ_ENTRY(vsock_conn) all_entry; /* live connections; then the dead list */
-	/* SEQPACKET: the host socket is SOCK_SEQPACKET, one record per message. pend
-	 * holds finished messages (lengths in seq_msgs, a FIFO) and then the bytes of
-	 * the guest's unfinished one (seq_partial). */
-	bool seqpacket, credit_requested;
-	uint32_t seq_partial, seq_need; /* seq_need: next host message, waiting for credit */
-	uint32_t *seq_msgs;
-	uint32_t seq_head, seq_count, seq_cap;
-};
-
-TAILQ_HEAD(vsock_conn_list, vsock_conn);
-
-struct vsock_rst {
-	uint32_t local_port, peer_port, fwd_cnt;
-	uint16_t type;
-};
-
-struct vsock {
-	struct event_base *base;
-	struct vsock_config cfg;
-	struct virtqueue *rx, *tx;
-	struct event *listen_ev, *listen_pause, *reaper, *tx_again;
-	struct event *seq_listen_ev;
-	int seq_listen_fd;
-	bool seqpacket; /* the driver acked VIRTIO_VSOCK_F_SEQPACKET */
-	struct vsock_conn *hash[VSOCK_HASH_SIZE];
-	struct vsock_conn *port_hash[VSOCK_HASH_SIZE];
-	unsigned n_conns;
-	uint32_t next_host_port;
-	struct vsock_conn_list send_list, all, dead;
-	struct vsock_rst rst[VSOCK_RST_QUEUE];
-	unsigned rst_head, rst_len;
-	bool rx_dirty, tx_dirty;
-	/* Scratch chains, too big for the stack; rx and tx apart since handling a
-	 * tx packet may send on rx. */
-	struct virtqueue_elem rx_elem, tx_elem;
-	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
-	struct iovec rx_iov[VSOCK_RX_IOV];
-	/* One host message being split across rx buffers: their heads and lengths. */
-	uint16_t seq_heads[VSOCK_RX_IOV];
-	uint32_t seq_caps[VSOCK_RX_IOV];
-};
+#include "vsock_internal.h"
 
 struct vsock_op {
 	const char *name;
@@ -116,11 +26,8 @@ struct vsock_op {
 			const struct iovec *payload, size_t n_payload);
 };
 
-static struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
-static struct log_ratelimit vsock_host_rl = LOG_RATELIMIT_INIT(5000, 10);
-
-#define guest_warning(...) log_ratelimited(&vsock_guest_rl, LOG_WARNING, 0, __VA_ARGS__)
-#define host_warning(...) log_ratelimited(&vsock_host_rl, LOG_WARNING, 0, __VA_ARGS__)
+struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
+struct log_ratelimit vsock_host_rl = LOG_RATELIMIT_INIT(5000, 10);
 
 static void vsock_conn_read(struct vsock_conn *c);
 static void vsock_rx_run(struct vsock *v);
@@ -761,39 +668,6 @@ static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	}
 }
 
-static uint32_t vsock_pend_space_iov(struct vsock_conn *c, struct iovec iov[2])
-{
-	uint32_t cap = c->v->cfg.buf_alloc, tail = (c->pend_head + c->pend_len) % cap;
-	uint32_t free_ = cap - c->pend_len, first = cap - tail < free_ ? cap - tail : free_;
-
-	iov[0] = (struct iovec){ .iov_base = c->pend + tail, .iov_len = first };
-	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = free_ - first };
-	return free_;
-}
-
-static int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
-			     size_t len)
-{
-	struct iovec space[2];
-	size_t k;
-
-	if (!c->pend) {
-		c->pend = malloc(c->v->cfg.buf_alloc);
-		if (!c->pend)
-			return -ENOMEM;
-		c->pend_head = 0;
-	}
-	/* Credit guarantees the room: pending <= rx_cnt - fwd_cnt <= buf_alloc. */
-	if (vsock_pend_space_iov(c, space) < len)
-		return -ENOBUFS;
-	k = vsock_iov_copy_out(iov, n, skip, space[0].iov_base,
-			       len < space[0].iov_len ? len : space[0].iov_len);
-	if (k < len)
-		k += vsock_iov_copy_out(iov, n, skip + k, space[1].iov_base, len - k);
-	c->pend_len += (uint32_t)k;
-	return 0;
-}
-
 static ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
 {
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
@@ -891,39 +765,6 @@ static void vsock_conn_flush_seq(struct vsock_conn *c)
 	}
 	vsock_conn_maybe_credit_update(c);
 	vsock_conn_check_done(c);
-}
-
-static int vsock_seq_queue_msg(struct vsock_conn *c, uint32_t len)
-{
-	if (c->seq_count == c->seq_cap) {
-		/* Each message has at least one byte, so this stays below buf_alloc. */
-		uint32_t cap = c->seq_cap ? c->seq_cap * 2 : 16;
-		uint32_t *m = malloc(cap * sizeof(*m));
-
-		if (!m)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < c->seq_count; i++)
-			m[i] = c->seq_msgs[(c->seq_head + i) % c->seq_cap];
-		free(c->seq_msgs);
-		c->seq_msgs = m;
-		c->seq_cap = cap;
-		c->seq_head = 0;
-	}
-	c->seq_msgs[(c->seq_head + c->seq_count++) % c->seq_cap] = len;
-	return 0;
-}
-
-/* The guest gave up an unfinished message (SHUTDOWN): it is never sent. */
-static void vsock_seq_drop_partial(struct vsock_conn *c)
-{
-	c->pend_len -= c->seq_partial;
-	c->fwd_cnt += c->seq_partial;
-	c->seq_partial = 0;
-	if (c->pend_len == 0) {
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
-	}
 }
 
 /* Collect the packets of one message up to EOM, then one record. Credit bounds
