@@ -104,7 +104,7 @@ static int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
 
 /* ---- connection lifetime ---- */
 
-static void vsock_conn_set_read(struct vsock_conn *c, bool on)
+void vsock_conn_set_read(struct vsock_conn *c, bool on)
 {
 	if (c->read_armed == on || c->fd < 0)
 		return;
@@ -115,7 +115,7 @@ static void vsock_conn_set_read(struct vsock_conn *c, bool on)
 	c->read_armed = on;
 }
 
-static void vsock_conn_set_write(struct vsock_conn *c, bool on)
+void vsock_conn_set_write(struct vsock_conn *c, bool on)
 {
 	if (c->write_armed == on || c->fd < 0)
 		return;
@@ -136,7 +136,7 @@ static void vsock_conn_set_timer(struct vsock_conn *c, int seconds)
 		evtimer_del(c->timer);
 }
 
-static void vsock_send_list_add(struct vsock_conn *c)
+void vsock_send_list_add(struct vsock_conn *c)
 {
 	if (c->on_send_list)
 		return;
@@ -170,7 +170,7 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 
 /* Close the host side and forget the connection; freed later (this may run
  * inside one of its own callbacks). */
-static void vsock_conn_close(struct vsock_conn *c)
+void vsock_conn_close(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
@@ -201,7 +201,7 @@ static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint
 }
 
 /* Tell the guest the connection is gone, then close it. */
-static void vsock_conn_reset(struct vsock_conn *c)
+void vsock_conn_reset(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
@@ -213,19 +213,9 @@ static void vsock_conn_reset(struct vsock_conn *c)
 
 static int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 
-static void vsock_conn_set_seqpacket(struct vsock_conn *c)
-{
-	int sndbuf = (int)c->v->cfg.buf_alloc;
-
-	c->seqpacket = true;
-	/* A Unix record must fit the send buffer; the kernel doubles this value. */
-	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
-		log_debug_errno(-errno, "Failed to set SO_SNDBUF, ignoring: %m");
-}
-
 /* ---- rx: packets to the guest ---- */
 
-static uint32_t vsock_peer_free(const struct vsock_conn *c)
+uint32_t vsock_peer_free(const struct vsock_conn *c)
 {
 	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
 
@@ -233,8 +223,8 @@ static uint32_t vsock_peer_free(const struct vsock_conn *c)
 	return in_flight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - in_flight;
 }
 
-static void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-			   uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c)
+void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
+		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c)
 {
 	*h = (struct vsock_hdr){
 		.src_cid = VSOCK_HOST_CID,
@@ -251,7 +241,7 @@ static void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local,
 }
 
 /* Pop an rx buffer able to take at least a header. 1, 0 (none), or < 0. */
-static int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e)
+int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e)
 {
 	int r;
 
@@ -268,7 +258,7 @@ static int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e)
 	return 1;
 }
 
-static void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock_hdr *h)
+void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock_hdr *h)
 {
 	uint8_t raw[VSOCK_HDR_SIZE];
 
@@ -324,21 +314,21 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 }
 
 /* Whether the host socket should be read now. */
-static bool vsock_conn_may_read(const struct vsock_conn *c)
+bool vsock_conn_may_read(const struct vsock_conn *c)
 {
 	return c->state == VSOCK_STATE_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv &&
 	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0 &&
 	       vsock_peer_free(c) >= c->seq_need;
 }
 
-static void vsock_conn_update_read(struct vsock_conn *c)
+void vsock_conn_update_read(struct vsock_conn *c)
 {
 	if (c->state == VSOCK_STATE_LINE)
 		return;
 	vsock_conn_set_read(c, vsock_conn_may_read(c));
 }
 
-static void vsock_conn_wait_rx(struct vsock_conn *c)
+void vsock_conn_wait_rx(struct vsock_conn *c)
 {
 	c->wait_rx = true;
 	vsock_conn_set_read(c, false);
@@ -347,8 +337,8 @@ static void vsock_conn_wait_rx(struct vsock_conn *c)
 		event_active(c->v->tx_again, 0, 0); /* buffers arrived meanwhile */
 }
 
-static void vsock_conn_check_done(struct vsock_conn *c);
-static void vsock_conn_read_seq(struct vsock_conn *c);
+void vsock_conn_check_done(struct vsock_conn *c);
+void vsock_conn_read_seq(struct vsock_conn *c);
 
 /* Move host socket bytes into guest rx buffers, as credit allows. */
 static void vsock_conn_read(struct vsock_conn *c)
@@ -452,146 +442,6 @@ static void vsock_conn_read(struct vsock_conn *c)
 	vsock_conn_set_read(c, true);
 }
 
-/* SEQPACKET host->guest: one host record is one message, split across as many rx
- * buffers as it needs, EOM on the last. It is taken from the socket only once
- * the guest has credit and buffers for all of it, so a record is never cut. */
-static void vsock_conn_read_seq(struct vsock_conn *c)
-{
-	struct vsock *v = c->v;
-	struct virtqueue_elem *e = &v->rx_elem;
-
-	for (int budget = VSOCK_READ_BUDGET; budget > 0; budget--) {
-		uint8_t raw[VSOCK_HDR_SIZE];
-		struct msghdr mh = { .msg_iov = v->rx_iov };
-		struct vsock_hdr h;
-		uint32_t len, room = 0;
-		size_t n_iov = 0;
-		unsigned k = 0;
-		bool full = false; /* our iovec table is the limit, not the guest */
-		ssize_t n;
-
-		if (!vsock_conn_may_read(c)) {
-			vsock_conn_update_read(c);
-			return;
-		}
-		/* The size of the next record, which stays queued. */
-		n = recv(c->fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			vsock_conn_set_read(c, true);
-			return;
-		}
-		if (n < 0) {
-			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
-			vsock_conn_reset(c);
-			return;
-		}
-		if (n == 0) {
-			/* EOF (an empty record reads the same on a Unix socket). */
-			if (vsock_rx_pop(v, e) <= 0) {
-				if (!v->rx || !v->rx->broken)
-					vsock_conn_wait_rx(c);
-				return;
-			}
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, e, &h);
-			c->fwd_cnt_sent = c->fwd_cnt;
-			c->host_eof = true;
-			vsock_conn_set_read(c, false);
-			vsock_conn_check_done(c);
-			return;
-		}
-		if ((uint64_t)n > c->peer_buf_alloc) {
-			/* The guest could never take it whole (Linux answers EMSGSIZE here). */
-			host_warning("Host message of %zd bytes on port %u exceeds the guest's "
-				     "buffer of %u bytes, resetting",
-				     n, c->local_port, c->peer_buf_alloc);
-			vsock_conn_reset(c);
-			return;
-		}
-		len = (uint32_t)n;
-		if (len > vsock_peer_free(c)) {
-			/* Wait for credit for all of it; ask once, a guest may be lazy. */
-			c->seq_need = len;
-			if (!c->credit_requested) {
-				c->credit_requested = true;
-				c->ctl |= VSOCK_CTL_CREDIT_REQUEST;
-				vsock_send_list_add(c);
-			}
-			vsock_conn_set_read(c, false);
-			return;
-		}
-		c->seq_need = 0;
-		while (room < len) {
-			uint32_t cap;
-
-			if (k == VSOCK_RX_IOV) {
-				full = true;
-				break;
-			}
-			if (vsock_rx_pop(v, e) <= 0)
-				break;
-			if (n_iov + e->n_in > VSOCK_RX_IOV) {
-				virtqueue_unpop(v->rx);
-				full = true;
-				break;
-			}
-			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
-			if (cap > len - room)
-				cap = len - room;
-			/* Every length is known before the read: write the header now. */
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW,
-				       room + cap == len ? VSOCK_SEQ_EOM : 0, cap, c);
-			vsock_hdr_encode(&h, raw);
-			vsock_iov_copy_in(e->iov + e->n_out, e->n_in, raw, sizeof(raw));
-			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
-						 v->rx_iov + n_iov);
-			v->seq_heads[k] = e->head;
-			v->seq_caps[k++] = cap;
-			room += cap;
-		}
-		if (room < len) {
-			bool whole_ring = full || (v->rx && k >= v->rx->num);
-
-			for (unsigned i = 0; i < k; i++)
-				virtqueue_unpop(v->rx);
-			if (v->rx && v->rx->broken)
-				return;
-			if (whole_ring && k > 0) {
-				host_warning("Host message of %u bytes on port %u needs more rx "
-					     "buffers than the guest posts, resetting",
-					     len, c->local_port);
-				vsock_conn_reset(c);
-				return;
-			}
-			vsock_conn_wait_rx(c);
-			return;
-		}
-		mh.msg_iovlen = n_iov;
-		n = recvmsg(c->fd, &mh, MSG_DONTWAIT);
-		if (n != (ssize_t)len || (mh.msg_flags & MSG_TRUNC)) {
-			for (unsigned i = 0; i < k; i++)
-				virtqueue_unpop(v->rx);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-				vsock_conn_set_read(c, true);
-				return;
-			}
-			log_debug("Host socket of port %u gave %zd bytes of a %u byte message",
-				  c->local_port, n, len);
-			vsock_conn_reset(c);
-			return;
-		}
-		for (unsigned i = 0; i < k; i++) {
-			e->head = v->seq_heads[i];
-			virtqueue_push(v->rx, e, VSOCK_HDR_SIZE + v->seq_caps[i]);
-		}
-		v->rx_dirty = true;
-		c->tx_cnt += len;
-		c->fwd_cnt_sent = c->fwd_cnt;
-	}
-	vsock_conn_set_read(c, true);
-}
-
 static void vsock_rx_flush_notify(struct vsock *v)
 {
 	vsock_rx_run(v);
@@ -652,7 +502,7 @@ static void vsock_rx_run(struct vsock *v)
 
 /* ---- guest->host ---- */
 
-static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
+void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
 	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
 	uint32_t limit = c->v->cfg.buf_alloc / 4;
@@ -668,7 +518,7 @@ static void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	}
 }
 
-static ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
+ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
 {
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
 	ssize_t r;
@@ -680,7 +530,7 @@ static ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
 }
 
 /* Both directions are finished (or the guest closed): flush, then RST. */
-static void vsock_conn_check_done(struct vsock_conn *c)
+void vsock_conn_check_done(struct vsock_conn *c)
 {
 	bool guest_closed = c->guest_shut_send && c->guest_shut_rcv;
 
@@ -724,106 +574,6 @@ static void vsock_conn_flush_pend(struct vsock_conn *c)
 		vsock_conn_set_write(c, true);
 	vsock_conn_maybe_credit_update(c);
 	vsock_conn_check_done(c);
-}
-
-/* SEQPACKET guest->host: send finished messages, one record each, in order. */
-static void vsock_conn_flush_seq(struct vsock_conn *c)
-{
-	uint32_t cap = c->v->cfg.buf_alloc;
-
-	while (c->seq_count > 0) {
-		uint32_t len = c->seq_msgs[c->seq_head];
-		uint32_t first = cap - c->pend_head < len ? cap - c->pend_head : len;
-		struct iovec iov[2] = {
-			{ .iov_base = c->pend + c->pend_head, .iov_len = first },
-			{ .iov_base = c->pend, .iov_len = len - first },
-		};
-		ssize_t n = vsock_send_iov(c->fd, iov, 2);
-
-		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, len);
-			vsock_conn_reset(c);
-			return;
-		}
-		if (n == 0) {
-			vsock_conn_set_write(c, true);
-			return;
-		}
-		/* A SOCK_SEQPACKET send is all or nothing. */
-		c->pend_head = (c->pend_head + len) % cap;
-		c->pend_len -= len;
-		c->fwd_cnt += len;
-		c->seq_head = (c->seq_head + 1) % c->seq_cap;
-		c->seq_count--;
-	}
-	vsock_conn_set_write(c, false);
-	if (c->pend_len == 0) {
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
-	}
-	vsock_conn_maybe_credit_update(c);
-	vsock_conn_check_done(c);
-}
-
-/* Collect the packets of one message up to EOM, then one record. Credit bounds
- * the collected bytes by buf_alloc, so a bigger message is a credit violation. */
-static void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			    const struct iovec *payload, size_t n_payload)
-{
-	bool eom = h->flags & VSOCK_SEQ_EOM;
-	uint32_t len;
-	int r;
-
-	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
-		guest_warning("Guest port %u exceeded its credit (message too large?), resetting",
-			      h->src_port);
-		vsock_conn_reset(c);
-		return;
-	}
-	c->rx_cnt += h->len;
-	if (eom && c->pend_len == 0 && h->len > 0) {
-		/* A whole message with nothing queued: straight from guest memory. */
-		ssize_t n = vsock_send_iov(c->fd, payload, n_payload);
-
-		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, h->len);
-			vsock_conn_reset(c);
-			return;
-		}
-		if (n > 0) {
-			c->fwd_cnt += h->len;
-			vsock_conn_maybe_credit_update(c);
-			return;
-		}
-	}
-	if (h->len > 0) {
-		r = vsock_pend_append(c, payload, n_payload, 0, h->len);
-		if (r < 0) {
-			log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
-			vsock_conn_reset(c);
-			return;
-		}
-		c->seq_partial += h->len;
-	}
-	if (!eom)
-		return;
-	len = c->seq_partial;
-	c->seq_partial = 0;
-	if (len == 0) {
-		/* An empty record would read as EOF on the host socket. */
-		log_debug("Dropping an empty message from guest port %u", h->src_port);
-		return;
-	}
-	r = vsock_seq_queue_msg(c, len);
-	if (r < 0) {
-		log_error_errno(r, "Failed to queue a message for port %u: %m", c->local_port);
-		vsock_conn_reset(c);
-		return;
-	}
-	vsock_conn_flush_seq(c);
 }
 
 static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
@@ -1116,7 +866,7 @@ static void vsock_tx_again_cb(evutil_socket_t fd, short what, void *userdata)
 
 /* ---- host sockets ---- */
 
-static void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
+void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
 
 static void vsock_conn_line(struct vsock_conn *c)
 {
@@ -1149,42 +899,8 @@ static void vsock_conn_line(struct vsock_conn *c)
 	vsock_conn_line_done(c, port);
 }
 
-/* SEQPACKET host client: the first record is the CONNECT line (newline
- * included); later records stay queued in the socket until the guest answers. */
-static void vsock_conn_line_seq(struct vsock_conn *c)
-{
-	char buf[HYBRID_LINE_MAX], esc[4 * HYBRID_LINE_MAX + 8];
-	uint32_t port = 0;
-	ssize_t n;
-	int r;
-
-	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		vsock_conn_close(c);
-		return;
-	}
-	r = (size_t)n > sizeof(buf) ? -EBADMSG : hybrid_line_parse(buf, (size_t)n, &port);
-	if (r < 0) {
-		host_warning("Bad CONNECT record from host client: \"%s\"%s, closing",
-			     log_escape(esc, sizeof(esc), buf,
-					(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf)),
-			     (size_t)n > sizeof(buf) ? " (truncated)" : "");
-		vsock_conn_close(c);
-		return;
-	}
-	if (!c->v->seqpacket) {
-		host_warning("SEQPACKET client for guest port %u, but the guest driver did not "
-			     "negotiate SEQPACKET, closing", port);
-		vsock_conn_close(c);
-		return;
-	}
-	vsock_conn_line_done(c, port);
-}
-
 /* A complete CONNECT line: ask the guest. */
-static void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
+void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
 {
 	struct vsock *v = c->v;
 	int r;
