@@ -10,6 +10,7 @@ backend_libbackend_la_SOURCES = \
 	backend/vsock_internal.h \
 	backend/vsock_pend.c \
 	backend/vsock_seqpacket.c \
+	backend/vsock_host.c \
 	backend/hybrid.c backend/hybrid.h
 backend_libbackend_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backend
 backend_libbackend_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)

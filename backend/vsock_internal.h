@@ -112,23 +112,34 @@ extern struct log_ratelimit vsock_guest_rl, vsock_host_rl;
 #define host_warning(...) log_ratelimited(&vsock_host_rl, LOG_WARNING, 0, __VA_ARGS__)
 
 /* vsock.c */
+int vsock_alloc_host_port(struct vsock *v, uint32_t *ret);
 void vsock_conn_check_done(struct vsock_conn *c);
 void vsock_conn_close(struct vsock_conn *c);
-void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
+void vsock_conn_flush_pend(struct vsock_conn *c);
 bool vsock_conn_may_read(const struct vsock_conn *c);
 void vsock_conn_maybe_credit_update(struct vsock_conn *c);
+void vsock_conn_read(struct vsock_conn *c);
 void vsock_conn_reset(struct vsock_conn *c);
 void vsock_conn_set_read(struct vsock_conn *c, bool on);
+void vsock_conn_set_timer(struct vsock_conn *c, int seconds);
 void vsock_conn_set_write(struct vsock_conn *c, bool on);
 void vsock_conn_update_read(struct vsock_conn *c);
 void vsock_conn_wait_rx(struct vsock_conn *c);
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
 		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c);
+void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 uint32_t vsock_peer_free(const struct vsock_conn *c);
+void vsock_rx_flush_notify(struct vsock *v);
 int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e);
 void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock_hdr *h);
 ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n);
 void vsock_send_list_add(struct vsock_conn *c);
+
+/* vsock_host.c */
+void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata);
+void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
+int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
+void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);
 
 /* vsock_pend.c */
 int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,

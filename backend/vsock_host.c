@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The host side of each connection: the hybrid listeners (accept), the
+ * CONNECT line of host-initiated connections (parsed by hybrid.c), and the
+ * host socket's read, write and timer callbacks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vsock_internal.h"
+
+static void vsock_conn_line(struct vsock_conn *c)
+{
+	char buf[HYBRID_LINE_MAX], esc[4 * HYBRID_LINE_MAX + 8];
+	size_t consumed = 0;
+	uint32_t port = 0;
+	ssize_t n;
+	int r;
+
+	/* Peek, then take only the line: bytes after it stay queued in the
+	 * socket, in order, until the guest answers. */
+	n = recv(c->fd, buf, HYBRID_LINE_MAX - c->line.len, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		vsock_conn_close(c);
+		return;
+	}
+	r = hybrid_line_feed(&c->line, buf, (size_t)n, &consumed, &port);
+	if (consumed > 0 && recv(c->fd, buf, consumed, MSG_DONTWAIT) != (ssize_t)consumed)
+		r = -EIO;
+	if (r == -EAGAIN)
+		return;
+	if (r < 0) {
+		host_warning("Bad CONNECT line from host client: \"%s\", closing",
+			     log_escape(esc, sizeof(esc), c->line.buf, c->line.len));
+		vsock_conn_close(c);
+		return;
+	}
+	vsock_conn_line_done(c, port);
+}
+
+/* A complete CONNECT line: ask the guest. */
+void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
+{
+	struct vsock *v = c->v;
+	int r;
+
+	r = vsock_alloc_host_port(v, &c->local_port);
+	if (r < 0) {
+		vsock_conn_close(c);
+		return;
+	}
+	c->peer_port = port;
+	c->host_initiated = true;
+	c->state = VSOCK_STATE_REQUESTED;
+	vsock_hash_add(v, c);
+	vsock_conn_set_read(c, false);
+	vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
+	c->ctl |= VSOCK_CTL_REQUEST;
+	vsock_send_list_add(c);
+}
+
+static void vsock_conn_read_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+
+	if (c->state == VSOCK_STATE_LINE && c->seqpacket)
+		vsock_conn_line_seq(c);
+	else if (c->state == VSOCK_STATE_LINE)
+		vsock_conn_line(c);
+	else
+		vsock_conn_read(c);
+	vsock_rx_flush_notify(v);
+}
+
+static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+	int err = 0;
+	socklen_t sl = sizeof(err);
+
+	if (c->state == VSOCK_STATE_CONNECTING) {
+		vsock_conn_set_write(c, false);
+		vsock_conn_set_timer(c, 0);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err) {
+			vsock_conn_reset(c);
+		} else {
+			c->state = VSOCK_STATE_ESTABLISHED;
+			c->ctl |= VSOCK_CTL_RESPONSE;
+			vsock_send_list_add(c);
+		}
+	} else if (c->pend_len > 0 && c->seqpacket)
+		vsock_conn_flush_seq(c);
+	else if (c->pend_len > 0)
+		vsock_conn_flush_pend(c);
+	else
+		vsock_conn_set_write(c, false);
+	vsock_rx_flush_notify(v);
+}
+
+static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+
+	host_warning("Connection host port %u guest port %u timed out in state %d, closing",
+		     c->local_port, c->peer_port, c->state);
+	vsock_conn_reset(c);
+	vsock_rx_flush_notify(v);
+}
+
+int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
+{
+	struct vsock_conn *c;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->v = v;
+	c->fd = fd;
+	c->ev_read = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_conn_read_cb, c);
+	c->ev_write = event_new(v->base, fd, EV_WRITE | EV_PERSIST, vsock_conn_write_cb, c);
+	c->timer = evtimer_new(v->base, vsock_conn_timer_cb, c);
+	if (!c->ev_read || !c->ev_write || !c->timer) {
+		if (c->ev_read)
+			event_free(c->ev_read);
+		if (c->ev_write)
+			event_free(c->ev_write);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return -ENOMEM;
+	}
+	v->n_conns++;
+	TAILQ_INSERT_TAIL(&v->all, c, all_entry);
+	*ret = c;
+	return 0;
+}
+
+void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+
+	/* Take a bounded batch so the guest's queues keep running. */
+	for (int i = 0; i < 64; i++) {
+		struct vsock_conn *c;
+		int fd;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* The listener stays readable: pause it rather than spin. */
+				struct timeval tv = { .tv_usec = 100 * 1000 };
+				host_warning("Out of file descriptors, pausing the host listener");
+				if (v->listen_ev)
+					event_del(v->listen_ev);
+				if (v->seq_listen_ev)
+					event_del(v->seq_listen_ev);
+				evtimer_add(v->listen_pause, &tv);
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				host_warning("Failed to accept host client, ignoring: %s",
+					     strerror(errno));
+			return;
+		}
+		if (v->n_conns >= v->cfg.max_connections) {
+			host_warning("Connection limit (%u) reached, closing host client",
+				     v->cfg.max_connections);
+			close(fd);
+			continue;
+		}
+		if (vsock_conn_new(v, fd, &c) < 0) {
+			close(fd);
+			continue;
+		}
+		c->state = VSOCK_STATE_LINE;
+		if (lfd == v->seq_listen_fd)
+			vsock_conn_set_seqpacket(c);
+		vsock_conn_set_read(c, true);
+		vsock_conn_set_timer(c, VSOCK_LINE_TIMEOUT_S);
+	}
+}
+
+void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock *v = userdata;
+
+	if (v->listen_ev)
+		event_add(v->listen_ev, NULL);
+	if (v->seq_listen_ev)
+		event_add(v->seq_listen_ev, NULL);
+}
+
+int vsock_set_seqpacket_listener(struct vsock *v, int fd)
+{
+	int fl;
+
+	if (v->seq_listen_ev || fd < 0) {
+		if (fd >= 0)
+			close(fd); /* taken, on failure too */
+		return -EINVAL;
+	}
+	/* systemd passes blocking sockets; the accept loop runs until EAGAIN. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	v->seq_listen_ev = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+	if (!v->seq_listen_ev) {
+		close(fd);
+		return -ENOMEM;
+	}
+	v->seq_listen_fd = fd;
+	event_add(v->seq_listen_ev, NULL);
+	return 0;
+}
