@@ -269,7 +269,7 @@ void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock
 }
 
 static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
-			  uint16_t op, uint32_t fwd_cnt, uint16_t type)
+			  uint16_t op, uint32_t flags, uint32_t fwd_cnt, uint16_t type)
 {
 	struct virtqueue_elem *e = &v->rx_elem;
 	struct vsock_hdr h;
@@ -278,7 +278,7 @@ static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local,
 	r = vsock_rx_pop(v, e);
 	if (r <= 0)
 		return -EAGAIN;
-	vsock_fill_hdr(v, &h, local, peer, op, 0, 0, c);
+	vsock_fill_hdr(v, &h, local, peer, op, flags, 0, c);
 	if (!c) {
 		/* An RST for a connection already closed, of the type the guest used. */
 		h.fwd_cnt = fwd_cnt;
@@ -295,18 +295,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 	static const struct {
 		unsigned bit;
 		uint16_t op;
+		uint32_t flags;
 	} ctl_ops[] = {
-		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST },
-		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE },
-		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
-		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST },
+		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST, 0 },
+		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE, 0 },
+		{ VSOCK_CTL_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
+		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
+		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
 		if (!(c->ctl & ctl_ops[i].bit))
 			continue;
-		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op, c->fwd_cnt,
-				   0) < 0)
+		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op,
+				   ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
 			return -EAGAIN;
 		c->ctl &= ~ctl_ops[i].bit;
 	}
@@ -396,15 +398,16 @@ void vsock_conn_read(struct vsock_conn *c)
 		n = readv(c->fd, iov, (int)n_iov);
 		if (n <= 0) {
 			int err = n < 0 ? errno : 0;
+			bool eof = n == 0 || vsock_conn_host_read_eof(err);
 
 			/* Keep the first buffer for a SHUTDOWN on EOF; give back the rest. */
-			for (i = n == 0 ? 1 : 0; i < k; i++)
+			for (i = eof ? 1 : 0; i < k; i++)
 				virtqueue_unpop(v->rx);
 			if (n < 0 && (err == EAGAIN || err == EINTR)) {
 				vsock_conn_set_read(c, true);
 				return;
 			}
-			if (n < 0) {
+			if (!eof) {
 				log_debug_errno(-err, "Host socket of port %u failed: %m", c->local_port);
 				vsock_conn_reset(c);
 				return;
@@ -472,7 +475,7 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, r->fwd_cnt,
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0, r->fwd_cnt,
 				   r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
@@ -529,6 +532,39 @@ ssize_t vsock_send_iov(int fd, const struct iovec *iov, size_t n)
 	return r < 0 ? -errno : r;
 }
 
+/* Whether a failed read of a host socket is only its end of stream. A Unix
+ * socket reports ECONNRESET once its peer closed with data of ours unread (a
+ * client that never read "OK"); every byte the peer sent was read before. */
+bool vsock_conn_host_read_eof(int err)
+{
+	return err == ECONNRESET;
+}
+
+/* A write to the host socket failed (err < 0). If the host closed or shut its
+ * receive side (EPIPE, ECONNRESET), only guest->host is over: what the guest
+ * sent is dropped, the guest learns with SHUTDOWN(RCV), and the bytes the host
+ * sent before closing still reach the guest, then SHUTDOWN(SEND) at its EOF.
+ * Any other error, or nothing left to read from the host, resets. */
+void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
+{
+	log_debug_errno(err, "Host socket of port %u refused data: %m", c->local_port);
+	if ((err != -EPIPE && err != -ECONNRESET) || c->host_eof ||
+	    c->state != VSOCK_STATE_ESTABLISHED) {
+		vsock_conn_reset(c);
+		return;
+	}
+	c->host_wr_closed = true;
+	c->shut_wr_done = true;
+	c->fwd_cnt += c->pend_len;
+	c->pend_len = c->pend_head = 0;
+	c->seq_partial = c->seq_count = c->seq_head = 0;
+	free(c->pend);
+	c->pend = NULL;
+	vsock_conn_set_write(c, false);
+	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+	vsock_send_list_add(c);
+}
+
 /* Both directions are finished (or the guest closed): flush, then RST. */
 void vsock_conn_check_done(struct vsock_conn *c)
 {
@@ -540,7 +576,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 		shutdown(c->fd, SHUT_WR);
 		c->shut_wr_done = true;
 	}
-	if (guest_closed || (c->guest_shut_send && c->host_eof))
+	if (guest_closed || ((c->guest_shut_send || c->host_wr_closed) && c->host_eof))
 		vsock_conn_reset(c);
 }
 
@@ -555,8 +591,7 @@ void vsock_conn_flush_pend(struct vsock_conn *c)
 	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = c->pend_len - first };
 	n = vsock_send_iov(c->fd, iov, 2);
 	if (n < 0) {
-		log_debug_errno((int)n, "Host socket of port %u refused data: %m", c->local_port);
-		vsock_conn_reset(c);
+		vsock_conn_host_write_failed(c, (int)n);
 		return;
 	}
 	c->pend_head = (c->pend_head + (uint32_t)n) % cap;
@@ -597,12 +632,16 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 		return;
 	}
 	c->rx_cnt += h->len;
+	if (c->host_wr_closed) {
+		/* Nobody takes it any more; consumed, so credit keeps flowing. */
+		c->fwd_cnt += h->len;
+		vsock_conn_maybe_credit_update(c);
+		return;
+	}
 	if (c->pend_len == 0) {
 		n = vsock_send_iov(c->fd, payload, n_payload);
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused data: %m",
-					c->local_port);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		c->fwd_cnt += (uint32_t)n;
@@ -673,6 +712,7 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 			      const struct iovec *payload, size_t n_payload)
 {
 	char ok[32];
+	ssize_t n;
 	int len;
 
 	if (c->state != VSOCK_STATE_REQUESTED) {
@@ -682,13 +722,20 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 	}
 	vsock_conn_set_timer(c, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
-	/* A fresh socket has room for a few bytes; anything else means it is gone. */
-	if (send(c->fd, ok, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
+	/* A fresh socket has room for a few bytes. A client that has closed (or shut
+	 * its receive side) still gets the bytes it sent delivered. */
+	n = send(c->fd, ok, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0 && n != len) {
 		vsock_conn_reset(c);
 		return;
 	}
 	c->state = VSOCK_STATE_ESTABLISHED;
 	log_debug("Host port %u connected to guest port %u", c->local_port, c->peer_port);
+	if (n < 0) {
+		vsock_conn_host_write_failed(c, -errno);
+		if (c->fd < 0)
+			return; /* reset */
+	}
 	vsock_conn_read(c);
 }
 

@@ -39,6 +39,7 @@ enum {
 	VSOCK_CTL_RESPONSE = 1 << 1,
 	VSOCK_CTL_CREDIT_UPDATE = 1 << 2,
 	VSOCK_CTL_CREDIT_REQUEST = 1 << 3,
+	VSOCK_CTL_SHUTDOWN_RCV = 1 << 4, /* the host takes nothing more */
 };
 
 struct vsock_conn {
@@ -56,6 +57,7 @@ struct vsock_conn {
 	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
 	bool host_eof;  /* SHUTDOWN(SEND) sent to the guest */
 	bool guest_shut_send, guest_shut_rcv, shut_wr_done;
+	bool host_wr_closed; /* a write to the host failed: it takes nothing more */
 	/* Credit: what the guest told us, and our counters. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;
@@ -128,6 +130,8 @@ void vsock_conn_wait_rx(struct vsock_conn *c);
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
 		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c);
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
+void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
+bool vsock_conn_host_read_eof(int err);
 uint32_t vsock_peer_free(const struct vsock_conn *c);
 void vsock_rx_flush_notify(struct vsock *v);
 int vsock_rx_pop(struct vsock *v, struct virtqueue_elem *e);

@@ -46,12 +46,12 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			vsock_conn_set_read(c, true);
 			return;
 		}
-		if (n < 0) {
+		if (n < 0 && !vsock_conn_host_read_eof(errno)) {
 			log_debug_errno(-errno, "Host socket of port %u failed: %m", c->local_port);
 			vsock_conn_reset(c);
 			return;
 		}
-		if (n == 0) {
+		if (n <= 0) {
 			/* EOF (an empty record reads the same on a Unix socket). */
 			if (vsock_rx_pop(v, e) <= 0) {
 				if (!v->rx || !v->rx->broken)
@@ -173,9 +173,7 @@ void vsock_conn_flush_seq(struct vsock_conn *c)
 		ssize_t n = vsock_send_iov(c->fd, iov, 2);
 
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, len);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		if (n == 0) {
@@ -215,14 +213,18 @@ void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_h
 		return;
 	}
 	c->rx_cnt += h->len;
+	if (c->host_wr_closed) {
+		/* Nobody takes it any more; consumed, so credit keeps flowing. */
+		c->fwd_cnt += h->len;
+		vsock_conn_maybe_credit_update(c);
+		return;
+	}
 	if (eom && c->pend_len == 0 && h->len > 0) {
 		/* A whole message with nothing queued: straight from guest memory. */
 		ssize_t n = vsock_send_iov(c->fd, payload, n_payload);
 
 		if (n < 0) {
-			log_debug_errno((int)n, "Host socket of port %u refused a %u byte message: %m",
-					c->local_port, h->len);
-			vsock_conn_reset(c);
+			vsock_conn_host_write_failed(c, (int)n);
 			return;
 		}
 		if (n > 0) {

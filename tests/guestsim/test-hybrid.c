@@ -2,7 +2,8 @@
 /* Host clients of the hybrid socket against the real back-end: CONNECT split across
  * many writes, case, bad lines (overlong, no newline, non-numeric, out of range),
  * unknown guest ports, the 5 s line timeout, host port allocation, the connection
- * cap, and 10,000 clients connecting at once. */
+ * cap, 10,000 clients connecting at once, and clients that close (or stop receiving)
+ * while their bytes are still on the way. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,80 @@ static void test_split_connect(struct gs *gs)
 		   "split: data flows afterwards");
 		gs_conn_close(c);
 	}
+	close(fd);
+}
+
+/* Bytes a host client sent before closing are delivered, then end of stream
+ * (SHUTDOWN(SEND)), never a reset that throws them away: a client that writes the
+ * CONNECT line and its payload in one write and closes at once, one that closes
+ * with the OK still unread, and one that stops receiving while it still sends. */
+static void payload_then_eof(struct gs *gs, const char *what, bool wait_ok_unread)
+{
+	enum { LEN = 5000 };
+	char msg[32 + LEN], in[LEN + 16];
+	struct gs_conn *c;
+	int fd, n, r;
+	ssize_t got;
+
+	n = snprintf(msg, sizeof(msg), "CONNECT %u\n", PORT);
+	for (int i = 0; i < LEN; i++)
+		msg[n + i] = (char)('a' + i % 26);
+	r = gt_host_open(&b, &fd);
+	is_int(r, 0, "%s: connected", what);
+	if (r < 0)
+		return;
+	ok(write(fd, msg, (size_t)n + LEN) == n + LEN, "%s: CONNECT and %d bytes in one write",
+	   what, LEN);
+	if (wait_ok_unread) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t deadline = gs_now_ms() + 5000;
+
+		while (!p.revents && gs_now_ms() < deadline)
+			gs_step(gs, &p, 1, 20);
+		ok(p.revents & POLLIN, "%s: the OK is there (left unread)", what);
+	}
+	close(fd);
+	c = accept_one(gs);
+	ok(c != NULL, "%s: guest accepted", what);
+	if (!c)
+		return;
+	got = gs_recv_all(gs, c, in, sizeof(in), 5000);
+	ok(got == LEN && memcmp(in, msg + n, LEN) == 0, "%s: the guest got all %d bytes (got %zd)",
+	   what, LEN, got);
+	ok(gs_conn_peer_shut_send(c), "%s: then end of stream (SHUTDOWN(SEND)), not a reset", what);
+	gs_conn_close(c);
+}
+
+static void test_write_and_close(struct gs *gs)
+{
+	struct gs_conn *c;
+	char in[16];
+	int fd, r;
+
+	payload_then_eof(gs, "write+close", false);
+	payload_then_eof(gs, "write+close, OK unread", true);
+
+	/* The host stops receiving (SHUT_RD) and still sends: the guest's bytes to it
+	 * fail, yet the host's later bytes and its EOF reach the guest. */
+	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
+	is_int(r, 0, "shut_rd: connected");
+	if (r < 0)
+		return;
+	c = accept_one(gs);
+	ok(c != NULL, "shut_rd: guest accepted");
+	if (!c) {
+		close(fd);
+		return;
+	}
+	ok(shutdown(fd, SHUT_RD) == 0, "shut_rd: host shuts its receive side");
+	ok(gs_send_all(gs, c, "lost", 4, 3000) == 0, "shut_rd: guest sends into it");
+	settle(gs, 100);
+	ok(send(fd, "later", 5, MSG_NOSIGNAL) == 5 && shutdown(fd, SHUT_WR) == 0,
+	   "shut_rd: host sends 5 bytes more, then EOF");
+	r = (int)gs_recv_all(gs, c, in, sizeof(in), 5000);
+	ok(r == 5 && memcmp(in, "later", 5) == 0, "shut_rd: the guest got the host's bytes (%d)", r);
+	ok(gs_conn_peer_shut_send(c), "shut_rd: then end of stream, not a reset");
+	gs_conn_close(c);
 	close(fd);
 }
 
@@ -338,6 +413,7 @@ int main(void)
 	if (r == 0) {
 		gs_listen(gs, PORT);
 		test_split_connect(gs);
+		test_write_and_close(gs);
 		test_case_and_ports(gs);
 		test_bad_lines(gs);
 		is_int(gt_check_service(&b, gs, PORT, 50000), 0, "service after all the bad lines");
