@@ -18,6 +18,33 @@ void vsock_conn_set_seqpacket(struct vsock_conn *c)
 		log_debug_errno(-errno, "Failed to set SO_SNDBUF, ignoring: %m");
 }
 
+/* recv() returns 0 both for an empty record and at end of stream. Take one
+ * record with SO_PASSCRED on: a record comes with SCM_CREDENTIALS (the kernel
+ * adds them to every message it hands out), end of stream with none. 1: an
+ * empty record was taken (virtio-vsock cannot carry one: it is dropped); 0:
+ * end of stream; -EAGAIN; or another -errno. */
+static int vsock_seq_take_empty(struct vsock_conn *c)
+{
+	union {
+		struct cmsghdr align;
+		uint8_t buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+	struct msghdr mh = { .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+	int one = 1;
+	ssize_t n;
+
+	if (setsockopt(c->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+		return -errno;
+	n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	if (CMSG_FIRSTHDR(&mh)) {
+		log_debug("Dropping an empty message from host port %u", c->local_port);
+		return 1;
+	}
+	return 0;
+}
+
 /* SEQPACKET host->guest: one host record is one message, split across as many rx
  * buffers as it needs, EOM on the last. It is taken from the socket only once
  * the guest has credit and buffers for all of it, so a record is never cut. */
@@ -51,8 +78,23 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			vsock_conn_reset(c);
 			return;
 		}
+		if (n == 0) {
+			int r = vsock_seq_take_empty(c);
+
+			if (r > 0)
+				continue; /* an empty record: dropped, the stream goes on */
+			if (r == -EAGAIN) {
+				vsock_conn_set_read(c, true);
+				return;
+			}
+			if (r < 0 && !vsock_conn_host_read_eof(-r)) {
+				log_debug_errno(r, "Host socket of port %u failed: %m", c->local_port);
+				vsock_conn_reset(c);
+				return;
+			}
+		}
 		if (n <= 0) {
-			/* EOF (an empty record reads the same on a Unix socket). */
+			/* End of stream: the guest learns with SHUTDOWN(SEND). */
 			if (vsock_rx_pop(v, e) <= 0) {
 				if (!v->rx || !v->rx->broken)
 					vsock_conn_wait_rx(c);

@@ -3,8 +3,8 @@
  * kept both ways for sizes from 1 byte to many rx buffers, guest-initiated connections
  * to a present, a missing and a wrong-type listener, host-initiated ones through
  * "<uds-path>.seqpacket", credit both ways, oversized messages, STREAM and SEQPACKET
- * side by side, a guest mixing the types on one connection, and a driver that did not
- * negotiate the feature. */
+ * side by side, a guest mixing the types on one connection, empty host records (not end
+ * of stream), and a driver that did not negotiate the feature. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -378,6 +378,68 @@ static void test_host_initiated(struct gs *gs)
 		if (fd >= 0)
 			close(fd);
 	}
+}
+
+/* An empty host record is not end of stream: it is dropped (virtio-vsock cannot carry
+ * it) and the records after it arrive; only a real close ends the stream, even when
+ * records are still queued behind an empty one at the close. */
+static void check_empty_records(struct gs *gs, struct gs_conn *c, int fd, const char *what)
+{
+	char buf[16];
+	int flags;
+	ssize_t n;
+
+	ok(host_send_msg(gs, fd, "a", 1, 5000) == 0 && host_send_msg(gs, fd, "", 0, 5000) == 0 &&
+			host_send_msg(gs, fd, "b", 1, 5000) == 0,
+		"%s: host sends 'a', an empty record, 'b'", what);
+	n = gs_recv_msg_all(gs, c, buf, sizeof(buf), &flags, 5000);
+	ok(n == 1 && buf[0] == 'a', "%s: guest gets 'a' (%zd)", what, n);
+	n = gs_recv_msg_all(gs, c, buf, sizeof(buf), &flags, 5000);
+	ok(n == 1 && buf[0] == 'b', "%s: then 'b', not end of stream (%zd)", what, n);
+	ok(!gs_conn_peer_shut_send(c), "%s: no SHUTDOWN for the empty record", what);
+	ok(host_send_msg(gs, fd, "", 0, 5000) == 0 && host_send_msg(gs, fd, "c", 1, 5000) == 0,
+		"%s: host sends an empty record and 'c', then closes", what);
+	close(fd);
+	n = gs_recv_msg_all(gs, c, buf, sizeof(buf), &flags, 5000);
+	ok(n == 1 && buf[0] == 'c', "%s: guest gets 'c', queued behind the empty record (%zd)",
+		what, n);
+	n = gs_recv_msg_all(gs, c, buf, sizeof(buf), &flags, 5000);
+	is_int(n, 0, "%s: then end of stream (the close)", what);
+}
+
+static void test_empty_records(struct gs *gs)
+{
+	struct gs_conn *c = NULL;
+	char path[400];
+	int lfd = -1, fd = -1, r;
+
+	gs_listen_type(gs, 7002, GS_TYPE_SEQPACKET);
+	r = seq_host_connect(&b, gs, 7002, NULL, &fd);
+	is_int(r, 0, "empty records, host-initiated: connected");
+	if (r == 0) {
+		c = accept_guest(gs, 7002);
+		ok(c != NULL, "empty records, host-initiated: guest accepted");
+		if (c)
+			check_empty_records(gs, c, fd, "host-initiated");
+		else
+			close(fd);
+		gs_conn_close(c);
+	}
+
+	port_path(&b, 6004, path, sizeof(path));
+	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6004");
+	r = gs_connect_type(gs, 6004, GS_TYPE_SEQPACKET, &c);
+	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, 0,
+		"empty records, guest-initiated: connected");
+	if (r == 0 && gs_conn_state(c) == GS_CONNECTED) {
+		fd = accept_host(gs, lfd, 5000);
+		ok(fd >= 0, "empty records, guest-initiated: host accepted");
+		if (fd >= 0)
+			check_empty_records(gs, c, fd, "guest-initiated");
+	}
+	gs_conn_close(c);
+	close(lfd);
+	unlink(path);
 }
 
 /* STREAM and SEQPACKET connections at once, interleaved. */
@@ -789,6 +851,7 @@ int main(void)
 			"VIRTIO_VSOCK_F_SEQPACKET offered and acked");
 		test_guest_initiated(gs);
 		test_host_initiated(gs);
+		test_empty_records(gs);
 		test_mixed(gs);
 		test_wrong_type(gs);
 		gs_listen(gs, 5000);
