@@ -200,6 +200,17 @@ static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint
 				    .type = type };
 }
 
+/* virtio_transport_reset_no_sock() (net/vmw_vsock/virtio_transport_common.c):
+ * a packet for no connection is answered with an RST of the packet's type;
+ * an RST is never answered. */
+static void vsock_reset_no_sock(struct vsock *v, const struct vsock_hdr *h)
+{
+	if (h->op == VSOCK_OP_RST)
+		return;
+	vsock_queue_rst(v, h->dst_port, h->src_port, 0,
+			h->type == VSOCK_TYPE_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
+}
+
 /* Tell the guest the connection is gone, then close it. */
 void vsock_conn_reset(struct vsock_conn *c)
 {
@@ -212,6 +223,18 @@ void vsock_conn_reset(struct vsock_conn *c)
 }
 
 int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
+
+/* A bad packet costs its own connection (reset, or closed silently if it was
+ * an RST), or is answered as one for no connection. */
+static void vsock_reset_packet(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h)
+{
+	if (!c)
+		vsock_reset_no_sock(v, h);
+	else if (h->op == VSOCK_OP_RST)
+		vsock_conn_close(c);
+	else
+		vsock_conn_reset(c);
+}
 
 /* ---- rx: packets to the guest ---- */
 
@@ -238,6 +261,21 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 		.buf_alloc = v->cfg.buf_alloc,
 		.fwd_cnt = c ? c->fwd_cnt : 0,
 	};
+}
+
+/* Host EOF -> SHUTDOWN(SEND) (design: half-close both ways), in the rx buffer e
+ * the caller popped; the guest may still send until it shuts down too. */
+void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
+{
+	struct vsock_hdr h;
+
+	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
+		       VSOCK_SHUTDOWN_SEND, 0, c);
+	vsock_rx_push(c->v, e, &h);
+	c->fwd_cnt_sent = c->fwd_cnt;
+	c->host_eof = true;
+	vsock_conn_set_read(c, false);
+	vsock_conn_check_done(c);
 }
 
 /* Pop an rx buffer able to take at least a header. 1, 0 (none), or < 0. */
@@ -339,8 +377,6 @@ void vsock_conn_wait_rx(struct vsock_conn *c)
 		event_active(c->v->tx_again, 0, 0); /* buffers arrived meanwhile */
 }
 
-void vsock_conn_check_done(struct vsock_conn *c);
-void vsock_conn_read_seq(struct vsock_conn *c);
 
 /* Move host socket bytes into guest rx buffers, as credit allows. */
 void vsock_conn_read(struct vsock_conn *c)
@@ -412,14 +448,7 @@ void vsock_conn_read(struct vsock_conn *c)
 				vsock_conn_reset(c);
 				return;
 			}
-			/* Host EOF: the guest learns with SHUTDOWN(SEND). */
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, &v->rx_batch[0], &h);
-			c->fwd_cnt_sent = c->fwd_cnt;
-			c->host_eof = true;
-			vsock_conn_set_read(c, false);
-			vsock_conn_check_done(c);
+			vsock_conn_host_eof(c, &v->rx_batch[0]);
 			return;
 		}
 		/* The bytes landed in order across the buffers: label and return them. */
@@ -504,6 +533,14 @@ static void vsock_rx_run(struct vsock *v)
 }
 
 /* ---- guest->host ---- */
+
+/* Whether len more bytes from the guest stay within the credit we gave it
+ * (virtio spec 5.10.6.3: a driver sends no more than buf_alloc - (rx_cnt -
+ * fwd_cnt) as we last told it). */
+bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len)
+{
+	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= c->v->cfg.buf_alloc;
+}
 
 void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
@@ -626,7 +663,7 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	}
 	if (h->len == 0)
 		return;
-	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+	if (!vsock_conn_credit_fits(c, h->len)) {
 		guest_warning("Guest port %u exceeded its credit, resetting", h->src_port);
 		vsock_conn_reset(c);
 		return;
@@ -674,20 +711,20 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 		if (v->cfg.uds_path)
 			host_warning("Connection limit (%u) reached, refusing guest connection",
 				     v->cfg.max_connections);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	fd = hybrid_connect_guest_port_type(v->cfg.uds_path, h->dst_port,
 					    seq ? SOCK_SEQPACKET : SOCK_STREAM, &pending);
 	if (fd < 0) {
 		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	r = vsock_conn_new(v, fd, &c);
 	if (r < 0) {
 		close(fd);
-		vsock_queue_rst(v, h->dst_port, h->src_port, 0, h->type);
+		vsock_reset_no_sock(v, h);
 		return;
 	}
 	if (seq)
@@ -826,11 +863,7 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
 			      h.len, e->out_len - VSOCK_HDR_SIZE);
-		if (c)
-			vsock_conn_reset(c);
-		else if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
-					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
+		vsock_reset_packet(v, c, &h);
 		return;
 	}
 	if (h.op < _VSOCK_OP_MAX)
@@ -840,18 +873,12 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	      (h.type == VSOCK_TYPE_SEQPACKET && v->seqpacket)) ||
 	    (c && c->seqpacket != (h.type == VSOCK_TYPE_SEQPACKET)) || !op || !op->handler) {
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
-		if (h.op == VSOCK_OP_RST)
-			return;
-		if (c)
-			vsock_conn_reset(c);
-		else
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0,
-					h.type == VSOCK_TYPE_SEQPACKET ? h.type : VSOCK_TYPE_STREAM);
+		if (h.op != VSOCK_OP_RST)
+			vsock_reset_packet(v, c, &h);
 		return;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
-		if (h.op != VSOCK_OP_RST)
-			vsock_queue_rst(v, h.dst_port, h.src_port, 0, h.type);
+		vsock_reset_no_sock(v, &h);
 		return;
 	}
 	if (c) {

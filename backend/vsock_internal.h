@@ -131,6 +131,8 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c);
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
+void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
+bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len);
 bool vsock_conn_host_read_eof(int err);
 uint32_t vsock_peer_free(const struct vsock_conn *c);
 void vsock_rx_flush_notify(struct vsock *v);

@@ -100,13 +100,7 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 					vsock_conn_wait_rx(c);
 				return;
 			}
-			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-				       VSOCK_SHUTDOWN_SEND, 0, c);
-			vsock_rx_push(v, e, &h);
-			c->fwd_cnt_sent = c->fwd_cnt;
-			c->host_eof = true;
-			vsock_conn_set_read(c, false);
-			vsock_conn_check_done(c);
+			vsock_conn_host_eof(c, e);
 			return;
 		}
 		if ((uint64_t)n > c->peer_buf_alloc) {
@@ -248,7 +242,7 @@ void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_h
 	uint32_t len;
 	int r;
 
-	if ((uint64_t)(c->rx_cnt - c->fwd_cnt) + h->len > v->cfg.buf_alloc) {
+	if (!vsock_conn_credit_fits(c, h->len)) {
 		guest_warning("Guest port %u exceeded its credit (message too large?), resetting",
 			      h->src_port);
 		vsock_conn_reset(c);
