@@ -2,6 +2,7 @@
 /* vhost-user back-end: message framing, a request table checked before any
  * handler runs, and the ring start/stop rules (docs/interop/vhost-user.rst). */
 #include <endian.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -108,13 +109,50 @@ struct vhost_user {
 	size_t have;
 };
 
+/* Front-end message types (docs/interop/vhost-user.rst), the ones handled here. */
+enum {
+	VHOST_USER_GET_FEATURES = 1,
+	VHOST_USER_SET_FEATURES = 2,
+	VHOST_USER_SET_OWNER = 3,
+	VHOST_USER_RESET_OWNER = 4,
+	VHOST_USER_SET_MEM_TABLE = 5,
+	VHOST_USER_SET_LOG_BASE = 6,
+	VHOST_USER_SET_LOG_FD = 7,
+	VHOST_USER_SET_VRING_NUM = 8,
+	VHOST_USER_SET_VRING_ADDR = 9,
+	VHOST_USER_SET_VRING_BASE = 10,
+	VHOST_USER_GET_VRING_BASE = 11,
+	VHOST_USER_SET_VRING_KICK = 12,
+	VHOST_USER_SET_VRING_CALL = 13,
+	VHOST_USER_SET_VRING_ERR = 14,
+	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+	VHOST_USER_GET_QUEUE_NUM = 17,
+	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_GET_CONFIG = 24,
+	VHOST_USER_SET_CONFIG = 25,
+	VHOST_USER_RESET_DEVICE = 34,
+	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
+	VHOST_USER_ADD_MEM_REG = 37,
+	VHOST_USER_REM_MEM_REG = 38,
+};
+
+/* Where a request carries a queue index, checked by the dispatcher. */
+enum vhost_user_queue_arg {
+	VHOST_USER_QUEUE_NONE,
+	VHOST_USER_QUEUE_STATE, /* struct vhost_user_state .index */
+	VHOST_USER_QUEUE_ADDR,  /* struct vhost_user_addr .index */
+	VHOST_USER_QUEUE_U64,   /* u64, bits VHOST_USER_VRING_IDX_MASK */
+};
+
 struct vhost_user_request {
 	const char *name;
 	int (*handler)(struct vhost_user *vu, struct vhost_user_msg *msg);
-	uint32_t size;   /* payload size */
-	bool size_min;   /* size is a minimum, the handler checks the rest */
+	uint32_t size;    /* payload size */
+	bool size_is_min; /* size is a minimum, the handler checks the rest */
 	uint8_t fds_min, fds_max;
-	bool has_reply;  /* the handler sends its own reply */
+	bool has_reply;   /* the handler sends its own reply */
+	enum vhost_user_queue_arg queue; /* index checked < VHOST_USER_NUM_QUEUES first */
 };
 
 static const char *const vhost_user_queue_names[VHOST_USER_NUM_QUEUES] = { "rx", "tx" };
@@ -157,13 +195,27 @@ static int vhost_user_reply_u64(struct vhost_user *vu, const struct vhost_user_m
 	return vhost_user_send(vu, msg->hdr.request, &v, sizeof(v));
 }
 
-static struct virtqueue *vhost_user_vq_checked(struct vhost_user *vu, uint32_t index)
+/* The queue index a request carries (its table row says where). */
+static uint32_t vhost_user_msg_queue(const struct vhost_user_msg *msg,
+				     enum vhost_user_queue_arg where)
 {
-	if (index >= VHOST_USER_NUM_QUEUES) {
-		log_error("vhost-user: queue index %u out of range (%u queues)", index,
-			  VHOST_USER_NUM_QUEUES);
-		return NULL;
+	switch (where) {
+	case VHOST_USER_QUEUE_STATE:
+		return msg->payload.state.index;
+	case VHOST_USER_QUEUE_ADDR:
+		return msg->payload.addr.index;
+	case VHOST_USER_QUEUE_U64:
+		return (uint32_t)(msg->payload.u64 & VHOST_USER_VRING_IDX_MASK);
+	case VHOST_USER_QUEUE_NONE:
+		break;
 	}
+	return 0;
+}
+
+/* The request's queue; the dispatcher checked the index already. */
+static struct virtqueue *vhost_user_vq(struct vhost_user *vu, uint32_t index)
+{
+	assert(index < VHOST_USER_NUM_QUEUES);
 	return &vu->vq[index];
 }
 
@@ -397,11 +449,9 @@ static int vhost_user_rem_mem_reg(struct vhost_user *vu, struct vhost_user_msg *
 
 static int vhost_user_set_vring_num(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
-	struct virtqueue *vq = vhost_user_vq_checked(vu, msg->payload.state.index);
+	struct virtqueue *vq = vhost_user_vq(vu, msg->payload.state.index);
 	uint32_t num = msg->payload.state.num;
 
-	if (!vq)
-		return -ERANGE;
 	if (num == 0 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1)))
 		return log_error_errno(-EINVAL, "vhost-user: ring size %u is not a power of two <= %u",
 				       num, VIRTQUEUE_MAX_SIZE);
@@ -413,12 +463,10 @@ static int vhost_user_set_vring_num(struct vhost_user *vu, struct vhost_user_msg
 static int vhost_user_set_vring_addr(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
 	const struct vhost_user_addr *a = &msg->payload.addr;
-	struct virtqueue *vq = vhost_user_vq_checked(vu, a->index);
+	struct virtqueue *vq = vhost_user_vq(vu, a->index);
 	struct virtqueue saved;
 	int r;
 
-	if (!vq)
-		return -ERANGE;
 	saved = *vq;
 	vq->desc_uva = a->desc;
 	vq->avail_uva = a->avail;
@@ -443,10 +491,8 @@ static int vhost_user_set_vring_addr(struct vhost_user *vu, struct vhost_user_ms
 
 static int vhost_user_set_vring_base(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
-	struct virtqueue *vq = vhost_user_vq_checked(vu, msg->payload.state.index);
+	struct virtqueue *vq = vhost_user_vq(vu, msg->payload.state.index);
 
-	if (!vq)
-		return -ERANGE;
 	if (msg->payload.state.num > UINT16_MAX)
 		return log_error_errno(-EINVAL, "vhost-user: ring base %u out of range",
 				       msg->payload.state.num);
@@ -458,11 +504,9 @@ static int vhost_user_set_vring_base(struct vhost_user *vu, struct vhost_user_ms
 
 static int vhost_user_get_vring_base(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
-	struct virtqueue *vq = vhost_user_vq_checked(vu, msg->payload.state.index);
+	struct virtqueue *vq = vhost_user_vq(vu, msg->payload.state.index);
 	struct vhost_user_state st;
 
-	if (!vq)
-		return -ERANGE;
 	/* GET_VRING_BASE stops the ring; it restarts with a new kick fd. */
 	vhost_user_queue_stop(vu, vq->index);
 	if (vq->kick_fd >= 0) {
@@ -483,9 +527,7 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 
 	if (v & ~(uint64_t)(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK))
 		return log_error_errno(-EINVAL, "vhost-user: unknown bits in vring fd message");
-	vq = vhost_user_vq_checked(vu, v & VHOST_USER_VRING_IDX_MASK);
-	if (!vq)
-		return -ERANGE;
+	vq = vhost_user_vq(vu, (uint32_t)(v & VHOST_USER_VRING_IDX_MASK));
 	if (msg->n_fds != (nofd ? 0u : 1u))
 		return log_error_errno(-EINVAL, "vhost-user: vring fd message with %u fds, nofd=%d",
 				       msg->n_fds, nofd);
@@ -558,10 +600,8 @@ static int vhost_user_set_vring_err(struct vhost_user *vu, struct vhost_user_msg
 
 static int vhost_user_set_vring_enable(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
-	struct virtqueue *vq = vhost_user_vq_checked(vu, msg->payload.state.index);
+	struct virtqueue *vq = vhost_user_vq(vu, msg->payload.state.index);
 
-	if (!vq)
-		return -ERANGE;
 	if (msg->payload.state.num > 1)
 		return log_error_errno(-EINVAL, "vhost-user: vring enable value %u",
 				       msg->payload.state.num);
@@ -616,34 +656,59 @@ static int vhost_user_unsupported(struct vhost_user *vu, struct vhost_user_msg *
 			       msg->hdr.request);
 }
 
-#define SZ_U64 sizeof(uint64_t)
-#define SZ_STATE sizeof(struct vhost_user_state)
-
 static const struct vhost_user_request vhost_user_requests[] = {
-	[1] = { "GET_FEATURES", vhost_user_get_features, 0, false, 0, 0, true },
-	[2] = { "SET_FEATURES", vhost_user_set_features, SZ_U64, false, 0, 0, false },
-	[3] = { "SET_OWNER", vhost_user_set_owner, 0, false, 0, 0, false },
-	[4] = { "RESET_OWNER", vhost_user_reset_owner, 0, false, 0, 0, false },
-	[5] = { "SET_MEM_TABLE", vhost_user_set_mem_table, 8, true, 1, VHOST_USER_MEM_BASELINE_REGIONS, false },
-	[6] = { "SET_LOG_BASE", vhost_user_unsupported, 0, true, 0, VHOST_USER_MAX_FDS, false },
-	[7] = { "SET_LOG_FD", vhost_user_unsupported, 0, true, 0, VHOST_USER_MAX_FDS, false },
-	[8] = { "SET_VRING_NUM", vhost_user_set_vring_num, SZ_STATE, false, 0, 0, false },
-	[9] = { "SET_VRING_ADDR", vhost_user_set_vring_addr, sizeof(struct vhost_user_addr), false, 0, 0, false },
-	[10] = { "SET_VRING_BASE", vhost_user_set_vring_base, SZ_STATE, false, 0, 0, false },
-	[11] = { "GET_VRING_BASE", vhost_user_get_vring_base, SZ_STATE, false, 0, 0, true },
-	[12] = { "SET_VRING_KICK", vhost_user_set_vring_kick, SZ_U64, false, 0, 1, false },
-	[13] = { "SET_VRING_CALL", vhost_user_set_vring_call, SZ_U64, false, 0, 1, false },
-	[14] = { "SET_VRING_ERR", vhost_user_set_vring_err, SZ_U64, false, 0, 1, false },
-	[15] = { "GET_PROTOCOL_FEATURES", vhost_user_get_protocol_features, 0, false, 0, 0, true },
-	[16] = { "SET_PROTOCOL_FEATURES", vhost_user_set_protocol_features, SZ_U64, false, 0, 0, false },
-	[17] = { "GET_QUEUE_NUM", vhost_user_get_queue_num, 0, false, 0, 0, true },
-	[18] = { "SET_VRING_ENABLE", vhost_user_set_vring_enable, SZ_STATE, false, 0, 0, false },
-	[24] = { "GET_CONFIG", vhost_user_get_config, VHOST_USER_CONFIG_HDR_SIZE, true, 0, 0, true },
-	[25] = { "SET_CONFIG", vhost_user_set_config, VHOST_USER_CONFIG_HDR_SIZE, true, 0, 0, false },
-	[34] = { "RESET_DEVICE", vhost_user_reset_device, 0, false, 0, 0, false },
-	[36] = { "GET_MAX_MEM_SLOTS", vhost_user_get_max_mem_slots, 0, false, 0, 0, true },
-	[37] = { "ADD_MEM_REG", vhost_user_add_mem_reg, sizeof(struct vhost_user_mem_reg), false, 1, 1, false },
-	[38] = { "REM_MEM_REG", vhost_user_rem_mem_reg, sizeof(struct vhost_user_mem_reg), false, 0, 1, false },
+	[VHOST_USER_GET_FEATURES] = { .name = "GET_FEATURES", .handler = vhost_user_get_features,
+		.has_reply = true },
+	[VHOST_USER_SET_FEATURES] = { .name = "SET_FEATURES", .handler = vhost_user_set_features,
+		.size = sizeof(uint64_t) },
+	[VHOST_USER_SET_OWNER] = { .name = "SET_OWNER", .handler = vhost_user_set_owner },
+	[VHOST_USER_RESET_OWNER] = { .name = "RESET_OWNER", .handler = vhost_user_reset_owner },
+	[VHOST_USER_SET_MEM_TABLE] = { .name = "SET_MEM_TABLE", .handler = vhost_user_set_mem_table,
+		.size = 8, .size_is_min = true, .fds_min = 1,
+		.fds_max = VHOST_USER_MEM_BASELINE_REGIONS },
+	[VHOST_USER_SET_LOG_BASE] = { .name = "SET_LOG_BASE", .handler = vhost_user_unsupported,
+		.size_is_min = true, .fds_max = VHOST_USER_MAX_FDS },
+	[VHOST_USER_SET_LOG_FD] = { .name = "SET_LOG_FD", .handler = vhost_user_unsupported,
+		.size_is_min = true, .fds_max = VHOST_USER_MAX_FDS },
+	[VHOST_USER_SET_VRING_NUM] = { .name = "SET_VRING_NUM", .handler = vhost_user_set_vring_num,
+		.size = sizeof(struct vhost_user_state), .queue = VHOST_USER_QUEUE_STATE },
+	[VHOST_USER_SET_VRING_ADDR] = { .name = "SET_VRING_ADDR",
+		.handler = vhost_user_set_vring_addr, .size = sizeof(struct vhost_user_addr),
+		.queue = VHOST_USER_QUEUE_ADDR },
+	[VHOST_USER_SET_VRING_BASE] = { .name = "SET_VRING_BASE",
+		.handler = vhost_user_set_vring_base, .size = sizeof(struct vhost_user_state),
+		.queue = VHOST_USER_QUEUE_STATE },
+	[VHOST_USER_GET_VRING_BASE] = { .name = "GET_VRING_BASE",
+		.handler = vhost_user_get_vring_base, .size = sizeof(struct vhost_user_state),
+		.has_reply = true, .queue = VHOST_USER_QUEUE_STATE },
+	[VHOST_USER_SET_VRING_KICK] = { .name = "SET_VRING_KICK",
+		.handler = vhost_user_set_vring_kick, .size = sizeof(uint64_t), .fds_max = 1,
+		.queue = VHOST_USER_QUEUE_U64 },
+	[VHOST_USER_SET_VRING_CALL] = { .name = "SET_VRING_CALL",
+		.handler = vhost_user_set_vring_call, .size = sizeof(uint64_t), .fds_max = 1,
+		.queue = VHOST_USER_QUEUE_U64 },
+	[VHOST_USER_SET_VRING_ERR] = { .name = "SET_VRING_ERR", .handler = vhost_user_set_vring_err,
+		.size = sizeof(uint64_t), .fds_max = 1, .queue = VHOST_USER_QUEUE_U64 },
+	[VHOST_USER_GET_PROTOCOL_FEATURES] = { .name = "GET_PROTOCOL_FEATURES",
+		.handler = vhost_user_get_protocol_features, .has_reply = true },
+	[VHOST_USER_SET_PROTOCOL_FEATURES] = { .name = "SET_PROTOCOL_FEATURES",
+		.handler = vhost_user_set_protocol_features, .size = sizeof(uint64_t) },
+	[VHOST_USER_GET_QUEUE_NUM] = { .name = "GET_QUEUE_NUM", .handler = vhost_user_get_queue_num,
+		.has_reply = true },
+	[VHOST_USER_SET_VRING_ENABLE] = { .name = "SET_VRING_ENABLE",
+		.handler = vhost_user_set_vring_enable, .size = sizeof(struct vhost_user_state),
+		.queue = VHOST_USER_QUEUE_STATE },
+	[VHOST_USER_GET_CONFIG] = { .name = "GET_CONFIG", .handler = vhost_user_get_config,
+		.size = VHOST_USER_CONFIG_HDR_SIZE, .size_is_min = true, .has_reply = true },
+	[VHOST_USER_SET_CONFIG] = { .name = "SET_CONFIG", .handler = vhost_user_set_config,
+		.size = VHOST_USER_CONFIG_HDR_SIZE, .size_is_min = true },
+	[VHOST_USER_RESET_DEVICE] = { .name = "RESET_DEVICE", .handler = vhost_user_reset_device },
+	[VHOST_USER_GET_MAX_MEM_SLOTS] = { .name = "GET_MAX_MEM_SLOTS",
+		.handler = vhost_user_get_max_mem_slots, .has_reply = true },
+	[VHOST_USER_ADD_MEM_REG] = { .name = "ADD_MEM_REG", .handler = vhost_user_add_mem_reg,
+		.size = sizeof(struct vhost_user_mem_reg), .fds_min = 1, .fds_max = 1 },
+	[VHOST_USER_REM_MEM_REG] = { .name = "REM_MEM_REG", .handler = vhost_user_rem_mem_reg,
+		.size = sizeof(struct vhost_user_mem_reg), .fds_max = 1 },
 };
 
 static void vhost_user_disconnect(struct vhost_user *vu);
@@ -664,14 +729,24 @@ static int vhost_user_dispatch(struct vhost_user *vu, struct vhost_user_msg *msg
 	if (!req) {
 		log_warning("vhost-user: unknown request %u, refusing", msg->hdr.request);
 		r = -EOPNOTSUPP;
-	} else if (req->size_min ? msg->hdr.size < req->size : msg->hdr.size != req->size) {
+	} else if (req->size_is_min ? msg->hdr.size < req->size : msg->hdr.size != req->size) {
 		log_error("vhost-user: %s with payload of %u bytes (expected %s%u)", req->name,
-			  msg->hdr.size, req->size_min ? ">= " : "", req->size);
+			  msg->hdr.size, req->size_is_min ? ">= " : "", req->size);
 		r = -EBADMSG;
 	} else if (msg->n_fds < req->fds_min || msg->n_fds > req->fds_max) {
 		log_error("vhost-user: %s with %u fds (expected %u..%u)", req->name, msg->n_fds,
 			  req->fds_min, req->fds_max);
 		r = -EBADMSG;
+	} else if (req->queue != VHOST_USER_QUEUE_NONE &&
+		   vhost_user_msg_queue(msg, req->queue) >= VHOST_USER_NUM_QUEUES) {
+		log_error("vhost-user: %s for queue %u, out of range (%u queues)", req->name,
+			  vhost_user_msg_queue(msg, req->queue), VHOST_USER_NUM_QUEUES);
+		r = -ERANGE;
+		if (req->has_reply) {
+			/* The front-end waits for an answer we cannot give. */
+			vhost_user_close_fds(msg);
+			return r;
+		}
 	} else {
 		log_debug("vhost-user: %s", req->name);
 		r = req->handler(vu, msg);
