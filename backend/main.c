@@ -27,6 +27,7 @@ struct options {
 	uint64_t guest_cid;
 	unsigned max_connections;
 	uint32_t buffer_size;
+	uint64_t memory_budget;
 	mode_t socket_mode;
 	gid_t socket_group;
 	bool print_capabilities;
@@ -47,11 +48,15 @@ static void main_help(void)
 	       "  --socket-mode=MODE     octal mode of the sockets created (default 0600)\n"
 	       "  --socket-group=GROUP   group of the sockets created (name or number)\n"
 	       "  --max-connections=N    connection cap (default %u)\n"
-	       "  --buffer-size=BYTES    per-connection receive buffer advertised to the guest\n"
-	       "                         (default %u)\n"
+	       "  --buffer-size=BYTES    largest receive buffer advertised to the guest per\n"
+	       "                         connection (default %u)\n"
+	       "  --memory-budget=BYTES  guest data the backend may hold for this VM, all\n"
+	       "                         connections together (default %llu; at least\n"
+	       "                         max-connections x 2 KiB)\n"
 	       "  -v, --verbose          log more (repeat for debug)\n"
 	       "  -h, --help             show this help\n",
-	       VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC);
+	       VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC,
+	       (unsigned long long)VSOCK_DEFAULT_MEMORY_BUDGET);
 }
 
 static int main_parse_u64(const char *s, uint64_t min, uint64_t max, int base, uint64_t *ret)
@@ -73,7 +78,7 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
 		ARG_SOCKET_PATH = 0x100, ARG_FD, ARG_PRINT_CAPS, ARG_GUEST_CID, ARG_UDS_PATH,
-		ARG_MAX_CONN, ARG_BUFFER_SIZE, ARG_SOCKET_MODE, ARG_SOCKET_GROUP,
+		ARG_MAX_CONN, ARG_BUFFER_SIZE, ARG_SOCKET_MODE, ARG_SOCKET_GROUP, ARG_MEMORY_BUDGET,
 	};
 	static const struct option longopts[] = {
 		{ "socket-path", required_argument, NULL, ARG_SOCKET_PATH },
@@ -83,6 +88,7 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 		{ "uds-path", required_argument, NULL, ARG_UDS_PATH },
 		{ "max-connections", required_argument, NULL, ARG_MAX_CONN },
 		{ "buffer-size", required_argument, NULL, ARG_BUFFER_SIZE },
+		{ "memory-budget", required_argument, NULL, ARG_MEMORY_BUDGET },
 		{ "socket-mode", required_argument, NULL, ARG_SOCKET_MODE },
 		{ "socket-group", required_argument, NULL, ARG_SOCKET_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -126,6 +132,12 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 						       optarg);
 			o->buffer_size = (uint32_t)v;
 			break;
+		case ARG_MEMORY_BUDGET:
+			if (main_parse_u64(optarg, 1u << 20, 1ull << 40, 10, &o->memory_budget) < 0)
+				return log_error_errno(-EINVAL,
+						       "Invalid --memory-budget (1 MiB..1 TiB): %s",
+						       optarg);
+			break;
 		case ARG_SOCKET_MODE:
 			if (main_parse_u64(optarg, 0, 0777, 8, &v) < 0)
 				return log_error_errno(-EINVAL, "Invalid --socket-mode: %s", optarg);
@@ -153,6 +165,11 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		return log_error_errno(-EINVAL, "Unexpected argument: %s", argv[optind]);
+	if (o->memory_budget < (uint64_t)o->max_connections * 2 * VSOCK_MIN_BUF_FLOOR)
+		return log_error_errno(-EINVAL,
+				       "--memory-budget=%llu is below --max-connections x 2 KiB (%llu)",
+				       (unsigned long long)o->memory_budget,
+				       (unsigned long long)o->max_connections * 2 * VSOCK_MIN_BUF_FLOOR);
 	return 1;
 }
 
@@ -236,6 +253,7 @@ int main(int argc, char **argv)
 		.guest_cid = 3,
 		.max_connections = VSOCK_DEFAULT_MAX_CONNECTIONS,
 		.buffer_size = VSOCK_DEFAULT_BUF_ALLOC,
+		.memory_budget = VSOCK_DEFAULT_MEMORY_BUDGET,
 		.socket_mode = 0600,
 		.socket_group = (gid_t)-1,
 	};
@@ -303,6 +321,7 @@ int main(int argc, char **argv)
 			      .guest_cid = o.guest_cid,
 			      .buf_alloc = o.buffer_size,
 			      .max_connections = o.max_connections,
+			      .memory_budget = o.memory_budget,
 			      .uds_path = o.uds_path,
 			      .listen_fd = uds_fd,
 		      },

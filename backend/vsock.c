@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -162,7 +163,6 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 		event_free(c->ev_read);
 		event_free(c->ev_write);
 		event_free(c->timer);
-		free(c->pend);
 		free(c->seq_msgs);
 		free(c);
 	}
@@ -183,6 +183,11 @@ void vsock_conn_close(struct vsock_conn *c)
 		close(c->fd);
 	c->fd = -1;
 	v->n_conns--;
+	if (c->guest_initiated)
+		v->n_guest_initiated--;
+	v->reserved -= c->reserved;
+	c->reserved = 0;
+	vsock_pend_release(c);
 	TAILQ_REMOVE(&v->all, c, all_entry);
 	TAILQ_INSERT_TAIL(&v->dead, c, all_entry);
 	event_active(v->reaper, 0, 0);
@@ -247,7 +252,7 @@ uint32_t vsock_peer_free(const struct vsock_conn *c)
 }
 
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c)
+		    uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c)
 {
 	*h = (struct vsock_hdr){
 		.src_cid = VSOCK_HOST_CID,
@@ -258,7 +263,7 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 		.type = c && c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM,
 		.op = op,
 		.flags = flags,
-		.buf_alloc = v->cfg.buf_alloc,
+		.buf_alloc = c ? vsock_conn_window(c) : v->cfg.buf_alloc,
 		.fwd_cnt = c ? c->fwd_cnt : 0,
 	};
 }
@@ -276,6 +281,35 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 	c->host_eof = true;
 	vsock_conn_set_read(c, false);
 	vsock_conn_check_done(c);
+}
+
+/* The buf_alloc to advertise now (virtio spec 5.10.6.3), and the bookkeeping
+ * for it. The window is what the connection would like (buf_target: small when
+ * idle or when the host does not read, growing while a stream moves), within
+ * what the VM's budget has left after every other connection's promise and an
+ * idle share for every free slot. It never moves the edge fwd_cnt + buf_alloc
+ * back: Linux before "vsock: fix credit with a shrunk buf_alloc" computes
+ * credit as buf_alloc - (tx_cnt - fwd_cnt) in unsigned arithmetic, so a
+ * window below what the guest has in flight would let it overrun. */
+uint32_t vsock_conn_window(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	uint32_t edge = c->rx_limit - c->fwd_cnt, want = c->buf_target;
+	uint64_t others = v->reserved - c->reserved, free_slots, room;
+
+	free_slots = v->cfg.max_connections > v->n_conns ? v->cfg.max_connections - v->n_conns : 0;
+	others += free_slots * v->buf_floor;
+	room = v->cfg.memory_budget > others ? v->cfg.memory_budget - others : 0;
+	if (want < v->buf_floor)
+		want = v->buf_floor;
+	if (want > room)
+		want = room > v->buf_floor ? (uint32_t)room : v->buf_floor;
+	if (want < edge)
+		want = edge;
+	v->reserved = v->reserved - c->reserved + want;
+	c->reserved = want;
+	c->rx_limit = c->fwd_cnt + want;
+	return want;
 }
 
 /* Pop an rx buffer able to take at least a header. 1, 0 (none), or < 0. */
@@ -539,13 +573,26 @@ static void vsock_rx_run(struct vsock *v)
  * fwd_cnt) as we last told it). */
 bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len)
 {
-	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= c->v->cfg.buf_alloc;
+	/* Against the farthest edge we advertised (rx_limit), so packets sent
+	 * under a larger window before it shrank still fit. */
+	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= (uint32_t)(c->rx_limit - c->fwd_cnt);
 }
 
 void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
 	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t limit = c->v->cfg.buf_alloc / 4;
+	uint32_t limit = c->reserved / 4;
+	struct vsock *v = c->v;
+
+	/* The window was the limit (a whole window went through since it last
+	 * grew, and the host took it all): ask for twice as much. */
+	if (c->pend_len == 0 && !c->seqpacket && c->buf_target < v->cfg.buf_alloc &&
+	    c->fwd_cnt - c->grow_mark >= c->reserved && c->reserved >= c->buf_target) {
+		c->buf_target = c->buf_target > v->cfg.buf_alloc / 2 ? v->cfg.buf_alloc :
+								       c->buf_target * 2;
+		c->grow_mark = c->fwd_cnt;
+		limit = 0; /* tell the guest now */
+	}
 
 	/* A quarter of our buffer, but never more than one packet: a guest may keep
 	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
@@ -593,10 +640,8 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 	c->host_wr_closed = true;
 	c->shut_wr_done = true;
 	c->fwd_cnt += c->pend_len;
-	c->pend_len = c->pend_head = 0;
 	c->seq_partial = c->seq_count = c->seq_head = 0;
-	free(c->pend);
-	c->pend = NULL;
+	vsock_pend_release(c);
 	vsock_conn_set_write(c, false);
 	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
 	vsock_send_list_add(c);
@@ -619,7 +664,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 
 void vsock_conn_flush_pend(struct vsock_conn *c)
 {
-	uint32_t cap = c->v->cfg.buf_alloc;
+	uint32_t cap = c->pend_cap;
 	struct iovec iov[2];
 	uint32_t first = cap - c->pend_head < c->pend_len ? cap - c->pend_head : c->pend_len;
 	ssize_t n;
@@ -635,10 +680,7 @@ void vsock_conn_flush_pend(struct vsock_conn *c)
 	c->pend_len -= (uint32_t)n;
 	c->fwd_cnt += (uint32_t)n;
 	if (c->pend_len == 0) {
-		/* Idle connections keep no buffer. */
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
+		vsock_pend_release(c);
 		vsock_conn_set_write(c, false);
 	} else
 		vsock_conn_set_write(c, true);
@@ -690,9 +732,22 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 			vsock_conn_reset(c);
 			return;
 		}
+		/* Half a window held: the host is the limit, not the window, and a
+		 * smaller one holds less of the budget. */
+		if (c->pend_len >= c->reserved / 2) {
+			c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+			c->grow_mark = c->fwd_cnt;
+		}
 		vsock_conn_set_write(c, true);
 	}
 	vsock_conn_maybe_credit_update(c);
+}
+
+/* Guest-initiated connections may take at most three quarters of the slots:
+ * a guest holding every slot must not lock the host's clients out. */
+static unsigned vsock_guest_conn_cap(const struct vsock *v)
+{
+	return v->cfg.max_connections - v->cfg.max_connections / 4;
 }
 
 static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
@@ -707,10 +762,12 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 		vsock_conn_reset(c);
 		return;
 	}
-	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections) {
+	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections ||
+	    v->n_guest_initiated >= vsock_guest_conn_cap(v)) {
 		if (v->cfg.uds_path)
-			host_warning("Connection limit (%u) reached, refusing guest connection",
-				     v->cfg.max_connections);
+			host_warning("Connection limit (%u, %u for the guest's) reached, refusing "
+				     "guest connection",
+				     v->cfg.max_connections, vsock_guest_conn_cap(v));
 		vsock_reset_no_sock(v, h);
 		return;
 	}
@@ -729,6 +786,8 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 	}
 	if (seq)
 		vsock_conn_set_seqpacket(c);
+	c->guest_initiated = true;
+	v->n_guest_initiated++;
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
 	c->peer_buf_alloc = h->buf_alloc;
@@ -956,6 +1015,13 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 		v->cfg.buf_alloc = VSOCK_DEFAULT_BUF_ALLOC;
 	if (v->cfg.max_connections == 0)
 		v->cfg.max_connections = VSOCK_DEFAULT_MAX_CONNECTIONS;
+	if (v->cfg.memory_budget == 0)
+		v->cfg.memory_budget = VSOCK_DEFAULT_MEMORY_BUDGET;
+	/* Half the budget is every slot's idle share, the rest is for growth. */
+	v->buf_floor = (uint32_t)MIN(v->cfg.memory_budget / 2 / v->cfg.max_connections,
+				     (uint64_t)VSOCK_BUF_FLOOR_MAX);
+	v->buf_floor = MAX(v->buf_floor, VSOCK_MIN_BUF_FLOOR);
+	v->buf_floor = MIN(v->buf_floor, v->cfg.buf_alloc);
 	v->next_host_port = VSOCK_HOST_PORT_FIRST;
 	v->seq_listen_fd = -1;
 	TAILQ_INIT(&v->send_list);

@@ -11,6 +11,9 @@
 
 #define VSOCK_DEFAULT_BUF_ALLOC (256u * 1024)
 #define VSOCK_DEFAULT_MAX_CONNECTIONS 4096u
+/* Bytes of guest data one VM's connections may make the backend hold. */
+#define VSOCK_DEFAULT_MEMORY_BUDGET (32ull << 20)
+#define VSOCK_MIN_BUF_FLOOR 1024u /* budget >= max_connections x 2 x this */
 #define VSOCK_LINE_TIMEOUT_S 5
 #define VSOCK_CONNECT_TIMEOUT_S 5
 #define VSOCK_CLOSE_TIMEOUT_S 8
@@ -19,6 +22,9 @@ struct vsock_config {
 	uint64_t guest_cid;
 	uint32_t buf_alloc;
 	unsigned max_connections;
+	/* Every byte of guest data held for this VM's connections (the windows
+	 * advertised to the guest) stays within this; 0: the default. */
+	uint64_t memory_budget;
 	const char *uds_path; /* NULL: no guest-initiated connections */
 	int listen_fd;        /* the hybrid listener, taken; -1 for none */
 };

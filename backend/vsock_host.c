@@ -135,6 +135,7 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
 		free(c);
 		return -ENOMEM;
 	}
+	c->buf_target = v->buf_floor;
 	v->n_conns++;
 	TAILQ_INSERT_TAIL(&v->all, c, all_entry);
 	*ret = c;

@@ -24,6 +24,7 @@
 #define VSOCK_RX_IOV 1024 /* IOV_MAX */
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
+#define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
 
 enum vsock_state {
 	VSOCK_STATE_LINE,        /* host client: reading the CONNECT line */
@@ -52,7 +53,7 @@ struct vsock_conn {
 	struct event *ev_read, *ev_write, *timer;
 	bool read_armed, write_armed;
 	enum vsock_state state;
-	bool host_initiated;
+	bool host_initiated, guest_initiated;
 	unsigned ctl;
 	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
 	bool host_eof;  /* SHUTDOWN(SEND) sent to the guest */
@@ -63,7 +64,13 @@ struct vsock_conn {
 	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;
 	/* Guest->host bytes the socket refused, a ring of buf_alloc bytes. */
 	uint8_t *pend;
-	uint32_t pend_head, pend_len;
+	uint32_t pend_head, pend_len, pend_cap;
+	/* The window we advertise (adaptive buf_alloc, within the VM's budget):
+	 * rx_limit = fwd_cnt + buf_alloc as last advertised, never moved back
+	 * (a Linux 6.1 guest computes credit unsigned); reserved = rx_limit -
+	 * fwd_cnt then, counted in vsock.reserved; buf_target: what we would like
+	 * to advertise; grow_mark: fwd_cnt when the window last grew. */
+	uint32_t rx_limit, reserved, buf_target, grow_mark;
 	struct hybrid_line line;
 	TAILQ_ENTRY(vsock_conn) all_entry; /* live connections; then the dead list */
 	/* SEQPACKET: the host socket is SOCK_SEQPACKET, one record per message. pend
@@ -92,8 +99,13 @@ struct vsock {
 	bool seqpacket; /* the driver acked VIRTIO_VSOCK_F_SEQPACKET */
 	struct vsock_conn *hash[VSOCK_HASH_SIZE];
 	struct vsock_conn *port_hash[VSOCK_HASH_SIZE];
-	unsigned n_conns;
+	unsigned n_conns, n_guest_initiated;
 	uint32_t next_host_port;
+	/* Memory budget: the windows promised (sum of reserved) never exceed
+	 * cfg.memory_budget; buf_floor is every connection's share when idle.
+	 * pend_bytes: the refused-bytes rings allocated now. */
+	uint64_t reserved, pend_bytes;
+	uint32_t buf_floor;
 	struct vsock_conn_list send_list, all, dead;
 	struct vsock_rst rst[VSOCK_RST_QUEUE];
 	unsigned rst_head, rst_len;
@@ -128,11 +140,12 @@ void vsock_conn_set_write(struct vsock_conn *c, bool on);
 void vsock_conn_update_read(struct vsock_conn *c);
 void vsock_conn_wait_rx(struct vsock_conn *c);
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-		    uint16_t op, uint32_t flags, uint32_t len, const struct vsock_conn *c);
+		    uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c);
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
 bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len);
+uint32_t vsock_conn_window(struct vsock_conn *c);
 bool vsock_conn_host_read_eof(int err);
 uint32_t vsock_peer_free(const struct vsock_conn *c);
 void vsock_rx_flush_notify(struct vsock *v);
@@ -148,6 +161,7 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);
 
 /* vsock_pend.c */
+void vsock_pend_release(struct vsock_conn *c);
 int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
 		      size_t len);
 void vsock_seq_drop_partial(struct vsock_conn *c);

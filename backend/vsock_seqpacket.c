@@ -13,6 +13,9 @@ void vsock_conn_set_seqpacket(struct vsock_conn *c)
 	int sndbuf = (int)c->v->cfg.buf_alloc;
 
 	c->seqpacket = true;
+	/* A guest refuses a message larger than our buf_alloc (EMSGSIZE): offer
+	 * the whole buffer from the start, as far as the budget allows. */
+	c->buf_target = c->v->cfg.buf_alloc;
 	/* A Unix record must fit the send buffer; the kernel doubles this value. */
 	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
 		log_debug_errno(-errno, "Failed to set SO_SNDBUF, ignoring: %m");
@@ -197,9 +200,8 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 /* SEQPACKET guest->host: send finished messages, one record each, in order. */
 void vsock_conn_flush_seq(struct vsock_conn *c)
 {
-	uint32_t cap = c->v->cfg.buf_alloc;
-
 	while (c->seq_count > 0) {
+		uint32_t cap = c->pend_cap;
 		uint32_t len = c->seq_msgs[c->seq_head];
 		uint32_t first = cap - c->pend_head < len ? cap - c->pend_head : len;
 		struct iovec iov[2] = {
@@ -224,11 +226,8 @@ void vsock_conn_flush_seq(struct vsock_conn *c)
 		c->seq_count--;
 	}
 	vsock_conn_set_write(c, false);
-	if (c->pend_len == 0) {
-		free(c->pend);
-		c->pend = NULL;
-		c->pend_head = 0;
-	}
+	if (c->pend_len == 0)
+		vsock_pend_release(c);
 	vsock_conn_maybe_credit_update(c);
 	vsock_conn_check_done(c);
 }

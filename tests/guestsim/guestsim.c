@@ -947,6 +947,12 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 	if (c->state != GS_CONNECTING && (int32_t)(h->fwd_cnt - c->peer_fwd_cnt) < 0)
 		return gs_violation(gs, "fwd_cnt went backwards (%u -> %u) on %u:%u",
 				    c->peer_fwd_cnt, h->fwd_cnt, c->local_port, c->peer_port);
+	/* Linux before 6.2-ish computes credit as buf_alloc - (tx_cnt - fwd_cnt) in
+	 * unsigned arithmetic: a buf_alloc below what is in flight makes it overrun. */
+	if ((uint32_t)(c->tx_cnt - h->fwd_cnt) > h->buf_alloc)
+		return gs_violation(gs, "buf_alloc %u below the %u bytes in flight on %u:%u",
+				    h->buf_alloc, c->tx_cnt - h->fwd_cnt, c->local_port,
+				    c->peer_port);
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
 	return rx_ops[h->op].handler(gs, c, h, payload);
@@ -1368,6 +1374,11 @@ size_t gs_conn_rx_pending(const struct gs_conn *c)
 bool gs_conn_peer_shut_send(const struct gs_conn *c)
 {
 	return c->peer_shut_send;
+}
+
+uint32_t gs_conn_peer_buf_alloc(const struct gs_conn *c)
+{
+	return c->peer_buf_alloc;
 }
 
 uint32_t gs_conn_peer_free(const struct gs_conn *c)

@@ -180,6 +180,7 @@ ssize_t gs_conn_send(struct gs_conn *c, const void *data, size_t len);
 ssize_t gs_conn_recv(struct gs_conn *c, void *buf, size_t len);
 size_t gs_conn_rx_pending(const struct gs_conn *c);
 uint32_t gs_conn_peer_free(const struct gs_conn *c);
+uint32_t gs_conn_peer_buf_alloc(const struct gs_conn *c); /* last advertised */
 bool gs_conn_peer_shut_send(const struct gs_conn *c);
 int gs_conn_shutdown(struct gs_conn *c, int how); /* SHUT_RD / SHUT_WR / SHUT_RDWR */
 /* Graceful close like Linux: SHUTDOWN(both), RST once the peer answered with RST or

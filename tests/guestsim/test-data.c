@@ -707,11 +707,11 @@ static void test_partial_window(void)
 	   got);
 	/* The guest now stops sending, as Linux does at 256 KiB, and waits for credit. */
 	deadline = gs_now_ms() + 3000;
-	while (gs_conn_peer_free(c) < 1048576 - 65536 && gs_now_ms() < deadline)
+	while (gs_conn_peer_free(c) + 65536 < gs_conn_peer_buf_alloc(c) && gs_now_ms() < deadline)
 		gs_step(gs, NULL, 0, 10);
-	ok(gs_conn_peer_free(c) >= 1048576 - 65536,
-	   "partial window: CREDIT_UPDATEs leave under 64 KiB unacknowledged (%u credit)",
-	   gs_conn_peer_free(c));
+	ok(gs_conn_peer_free(c) + 65536 >= gs_conn_peer_buf_alloc(c),
+	   "partial window: CREDIT_UPDATEs leave under 64 KiB unacknowledged (%u credit of %u)",
+	   gs_conn_peer_free(c), gs_conn_peer_buf_alloc(c));
 	is_int(gs_violations(gs), 0, "partial window: no protocol violation (%s)",
 	       gs_last_violation(gs));
 out:
@@ -755,11 +755,17 @@ static void test_big_buffers(void)
 	ok(fd >= 0, "big buffers: the host listener got the connection");
 	if (fd < 0)
 		goto out;
-	is_int(gs_conn_peer_free(c), 4 << 20, "big buffers: the guest sees 4 MiB of credit");
+	ok(gs_conn_peer_free(c) <= 64 * 1024,
+	   "big buffers: an idle connection starts with a small window (%u)", gs_conn_peer_free(c));
 	gt_random(buf, sizeof(buf), &seed);
 	pump_g2h(gs, c, fd, buf, in, sizeof(buf), &sent, &got, 20000);
 	ok(got == sizeof(buf) && !memcmp(in, buf, got), "big buffers: 16 MiB guest->host intact (%zu)",
 	   got);
+	/* How far it grows depends on how fast this host side reads (a window held
+	 * half full by the host shrinks again); never past the buffer. */
+	ok(gs_conn_peer_buf_alloc(c) >= 256 * 1024 && gs_conn_peer_buf_alloc(c) <= (4u << 20),
+	   "big buffers: the window grew while the stream moved (%u), within the 4 MiB buffer",
+	   gs_conn_peer_buf_alloc(c));
 	is_int(gs_violations(gs), 0, "big buffers: no protocol violation (%s)", gs_last_violation(gs));
 out:
 	if (fd >= 0)
