@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/param.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
 struct log_ratelimit vsock_host_rl = LOG_RATELIMIT_INIT(5000, 10);
 
 static void vsock_rx_run(struct vsock *v);
+static void vsock_conn_host_rcv_closed(struct vsock_conn *c);
 
 /* ---- connection table ---- */
 
@@ -272,14 +274,23 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
  * the caller popped; the guest may still send until it shuts down too. */
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 {
+	struct pollfd p = { .fd = c->fd };
 	struct vsock_hdr h;
 
+	/* A host that closed, not only shut down its sending side (POLLHUP: both
+	 * directions shut), takes nothing more either. */
+	if (!c->host_wr_closed && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+		vsock_conn_host_rcv_closed(c);
 	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
 		       VSOCK_SHUTDOWN_SEND, 0, c);
 	vsock_rx_push(c->v, e, &h);
 	c->fwd_cnt_sent = c->fwd_cnt;
 	c->host_eof = true;
 	vsock_conn_set_read(c, false);
+	/* Host side gone (design: full close -> RST after the close timeout): a
+	 * guest that keeps the connection does not keep its slot. */
+	if (c->host_wr_closed)
+		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 	vsock_conn_check_done(c);
 }
 
@@ -624,6 +635,18 @@ bool vsock_conn_host_read_eof(int err)
 	return err == ECONNRESET;
 }
 
+/* The host takes nothing more: what the guest sent and the host has not taken
+ * is dropped (counted as forwarded, so credit keeps flowing). */
+static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
+{
+	c->host_wr_closed = true;
+	c->shut_wr_done = true;
+	c->fwd_cnt += c->pend_len;
+	c->seq_partial = c->seq_count = c->seq_head = 0;
+	vsock_pend_release(c);
+	vsock_conn_set_write(c, false);
+}
+
 /* A write to the host socket failed (err < 0). If the host closed or shut its
  * receive side (EPIPE, ECONNRESET), only guest->host is over: what the guest
  * sent is dropped, the guest learns with SHUTDOWN(RCV), and the bytes the host
@@ -637,12 +660,7 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 		vsock_conn_reset(c);
 		return;
 	}
-	c->host_wr_closed = true;
-	c->shut_wr_done = true;
-	c->fwd_cnt += c->pend_len;
-	c->seq_partial = c->seq_count = c->seq_head = 0;
-	vsock_pend_release(c);
-	vsock_conn_set_write(c, false);
+	vsock_conn_host_rcv_closed(c);
 	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
 	vsock_send_list_add(c);
 }
@@ -658,7 +676,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 		shutdown(c->fd, SHUT_WR);
 		c->shut_wr_done = true;
 	}
-	if (guest_closed || ((c->guest_shut_send || c->host_wr_closed) && c->host_eof))
+	if (guest_closed || (c->guest_shut_send && c->host_eof))
 		vsock_conn_reset(c);
 }
 

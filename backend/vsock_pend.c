@@ -19,11 +19,13 @@ static uint32_t vsock_pend_space_iov(struct vsock_conn *c, struct iovec iov[2])
 	return free_;
 }
 
-/* Make the ring hold at least `need` bytes: double (at least 4 KiB, at most
- * buf_alloc), and move what is pending to the front of the new ring. */
+/* Make the ring hold at least `need` bytes: double (from 4 KiB, at most the
+ * window advertised), and move what is pending to the front of the new ring. */
 static int vsock_pend_grow(struct vsock_conn *c, uint32_t need)
 {
-	uint32_t max = c->v->cfg.buf_alloc, cap = c->pend_cap ? c->pend_cap : 4096, first;
+	/* Never more than the window: every ring together stays within the budget. */
+	uint32_t max = need > c->reserved ? need : c->reserved;
+	uint32_t cap = c->pend_cap ? c->pend_cap : 4096, first;
 	uint8_t *p;
 
 	while (cap < need && cap < max)
