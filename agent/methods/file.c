@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -826,6 +828,8 @@ static int file_rename(struct call *call, void *params)
  * from the agent for a download. Tokens are random, single-use and expire. */
 
 #define FILE_CHANNEL_TTL_S 30
+#define FILE_CHANNEL_VSOCK_BUF (4u << 20) /* the channel's vsock receive buffer */
+
 /* An attached channel that moves nothing for this long is dropped. */
 #define FILE_CHANNEL_IDLE_S 60
 #define FILE_MAX_CHANNELS 64
@@ -968,6 +972,22 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
 	file_channel_free(ch);
 }
 
+/* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
+ * it advertises to the host), so host->guest has a window: MAX_SIZE first, the
+ * kernel clamps SIZE to it. AF_VSOCK sockets only. */
+static void file_channel_vsock_buffer(int fd)
+{
+	uint64_t size = FILE_CHANNEL_VSOCK_BUF;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_VSOCK)
+		return;
+	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size)) < 0 ||
+	    setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size)) < 0)
+		log_debug_errno(-errno, "Failed to enlarge a channel's vsock buffer, ignoring: %m");
+}
+
 static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 {
 	struct file_channel *ch = userdata;
@@ -978,6 +998,7 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 		file_channel_free(ch);
 		return;
 	}
+	file_channel_vsock_buffer(fd);
 	if (ch->upload) {
 		/* Bytes the client sent right behind file.attach are the first ones. */
 		while ((n = evbuffer_get_length(early)) > 0) {
