@@ -750,9 +750,9 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 			vsock_conn_reset(c);
 			return;
 		}
-		/* Half a window held: the host is the limit, not the window, and a
-		 * smaller one holds less of the budget. */
-		if (c->pend_len >= c->reserved / 2) {
+		/* A whole window held unread: the host is the limit, not the window,
+		 * and a smaller one holds less of the budget. */
+		if (c->pend_len >= c->reserved) {
 			c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
 			c->grow_mark = c->fwd_cnt;
 		}
