@@ -2,7 +2,7 @@
 # `make check`: run `make check-vm`. Kernel cache: $GUESTLINK_VM_CACHE or
 # tests/vm/cache in the build tree; artifacts (console log) in tests/vm/artifacts.
 EXTRA_DIST += tests/vm/run-vm-tests.py tests/vm/guest/init tests/vm/guest/vmtest-ctl.py \
-	tests/vm/demo.sh tests/vm/scenarios/README \
+	tests/vm/demo.sh tests/vm/scenarios/README tests/vm/scenarios/20_window.py \
 	tests/bench/bench-vm.py tests/bench/bench-vm-guest.py
 
 check-vm: all
