@@ -579,6 +579,25 @@ static void vsock_rx_run(struct vsock *v)
 
 /* ---- guest->host ---- */
 
+/* Count the payload of an RW packet: a credit violation resets (< 0); when the
+ * host takes nothing more it is consumed here (0); else 1, to be delivered. */
+int vsock_conn_rx_account(struct vsock_conn *c, const struct vsock_hdr *h, const char *hint)
+{
+	if (!vsock_conn_credit_fits(c, h->len)) {
+		guest_warning("Guest port %u exceeded its credit%s, resetting", h->src_port, hint);
+		vsock_conn_reset(c);
+		return -EPROTO;
+	}
+	c->rx_cnt += h->len;
+	if (c->host_wr_closed) {
+		/* Nobody takes it any more; consumed, so credit keeps flowing. */
+		c->fwd_cnt += h->len;
+		vsock_conn_maybe_credit_update(c);
+		return 0;
+	}
+	return 1;
+}
+
 /* Whether len more bytes from the guest stay within the credit we gave it
  * (virtio spec 5.10.6.3: a driver sends no more than buf_alloc - (rx_cnt -
  * fwd_cnt) as we last told it). */
@@ -723,18 +742,8 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	}
 	if (h->len == 0)
 		return;
-	if (!vsock_conn_credit_fits(c, h->len)) {
-		guest_warning("Guest port %u exceeded its credit, resetting", h->src_port);
-		vsock_conn_reset(c);
+	if (vsock_conn_rx_account(c, h, "") <= 0)
 		return;
-	}
-	c->rx_cnt += h->len;
-	if (c->host_wr_closed) {
-		/* Nobody takes it any more; consumed, so credit keeps flowing. */
-		c->fwd_cnt += h->len;
-		vsock_conn_maybe_credit_update(c);
-		return;
-	}
 	if (c->pend_len == 0) {
 		n = vsock_send_iov(c->fd, payload, n_payload);
 		if (n < 0) {

@@ -9,7 +9,7 @@
 #include "virtqueue.h"
 #include "vsock_packet.h"
 
-#define VSOCK_DEFAULT_BUF_ALLOC (256u * 1024)
+#define VSOCK_DEFAULT_BUF_ALLOC (4u << 20)
 #define VSOCK_DEFAULT_MAX_CONNECTIONS 4096u
 /* Bytes of guest data one VM's connections may make the backend hold. */
 #define VSOCK_DEFAULT_MEMORY_BUDGET (32ull << 20)

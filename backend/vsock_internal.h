@@ -145,6 +145,7 @@ void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
 bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len);
+int vsock_conn_rx_account(struct vsock_conn *c, const struct vsock_hdr *h, const char *hint);
 uint32_t vsock_conn_window(struct vsock_conn *c);
 bool vsock_conn_host_read_eof(int err);
 uint32_t vsock_peer_free(const struct vsock_conn *c);

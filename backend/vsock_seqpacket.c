@@ -241,19 +241,8 @@ void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_h
 	uint32_t len;
 	int r;
 
-	if (!vsock_conn_credit_fits(c, h->len)) {
-		guest_warning("Guest port %u exceeded its credit (message too large?), resetting",
-			      h->src_port);
-		vsock_conn_reset(c);
+	if (vsock_conn_rx_account(c, h, " (message too large?)") <= 0)
 		return;
-	}
-	c->rx_cnt += h->len;
-	if (c->host_wr_closed) {
-		/* Nobody takes it any more; consumed, so credit keeps flowing. */
-		c->fwd_cnt += h->len;
-		vsock_conn_maybe_credit_update(c);
-		return;
-	}
 	if (eom && c->pend_len == 0 && h->len > 0) {
 		/* A whole message with nothing queued: straight from guest memory. */
 		ssize_t n = vsock_send_iov(c->fd, payload, n_payload);

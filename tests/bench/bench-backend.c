@@ -6,6 +6,7 @@
  *   64-byte ping-pong latency p50/p99, connections opened+closed per second, and
  *   back-end RSS per idle connection at 10,000 connections.
  * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend)
+ *        bench-backend --idle [N]   N (100) idle back-ends: start time, RSS and CPU each
  * BENCH_BACKEND_OPTS="--buffer-size=N" passes one more option to the back-end. */
 #include <errno.h>
 #include <fcntl.h>
@@ -385,6 +386,91 @@ static double gs_rss_per_conn(struct gs *gs, unsigned n)
 	return okc ? (double)(rss1 - rss0) / okc : -1;
 }
 
+/* A field of /proc/PID/smaps_rollup in kB (Pss, Private_Dirty, ...), -1 if absent. */
+static long smaps_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t k = strlen(field);
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, k) == 0 && line[k] == ':') {
+			kb = atol(line + k + 1);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* Hosts run one back-end per VM: n back-ends, each attached to its own idle guest
+ * (a guestsim that negotiated and posted rx buffers), then left alone. Prints the
+ * time to start one (exec until its socket listens) and to attach it, and each
+ * one's RSS and CPU while idle. */
+static int bench_idle(unsigned n)
+{
+	struct gt_backend *bk = calloc(n, sizeof(*bk));
+	struct gs **gs = calloc(n, sizeof(*gs));
+	double start_sum = 0, start_max = 0, attach_sum = 0, idle_s = 10;
+	long rss_sum = 0, rss_max = 0, cpu0 = 0, cpu1 = 0, pss_sum = 0, priv_sum = 0;
+	unsigned up = 0;
+
+	if (!bk || !gs)
+		return 1;
+	for (unsigned i = 0; i < n; i++) {
+		struct gs_options o;
+		double t0 = now_s(), t1;
+
+		if (gt_backend_start(&bk[i], NULL) < 0)
+			break;
+		t1 = now_s();
+		gt_options(&o, &bk[i]);
+		if (gs_new(&o, &gs[i]) < 0) {
+			gt_backend_stop(&bk[i], NULL);
+			break;
+		}
+		gs_step(gs[i], NULL, 0, 0);
+		start_sum += t1 - t0;
+		start_max = t1 - t0 > start_max ? t1 - t0 : start_max;
+		attach_sum += now_s() - t1;
+		up++;
+	}
+	for (unsigned i = 0; i < up; i++)
+		cpu0 += gt_backend_cpu_ms(&bk[i]);
+	usleep((useconds_t)(idle_s * 1e6));
+	for (unsigned i = 0; i < up; i++) {
+		long rss = gt_backend_rss_kb(&bk[i]);
+
+		cpu1 += gt_backend_cpu_ms(&bk[i]);
+		pss_sum += smaps_kb(bk[i].pid, "Pss");
+		priv_sum += smaps_kb(bk[i].pid, "Private_Clean") + smaps_kb(bk[i].pid, "Private_Dirty");
+		rss_sum += rss;
+		rss_max = rss > rss_max ? rss : rss_max;
+	}
+	printf("%u idle back-ends, each attached to its own guestsim:\n", up);
+	printf("  start (exec until the vhost-user socket listens): mean %.1f ms, max %.1f ms\n",
+	       up ? start_sum / up * 1e3 : 0, start_max * 1e3);
+	printf("  attach (guestsim negotiates, maps memory, posts rx): mean %.1f ms\n",
+	       up ? attach_sum / up * 1e3 : 0);
+	printf("  RSS each: mean %.0f kB, max %ld kB (aim <= 2048); of it the back-end's own\n"
+	       "  (private) %.0f kB, its proportional share with libraries (PSS) %.0f kB\n",
+	       up ? (double)rss_sum / up : 0, rss_max, up ? (double)priv_sum / up : 0,
+	       up ? (double)pss_sum / up : 0);
+	printf("  CPU each while idle for %.0f s: %.3f%% (%ld ms in all)\n", idle_s,
+	       up ? (double)(cpu1 - cpu0) / up / (idle_s * 10) : 0, cpu1 - cpu0);
+	for (unsigned i = 0; i < up; i++) {
+		gs_free(gs[i]);
+		gt_backend_stop(&bk[i], NULL);
+	}
+	free(bk);
+	free(gs);
+	return up == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--max-connections=12000", getenv("BENCH_BACKEND_OPTS"), NULL };
@@ -395,7 +481,7 @@ int main(int argc, char **argv)
 	struct cpu_mark mark;
 	int r;
 
-	if (argc > 1)
+	if (argc > 1 && strcmp(argv[1], "--idle") != 0)
 		seconds = atof(argv[1]);
 	if (!getenv("top_builddir"))
 		setenv("top_builddir", ".", 0);
@@ -409,6 +495,8 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && strcmp(argv[1], "--idle") == 0)
+		return bench_idle(argc > 2 ? (unsigned)atoi(argv[2]) : 100);
 	r = gt_backend_start(&b, args);
 	if (r < 0) {
 		fprintf(stderr, "bench-backend: cannot start the back-end: %s\n", strerror(-r));

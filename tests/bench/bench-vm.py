@@ -231,6 +231,41 @@ def qga_rate(vm, nclients):
     return _rate(nclients, make, call)
 
 
+def cp_each_way(vm, res, ok, diag, mib=64):
+    """`guestlink cp` of a 64 MiB file each way (the agent's file channel), beside the
+    raw virtio-serial throughput of the same run."""
+    import hashlib
+    import sys
+    guestlink = getattr(sys.modules.get("__main__"), "guestlink", None)
+    if guestlink is None:
+        diag("bench: guestlink cp: not run (no harness guestlink())")
+        return
+    src, back = os.path.join(vm.work, "bench-cp-in"), os.path.join(vm.work, "bench-cp-back")
+    data = os.urandom(mib << 20)
+    with open(src, "wb") as f:
+        f.write(data)
+    want = hashlib.sha256(data).hexdigest()
+    try:
+        for d, args, check in (
+                ("h2g", (src, "guest:/var/tmp/bench-cp"), None),
+                ("g2h", ("guest:/var/tmp/bench-cp", back), back)):
+            t = time.monotonic()
+            r = guestlink(vm, "cp", "--quiet", *args, timeout=300)
+            dt = time.monotonic() - t
+            good = r.returncode == 0 and (check is None or hashlib.sha256(
+                open(check, "rb").read()).hexdigest() == want)
+            ok(good, "bench: guestlink cp %s %d MiB in %.2f s = %.1f MiB/s"
+               % (d, mib, dt, mib / dt))
+            if good and res.get("serial " + d):
+                diag("bench ratio cp %s: guestlink cp/virtio-serial raw throughput = %.2fx "
+                     "(aim >= 1x)" % (d, mib / dt / res["serial " + d]))
+    finally:
+        vm.ctl.sh("rm -f /var/tmp/bench-cp")
+        for f in (src, back):
+            if os.path.exists(f):
+                os.unlink(f)
+
+
 def run(vm, hybrid_connect, ok, diag):
     """All measurements; prints figures and ratios as TAP diagnostics."""
     mib = 1 << 20
@@ -260,6 +295,7 @@ def run(vm, hybrid_connect, ok, diag):
         if res["serial " + d]:
             diag("bench ratio %s: vsock/virtio-serial throughput = %.2fx (aim >= 2x)"
                  % (d, res["vsock " + d] / res["serial " + d]))
+    cp_each_way(vm, res, ok, diag)
     # `timeout` passes our kill on to qemu-ga; its PID is what we stop.
     h = vm.ctl.start("timeout 300 qemu-ga -m virtio-serial -p $(for p in "
                      "/sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = "

@@ -5,6 +5,7 @@ EXTRA_DIST += tests/vm/run-vm-tests.py tests/vm/guest/init tests/vm/guest/vmtest
 	tests/vm/demo.sh tests/vm/scenarios/README tests/vm/scenarios/20_interactive.py \
 	tests/vm/scenarios/21_exec_scope.py \
 	tests/vm/scenarios/40_cli.py \
+	tests/vm/scenarios/20_window.py \
 	tests/bench/bench-vm.py tests/bench/bench-vm-guest.py
 # QGA on virtio-serial, compared with qemu-ga.
 EXTRA_DIST += tests/vm/scenarios/30_qga.py
