@@ -8,6 +8,8 @@ packages=(
 	clang libclang-rt-14-dev python3 socat
 	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent e2fsprogs
 	systemd
+	debhelper lintian
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 missing=()
