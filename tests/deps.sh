@@ -12,6 +12,8 @@ packages=(
 	python3-pytest python3-setuptools ansible-core
 	bsdutils zsh
 	fuse3 libfuse3-dev
+	debhelper lintian
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 missing=()

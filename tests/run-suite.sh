@@ -1,7 +1,9 @@
 #!/bin/bash
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
 # installs what it needs, builds with -Werror, runs `make check`, the real-VM
-# suite (`make check-vm`), the soak (`make check-soak`, once), the suite again
+# suite (`make check-vm`), the soak (`make check-soak`, once), builds and
+# lints the Debian packages, tests them installed in a VM (`make
+# check-packages`) and under libvirt (`make check-libvirt`), the suite again
 # under ASan+UBSan, the libFuzzer harnesses for 60 s each and `make distcheck`.
 # Ends with "N passed, N failed".
 set -uo pipefail
@@ -89,6 +91,23 @@ fi
 step "soak: 1,000 clients for 60 s with faults (make check-soak, release build)"
 timeout 200 make -C build/release check-soak 2>&1 | tee "$out/check-soak.log"
 count_tap "make check-soak" "$out/check-soak.log"
+
+step "Debian packages: dpkg-buildpackage from a copy of the tree, lintian"
+t0=$SECONDS
+one "debs + lintian" bash "$top/tests/pkg/build-debs.sh" build/release/tests/pkg/debs
+echo "debs + lintian: $((SECONDS - t0)) s"
+
+step "the packages installed in a VM, then purged (make check-packages)"
+t0=$SECONDS
+timeout 1500 make -C build/release check-packages 2>&1 | tee "$out/check-packages.log"
+count_tap "make check-packages" "$out/check-packages.log"
+echo "make check-packages: $((SECONDS - t0)) s"
+
+step "libvirt: libvirtd, the qemu hook, a transient domain (make check-libvirt)"
+t0=$SECONDS
+timeout 1200 make -C build/release check-libvirt 2>&1 | tee "$out/check-libvirt.log"
+count_tap "make check-libvirt" "$out/check-libvirt.log"
+echo "make check-libvirt: $((SECONDS - t0)) s"
 
 step "ASan+UBSan build and make check"
 if configure_into build/asan --enable-werror --enable-sanitizers &&

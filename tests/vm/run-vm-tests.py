@@ -213,6 +213,14 @@ def guest_units(udir, with_agent):
                     os.path.join(TOP_SRCDIR, "tests", "vm", "guest", "vmtest-ctl.py")))
     for u in MASKED_UNITS:
         os.symlink("/dev/null", os.path.join(udir, u))
+    # The guest's root is the host's: on a docker host it has /.dockerenv, so
+    # systemd in the guest detects a container (and must: only then does it
+    # honour systemd.unit= from /init), and the agent socket's
+    # ConditionVirtualization=vm would keep it from listening. Reset for the
+    # test, whichever guestlink-agent.socket the guest uses (build tree or package).
+    os.makedirs(os.path.join(udir, "guestlink-agent.socket.d"))
+    with open(os.path.join(udir, "guestlink-agent.socket.d", "vmtest.conf"), "w") as f:
+        f.write("[Unit]\nConditionVirtualization=\n")
 
 
 def initramfs_build(work, kver, moddir, with_agent):
