@@ -279,7 +279,8 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 
 	/* A host that closed, not only shut down its sending side (POLLHUP: both
 	 * directions shut), takes nothing more either. */
-	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && poll(&p, 1, 0) == 1 &&
+	    (p.revents & POLLHUP))
 		vsock_conn_host_rcv_closed(c);
 	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
 		       VSOCK_SHUTDOWN_SEND, 0, c);
@@ -550,8 +551,8 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0, r->fwd_cnt,
-				   r->type) < 0) {
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0,
+				   r->fwd_cnt, r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
 		}
@@ -734,7 +735,8 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	int r;
 
 	if (c->state != VSOCK_STATE_ESTABLISHED || (c->guest_shutdown & VSOCK_SHUTDOWN_SEND)) {
-		guest_warning("Guest sent data on port %u in the wrong state, resetting", h->src_port);
+		guest_warning("Guest sent data on port %u in the wrong state, resetting",
+			      h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
