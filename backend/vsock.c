@@ -279,17 +279,18 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 
 	/* A host that closed, not only shut down its sending side (POLLHUP: both
 	 * directions shut), takes nothing more either. */
-	if (!c->host_wr_closed && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && poll(&p, 1, 0) == 1 &&
+	    (p.revents & POLLHUP))
 		vsock_conn_host_rcv_closed(c);
 	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
 		       VSOCK_SHUTDOWN_SEND, 0, c);
 	vsock_rx_push(c->v, e, &h);
 	c->fwd_cnt_sent = c->fwd_cnt;
-	c->host_eof = true;
+	c->host_shutdown |= VSOCK_SHUTDOWN_SEND;
 	vsock_conn_set_read(c, false);
 	/* Host side gone (design: full close -> RST after the close timeout): a
 	 * guest that keeps the connection does not keep its slot. */
-	if (c->host_wr_closed)
+	if (c->host_shutdown & VSOCK_SHUTDOWN_RCV)
 		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 	vsock_conn_check_done(c);
 }
@@ -401,7 +402,8 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 /* Whether the host socket should be read now. */
 bool vsock_conn_may_read(const struct vsock_conn *c)
 {
-	return c->state == VSOCK_STATE_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv &&
+	return c->state == VSOCK_STATE_ESTABLISHED && !(c->host_shutdown & VSOCK_SHUTDOWN_SEND) &&
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) &&
 	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0 &&
 	       vsock_peer_free(c) >= c->seq_need;
 }
@@ -549,8 +551,8 @@ static void vsock_rx_run(struct vsock *v)
 		return;
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
-		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0, r->fwd_cnt,
-				   r->type) < 0) {
+		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0,
+				   r->fwd_cnt, r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
 		}
@@ -589,7 +591,7 @@ int vsock_conn_rx_account(struct vsock_conn *c, const struct vsock_hdr *h, const
 		return -EPROTO;
 	}
 	c->rx_cnt += h->len;
-	if (c->host_wr_closed) {
+	if (c->host_shutdown & VSOCK_SHUTDOWN_RCV) {
 		/* Nobody takes it any more; consumed, so credit keeps flowing. */
 		c->fwd_cnt += h->len;
 		vsock_conn_maybe_credit_update(c);
@@ -658,7 +660,7 @@ bool vsock_conn_host_read_eof(int err)
  * is dropped (counted as forwarded, so credit keeps flowing). */
 static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 {
-	c->host_wr_closed = true;
+	c->host_shutdown |= VSOCK_SHUTDOWN_RCV;
 	c->shut_wr_done = true;
 	c->fwd_cnt += c->pend_len;
 	c->seq_partial = c->seq_count = c->seq_head = 0;
@@ -674,7 +676,7 @@ static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 {
 	log_debug_errno(err, "Host socket of port %u refused data: %m", c->local_port);
-	if ((err != -EPIPE && err != -ECONNRESET) || c->host_eof ||
+	if ((err != -EPIPE && err != -ECONNRESET) || (c->host_shutdown & VSOCK_SHUTDOWN_SEND) ||
 	    c->state != VSOCK_STATE_ESTABLISHED) {
 		vsock_conn_reset(c);
 		return;
@@ -687,15 +689,16 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 /* Both directions are finished (or the guest closed): flush, then RST. */
 void vsock_conn_check_done(struct vsock_conn *c)
 {
-	bool guest_closed = c->guest_shut_send && c->guest_shut_rcv;
+	bool guest_closed = c->guest_shutdown == VSOCK_SHUTDOWN_MASK;
+	bool guest_shut_send = c->guest_shutdown & VSOCK_SHUTDOWN_SEND;
 
 	if (c->pend_len > 0)
 		return;
-	if (c->guest_shut_send && !c->shut_wr_done && c->fd >= 0) {
+	if (guest_shut_send && !c->shut_wr_done && c->fd >= 0) {
 		shutdown(c->fd, SHUT_WR);
 		c->shut_wr_done = true;
 	}
-	if (guest_closed || (c->guest_shut_send && c->host_eof))
+	if (guest_closed || (guest_shut_send && (c->host_shutdown & VSOCK_SHUTDOWN_SEND)))
 		vsock_conn_reset(c);
 }
 
@@ -731,8 +734,9 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	ssize_t n = 0;
 	int r;
 
-	if (c->state != VSOCK_STATE_ESTABLISHED || c->guest_shut_send) {
-		guest_warning("Guest sent data on port %u in the wrong state, resetting", h->src_port);
+	if (c->state != VSOCK_STATE_ESTABLISHED || (c->guest_shutdown & VSOCK_SHUTDOWN_SEND)) {
+		guest_warning("Guest sent data on port %u in the wrong state, resetting",
+			      h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
@@ -876,13 +880,11 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 		vsock_conn_reset(c);
 		return;
 	}
-	if (h->flags & VSOCK_SHUTDOWN_RCV)
-		c->guest_shut_rcv = true;
-	if (h->flags & VSOCK_SHUTDOWN_SEND)
-		c->guest_shut_send = true;
-	if (c->guest_shut_send && c->seq_partial > 0)
+	/* Flags only accumulate (virtio_transport_recv_connected() ORs them). */
+	c->guest_shutdown |= h->flags & VSOCK_SHUTDOWN_MASK;
+	if ((c->guest_shutdown & VSOCK_SHUTDOWN_SEND) && c->seq_partial > 0)
 		vsock_seq_drop_partial(c);
-	if (c->guest_shut_rcv && c->guest_shut_send && c->pend_len > 0) {
+	if (c->guest_shutdown == VSOCK_SHUTDOWN_MASK && c->pend_len > 0) {
 		/* Give the host a while to take the rest, then RST. */
 		c->state = VSOCK_STATE_CLOSING;
 		vsock_conn_set_read(c, false);

@@ -56,9 +56,12 @@ struct vsock_conn {
 	bool host_initiated, guest_initiated;
 	unsigned ctl;
 	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
-	bool host_eof;  /* SHUTDOWN(SEND) sent to the guest */
-	bool guest_shut_send, guest_shut_rcv, shut_wr_done;
-	bool host_wr_closed; /* a write to the host failed: it takes nothing more */
+	/* Each side's shutdown, as VSOCK_SHUTDOWN_RCV|SEND bits (the kernel's
+	 * peer_shutdown): guest_shutdown is what the guest announced; host_shutdown
+	 * what the host socket did: SEND at its EOF (we sent SHUTDOWN(SEND)), RCV
+	 * once it takes nothing more (a write failed, or it closed). */
+	uint8_t guest_shutdown, host_shutdown;
+	bool shut_wr_done; /* shutdown(SHUT_WR) done on the host socket */
 	/* Credit: what the guest told us, and our counters. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;

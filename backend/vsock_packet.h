@@ -30,6 +30,7 @@ enum {
 #define VIRTIO_VSOCK_F_SEQPACKET_BIT 1
 #define VSOCK_SHUTDOWN_RCV 1u
 #define VSOCK_SHUTDOWN_SEND 2u
+#define VSOCK_SHUTDOWN_MASK (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)
 
 /* The header in host order, after being copied out and decoded. */
 struct vsock_hdr {

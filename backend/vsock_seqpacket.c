@@ -91,7 +91,8 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 				return;
 			}
 			if (r < 0 && !vsock_conn_host_read_eof(-r)) {
-				log_debug_errno(r, "Host socket of port %u failed: %m", c->local_port);
+				log_debug_errno(r, "Host socket of port %u failed: %m",
+						c->local_port);
 				vsock_conn_reset(c);
 				return;
 			}
