@@ -474,7 +474,10 @@ static int cp_prepare_download(struct cp *cp)
 	slash = strrchr(dir, '/');
 	if (slash)
 		slash[slash == dir ? 1 : 0] = 0;
-	(void)getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+	/* Only a name unlikely to collide (the file is created O_EXCL): when
+	 * getrandom() has nothing yet, the pid and the clock do. */
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = ((unsigned long long)getpid() << 32) ^ (unsigned long long)time(NULL);
 	if (asprintf(&cp->tmp, "%s/.%s.guestlink-%016llx", slash ? dir : ".",
 		    strrchr(cp->local, '/') ? strrchr(cp->local, '/') + 1 : cp->local,
 		    (unsigned long long)rnd) < 0)

@@ -24,7 +24,8 @@ fi
 
 rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo
 t0=$(date +%s)
-if ! (cd "$work/src" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+# Debian's own interpreters (pybuild runs python3.X from PATH), not a local pyenv.
+if ! (cd "$work/src" && PATH=/usr/sbin:/usr/bin:/sbin:/bin DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
 	dpkg-buildpackage -us -uc -b) >"$out/build.log" 2>&1; then
 	tail -n 60 "$out/build.log"
 	echo "dpkg-buildpackage failed"
