@@ -6,8 +6,11 @@ transient domain (virsh create) booting the VM suite's kernel, initramfs and
 9p root with the agent units in the guest. The hook starts the backend
 (the ExecStart of units/vhost-user-vsock@.service, run directly) before QEMU
 and stops it after; QEMU runs as libvirt-qemu. Then `guestlink -m <domain>`
-ping, exec and cp both ways, and `virsh destroy` must leave no backend
-process. Speaks TAP; run by `make check-libvirt` (as root).
+ping, exec and cp both ways; then libvirt's agent commands on the domain's
+org.qemu.guest_agent.0 channel, answered by guestlink-agent
+(tests/pkg/libvirt_qga.py), ending in `virsh shutdown --mode agent`; the end
+of the domain must leave no backend process. Speaks TAP; run by
+`make check-libvirt` (as root).
 """
 
 import grp
