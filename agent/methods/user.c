@@ -293,10 +293,16 @@ static bool user_list_has(struct json_object *list, const char *k)
 	return false;
 }
 
+/* An empty element is allowed and ignored: virsh set-user-sshkeys --file
+ * splits the file at every newline (g_strsplit), so a file ending in one sends
+ * "" last, and qemu-ga accepts it (commands-posix-ssh.c checks only for '#'
+ * and newlines). */
 static int user_keys_check(struct call *call, struct json_object *keys)
 {
 	for (size_t i = 0; keys && i < json_object_array_length(keys); i++) {
 		const char *k = json_object_get_string(json_object_array_get_idx(keys, i));
+		if (k[0] == '\0')
+			continue;
 		if (!user_key_valid(k) || strlen(k) > USER_KEY_MAX) {
 			char msg[96];
 			snprintf(msg, sizeof(msg), "Invalid parameter 'keys': element %zu is not one key line",
@@ -348,7 +354,8 @@ static int user_keys_op(struct call *call, struct user_keys_params *a, int op)
 					json_object_get(json_object_array_get_idx(cur, i)));
 		for (size_t i = 0; i < json_object_array_length(a->keys); i++) {
 			struct json_object *k = json_object_array_get_idx(a->keys, i);
-			if (!user_list_has(next, json_object_get_string(k)))
+			if (json_object_get_string(k)[0] != '\0' &&
+				!user_list_has(next, json_object_get_string(k)))
 				json_object_array_add(next, json_object_get(k));
 		}
 	} else {

@@ -208,6 +208,13 @@ is_eq(r.get("error", {}).get("class"), "GenericError", "guest-set-user-password:
 r = q.cmd("guest-ssh-add-authorized-keys", {"username": "root", "keys": ["a\nb"]})
 is_eq(r.get("error", {}).get("class"), "GenericError",
       "guest-ssh-add-authorized-keys: a key with a newline is refused before anything is written")
+# virsh set-user-sshkeys --file sends "" after the file's last newline: accepted
+# (nobody's home does not exist, so the add fails later, at the .ssh directory).
+r = q.cmd("guest-ssh-add-authorized-keys", {"username": "nobody", "keys": ["ssh-ed25519 AAAA x", ""]})
+ok("Invalid parameter" not in r.get("error", {}).get("desc", "Invalid parameter"),
+   "guest-ssh-add-authorized-keys: an empty element is not refused (%s)" % r)
+is_eq(q.cmd("guest-ssh-remove-authorized-keys", {"username": "nobody", "keys": [""]}),
+      {"return": {}}, "guest-ssh-remove-authorized-keys: an empty element is ignored")
 r = q.cmd("guest-ssh-get-authorized-keys", {"username": "no-such-user-gltest"})
 is_eq(r.get("error", {}).get("class"), "GenericError", "guest-ssh-get-authorized-keys: unknown user")
 disc = agent.client().call("rpc.discover")["result"]

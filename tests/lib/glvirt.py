@@ -37,11 +37,15 @@ def xml_escape(s):
 
 
 def domain_xml(name, kernel, initrd, cmdline, memory_mib=512, vcpus=2, qemu_args=(),
-               devices="", serial_log=None):
+               devices="", serial_log=None, qga_channel=False):
     """A transient TCG domain booting kernel+initrd directly, with shared
     (memfd) memory as vhost-user needs, extra QEMU arguments passed through
     <qemu:commandline> (e.g. -virtfs, the vhost-user-vsock chardev/-device),
-    extra <devices> XML (channels), and the serial console in serial_log."""
+    extra <devices> XML (channels), and the serial console in serial_log.
+    qga_channel adds the virtio-serial port org.qemu.guest_agent.0 whose
+    host end libvirt itself uses for its agent commands (virsh domtime, ...)."""
+    if qga_channel:
+        devices += virtio_channel("org.qemu.guest_agent.0")
     args = "".join("    <qemu:arg value='%s'/>\n" % xml_escape(a) for a in qemu_args)
     serial = ""
     if serial_log:

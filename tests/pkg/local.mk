@@ -5,7 +5,7 @@
 pkg_tests = tests/pkg/test-abi.py tests/pkg/test-conffile.py
 dist_check_SCRIPTS += $(pkg_tests)
 TESTS += $(pkg_tests)
-EXTRA_DIST += tests/pkg/build-debs.sh tests/pkg/test-packages.py tests/pkg/test-libvirt.py \
+EXTRA_DIST += tests/pkg/build-debs.sh tests/pkg/test-packages.py tests/pkg/test-libvirt.py tests/pkg/libvirt_qga.py \
 	tests/lib/glvirt.py contrib/libvirt/qemu-hook contrib/libvirt/domain-fragment.xml
 
 debs:
