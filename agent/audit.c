@@ -107,7 +107,8 @@ static struct json_object *audit_summary(struct json_object *v, int depth)
 		n = json_object_array_length(v);
 		o = json_object_new_array();
 		for (i = 0; o && i < n && i < AUDIT_ITEMS; i++)
-			json_object_array_add(o, audit_summary(json_object_array_get_idx(v, i), depth + 1));
+			json_object_array_add(o,
+				audit_summary(json_object_array_get_idx(v, i), depth + 1));
 		if (o && n > AUDIT_ITEMS) {
 			snprintf(cut, sizeof(cut), "... (%zu more)", n - AUDIT_ITEMS);
 			json_object_array_add(o, json_object_new_string(cut));
@@ -117,7 +118,7 @@ static struct json_object *audit_summary(struct json_object *v, int depth)
 		if (depth >= AUDIT_DEPTH)
 			return json_object_new_string("{...}");
 		o = json_object_new_object();
-		json_object_object_foreach(v, key, val) {
+		json_object_object_foreach (v, key, val) {
 			if (!o || i++ >= AUDIT_ITEMS)
 				break;
 			json_object_object_add(o, key, audit_summary(val, depth + 1));
@@ -165,9 +166,8 @@ static void audit_emit(struct audit_record *r)
 		if (k >= 0)
 			return;
 	}
-	log_full_errno(r->level, 0,
-		"audit: %s method=%s peer=%s outcome=%s code=%d id=%s params=%s", msg, r->method,
-		r->peer, r->outcome, r->code, r->id, r->params);
+	log_full_errno(r->level, 0, "audit: %s method=%s peer=%s outcome=%s code=%d id=%s params=%s",
+		msg, r->method, r->peer, r->outcome, r->code, r->id, r->params);
 }
 
 static void audit_record(struct conn *conn, const char *method, struct json_object *request,

@@ -135,8 +135,8 @@ static int config_int(const char *path, const char *key, struct json_object *v,
 	i = json_object_get_int64(v);
 	/* json-c clamps out-of-range numbers to INT64_MAX/MIN and sets errno. */
 	if (errno != 0 || i < k->min || i > k->max)
-		return log_error_errno(-ERANGE, "%s: \"%s\" must be between %lld and %lld", path, key,
-			(long long)k->min, (long long)k->max);
+		return log_error_errno(-ERANGE, "%s: \"%s\" must be between %lld and %lld", path,
+			key, (long long)k->min, (long long)k->max);
 	*ret = i;
 	return 0;
 }
@@ -156,12 +156,11 @@ static int config_globs(const char *path, const char *key, struct json_object *v
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(v, i);
-		if (!json_object_is_type(e, json_type_string) ||
-			json_object_get_string_len(e) == 0 ||
+		if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0 ||
 			strlen(json_object_get_string(e)) != (size_t)json_object_get_string_len(e)) {
 			strv_free(strv);
-			return log_error_errno(-EINVAL, "%s: \"%s\"[%zu] must be a non-empty string",
-				path, key, i);
+			return log_error_errno(-EINVAL,
+				"%s: \"%s\"[%zu] must be a non-empty string", path, key, i);
 		}
 		strv[i] = strdup(json_object_get_string(e));
 		if (!strv[i]) {
@@ -209,7 +208,7 @@ static int config_apply(const char *path, const char *prefix, struct json_object
 		return log_error_errno(-EINVAL, "%s: %s must be a JSON object", path,
 			*prefix ? prefix : "the top level");
 
-	json_object_object_foreach(obj, key, v) {
+	json_object_object_foreach (obj, key, v) {
 		const struct conf_key *k;
 		char *field;
 		char full[128];
@@ -253,8 +252,8 @@ static int config_apply(const char *path, const char *prefix, struct json_object
 			char *s;
 			if (!json_object_is_type(v, json_type_string) ||
 				json_object_get_string(v)[0] != '/')
-				return log_error_errno(-EINVAL, "%s: \"%s\" must be an absolute path",
-					path, full);
+				return log_error_errno(-EINVAL,
+					"%s: \"%s\" must be an absolute path", path, full);
 			s = strdup(json_object_get_string(v));
 			if (!s)
 				return -ENOMEM;
@@ -390,8 +389,9 @@ int config_load(const char *path, bool path_explicit, struct config **ret)
 		enum json_tokener_error e = json_tokener_get_error(tok);
 		unsigned line, col;
 
-		config_position(text, e == json_tokener_continue ? len : json_tokener_get_parse_end(tok),
-			&line, &col);
+		config_position(text,
+			e == json_tokener_continue ? len : json_tokener_get_parse_end(tok), &line,
+			&col);
 		if (e == json_tokener_continue)
 			log_error("%s:%u:%u: unexpected end of file", path, line, col);
 		else

@@ -12,16 +12,16 @@ struct config {
 	char **allow; /* NULL-terminated glob patterns; default {"*"} */
 	char **deny;  /* NULL-terminated; default empty */
 	uint32_t *peer_cids;
-	size_t n_peer_cids; /* default: {2} */
-	unsigned max_connections;   /* default 1024 */
-	size_t max_message_bytes;   /* default 16 MiB */
-	unsigned max_inflight;      /* default 64 per connection */
-	char *plugin_dir;           /* default PKGLIBDIR "/methods.d" */
+	size_t n_peer_cids;           /* default: {2} */
+	unsigned max_connections;     /* default 1024 */
+	size_t max_message_bytes;     /* default 16 MiB */
+	unsigned max_inflight;        /* default 64 per connection */
+	char *plugin_dir;             /* default PKGLIBDIR "/methods.d" */
 	size_t exec_max_output_bytes; /* default 16 MiB */
 	unsigned exec_result_ttl_s;   /* default 600 */
 	unsigned plugin_timeout_s;    /* default 30 */
 	unsigned fs_timeout_s;        /* default 30: a filesystem call on a worker thread
-	                                 answers -32004 after this (agent/worker.h) */
+					 answers -32004 after this (agent/worker.h) */
 };
 
 /* Load path (NULL = defaults only; a missing default file is not an error).

@@ -47,7 +47,7 @@ struct conn {
 	struct event *rev, *wev; /* NULL for detached connections */
 	struct event *probe;     /* after EOF: is the peer still there? */
 	struct evbuffer *in, *out;
-	bool reading, writing;   /* rev / wev added */
+	bool reading, writing; /* rev / wev added */
 	struct gl_decoder *dec;
 	const struct conn_proto *proto;
 	bool skipping; /* after a message too big: dropping input up to 0xFF or newline */
@@ -57,7 +57,7 @@ struct conn {
 	bool eof;       /* the peer stopped sending */
 	bool finishing; /* flushing the last answers, then closing */
 	bool processing;
-	bool overflowed; /* answers beyond the hard limit: closing, output dropped */
+	bool overflowed;        /* answers beyond the hard limit: closing, output dropped */
 	uint64_t progress_usec; /* monotonic time the peer last took output (or connected) */
 	struct drain_watch *watches;
 	size_t n_watches;
@@ -66,7 +66,6 @@ struct conn {
 	void *takeover_data;
 	struct server_link link; /* in the server's list while open */
 };
-
 
 static struct log_ratelimit conn_rl = LOG_RATELIMIT_INIT(5000, 10);
 
@@ -403,7 +402,8 @@ void conn_close(struct conn *c)
 			event_del(c->probe);
 		/* Never free inside the connection's own callback: the free runs from
 		 * the loop, holding a reference until then. */
-		if (event_base_once(c->base, -1, EV_TIMEOUT, conn_deferred_free, conn_ref(c), &now) < 0)
+		if (event_base_once(c->base, -1, EV_TIMEOUT, conn_deferred_free, conn_ref(c), &now) <
+			0)
 			conn_unref(c);
 	}
 	conn_run_watches(c);
@@ -502,7 +502,8 @@ void conn_inflight_dec(struct conn *c)
 	if (c->proto->one_at_a_time && c->inflight == 0 && !c->closed &&
 		event_base_once(c->base, -1, EV_TIMEOUT, conn_process_later, conn_ref(c), &now) < 0)
 		conn_unref(c);
-	if (c->inflight > 0 || c->closed || !(c->eof || (c->server && server_shutting_down(c->server))))
+	if (c->inflight > 0 || c->closed ||
+		!(c->eof || (c->server && server_shutting_down(c->server))))
 		return;
 	/* The last answer may come from deep inside a method (a child's exit, a
 	 * timer): closing here would run drain watches under its feet. */

@@ -181,8 +181,8 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		return;
 	}
 	if (conn_inflight(call->conn) >= cfg->max_inflight) {
-		snprintf(errmsg, sizeof(errmsg), "Too many calls in flight on this connection (max %u)",
-			cfg->max_inflight);
+		snprintf(errmsg, sizeof(errmsg),
+			"Too many calls in flight on this connection (max %u)", cfg->max_inflight);
 		call_error(call, GL_RPC_LIMIT, errmsg, NULL);
 		return;
 	}

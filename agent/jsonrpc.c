@@ -138,8 +138,7 @@ static struct json_object *jsonrpc_guess_id(struct json_object *obj)
 {
 	struct json_object *id;
 
-	if (!json_object_is_type(obj, json_type_object) ||
-		!json_object_object_get_ex(obj, "id", &id))
+	if (!json_object_is_type(obj, json_type_object) || !json_object_object_get_ex(obj, "id", &id))
 		return NULL;
 	if (json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int))
 		return id;
@@ -156,7 +155,8 @@ static void jsonrpc_one(struct conn *conn, struct json_object *obj, struct batch
 	bool notif;
 
 	if (gl_msg_parse(obj, &msg, &reason) < 0) {
-		snprintf(errmsg, sizeof(errmsg), "Invalid Request: %s", reason ? reason : "malformed");
+		snprintf(errmsg, sizeof(errmsg), "Invalid Request: %s",
+			reason ? reason : "malformed");
 		jsonrpc_error(conn, b, jsonrpc_guess_id(obj), GL_RPC_INVALID_REQUEST, errmsg);
 		return;
 	}

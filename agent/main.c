@@ -47,7 +47,8 @@ static void help(void)
 	printf("Usage: guestlink-agent [OPTIONS]\n\n"
 	       "Serve JSON-RPC 2.0 to the host over vsock.\n\n"
 	       "  -l, --listen=ADDR    listen on ADDR (vsock::PORT, vsock:CID:PORT, unix:PATH);\n"
-	       "                       repeatable; default vsock::%d unless systemd passes sockets;\n"
+	       "                       repeatable; default vsock::%d unless systemd passes "
+	       "sockets;\n"
 	       "                       qga-ADDR speaks the qemu-guest-agent protocol on ADDR,\n"
 	       "                       qga-serial[:PATH] on a virtio-serial port (default\n"
 	       "                       " SERIAL_QGA_DEFAULT_PATH ")\n"
@@ -154,7 +155,8 @@ static int agent_listen_systemd(struct agent *a)
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 		if (r >= 0 && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-			r = log_error_errno(-EINVAL, "Socket %s from systemd is not a listening stream socket",
+			r = log_error_errno(-EINVAL,
+				"Socket %s from systemd is not a listening stream socket",
 				names && names[i] ? names[i] : "?");
 			close(fd);
 		} else if (r >= 0) {

@@ -38,12 +38,14 @@ struct method_param {
 };
 
 /* Flags of a method. */
-#define METHOD_RAW_PARAMS (1u << 0) /* no schema: handler gets the params value itself
-                                       (struct json_object *, may be NULL) — agent.echo */
-#define METHOD_WRITES (1u << 1)     /* changes the guest's filesystems: refused while frozen */
-#define METHOD_READONLY (1u << 2)   /* only reads: audited at debug level. Every method
-                                       without it is taken to change the guest and is
-                                       audited at notice level (agent/audit.h) */
+#define METHOD_RAW_PARAMS                                                          \
+	(1u << 0)               /* no schema: handler gets the params value itself \
+				   (struct json_object *, may be NULL) — agent.echo */
+#define METHOD_WRITES (1u << 1) /* changes the guest's filesystems: refused while frozen */
+#define METHOD_READONLY                                               \
+	(1u << 2) /* only reads: audited at debug level. Every method \
+		     without it is taken to change the guest and is   \
+		     audited at notice level (agent/audit.h) */
 
 /* Return 0 after replying or after taking a reference to reply later;
  * a negative errno makes the dispatcher answer -32000 with that errno. */

@@ -119,7 +119,8 @@ static const char *param_store(const struct method_param *p, struct json_object 
 	case PARAM_ARRAY:
 	case PARAM_STRING_ARRAY:
 		if (!json_object_is_type(v, json_type_array))
-			return p->type == PARAM_ARRAY ? "must be an array" : "must be an array of strings";
+			return p->type == PARAM_ARRAY ? "must be an array"
+						      : "must be an array of strings";
 		n = json_object_array_length(v);
 		if (p->max > 0 && n > (uint64_t)p->max)
 			return "has too many elements";
@@ -140,8 +141,7 @@ static const char *param_store(const struct method_param *p, struct json_object 
 
 /* Fill out from params by the method's rows. On failure writes a message
  * naming the parameter into msg and returns -EINVAL. */
-int params_fill(const struct method *m, struct json_object *params, void *out, char *msg,
-	size_t size)
+int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
 {
 	struct json_object *vals[DISPATCH_MAX_PARAMS] = { NULL };
 	bool present[DISPATCH_MAX_PARAMS] = { false };
@@ -168,7 +168,7 @@ int params_fill(const struct method *m, struct json_object *params, void *out, c
 			present[i] = true;
 		}
 	} else if (params) {
-		json_object_object_foreach(params, key, v) {
+		json_object_object_foreach (params, key, v) {
 			size_t i;
 			for (i = 0; i < n_rows; i++)
 				if (strcmp(rows[i].name, key) == 0)
@@ -260,4 +260,3 @@ struct json_object *dispatch_param_schema(const struct method_param *p)
 	}
 	return s;
 }
-

@@ -58,8 +58,8 @@ typedef struct json_object *(*qga_return_fn)(struct json_object *result);
 typedef struct json_object *(*qga_return_args_fn)(struct json_object *result,
 	struct json_object *args, char *desc, size_t size);
 /* Commands answered by the front end itself. */
-typedef int (*qga_local_fn)(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size);
+typedef int (
+	*qga_local_fn)(struct json_object *args, struct json_object **ret, char *desc, size_t size);
 
 /* One member renamed between QGA and the method (from -> to). */
 struct qga_rename {
@@ -160,7 +160,7 @@ static int qga_check_args(const struct qga_command *cmd, struct json_object *arg
 	const struct qga_arg *a;
 
 	if (args) {
-		json_object_object_foreach(args, key, v) {
+		json_object_object_foreach (args, key, v) {
 			for (a = cmd->args; a && a->name; a++)
 				if (strcmp(a->name, key) == 0)
 					break;
@@ -173,7 +173,8 @@ static int qga_check_args(const struct qga_command *cmd, struct json_object *arg
 			/* A double accepts an integer too (JSON has one number type). */
 			/* json_type_null in a row: any type (QGA's alternates). */
 			if (a->type != json_type_null && !json_object_is_type(v, a->type) &&
-				!(a->type == json_type_double && json_object_is_type(v, json_type_int))) {
+				!(a->type == json_type_double &&
+					json_object_is_type(v, json_type_int))) {
 				snprintf(desc, size, "Invalid parameter type for '%s', expected: %s",
 					a->name, qga_type_name(a->type));
 				return -EINVAL;
@@ -250,8 +251,9 @@ static int qga_set_time_params(struct json_object *args, struct json_object **re
 static struct json_object *qga_users_return(struct json_object *r)
 {
 	struct json_object *users = qga_get(r, "users"), *out = json_object_new_array();
-	size_t n = users && json_object_is_type(users, json_type_array) ?
-		json_object_array_length(users) : 0;
+	size_t n = users && json_object_is_type(users, json_type_array)
+			   ? json_object_array_length(users)
+			   : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *u = json_object_array_get_idx(users, i);
@@ -265,7 +267,8 @@ static struct json_object *qga_users_return(struct json_object *r)
 			struct json_object *e = json_object_array_get_idx(out, k);
 			if (strcmp(json_object_get_string(qga_get(e, "user")), name) == 0) {
 				if (t < json_object_get_double(qga_get(e, "login-time")))
-					json_object_object_add(e, "login-time", json_object_new_double(t));
+					json_object_object_add(e, "login-time",
+						json_object_new_double(t));
 				break;
 			}
 		}
@@ -285,14 +288,18 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 	static const struct {
 		const char *from, *to;
 	} stats[] = {
-		{ "rx_bytes", "rx-bytes" }, { "rx_packets", "rx-packets" },
-		{ "rx_errors", "rx-errs" }, { "rx_dropped", "rx-dropped" },
-		{ "tx_bytes", "tx-bytes" }, { "tx_packets", "tx-packets" },
-		{ "tx_errors", "tx-errs" }, { "tx_dropped", "tx-dropped" },
+		{ "rx_bytes", "rx-bytes" },
+		{ "rx_packets", "rx-packets" },
+		{ "rx_errors", "rx-errs" },
+		{ "rx_dropped", "rx-dropped" },
+		{ "tx_bytes", "tx-bytes" },
+		{ "tx_packets", "tx-packets" },
+		{ "tx_errors", "tx-errs" },
+		{ "tx_dropped", "tx-dropped" },
 	};
 	struct json_object *ifs = qga_get(r, "interfaces"), *out = json_object_new_array();
-	size_t n = ifs && json_object_is_type(ifs, json_type_array) ?
-		json_object_array_length(ifs) : 0;
+	size_t n = ifs && json_object_is_type(ifs, json_type_array) ? json_object_array_length(ifs)
+								    : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *f = json_object_array_get_idx(ifs, i);
@@ -308,7 +315,8 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 			const char *fam = json_object_get_string(qga_get(a, "family"));
 
 			json_object_object_add(ip, "ip-address-type",
-				json_object_new_string(fam && strcmp(fam, "inet6") == 0 ? "ipv6" : "ipv4"));
+				json_object_new_string(
+					fam && strcmp(fam, "inet6") == 0 ? "ipv6" : "ipv4"));
 			qga_rename(ip, "ip-address", a, "address");
 			qga_rename(ip, "prefix", a, "prefix");
 			json_object_array_add(ips, ip);
@@ -334,19 +342,26 @@ static struct json_object *qga_interfaces_return(struct json_object *r)
 
 /* qapi GuestDiskAddress from system.disks' / system.filesystems' address. */
 static const struct qga_rename qga_address_map[] = {
-	{ "pci_controller", "pci-controller" }, { "bus_type", "bus-type" }, { "bus", "bus" },
-	{ "target", "target" }, { "unit", "unit" }, { "serial", "serial" }, { "dev", "dev" }, {},
+	{ "pci_controller", "pci-controller" },
+	{ "bus_type", "bus-type" },
+	{ "bus", "bus" },
+	{ "target", "target" },
+	{ "unit", "unit" },
+	{ "serial", "serial" },
+	{ "dev", "dev" },
+	{},
 };
 
 static struct json_object *qga_addresses(struct json_object *list)
 {
 	struct json_object *out = json_object_new_array();
-	size_t n = list && json_object_is_type(list, json_type_array) ?
-		json_object_array_length(list) : 0;
+	size_t n = list && json_object_is_type(list, json_type_array)
+			   ? json_object_array_length(list)
+			   : 0;
 
 	for (size_t i = 0; out && i < n; i++)
-		json_object_array_add(out, qga_map(json_object_array_get_idx(list, i),
-			qga_address_map));
+		json_object_array_add(out,
+			qga_map(json_object_array_get_idx(list, i), qga_address_map));
 	return out;
 }
 
@@ -354,8 +369,9 @@ static struct json_object *qga_addresses(struct json_object *list)
 static struct json_object *qga_disks_return(struct json_object *r)
 {
 	struct json_object *disks = qga_get(r, "disks"), *out = json_object_new_array();
-	size_t n = disks && json_object_is_type(disks, json_type_array) ?
-		json_object_array_length(disks) : 0;
+	size_t n = disks && json_object_is_type(disks, json_type_array)
+			   ? json_object_array_length(disks)
+			   : 0;
 
 	for (size_t i = 0; out && i < n; i++) {
 		struct json_object *d = json_object_array_get_idx(disks, i);
@@ -378,8 +394,8 @@ static struct json_object *qga_disks_return(struct json_object *r)
 static struct json_object *qga_fsinfo_return(struct json_object *r)
 {
 	struct json_object *fss = qga_get(r, "filesystems"), *out = json_object_new_array();
-	size_t n = fss && json_object_is_type(fss, json_type_array) ?
-		json_object_array_length(fss) : 0;
+	size_t n = fss && json_object_is_type(fss, json_type_array) ? json_object_array_length(fss)
+								    : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *f = json_object_array_get_idx(fss, i), *e;
@@ -443,8 +459,8 @@ static struct json_object *qga_thaw_return(struct json_object *r)
 
 static struct json_object *qga_freeze_status_return(struct json_object *r)
 {
-	return json_object_new_string(json_object_get_boolean(qga_get(r, "frozen")) ? "frozen"
-										 : "thawed");
+	return json_object_new_string(
+		json_object_get_boolean(qga_get(r, "frozen")) ? "frozen" : "thawed");
 }
 
 static const struct qga_arg qga_fstrim_args[] = {
@@ -518,8 +534,7 @@ static int qga_suspend_params(const char *mode, struct json_object **ret)
 	return 0;
 }
 
-static int qga_suspend_ram(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
+static int qga_suspend_ram(struct json_object *args, struct json_object **ret, char *desc, size_t size)
 {
 	return qga_suspend_params("ram", ret);
 }
@@ -553,8 +568,7 @@ static const struct qga_arg qga_exec_args[] = {
 	{},
 };
 
-static int qga_exec_params(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
+static int qga_exec_params(struct json_object *args, struct json_object **ret, char *desc, size_t size)
 {
 	struct json_object *p = json_object_new_object(), *argv = json_object_new_array();
 	struct json_object *arg = qga_get(args, "arg");
@@ -790,13 +804,20 @@ static const struct {
 	const char *mode;
 	bool readable, writable, append, truncate, must_exist;
 } qga_file_modes[] = {
-	{ "r", true, false, false, false, true }, { "rb", true, false, false, false, true },
-	{ "r+", true, true, false, false, true }, { "rb+", true, true, false, false, true },
-	{ "r+b", true, true, false, false, true }, { "w", false, true, false, true, false },
-	{ "wb", false, true, false, true, false }, { "w+", true, true, false, true, false },
-	{ "wb+", true, true, false, true, false }, { "w+b", true, true, false, true, false },
-	{ "a", false, true, true, false, false }, { "ab", false, true, true, false, false },
-	{ "a+", true, true, true, false, false }, { "ab+", true, true, true, false, false },
+	{ "r", true, false, false, false, true },
+	{ "rb", true, false, false, false, true },
+	{ "r+", true, true, false, false, true },
+	{ "rb+", true, true, false, false, true },
+	{ "r+b", true, true, false, false, true },
+	{ "w", false, true, false, true, false },
+	{ "wb", false, true, false, true, false },
+	{ "w+", true, true, false, true, false },
+	{ "wb+", true, true, false, true, false },
+	{ "w+b", true, true, false, true, false },
+	{ "a", false, true, true, false, false },
+	{ "ab", false, true, true, false, false },
+	{ "a+", true, true, true, false, false },
+	{ "ab+", true, true, true, false, false },
 	{ "a+b", true, true, true, false, false },
 };
 
@@ -882,8 +903,7 @@ static const struct qga_arg qga_file_handle_args[] = {
 	{},
 };
 
-static int qga_file_close(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
+static int qga_file_close(struct json_object *args, struct json_object **ret, char *desc, size_t size)
 {
 	struct qga_file *f = qga_file_get(args, desc, size);
 
@@ -896,8 +916,7 @@ static int qga_file_close(struct json_object *args, struct json_object **ret, ch
 }
 
 /* Writes are in place and synchronous: nothing is buffered to flush. */
-static int qga_file_flush(struct json_object *args, struct json_object **ret, char *desc,
-	size_t size)
+static int qga_file_flush(struct json_object *args, struct json_object **ret, char *desc, size_t size)
 {
 	if (!qga_file_get(args, desc, size))
 		return -EINVAL;
@@ -963,8 +982,8 @@ static struct json_object *qga_file_read_return(struct json_object *r, struct js
 	o = json_object_new_object();
 	json_object_object_add(o, "count", json_object_new_int64(n));
 	json_object_object_add(o, "buf-b64", json_object_new_string(data));
-	json_object_object_add(o, "eof", json_object_new_boolean(json_object_get_boolean(
-		qga_get(r, "eof"))));
+	json_object_object_add(o, "eof",
+		json_object_new_boolean(json_object_get_boolean(qga_get(r, "eof"))));
 	return o;
 }
 
@@ -1105,91 +1124,156 @@ static struct json_object *qga_file_seek_return(struct json_object *r, struct js
 
 static const struct qga_rename qga_host_name_map[] = { { "hostname", "host-name" }, {} };
 static const struct qga_rename qga_timezone_map[] = {
-	{ "zone", "zone" }, { "offset_s", "offset" }, {},
+	{ "zone", "zone" },
+	{ "offset_s", "offset" },
+	{},
 };
 static const struct qga_rename qga_osinfo_map[] = {
-	{ "kernel_release", "kernel-release" }, { "kernel_version", "kernel-version" },
-	{ "machine", "machine" }, { "id", "id" }, { "name", "name" },
-	{ "pretty_name", "pretty-name" }, { "version", "version" }, { "version_id", "version-id" },
-	{ "variant", "variant" }, { "variant_id", "variant-id" }, {},
+	{ "kernel_release", "kernel-release" },
+	{ "kernel_version", "kernel-version" },
+	{ "machine", "machine" },
+	{ "id", "id" },
+	{ "name", "name" },
+	{ "pretty_name", "pretty-name" },
+	{ "version", "version" },
+	{ "version_id", "version-id" },
+	{ "variant", "variant" },
+	{ "variant_id", "variant-id" },
+	{},
 };
 static const struct qga_rename qga_fstrim_map[] = { { "minimum", "minimum" }, {} };
 static const struct qga_rename qga_keys_params_map[] = {
-	{ "username", "user" }, { "keys", "keys" }, { "reset", "reset" }, {},
+	{ "username", "user" },
+	{ "keys", "keys" },
+	{ "reset", "reset" },
+	{},
 };
 static const struct qga_rename qga_keys_return_map[] = { { "keys", "keys" }, {} };
 
 /* --- the table --- */
 
 static const struct qga_command qga_commands[] = {
-	{ .name = "guest-sync-delimited", .args = qga_sync_args, .local = qga_sync,
+	{ .name = "guest-sync-delimited",
+		.args = qga_sync_args,
+		.local = qga_sync,
 		.flags = QGA_DELIMITED },
 	{ .name = "guest-sync", .args = qga_sync_args, .local = qga_sync },
 	{ .name = "guest-ping", .method = "agent.ping", .to_return = qga_empty },
 	{ .name = "guest-info", .local = qga_info },
 	{ .name = "guest-get-time", .method = "system.time", .to_return = qga_time_return },
-	{ .name = "guest-set-time", .method = "system.set-time", .args = qga_set_time_args,
-		.to_params = qga_set_time_params, .to_return = qga_empty },
-	{ .name = "guest-fsfreeze-status", .method = "fs.status",
+	{ .name = "guest-set-time",
+		.method = "system.set-time",
+		.args = qga_set_time_args,
+		.to_params = qga_set_time_params,
+		.to_return = qga_empty },
+	{ .name = "guest-fsfreeze-status",
+		.method = "fs.status",
 		.to_return = qga_freeze_status_return },
-	{ .name = "guest-fsfreeze-freeze", .method = "fs.freeze", .to_params = qga_freeze_params,
+	{ .name = "guest-fsfreeze-freeze",
+		.method = "fs.freeze",
+		.to_params = qga_freeze_params,
 		.to_return = qga_freeze_return },
-	{ .name = "guest-fsfreeze-freeze-list", .method = "fs.freeze",
-		.args = qga_freeze_list_args, .to_params = qga_freeze_params,
+	{ .name = "guest-fsfreeze-freeze-list",
+		.method = "fs.freeze",
+		.args = qga_freeze_list_args,
+		.to_params = qga_freeze_params,
 		.to_return = qga_freeze_return },
 	{ .name = "guest-fsfreeze-thaw", .method = "fs.thaw", .to_return = qga_thaw_return },
-	{ .name = "guest-fstrim", .method = "fs.trim", .args = qga_fstrim_args,
-		.params_map = qga_fstrim_map, .to_return = qga_fstrim_return },
-	{ .name = "guest-get-host-name", .method = "system.hostname",
-		.return_map = qga_host_name_map },
-	{ .name = "guest-network-get-interfaces", .method = "system.network",
+	{ .name = "guest-fstrim",
+		.method = "fs.trim",
+		.args = qga_fstrim_args,
+		.params_map = qga_fstrim_map,
+		.to_return = qga_fstrim_return },
+	{ .name = "guest-get-host-name", .method = "system.hostname", .return_map = qga_host_name_map },
+	{ .name = "guest-network-get-interfaces",
+		.method = "system.network",
 		.to_return = qga_interfaces_return },
-	{ .name = "guest-get-fsinfo", .method = "system.filesystems",
-		.to_return = qga_fsinfo_return },
+	{ .name = "guest-get-fsinfo", .method = "system.filesystems", .to_return = qga_fsinfo_return },
 	{ .name = "guest-get-users", .method = "system.users", .to_return = qga_users_return },
 	{ .name = "guest-get-disks", .method = "system.disks", .to_return = qga_disks_return },
 	{ .name = "guest-get-osinfo", .method = "system.osinfo", .return_map = qga_osinfo_map },
-	{ .name = "guest-get-timezone", .method = "system.timezone",
-		.return_map = qga_timezone_map },
+	{ .name = "guest-get-timezone", .method = "system.timezone", .return_map = qga_timezone_map },
 	{ .name = "guest-get-load", .method = "system.load", .to_return = qga_load_return },
 	{ .name = "guest-get-vcpus", .method = "system.vcpus", .to_return = qga_vcpus_return },
-	{ .name = "guest-set-vcpus", .method = "system.set-vcpus", .args = qga_set_vcpus_args,
-		.to_params = qga_set_vcpus_params, .to_return = qga_set_vcpus_return },
-	{ .name = "guest-shutdown", .method = "system.shutdown", .args = qga_shutdown_args,
-		.to_params = qga_shutdown_params, .to_return = qga_empty,
+	{ .name = "guest-set-vcpus",
+		.method = "system.set-vcpus",
+		.args = qga_set_vcpus_args,
+		.to_params = qga_set_vcpus_params,
+		.to_return = qga_set_vcpus_return },
+	{ .name = "guest-shutdown",
+		.method = "system.shutdown",
+		.args = qga_shutdown_args,
+		.to_params = qga_shutdown_params,
+		.to_return = qga_empty,
 		.flags = QGA_NO_SUCCESS_RESPONSE },
-	{ .name = "guest-set-user-password", .method = "user.set-password",
-		.args = qga_password_args, .to_params = qga_password_params, .to_return = qga_empty },
-	{ .name = "guest-ssh-get-authorized-keys", .method = "user.ssh-keys",
-		.args = qga_keys_get_args, .params_map = qga_keys_params_map,
-		.return_map = qga_keys_return_map },
-	{ .name = "guest-ssh-add-authorized-keys", .method = "user.ssh-add-keys",
-		.args = qga_keys_add_args, .params_map = qga_keys_params_map, .to_return = qga_empty },
-	{ .name = "guest-ssh-remove-authorized-keys", .method = "user.ssh-remove-keys",
-		.args = qga_keys_remove_args, .params_map = qga_keys_params_map,
+	{ .name = "guest-set-user-password",
+		.method = "user.set-password",
+		.args = qga_password_args,
+		.to_params = qga_password_params,
 		.to_return = qga_empty },
-	{ .name = "guest-file-open", .method = "file.read", .pick = qga_file_open_method,
+	{ .name = "guest-ssh-get-authorized-keys",
+		.method = "user.ssh-keys",
+		.args = qga_keys_get_args,
+		.params_map = qga_keys_params_map,
+		.return_map = qga_keys_return_map },
+	{ .name = "guest-ssh-add-authorized-keys",
+		.method = "user.ssh-add-keys",
+		.args = qga_keys_add_args,
+		.params_map = qga_keys_params_map,
+		.to_return = qga_empty },
+	{ .name = "guest-ssh-remove-authorized-keys",
+		.method = "user.ssh-remove-keys",
+		.args = qga_keys_remove_args,
+		.params_map = qga_keys_params_map,
+		.to_return = qga_empty },
+	{ .name = "guest-file-open",
+		.method = "file.read",
+		.pick = qga_file_open_method,
 		.args = qga_file_open_args,
-		.to_params = qga_file_open_params, .to_return_args = qga_file_open_return },
+		.to_params = qga_file_open_params,
+		.to_return_args = qga_file_open_return },
 	{ .name = "guest-file-close", .args = qga_file_handle_args, .local = qga_file_close },
 	{ .name = "guest-file-flush", .args = qga_file_handle_args, .local = qga_file_flush },
-	{ .name = "guest-file-read", .method = "file.read", .args = qga_file_read_args,
-		.to_params = qga_file_read_params, .to_return_args = qga_file_read_return },
-	{ .name = "guest-file-write", .method = "file.write", .args = qga_file_write_args,
-		.to_params = qga_file_write_params, .to_return_args = qga_file_write_return },
-	{ .name = "guest-file-seek", .method = "file.stat", .args = qga_file_seek_args,
-		.to_params = qga_file_seek_params, .to_return_args = qga_file_seek_return },
-	{ .name = "guest-suspend-ram", .method = "system.suspend", .to_params = qga_suspend_ram,
-		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
-	{ .name = "guest-suspend-disk", .method = "system.suspend", .to_params = qga_suspend_disk,
-		.to_return = qga_empty, .flags = QGA_NO_SUCCESS_RESPONSE },
-	{ .name = "guest-suspend-hybrid", .method = "system.suspend",
-		.to_params = qga_suspend_hybrid, .to_return = qga_empty,
+	{ .name = "guest-file-read",
+		.method = "file.read",
+		.args = qga_file_read_args,
+		.to_params = qga_file_read_params,
+		.to_return_args = qga_file_read_return },
+	{ .name = "guest-file-write",
+		.method = "file.write",
+		.args = qga_file_write_args,
+		.to_params = qga_file_write_params,
+		.to_return_args = qga_file_write_return },
+	{ .name = "guest-file-seek",
+		.method = "file.stat",
+		.args = qga_file_seek_args,
+		.to_params = qga_file_seek_params,
+		.to_return_args = qga_file_seek_return },
+	{ .name = "guest-suspend-ram",
+		.method = "system.suspend",
+		.to_params = qga_suspend_ram,
+		.to_return = qga_empty,
 		.flags = QGA_NO_SUCCESS_RESPONSE },
-	{ .name = "guest-exec", .method = "exec.start", .args = qga_exec_args,
-		.to_params = qga_exec_params, .to_return = qga_exec_return },
-	{ .name = "guest-exec-status", .method = "exec.status", .args = qga_exec_status_args,
-		.to_params = qga_exec_status_params, .to_return = qga_exec_status_return },
+	{ .name = "guest-suspend-disk",
+		.method = "system.suspend",
+		.to_params = qga_suspend_disk,
+		.to_return = qga_empty,
+		.flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-suspend-hybrid",
+		.method = "system.suspend",
+		.to_params = qga_suspend_hybrid,
+		.to_return = qga_empty,
+		.flags = QGA_NO_SUCCESS_RESPONSE },
+	{ .name = "guest-exec",
+		.method = "exec.start",
+		.args = qga_exec_args,
+		.to_params = qga_exec_params,
+		.to_return = qga_exec_return },
+	{ .name = "guest-exec-status",
+		.method = "exec.status",
+		.args = qga_exec_status_args,
+		.to_params = qga_exec_status_params,
+		.to_return = qga_exec_status_return },
 	{},
 };
 
@@ -1203,8 +1287,8 @@ static const struct qga_command *qga_find(const char *name)
 
 static bool qga_enabled(const struct qga_command *c)
 {
-	return !c->method || (method_find(c->method) &&
-				     config_method_allowed(config_get(), c->method));
+	return !c->method ||
+	       (method_find(c->method) && config_method_allowed(config_get(), c->method));
 }
 
 static int qga_info(struct json_object *args, struct json_object **ret, char *desc, size_t size)
@@ -1273,8 +1357,8 @@ static struct json_object *qga_return_new(struct json_object *value /* takes */)
 	return o;
 }
 
-static void qga_answer(struct call *call, struct json_object *result, int code,
-	const char *message, struct json_object *data)
+static void qga_answer(struct call *call, struct json_object *result, int code, const char *message,
+	struct json_object *data)
 {
 	struct qga_call *q = call_frontend_data(call);
 	const struct qga_command *cmd = q->cmd;
@@ -1288,12 +1372,12 @@ static void qga_answer(struct call *call, struct json_object *result, int code,
 		json_object_put(result);
 		answer = value ? qga_return_new(value) : qga_error_new("GenericError", desc);
 	} else if (code == 0) {
-		struct json_object *value = cmd->to_return ? cmd->to_return(result)
-					  : cmd->return_map ? qga_map(result, cmd->return_map)
-							    : json_object_get(result);
+		struct json_object *value = cmd->to_return    ? cmd->to_return(result)
+					    : cmd->return_map ? qga_map(result, cmd->return_map)
+							      : json_object_get(result);
 		json_object_put(result);
 		answer = (cmd->flags & QGA_NO_SUCCESS_RESPONSE) ? (json_object_put(value), NULL)
-							       : qga_return_new(value);
+								: qga_return_new(value);
 	} else if (code == GL_RPC_METHOD_NOT_FOUND) {
 		snprintf(desc, sizeof(desc), "The command %s has not been found", cmd->name);
 		answer = qga_error_new("CommandNotFound", desc);
@@ -1336,7 +1420,7 @@ static void qga_message(struct conn *c, struct json_object *obj)
 		qga_reply_error(c, NULL, "GenericError", "QMP input must be a JSON object");
 		goto out;
 	}
-	json_object_object_foreach(obj, key, v) {
+	json_object_object_foreach (obj, key, v) {
 		if (strcmp(key, "execute") == 0)
 			exec = v;
 		else if (strcmp(key, "arguments") == 0)
@@ -1366,8 +1450,8 @@ static void qga_message(struct conn *c, struct json_object *obj)
 	}
 	/* A name with a NUL inside is no command's name. */
 	cmd = strlen(json_object_get_string(exec)) == (size_t)json_object_get_string_len(exec)
-		? qga_find(json_object_get_string(exec))
-		: NULL;
+		      ? qga_find(json_object_get_string(exec))
+		      : NULL;
 	if (!cmd) {
 		char esc[80];
 		const char *name = json_object_get_string(exec);
@@ -1395,8 +1479,7 @@ static void qga_message(struct conn *c, struct json_object *obj)
 	if (cmd->to_params) {
 		r = cmd->to_params(args, &params, desc, sizeof(desc));
 		if (r < 0) {
-			qga_reply_error(c, id, "GenericError",
-				r == -EINVAL ? desc : "Out of memory");
+			qga_reply_error(c, id, "GenericError", r == -EINVAL ? desc : "Out of memory");
 			goto out;
 		}
 	}

@@ -28,9 +28,9 @@
 struct serial {
 	struct server *server;
 	char *path;
-	int fd;             /* open, waiting for the host side; -1 when closed */
+	int fd; /* open, waiting for the host side; -1 when closed */
 	struct event *timer;
-	struct conn *conn;  /* the client while one is served (reference held) */
+	struct conn *conn; /* the client while one is served (reference held) */
 	bool missing_logged;
 };
 

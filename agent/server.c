@@ -162,7 +162,8 @@ static void listener_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 			continue;
 		}
 		if (conn_new(s, s->base, fd, l->proto, NULL) < 0)
-			log_ratelimited(&server_rl, LOG_ERR, -ENOMEM, "Failed to set up a connection: %m");
+			log_ratelimited(&server_rl, LOG_ERR, -ENOMEM,
+				"Failed to set up a connection: %m");
 	}
 }
 

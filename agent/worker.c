@@ -120,7 +120,8 @@ static void worker_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (!call_answered(it->call))
 		call_error(it->call, GL_RPC_TIMEOUT,
 			"The filesystem did not answer in time (the operation goes on in the "
-			"background)", NULL);
+			"background)",
+			NULL);
 }
 
 static int worker_setup(struct event_base *base)
@@ -195,7 +196,7 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 	}
 	if (timeout_ms < 0)
 		timeout_ms = (int)(config_get()->fs_timeout_s > 86400 ? 86400
-								     : config_get()->fs_timeout_s) *
+								      : config_get()->fs_timeout_s) *
 			     1000;
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;

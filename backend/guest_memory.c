@@ -17,24 +17,24 @@ static bool guest_memory_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, u
 }
 
 static int guest_memory_check_new(const struct guest_memory *m, uint64_t gpa, uint64_t size,
-				  uint64_t uva)
+	uint64_t uva)
 {
 	uint64_t end;
 
 	if (size == 0 || __builtin_add_overflow(gpa, size, &end) ||
-	    __builtin_add_overflow(uva, size, &end) || size > SIZE_MAX)
+		__builtin_add_overflow(uva, size, &end) || size > SIZE_MAX)
 		return log_error_errno(-EINVAL, "Memory region 0x%llx+0x%llx is empty or wraps",
-				       (unsigned long long)gpa, (unsigned long long)size);
+			(unsigned long long)gpa, (unsigned long long)size);
 	if (m->n_regions >= GUEST_MEMORY_MAX_REGIONS)
 		return log_error_errno(-ENOSPC, "Too many memory regions (max %u)",
-				       GUEST_MEMORY_MAX_REGIONS);
+			GUEST_MEMORY_MAX_REGIONS);
 	for (unsigned i = 0; i < m->n_regions; i++) {
 		const struct guest_region *r = &m->regions[i];
 		if (guest_memory_ranges_overlap(gpa, size, r->gpa, r->size) ||
-		    guest_memory_ranges_overlap(uva, size, r->uva, r->size))
+			guest_memory_ranges_overlap(uva, size, r->uva, r->size))
 			return log_error_errno(-EINVAL,
-					       "Memory region 0x%llx+0x%llx overlaps region %u",
-					       (unsigned long long)gpa, (unsigned long long)size, i);
+				"Memory region 0x%llx+0x%llx overlaps region %u",
+				(unsigned long long)gpa, (unsigned long long)size, i);
 	}
 	return 0;
 }
@@ -60,7 +60,7 @@ static void guest_memory_sigbus(int sig, siginfo_t *si, void *ctx)
 		if (a < guest_memory_maps[i].start || a >= guest_memory_maps[i].end)
 			continue;
 		if (mmap((void *)(a & ~(page - 1)), page, PROT_READ | PROT_WRITE,
-			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+			    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
 			break;
 		if (write(guest_memory_fault_efd, &one, sizeof(one)) < 0) {
 			/* nothing to do in a signal handler: the next fault retries */
@@ -101,7 +101,7 @@ static void guest_memory_track(void *addr, size_t size, bool on)
 }
 
 int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva,
-		     uint64_t offset, int fd)
+	uint64_t offset, int fd)
 {
 	uint64_t map_size;
 	struct stat st;
@@ -115,20 +115,19 @@ int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64
 	 * the mapping stays page aligned whatever the offset is. */
 	if (__builtin_add_overflow(size, offset, &map_size) || map_size > SIZE_MAX)
 		return log_error_errno(-EINVAL, "Memory region offset 0x%llx overflows",
-				       (unsigned long long)offset);
+			(unsigned long long)offset);
 	/* Pages past the end of the file fault with SIGBUS when the guest's rings or
 	 * buffers are placed there: refuse such a region up front. */
 	if (fstat(fd, &st) < 0)
 		return log_error_errno(-errno, "Failed to stat memory region fd: %m");
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_size)
-		return log_error_errno(-EINVAL,
-				       "Memory region 0x%llx+0x%llx at offset 0x%llx is larger than its file (%lld bytes)",
-				       (unsigned long long)gpa, (unsigned long long)size,
-				       (unsigned long long)offset, (long long)st.st_size);
+		return log_error_errno(-EINVAL, "Memory region 0x%llx+0x%llx at offset 0x%llx is larger than its file (%lld bytes)",
+			(unsigned long long)gpa, (unsigned long long)size,
+			(unsigned long long)offset, (long long)st.st_size);
 	p = mmap(NULL, (size_t)map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (p == MAP_FAILED)
 		return log_error_errno(-errno, "Failed to map memory region 0x%llx+0x%llx: %m",
-				       (unsigned long long)gpa, (unsigned long long)size);
+			(unsigned long long)gpa, (unsigned long long)size);
 	m->regions[m->n_regions++] = (struct guest_region){
 		.gpa = gpa,
 		.size = size,
@@ -142,7 +141,7 @@ int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64
 }
 
 int guest_memory_add_host(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva,
-			  void *host)
+	void *host)
 {
 	int r;
 
@@ -150,7 +149,10 @@ int guest_memory_add_host(struct guest_memory *m, uint64_t gpa, uint64_t size, u
 	if (r < 0)
 		return r;
 	m->regions[m->n_regions++] = (struct guest_region){
-		.gpa = gpa, .size = size, .uva = uva, .host = host,
+		.gpa = gpa,
+		.size = size,
+		.uva = uva,
+		.host = host,
 	};
 	return 0;
 }
@@ -186,7 +188,7 @@ void guest_memory_clear(struct guest_memory *m)
 
 /* Offset of [addr, addr+len) inside [base, base+size), overflow-safe. */
 static bool guest_memory_inside(uint64_t base, uint64_t size, uint64_t addr, uint64_t len,
-				uint64_t *ret_off)
+	uint64_t *ret_off)
 {
 	uint64_t off;
 
@@ -220,7 +222,7 @@ void *guest_memory_uva(const struct guest_memory *m, uint64_t uva, uint64_t len)
 }
 
 int guest_memory_iovec(const struct guest_memory *m, uint64_t gpa, uint64_t len, struct iovec *iov,
-		       size_t *n, size_t max)
+	size_t *n, size_t max)
 {
 	size_t k = *n;
 
@@ -229,8 +231,7 @@ int guest_memory_iovec(const struct guest_memory *m, uint64_t gpa, uint64_t len,
 		uint64_t off = 0, chunk;
 
 		for (unsigned i = 0; i < m->n_regions; i++)
-			if (guest_memory_inside(m->regions[i].gpa, m->regions[i].size, gpa, 1,
-						&off)) {
+			if (guest_memory_inside(m->regions[i].gpa, m->regions[i].size, gpa, 1, &off)) {
 				r = &m->regions[i];
 				break;
 			}

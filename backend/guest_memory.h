@@ -11,10 +11,10 @@
 #define GUEST_MEMORY_MAX_REGIONS 32
 
 struct guest_region {
-	uint64_t gpa;  /* guest physical address */
+	uint64_t gpa; /* guest physical address */
 	uint64_t size;
-	uint64_t uva;  /* the front-end's user address, used for ring addresses */
-	uint8_t *host; /* our mapping of gpa */
+	uint64_t uva;   /* the front-end's user address, used for ring addresses */
+	uint8_t *host;  /* our mapping of gpa */
 	void *map_addr; /* what to munmap, NULL if the memory is not ours */
 	size_t map_size;
 };
@@ -28,10 +28,10 @@ struct guest_memory {
  * is not taken: the caller closes it. -EINVAL for an empty, overflowing or
  * overlapping region, -ENOSPC when all slots are used. */
 int guest_memory_add(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva,
-		     uint64_t offset, int fd);
+	uint64_t offset, int fd);
 /* Register memory the caller already owns (tests, fuzzers); never unmapped. */
 int guest_memory_add_host(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva,
-			  void *host);
+	void *host);
 /* Remove the region matching gpa, size and uva exactly; -ENOENT if none. */
 int guest_memory_remove(struct guest_memory *m, uint64_t gpa, uint64_t size, uint64_t uva);
 void guest_memory_clear(struct guest_memory *m);
@@ -50,4 +50,4 @@ void *guest_memory_uva(const struct guest_memory *m, uint64_t uva, uint64_t len)
  * iov[*n .. max). -EFAULT if any byte lies outside memory, -ENOBUFS if more
  * than max iovecs would be needed. *n is advanced only on success. */
 int guest_memory_iovec(const struct guest_memory *m, uint64_t gpa, uint64_t len, struct iovec *iov,
-		       size_t *n, size_t max);
+	size_t *n, size_t max);

@@ -44,7 +44,7 @@ int hybrid_line_parse(const char *line, size_t len, uint32_t *ret_port)
 }
 
 int hybrid_line_feed(struct hybrid_line *l, const void *data, size_t n, size_t *ret_consumed,
-		     uint32_t *ret_port)
+	uint32_t *ret_port)
 {
 	const char *nl = memchr(data, '\n', n);
 	size_t take = nl ? (size_t)(nl - (const char *)data) + 1 : n;
@@ -116,8 +116,7 @@ int hybrid_connect_guest_port(const char *uds_path, uint32_t port, bool *ret_pen
 	return hybrid_connect_guest_port_type(uds_path, port, SOCK_STREAM, ret_pending);
 }
 
-int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type,
-				   bool *ret_pending)
+int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type, bool *ret_pending)
 {
 	_cleanup_close_ int fd = -1;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];

@@ -21,7 +21,7 @@ struct hybrid_line {
  * 0: complete, *ret_port set. -EAGAIN: need more. -EBADMSG: bad line (overlong,
  * unknown keyword, non-numeric or out-of-range port). */
 int hybrid_line_feed(struct hybrid_line *l, const void *data, size_t n, size_t *ret_consumed,
-		     uint32_t *ret_port);
+	uint32_t *ret_port);
 
 /* Parse one complete line (newline included). */
 int hybrid_line_parse(const char *line, size_t len, uint32_t *ret_port);
@@ -36,5 +36,4 @@ int hybrid_listen_type(const char *path, int type, mode_t mode, gid_t gid, int b
  * true while the connect is in progress (wait for writability). */
 int hybrid_connect_guest_port(const char *uds_path, uint32_t port, bool *ret_pending);
 /* The same with a socket type (SOCK_STREAM or SOCK_SEQPACKET). */
-int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type,
-				   bool *ret_pending);
+int hybrid_connect_guest_port_type(const char *uds_path, uint32_t port, int type, bool *ret_pending);

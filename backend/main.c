@@ -56,8 +56,8 @@ static void main_help(void)
 	       "  -v, --verbose          log more (repeat for debug)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",
-	       VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC,
-	       (unsigned long long)VSOCK_DEFAULT_MEMORY_BUDGET);
+		VSOCK_DEFAULT_MAX_CONNECTIONS, VSOCK_DEFAULT_BUF_ALLOC,
+		(unsigned long long)VSOCK_DEFAULT_MEMORY_BUDGET);
 }
 
 static int main_parse_u64(const char *s, uint64_t min, uint64_t max, int base, uint64_t *ret)
@@ -78,11 +78,19 @@ static int main_parse_u64(const char *s, uint64_t min, uint64_t max, int base, u
 static int main_parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
-		ARG_SOCKET_PATH = 0x100, ARG_FD, ARG_PRINT_CAPS, ARG_GUEST_CID, ARG_UDS_PATH,
-		ARG_MAX_CONN, ARG_BUFFER_SIZE, ARG_SOCKET_MODE, ARG_SOCKET_GROUP, ARG_MEMORY_BUDGET,
+		ARG_SOCKET_PATH = 0x100,
+		ARG_FD,
+		ARG_PRINT_CAPS,
+		ARG_GUEST_CID,
+		ARG_UDS_PATH,
+		ARG_MAX_CONN,
+		ARG_BUFFER_SIZE,
+		ARG_SOCKET_MODE,
+		ARG_SOCKET_GROUP,
+		ARG_MEMORY_BUDGET,
 	};
-	static const struct option longopts[] = {
-		{ "socket-path", required_argument, NULL, ARG_SOCKET_PATH },
+	static const struct option longopts[] = { { "socket-path", required_argument, NULL,
+							  ARG_SOCKET_PATH },
 		{ "fd", required_argument, NULL, ARG_FD },
 		{ "print-capabilities", no_argument, NULL, ARG_PRINT_CAPS },
 		{ "guest-cid", required_argument, NULL, ARG_GUEST_CID },
@@ -92,11 +100,8 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 		{ "memory-budget", required_argument, NULL, ARG_MEMORY_BUDGET },
 		{ "socket-mode", required_argument, NULL, ARG_SOCKET_MODE },
 		{ "socket-group", required_argument, NULL, ARG_SOCKET_GROUP },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{}
-	};
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' }, {} };
 	uint64_t v;
 	int c;
 
@@ -117,28 +122,27 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 			/* 0-2 are reserved (hypervisor, local, host); -1 is "any". */
 			if (main_parse_u64(optarg, 3, UINT32_MAX - 1, 10, &o->guest_cid) < 0)
 				return log_error_errno(-EINVAL, "Invalid --guest-cid (3..%u): %s",
-						       UINT32_MAX - 1, optarg);
+					UINT32_MAX - 1, optarg);
 			break;
 		case ARG_UDS_PATH:
 			o->uds_path = optarg;
 			break;
 		case ARG_MAX_CONN:
 			if (main_parse_u64(optarg, 1, 1u << 20, 10, &v) < 0)
-				return log_error_errno(-EINVAL, "Invalid --max-connections: %s", optarg);
+				return log_error_errno(-EINVAL, "Invalid --max-connections: %s",
+					optarg);
 			o->max_connections = (unsigned)v;
 			break;
 		case ARG_BUFFER_SIZE:
 			if (main_parse_u64(optarg, 4096, 64u << 20, 10, &v) < 0)
 				return log_error_errno(-EINVAL,
-						       "Invalid --buffer-size (4096..67108864): %s",
-						       optarg);
+					"Invalid --buffer-size (4096..67108864): %s", optarg);
 			o->buffer_size = (uint32_t)v;
 			break;
 		case ARG_MEMORY_BUDGET:
 			if (main_parse_u64(optarg, 1u << 20, 1ull << 40, 10, &o->memory_budget) < 0)
 				return log_error_errno(-EINVAL,
-						       "Invalid --memory-budget (1 MiB..1 TiB): %s",
-						       optarg);
+					"Invalid --memory-budget (1 MiB..1 TiB): %s", optarg);
 			break;
 		case ARG_SOCKET_MODE:
 			if (main_parse_u64(optarg, 0, 0777, 8, &v) < 0)
@@ -172,9 +176,9 @@ static int main_parse_args(int argc, char **argv, struct options *o)
 		return log_error_errno(-EINVAL, "Unexpected argument: %s", argv[optind]);
 	if (o->memory_budget < (uint64_t)o->max_connections * 2 * VSOCK_MIN_BUF_FLOOR)
 		return log_error_errno(-EINVAL,
-				       "--memory-budget=%llu is below --max-connections x 2 KiB (%llu)",
-				       (unsigned long long)o->memory_budget,
-				       (unsigned long long)o->max_connections * 2 * VSOCK_MIN_BUF_FLOOR);
+			"--memory-budget=%llu is below --max-connections x 2 KiB (%llu)",
+			(unsigned long long)o->memory_budget,
+			(unsigned long long)o->max_connections * 2 * VSOCK_MIN_BUF_FLOOR);
 	return 1;
 }
 
@@ -203,7 +207,7 @@ static void main_vsock_features(void *userdata, uint64_t features)
 
 /* The vhost-user socket: --fd, --socket-path, or from systemd. */
 static int main_vhost_user_fd(const struct options *o, bool *ret_created, int *ret_uds_fd,
-			     int *ret_seq_fd)
+	int *ret_seq_fd)
 {
 	char **names = NULL;
 	int n, fd = -1;
@@ -236,7 +240,8 @@ static int main_vhost_user_fd(const struct options *o, bool *ret_created, int *r
 			free(names[i]);
 	free(names);
 	if (fd < 0)
-		return log_error_errno(-EINVAL, "Need --socket-path, --fd or a socket from systemd");
+		return log_error_errno(-EINVAL,
+			"Need --socket-path, --fd or a socket from systemd");
 	return fd;
 }
 
@@ -303,7 +308,7 @@ int main(int argc, char **argv)
 	sig_term = evsignal_new(base, SIGTERM, main_signal_cb, base);
 	sig_int = evsignal_new(base, SIGINT, main_signal_cb, base);
 	if (!sig_term || !sig_int || evsignal_add(sig_term, NULL) < 0 ||
-	    evsignal_add(sig_int, NULL) < 0) {
+		evsignal_add(sig_int, NULL) < 0) {
 		r = log_error_errno(-ENOMEM, "Failed to set up signal handling");
 		goto out;
 	}
@@ -322,15 +327,15 @@ int main(int argc, char **argv)
 		}
 	}
 	r = vsock_new(base,
-		      &(struct vsock_config){
-			      .guest_cid = o.guest_cid,
-			      .buf_alloc = o.buffer_size,
-			      .max_connections = o.max_connections,
-			      .memory_budget = o.memory_budget,
-			      .uds_path = o.uds_path,
-			      .listen_fd = uds_fd,
-		      },
-		      &vsock);
+		&(struct vsock_config){
+			.guest_cid = o.guest_cid,
+			.buf_alloc = o.buffer_size,
+			.max_connections = o.max_connections,
+			.memory_budget = o.memory_budget,
+			.uds_path = o.uds_path,
+			.listen_fd = uds_fd,
+		},
+		&vsock);
 	if (r < 0) {
 		close(vu_fd); /* vsock_new() took uds_fd, on failure too */
 		if (seq_fd >= 0)
@@ -340,13 +345,13 @@ int main(int argc, char **argv)
 	/* SEQPACKET host clients connect to "<uds-path>.seqpacket". */
 	if (o.uds_path && seq_fd < 0) {
 		if ((size_t)snprintf(seq_path, sizeof(seq_path), "%s.seqpacket", o.uds_path) >=
-		    sizeof(seq_path)) {
+			sizeof(seq_path)) {
 			close(vu_fd);
 			r = log_error_errno(-ENAMETOOLONG, "--uds-path is too long");
 			goto out;
 		}
 		seq_fd = hybrid_listen_type(seq_path, SOCK_SEQPACKET, o.socket_mode, o.socket_group,
-					    SOMAXCONN);
+			SOMAXCONN);
 		if (seq_fd < 0) {
 			seq_path[0] = 0;
 			close(vu_fd);
@@ -371,7 +376,7 @@ int main(int argc, char **argv)
 	vsock_set_queues(vsock, vhost_user_queue(vu, 0), vhost_user_queue(vu, 1));
 
 	log_info("Serving guest CID %llu%s%s", (unsigned long long)o.guest_cid,
-		 o.uds_path ? " on " : "", o.uds_path ? o.uds_path : "");
+		o.uds_path ? " on " : "", o.uds_path ? o.uds_path : "");
 	(void)sd_notify(0, "READY=1");
 	event_base_dispatch(base);
 	(void)sd_notify(0, "STOPPING=1");

@@ -33,15 +33,16 @@ enum {
 	VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS = 15,
 };
 
-#define VHOST_USER_PROTOCOL_FEATURES                                                               \
-	((1ull << VHOST_USER_PROTOCOL_F_MQ) | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |          \
-	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | (1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE) |   \
-	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+#define VHOST_USER_PROTOCOL_FEATURES                                                      \
+	((1ull << VHOST_USER_PROTOCOL_F_MQ) | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+		(1ull << VHOST_USER_PROTOCOL_F_CONFIG) |                                  \
+		(1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                            \
+		(1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
 
-#define VHOST_USER_VIRTIO_FEATURES                                                                 \
-	((1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_RING_F_EVENT_IDX_BIT) |                \
-	 (1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT) | (1ull << VIRTIO_F_NOTIFY_ON_EMPTY_BIT) |      \
-	 (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT))
+#define VHOST_USER_VIRTIO_FEATURES                                                                   \
+	((1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_RING_F_EVENT_IDX_BIT) |                  \
+		(1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT) | (1ull << VIRTIO_F_NOTIFY_ON_EMPTY_BIT) | \
+		(1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT))
 
 struct vhost_user_hdr {
 	uint32_t request, flags, size;
@@ -151,7 +152,7 @@ struct vhost_user_request {
 	uint32_t size;    /* payload size */
 	bool size_is_min; /* size is a minimum, the handler checks the rest */
 	uint8_t fds_min, fds_max;
-	bool has_reply;   /* the handler sends its own reply */
+	bool has_reply;                  /* the handler sends its own reply */
 	enum vhost_user_queue_arg queue; /* index checked < VHOST_USER_NUM_QUEUES first */
 };
 
@@ -165,8 +166,7 @@ static void vhost_user_close_fds(struct vhost_user_msg *msg)
 	msg->n_fds = 0;
 }
 
-static int vhost_user_send(struct vhost_user *vu, uint32_t request, const void *payload,
-			   uint32_t size)
+static int vhost_user_send(struct vhost_user *vu, uint32_t request, const void *payload, uint32_t size)
 {
 	struct vhost_user_hdr hdr = {
 		.request = request,
@@ -189,15 +189,13 @@ static int vhost_user_send(struct vhost_user *vu, uint32_t request, const void *
 	return 0;
 }
 
-static int vhost_user_reply_u64(struct vhost_user *vu, const struct vhost_user_msg *msg,
-				uint64_t v)
+static int vhost_user_reply_u64(struct vhost_user *vu, const struct vhost_user_msg *msg, uint64_t v)
 {
 	return vhost_user_send(vu, msg->hdr.request, &v, sizeof(v));
 }
 
 /* The queue index a request carries (its table row says where). */
-static uint32_t vhost_user_msg_queue(const struct vhost_user_msg *msg,
-				     enum vhost_user_queue_arg where)
+static uint32_t vhost_user_msg_queue(const struct vhost_user_msg *msg, enum vhost_user_queue_arg where)
 {
 	switch (where) {
 	case VHOST_USER_QUEUE_STATE:
@@ -237,8 +235,8 @@ static bool vhost_user_is_eventfd(int fd)
 static void vhost_user_kick_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct virtqueue *vq = userdata;
-	struct vhost_user *vu = (struct vhost_user *)((char *)(vq - vq->index) -
-						      offsetof(struct vhost_user, vq));
+	struct vhost_user *vu =
+		(struct vhost_user *)((char *)(vq - vq->index) - offsetof(struct vhost_user, vq));
 	uint64_t v;
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
@@ -279,7 +277,7 @@ static void vhost_user_queue_update(struct vhost_user *vu, unsigned i)
 		r = virtqueue_map(vq);
 		if (r < 0) {
 			log_error_errno(r, "Queue %s no longer inside guest memory, stopping: %m",
-					vq->name);
+				vq->name);
 			vhost_user_queue_stop(vu, i);
 		}
 		return;
@@ -287,11 +285,11 @@ static void vhost_user_queue_update(struct vhost_user *vu, unsigned i)
 	r = virtqueue_map(vq);
 	if (r < 0) {
 		log_error_errno(r, "Queue %s rings are outside guest memory or misaligned: %m",
-				vq->name);
+			vq->name);
 		return;
 	}
-	event_assign(vu->kick_ev[i], vu->base, vq->kick_fd, EV_READ | EV_PERSIST, vhost_user_kick_cb,
-		     vq);
+	event_assign(vu->kick_ev[i], vu->base, vq->kick_fd, EV_READ | EV_PERSIST,
+		vhost_user_kick_cb, vq);
 	if (event_add(vu->kick_ev[i], NULL) < 0) {
 		log_error("Queue %s: cannot wait on its kick fd, not starting", vq->name);
 		virtqueue_unmap(vq);
@@ -330,8 +328,9 @@ static int vhost_user_set_features(struct vhost_user *vu, struct vhost_user_msg 
 	uint64_t offered = VHOST_USER_VIRTIO_FEATURES | vu->ops->device_features;
 
 	if (msg->payload.u64 & ~offered)
-		return log_error_errno(-EINVAL, "vhost-user: front-end acked unoffered features 0x%llx",
-				       (unsigned long long)(msg->payload.u64 & ~offered));
+		return log_error_errno(-EINVAL,
+			"vhost-user: front-end acked unoffered features 0x%llx",
+			(unsigned long long)(msg->payload.u64 & ~offered));
 	vu->features = msg->payload.u64;
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++) {
 		vu->vq[i].event_idx = vu->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT);
@@ -353,9 +352,8 @@ static int vhost_user_set_protocol_features(struct vhost_user *vu, struct vhost_
 {
 	if (msg->payload.u64 & ~VHOST_USER_PROTOCOL_FEATURES)
 		return log_error_errno(-EINVAL,
-				       "vhost-user: front-end acked unoffered protocol features 0x%llx",
-				       (unsigned long long)(msg->payload.u64 &
-							    ~VHOST_USER_PROTOCOL_FEATURES));
+			"vhost-user: front-end acked unoffered protocol features 0x%llx",
+			(unsigned long long)(msg->payload.u64 & ~VHOST_USER_PROTOCOL_FEATURES));
 	vu->protocol_features = msg->payload.u64;
 	return 0;
 }
@@ -390,13 +388,13 @@ static int vhost_user_set_mem_table(struct vhost_user *vu, struct vhost_user_msg
 
 	if (t->nregions == 0 || t->nregions > VHOST_USER_MEM_BASELINE_REGIONS)
 		return log_error_errno(-EINVAL, "vhost-user: %u memory regions (1..%u allowed)",
-				       t->nregions, VHOST_USER_MEM_BASELINE_REGIONS);
+			t->nregions, VHOST_USER_MEM_BASELINE_REGIONS);
 	if (msg->hdr.size != 8 + t->nregions * sizeof(struct vhost_user_region))
 		return log_error_errno(-EINVAL, "vhost-user: memory table size %u for %u regions",
-				       msg->hdr.size, t->nregions);
+			msg->hdr.size, t->nregions);
 	if (msg->n_fds != t->nregions)
 		return log_error_errno(-EINVAL, "vhost-user: %u memory regions but %u fds",
-				       t->nregions, msg->n_fds);
+			t->nregions, msg->n_fds);
 	/* Replace the whole table: stop rings pointing into the old one first. */
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++)
 		if (vu->started[i])
@@ -442,7 +440,7 @@ static int vhost_user_rem_mem_reg(struct vhost_user *vu, struct vhost_user_msg *
 	r = guest_memory_remove(&vu->mem, reg->gpa, reg->size, reg->uva);
 	if (r < 0)
 		log_error_errno(r, "vhost-user: no memory region 0x%llx+0x%llx to remove",
-				(unsigned long long)reg->gpa, (unsigned long long)reg->size);
+			(unsigned long long)reg->gpa, (unsigned long long)reg->size);
 	vhost_user_queues_update(vu);
 	return r;
 }
@@ -453,8 +451,9 @@ static int vhost_user_set_vring_num(struct vhost_user *vu, struct vhost_user_msg
 	uint32_t num = msg->payload.state.num;
 
 	if (num == 0 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1)))
-		return log_error_errno(-EINVAL, "vhost-user: ring size %u is not a power of two <= %u",
-				       num, VIRTQUEUE_MAX_SIZE);
+		return log_error_errno(-EINVAL,
+			"vhost-user: ring size %u is not a power of two <= %u", num,
+			VIRTQUEUE_MAX_SIZE);
 	vq->num = (uint16_t)(num == VIRTQUEUE_MAX_SIZE ? 32768 : num);
 	vhost_user_queue_update(vu, vq->index);
 	return 0;
@@ -480,7 +479,7 @@ static int vhost_user_set_vring_addr(struct vhost_user *vu, struct vhost_user_ms
 			if (vu->started[vq->index])
 				virtqueue_map(vq);
 			return log_error_errno(r, "vhost-user: queue %u rings outside guest memory",
-					       a->index);
+				a->index);
 		}
 		if (!vu->started[vq->index])
 			virtqueue_unmap(vq);
@@ -495,7 +494,7 @@ static int vhost_user_set_vring_base(struct vhost_user *vu, struct vhost_user_ms
 
 	if (msg->payload.state.num > UINT16_MAX)
 		return log_error_errno(-EINVAL, "vhost-user: ring base %u out of range",
-				       msg->payload.state.num);
+			msg->payload.state.num);
 	vq->last_avail = vq->used_idx = (uint16_t)msg->payload.state.num;
 	vq->signalled_used_valid = false;
 	vq->broken = false;
@@ -519,7 +518,7 @@ static int vhost_user_get_vring_base(struct vhost_user *vu, struct vhost_user_ms
 
 /* SET_VRING_KICK/CALL/ERR: u64 with the index and a "no fd" bit. */
 static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg,
-			       struct virtqueue **ret_vq, int *ret_fd)
+	struct virtqueue **ret_vq, int *ret_fd)
 {
 	uint64_t v = msg->payload.u64;
 	bool nofd = v & VHOST_USER_VRING_NOFD_MASK;
@@ -530,7 +529,7 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 	vq = vhost_user_vq(vu, (uint32_t)(v & VHOST_USER_VRING_IDX_MASK));
 	if (msg->n_fds != (nofd ? 0u : 1u))
 		return log_error_errno(-EINVAL, "vhost-user: vring fd message with %u fds, nofd=%d",
-				       msg->n_fds, nofd);
+			msg->n_fds, nofd);
 	if (!nofd) {
 		struct stat st;
 		int flags;
@@ -538,7 +537,7 @@ static int vhost_user_vring_fd(struct vhost_user *vu, struct vhost_user_msg *msg
 		/* Must be an eventfd: a file would never wait, and a pipe or socket
 		 * the front-end keeps full would stay readable (a busy loop). */
 		if (fstat(msg->fds[0], &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
-		    !vhost_user_is_eventfd(msg->fds[0]))
+			!vhost_user_is_eventfd(msg->fds[0]))
 			return log_error_errno(-EINVAL, "vhost-user: vring fd is not an eventfd");
 		/* A kick fd we read from must never block the loop. */
 		flags = fcntl(msg->fds[0], F_GETFL);
@@ -604,7 +603,7 @@ static int vhost_user_set_vring_enable(struct vhost_user *vu, struct vhost_user_
 
 	if (msg->payload.state.num > 1)
 		return log_error_errno(-EINVAL, "vhost-user: vring enable value %u",
-				       msg->payload.state.num);
+			msg->payload.state.num);
 	vq->enabled = msg->payload.state.num;
 	vhost_user_queue_update(vu, vq->index);
 	return 0;
@@ -620,10 +619,10 @@ static int vhost_user_config_check(struct vhost_user *vu, const struct vhost_use
 	const struct vhost_user_config *c = &msg->payload.config;
 
 	if (c->size > VHOST_USER_MAX_CONFIG_SIZE ||
-	    msg->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + c->size || c->offset > vu->ops->config_size ||
-	    c->size > vu->ops->config_size - c->offset)
+		msg->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + c->size ||
+		c->offset > vu->ops->config_size || c->size > vu->ops->config_size - c->offset)
 		return log_error_errno(-EINVAL, "vhost-user: bad config access offset %u size %u",
-				       c->offset, c->size);
+			c->offset, c->size);
 	return 0;
 }
 
@@ -647,68 +646,106 @@ static int vhost_user_set_config(struct vhost_user *vu, struct vhost_user_msg *m
 	if (r < 0)
 		return r;
 	/* The vsock config space (guest_cid) is read-only for the driver. */
-	return log_warning_errno(-EPERM, "vhost-user: SET_CONFIG on read-only config space, refusing");
+	return log_warning_errno(-EPERM,
+		"vhost-user: SET_CONFIG on read-only config space, refusing");
 }
 
 static int vhost_user_unsupported(struct vhost_user *vu, struct vhost_user_msg *msg)
 {
 	return log_error_errno(-EOPNOTSUPP, "vhost-user: request %u not supported (never offered)",
-			       msg->hdr.request);
+		msg->hdr.request);
 }
 
 static const struct vhost_user_request vhost_user_requests[] = {
-	[VHOST_USER_GET_FEATURES] = { .name = "GET_FEATURES", .handler = vhost_user_get_features,
+	[VHOST_USER_GET_FEATURES] = { .name = "GET_FEATURES",
+		.handler = vhost_user_get_features,
 		.has_reply = true },
-	[VHOST_USER_SET_FEATURES] = { .name = "SET_FEATURES", .handler = vhost_user_set_features,
+	[VHOST_USER_SET_FEATURES] = { .name = "SET_FEATURES",
+		.handler = vhost_user_set_features,
 		.size = sizeof(uint64_t) },
 	[VHOST_USER_SET_OWNER] = { .name = "SET_OWNER", .handler = vhost_user_set_owner },
 	[VHOST_USER_RESET_OWNER] = { .name = "RESET_OWNER", .handler = vhost_user_reset_owner },
-	[VHOST_USER_SET_MEM_TABLE] = { .name = "SET_MEM_TABLE", .handler = vhost_user_set_mem_table,
-		.size = 8, .size_is_min = true, .fds_min = 1,
+	[VHOST_USER_SET_MEM_TABLE] = { .name = "SET_MEM_TABLE",
+		.handler = vhost_user_set_mem_table,
+		.size = 8,
+		.size_is_min = true,
+		.fds_min = 1,
 		.fds_max = VHOST_USER_MEM_BASELINE_REGIONS },
-	[VHOST_USER_SET_LOG_BASE] = { .name = "SET_LOG_BASE", .handler = vhost_user_unsupported,
-		.size_is_min = true, .fds_max = VHOST_USER_MAX_FDS },
-	[VHOST_USER_SET_LOG_FD] = { .name = "SET_LOG_FD", .handler = vhost_user_unsupported,
-		.size_is_min = true, .fds_max = VHOST_USER_MAX_FDS },
-	[VHOST_USER_SET_VRING_NUM] = { .name = "SET_VRING_NUM", .handler = vhost_user_set_vring_num,
-		.size = sizeof(struct vhost_user_state), .queue = VHOST_USER_QUEUE_STATE },
+	[VHOST_USER_SET_LOG_BASE] = { .name = "SET_LOG_BASE",
+		.handler = vhost_user_unsupported,
+		.size_is_min = true,
+		.fds_max = VHOST_USER_MAX_FDS },
+	[VHOST_USER_SET_LOG_FD] = { .name = "SET_LOG_FD",
+		.handler = vhost_user_unsupported,
+		.size_is_min = true,
+		.fds_max = VHOST_USER_MAX_FDS },
+	[VHOST_USER_SET_VRING_NUM] = { .name = "SET_VRING_NUM",
+		.handler = vhost_user_set_vring_num,
+		.size = sizeof(struct vhost_user_state),
+		.queue = VHOST_USER_QUEUE_STATE },
 	[VHOST_USER_SET_VRING_ADDR] = { .name = "SET_VRING_ADDR",
-		.handler = vhost_user_set_vring_addr, .size = sizeof(struct vhost_user_addr),
+		.handler = vhost_user_set_vring_addr,
+		.size = sizeof(struct vhost_user_addr),
 		.queue = VHOST_USER_QUEUE_ADDR },
 	[VHOST_USER_SET_VRING_BASE] = { .name = "SET_VRING_BASE",
-		.handler = vhost_user_set_vring_base, .size = sizeof(struct vhost_user_state),
+		.handler = vhost_user_set_vring_base,
+		.size = sizeof(struct vhost_user_state),
 		.queue = VHOST_USER_QUEUE_STATE },
 	[VHOST_USER_GET_VRING_BASE] = { .name = "GET_VRING_BASE",
-		.handler = vhost_user_get_vring_base, .size = sizeof(struct vhost_user_state),
-		.has_reply = true, .queue = VHOST_USER_QUEUE_STATE },
+		.handler = vhost_user_get_vring_base,
+		.size = sizeof(struct vhost_user_state),
+		.has_reply = true,
+		.queue = VHOST_USER_QUEUE_STATE },
 	[VHOST_USER_SET_VRING_KICK] = { .name = "SET_VRING_KICK",
-		.handler = vhost_user_set_vring_kick, .size = sizeof(uint64_t), .fds_max = 1,
+		.handler = vhost_user_set_vring_kick,
+		.size = sizeof(uint64_t),
+		.fds_max = 1,
 		.queue = VHOST_USER_QUEUE_U64 },
 	[VHOST_USER_SET_VRING_CALL] = { .name = "SET_VRING_CALL",
-		.handler = vhost_user_set_vring_call, .size = sizeof(uint64_t), .fds_max = 1,
+		.handler = vhost_user_set_vring_call,
+		.size = sizeof(uint64_t),
+		.fds_max = 1,
 		.queue = VHOST_USER_QUEUE_U64 },
-	[VHOST_USER_SET_VRING_ERR] = { .name = "SET_VRING_ERR", .handler = vhost_user_set_vring_err,
-		.size = sizeof(uint64_t), .fds_max = 1, .queue = VHOST_USER_QUEUE_U64 },
+	[VHOST_USER_SET_VRING_ERR] = { .name = "SET_VRING_ERR",
+		.handler = vhost_user_set_vring_err,
+		.size = sizeof(uint64_t),
+		.fds_max = 1,
+		.queue = VHOST_USER_QUEUE_U64 },
 	[VHOST_USER_GET_PROTOCOL_FEATURES] = { .name = "GET_PROTOCOL_FEATURES",
-		.handler = vhost_user_get_protocol_features, .has_reply = true },
+		.handler = vhost_user_get_protocol_features,
+		.has_reply = true },
 	[VHOST_USER_SET_PROTOCOL_FEATURES] = { .name = "SET_PROTOCOL_FEATURES",
-		.handler = vhost_user_set_protocol_features, .size = sizeof(uint64_t) },
-	[VHOST_USER_GET_QUEUE_NUM] = { .name = "GET_QUEUE_NUM", .handler = vhost_user_get_queue_num,
+		.handler = vhost_user_set_protocol_features,
+		.size = sizeof(uint64_t) },
+	[VHOST_USER_GET_QUEUE_NUM] = { .name = "GET_QUEUE_NUM",
+		.handler = vhost_user_get_queue_num,
 		.has_reply = true },
 	[VHOST_USER_SET_VRING_ENABLE] = { .name = "SET_VRING_ENABLE",
-		.handler = vhost_user_set_vring_enable, .size = sizeof(struct vhost_user_state),
+		.handler = vhost_user_set_vring_enable,
+		.size = sizeof(struct vhost_user_state),
 		.queue = VHOST_USER_QUEUE_STATE },
-	[VHOST_USER_GET_CONFIG] = { .name = "GET_CONFIG", .handler = vhost_user_get_config,
-		.size = VHOST_USER_CONFIG_HDR_SIZE, .size_is_min = true, .has_reply = true },
-	[VHOST_USER_SET_CONFIG] = { .name = "SET_CONFIG", .handler = vhost_user_set_config,
-		.size = VHOST_USER_CONFIG_HDR_SIZE, .size_is_min = true },
+	[VHOST_USER_GET_CONFIG] = { .name = "GET_CONFIG",
+		.handler = vhost_user_get_config,
+		.size = VHOST_USER_CONFIG_HDR_SIZE,
+		.size_is_min = true,
+		.has_reply = true },
+	[VHOST_USER_SET_CONFIG] = { .name = "SET_CONFIG",
+		.handler = vhost_user_set_config,
+		.size = VHOST_USER_CONFIG_HDR_SIZE,
+		.size_is_min = true },
 	[VHOST_USER_RESET_DEVICE] = { .name = "RESET_DEVICE", .handler = vhost_user_reset_device },
 	[VHOST_USER_GET_MAX_MEM_SLOTS] = { .name = "GET_MAX_MEM_SLOTS",
-		.handler = vhost_user_get_max_mem_slots, .has_reply = true },
-	[VHOST_USER_ADD_MEM_REG] = { .name = "ADD_MEM_REG", .handler = vhost_user_add_mem_reg,
-		.size = sizeof(struct vhost_user_mem_reg), .fds_min = 1, .fds_max = 1 },
-	[VHOST_USER_REM_MEM_REG] = { .name = "REM_MEM_REG", .handler = vhost_user_rem_mem_reg,
-		.size = sizeof(struct vhost_user_mem_reg), .fds_max = 1 },
+		.handler = vhost_user_get_max_mem_slots,
+		.has_reply = true },
+	[VHOST_USER_ADD_MEM_REG] = { .name = "ADD_MEM_REG",
+		.handler = vhost_user_add_mem_reg,
+		.size = sizeof(struct vhost_user_mem_reg),
+		.fds_min = 1,
+		.fds_max = 1 },
+	[VHOST_USER_REM_MEM_REG] = { .name = "REM_MEM_REG",
+		.handler = vhost_user_rem_mem_reg,
+		.size = sizeof(struct vhost_user_mem_reg),
+		.fds_max = 1 },
 };
 
 static void vhost_user_disconnect(struct vhost_user *vu);
@@ -721,7 +758,7 @@ static int vhost_user_dispatch(struct vhost_user *vu, struct vhost_user_msg *msg
 	int r;
 
 	if (msg->hdr.request < ELEMENTSOF(vhost_user_requests) &&
-	    vhost_user_requests[msg->hdr.request].handler)
+		vhost_user_requests[msg->hdr.request].handler)
 		req = &vhost_user_requests[msg->hdr.request];
 	need_reply = (msg->hdr.flags & VHOST_USER_NEED_REPLY_FLAG) &&
 		     (vu->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
@@ -731,16 +768,16 @@ static int vhost_user_dispatch(struct vhost_user *vu, struct vhost_user_msg *msg
 		r = -EOPNOTSUPP;
 	} else if (req->size_is_min ? msg->hdr.size < req->size : msg->hdr.size != req->size) {
 		log_error("vhost-user: %s with payload of %u bytes (expected %s%u)", req->name,
-			  msg->hdr.size, req->size_is_min ? ">= " : "", req->size);
+			msg->hdr.size, req->size_is_min ? ">= " : "", req->size);
 		r = -EBADMSG;
 	} else if (msg->n_fds < req->fds_min || msg->n_fds > req->fds_max) {
 		log_error("vhost-user: %s with %u fds (expected %u..%u)", req->name, msg->n_fds,
-			  req->fds_min, req->fds_max);
+			req->fds_min, req->fds_max);
 		r = -EBADMSG;
 	} else if (req->queue != VHOST_USER_QUEUE_NONE &&
 		   vhost_user_msg_queue(msg, req->queue) >= VHOST_USER_NUM_QUEUES) {
 		log_error("vhost-user: %s for queue %u, out of range (%u queues)", req->name,
-			  vhost_user_msg_queue(msg, req->queue), VHOST_USER_NUM_QUEUES);
+			vhost_user_msg_queue(msg, req->queue), VHOST_USER_NUM_QUEUES);
 		r = -ERANGE;
 		if (req->has_reply) {
 			/* The front-end waits for an answer we cannot give. */
@@ -772,8 +809,10 @@ static int vhost_user_read_some(struct vhost_user *vu, void *buf, size_t len)
 	} control;
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
 	};
 	struct vhost_user_msg *msg = &vu->msg;
 	bool too_many = false;
@@ -800,7 +839,7 @@ static int vhost_user_read_some(struct vhost_user *vu, void *buf, size_t len)
 	}
 	if (too_many || (mh.msg_flags & MSG_CTRUNC))
 		return log_error_errno(-EBADMSG, "vhost-user: more than %u fds with one message",
-				       VHOST_USER_MAX_FDS);
+			VHOST_USER_MAX_FDS);
 	if (n == 0)
 		return -ECONNRESET;
 	return (int)n;
@@ -843,8 +882,8 @@ static void vhost_user_read_cb(evutil_socket_t fd, short what, void *userdata)
 				goto fail;
 			}
 			if (msg->hdr.size > VHOST_USER_MAX_PAYLOAD) {
-				log_error("vhost-user: payload of %u bytes exceeds %u", msg->hdr.size,
-					  VHOST_USER_MAX_PAYLOAD);
+				log_error("vhost-user: payload of %u bytes exceeds %u",
+					msg->hdr.size, VHOST_USER_MAX_PAYLOAD);
 				goto fail;
 			}
 		}
@@ -901,8 +940,9 @@ static void vhost_user_fault_cb(evutil_socket_t fd, short what, void *userdata)
 
 	if (read(fd, &n, sizeof(n)) != sizeof(n))
 		return;
-	log_error("The front-end truncated guest memory under a mapping (%llu faults), disconnecting it",
-		  (unsigned long long)n);
+	log_error("The front-end truncated guest memory under a mapping (%llu faults), "
+		  "disconnecting it",
+		(unsigned long long)n);
 	vhost_user_disconnect(vu);
 }
 
@@ -914,7 +954,8 @@ static void vhost_user_accept_cb(evutil_socket_t lfd, short what, void *userdata
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR)
-			log_warning_errno(-errno, "Failed to accept vhost-user front-end, ignoring: %m");
+			log_warning_errno(-errno,
+				"Failed to accept vhost-user front-end, ignoring: %m");
 		return;
 	}
 	/* One front-end at a time: others wait in the backlog. */
@@ -924,7 +965,7 @@ static void vhost_user_accept_cb(evutil_socket_t lfd, short what, void *userdata
 }
 
 int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_device_ops *ops,
-		   void *userdata, struct vhost_user **ret)
+	void *userdata, struct vhost_user **ret)
 {
 	_cleanup_close_ int fd_owned = fd;
 	struct vhost_user *vu;
@@ -954,7 +995,7 @@ int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_devi
 	if (listening)
 		vu->listen_ev = event_new(base, fd, EV_READ | EV_PERSIST, vhost_user_accept_cb, vu);
 	if (!vu->ev || !vu->fault_ev || !vu->kick_ev[0] || !vu->kick_ev[1] ||
-	    (listening && !vu->listen_ev)) {
+		(listening && !vu->listen_ev)) {
 		vhost_user_free(vu);
 		return -ENOMEM;
 	}

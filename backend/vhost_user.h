@@ -40,7 +40,7 @@ struct vhost_user;
 /* fd is a listening socket (each front-end is accepted in turn) or an
  * already connected one (the loop ends when it disconnects). Takes the fd. */
 int vhost_user_new(struct event_base *base, int fd, const struct vhost_user_device_ops *ops,
-		   void *userdata, struct vhost_user **ret);
+	void *userdata, struct vhost_user **ret);
 struct vhost_user *vhost_user_free(struct vhost_user *vu);
 struct virtqueue *vhost_user_queue(struct vhost_user *vu, unsigned index);
 bool vhost_user_connected(const struct vhost_user *vu);

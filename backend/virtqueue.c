@@ -28,8 +28,12 @@ static void virtqueue_store16(void *p, uint16_t v)
 void virtqueue_init(struct virtqueue *vq, unsigned index, const char *name, struct guest_memory *mem)
 {
 	*vq = (struct virtqueue){
-		.index = index, .name = name, .mem = mem,
-		.kick_fd = -1, .call_fd = -1, .err_fd = -1,
+		.index = index,
+		.name = name,
+		.mem = mem,
+		.kick_fd = -1,
+		.call_fd = -1,
+		.err_fd = -1,
 	};
 }
 
@@ -83,8 +87,8 @@ void virtqueue_set_broken(struct virtqueue *vq, const char *why)
 		return;
 	vq->broken = true;
 	log_ratelimited(&virtqueue_broken_rl, LOG_WARNING, 0,
-			"Queue %s is broken (%s); it stays stopped until the front-end resets it",
-			vq->name, why);
+		"Queue %s is broken (%s); it stays stopped until the front-end resets it", vq->name,
+		why);
 	if (vq->err_fd >= 0 && write(vq->err_fd, &one, sizeof(one)) < 0)
 		log_debug_errno(-errno, "Failed to signal the error fd of queue %s: %m", vq->name);
 }
@@ -104,7 +108,7 @@ bool virtqueue_empty(struct virtqueue *vq)
 
 /* Append one descriptor (already copied out of guest memory) to elem. */
 static int virtqueue_add_desc(struct virtqueue *vq, const struct vring_desc *d,
-			      enum virtqueue_dir dir, struct virtqueue_elem *elem)
+	enum virtqueue_dir dir, struct virtqueue_elem *elem)
 {
 	uint16_t flags = le16toh(d->flags);
 	uint32_t len = le32toh(d->len);
@@ -170,7 +174,8 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 		uint16_t flags;
 
 		if (++count > limit)
-			return virtqueue_fail(vq, "descriptor chain longer than the ring (a loop?)");
+			return virtqueue_fail(vq,
+				"descriptor chain longer than the ring (a loop?)");
 		/* One copy, then only the copy is used: the guest may change the original. */
 		memcpy(&d, table + (size_t)i * sizeof(d), sizeof(d));
 		flags = le16toh(d.flags);
@@ -181,7 +186,7 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 			if (flags & VRING_DESC_F_NEXT)
 				return virtqueue_fail(vq, "indirect descriptor with NEXT set");
 			if (len == 0 || len % sizeof(struct vring_desc) ||
-			    len / sizeof(struct vring_desc) > vq->num)
+				len / sizeof(struct vring_desc) > vq->num)
 				return virtqueue_fail(vq, "bad indirect table length");
 			table = guest_memory_gpa(vq->mem, le64toh(d.addr), len);
 			/* No alignment demand: the spec sets none for indirect tables, and
@@ -234,7 +239,7 @@ static bool virtqueue_should_notify(struct virtqueue *vq)
 	/* Our used index must be visible before we read the driver's wishes. */
 	virtqueue_mb();
 	if (vq->notify_on_empty && !vq->event_idx &&
-	    virtqueue_load16(&vq->avail->idx) == vq->last_avail)
+		virtqueue_load16(&vq->avail->idx) == vq->last_avail)
 		return true;
 	if (!vq->event_idx)
 		return !(virtqueue_load16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);

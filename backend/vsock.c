@@ -27,7 +27,7 @@ struct vsock_op {
 	const char *name;
 	/* conn is NULL only for REQUEST. */
 	void (*handler)(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			const struct iovec *payload, size_t n_payload);
+		const struct iovec *payload, size_t n_payload);
 };
 
 struct log_ratelimit vsock_guest_rl = LOG_RATELIMIT_INIT(5000, 10);
@@ -196,15 +196,17 @@ void vsock_conn_close(struct vsock_conn *c)
 }
 
 static void vsock_queue_rst(struct vsock *v, uint32_t local, uint32_t peer, uint32_t fwd_cnt,
-			    uint16_t type)
+	uint16_t type)
 {
 	if (v->rst_len == VSOCK_RST_QUEUE) {
 		guest_warning("RST queue full, dropping RST for port %u", peer);
 		return;
 	}
 	v->rst[(v->rst_head + v->rst_len++) % VSOCK_RST_QUEUE] =
-		(struct vsock_rst){ .local_port = local, .peer_port = peer, .fwd_cnt = fwd_cnt,
-				    .type = type };
+		(struct vsock_rst){ .local_port = local,
+			.peer_port = peer,
+			.fwd_cnt = fwd_cnt,
+			.type = type };
 }
 
 /* virtio_transport_reset_no_sock() (net/vmw_vsock/virtio_transport_common.c):
@@ -215,7 +217,7 @@ static void vsock_reset_no_sock(struct vsock *v, const struct vsock_hdr *h)
 	if (h->op == VSOCK_OP_RST)
 		return;
 	vsock_queue_rst(v, h->dst_port, h->src_port, 0,
-			h->type == VSOCK_TYPE_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
+		h->type == VSOCK_TYPE_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
 }
 
 /* Tell the guest the connection is gone, then close it. */
@@ -225,7 +227,7 @@ void vsock_conn_reset(struct vsock_conn *c)
 
 	if (c->state != VSOCK_STATE_LINE)
 		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt,
-				c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
+			c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
 	vsock_conn_close(c);
 }
 
@@ -254,7 +256,7 @@ uint32_t vsock_peer_free(const struct vsock_conn *c)
 }
 
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-		    uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c)
+	uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c)
 {
 	*h = (struct vsock_hdr){
 		.src_cid = VSOCK_HOST_CID,
@@ -279,11 +281,10 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 
 	/* A host that closed, not only shut down its sending side (POLLHUP: both
 	 * directions shut), takes nothing more either. */
-	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && poll(&p, 1, 0) == 1 &&
-	    (p.revents & POLLHUP))
+	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
 		vsock_conn_host_rcv_closed(c);
 	vsock_fill_hdr(c->v, &h, c->local_port, c->peer_port, VSOCK_OP_SHUTDOWN,
-		       VSOCK_SHUTDOWN_SEND, 0, c);
+		VSOCK_SHUTDOWN_SEND, 0, c);
 	vsock_rx_push(c->v, e, &h);
 	c->fwd_cnt_sent = c->fwd_cnt;
 	c->host_shutdown |= VSOCK_SHUTDOWN_SEND;
@@ -353,7 +354,7 @@ void vsock_rx_push(struct vsock *v, struct virtqueue_elem *e, const struct vsock
 }
 
 static int vsock_send_ctl(struct vsock *v, struct vsock_conn *c, uint32_t local, uint32_t peer,
-			  uint16_t op, uint32_t flags, uint32_t fwd_cnt, uint16_t type)
+	uint16_t op, uint32_t flags, uint32_t fwd_cnt, uint16_t type)
 {
 	struct virtqueue_elem *e = &v->rx_elem;
 	struct vsock_hdr h;
@@ -392,7 +393,7 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 		if (!(c->ctl & ctl_ops[i].bit))
 			continue;
 		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op,
-				   ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
+			    ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
 			return -EAGAIN;
 		c->ctl &= ~ctl_ops[i].bit;
 	}
@@ -403,9 +404,8 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 bool vsock_conn_may_read(const struct vsock_conn *c)
 {
 	return c->state == VSOCK_STATE_ESTABLISHED && !(c->host_shutdown & VSOCK_SHUTDOWN_SEND) &&
-	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) &&
-	       !c->wait_rx && c->ctl == 0 && vsock_peer_free(c) > 0 &&
-	       vsock_peer_free(c) >= c->seq_need;
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) && !c->wait_rx && c->ctl == 0 &&
+	       vsock_peer_free(c) > 0 && vsock_peer_free(c) >= c->seq_need;
 }
 
 void vsock_conn_update_read(struct vsock_conn *c)
@@ -423,7 +423,6 @@ void vsock_conn_wait_rx(struct vsock_conn *c)
 	if (c->v->rx && virtqueue_enable_kick(c->v->rx))
 		event_active(c->v->tx_again, 0, 0); /* buffers arrived meanwhile */
 }
-
 
 /* Move host socket bytes into guest rx buffers, as credit allows. */
 void vsock_conn_read(struct vsock_conn *c)
@@ -462,10 +461,11 @@ void vsock_conn_read(struct vsock_conn *c)
 				break;
 			}
 			/* Clamp in size_t: a hostile chain's length may exceed 32 bits. */
-			cap = e->in_len - VSOCK_HDR_SIZE < want - room ?
-				(uint32_t)(e->in_len - VSOCK_HDR_SIZE) : want - room;
+			cap = e->in_len - VSOCK_HDR_SIZE < want - room
+				      ? (uint32_t)(e->in_len - VSOCK_HDR_SIZE)
+				      : want - room;
 			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
-						 iov + n_iov);
+				iov + n_iov);
 			caps[k++] = cap;
 			room += cap;
 		}
@@ -491,7 +491,8 @@ void vsock_conn_read(struct vsock_conn *c)
 				return;
 			}
 			if (!eof) {
-				log_debug_errno(-err, "Host socket of port %u failed: %m", c->local_port);
+				log_debug_errno(-err, "Host socket of port %u failed: %m",
+					c->local_port);
 				vsock_conn_reset(c);
 				return;
 			}
@@ -552,7 +553,7 @@ static void vsock_rx_run(struct vsock *v)
 	while (v->rst_len > 0) {
 		struct vsock_rst *r = &v->rst[v->rst_head];
 		if (vsock_send_ctl(v, NULL, r->local_port, r->peer_port, VSOCK_OP_RST, 0,
-				   r->fwd_cnt, r->type) < 0) {
+			    r->fwd_cnt, r->type) < 0) {
 			vsock_rx_starved(v);
 			return;
 		}
@@ -619,9 +620,9 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	/* The window was the limit (a whole window went through since it last
 	 * grew, and the host took it all): ask for twice as much. */
 	if (c->pend_len == 0 && !c->seqpacket && c->buf_target < v->cfg.buf_alloc &&
-	    c->fwd_cnt - c->grow_mark >= c->reserved && c->reserved >= c->buf_target) {
-		c->buf_target = c->buf_target > v->cfg.buf_alloc / 2 ? v->cfg.buf_alloc :
-								       c->buf_target * 2;
+		c->fwd_cnt - c->grow_mark >= c->reserved && c->reserved >= c->buf_target) {
+		c->buf_target =
+			c->buf_target > v->cfg.buf_alloc / 2 ? v->cfg.buf_alloc : c->buf_target * 2;
 		c->grow_mark = c->fwd_cnt;
 		limit = 0; /* tell the guest now */
 	}
@@ -677,7 +678,7 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 {
 	log_debug_errno(err, "Host socket of port %u refused data: %m", c->local_port);
 	if ((err != -EPIPE && err != -ECONNRESET) || (c->host_shutdown & VSOCK_SHUTDOWN_SEND) ||
-	    c->state != VSOCK_STATE_ESTABLISHED) {
+		c->state != VSOCK_STATE_ESTABLISHED) {
 		vsock_conn_reset(c);
 		return;
 	}
@@ -729,14 +730,14 @@ void vsock_conn_flush_pend(struct vsock_conn *c)
 }
 
 static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	ssize_t n = 0;
 	int r;
 
 	if (c->state != VSOCK_STATE_ESTABLISHED || (c->guest_shutdown & VSOCK_SHUTDOWN_SEND)) {
 		guest_warning("Guest sent data on port %u in the wrong state, resetting",
-			      h->src_port);
+			h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
@@ -782,28 +783,28 @@ static unsigned vsock_guest_conn_cap(const struct vsock *v)
 }
 
 static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			     const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	bool pending = false, seq = h->type == VSOCK_TYPE_SEQPACKET;
 	int fd, r;
 
 	if (c) {
 		guest_warning("Duplicate REQUEST for port %u from guest port %u, resetting",
-			      h->dst_port, h->src_port);
+			h->dst_port, h->src_port);
 		vsock_conn_reset(c);
 		return;
 	}
 	if (!v->cfg.uds_path || v->n_conns >= v->cfg.max_connections ||
-	    v->n_guest_initiated >= vsock_guest_conn_cap(v)) {
+		v->n_guest_initiated >= vsock_guest_conn_cap(v)) {
 		if (v->cfg.uds_path)
 			host_warning("Connection limit (%u, %u for the guest's) reached, refusing "
 				     "guest connection",
-				     v->cfg.max_connections, vsock_guest_conn_cap(v));
+				v->cfg.max_connections, vsock_guest_conn_cap(v));
 		vsock_reset_no_sock(v, h);
 		return;
 	}
 	fd = hybrid_connect_guest_port_type(v->cfg.uds_path, h->dst_port,
-					    seq ? SOCK_SEQPACKET : SOCK_STREAM, &pending);
+		seq ? SOCK_SEQPACKET : SOCK_STREAM, &pending);
 	if (fd < 0) {
 		log_debug_errno(fd, "Guest connection to host port %u refused: %m", h->dst_port);
 		vsock_reset_no_sock(v, h);
@@ -836,7 +837,7 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 }
 
 static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			      const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	char ok[32];
 	ssize_t n;
@@ -867,14 +868,14 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 }
 
 static void vsock_op_rst(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			 const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	/* Never answer an RST. */
 	vsock_conn_close(c);
 }
 
 static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-			      const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	if (c->state != VSOCK_STATE_ESTABLISHED) {
 		vsock_conn_reset(c);
@@ -896,7 +897,7 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 }
 
 static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-				   const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	/* The credit fields were taken already; reading may resume. */
 	c->credit_requested = false;
@@ -904,8 +905,7 @@ static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const 
 }
 
 static void vsock_op_credit_request(struct vsock *v, struct vsock_conn *c,
-				    const struct vsock_hdr *h, const struct iovec *payload,
-				    size_t n_payload)
+	const struct vsock_hdr *h, const struct iovec *payload, size_t n_payload)
 {
 	if (c->state != VSOCK_STATE_ESTABLISHED && c->state != VSOCK_STATE_CLOSING)
 		return;
@@ -935,31 +935,31 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 
 	if (e->out_len < VSOCK_HDR_SIZE) {
 		guest_warning("Guest sent a %zu byte packet, shorter than a header, dropping",
-			      e->out_len);
+			e->out_len);
 		return;
 	}
 	/* Copied out once; the guest may rewrite its buffer under us. */
 	vsock_iov_copy_out(e->iov, e->n_out, 0, raw, sizeof(raw));
 	vsock_hdr_decode(raw, &h);
 	if (h.src_cid != v->cfg.guest_cid || h.dst_cid != VSOCK_HOST_CID) {
-		guest_warning("Guest packet from CID %llu to CID %llu (expected %llu to %u), dropping",
-			      (unsigned long long)h.src_cid, (unsigned long long)h.dst_cid,
-			      (unsigned long long)v->cfg.guest_cid, VSOCK_HOST_CID);
+		guest_warning("Guest packet from CID %llu to CID %llu (expected %llu to %u), "
+			      "dropping",
+			(unsigned long long)h.src_cid, (unsigned long long)h.dst_cid,
+			(unsigned long long)v->cfg.guest_cid, VSOCK_HOST_CID);
 		return;
 	}
 	c = vsock_lookup(v, h.dst_port, h.src_port);
 	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
-			      h.len, e->out_len - VSOCK_HDR_SIZE);
+			h.len, e->out_len - VSOCK_HDR_SIZE);
 		vsock_reset_packet(v, c, &h);
 		return;
 	}
 	if (h.op < _VSOCK_OP_MAX)
 		op = &vsock_ops[h.op];
 	/* SEQPACKET only when negotiated, and a connection keeps the type it began with. */
-	if (!(h.type == VSOCK_TYPE_STREAM ||
-	      (h.type == VSOCK_TYPE_SEQPACKET && v->seqpacket)) ||
-	    (c && c->seqpacket != (h.type == VSOCK_TYPE_SEQPACKET)) || !op || !op->handler) {
+	if (!(h.type == VSOCK_TYPE_STREAM || (h.type == VSOCK_TYPE_SEQPACKET && v->seqpacket)) ||
+		(c && c->seqpacket != (h.type == VSOCK_TYPE_SEQPACKET)) || !op || !op->handler) {
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
 		if (h.op != VSOCK_OP_RST)
 			vsock_reset_packet(v, c, &h);
@@ -1048,7 +1048,7 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 		v->cfg.memory_budget = VSOCK_DEFAULT_MEMORY_BUDGET;
 	/* Half the budget is every slot's idle share, the rest is for growth. */
 	v->buf_floor = (uint32_t)MIN(v->cfg.memory_budget / 2 / v->cfg.max_connections,
-				     (uint64_t)VSOCK_BUF_FLOOR_MAX);
+		(uint64_t)VSOCK_BUF_FLOOR_MAX);
 	v->buf_floor = MAX(v->buf_floor, VSOCK_MIN_BUF_FLOOR);
 	v->buf_floor = MIN(v->buf_floor, v->cfg.buf_alloc);
 	v->next_host_port = VSOCK_HOST_PORT_FIRST;
@@ -1066,7 +1066,8 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 			vsock_free(v);
 			return r;
 		}
-		v->listen_ev = event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
+		v->listen_ev =
+			event_new(base, cfg->listen_fd, EV_READ | EV_PERSIST, vsock_accept_cb, v);
 	}
 	v->listen_pause = evtimer_new(base, vsock_listen_resume_cb, v);
 	if (!v->reaper || !v->tx_again || !v->listen_pause || (cfg->listen_fd >= 0 && !v->listen_ev)) {

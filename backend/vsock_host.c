@@ -34,7 +34,7 @@ static void vsock_conn_line(struct vsock_conn *c)
 		return;
 	if (r < 0) {
 		host_warning("Bad CONNECT line from host client: \"%s\", closing",
-			     log_escape(esc, sizeof(esc), c->line.buf, c->line.len));
+			log_escape(esc, sizeof(esc), c->line.buf, c->line.len));
 		vsock_conn_close(c);
 		return;
 	}
@@ -108,7 +108,7 @@ static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
 	struct vsock *v = c->v;
 
 	host_warning("Connection host port %u guest port %u timed out in state %d, closing",
-		     c->local_port, c->peer_port, c->state);
+		c->local_port, c->peer_port, c->state);
 	vsock_conn_reset(c);
 	vsock_rx_flush_notify(v);
 }
@@ -164,12 +164,12 @@ void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 				evtimer_add(v->listen_pause, &tv);
 			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				host_warning("Failed to accept host client, ignoring: %s",
-					     strerror(errno));
+					strerror(errno));
 			return;
 		}
 		if (v->n_conns >= v->cfg.max_connections) {
 			host_warning("Connection limit (%u) reached, closing host client",
-				     v->cfg.max_connections);
+				v->cfg.max_connections);
 			close(fd);
 			continue;
 		}

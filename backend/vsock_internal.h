@@ -27,11 +27,11 @@
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
 
 enum vsock_state {
-	VSOCK_STATE_LINE,        /* host client: reading the CONNECT line */
-	VSOCK_STATE_REQUESTED,   /* host-initiated: waiting for the guest's RESPONSE */
-	VSOCK_STATE_CONNECTING,  /* guest-initiated: connecting to <uds-path>_<port> */
+	VSOCK_STATE_LINE,       /* host client: reading the CONNECT line */
+	VSOCK_STATE_REQUESTED,  /* host-initiated: waiting for the guest's RESPONSE */
+	VSOCK_STATE_CONNECTING, /* guest-initiated: connecting to <uds-path>_<port> */
 	VSOCK_STATE_ESTABLISHED,
-	VSOCK_STATE_CLOSING,     /* guest closed; flushing to the host before RST */
+	VSOCK_STATE_CLOSING, /* guest closed; flushing to the host before RST */
 };
 
 /* Control packets a connection still owes the guest (sent when rx has room). */
@@ -45,7 +45,7 @@ enum {
 
 struct vsock_conn {
 	struct vsock *v;
-	uint32_t local_port, peer_port; /* host side, guest side */
+	uint32_t local_port, peer_port;   /* host side, guest side */
 	struct vsock_conn *hnext, *pnext; /* by (local, peer); by local port */
 	TAILQ_ENTRY(vsock_conn) send_entry;
 	bool on_send_list;
@@ -55,7 +55,7 @@ struct vsock_conn {
 	enum vsock_state state;
 	bool host_initiated, guest_initiated;
 	unsigned ctl;
-	bool wait_rx;   /* wants to read the host socket but rx had no buffer */
+	bool wait_rx; /* wants to read the host socket but rx had no buffer */
 	/* Each side's shutdown, as VSOCK_SHUTDOWN_RCV|SEND bits (the kernel's
 	 * peer_shutdown): guest_shutdown is what the guest announced; host_shutdown
 	 * what the host socket did: SEND at its EOF (we sent SHUTDOWN(SEND)), RCV
@@ -143,7 +143,7 @@ void vsock_conn_set_write(struct vsock_conn *c, bool on);
 void vsock_conn_update_read(struct vsock_conn *c);
 void vsock_conn_wait_rx(struct vsock_conn *c);
 void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32_t peer,
-		    uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c);
+	uint16_t op, uint32_t flags, uint32_t len, struct vsock_conn *c);
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
@@ -167,7 +167,7 @@ void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);
 /* vsock_pend.c */
 void vsock_pend_release(struct vsock_conn *c);
 int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
-		      size_t len);
+	size_t len);
 void vsock_seq_drop_partial(struct vsock_conn *c);
 int vsock_seq_queue_msg(struct vsock_conn *c, uint32_t len);
 
@@ -177,4 +177,4 @@ void vsock_conn_line_seq(struct vsock_conn *c);
 void vsock_conn_read_seq(struct vsock_conn *c);
 void vsock_conn_set_seqpacket(struct vsock_conn *c);
 void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-		     const struct iovec *payload, size_t n_payload);
+	const struct iovec *payload, size_t n_payload);

@@ -13,10 +13,10 @@ void vsock_hdr_decode(const uint8_t raw[VSOCK_HDR_SIZE], struct vsock_hdr *h)
 	uint32_t u32;
 	uint16_t u16;
 
-#define GET(field, var, conv, off)                                                                 \
-	do {                                                                                       \
-		memcpy(&var, raw + (off), sizeof(var));                                            \
-		h->field = conv(var);                                                              \
+#define GET(field, var, conv, off)                      \
+	do {                                            \
+		memcpy(&var, raw + (off), sizeof(var)); \
+		h->field = conv(var);                   \
 	} while (0)
 	GET(src_cid, u64, le64toh, 0);
 	GET(dst_cid, u64, le64toh, 8);
@@ -37,10 +37,10 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t raw[VSOCK_HDR_SIZE])
 	uint32_t u32;
 	uint16_t u16;
 
-#define PUT(field, var, conv, off)                                                                 \
-	do {                                                                                       \
-		var = conv(h->field);                                                              \
-		memcpy(raw + (off), &var, sizeof(var));                                            \
+#define PUT(field, var, conv, off)                      \
+	do {                                            \
+		var = conv(h->field);                   \
+		memcpy(raw + (off), &var, sizeof(var)); \
 	} while (0)
 	PUT(src_cid, u64, htole64, 0);
 	PUT(dst_cid, u64, htole64, 8);
@@ -88,8 +88,7 @@ size_t vsock_iov_copy_in(const struct iovec *iov, size_t n, const void *buf, siz
 }
 
 /* The part of iov[0..n) from byte `skip`, at most `len` bytes, into out[]. */
-size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t len,
-		       struct iovec *out)
+size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t len, struct iovec *out)
 {
 	size_t k = 0;
 
@@ -102,7 +101,8 @@ size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t le
 		l -= skip;
 		if (l > len)
 			l = len;
-		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + skip, .iov_len = l };
+		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + skip,
+			.iov_len = l };
 		len -= l;
 		skip = 0;
 	}

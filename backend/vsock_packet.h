@@ -50,5 +50,4 @@ size_t vsock_iov_copy_out(const struct iovec *iov, size_t n, size_t skip, void *
 size_t vsock_iov_copy_in(const struct iovec *iov, size_t n, const void *buf, size_t len);
 /* The part of iov[0..n) from byte `skip`, at most `len` bytes, as iovecs in out[]
  * (which has room for n entries). Returns the number of entries written. */
-size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t len,
-		       struct iovec *out);
+size_t vsock_iov_slice(const struct iovec *iov, size_t n, size_t skip, size_t len, struct iovec *out);

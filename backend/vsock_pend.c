@@ -60,8 +60,7 @@ void vsock_pend_release(struct vsock_conn *c)
 	c->pend_cap = c->pend_head = c->pend_len = 0;
 }
 
-int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
-		      size_t len)
+int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip, size_t len)
 {
 	struct iovec space[2];
 	size_t k;
@@ -79,7 +78,7 @@ int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, s
 	if (vsock_pend_space_iov(c, space) < len)
 		return -ENOBUFS;
 	k = vsock_iov_copy_out(iov, n, skip, space[0].iov_base,
-			       len < space[0].iov_len ? len : space[0].iov_len);
+		len < space[0].iov_len ? len : space[0].iov_len);
 	if (k < len)
 		k += vsock_iov_copy_out(iov, n, skip + k, space[1].iov_base, len - k);
 	c->pend_len += (uint32_t)k;

@@ -92,7 +92,7 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			}
 			if (r < 0 && !vsock_conn_host_read_eof(-r)) {
 				log_debug_errno(r, "Host socket of port %u failed: %m",
-						c->local_port);
+					c->local_port);
 				vsock_conn_reset(c);
 				return;
 			}
@@ -111,7 +111,7 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			/* The guest could never take it whole (Linux answers EMSGSIZE here). */
 			host_warning("Host message of %zd bytes on port %u exceeds the guest's "
 				     "buffer of %u bytes, resetting",
-				     n, c->local_port, c->peer_buf_alloc);
+				n, c->local_port, c->peer_buf_alloc);
 			vsock_conn_reset(c);
 			return;
 		}
@@ -147,11 +147,11 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 				cap = len - room;
 			/* Every length is known before the read: write the header now. */
 			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW,
-				       room + cap == len ? VSOCK_SEQ_EOM : 0, cap, c);
+				room + cap == len ? VSOCK_SEQ_EOM : 0, cap, c);
 			vsock_hdr_encode(&h, raw);
 			vsock_iov_copy_in(e->iov + e->n_out, e->n_in, raw, sizeof(raw));
 			n_iov += vsock_iov_slice(e->iov + e->n_out, e->n_in, VSOCK_HDR_SIZE, cap,
-						 v->rx_iov + n_iov);
+				v->rx_iov + n_iov);
 			v->seq_heads[k] = e->head;
 			v->seq_caps[k++] = cap;
 			room += cap;
@@ -166,7 +166,7 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 			if (whole_ring && k > 0) {
 				host_warning("Host message of %u bytes on port %u needs more rx "
 					     "buffers than the guest posts, resetting",
-					     len, c->local_port);
+					len, c->local_port);
 				vsock_conn_reset(c);
 				return;
 			}
@@ -183,7 +183,7 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 				return;
 			}
 			log_debug("Host socket of port %u gave %zd bytes of a %u byte message",
-				  c->local_port, n, len);
+				c->local_port, n, len);
 			vsock_conn_reset(c);
 			return;
 		}
@@ -236,7 +236,7 @@ void vsock_conn_flush_seq(struct vsock_conn *c)
 /* Collect the packets of one message up to EOM, then one record. Credit bounds
  * the collected bytes by buf_alloc, so a bigger message is a credit violation. */
 void vsock_op_rw_seq(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
-		     const struct iovec *payload, size_t n_payload)
+	const struct iovec *payload, size_t n_payload)
 {
 	bool eom = h->flags & VSOCK_SEQ_EOM;
 	uint32_t len;
@@ -304,15 +304,16 @@ void vsock_conn_line_seq(struct vsock_conn *c)
 	r = (size_t)n > sizeof(buf) ? -EBADMSG : hybrid_line_parse(buf, (size_t)n, &port);
 	if (r < 0) {
 		host_warning("Bad CONNECT record from host client: \"%s\"%s, closing",
-			     log_escape(esc, sizeof(esc), buf,
-					(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf)),
-			     (size_t)n > sizeof(buf) ? " (truncated)" : "");
+			log_escape(esc, sizeof(esc), buf,
+				(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf)),
+			(size_t)n > sizeof(buf) ? " (truncated)" : "");
 		vsock_conn_close(c);
 		return;
 	}
 	if (!c->v->seqpacket) {
 		host_warning("SEQPACKET client for guest port %u, but the guest driver did not "
-			     "negotiate SEQPACKET, closing", port);
+			     "negotiate SEQPACKET, closing",
+			port);
 		vsock_conn_close(c);
 		return;
 	}

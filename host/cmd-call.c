@@ -20,7 +20,8 @@ static int call_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		if (!json_object_is_type(params, json_type_array) &&
 			!json_object_is_type(params, json_type_object)) {
 			json_object_put(params);
-			return cmd_error(ctx, CMD_EXIT_USAGE, "PARAMS must be a JSON array or object");
+			return cmd_error(ctx, CMD_EXIT_USAGE,
+				"PARAMS must be a JSON array or object");
 		}
 	}
 	r = cmd_call(ctx, argv[0], params, &result); /* takes params */

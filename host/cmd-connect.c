@@ -90,8 +90,9 @@ static int connect_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_error(ctx, CMD_EXIT_UNREACHABLE,
 			"%s: no answer from guest port %lu within the timeout", ctx->address, port);
 	if (fd < 0)
-		return cmd_error(ctx, CMD_EXIT_UNREACHABLE, "%s: cannot connect to guest port %lu: %s",
-			ctx->address, port, strerror(-fd));
+		return cmd_error(ctx, CMD_EXIT_UNREACHABLE,
+			"%s: cannot connect to guest port %lu: %s", ctx->address, port,
+			strerror(-fd));
 
 	/* A reader of our stdout that left is an error of ours, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
@@ -105,8 +106,9 @@ static int connect_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	while (!up.done || !down.done) {
 		struct pollfd pfd[3] = {
 			{ .fd = up.done || up.eof || up.len ? -1 : STDIN_FILENO, .events = POLLIN },
-			{ .fd = fd, .events = (short)((!down.eof && !down.len ? POLLIN : 0) |
-					 (up.len ? POLLOUT : 0)) },
+			{ .fd = fd,
+				.events = (short)((!down.eof && !down.len ? POLLIN : 0) |
+						  (up.len ? POLLOUT : 0)) },
 			{ .fd = down.len ? STDOUT_FILENO : -1, .events = POLLOUT },
 		};
 		if (poll(pfd, 3, -1) < 0) {
@@ -142,7 +144,8 @@ const struct cmd_entry cmd_connect_entry = {
 	.summary = "bridge stdin/stdout to a guest port (e.g. ssh -o ProxyCommand)",
 	.example = "  guestlink -m vm1 connect 22\n"
 		   "  ssh -o ProxyCommand='guestlink -m vm1 connect 22' root@vm1\n"
-		   "  rsync -e \"ssh -o ProxyCommand='guestlink -m vm1 connect 22'\" -a dir/ root@vm1:dir/\n",
+		   "  rsync -e \"ssh -o ProxyCommand='guestlink -m vm1 connect 22'\" -a dir/ "
+		   "root@vm1:dir/\n",
 	.min_args = 1,
 	.max_args = 1,
 	.exec = connect_exec,

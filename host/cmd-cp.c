@@ -46,10 +46,10 @@ struct cp {
 	char *local, *remote, *tmp;
 	int fd;
 	mode_t mode;
-	uint64_t size;      /* bytes to move (download: as stat said; 0 = read to eof) */
-	uint64_t next_off;  /* next chunk to request */
-	uint64_t moved;     /* bytes acknowledged */
-	uint64_t end;       /* download: where eof was seen */
+	uint64_t size;     /* bytes to move (download: as stat said; 0 = read to eof) */
+	uint64_t next_off; /* next chunk to request */
+	uint64_t moved;    /* bytes acknowledged */
+	uint64_t end;      /* download: where eof was seen */
 	bool eof, failed, done;
 	unsigned inflight;
 	int64_t handle;
@@ -128,8 +128,8 @@ static void cp_upload_close(struct cp *cp)
 	json_object_object_add(p, "handle", json_object_new_int64(cp->handle));
 	if (cp->failed)
 		json_object_object_add(p, "abort", json_object_new_boolean(true));
-	if (gl_client_call_async(cp->client, "file.close", p, cp->ctx->timeout_ms, cp_on_close,
-		    cp) < 0) {
+	if (gl_client_call_async(cp->client, "file.close", p, cp->ctx->timeout_ms, cp_on_close, cp) <
+		0) {
 		cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.close", -ECONNRESET, NULL);
 		cp_stop(cp);
 	}
@@ -143,8 +143,8 @@ static void cp_on_write(struct gl_client *c, int status, struct json_object *res
 
 	cp->inflight--;
 	if (status < 0)
-		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.write",
-			status, error);
+		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE,
+			"file.write", status, error);
 	else
 		cp->moved += req->len;
 	free(req);
@@ -188,8 +188,8 @@ static void cp_upload_pump(struct cp *cp)
 		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
 		json_object_object_add(p, "data",
 			json_object_new_string_len(b64, (int)GL_BASE64_ENCODED_LEN((size_t)n)));
-		if (gl_client_call_async(cp->client, "file.write", p, cp->ctx->timeout_ms, cp_on_write,
-			    req) < 0) {
+		if (gl_client_call_async(cp->client, "file.write", p, cp->ctx->timeout_ms,
+			    cp_on_write, req) < 0) {
 			free(req);
 			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.write", -ECONNRESET, NULL);
 			break;
@@ -242,8 +242,8 @@ static void cp_on_read(struct gl_client *c, int status, struct json_object *resu
 
 	cp->inflight--;
 	if (status < 0)
-		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.read",
-			status, error);
+		cp_fail(cp, status == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE,
+			"file.read", status, error);
 	else if (!cp->failed) {
 		long n;
 		size_t len;
@@ -257,7 +257,8 @@ static void cp_on_read(struct gl_client *c, int status, struct json_object *resu
 		len = strlen(text);
 		{
 			static char buf[CP_CHUNK + 3];
-			n = len / 4 * 3 <= sizeof(buf) ? gl_base64_decode_to(text, len, buf) : -EINVAL;
+			n = len / 4 * 3 <= sizeof(buf) ? gl_base64_decode_to(text, len, buf)
+						       : -EINVAL;
 			if (n < 0 || (size_t)n > req->len) {
 				cp_fail(cp, CMD_EXIT_FAILED, "file.read", -EPROTO, NULL);
 				goto next;
@@ -303,8 +304,8 @@ static void cp_download_pump(struct cp *cp)
 		json_object_object_add(p, "path", json_object_new_string(cp->remote));
 		json_object_object_add(p, "offset", json_object_new_int64((int64_t)req->off));
 		json_object_object_add(p, "length", json_object_new_int64(CP_CHUNK));
-		if (gl_client_call_async(cp->client, "file.read", p, cp->ctx->timeout_ms, cp_on_read,
-			    req) < 0) {
+		if (gl_client_call_async(cp->client, "file.read", p, cp->ctx->timeout_ms,
+			    cp_on_read, req) < 0) {
 			free(req);
 			cp_fail(cp, CMD_EXIT_UNREACHABLE, "file.read", -ECONNRESET, NULL);
 			break;
@@ -337,8 +338,8 @@ static void cp_on_conn_close(struct gl_client *c, int error, void *userdata)
 	struct cp *cp = userdata;
 
 	if (!cp->done) {
-		cp_fail(cp, CMD_EXIT_UNREACHABLE, cp->ctx->address, error ? -abs(error) : -ECONNRESET,
-			NULL);
+		cp_fail(cp, CMD_EXIT_UNREACHABLE, cp->ctx->address,
+			error ? -abs(error) : -ECONNRESET, NULL);
 		cp_stop(cp);
 	}
 }
@@ -371,8 +372,8 @@ static int cp_prepare_upload(struct cp *cp)
 		return -1;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		cmd_error(cp->ctx, CMD_EXIT_USAGE, "%s: Is a directory (use -r to copy directories)",
-			cp->local);
+		cmd_error(cp->ctx, CMD_EXIT_USAGE,
+			"%s: Is a directory (use -r to copy directories)", cp->local);
 		cp->failed = true;
 		cp->status = CMD_EXIT_USAGE;
 		return -1;
@@ -446,8 +447,8 @@ static int cp_prepare_download(struct cp *cp)
 	type = cmd_get_string(res, "type") ?: "";
 	if (strcmp(type, "directory") == 0) {
 		json_object_put(res);
-		cmd_error(cp->ctx, CMD_EXIT_USAGE, CP_PREFIX "%s: Is a directory (use -r to copy directories)",
-			cp->remote);
+		cmd_error(cp->ctx, CMD_EXIT_USAGE,
+			CP_PREFIX "%s: Is a directory (use -r to copy directories)", cp->remote);
 		cp->failed = true;
 		cp->status = CMD_EXIT_USAGE;
 		return -1;
@@ -526,8 +527,8 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 		return -EOPNOTSUPP;
 	}
 	if (r < 0) {
-		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE, "file.channel", r,
-			&e);
+		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE,
+			"file.channel", r, &e);
 		return r;
 	}
 	token = cmd_get_string(res, "token");
@@ -630,8 +631,8 @@ static void cp_channel_splice(struct cp *cp, int fd)
 		return;
 	(void)fcntl(pp[1], F_SETPIPE_SZ, CP_CHUNK); /* fewer round trips; optional */
 	while (cp->moved < cp->size) {
-		size_t want = cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved)
-							   : CP_CHUNK;
+		size_t want =
+			cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved) : CP_CHUNK;
 		ssize_t n = splice(fd, NULL, pp[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
 		loff_t off = (loff_t)cp->moved;
 
@@ -706,15 +707,17 @@ static void cp_channel_run(struct cp *cp)
 	} else {
 		cp_channel_splice(cp, fd);
 		while (!cp->failed && cp->moved < cp->size) {
-			size_t want = cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved)
-								   : CP_CHUNK;
+			size_t want = cp->size - cp->moved < CP_CHUNK
+					      ? (size_t)(cp->size - cp->moved)
+					      : CP_CHUNK;
 			ssize_t n = read(fd, buf, want);
 			if (n < 0 && errno == EINTR) {
 				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
 			}
 			if (n <= 0) {
-				cp_fail(cp, CMD_EXIT_FAILED, "download", n < 0 ? -errno : -EPIPE, NULL);
+				cp_fail(cp, CMD_EXIT_FAILED, "download", n < 0 ? -errno : -EPIPE,
+					NULL);
 				break;
 			}
 			if (write(cp->fd, buf, (size_t)n) != n) {
@@ -788,12 +791,14 @@ static void cp_verify(struct cp *cp)
 		cp_fail(cp, CMD_EXIT_FAILED, cp->local, r, NULL);
 	else if (!remote_sha || strlen(remote_sha) != 64) {
 		progress_clear(&cp->tot->prog);
-		cp->status = cmd_error(cp->ctx, CMD_EXIT_FAILED, "file.sha256: the answer has no hash");
+		cp->status =
+			cmd_error(cp->ctx, CMD_EXIT_FAILED, "file.sha256: the answer has no hash");
 		cp->failed = true;
 	} else if (strcmp(local_sha, remote_sha) != 0) {
 		progress_clear(&cp->tot->prog);
 		cp->status = cmd_error(cp->ctx, CMD_EXIT_FAILED,
-			"%s and " CP_PREFIX "%s differ after the copy (sha256 %s here, %s in the guest)",
+			"%s and " CP_PREFIX
+			"%s differ after the copy (sha256 %s here, %s in the guest)",
 			cp->local, cp->remote, local_sha, remote_sha);
 		cp->failed = true;
 	} else
@@ -808,10 +813,14 @@ static void cp_on_tick(evutil_socket_t fd, short what, void *userdata)
 	progress_tick(&cp->tot->prog);
 }
 
-void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
-	bool upload, const char *local, const char *remote, bool exact)
+void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o, bool upload,
+	const char *local, const char *remote, bool exact)
 {
-	struct cp cp = { .ctx = ctx, .tot = tot, .fd = -1, .channel = o->channel, .upload = upload,
+	struct cp cp = { .ctx = ctx,
+		.tot = tot,
+		.fd = -1,
+		.channel = o->channel,
+		.upload = upload,
 		.exact = exact };
 	struct event *tick = NULL;
 	int r;
@@ -831,7 +840,8 @@ void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 	cp.client = ctx->client;
 	if ((cp.upload ? cp_prepare_upload(&cp) : cp_prepare_download(&cp)) < 0)
 		goto out;
-	progress_set_name(&tot->prog, exact ? (upload ? cp.remote : cp.local) : (upload ? cp.local : cp.remote));
+	progress_set_name(&tot->prog,
+		exact ? (upload ? cp.remote : cp.local) : (upload ? cp.local : cp.remote));
 	if (!tot->prog.total && !o->recursive)
 		tot->prog.total = cp.size;
 	cp_draw(&cp, true);
@@ -845,7 +855,8 @@ void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 	} else {
 		cp.base = event_base_new();
 		if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
-			cp_fail(&cp, CMD_EXIT_UNREACHABLE, "cannot set up the event loop", -ENOMEM, NULL);
+			cp_fail(&cp, CMD_EXIT_UNREACHABLE, "cannot set up the event loop", -ENOMEM,
+				NULL);
 			goto out;
 		}
 		gl_client_set_close_handler(cp.client, cp_on_conn_close, &cp);
@@ -892,13 +903,9 @@ out:
 
 static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "recursive", no_argument, NULL, 'r' },
-		{ "verify", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "no-channel", no_argument, NULL, 'J' },
-		{}
-	};
+	static const struct option options[] = { { "recursive", no_argument, NULL, 'r' },
+		{ "verify", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' },
+		{ "no-channel", no_argument, NULL, 'J' }, {} };
 	struct cp_opts o = { .channel = true };
 	struct cp_total tot = { 0 };
 	const char *src, *dst, *local, *remote;
@@ -958,7 +965,8 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (isdir) {
-		r = cp_tree_root(ctx, upload, upload ? local : remote, upload ? remote : local, &root);
+		r = cp_tree_root(ctx, upload, upload ? local : remote, upload ? remote : local,
+			&root);
 		if (r < 0)
 			return r == -ENOMEM ? cmd_error_errno(ctx, CMD_EXIT_FAILED, r, "cp") : -r;
 		cp_tree(ctx, &tot, &o, upload, upload ? local : remote, root);
@@ -974,12 +982,14 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		struct json_object *out = json_object_new_object();
 
 		json_object_object_add(out, "bytes", json_object_new_int64((int64_t)tot.base));
-		json_object_object_add(out, "seconds", cmd_json_rounded(progress_elapsed(&tot.prog), 3));
+		json_object_object_add(out, "seconds",
+			cmd_json_rounded(progress_elapsed(&tot.prog), 3));
 		json_object_object_add(out, "path",
 			json_object_new_string(root ?: tot.last_path ?: (upload ? remote : local)));
 		if (isdir) {
 			json_object_object_add(out, "files", json_object_new_int((int)tot.files));
-			json_object_object_add(out, "directories", json_object_new_int((int)tot.dirs));
+			json_object_object_add(out, "directories",
+				json_object_new_int((int)tot.dirs));
 			json_object_object_add(out, "symlinks", json_object_new_int((int)tot.links));
 		}
 		if (o.verify && !isdir)
@@ -1002,12 +1012,14 @@ static int cp_exec(struct cmd_ctx *ctx, int argc, char **argv)
 const struct cmd_entry cmd_cp_entry = {
 	.name = "cp",
 	.usage = "[-r] [--verify] [--quiet] [--no-channel] SRC DST  (one side guest:PATH)",
-	.summary = "copy files or trees to or from the guest (modes kept; --verify compares SHA-256)",
-	.options = "  -r, --recursive   copy directories: modes kept, symbolic links as links\n"
-		   "  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
-		   "  -q, --quiet       no progress on the terminal\n"
-		   "  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n"
-		   "Progress (terminal only): name, percentage, bytes, current rate, elapsed, ETA.\n",
+	.summary =
+		"copy files or trees to or from the guest (modes kept; --verify compares SHA-256)",
+	.options =
+		"  -r, --recursive   copy directories: modes kept, symbolic links as links\n"
+		"  -v, --verify      compare SHA-256 of both ends afterwards (file.sha256)\n"
+		"  -q, --quiet       no progress on the terminal\n"
+		"  -J, --no-channel  move data as JSON-RPC chunks, not over a raw side channel\n"
+		"Progress (terminal only): name, percentage, bytes, current rate, elapsed, ETA.\n",
 	.example = "  guestlink -m vm1 cp ./app.tar guest:/srv/\n"
 		   "  guestlink -m vm1 cp -r --verify ./site guest:/var/www/\n"
 		   "  guestlink -m vm1 cp -r guest:/var/log ./vm1-logs\n",

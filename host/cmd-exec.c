@@ -61,8 +61,8 @@ static int exec_start_error(struct exec_run *e, int status, const struct gl_erro
 	}
 	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT) {
 		if (e->cwd)
-			return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s", e->argv0, e->cwd,
-				strerror(ENOENT));
+			return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s",
+				e->argv0, e->cwd, strerror(ENOENT));
 		return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s: %s", e->argv0, strerror(ENOENT));
 	}
 	if (ename && (strcmp(ename, "EACCES") == 0 || strcmp(ename, "ENOEXEC") == 0 ||
@@ -121,8 +121,9 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 			return;
 		if (e->ctx->json) {
 			struct json_object *o = json_object_new_object();
-			json_object_object_add(o, "stream", json_object_new_string(
-				strcmp(stream, "stderr") == 0 ? "stderr" : "stdout"));
+			json_object_object_add(o, "stream",
+				json_object_new_string(
+					strcmp(stream, "stderr") == 0 ? "stderr" : "stdout"));
 			json_object_object_add(o, "data", json_object_new_string(data));
 			exec_print_json_line(e->ctx, o);
 		} else
@@ -146,8 +147,10 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 		if (e->ctx->json) {
 			struct json_object *o = json_object_new_object();
 			json_object_object_add(o, "exit_status", json_object_new_int(status));
-			json_object_object_add(o, "code", has_code && !has_sig ? json_object_new_int((int)code) : NULL);
-			json_object_object_add(o, "signal", has_sig ? json_object_new_int((int)sig) : NULL);
+			json_object_object_add(o, "code",
+				has_code && !has_sig ? json_object_new_int((int)code) : NULL);
+			json_object_object_add(o, "signal",
+				has_sig ? json_object_new_int((int)sig) : NULL);
 			json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
 			exec_print_json_line(e->ctx, o);
 		} else if (timed_out)
@@ -161,8 +164,8 @@ static void exec_on_close(struct gl_client *c, int error, void *userdata)
 	struct exec_run *e = userdata;
 
 	if (!e->done) {
-		cmd_error(e->ctx, 0, "%s: connection lost before the command ended: %s", e->ctx->address,
-			strerror(error ? abs(error) : ECONNRESET));
+		cmd_error(e->ctx, 0, "%s: connection lost before the command ended: %s",
+			e->ctx->address, strerror(error ? abs(error) : ECONNRESET));
 		exec_finish(e, CMD_EXIT_UNREACHABLE);
 	}
 }
@@ -297,14 +300,9 @@ static void exec_on_started(struct gl_client *c, int status, struct json_object 
 
 static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "env", required_argument, NULL, 'e' },
-		{ "cwd", required_argument, NULL, 'C' },
-		{ "stdin", no_argument, NULL, 'i' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "tty", no_argument, NULL, 't' },
-		{}
-	};
+	static const struct option options[] = { { "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'C' }, { "stdin", no_argument, NULL, 'i' },
+		{ "timeout", required_argument, NULL, 'T' }, { "tty", no_argument, NULL, 't' }, {} };
 	struct json_object *params = json_object_new_object(), *env = json_object_new_array();
 	struct json_object *args = json_object_new_array();
 	struct exec_run e = { .ctx = ctx };
@@ -319,8 +317,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				r = cmd_error(ctx, CMD_EXIT_USAGE, "--env needs KEY=VALUE, not '%s'",
-					optarg);
+				r = cmd_error(ctx, CMD_EXIT_USAGE,
+					"--env needs KEY=VALUE, not '%s'", optarg);
 				goto out;
 			}
 			json_object_array_add(env, json_object_new_string(optarg));
@@ -343,8 +341,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			}
 			break;
 		default:
-			r = cmd_error(ctx, CMD_EXIT_USAGE,
-				"usage: guestlink exec %s", cmd_exec_entry.usage);
+			r = cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink exec %s",
+				cmd_exec_entry.usage);
 			goto out;
 		}
 	}
@@ -389,7 +387,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	gl_client_set_notification_handler(e.client, exec_on_notification, &e);
 	gl_client_set_close_handler(e.client, exec_on_close, &e);
 	if (gl_client_attach(e.client, e.base) < 0) {
-		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot attach the client to the event loop");
+		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE,
+			"cannot attach the client to the event loop");
 		goto out;
 	}
 	if (e.stdin_forward) {
@@ -401,7 +400,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		/* epoll refuses regular files and most devices (/dev/null): those are
 		 * read directly, as the window allows. */
 		e.stdin_pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
-			(S_ISCHR(st.st_mode) && isatty(STDIN_FILENO));
+				   (S_ISCHR(st.st_mode) && isatty(STDIN_FILENO));
 		if (e.stdin_pollable) {
 			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST,
 				exec_on_stdin, &e);
@@ -431,7 +430,8 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	if (timeout_s > 0)
 		json_object_object_add(params, "timeout_ms", json_object_new_int64(timeout_s * 1000));
 	json_object_object_add(params, "stream", json_object_new_boolean(true));
-	r = gl_client_call_async(e.client, "exec.start", params, ctx->timeout_ms, exec_on_started, &e);
+	r = gl_client_call_async(e.client, "exec.start", params, ctx->timeout_ms, exec_on_started,
+		&e);
 	params = NULL; /* taken */
 	if (r < 0) {
 		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "exec.start: %s", strerror(-r));
@@ -469,7 +469,8 @@ const struct cmd_entry cmd_exec_entry = {
 		   "  -i, --stdin        forward our stdin to the command\n"
 		   "  -T, --timeout=S    kill the command after S seconds\n"
 		   "  -t, --tty          run it on a terminal (raw mode; -tt even without one)\n"
-		   "With --json: one JSON line per output chunk {\"stream\", \"data\" (base64)}, then\n"
+		   "With --json: one JSON line per output chunk {\"stream\", \"data\" (base64)}, "
+		   "then\n"
 		   "{\"exit_status\", \"code\", \"signal\", \"timed_out\"}.\n"
 		   "Exit status: the command's (128+N for signal N); 127 not found, 126 not\n"
 		   "executable, 255 guestlink could not reach the agent or run the command.\n",

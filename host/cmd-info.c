@@ -55,7 +55,7 @@ static void info_print_member(const char *key, struct json_object *v, int indent
 static void info_print(struct json_object *v, int indent)
 {
 	if (json_object_is_type(v, json_type_object)) {
-		json_object_object_foreach(v, key, val)
+		json_object_object_foreach (v, key, val)
 			info_print_member(key, val, indent);
 	} else if (json_object_is_type(v, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(v); i++) {

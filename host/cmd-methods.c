@@ -10,7 +10,8 @@
 static void methods_print_schema(struct json_object *schema)
 {
 	const char *type = cmd_get_string(schema, "type");
-	struct json_object *items = cmd_get_object(schema, "items"), *en = cmd_get_array(schema, "enum");
+	struct json_object *items = cmd_get_object(schema, "items"),
+			   *en = cmd_get_array(schema, "enum");
 	int64_t min, max, def;
 
 	if (en) {
@@ -84,7 +85,8 @@ static int methods_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	methods = cmd_get_array(doc, "methods");
 	if (!methods) {
 		json_object_put(doc);
-		return cmd_error(ctx, CMD_EXIT_FAILED, "rpc.discover: the answer has no \"methods\" array");
+		return cmd_error(ctx, CMD_EXIT_FAILED,
+			"rpc.discover: the answer has no \"methods\" array");
 	}
 	if (argc == 1) {
 		r = methods_show_one(ctx, methods, argv[0]);
@@ -96,7 +98,8 @@ static int methods_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	list = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(methods, i), *row;
-		const char *name = cmd_get_string(m, "name"), *summary = cmd_get_string(m, "summary");
+		const char *name = cmd_get_string(m, "name"),
+			   *summary = cmd_get_string(m, "summary");
 
 		if (!name)
 			continue;
@@ -104,7 +107,8 @@ static int methods_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			summary = cmd_get_string(m, "description");
 		row = json_object_new_object();
 		json_object_object_add(row, "name", json_object_new_string(name));
-		json_object_object_add(row, "summary", json_object_new_string(summary ? summary : ""));
+		json_object_object_add(row, "summary",
+			json_object_new_string(summary ? summary : ""));
 		json_object_array_add(list, row);
 		if (strlen(name) > width)
 			width = strlen(name);
@@ -117,8 +121,8 @@ static int methods_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			const char *summary = cmd_get_string(row, "summary");
 
 			if (*summary)
-				cmd_printf(stdout, "%-*s  %s\n", (int)width, cmd_get_string(row, "name"),
-					summary);
+				cmd_printf(stdout, "%-*s  %s\n", (int)width,
+					cmd_get_string(row, "name"), summary);
 			else
 				cmd_printf(stdout, "%s\n", cmd_get_string(row, "name"));
 		}

@@ -23,7 +23,8 @@ static double ping_now_ms(void)
 
 static void ping_sleep_ms(double ms)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)fmod(ms, 1000) * 1000000L };
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+		.tv_nsec = (long)fmod(ms, 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -43,7 +44,8 @@ static int ping_wait(struct cmd_ctx *ctx, double wait_ms)
 
 		r = ctx->client ? 0 : cmd_try_connect(ctx, &why);
 		if (r == 0) {
-			r = gl_client_call(ctx->client, "agent.ping", NULL, ctx->timeout_ms, &result, &e);
+			r = gl_client_call(ctx->client, "agent.ping", NULL, ctx->timeout_ms,
+				&result, &e);
 			json_object_put(result);
 			if (r == 0)
 				return 0;
@@ -59,10 +61,7 @@ static int ping_wait(struct cmd_ctx *ctx, double wait_ms)
 
 static int ping_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "wait", required_argument, NULL, 'w' },
-		{}
-	};
+	static const struct option options[] = { { "wait", required_argument, NULL, 'w' }, {} };
 	struct json_object *result = NULL, *o;
 	double t0, rtt, wait_s = 0;
 	int c, r;
@@ -72,15 +71,16 @@ static int ping_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		char *end;
 
 		if (c != 'w')
-			return cmd_error(ctx, CMD_EXIT_USAGE, "usage: guestlink ping %s (see --help)",
-				cmd_ping_entry.usage);
+			return cmd_error(ctx, CMD_EXIT_USAGE,
+				"usage: guestlink ping %s (see --help)", cmd_ping_entry.usage);
 		wait_s = strtod(optarg, &end);
 		if (*end || end == optarg || !(wait_s > 0 && wait_s <= 86400))
-			return cmd_error(ctx, CMD_EXIT_USAGE, "invalid --wait '%s': seconds > 0 expected",
-				optarg);
+			return cmd_error(ctx, CMD_EXIT_USAGE,
+				"invalid --wait '%s': seconds > 0 expected", optarg);
 	}
 	if (optind <= argc)
-		return cmd_error(ctx, CMD_EXIT_USAGE, "ping: unexpected argument '%s'", argv[optind - 1]);
+		return cmd_error(ctx, CMD_EXIT_USAGE, "ping: unexpected argument '%s'",
+			argv[optind - 1]);
 
 	t0 = ping_now_ms();
 	if (wait_s > 0 && ping_wait(ctx, wait_s * 1000) < 0) {

@@ -26,11 +26,8 @@ static int power_parse_seconds(const char *s, long max, long *ret)
 
 static int power_shutdown_common(struct cmd_ctx *ctx, int argc, char **argv, bool reboot)
 {
-	static const struct option options[] = {
-		{ "halt", no_argument, NULL, 'H' },
-		{ "delay", required_argument, NULL, 'd' },
-		{}
-	};
+	static const struct option options[] = { { "halt", no_argument, NULL, 'H' },
+		{ "delay", required_argument, NULL, 'd' }, {} };
 	const char *mode = reboot ? "reboot" : "poweroff";
 	struct json_object *params, *result = NULL;
 	long delay = 0;
@@ -41,7 +38,8 @@ static int power_shutdown_common(struct cmd_ctx *ctx, int argc, char **argv, boo
 		switch (c) {
 		case 'H':
 			if (reboot)
-				return cmd_error(ctx, CMD_EXIT_USAGE, "reboot: --halt makes no sense");
+				return cmd_error(ctx, CMD_EXIT_USAGE,
+					"reboot: --halt makes no sense");
 			mode = "halt";
 			break;
 		case 'd':
@@ -80,10 +78,7 @@ static int power_reboot(struct cmd_ctx *ctx, int argc, char **argv)
 
 static int power_freeze(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "timeout", required_argument, NULL, 'T' },
-		{}
-	};
+	static const struct option options[] = { { "timeout", required_argument, NULL, 'T' }, {} };
 	struct json_object *params, *result = NULL, *mps;
 	long timeout = POWER_DEFAULT_FREEZE_TIMEOUT_S;
 	int c, r;
@@ -165,9 +160,11 @@ const struct cmd_entry cmd_reboot_entry = {
 const struct cmd_entry cmd_freeze_entry = {
 	.name = "freeze",
 	.usage = "[--timeout S] [MOUNTPOINT...]",
-	.summary = "freeze the guest's filesystems (thawed by itself after the timeout, default 60 s)",
+	.summary =
+		"freeze the guest's filesystems (thawed by itself after the timeout, default 60 s)",
 	.options = "  -T, --timeout=S  thaw by itself after S seconds (1-3600, default 60)\n",
-	.example = "  guestlink -m vm1 freeze --timeout 30 / && snapshot-the-disk; guestlink -m vm1 thaw\n",
+	.example = "  guestlink -m vm1 freeze --timeout 30 / && snapshot-the-disk; guestlink -m "
+		   "vm1 thaw\n",
 	.min_args = 0,
 	.max_args = -1,
 	.exec = power_freeze,

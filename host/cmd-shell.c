@@ -22,13 +22,9 @@ static const char shell_login_script[] =
 
 static int shell_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "user", required_argument, NULL, 'u' },
-		{ "cwd", required_argument, NULL, 'C' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "force-tty", no_argument, NULL, 't' },
-		{}
-	};
+	static const struct option options[] = { { "user", required_argument, NULL, 'u' },
+		{ "cwd", required_argument, NULL, 'C' }, { "env", required_argument, NULL, 'e' },
+		{ "force-tty", no_argument, NULL, 't' }, {} };
 	struct json_object *params = json_object_new_object(), *env = json_object_new_array();
 	struct json_object *args = json_object_new_array();
 	const char *user = NULL, *cwd = NULL;
@@ -48,8 +44,8 @@ static int shell_exec(struct cmd_ctx *ctx, int argc, char **argv)
 				json_object_put(params);
 				json_object_put(env);
 				json_object_put(args);
-				return cmd_error(ctx, CMD_EXIT_USAGE, "--env needs KEY=VALUE, not '%s'",
-					optarg);
+				return cmd_error(ctx, CMD_EXIT_USAGE,
+					"--env needs KEY=VALUE, not '%s'", optarg);
 			}
 			json_object_array_add(env, json_object_new_string(optarg));
 			break;
@@ -68,7 +64,8 @@ static int shell_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		json_object_put(params);
 		json_object_put(env);
 		json_object_put(args);
-		return cmd_error(ctx, CMD_EXIT_USAGE, "shell takes no arguments (use exec -t -- CMD)");
+		return cmd_error(ctx, CMD_EXIT_USAGE,
+			"shell takes no arguments (use exec -t -- CMD)");
 	}
 	json_object_array_add(args, json_object_new_string("/bin/sh"));
 	json_object_array_add(args, json_object_new_string("-c"));
@@ -89,7 +86,8 @@ static int shell_exec(struct cmd_ctx *ctx, int argc, char **argv)
 const struct cmd_entry cmd_shell_entry = {
 	.name = "shell",
 	.usage = "[--user U] [--cwd DIR] [--env K=V] [-t]",
-	.summary = "the login shell in the guest on a terminal (-t again: even without a local one)",
+	.summary =
+		"the login shell in the guest on a terminal (-t again: even without a local one)",
 	.options = "  -u, --user=U       log in as user U (default: the agent's user)\n"
 		   "  -C, --cwd=DIR      start in DIR instead of the user's home\n"
 		   "  -e, --env=K=V      set an environment variable (repeatable)\n"

@@ -36,7 +36,7 @@ struct cmd_entry {
 	/* For `guestlink CMD --help`: option lines ("  -r, --recursive  what"),
 	 * NULL when the command has none; shell completion reads them too. */
 	const char *options;
-	const char *example; /* one or more command lines, without the prompt */
+	const char *example;    /* one or more command lines, without the prompt */
 	int min_args, max_args; /* max -1: no limit */
 	/* argv[0] is the first argument after the name. Returns an exit status. */
 	int (*exec)(struct cmd_ctx *ctx, int argc, char **argv);

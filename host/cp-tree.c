@@ -125,8 +125,8 @@ static int cp_walk_local(struct cmd_ctx *ctx, struct cp_list *l, const char *roo
 	if (S_ISREG(st.st_mode))
 		return cp_list_add(l, rel, 'f', st.st_mode, (uint64_t)st.st_size, NULL);
 	if (!S_ISDIR(st.st_mode)) {
-		cmd_printf(stderr, "guestlink: %s: not a file, directory or symbolic link, skipping\n",
-			path);
+		cmd_printf(stderr,
+			"guestlink: %s: not a file, directory or symbolic link, skipping\n", path);
 		return 0;
 	}
 	r = cp_list_add(l, rel, 'd', st.st_mode, 0, NULL);
@@ -148,8 +148,8 @@ static int cp_walk_local(struct cmd_ctx *ctx, struct cp_list *l, const char *roo
 }
 
 /* The same in the guest, through file.list (and file.stat for link targets). */
-static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *root,
-	const char *rel, int depth)
+static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *root, const char *rel,
+	int depth)
 {
 	_cleanup_free_ char *path = cp_path(root, rel);
 	struct json_object *p, *res = NULL, *entries;
@@ -179,8 +179,8 @@ static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *ro
 		int64_t mode = 0644, size = 0;
 
 		if (!name || !cp_name_ok(name) || !type) {
-			cmd_printf(stderr, "guestlink: %s: an entry without a usable name, skipping\n",
-				object);
+			cmd_printf(stderr,
+				"guestlink: %s: an entry without a usable name, skipping\n", object);
 			continue;
 		}
 		cmd_get_int64(e, "mode", &mode);
@@ -193,7 +193,8 @@ static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *ro
 			if (r >= 0)
 				r = cp_walk_remote(ctx, l, root, child, depth + 1);
 		} else if (strcmp(type, "file") == 0)
-			r = cp_list_add(l, child, 'f', (mode_t)mode, size > 0 ? (uint64_t)size : 0, NULL);
+			r = cp_list_add(l, child, 'f', (mode_t)mode, size > 0 ? (uint64_t)size : 0,
+				NULL);
 		else if (strcmp(type, "symlink") == 0) {
 			struct json_object *sp = json_object_new_object(), *st = NULL;
 			full = cp_path(root, child);
@@ -204,8 +205,8 @@ static int cp_walk_remote(struct cmd_ctx *ctx, struct cp_list *l, const char *ro
 				r = cp_list_add(l, child, 'l', 0777, 0, cmd_get_string(st, "target"));
 			json_object_put(st);
 		} else
-			cmd_printf(stderr, "guestlink: " CP_PREFIX "%s/%s: a %s, skipping\n", path, name,
-				type);
+			cmd_printf(stderr, "guestlink: " CP_PREFIX "%s/%s: a %s, skipping\n", path,
+				name, type);
 	}
 	{
 		bool truncated = false;
@@ -254,8 +255,8 @@ static int cp_tree_upload(struct cmd_ctx *ctx, struct cp_total *tot, const struc
 	return 0;
 }
 
-void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
-	bool upload, const char *src, const char *dst_root)
+void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o, bool upload,
+	const char *src, const char *dst_root)
 {
 	struct cp_list l = { 0 };
 	int r;
@@ -296,9 +297,10 @@ void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 				continue;
 			/* Never EEXIST-tolerant below the root: a guest listing a name
 			 * twice (link, then directory) must not lead writes elsewhere. */
-			if (!path || (e->type == 'd' ? mkdir(path, 0700) : symlink(e->target, path)) < 0) {
-				tot->status = cmd_error_errno(ctx, CMD_EXIT_FAILED, path ? -errno : -ENOMEM,
-					path ?: dst_root);
+			if (!path || (e->type == 'd' ? mkdir(path, 0700)
+						     : symlink(e->target, path)) < 0) {
+				tot->status = cmd_error_errno(ctx, CMD_EXIT_FAILED,
+					path ? -errno : -ENOMEM, path ?: dst_root);
 				tot->failed = true;
 			} else if (e->type == 'd')
 				tot->dirs++;
@@ -330,8 +332,7 @@ void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 	cp_list_free(&l);
 }
 
-int cp_tree_root(struct cmd_ctx *ctx, bool upload, const char *src, const char *dst,
-	char **ret)
+int cp_tree_root(struct cmd_ctx *ctx, bool upload, const char *src, const char *dst, char **ret)
 {
 	const char *base;
 	char *trimmed = strdup(src), *r = NULL;
@@ -360,7 +361,8 @@ int cp_tree_root(struct cmd_ctx *ctx, bool upload, const char *src, const char *
 		}
 		k = gl_client_call(ctx->client, "file.stat", p, ctx->timeout_ms, &res, &e);
 		if (k == 0)
-			isdir = cmd_get_string(res, "type") && strcmp(cmd_get_string(res, "type"), "directory") == 0;
+			isdir = cmd_get_string(res, "type") &&
+				strcmp(cmd_get_string(res, "type"), "directory") == 0;
 		else if (!(k == -EREMOTEIO && e.code == GL_RPC_NO_SUCH_OBJECT)) {
 			char object[4096];
 			snprintf(object, sizeof(object), CP_PREFIX "%s", dst);

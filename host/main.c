@@ -37,11 +37,13 @@ static void main_help(FILE *f)
 		"Call the guestlink agent in a virtual machine.\n"
 		"\n"
 		"Options:\n"
-		"  -a, --address=ADDR   agent address: vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT,\n"
+		"  -a, --address=ADDR   agent address: vsock:CID:PORT, unix:PATH, "
+		"hybrid:PATH:PORT,\n"
 		"                       exec:COMMAND (protocol over its stdin/stdout)\n"
 		"                       (default: $GUESTLINK_ADDRESS)\n"
 		"  -m, --machine=NAME   the machine's backend socket: hybrid:%s/NAME.vsock:%d\n"
-		"  -t, --timeout=S      seconds to wait for the connection and each answer (default %d)\n"
+		"  -t, --timeout=S      seconds to wait for the connection and each answer "
+		"(default %d)\n"
 		"  -j, --json           print results and errors as JSON on stdout\n"
 		"  -h, --help           show this help\n"
 		"  -V, --version        show the version\n"
@@ -58,7 +60,8 @@ static void main_help(FILE *f)
 		else
 			fprintf(f, "  %-28s %s\n", head, main_cmds[i]->summary);
 	}
-	fprintf(f, "  %-28s %s\n", "help [COMMAND]", "show this help, or a command's usage, options and example");
+	fprintf(f, "  %-28s %s\n", "help [COMMAND]",
+		"show this help, or a command's usage, options and example");
 	fprintf(f, "\nRun 'guestlink COMMAND --help' for a command's options.\n"
 		   "Exit status: 0 ok, 1 the call failed, 2 usage, 255 cannot reach the agent;\n"
 		   "exec: the command's status, 126 not executable, 127 not found.\n");
@@ -96,8 +99,9 @@ static int main_help_command(int argc, char **argv)
 	}
 	cmd = argc == 1 ? main_find(argv[0]) : NULL;
 	if (!cmd)
-		return cmd_error(NULL, CMD_EXIT_USAGE, argc == 1 ? "unknown command '%s' (see --help)"
-							    : "usage: guestlink help [COMMAND]",
+		return cmd_error(NULL, CMD_EXIT_USAGE,
+			argc == 1 ? "unknown command '%s' (see --help)"
+				  : "usage: guestlink help [COMMAND]",
 			argv[0]);
 	cmd_help(stdout, cmd);
 	return CMD_EXIT_OK;
@@ -118,15 +122,10 @@ static int main_parse_timeout(const char *s, int *ret_ms)
 
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "address", required_argument, NULL, 'a' },
+	static const struct option options[] = { { "address", required_argument, NULL, 'a' },
 		{ "machine", required_argument, NULL, 'm' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{}
-	};
+		{ "timeout", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, {} };
 	struct cmd_ctx ctx = { .timeout_ms = MAIN_DEFAULT_TIMEOUT_MS };
 	const char *address = NULL, *machine = NULL;
 	const struct cmd_entry *cmd;
@@ -146,8 +145,8 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (main_parse_timeout(optarg, &ctx.timeout_ms) < 0)
-				return cmd_error(NULL, CMD_EXIT_USAGE, "invalid --timeout '%s': seconds > 0 expected",
-					optarg);
+				return cmd_error(NULL, CMD_EXIT_USAGE,
+					"invalid --timeout '%s': seconds > 0 expected", optarg);
 			break;
 		case 'j':
 			ctx.json = true;
@@ -159,8 +158,8 @@ int main(int argc, char **argv)
 			printf("guestlink %s\n", PACKAGE_VERSION);
 			return CMD_EXIT_OK;
 		case ':':
-			return cmd_error(NULL, CMD_EXIT_USAGE, "option '%s' needs an argument (see --help)",
-				argv[optind - 1]);
+			return cmd_error(NULL, CMD_EXIT_USAGE,
+				"option '%s' needs an argument (see --help)", argv[optind - 1]);
 		default:
 			return cmd_error(NULL, CMD_EXIT_USAGE, "unknown option '%s' (see --help)",
 				argv[optind - 1]);
@@ -174,15 +173,17 @@ int main(int argc, char **argv)
 		return main_help_command(nargs, argv + optind + 1);
 	cmd = main_find(argv[optind]);
 	if (!cmd)
-		return cmd_error(&ctx, CMD_EXIT_USAGE, "unknown command '%s' (see --help)", argv[optind]);
+		return cmd_error(&ctx, CMD_EXIT_USAGE, "unknown command '%s' (see --help)",
+			argv[optind]);
 	/* Help needs no address and no connection. */
 	if (main_wants_help(nargs, argv + optind + 1)) {
 		cmd_help(stdout, cmd);
 		return CMD_EXIT_OK;
 	}
 	if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args))
-		return cmd_error(&ctx, CMD_EXIT_USAGE, "usage: guestlink %s %s (see 'guestlink %s --help')",
-			cmd->name, cmd->usage, cmd->name);
+		return cmd_error(&ctx, CMD_EXIT_USAGE,
+			"usage: guestlink %s %s (see 'guestlink %s --help')", cmd->name, cmd->usage,
+			cmd->name);
 
 	if (address && machine)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "-a and -m exclude each other");
@@ -201,7 +202,8 @@ int main(int argc, char **argv)
 		return cmd_error(&ctx, CMD_EXIT_USAGE, "no address: use -a, -m or GUESTLINK_ADDRESS");
 	if (gl_address_parse(address, &a) < 0)
 		return cmd_error(&ctx, CMD_EXIT_USAGE,
-			"invalid address '%s': vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT or exec:COMMAND "
+			"invalid address '%s': vsock:CID:PORT, unix:PATH, hybrid:PATH:PORT or "
+			"exec:COMMAND "
 			"expected",
 			address);
 	ctx.address = address;

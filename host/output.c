@@ -120,8 +120,7 @@ void cmd_printf(FILE *f, const char *fmt, ...)
 
 /* --- typed accessors --- */
 
-static struct json_object *output_member(struct json_object *o, const char *key,
-	enum json_type type)
+static struct json_object *output_member(struct json_object *o, const char *key, enum json_type type)
 {
 	struct json_object *v;
 
@@ -245,7 +244,8 @@ int cmd_report_call_error(struct cmd_ctx *ctx, const char *method, const char *o
 
 	if (r != -EREMOTEIO) {
 		if (r == -ETIMEDOUT)
-			snprintf(msg, sizeof(msg), "%s: no answer within %d ms", prefix, ctx->timeout_ms);
+			snprintf(msg, sizeof(msg), "%s: no answer within %d ms", prefix,
+				ctx->timeout_ms);
 		else
 			/* The connection broke or the agent spoke garbage. */
 			snprintf(msg, sizeof(msg), "%s: %s: %s", ctx->address, method, strerror(-r));
@@ -265,7 +265,8 @@ int cmd_report_call_error(struct cmd_ctx *ctx, const char *method, const char *o
 	else if (cmd_get_string(e->data, "stderr") && *cmd_get_string(e->data, "stderr"))
 		/* A plugin's or a process's own words say most. */
 		snprintf(msg, sizeof(msg), "%s: %s (%d): %.*s", prefix, e->message, e->code,
-			(int)strcspn(cmd_get_string(e->data, "stderr"), "\n"), cmd_get_string(e->data, "stderr"));
+			(int)strcspn(cmd_get_string(e->data, "stderr"), "\n"),
+			cmd_get_string(e->data, "stderr"));
 	else
 		snprintf(msg, sizeof(msg), "%s: %s (%d)", prefix, e->message, e->code);
 	if (ctx->json) {
@@ -338,7 +339,8 @@ int cmd_try_connect(struct cmd_ctx *ctx, const char **ret_why)
 		*ret_why = "the backend is up but the guest did not answer: is the VM running "
 			   "(or still booting)?";
 	else if (r == -ECONNREFUSED || r == -ENOENT)
-		*ret_why = "no backend listens there: is the VM's vhost-user-vsock backend running?";
+		*ret_why =
+			"no backend listens there: is the VM's vhost-user-vsock backend running?";
 	return r;
 }
 
@@ -354,8 +356,8 @@ int cmd_connect(struct cmd_ctx *ctx)
 	if (r == 0)
 		return 0;
 	if (why)
-		snprintf(msg, sizeof(msg), "%s: cannot connect: %s (%s)", ctx->address, strerror(-r),
-			why);
+		snprintf(msg, sizeof(msg), "%s: cannot connect: %s (%s)", ctx->address,
+			strerror(-r), why);
 	else
 		snprintf(msg, sizeof(msg), "%s: cannot connect: %s", ctx->address, strerror(-r));
 	if (ctx->json)
@@ -390,7 +392,8 @@ void cmd_print_json(struct cmd_ctx *ctx, struct json_object *o)
 	int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
 	const char *s;
 
-	flags |= ctx->json ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED;
+	flags |= ctx->json ? JSON_C_TO_STRING_PLAIN
+			   : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED;
 	s = json_object_to_json_string_ext(o, flags);
 	if (isatty(STDOUT_FILENO))
 		output_escape(stdout, s, strlen(s), true);

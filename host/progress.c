@@ -117,7 +117,8 @@ void progress_format(const struct progress *p, double now, unsigned width, char 
 	progress_time(now - p->t0, elapsed, sizeof(elapsed));
 	if (p->total)
 		snprintf(pct, sizeof(pct), "%3u%%",
-			(unsigned)(p->done >= p->total ? 100 : 100.0 * (double)p->done / (double)p->total));
+			(unsigned)(p->done >= p->total ? 100
+						       : 100.0 * (double)p->done / (double)p->total));
 	/* Most important first: dropped from the end when the line is narrow. */
 	if (*pct)
 		snprintf(fields[nfields++], sizeof(fields[0]), "%s", pct);

@@ -116,8 +116,8 @@ static void term_on_notification(struct gl_client *c, const char *method,
 	struct term_session *t = userdata;
 	struct json_object *v;
 
-	if (!json_object_object_get_ex(params, "id", &v) || !json_object_is_type(v, json_type_int) ||
-		json_object_get_int64(v) != t->id)
+	if (!json_object_object_get_ex(params, "id", &v) ||
+		!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != t->id)
 		return;
 	if (strcmp(method, "exec.output") == 0) {
 		void *bytes;
@@ -126,8 +126,8 @@ static void term_on_notification(struct gl_client *c, const char *method,
 		if (!json_object_object_get_ex(params, "data", &v) ||
 			!json_object_is_type(v, json_type_string))
 			return;
-		if (gl_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-			    &bytes, &n) < 0)
+		if (gl_base64_decode(json_object_get_string(v),
+			    (size_t)json_object_get_string_len(v), &bytes, &n) < 0)
 			return;
 		/* Blocking: a slow terminal slows the guest program (agent back-pressure). */
 		term_write_out(bytes, n);
@@ -139,7 +139,7 @@ static void term_on_notification(struct gl_client *c, const char *method,
 			json_object_is_type(v, json_type_int))
 			status = 128 + (json_object_get_int(v) & 127);
 		else if (json_object_object_get_ex(params, "code", &v) &&
-			json_object_is_type(v, json_type_int))
+			 json_object_is_type(v, json_type_int))
 			status = json_object_get_int(v) & 255;
 		term_finish(t, status);
 	}
@@ -198,8 +198,7 @@ static void term_send(struct term_session *t, const char *buf, size_t n)
  * one '~'; any other '~' goes through with the byte after it. Everything
  * else is sent unchanged (^C, ^Z, ^D are bytes for the remote terminal).
  * Returns the bytes to send in out (at most 2 * n). */
-static size_t term_escape(struct term_session *t, const char *in, size_t n, char *out,
-	bool *ret_drop)
+static size_t term_escape(struct term_session *t, const char *in, size_t n, char *out, bool *ret_drop)
 {
 	size_t k = 0;
 
@@ -371,14 +370,15 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 		struct stat st;
 		/* epoll refuses regular files and /dev/null: those are read directly. */
 		t.stdin_pollable = fstat(STDIN_FILENO, &st) == 0 &&
-			(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+				   (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 	}
 	if (tty)
 		t.stdin_pollable = true;
 	json_object_object_add(pty, "rows", json_object_new_int((int)rows));
 	json_object_object_add(pty, "cols", json_object_new_int((int)cols));
 	if (term && *term && strlen(term) <= 64 &&
-		strspn(term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._") ==
+		strspn(term,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._") ==
 			strlen(term))
 		json_object_object_add(pty, "term", json_object_new_string(term));
 	json_object_object_add(params, "pty", pty);
@@ -418,8 +418,8 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 		r = term_make_raw();
 		if (r < 0) {
 			json_object_put(params);
-			r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot put the terminal in raw mode: %s",
-				strerror(-r));
+			r = cmd_error(ctx, CMD_EXIT_FAILED,
+				"cannot put the terminal in raw mode: %s", strerror(-r));
 			goto out;
 		}
 	}

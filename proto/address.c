@@ -170,7 +170,6 @@ int gl_address_format(const struct gl_address *a, char *buf, size_t size)
 	return n;
 }
 
-
 static int address_set_nonblock(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -320,8 +319,8 @@ static int address_spawn(const char *command, pid_t *ret_pid)
 	if (!r)
 		r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	if (!r)
-		r = posix_spawn(&pid, "/bin/sh", &fa, &attr,
-			(char *[]){ "sh", "-c", script, NULL }, environ);
+		r = posix_spawn(&pid, "/bin/sh", &fa, &attr, (char *[]){ "sh", "-c", script, NULL },
+			environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	if (r)

@@ -38,13 +38,13 @@ struct client_call {
 };
 
 struct gl_client {
-	int fd; /* until attached; then the bufferevent owns it */
+	int fd;      /* until attached; then the bufferevent owns it */
 	pid_t child; /* exec: address: the command, reaped after the fd closes */
 	struct gl_decoder *dec;
 	struct evbuffer *in; /* synchronous mode input */
 	int64_t next_id;
-	bool broken; /* connection lost: every later call fails */
-	bool lost;   /* ... and the close handler ran */
+	bool broken;                    /* connection lost: every later call fails */
+	bool lost;                      /* ... and the close handler ran */
 	struct json_object *sync_reply; /* keeps the last error's strings alive */
 
 	struct event_base *base;

@@ -8,46 +8,137 @@
 #include "macro.h"
 
 static const char *const jsonrpc_errno_names[] = {
-	[EPERM] = "EPERM", [ENOENT] = "ENOENT", [ESRCH] = "ESRCH", [EINTR] = "EINTR",
-	[EIO] = "EIO", [ENXIO] = "ENXIO", [E2BIG] = "E2BIG", [ENOEXEC] = "ENOEXEC",
-	[EBADF] = "EBADF", [ECHILD] = "ECHILD", [EAGAIN] = "EAGAIN", [ENOMEM] = "ENOMEM",
-	[EACCES] = "EACCES", [EFAULT] = "EFAULT", [ENOTBLK] = "ENOTBLK", [EBUSY] = "EBUSY",
-	[EEXIST] = "EEXIST", [EXDEV] = "EXDEV", [ENODEV] = "ENODEV", [ENOTDIR] = "ENOTDIR",
-	[EISDIR] = "EISDIR", [EINVAL] = "EINVAL", [ENFILE] = "ENFILE", [EMFILE] = "EMFILE",
-	[ENOTTY] = "ENOTTY", [ETXTBSY] = "ETXTBSY", [EFBIG] = "EFBIG", [ENOSPC] = "ENOSPC",
-	[ESPIPE] = "ESPIPE", [EROFS] = "EROFS", [EMLINK] = "EMLINK", [EPIPE] = "EPIPE",
-	[EDOM] = "EDOM", [ERANGE] = "ERANGE", [EDEADLK] = "EDEADLK",
-	[ENAMETOOLONG] = "ENAMETOOLONG", [ENOLCK] = "ENOLCK", [ENOSYS] = "ENOSYS",
-	[ENOTEMPTY] = "ENOTEMPTY", [ELOOP] = "ELOOP", [ENOMSG] = "ENOMSG", [EIDRM] = "EIDRM",
-	[ECHRNG] = "ECHRNG", [EL2NSYNC] = "EL2NSYNC", [EL3HLT] = "EL3HLT", [EL3RST] = "EL3RST",
-	[ELNRNG] = "ELNRNG", [EUNATCH] = "EUNATCH", [ENOCSI] = "ENOCSI", [EL2HLT] = "EL2HLT",
-	[EBADE] = "EBADE", [EBADR] = "EBADR", [EXFULL] = "EXFULL", [ENOANO] = "ENOANO",
-	[EBADRQC] = "EBADRQC", [EBADSLT] = "EBADSLT", [EBFONT] = "EBFONT", [ENOSTR] = "ENOSTR",
-	[ENODATA] = "ENODATA", [ETIME] = "ETIME", [ENOSR] = "ENOSR", [ENONET] = "ENONET",
-	[ENOPKG] = "ENOPKG", [EREMOTE] = "EREMOTE", [ENOLINK] = "ENOLINK", [EADV] = "EADV",
-	[ESRMNT] = "ESRMNT", [ECOMM] = "ECOMM", [EPROTO] = "EPROTO", [EMULTIHOP] = "EMULTIHOP",
-	[EDOTDOT] = "EDOTDOT", [EBADMSG] = "EBADMSG", [EOVERFLOW] = "EOVERFLOW",
-	[ENOTUNIQ] = "ENOTUNIQ", [EBADFD] = "EBADFD", [EREMCHG] = "EREMCHG",
-	[ELIBACC] = "ELIBACC", [ELIBBAD] = "ELIBBAD", [ELIBSCN] = "ELIBSCN",
-	[ELIBMAX] = "ELIBMAX", [ELIBEXEC] = "ELIBEXEC", [EILSEQ] = "EILSEQ",
-	[ERESTART] = "ERESTART", [ESTRPIPE] = "ESTRPIPE", [EUSERS] = "EUSERS",
-	[ENOTSOCK] = "ENOTSOCK", [EDESTADDRREQ] = "EDESTADDRREQ", [EMSGSIZE] = "EMSGSIZE",
-	[EPROTOTYPE] = "EPROTOTYPE", [ENOPROTOOPT] = "ENOPROTOOPT",
-	[EPROTONOSUPPORT] = "EPROTONOSUPPORT", [ESOCKTNOSUPPORT] = "ESOCKTNOSUPPORT",
-	[EOPNOTSUPP] = "EOPNOTSUPP", [EPFNOSUPPORT] = "EPFNOSUPPORT",
-	[EAFNOSUPPORT] = "EAFNOSUPPORT", [EADDRINUSE] = "EADDRINUSE",
-	[EADDRNOTAVAIL] = "EADDRNOTAVAIL", [ENETDOWN] = "ENETDOWN", [ENETUNREACH] = "ENETUNREACH",
-	[ENETRESET] = "ENETRESET", [ECONNABORTED] = "ECONNABORTED", [ECONNRESET] = "ECONNRESET",
-	[ENOBUFS] = "ENOBUFS", [EISCONN] = "EISCONN", [ENOTCONN] = "ENOTCONN",
-	[ESHUTDOWN] = "ESHUTDOWN", [ETOOMANYREFS] = "ETOOMANYREFS", [ETIMEDOUT] = "ETIMEDOUT",
-	[ECONNREFUSED] = "ECONNREFUSED", [EHOSTDOWN] = "EHOSTDOWN",
-	[EHOSTUNREACH] = "EHOSTUNREACH", [EALREADY] = "EALREADY", [EINPROGRESS] = "EINPROGRESS",
-	[ESTALE] = "ESTALE", [EUCLEAN] = "EUCLEAN", [ENOTNAM] = "ENOTNAM", [ENAVAIL] = "ENAVAIL",
-	[EISNAM] = "EISNAM", [EREMOTEIO] = "EREMOTEIO", [EDQUOT] = "EDQUOT",
-	[ENOMEDIUM] = "ENOMEDIUM", [EMEDIUMTYPE] = "EMEDIUMTYPE", [ECANCELED] = "ECANCELED",
-	[ENOKEY] = "ENOKEY", [EKEYEXPIRED] = "EKEYEXPIRED", [EKEYREVOKED] = "EKEYREVOKED",
-	[EKEYREJECTED] = "EKEYREJECTED", [EOWNERDEAD] = "EOWNERDEAD",
-	[ENOTRECOVERABLE] = "ENOTRECOVERABLE", [ERFKILL] = "ERFKILL", [EHWPOISON] = "EHWPOISON",
+	[EPERM] = "EPERM",
+	[ENOENT] = "ENOENT",
+	[ESRCH] = "ESRCH",
+	[EINTR] = "EINTR",
+	[EIO] = "EIO",
+	[ENXIO] = "ENXIO",
+	[E2BIG] = "E2BIG",
+	[ENOEXEC] = "ENOEXEC",
+	[EBADF] = "EBADF",
+	[ECHILD] = "ECHILD",
+	[EAGAIN] = "EAGAIN",
+	[ENOMEM] = "ENOMEM",
+	[EACCES] = "EACCES",
+	[EFAULT] = "EFAULT",
+	[ENOTBLK] = "ENOTBLK",
+	[EBUSY] = "EBUSY",
+	[EEXIST] = "EEXIST",
+	[EXDEV] = "EXDEV",
+	[ENODEV] = "ENODEV",
+	[ENOTDIR] = "ENOTDIR",
+	[EISDIR] = "EISDIR",
+	[EINVAL] = "EINVAL",
+	[ENFILE] = "ENFILE",
+	[EMFILE] = "EMFILE",
+	[ENOTTY] = "ENOTTY",
+	[ETXTBSY] = "ETXTBSY",
+	[EFBIG] = "EFBIG",
+	[ENOSPC] = "ENOSPC",
+	[ESPIPE] = "ESPIPE",
+	[EROFS] = "EROFS",
+	[EMLINK] = "EMLINK",
+	[EPIPE] = "EPIPE",
+	[EDOM] = "EDOM",
+	[ERANGE] = "ERANGE",
+	[EDEADLK] = "EDEADLK",
+	[ENAMETOOLONG] = "ENAMETOOLONG",
+	[ENOLCK] = "ENOLCK",
+	[ENOSYS] = "ENOSYS",
+	[ENOTEMPTY] = "ENOTEMPTY",
+	[ELOOP] = "ELOOP",
+	[ENOMSG] = "ENOMSG",
+	[EIDRM] = "EIDRM",
+	[ECHRNG] = "ECHRNG",
+	[EL2NSYNC] = "EL2NSYNC",
+	[EL3HLT] = "EL3HLT",
+	[EL3RST] = "EL3RST",
+	[ELNRNG] = "ELNRNG",
+	[EUNATCH] = "EUNATCH",
+	[ENOCSI] = "ENOCSI",
+	[EL2HLT] = "EL2HLT",
+	[EBADE] = "EBADE",
+	[EBADR] = "EBADR",
+	[EXFULL] = "EXFULL",
+	[ENOANO] = "ENOANO",
+	[EBADRQC] = "EBADRQC",
+	[EBADSLT] = "EBADSLT",
+	[EBFONT] = "EBFONT",
+	[ENOSTR] = "ENOSTR",
+	[ENODATA] = "ENODATA",
+	[ETIME] = "ETIME",
+	[ENOSR] = "ENOSR",
+	[ENONET] = "ENONET",
+	[ENOPKG] = "ENOPKG",
+	[EREMOTE] = "EREMOTE",
+	[ENOLINK] = "ENOLINK",
+	[EADV] = "EADV",
+	[ESRMNT] = "ESRMNT",
+	[ECOMM] = "ECOMM",
+	[EPROTO] = "EPROTO",
+	[EMULTIHOP] = "EMULTIHOP",
+	[EDOTDOT] = "EDOTDOT",
+	[EBADMSG] = "EBADMSG",
+	[EOVERFLOW] = "EOVERFLOW",
+	[ENOTUNIQ] = "ENOTUNIQ",
+	[EBADFD] = "EBADFD",
+	[EREMCHG] = "EREMCHG",
+	[ELIBACC] = "ELIBACC",
+	[ELIBBAD] = "ELIBBAD",
+	[ELIBSCN] = "ELIBSCN",
+	[ELIBMAX] = "ELIBMAX",
+	[ELIBEXEC] = "ELIBEXEC",
+	[EILSEQ] = "EILSEQ",
+	[ERESTART] = "ERESTART",
+	[ESTRPIPE] = "ESTRPIPE",
+	[EUSERS] = "EUSERS",
+	[ENOTSOCK] = "ENOTSOCK",
+	[EDESTADDRREQ] = "EDESTADDRREQ",
+	[EMSGSIZE] = "EMSGSIZE",
+	[EPROTOTYPE] = "EPROTOTYPE",
+	[ENOPROTOOPT] = "ENOPROTOOPT",
+	[EPROTONOSUPPORT] = "EPROTONOSUPPORT",
+	[ESOCKTNOSUPPORT] = "ESOCKTNOSUPPORT",
+	[EOPNOTSUPP] = "EOPNOTSUPP",
+	[EPFNOSUPPORT] = "EPFNOSUPPORT",
+	[EAFNOSUPPORT] = "EAFNOSUPPORT",
+	[EADDRINUSE] = "EADDRINUSE",
+	[EADDRNOTAVAIL] = "EADDRNOTAVAIL",
+	[ENETDOWN] = "ENETDOWN",
+	[ENETUNREACH] = "ENETUNREACH",
+	[ENETRESET] = "ENETRESET",
+	[ECONNABORTED] = "ECONNABORTED",
+	[ECONNRESET] = "ECONNRESET",
+	[ENOBUFS] = "ENOBUFS",
+	[EISCONN] = "EISCONN",
+	[ENOTCONN] = "ENOTCONN",
+	[ESHUTDOWN] = "ESHUTDOWN",
+	[ETOOMANYREFS] = "ETOOMANYREFS",
+	[ETIMEDOUT] = "ETIMEDOUT",
+	[ECONNREFUSED] = "ECONNREFUSED",
+	[EHOSTDOWN] = "EHOSTDOWN",
+	[EHOSTUNREACH] = "EHOSTUNREACH",
+	[EALREADY] = "EALREADY",
+	[EINPROGRESS] = "EINPROGRESS",
+	[ESTALE] = "ESTALE",
+	[EUCLEAN] = "EUCLEAN",
+	[ENOTNAM] = "ENOTNAM",
+	[ENAVAIL] = "ENAVAIL",
+	[EISNAM] = "EISNAM",
+	[EREMOTEIO] = "EREMOTEIO",
+	[EDQUOT] = "EDQUOT",
+	[ENOMEDIUM] = "ENOMEDIUM",
+	[EMEDIUMTYPE] = "EMEDIUMTYPE",
+	[ECANCELED] = "ECANCELED",
+	[ENOKEY] = "ENOKEY",
+	[EKEYEXPIRED] = "EKEYEXPIRED",
+	[EKEYREVOKED] = "EKEYREVOKED",
+	[EKEYREJECTED] = "EKEYREJECTED",
+	[EOWNERDEAD] = "EOWNERDEAD",
+	[ENOTRECOVERABLE] = "ENOTRECOVERABLE",
+	[ERFKILL] = "ERFKILL",
+	[EHWPOISON] = "EHWPOISON",
 };
 
 struct jsonrpc_code_text {
@@ -113,7 +204,8 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 	if (!json_object_is_type(obj, json_type_object))
 		return jsonrpc_fail(ret_reason, "message is not an object");
 
-	if (!json_object_object_get_ex(obj, "jsonrpc", &v) || !json_object_is_type(v, json_type_string) ||
+	if (!json_object_object_get_ex(obj, "jsonrpc", &v) ||
+		!json_object_is_type(v, json_type_string) ||
 		strcmp(json_object_get_string(v), "2.0") != 0)
 		return jsonrpc_fail(ret_reason, "\"jsonrpc\" must be \"2.0\"");
 
@@ -131,14 +223,15 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 	if (json_object_object_get_ex(obj, "method", &method)) {
 		if (!json_object_is_type(method, json_type_string))
 			return jsonrpc_fail(ret_reason, "\"method\" must be a string");
-		json_object_object_foreach(obj, key, val) {
+		json_object_object_foreach (obj, key, val) {
 			if (!jsonrpc_is_request_member(key))
 				return jsonrpc_fail(ret_reason, "unknown member in request");
 		}
 		if (json_object_object_get_ex(obj, "params", &v)) {
 			if (!json_object_is_type(v, json_type_array) &&
 				!json_object_is_type(v, json_type_object))
-				return jsonrpc_fail(ret_reason, "\"params\" must be an array or an object");
+				return jsonrpc_fail(ret_reason,
+					"\"params\" must be an array or an object");
 			m.params = v;
 		}
 		m.method = json_object_get_string(method);
@@ -150,7 +243,8 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 	has_result = json_object_object_get_ex(obj, "result", &result);
 	has_error = json_object_object_get_ex(obj, "error", &error);
 	if (has_result == has_error)
-		return jsonrpc_fail(ret_reason, "a response needs exactly one of \"result\" and \"error\"");
+		return jsonrpc_fail(ret_reason,
+			"a response needs exactly one of \"result\" and \"error\"");
 	if (!m.has_id)
 		return jsonrpc_fail(ret_reason, "a response needs an \"id\"");
 	if (json_object_object_get_ex(obj, "params", NULL))
@@ -164,7 +258,8 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 
 		if (!json_object_is_type(error, json_type_object))
 			return jsonrpc_fail(ret_reason, "\"error\" must be an object");
-		if (!json_object_object_get_ex(error, "code", &v) || !json_object_is_type(v, json_type_int))
+		if (!json_object_object_get_ex(error, "code", &v) ||
+			!json_object_is_type(v, json_type_int))
 			return jsonrpc_fail(ret_reason, "\"error.code\" must be an integer");
 		code = json_object_get_int64(v);
 		if (code < INT32_MIN || code > INT32_MAX)

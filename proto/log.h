@@ -17,7 +17,8 @@ int log_get_max_level(void);
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...)
 	_printf_(5, 6);
 
-#define log_full_errno(level, error, ...) log_internal(level, error, __FILE__, __LINE__, __VA_ARGS__)
+#define log_full_errno(level, error, ...) \
+	log_internal(level, error, __FILE__, __LINE__, __VA_ARGS__)
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
 #define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
@@ -34,9 +35,12 @@ struct log_ratelimit {
 	unsigned long long begin_us;
 	unsigned interval_us, burst, num, suppressed;
 };
-#define LOG_RATELIMIT_INIT(interval_ms, burst_) { 0, (interval_ms) * 1000u, (burst_), 0, 0 }
+#define LOG_RATELIMIT_INIT(interval_ms, burst_)        \
+	{                                              \
+		0, (interval_ms)*1000u, (burst_), 0, 0 \
+	}
 int log_ratelimit_test(struct log_ratelimit *rl);
-#define log_ratelimited(rl, level, error, ...)                                                     \
+#define log_ratelimited(rl, level, error, ...) \
 	(log_ratelimit_test(rl) ? log_full_errno(level, error, __VA_ARGS__) : -abs(error))
 
 /* Escape untrusted bytes for a log line: printable ASCII kept, the rest as \xNN.

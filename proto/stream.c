@@ -77,13 +77,13 @@ struct gl_decoder {
 	/* Scanner state, carried across feeds of one text. */
 	bool in_string, escape;
 	bool scan_in_num;
-	unsigned char scan_num; /* number grammar state while scan_in_num */
-	bool scan_num_int;      /* no fraction or exponent so far */
-	size_t scan_num_len;    /* characters of the number so far */
+	unsigned char scan_num;                    /* number grammar state while scan_in_num */
+	bool scan_num_int;                         /* no fraction or exponent so far */
+	size_t scan_num_len;                       /* characters of the number so far */
 	char scan_num_text[STREAM_MAX_NUMBER + 1]; /* its first characters */
-	size_t ints;            /* integer tokens of the text so far */
-	size_t members;         /* object members (':' outside strings) so far */
-	struct stream_bigint *big; /* integers out of range, in text order */
+	size_t ints;                               /* integer tokens of the text so far */
+	size_t members;                            /* object members (':' outside strings) so far */
+	struct stream_bigint *big;                 /* integers out of range, in text order */
 	size_t n_big;
 	unsigned char need;   /* UTF-8 continuation bytes still expected */
 	unsigned char lo, hi; /* allowed range of the next continuation byte */
@@ -158,7 +158,10 @@ static unsigned char stream_number_step(unsigned char state, char c)
 	case NUM_ZERO:
 		return c == '.' ? NUM_DOT : (c == 'e' || c == 'E') ? NUM_EXP : NUM_END;
 	case NUM_INT:
-		return digit ? NUM_INT : c == '.' ? NUM_DOT : (c == 'e' || c == 'E') ? NUM_EXP : NUM_END;
+		return digit                    ? NUM_INT
+		       : c == '.'               ? NUM_DOT
+		       : (c == 'e' || c == 'E') ? NUM_EXP
+						: NUM_END;
 	case NUM_DOT:
 		return digit ? NUM_FRAC : NUM_BAD;
 	case NUM_FRAC:
@@ -203,8 +206,7 @@ static int stream_number_done(struct gl_decoder *d)
 	if (!d->scan_num_int)
 		return 0;
 	ordinal = d->ints++;
-	if (d->scan_num_len <= STREAM_MAX_NUMBER &&
-		stream_int_fits(d->scan_num_text, d->scan_num_len))
+	if (d->scan_num_len <= STREAM_MAX_NUMBER && stream_int_fits(d->scan_num_text, d->scan_num_len))
 		return 0;
 	if (d->scan_num_len > STREAM_MAX_NUMBER)
 		return -E2BIG;
@@ -374,8 +376,7 @@ static struct json_object *stream_big_node(const struct stream_bigint *b)
 
 /* Is `v` the integer node the next out-of-range token became? Then *ret_node
  * is its replacement (NULL on ENOMEM); the caller puts it in v's place. */
-static int stream_walk_int(struct stream_walk *w, struct json_object *v,
-	struct json_object **ret_node)
+static int stream_walk_int(struct stream_walk *w, struct json_object *v, struct json_object **ret_node)
 {
 	if (!json_object_is_type(v, json_type_int))
 		return 0;
@@ -409,7 +410,7 @@ static int stream_walk(struct stream_walk *w, struct json_object *obj)
 				return r;
 		}
 	} else if (json_object_is_type(obj, json_type_object)) {
-		json_object_object_foreach(obj, key, v) {
+		json_object_object_foreach (obj, key, v) {
 			w->members++;
 			r = stream_walk_int(w, v, &node);
 			if (r < 0)

@@ -15,7 +15,6 @@
 #include "methods/methods.h"
 #include "server.h"
 
-
 /* Doubles with a fixed number of decimals: "%.17g" output is noise to readers. */
 static struct json_object *json_double(double d)
 {
@@ -138,7 +137,9 @@ static int agent_info(struct call *call, void *params)
 		json_double((double)(agent_now_usec() - agent_start_usec) / 1e6));
 	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(r, "connections",
-		json_object_new_int64(s ? server_n_connections(s) : conn ? 1 : 0));
+		json_object_new_int64(s      ? server_n_connections(s)
+				      : conn ? 1
+					     : 0));
 	json_object_object_add(r, "methods", agent_allowed_methods());
 	call_reply(call, r);
 	return 0;
@@ -168,8 +169,7 @@ static struct json_object *discover_method(const struct method *m)
 			json_object_array_add(ps, po);
 		}
 	json_object_object_add(o, "params", ps);
-	json_object_object_add(o, "paramStructure",
-		json_object_new_string("either"));
+	json_object_object_add(o, "paramStructure", json_object_new_string("either"));
 	if (m->result_schema)
 		schema = json_tokener_parse(m->result_schema);
 	json_object_object_add(res, "name", json_object_new_string("result"));
@@ -209,8 +209,12 @@ static int rpc_discover(struct call *call, void *params)
 }
 
 static const struct method_param ping_params[] = {
-	{ .name = "delay_ms", .type = PARAM_INT, .offset = offsetof(struct ping_params, delay_ms),
-		.min = 0, .max = 60000, .def = 0,
+	{ .name = "delay_ms",
+		.type = PARAM_INT,
+		.offset = offsetof(struct ping_params, delay_ms),
+		.min = 0,
+		.max = 60000,
+		.def = 0,
 		.description = "Answer after this many milliseconds (without blocking the agent)" },
 	{ .name = NULL },
 };
@@ -237,12 +241,13 @@ static const struct method agent_methods[] = {
 		.summary = "Agent version, uptime, open connections and enabled methods",
 		.handler = agent_info,
 		.flags = METHOD_READONLY,
-		.result_schema = "{\"type\":\"object\",\"properties\":{"
-				 "\"version\":{\"type\":\"string\"},"
-				 "\"uptime_s\":{\"type\":\"number\"},"
-				 "\"pid\":{\"type\":\"integer\"},"
-				 "\"connections\":{\"type\":\"integer\"},"
-				 "\"methods\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}",
+		.result_schema =
+			"{\"type\":\"object\",\"properties\":{"
+			"\"version\":{\"type\":\"string\"},"
+			"\"uptime_s\":{\"type\":\"number\"},"
+			"\"pid\":{\"type\":\"integer\"},"
+			"\"connections\":{\"type\":\"integer\"},"
+			"\"methods\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}",
 	},
 	{
 		.name = "rpc.discover",
@@ -260,7 +265,8 @@ void methods_agent_cleanup(void)
 	/* The connections are gone by now: the answers go nowhere, but every
 	 * call is still completed properly. */
 	while (ping_waits) {
-		call_error(ping_waits->call, GL_RPC_INTERNAL_ERROR, "The agent is shutting down", NULL);
+		call_error(ping_waits->call, GL_RPC_INTERNAL_ERROR, "The agent is shutting down",
+			NULL);
 		ping_wait_free(ping_waits);
 	}
 }

@@ -67,14 +67,36 @@ static const struct {
 	const char *name;
 	int sig;
 } exec_signals[] = {
-	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
-	{ "TRAP", SIGTRAP }, { "ABRT", SIGABRT }, { "BUS", SIGBUS }, { "FPE", SIGFPE },
-	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
-	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
-	{ "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
-	{ "TTOU", SIGTTOU }, { "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
-	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
-	{ "PWR", SIGPWR }, { "SYS", SIGSYS },
+	{ "HUP", SIGHUP },
+	{ "INT", SIGINT },
+	{ "QUIT", SIGQUIT },
+	{ "ILL", SIGILL },
+	{ "TRAP", SIGTRAP },
+	{ "ABRT", SIGABRT },
+	{ "BUS", SIGBUS },
+	{ "FPE", SIGFPE },
+	{ "KILL", SIGKILL },
+	{ "USR1", SIGUSR1 },
+	{ "SEGV", SIGSEGV },
+	{ "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE },
+	{ "ALRM", SIGALRM },
+	{ "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD },
+	{ "CONT", SIGCONT },
+	{ "STOP", SIGSTOP },
+	{ "TSTP", SIGTSTP },
+	{ "TTIN", SIGTTIN },
+	{ "TTOU", SIGTTOU },
+	{ "URG", SIGURG },
+	{ "XCPU", SIGXCPU },
+	{ "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM },
+	{ "PROF", SIGPROF },
+	{ "WINCH", SIGWINCH },
+	{ "IO", SIGIO },
+	{ "PWR", SIGPWR },
+	{ "SYS", SIGSYS },
 };
 
 int exec_signal_from_json(struct json_object *v)
@@ -198,26 +220,31 @@ struct exec_start_params {
 	struct json_object *pty;
 };
 
-#define EXEC_START_PARAMS                                                                          \
-	{ "argv", PARAM_STRING_ARRAY, offsetof(struct exec_start_params, argv), PARAM_MANDATORY,   \
+#define EXEC_START_PARAMS                                                                           \
+	{ "argv", PARAM_STRING_ARRAY, offsetof(struct exec_start_params, argv), PARAM_MANDATORY,    \
 		0, EXEC_MAX_ARGV, 0, NULL, "program and arguments; argv[0] is looked up in PATH" }, \
-	{ "env", PARAM_STRING_ARRAY, offsetof(struct exec_start_params, env), 0, 0, EXEC_MAX_ENV,   \
-		0, NULL, "\"KEY=VALUE\" entries added to the agent's environment" },                \
-	{ "cwd", PARAM_STRING, offsetof(struct exec_start_params, cwd), 0, 0, PATH_MAX, 0, NULL,   \
-		"working directory (default /)" },                                                   \
-	{ "stdin", PARAM_STRING, offsetof(struct exec_start_params, stdin_), 0, 0, 0, 0, NULL,     \
-		"base64 data for stdin, or \"stream\" to feed it with exec.write" },               \
-	{ "capture", PARAM_STRING, offsetof(struct exec_start_params, capture), 0, 0, 0, 0,        \
-		exec_capture_choices, "separate (default), merged (stderr into stdout), none" },   \
-	{ "timeout_ms", PARAM_INT, offsetof(struct exec_start_params, timeout_ms), 0, 0,           \
-		INT64_C(7) * 24 * 3600 * 1000, 0, NULL,                                              \
-		"kill the process group after this long (0 = never)" },                             \
-	{ "user", PARAM_STRING, offsetof(struct exec_start_params, user), 0, 0, 256, 0, NULL,      \
-		"run as this user (name or uid; the agent must be root)" },                         \
-	{ "pty", PARAM_OBJECT, offsetof(struct exec_start_params, pty), 0, 0, 0, 0, NULL,          \
-		"run on a new terminal, {\"rows\": 1-65535 (24), \"cols\": 1-65535 (80), "         \
-		"\"term\": TERM (xterm-256color)}: output raw as stdout, stdin feeds its input; " \
-		"see exec.resize" }
+		{ "env", PARAM_STRING_ARRAY, offsetof(struct exec_start_params, env), 0, 0,         \
+			EXEC_MAX_ENV, 0, NULL,                                                      \
+			"\"KEY=VALUE\" entries added to the agent's environment" },                 \
+		{ "cwd", PARAM_STRING, offsetof(struct exec_start_params, cwd), 0, 0, PATH_MAX, 0,  \
+			NULL, "working directory (default /)" },                                    \
+		{ "stdin", PARAM_STRING, offsetof(struct exec_start_params, stdin_), 0, 0, 0, 0,    \
+			NULL, "base64 data for stdin, or \"stream\" to feed it with exec.write" },  \
+		{ "capture", PARAM_STRING, offsetof(struct exec_start_params, capture), 0, 0, 0,    \
+			0, exec_capture_choices,                                                    \
+			"separate (default), merged (stderr into stdout), none" },                  \
+		{ "timeout_ms", PARAM_INT, offsetof(struct exec_start_params, timeout_ms), 0, 0,    \
+			INT64_C(7) * 24 * 3600 * 1000, 0, NULL,                                     \
+			"kill the process group after this long (0 = never)" },                     \
+		{ "user", PARAM_STRING, offsetof(struct exec_start_params, user), 0, 0, 256, 0,     \
+			NULL, "run as this user (name or uid; the agent must be root)" },           \
+	{                                                                                           \
+		"pty", PARAM_OBJECT, offsetof(struct exec_start_params, pty), 0, 0, 0, 0, NULL,     \
+			"run on a new terminal, {\"rows\": 1-65535 (24), \"cols\": 1-65535 (80), "  \
+			"\"term\": TERM (xterm-256color)}: output raw as stdout, stdin feeds its "  \
+			"input; "                                                                   \
+			"see exec.resize"                                                           \
+	}
 
 static const struct method_param exec_start_params_table[] = {
 	EXEC_START_PARAMS,
@@ -286,7 +313,7 @@ static int exec_prepare_pty(struct json_object *pty, struct exec_prepared *e)
 	size_t n = 0;
 	char **env;
 
-	json_object_object_foreach(pty, key, val) {
+	json_object_object_foreach (pty, key, val) {
 		(void)val;
 		if (strcmp(key, "rows") != 0 && strcmp(key, "cols") != 0 && strcmp(key, "term") != 0)
 			return exec_prepare_fail(e, -EINVAL, "pty takes only rows, cols and term");
@@ -298,9 +325,9 @@ static int exec_prepare_pty(struct json_object *pty, struct exec_prepared *e)
 		if (!json_object_is_type(v, json_type_string))
 			return exec_prepare_fail(e, -EINVAL, "pty term must be a string");
 		term = json_object_get_string(v);
-		if (*term == 0 || strlen(term) > 64 || strspn(term,
-			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._") !=
-			strlen(term))
+		if (*term == 0 || strlen(term) > 64 ||
+			strspn(term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678"
+				     "9+-._") != strlen(term))
 			return exec_prepare_fail(e, -EINVAL,
 				"pty term must be 1-64 letters, digits or +-._");
 	}
@@ -378,8 +405,8 @@ static int exec_prepare(const struct exec_start_params *a, bool run, struct exec
 		e->spec.stdin_data = e->stdin_data;
 	}
 	e->spec.capture = !a->capture || strcmp(a->capture, "separate") == 0 ? EXEC_CAPTURE_SEPARATE
-		: strcmp(a->capture, "merged") == 0                         ? EXEC_CAPTURE_MERGED
-									    : EXEC_CAPTURE_NONE;
+			  : strcmp(a->capture, "merged") == 0                ? EXEC_CAPTURE_MERGED
+									     : EXEC_CAPTURE_NONE;
 	if (a->pty) {
 		r = exec_prepare_pty(a->pty, e);
 		if (r < 0)
@@ -777,8 +804,8 @@ static const struct method_param exec_id_params_table[] = {
 };
 
 static const struct method_param exec_wait_params_table[] = {
-	{ "id", PARAM_INT, offsetof(struct exec_wait_params, id), PARAM_MANDATORY, 1, INT64_MAX,
-		0, NULL, "process id from exec.start" },
+	{ "id", PARAM_INT, offsetof(struct exec_wait_params, id), PARAM_MANDATORY, 1, INT64_MAX, 0,
+		NULL, "process id from exec.start" },
 	{ "timeout_ms", PARAM_INT, offsetof(struct exec_wait_params, timeout_ms), 0, 0,
 		INT64_C(7) * 24 * 3600 * 1000, 0, NULL,
 		"answer -32004 after this long if still running (0 = wait forever)" },
@@ -786,8 +813,8 @@ static const struct method_param exec_wait_params_table[] = {
 };
 
 static const struct method_param exec_read_params_table[] = {
-	{ "id", PARAM_INT, offsetof(struct exec_read_params, id), PARAM_MANDATORY, 1, INT64_MAX,
-		0, NULL, "process id from exec.start or exec.run" },
+	{ "id", PARAM_INT, offsetof(struct exec_read_params, id), PARAM_MANDATORY, 1, INT64_MAX, 0,
+		NULL, "process id from exec.start or exec.run" },
 	{ "stream", PARAM_STRING, offsetof(struct exec_read_params, stream), PARAM_MANDATORY, 0, 0,
 		0, exec_stream_choices, "stdout or stderr" },
 	{ "offset", PARAM_INT, offsetof(struct exec_read_params, offset), 0, 0, INT64_MAX / 2, 0,
@@ -798,8 +825,8 @@ static const struct method_param exec_read_params_table[] = {
 };
 
 static const struct method_param exec_write_params_table[] = {
-	{ "id", PARAM_INT, offsetof(struct exec_write_params, id), PARAM_MANDATORY, 1, INT64_MAX,
-		0, NULL, "process id from exec.start" },
+	{ "id", PARAM_INT, offsetof(struct exec_write_params, id), PARAM_MANDATORY, 1, INT64_MAX, 0,
+		NULL, "process id from exec.start" },
 	{ "data", PARAM_STRING, offsetof(struct exec_write_params, data), 0, 0, 0, 0, NULL,
 		"base64 bytes for stdin" },
 	{ "eof", PARAM_BOOL, offsetof(struct exec_write_params, eof), 0, 0, 1, 0, NULL,
@@ -815,11 +842,11 @@ static const struct method_param exec_signal_params_table[] = {
 	{},
 };
 
-#define EXEC_RESULT_SCHEMA                                                                         \
-	"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"pid\":{\"type\":"  \
-	"\"integer\"},\"running\":{\"type\":\"boolean\"},\"code\":{\"type\":\"integer\"},"        \
-	"\"signal\":{\"type\":\"integer\"},\"timed_out\":{\"type\":\"boolean\"},\"stdout\":"      \
-	"{\"type\":\"string\",\"contentEncoding\":\"base64\"},\"stderr\":{\"type\":\"string\","   \
+#define EXEC_RESULT_SCHEMA                                                                      \
+	"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"pid\":{\"type\":" \
+	"\"integer\"},\"running\":{\"type\":\"boolean\"},\"code\":{\"type\":\"integer\"},"      \
+	"\"signal\":{\"type\":\"integer\"},\"timed_out\":{\"type\":\"boolean\"},\"stdout\":"    \
+	"{\"type\":\"string\",\"contentEncoding\":\"base64\"},\"stderr\":{\"type\":\"string\"," \
 	"\"contentEncoding\":\"base64\"},\"truncated\":{\"type\":\"boolean\"}}}"
 
 const struct method exec_methods[] = {
@@ -833,9 +860,8 @@ const struct method exec_methods[] = {
 	{ "exec.status", "Status and captured output of a process (never blocks)",
 		exec_id_params_table, sizeof(struct exec_id_params), exec_status, METHOD_READONLY,
 		EXEC_RESULT_SCHEMA },
-	{ "exec.wait", "Answer when the process has ended",
-		exec_wait_params_table, sizeof(struct exec_wait_params), exec_wait, METHOD_READONLY,
-		EXEC_RESULT_SCHEMA },
+	{ "exec.wait", "Answer when the process has ended", exec_wait_params_table,
+		sizeof(struct exec_wait_params), exec_wait, METHOD_READONLY, EXEC_RESULT_SCHEMA },
 	{ "exec.read", "Read captured output by offset (beyond what status answers carry)",
 		exec_read_params_table, sizeof(struct exec_read_params), exec_read, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"data\":{\"type\":\"string\","
@@ -844,15 +870,13 @@ const struct method exec_methods[] = {
 	{ "exec.write", "Feed a process's stdin (started with stdin \"stream\")",
 		exec_write_params_table, sizeof(struct exec_write_params), exec_write_method, 0,
 		"{\"type\":\"object\"}" },
-	{ "exec.signal", "Send a signal to a process's group",
-		exec_signal_params_table, sizeof(struct exec_signal_params), exec_signal_method, 0,
-		"{\"type\":\"object\"}" },
+	{ "exec.signal", "Send a signal to a process's group", exec_signal_params_table,
+		sizeof(struct exec_signal_params), exec_signal_method, 0, "{\"type\":\"object\"}" },
 	{ "exec.resize", "Set the window size of a process's terminal (it gets SIGWINCH)",
 		exec_resize_params_table, sizeof(struct exec_resize_params), exec_resize, 0,
 		"{\"type\":\"object\"}" },
-	{ "exec.release", "Forget a finished process and its output",
-		exec_id_params_table, sizeof(struct exec_id_params), exec_release_method, 0,
-		"{\"type\":\"object\"}" },
+	{ "exec.release", "Forget a finished process and its output", exec_id_params_table,
+		sizeof(struct exec_id_params), exec_release_method, 0, "{\"type\":\"object\"}" },
 	{},
 };
 

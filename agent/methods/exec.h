@@ -27,25 +27,25 @@ enum exec_stream {
 };
 
 struct exec_spec {
-	char *const *argv;       /* argv[0] is looked up in PATH of the child's environment */
-	char *const *env;        /* "K=V" overrides on top of the agent's cleaned environment */
-	const char *cwd;         /* NULL = "/" */
-	const void *stdin_data;  /* written then closed; NULL and !stdin_stream = /dev/null */
+	char *const *argv;      /* argv[0] is looked up in PATH of the child's environment */
+	char *const *env;       /* "K=V" overrides on top of the agent's cleaned environment */
+	const char *cwd;        /* NULL = "/" */
+	const void *stdin_data; /* written then closed; NULL and !stdin_stream = /dev/null */
 	size_t stdin_len;
-	bool stdin_stream;       /* keep stdin open for exec.write */
+	bool stdin_stream; /* keep stdin open for exec.write */
 	enum exec_capture capture;
-	uint64_t timeout_ms;     /* 0 = none; then the whole process group gets SIGKILL */
-	size_t max_output;       /* per stream; beyond it output is read and dropped */
+	uint64_t timeout_ms; /* 0 = none; then the whole process group gets SIGKILL */
+	size_t max_output;   /* per stream; beyond it output is read and dropped */
 	bool has_user;
 	uid_t uid;
 	gid_t gid;
-	const char *user_name;   /* for initgroups() */
-	bool internal;           /* not visible to exec.* (plugins, exec.run) */
-	bool pty;                /* 0, 1, 2 on a new pseudo-terminal: the controlling
-				    terminal of the child's session; its output is
-				    "stdout", stdin feeds its input; capture ignored */
+	const char *user_name;     /* for initgroups() */
+	bool internal;             /* not visible to exec.* (plugins, exec.run) */
+	bool pty;                  /* 0, 1, 2 on a new pseudo-terminal: the controlling
+				      terminal of the child's session; its output is
+				      "stdout", stdin feeds its input; capture ignored */
 	unsigned short rows, cols; /* its window size */
-	bool scope;              /* in a transient systemd scope of its own (exec_scope.h) */
+	bool scope;                /* in a transient systemd scope of its own (exec_scope.h) */
 };
 
 /* Called once when the process has exited and its output pipes are drained. */

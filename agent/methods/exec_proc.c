@@ -34,7 +34,7 @@ static unsigned exec_n_procs, exec_n_running;
 static uint64_t exec_next_id = 1;
 static struct event *exec_sigchld_ev;
 static size_t exec_captured_total; /* bytes in all out[].buf */
-size_t exec_stdin_total; /* bytes in all stdin_buf */
+size_t exec_stdin_total;           /* bytes in all stdin_buf */
 
 static void exec_out_cb(evutil_socket_t fd, short what, void *userdata);
 static void exec_proc_finish(struct exec_proc *p);
@@ -194,8 +194,7 @@ void exec_drain_cb(struct conn *c, void *userdata)
 		if (p->pty_fd >= 0 && !p->exited)
 			(void)kill(-p->pid, SIGHUP);
 		exec_stop_streaming(p);
-	}
-	else
+	} else
 		exec_pause(p, false);
 }
 
@@ -542,7 +541,8 @@ static char **exec_build_env(char *const *overrides)
 	for (size_t j = 0; j < k; j++)
 		has_path = has_path || strncmp(env[j], "PATH=", 5) == 0;
 	if (!has_path)
-		env[k++] = (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		env[k++] =
+			(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	env[k] = NULL;
 	return env;
 }

@@ -90,7 +90,8 @@ static int exec_scope_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
 	if (e && !exec_scope_warned) {
 		exec_scope_warned = true;
 		log_warning("Cannot start a scope for an exec child: %s: %s; children stay in the "
-			    "agent's cgroup (warned once)", e->name, e->message ?: "");
+			    "agent's cgroup (warned once)",
+			e->name, e->message ?: "");
 	}
 	return 0;
 }
@@ -109,8 +110,10 @@ int exec_scope_move(struct event_base *base, pid_t pid, uint64_t id, const char 
 	if (r < 0) {
 		if (!exec_scope_warned) {
 			exec_scope_warned = true;
-			log_warning("Cannot reach systemd for exec scopes: %s; children stay in the "
-				    "agent's cgroup (warned once)", strerror(-r));
+			log_warning("Cannot reach systemd for exec scopes: %s; children stay in "
+				    "the "
+				    "agent's cgroup (warned once)",
+				strerror(-r));
 		}
 		return r;
 	}
@@ -126,10 +129,8 @@ int exec_scope_move(struct event_base *base, pid_t pid, uint64_t id, const char 
 	r = sd_bus_call_method_async(exec_scope_bus, NULL, "org.freedesktop.systemd1",
 		"/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
 		"StartTransientUnit", exec_scope_reply, NULL, "ssa(sv)a(sa(sv))", name, "fail", 3,
-		"PIDs", "au", 1, (uint32_t)pid,
-		"Description", "s", desc,
-		"CollectMode", "s", "inactive-or-failed",
-		0);
+		"PIDs", "au", 1, (uint32_t)pid, "Description", "s", desc, "CollectMode", "s",
+		"inactive-or-failed", 0);
 	if (r < 0) {
 		exec_scope_close();
 		return r;

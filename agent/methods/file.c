@@ -89,8 +89,8 @@ struct file_job {
 	int err;          /* errno of the step that failed, 0 on success */
 	const char *what; /* that step, for the error message */
 	struct stat st;
-	char *target;     /* file.stat of a symlink */
-	char *buf;        /* file.read */
+	char *target; /* file.stat of a symlink */
+	char *buf;    /* file.read */
 	size_t got;
 	bool eof, chmod_failed;
 	struct file_entry *entries; /* file.list */
@@ -165,8 +165,13 @@ static const struct {
 	mode_t type;
 	const char *name;
 } file_types[] = {
-	{ S_IFREG, "file" }, { S_IFDIR, "directory" }, { S_IFLNK, "symlink" },
-	{ S_IFCHR, "char" }, { S_IFBLK, "block" }, { S_IFIFO, "fifo" }, { S_IFSOCK, "socket" },
+	{ S_IFREG, "file" },
+	{ S_IFDIR, "directory" },
+	{ S_IFLNK, "symlink" },
+	{ S_IFCHR, "char" },
+	{ S_IFBLK, "block" },
+	{ S_IFIFO, "fifo" },
+	{ S_IFSOCK, "socket" },
 };
 
 static const char *file_type_name(mode_t mode)
@@ -1214,7 +1219,7 @@ static void file_channel_vsock_buffer(int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_VSOCK)
 		return;
 	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size)) < 0 ||
-	    setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size)) < 0)
+		setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size)) < 0)
 		log_debug_errno(-errno, "Failed to enlarge a channel's vsock buffer, ignoring: %m");
 }
 
@@ -1506,8 +1511,10 @@ static int file_sha256(struct call *call, void *params)
 
 /* --- the table --- */
 
-#define FILE_PATH_PARAM(st, req)                                                                   \
-	{ "path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "a path" }
+#define FILE_PATH_PARAM(st, req)                                                              \
+	{                                                                                     \
+		"path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "a path" \
+	}
 
 static const struct method_param file_stat_params[] = {
 	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
@@ -1539,8 +1546,8 @@ static const struct method_param file_read_params[] = {
 
 static const struct method_param file_write_params[] = {
 	FILE_PATH_PARAM(struct file_write_params, 0),
-	{ "handle", PARAM_INT, offsetof(struct file_write_params, handle), 0, 1, INT64_MAX, 0,
-		NULL, "write into a handle from file.open instead of a path" },
+	{ "handle", PARAM_INT, offsetof(struct file_write_params, handle), 0, 1, INT64_MAX, 0, NULL,
+		"write into a handle from file.open instead of a path" },
 	{ "data", PARAM_STRING, offsetof(struct file_write_params, data), PARAM_MANDATORY, 0, 0, 0,
 		NULL, "base64 bytes" },
 	{ "offset", PARAM_INT, offsetof(struct file_write_params, offset), 0, 0, INT64_MAX / 2, -1,
@@ -1587,8 +1594,8 @@ static const struct method_param file_mkdir_params[] = {
 static const struct method_param file_rename_params[] = {
 	{ "from", PARAM_STRING, offsetof(struct file_rename_params, from), PARAM_MANDATORY, 0,
 		PATH_MAX, 0, NULL, "existing path" },
-	{ "to", PARAM_STRING, offsetof(struct file_rename_params, to), PARAM_MANDATORY, 0,
-		PATH_MAX, 0, NULL, "new path (replaced if it exists)" },
+	{ "to", PARAM_STRING, offsetof(struct file_rename_params, to), PARAM_MANDATORY, 0, PATH_MAX,
+		0, NULL, "new path (replaced if it exists)" },
 	{},
 };
 
@@ -1604,8 +1611,8 @@ static const struct method_param file_channel_params_table[] = {
 };
 
 static const struct method_param file_attach_params_table[] = {
-	{ "token", PARAM_STRING, offsetof(struct file_attach_params, token), PARAM_MANDATORY, 0,
-		64, 0, NULL, "token from file.channel" },
+	{ "token", PARAM_STRING, offsetof(struct file_attach_params, token), PARAM_MANDATORY, 0, 64,
+		0, NULL, "token from file.channel" },
 	{},
 };
 

@@ -42,10 +42,39 @@ static bool fsfreeze_atexit_done;
 /* Filesystems without a block device or without freeze support: never tried
  * when the caller did not name mount points. */
 static const char *const fsfreeze_skip_types[] = {
-	"proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "ramfs", "cgroup", "cgroup2",
-	"securityfs", "debugfs", "tracefs", "pstore", "bpf", "mqueue", "hugetlbfs", "configfs",
-	"fusectl", "autofs", "binfmt_misc", "efivarfs", "overlay", "squashfs", "iso9660", "9p",
-	"nfs", "nfs4", "cifs", "smb3", "fuse", "nsfs", "rpc_pipefs", "selinuxfs", "virtiofs",
+	"proc",
+	"sysfs",
+	"devtmpfs",
+	"devpts",
+	"tmpfs",
+	"ramfs",
+	"cgroup",
+	"cgroup2",
+	"securityfs",
+	"debugfs",
+	"tracefs",
+	"pstore",
+	"bpf",
+	"mqueue",
+	"hugetlbfs",
+	"configfs",
+	"fusectl",
+	"autofs",
+	"binfmt_misc",
+	"efivarfs",
+	"overlay",
+	"squashfs",
+	"iso9660",
+	"9p",
+	"nfs",
+	"nfs4",
+	"cifs",
+	"smb3",
+	"fuse",
+	"nsfs",
+	"rpc_pipefs",
+	"selinuxfs",
+	"virtiofs",
 };
 
 bool fsfreeze_active(void)
@@ -216,7 +245,8 @@ static int fsfreeze_select(struct call *call, struct json_object *names, bool wr
 	if (names) {
 		size_t k = json_object_array_length(names);
 		for (size_t i = 0; i < k; i++) {
-			const char *want = json_object_get_string(json_object_array_get_idx(names, i));
+			const char *want =
+				json_object_get_string(json_object_array_get_idx(names, i));
 			size_t j, found = SIZE_MAX;
 			char msg[PATH_MAX + 64], esc[128];
 
@@ -394,7 +424,7 @@ struct fsfreeze_trim_job {
 	struct fsfreeze_candidate *sel;
 	size_t n_sel;
 	uint64_t minimum;
-	int *err;         /* per mount: errno, 0 when trimmed */
+	int *err;          /* per mount: errno, 0 when trimmed */
 	uint64_t *trimmed; /* per mount: bytes */
 };
 
@@ -438,7 +468,8 @@ static void fsfreeze_trim_done(struct call *call, void *p)
 			const char *name = gl_errno_name(j->err[i]);
 			json_object_object_add(e, "error", json_object_new_string(name ?: "EIO"));
 		} else
-			json_object_object_add(e, "trimmed", json_object_new_int64((int64_t)j->trimmed[i]));
+			json_object_object_add(e, "trimmed",
+				json_object_new_int64((int64_t)j->trimmed[i]));
 		json_object_array_add(list, e);
 	}
 	res = json_object_new_object();
@@ -492,9 +523,9 @@ static const struct method_param fsfreeze_trim_params[] = {
 	{},
 };
 
-#define FSFREEZE_STATUS_SCHEMA                                                                     \
+#define FSFREEZE_STATUS_SCHEMA                                                                    \
 	"{\"type\":\"object\",\"properties\":{\"frozen\":{\"type\":\"boolean\"},\"mountpoints\":" \
-	"{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"thaw_in_s\":{\"type\":"            \
+	"{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"thaw_in_s\":{\"type\":"           \
 	"\"integer\"}}}"
 
 const struct method fsfreeze_methods[] = {

@@ -54,9 +54,13 @@ static void guestinfo_os_release(struct json_object *o)
 	static const struct {
 		const char *key, *field;
 	} keys[] = {
-		{ "ID", "id" }, { "NAME", "name" }, { "PRETTY_NAME", "pretty_name" },
-		{ "VERSION", "version" }, { "VERSION_ID", "version_id" },
-		{ "VARIANT", "variant" }, { "VARIANT_ID", "variant_id" },
+		{ "ID", "id" },
+		{ "NAME", "name" },
+		{ "PRETTY_NAME", "pretty_name" },
+		{ "VERSION", "version" },
+		{ "VERSION_ID", "version_id" },
+		{ "VARIANT", "variant" },
+		{ "VARIANT_ID", "variant_id" },
 	};
 	char line[GUESTINFO_LINE_MAX], val[GUESTINFO_LINE_MAX], esc[GUESTINFO_LINE_MAX * 4 + 8];
 	FILE *f = fopen("/etc/os-release", "re");
@@ -75,8 +79,9 @@ static void guestinfo_os_release(struct json_object *o)
 			if (strcmp(line, keys[i].key) == 0) {
 				guestinfo_unquote(eq + 1, val, sizeof(val));
 				/* A file of the guest: only valid text goes out. */
-				json_object_object_add(o, keys[i].field, json_object_new_string(
-					log_escape(esc, sizeof(esc), val, strlen(val))));
+				json_object_object_add(o, keys[i].field,
+					json_object_new_string(
+						log_escape(esc, sizeof(esc), val, strlen(val))));
 			}
 	}
 	fclose(f);
@@ -204,8 +209,9 @@ int guestinfo_disk_address(const char *name, struct json_object **ret)
 			if (strncmp(line, "E:ID_SERIAL=", 12) == 0) {
 				char esc[sizeof(line) * 4];
 				line[strcspn(line, "\n")] = 0;
-				json_object_object_add(a, "serial", json_object_new_string(
-					log_escape(esc, sizeof(esc), line + 12, strlen(line + 12))));
+				json_object_object_add(a, "serial",
+					json_object_new_string(log_escape(esc, sizeof(esc),
+						line + 12, strlen(line + 12))));
 				break;
 			}
 	}
@@ -393,8 +399,8 @@ static int guestinfo_set_vcpus(struct call *call, void *params)
 			!json_object_is_type(id, json_type_int) ||
 			!json_object_object_get_ex(e, "online", &on) ||
 			!json_object_is_type(on, json_type_boolean)) {
-			call_error(call, GL_RPC_INVALID_PARAMS,
-				"Invalid parameter 'vcpus': each entry needs an integer id and a boolean online",
+			call_error(call,
+				GL_RPC_INVALID_PARAMS, "Invalid parameter 'vcpus': each entry needs an integer id and a boolean online",
 				NULL);
 			return 0;
 		}
@@ -432,8 +438,8 @@ static int guestinfo_set_vcpus(struct call *call, void *params)
 }
 
 static const struct method_param guestinfo_set_vcpus_params_table[] = {
-	{ "vcpus", PARAM_ARRAY, offsetof(struct guestinfo_set_vcpus_params, vcpus),
-		PARAM_MANDATORY, 0, GUESTINFO_MAX_VCPUS, 0, NULL,
+	{ "vcpus", PARAM_ARRAY, offsetof(struct guestinfo_set_vcpus_params, vcpus), PARAM_MANDATORY,
+		0, GUESTINFO_MAX_VCPUS, 0, NULL,
 		"[{id, online}] in the order to apply; stops at the first failure" },
 	{},
 };
@@ -462,9 +468,8 @@ static const struct method guestinfo_methods[] = {
 		"{\"type\":\"object\",\"properties\":{\"vcpus\":{\"type\":\"array\",\"items\":"
 		"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},"
 		"\"online\":{\"type\":\"boolean\"},\"can_offline\":{\"type\":\"boolean\"}}}}}}" },
-	{ "system.set-vcpus", "Bring virtual CPUs online or offline",
-		guestinfo_set_vcpus_params_table, sizeof(struct guestinfo_set_vcpus_params),
-		guestinfo_set_vcpus, 0,
+	{ "system.set-vcpus", "Bring virtual CPUs online or offline", guestinfo_set_vcpus_params_table,
+		sizeof(struct guestinfo_set_vcpus_params), guestinfo_set_vcpus, 0,
 		"{\"type\":\"object\",\"properties\":{\"processed\":{\"type\":\"integer\"}}}" },
 	{},
 };

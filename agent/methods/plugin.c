@@ -65,8 +65,12 @@ static const struct {
 	const char *name;
 	enum param_type type;
 } plugin_types[] = {
-	{ "string", PARAM_STRING }, { "integer", PARAM_INT }, { "boolean", PARAM_BOOL },
-	{ "object", PARAM_OBJECT }, { "array", PARAM_ARRAY }, { "string-array", PARAM_STRING_ARRAY },
+	{ "string", PARAM_STRING },
+	{ "integer", PARAM_INT },
+	{ "boolean", PARAM_BOOL },
+	{ "object", PARAM_OBJECT },
+	{ "array", PARAM_ARRAY },
+	{ "string-array", PARAM_STRING_ARRAY },
 	{ "any", PARAM_ANY },
 };
 
@@ -101,8 +105,8 @@ static bool plugin_name_valid(const char *s)
 	if (!*s || *s == '.' || strlen(s) > 128 || strncmp(s, "rpc.", 4) == 0)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-			    *s == '.' || *s == '-' || *s == '_'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			    (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
 			return false;
 	return true;
 }
@@ -133,8 +137,10 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PLUGIN_MAX_SCHEMA_BYTES)
-		return log_warning_errno(-EINVAL, "Plugin schema %s is not a small regular file, "
-						  "skipping the plugin", file);
+		return log_warning_errno(-EINVAL,
+			"Plugin schema %s is not a small regular file, "
+			"skipping the plugin",
+			file);
 	text = malloc((size_t)st.st_size + 1);
 	if (!text)
 		return -ENOMEM;
@@ -145,8 +151,10 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 	o = json_tokener_parse(text);
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return log_warning_errno(-EINVAL, "Plugin schema %s is not a JSON object, skipping "
-						  "the plugin", file);
+		return log_warning_errno(-EINVAL,
+			"Plugin schema %s is not a JSON object, skipping "
+			"the plugin",
+			file);
 	}
 	if (plugin_json_string(o, "summary"))
 		p->summary = strdup(plugin_json_string(o, "summary"));
@@ -161,16 +169,18 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 	if (!json_object_is_type(params, json_type_array) ||
 		json_object_array_length(params) > PLUGIN_MAX_PARAMS) {
 		json_object_put(o);
-		return log_warning_errno(-EINVAL, "Plugin schema %s: \"params\" must be an array of "
-						  "at most %d objects", file, PLUGIN_MAX_PARAMS);
+		return log_warning_errno(-EINVAL,
+			"Plugin schema %s: \"params\" must be an array of "
+			"at most %d objects",
+			file, PLUGIN_MAX_PARAMS);
 	}
 	for (size_t i = 0; i < json_object_array_length(params); i++) {
 		struct json_object *e = json_object_array_get_idx(params, i), *v;
 		const char *name = plugin_json_string(e, "name");
 		const char *type = plugin_json_string(e, "type") ?: "any";
 		struct method_param *mp = &p->params[p->n_params];
-		bool required = json_object_object_get_ex(e, "required", &v) &&
-			json_object_get_boolean(v);
+		bool required =
+			json_object_object_get_ex(e, "required", &v) && json_object_get_boolean(v);
 		size_t t;
 
 		for (t = 0; t < ELEMENTSOF(plugin_types); t++)
@@ -178,8 +188,10 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 				break;
 		if (!name || !*name || t == ELEMENTSOF(plugin_types)) {
 			json_object_put(o);
-			return log_warning_errno(-EINVAL, "Plugin schema %s: parameter %zu needs a "
-							  "name and a known type", file, i);
+			return log_warning_errno(-EINVAL,
+				"Plugin schema %s: parameter %zu needs a "
+				"name and a known type",
+				file, i);
 		}
 		p->param_names[p->n_params] = strdup(name);
 		const char *desc = plugin_json_string(e, "description");
@@ -195,12 +207,12 @@ static int plugin_load_schema(int dirfd, struct plugin *p)
 			mp->min = INT64_MIN + 1;
 			mp->max = INT64_MAX;
 			mp->def = json_object_object_get_ex(e, "default", &v) &&
-					json_object_is_type(v, json_type_int)
-				? json_object_get_int64(v)
-				: PLUGIN_INT_ABSENT;
+						  json_object_is_type(v, json_type_int)
+					  ? json_object_get_int64(v)
+					  : PLUGIN_INT_ABSENT;
 		} else if (mp->type == PARAM_BOOL)
 			mp->def = json_object_object_get_ex(e, "default", &v) &&
-				json_object_get_boolean(v);
+				  json_object_get_boolean(v);
 		p->n_params++;
 	}
 	json_object_put(o);
@@ -214,7 +226,7 @@ static bool plugin_is_builtin(const char *name)
 	const struct method *m = method_find(name);
 
 	return m && !(plugin_current && m >= plugin_current->rows &&
-			      m < plugin_current->rows + plugin_current->n);
+			    m < plugin_current->rows + plugin_current->n);
 }
 
 static int plugin_scan(const char *dir, struct plugin_gen **ret)
@@ -236,8 +248,8 @@ static int plugin_scan(const char *dir, struct plugin_gen **ret)
 	d = dir ? opendir(dir) : NULL;
 	if (!d) {
 		if (dir && errno != ENOENT)
-			log_warning_errno(-errno, "Cannot read the plugin directory %s, no plugins: %m",
-				dir);
+			log_warning_errno(-errno,
+				"Cannot read the plugin directory %s, no plugins: %m", dir);
 		*ret = g;
 		return 0;
 	}
@@ -328,8 +340,7 @@ void methods_plugin_register(void)
 
 /* --- calls --- */
 
-static struct json_object *plugin_params_json(const struct plugin *p, struct call *call,
-	void *params)
+static struct json_object *plugin_params_json(const struct plugin *p, struct call *call, void *params)
 {
 	struct json_object *o;
 
@@ -407,12 +418,14 @@ static void plugin_done(struct exec_proc *proc, void *userdata)
 		json_object_object_add(data, st > 0 ? "exit_code" : "signal",
 			json_object_new_int(st > 0 ? st : -st));
 		json_object_object_add(data, "stderr", plugin_stderr_json(proc));
-		snprintf(msg, sizeof(msg), st > 0 ? "plugin %s failed with exit status %d"
-						  : "plugin %s was killed by signal %d",
+		snprintf(msg, sizeof(msg),
+			st > 0 ? "plugin %s failed with exit status %d"
+			       : "plugin %s was killed by signal %d",
 			pc->plugin->name, st > 0 ? st : -st);
 		call_error(pc->call, GL_RPC_OS_ERROR, msg, data);
 	} else if (truncated) {
-		snprintf(msg, sizeof(msg), "plugin %s wrote more than the output cap", pc->plugin->name);
+		snprintf(msg, sizeof(msg), "plugin %s wrote more than the output cap",
+			pc->plugin->name);
 		call_error(pc->call, GL_RPC_LIMIT, msg, NULL);
 	} else {
 		struct json_tokener *tok = json_tokener_new_ex(GL_DEFAULT_MAX_DEPTH);
@@ -425,7 +438,8 @@ static void plugin_done(struct exec_proc *proc, void *userdata)
 			json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 			res = json_tokener_parse_ex(tok, out + skip, (int)(n - skip));
 			if (json_tokener_get_error(tok) == json_tokener_continue)
-				res = json_tokener_parse_ex(tok, "", 1); /* complete a trailing number */
+				res = json_tokener_parse_ex(tok, "",
+					1); /* complete a trailing number */
 			if (json_tokener_get_error(tok) != json_tokener_success) {
 				json_object_put(res);
 				res = NULL;

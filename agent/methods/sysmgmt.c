@@ -84,16 +84,23 @@ static int sysmgmt_rtc(bool write_it, struct timespec *ts)
 		return -errno;
 	if (write_it) {
 		gmtime_r(&ts->tv_sec, &tm);
-		rt = (struct rtc_time){ .tm_sec = tm.tm_sec, .tm_min = tm.tm_min,
-			.tm_hour = tm.tm_hour, .tm_mday = tm.tm_mday, .tm_mon = tm.tm_mon,
+		rt = (struct rtc_time){ .tm_sec = tm.tm_sec,
+			.tm_min = tm.tm_min,
+			.tm_hour = tm.tm_hour,
+			.tm_mday = tm.tm_mday,
+			.tm_mon = tm.tm_mon,
 			.tm_year = tm.tm_year };
 		if (ioctl(fd, RTC_SET_TIME, &rt) < 0)
 			r = -errno;
 	} else if (ioctl(fd, RTC_RD_TIME, &rt) < 0)
 		r = -errno;
 	else {
-		tm = (struct tm){ .tm_sec = rt.tm_sec, .tm_min = rt.tm_min, .tm_hour = rt.tm_hour,
-			.tm_mday = rt.tm_mday, .tm_mon = rt.tm_mon, .tm_year = rt.tm_year };
+		tm = (struct tm){ .tm_sec = rt.tm_sec,
+			.tm_min = rt.tm_min,
+			.tm_hour = rt.tm_hour,
+			.tm_mday = rt.tm_mday,
+			.tm_mon = rt.tm_mon,
+			.tm_year = rt.tm_year };
 		ts->tv_sec = timegm(&tm);
 		ts->tv_nsec = 0;
 		if (ts->tv_sec == (time_t)-1)
@@ -122,7 +129,8 @@ static int sysmgmt_set_time(struct call *call, void *params)
 			return 0;
 		}
 	} else if (a->seconds == 0) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "Missing mandatory parameter 'seconds'", NULL);
+		call_error(call, GL_RPC_INVALID_PARAMS, "Missing mandatory parameter 'seconds'",
+			NULL);
 		return 0;
 	}
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
@@ -213,8 +221,8 @@ static int sysmgmt_set_hostname(struct call *call, void *params)
 	int r;
 
 	if (!sysmgmt_hostname_valid(a->hostname)) {
-		call_error(call, GL_RPC_INVALID_PARAMS,
-			"hostname must be 1-64 characters of letters, digits, '-' and '.' (RFC 1123)",
+		call_error(call,
+			GL_RPC_INVALID_PARAMS, "hostname must be 1-64 characters of letters, digits, '-' and '.' (RFC 1123)",
 			NULL);
 		return 0;
 	}
@@ -231,7 +239,8 @@ static int sysmgmt_set_hostname(struct call *call, void *params)
 	if (a->persistent) {
 		r = sysmgmt_write_etc_hostname(a->hostname);
 		if (r < 0) {
-			call_os_error(call, -r, "hostname set, but /etc/hostname could not be written");
+			call_os_error(call, -r,
+				"hostname set, but /etc/hostname could not be written");
 			return 0;
 		}
 	}
@@ -371,9 +380,10 @@ static int sysmgmt_network(struct call *call, void *params)
 		}
 		if (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)
 			continue;
-		const void *src = i->ifa_addr->sa_family == AF_INET
-			? (const void *)&((const struct sockaddr_in *)i->ifa_addr)->sin_addr
-			: (const void *)&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+		const void *src =
+			i->ifa_addr->sa_family == AF_INET
+				? (const void *)&((const struct sockaddr_in *)i->ifa_addr)->sin_addr
+				: (const void *)&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
 		if (!inet_ntop(i->ifa_addr->sa_family, src, addr, sizeof(addr)))
 			continue;
 		struct json_object *a = json_object_new_object(), *addrs;
@@ -387,7 +397,7 @@ static int sysmgmt_network(struct call *call, void *params)
 	}
 	freeifaddrs(ifa);
 	list = json_object_new_array();
-	json_object_object_foreach(ifaces, name, v) {
+	json_object_object_foreach (ifaces, name, v) {
 		(void)name;
 		json_object_array_add(list, json_object_get(v));
 	}
@@ -401,8 +411,8 @@ static int sysmgmt_network(struct call *call, void *params)
 /* --- filesystems --- */
 
 /* statvfs() on these can hang on a dead server: listed without usage. */
-static const char *const sysmgmt_remote_types[] = { "nfs", "nfs4", "cifs", "smb3", "9p",
-	"sshfs", "fuse.sshfs", "ceph", "glusterfs" };
+static const char *const sysmgmt_remote_types[] = { "nfs", "nfs4", "cifs", "smb3", "9p", "sshfs",
+	"fuse.sshfs", "ceph", "glusterfs" };
 
 static bool sysmgmt_remote(const char *type)
 {
@@ -490,8 +500,10 @@ static void sysmgmt_fs_run(void *p)
 			cap = ncap;
 		}
 		e = &j->mounts[j->n];
-		*e = (struct sysmgmt_mount){ .dir = strdup(m->mnt_dir), .fsname = strdup(m->mnt_fsname),
-			.type = strdup(m->mnt_type), .opts = strdup(m->mnt_opts),
+		*e = (struct sysmgmt_mount){ .dir = strdup(m->mnt_dir),
+			.fsname = strdup(m->mnt_fsname),
+			.type = strdup(m->mnt_type),
+			.opts = strdup(m->mnt_opts),
 			.readonly = hasmntopt(m, "ro") != NULL };
 		j->n++;
 		if (!e->dir || !e->fsname || !e->type || !e->opts) {
@@ -507,8 +519,8 @@ static void sysmgmt_json_escaped(struct json_object *e, const char *key, const c
 {
 	char esc[PATH_MAX];
 
-	json_object_object_add(e, key, json_object_new_string(log_escape(esc, sizeof(esc), s,
-		strlen(s))));
+	json_object_object_add(e, key,
+		json_object_new_string(log_escape(esc, sizeof(esc), s, strlen(s))));
 }
 
 static void sysmgmt_fs_done(struct call *call, void *p)
@@ -628,7 +640,8 @@ static int sysmgmt_shutdown(struct call *call, void *params)
 		if (strcmp(sysmgmt_shutdown_modes[i].mode, mode) == 0)
 			break;
 	if (i == ELEMENTSOF(sysmgmt_shutdown_modes)) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "mode must be poweroff, reboot or halt", NULL);
+		call_error(call, GL_RPC_INVALID_PARAMS, "mode must be poweroff, reboot or halt",
+			NULL);
 		return 0;
 	}
 	if (geteuid() != 0) {
@@ -695,7 +708,8 @@ static void sysmgmt_suspend_cb(evutil_socket_t fd, short what, void *userdata)
 		if (sfd >= 0) {
 			if (write(sfd, sysmgmt_suspend_modes[i].disk,
 				    strlen(sysmgmt_suspend_modes[i].disk)) < 0)
-				log_warning_errno(-errno, "Failed to set /sys/power/disk, ignoring: %m");
+				log_warning_errno(-errno,
+					"Failed to set /sys/power/disk, ignoring: %m");
 			close(sfd);
 		}
 	}
@@ -743,14 +757,13 @@ static int sysmgmt_suspend(struct call *call, void *params)
 /* --- table --- */
 
 static const struct method_param sysmgmt_set_time_params_table[] = {
-	{ "seconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, seconds), 0,
-		1, INT64_C(253402300799), 0, NULL,
+	{ "seconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, seconds), 0, 1,
+		INT64_C(253402300799), 0, NULL,
 		"seconds since the epoch (UTC); mandatory unless rtc is \"read\"" },
 	{ "nanoseconds", PARAM_INT, offsetof(struct sysmgmt_set_time_params, nanoseconds), 0, 0,
 		999999999, 0, NULL, "nanoseconds" },
 	{ "rtc", PARAM_STRING, offsetof(struct sysmgmt_set_time_params, rtc), 0, 0, 0, 0,
-		sysmgmt_rtc_choices,
-		"hardware clock: none (default), write (also set it), read (set the clock from it)" },
+		sysmgmt_rtc_choices, "hardware clock: none (default), write (also set it), read (set the clock from it)" },
 	{},
 };
 
@@ -792,7 +805,8 @@ static const struct method sysmgmt_methods[] = {
 	{ "system.network", "Interfaces with addresses, MACs and statistics", NULL, 0,
 		sysmgmt_network, METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"interfaces\":{\"type\":\"array\"}}}" },
-	{ "system.filesystems", "Mounted filesystems with usage", NULL, 0, sysmgmt_filesystems, METHOD_READONLY,
+	{ "system.filesystems", "Mounted filesystems with usage", NULL, 0, sysmgmt_filesystems,
+		METHOD_READONLY,
 		"{\"type\":\"object\",\"properties\":{\"filesystems\":{\"type\":\"array\"}}}" },
 	{ "system.shutdown", "Power off, reboot or halt (answered before the machine goes down)",
 		sysmgmt_shutdown_params_table, sizeof(struct sysmgmt_shutdown_params),
@@ -800,8 +814,8 @@ static const struct method sysmgmt_methods[] = {
 		"{\"type\":\"object\",\"properties\":{\"mode\":{\"type\":\"string\"},"
 		"\"in_ms\":{\"type\":\"integer\"}}}" },
 	{ "system.suspend", "Suspend to RAM, to disk or both (answered before the guest sleeps)",
-		sysmgmt_suspend_params_table, sizeof(struct sysmgmt_suspend_params), sysmgmt_suspend, 0,
-		"{\"type\":\"object\"}" },
+		sysmgmt_suspend_params_table, sizeof(struct sysmgmt_suspend_params),
+		sysmgmt_suspend, 0, "{\"type\":\"object\"}" },
 	{},
 };
 

@@ -13,7 +13,6 @@
 #include "method.h"
 #include "methods/methods.h"
 
-
 /* Doubles with a fixed number of decimals: "%.17g" output is noise to readers. */
 static struct json_object *json_double(double d)
 {
@@ -192,20 +191,25 @@ static int system_info(struct call *call, void *params)
 static const struct method system_methods[] = {
 	{
 		.name = "system.info",
-		.summary = "Hostname, os-release, kernel, uptime, load, memory, CPUs, machine and boot id",
+		.summary = "Hostname, os-release, kernel, uptime, load, memory, CPUs, machine and "
+			   "boot id",
 		.handler = system_info,
 		.flags = METHOD_READONLY,
 		.result_schema =
 			"{\"type\":\"object\",\"properties\":{"
 			"\"hostname\":{\"type\":\"string\"},"
-			"\"os_release\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
-			"\"kernel\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+			"\"os_release\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+			"\"string\"}},"
+			"\"kernel\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"
+			"\"string\"},"
 			"\"release\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},"
 			"\"machine\":{\"type\":\"string\"}}},"
 			"\"uptime_s\":{\"type\":\"number\"},"
 			"\"loadavg\":{\"type\":\"array\",\"items\":{\"type\":\"number\"}},"
-			"\"memory\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}},"
-			"\"cpus\":{\"type\":\"object\",\"properties\":{\"online\":{\"type\":\"integer\"},"
+			"\"memory\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+			"\"integer\"}},"
+			"\"cpus\":{\"type\":\"object\",\"properties\":{\"online\":{\"type\":"
+			"\"integer\"},"
 			"\"configured\":{\"type\":\"integer\"}}},"
 			"\"machine_id\":{\"type\":[\"string\",\"null\"]},"
 			"\"boot_id\":{\"type\":[\"string\",\"null\"]}}}",

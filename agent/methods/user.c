@@ -121,8 +121,8 @@ static int user_set_password(struct call *call, void *params)
 	}
 	/* Field separators would end the entry early; a crypted hash never has them. */
 	if (strpbrk(a->password, ":\n") && a->crypted) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "Invalid parameter 'password': ':' or newline",
-			NULL);
+		call_error(call, GL_RPC_INVALID_PARAMS,
+			"Invalid parameter 'password': ':' or newline", NULL);
 		return 0;
 	}
 	if (!a->crypted) {
@@ -239,8 +239,8 @@ static int user_keys_read(int dir, struct json_object **ret)
 		if (n == 0 || line[0] == '#' || (size_t)n > USER_KEY_MAX)
 			continue;
 		/* The file is the user's: only valid text goes out. */
-		json_object_array_add(list, json_object_new_string(
-			log_escape(esc, sizeof(esc), line, (size_t)n)));
+		json_object_array_add(list,
+			json_object_new_string(log_escape(esc, sizeof(esc), line, (size_t)n)));
 	}
 	free(line);
 	fclose(f);
@@ -305,8 +305,8 @@ static int user_keys_check(struct call *call, struct json_object *keys)
 			continue;
 		if (!user_key_valid(k) || strlen(k) > USER_KEY_MAX) {
 			char msg[96];
-			snprintf(msg, sizeof(msg), "Invalid parameter 'keys': element %zu is not one key line",
-				i);
+			snprintf(msg, sizeof(msg),
+				"Invalid parameter 'keys': element %zu is not one key line", i);
 			call_error(call, GL_RPC_INVALID_PARAMS, msg, NULL);
 			return -EINVAL;
 		}
@@ -397,15 +397,16 @@ static int user_keys_remove(struct call *call, void *params)
 }
 
 #define USER_PARAM                                                                                 \
-	{ "user", PARAM_STRING, offsetof(struct user_keys_params, user), PARAM_MANDATORY, 0,      \
-		USER_NAME_MAX, 0, NULL, "user name" }
+	{                                                                                          \
+		"user", PARAM_STRING, offsetof(struct user_keys_params, user), PARAM_MANDATORY, 0, \
+			USER_NAME_MAX, 0, NULL, "user name"                                        \
+	}
 
 static const struct method_param user_password_params_table[] = {
 	{ "user", PARAM_STRING, offsetof(struct user_password_params, user), PARAM_MANDATORY, 0,
 		USER_NAME_MAX, 0, NULL, "user name" },
-	{ "password", PARAM_STRING, offsetof(struct user_password_params, password),
-		PARAM_MANDATORY, 0, USER_PASSWORD_MAX, 0, NULL,
-		"the new password, or its crypt(3) hash when crypted" },
+	{ "password", PARAM_STRING, offsetof(struct user_password_params, password), PARAM_MANDATORY,
+		0, USER_PASSWORD_MAX, 0, NULL, "the new password, or its crypt(3) hash when crypted" },
 	{ "crypted", PARAM_BOOL, offsetof(struct user_password_params, crypted), 0, 0, 1, 0, NULL,
 		"password is already a crypt(3) hash (default false)" },
 	{},

@@ -31,7 +31,7 @@ struct gl_address {
 	uint32_t cid;  /* vsock; GL_VSOCK_CID_ANY for "vsock::PORT" */
 	uint32_t port; /* vsock and hybrid */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix and hybrid */
-	char command[GL_ADDRESS_COMMAND_MAX];                    /* exec */
+	char command[GL_ADDRESS_COMMAND_MAX];                   /* exec */
 };
 
 /* Parse an address. -EINVAL for a malformed one (unknown scheme, empty or

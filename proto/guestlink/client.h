@@ -16,7 +16,7 @@ struct gl_client;
 /* An error answered by the agent (status -EREMOTEIO). */
 struct gl_error {
 	int code;
-	const char *message;     /* borrowed; valid during the callback / until the next call */
+	const char *message;      /* borrowed; valid during the callback / until the next call */
 	struct json_object *data; /* borrowed; may be NULL */
 };
 
@@ -29,7 +29,8 @@ struct gl_error {
 int gl_client_connect(const char *address, int timeout_ms, struct gl_client **ret);
 /* Wrap an already connected stream socket; takes ownership of fd. */
 int gl_client_new_fd(int fd, struct gl_client **ret);
-struct gl_client *gl_client_free(struct gl_client *c); /* NULL-safe; fails pending calls with -ECANCELED */
+struct gl_client *gl_client_free(
+	struct gl_client *c); /* NULL-safe; fails pending calls with -ECANCELED */
 
 /* Timeouts (here and in the async API) are in milliseconds of CLOCK_MONOTONIC,
  * and a call never times out before its timeout has fully passed: it may end

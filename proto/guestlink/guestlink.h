@@ -6,5 +6,3 @@
 #include <guestlink/client.h>
 #include <guestlink/jsonrpc.h>
 #include <guestlink/stream.h>
-
-

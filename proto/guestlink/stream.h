@@ -19,13 +19,13 @@ struct evbuffer;
 enum gl_decode_status {
 	GL_DECODE_AGAIN,   /* everything given was consumed; feed more */
 	GL_DECODE_MESSAGE, /* *ret_obj holds one complete JSON text (owned by the caller;
-	                      NULL when the text was the literal null) */
+			      NULL when the text was the literal null) */
 	GL_DECODE_SYNTAX,  /* syntax error: answer -32700 with id null. The decoder then
-	                      drops input up to and including the next newline, across
-	                      later calls if needed, and resumes there. A complete text
-	                      refused afterwards (member names repeated together with
-	                      an integer beyond int64, or such an integer longer than
-	                      256 characters) is consumed whole, nothing after it */
+			      drops input up to and including the next newline, across
+			      later calls if needed, and resumes there. A complete text
+			      refused afterwards (member names repeated together with
+			      an integer beyond int64, or such an integer longer than
+			      256 characters) is consumed whole, nothing after it */
 	GL_DECODE_TOOBIG,  /* the current text exceeds max_message: answer, then close */
 };
 

@@ -44,8 +44,7 @@ static int hangfs_open(const char *path, struct fuse_file_info *fi)
 	return strcmp(path, "/f") == 0 ? 0 : -ENOENT;
 }
 
-static int hangfs_read(const char *path, char *buf, size_t size, off_t off,
-	struct fuse_file_info *fi)
+static int hangfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	size_t len = sizeof(hangfs_data) - 1;
 

@@ -119,8 +119,11 @@ static int t_flood(struct call *call, void *params)
 }
 
 static const struct method test_methods[] = {
-	{ .name = "t.types", .summary = "types", .params = types_params,
-		.params_size = sizeof(struct types_params), .handler = t_types },
+	{ .name = "t.types",
+		.summary = "types",
+		.params = types_params,
+		.params_size = sizeof(struct types_params),
+		.handler = t_types },
 	{ .name = "t.async", .summary = "async", .handler = t_async },
 	{ .name = "t.fail", .summary = "fail", .handler = t_fail },
 	{ .name = "t.drop", .summary = "drop", .handler = t_drop },
@@ -149,7 +152,8 @@ static int error_code(struct json_object *a)
 {
 	struct json_object *e, *code;
 
-	if (!json_object_object_get_ex(a, "error", &e) || !json_object_object_get_ex(e, "code", &code))
+	if (!json_object_object_get_ex(a, "error", &e) ||
+		!json_object_object_get_ex(e, "code", &code))
 		return 0;
 	return json_object_get_int(code);
 }
@@ -158,7 +162,8 @@ static const char *error_message(struct json_object *a)
 {
 	struct json_object *e, *m;
 
-	if (!json_object_object_get_ex(a, "error", &e) || !json_object_object_get_ex(e, "message", &m))
+	if (!json_object_object_get_ex(a, "error", &e) ||
+		!json_object_object_get_ex(e, "message", &m))
 		return "";
 	return json_object_get_string(m);
 }
@@ -177,8 +182,8 @@ static void check_params(struct conn *c, const char *params, int want_code, cons
 	char req[1024];
 	struct json_object *lines;
 
-	snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"method\":\"t.types\",\"params\":%s,\"id\":1}\n",
-		params);
+	snprintf(req, sizeof(req),
+		"{\"jsonrpc\":\"2.0\",\"method\":\"t.types\",\"params\":%s,\"id\":1}\n", params);
 	lines = feed(c, req);
 	if (json_object_array_length(lines) != 1) {
 		ok(0, "%s: one answer", what);
@@ -196,7 +201,8 @@ static void test_params(struct event_base *base)
 	struct conn *c = conn_new_detached(base);
 	struct json_object *lines, *r, *v;
 
-	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.types\",\"params\":{\"s\":\"abc\"},\"id\":1}\n");
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.types\",\"params\":{\"s\":\"abc\"},"
+			"\"id\":1}\n");
 	r = result(json_object_array_get_idx(lines, 0));
 	ok(r && json_object_object_get_ex(r, "n", &v) && json_object_get_int(v) == 7,
 		"absent int gets its default");
@@ -209,7 +215,8 @@ static void test_params(struct event_base *base)
 			"[\"ab\",-3,false,{\"k\":1},[1,2],[\"p\",\"q\"],null,\"y\"],\"id\":2}\n");
 	r = result(json_object_array_get_idx(lines, 0));
 	is_str(r ? json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN) : NULL,
-		"{\"s\":\"ab\",\"n\":-3,\"b\":false,\"o\":{\"k\":1},\"a\":[1,2],\"sa\":[\"p\",\"q\"],"
+		"{\"s\":\"ab\",\"n\":-3,\"b\":false,\"o\":{\"k\":1},\"a\":[1,2],\"sa\":[\"p\","
+		"\"q\"],"
 		"\"any\":null,\"ch\":\"y\"}",
 		"positional params fill every type in table order");
 	json_object_put(lines);
@@ -227,7 +234,8 @@ static void test_params(struct event_base *base)
 	check_params(c, "{\"s\":\"a\",\"b\":1}", -32602, "'b'", "int for bool");
 	check_params(c, "{\"s\":\"a\",\"o\":[]}", -32602, "'o'", "array for object");
 	check_params(c, "{\"s\":\"a\",\"a\":[1,2,3]}", -32602, "'a'", "array over max elements");
-	check_params(c, "{\"s\":\"a\",\"sa\":[\"x\",1]}", -32602, "'sa'", "non-string in string array");
+	check_params(c, "{\"s\":\"a\",\"sa\":[\"x\",1]}", -32602, "'sa'",
+		"non-string in string array");
 	check_params(c, "{\"s\":\"a\",\"sa\":[\"a\",\"b\",\"c\",\"d\"]}", -32602, "'sa'",
 		"string array over max");
 	check_params(c, "{\"s\":\"a\",\"ch\":\"z\"}", -32602, "'ch'", "string not among choices");
@@ -276,7 +284,7 @@ static void test_calls(struct event_base *base)
 	lines = feed(c, "");
 	a = json_object_array_get_idx(lines, 0);
 	ok(json_object_array_length(lines) == 1 && json_object_is_type(a, json_type_array) &&
-		json_object_array_length(a) == 2,
+			json_object_array_length(a) == 2,
 		"batch written as one array of 2 after the last member: %s",
 		json_object_to_json_string(lines));
 	json_object_put(lines);
@@ -339,9 +347,10 @@ static void test_backpressure(struct event_base *base)
 	tv.tv_usec = 300000;
 	evtimer_add(to, &tv);
 	event_base_dispatch(base);
-	ok(flood_conn && conn_output_full(flood_conn), "output is full while the client does not read");
-	ok(flood_sent > 0 && flood_sent < 1000, "the producer stopped at the high-water mark (%d x 4 KiB)",
-		flood_sent);
+	ok(flood_conn && conn_output_full(flood_conn),
+		"output is full while the client does not read");
+	ok(flood_sent > 0 && flood_sent < 1000,
+		"the producer stopped at the high-water mark (%d x 4 KiB)", flood_sent);
 	is_int(drains, 0, "no drain callback while nobody reads");
 
 	/* Now read: the drain watch fires once the buffer falls below the low mark. */
@@ -371,8 +380,9 @@ static void test_config(void)
 	char path[] = "/tmp/guestlink-conf.XXXXXX";
 	struct config *cfg = NULL;
 	int fd = mkstemp(path);
-	const char *text = "{\"allow\":[\"agent.*\",\"t.*\"],\"deny\":[\"t.f*\"],\"peer_cids\":[2,7],"
-			   "\"max_inflight\":3,\"exec\":{\"result_ttl_s\":9}}";
+	const char *text =
+		"{\"allow\":[\"agent.*\",\"t.*\"],\"deny\":[\"t.f*\"],\"peer_cids\":[2,7],"
+		"\"max_inflight\":3,\"exec\":{\"result_ttl_s\":9}}";
 
 	ok(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config written");
 	close(fd);
@@ -382,7 +392,8 @@ static void test_config(void)
 		ok(!config_method_allowed(cfg, "t.fail"), "deny wins over allow");
 		ok(!config_method_allowed(cfg, "system.info"), "not in allow -> denied");
 		ok(cfg->n_peer_cids == 2 && cfg->peer_cids[1] == 7, "peer_cids");
-		ok(cfg->max_inflight == 3 && cfg->exec_result_ttl_s == 9, "numbers and nested keys");
+		ok(cfg->max_inflight == 3 && cfg->exec_result_ttl_s == 9,
+			"numbers and nested keys");
 		is_int(cfg->max_connections, 1024, "defaults kept for absent keys");
 	}
 	config_free(cfg);

@@ -53,13 +53,17 @@ static int request(int k, int i, char *buf, size_t size)
 {
 	if (i % 50 == 49)
 		return snprintf(buf, size,
-			"{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"params\":{\"delay_ms\":1},"
-			"\"id\":%d}\n", i);
+			"{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"params\":{\"delay_ms\":1}"
+			","
+			"\"id\":%d}\n",
+			i);
 	if (i % 10 == 9)
-		return snprintf(buf, size, "{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"id\":%d}\n", i);
+		return snprintf(buf, size,
+			"{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"id\":%d}\n", i);
 	return snprintf(buf, size,
 		"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[%d,%d,\"c%d-i%d\"],"
-		"\"id\":%d}\n", k, i, k, i, i);
+		"\"id\":%d}\n",
+		k, i, k, i, i);
 }
 
 static bool answer_ok(int k, struct json_object *a)
@@ -201,7 +205,8 @@ int main(void)
 	}
 	ok((st.st_mode & 0777) == 0600, "the Unix listener is mode 0600 (%03o)", st.st_mode & 0777);
 
-	memcpy(sa.sun_path, sock, strlen(sock) < sizeof(sa.sun_path) ? strlen(sock) : sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, sock,
+		strlen(sock) < sizeof(sa.sun_path) ? strlen(sock) : sizeof(sa.sun_path) - 1);
 	for (int k = 0; k < N_CONNS; k++) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		clients[k].fd = -1;
@@ -240,7 +245,8 @@ int main(void)
 			if (pfd[k].fd < 0)
 				continue;
 			if (pfd[k].revents & POLLOUT) {
-				ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+				ssize_t n =
+					write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 				if (n > 0)
 					c->out_off += (size_t)n;
 			}

@@ -17,17 +17,19 @@ static void test_translate(void)
 
 	is_int(guest_memory_add_host(&m, 0x10000, sizeof(a), 0x7000000, a), 0, "add region A");
 	is_int(guest_memory_add_host(&m, 0x10000 + sizeof(a), sizeof(b), 0x9000000, b), 0,
-	       "add adjacent region B");
+		"add adjacent region B");
 	ok(guest_memory_gpa(&m, 0x10000, 16) == a, "start of A");
 	ok(guest_memory_gpa(&m, 0x10000 + 100, 1) == a + 100, "inside A");
 	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a) - 8, 8) == a + sizeof(a) - 8, "end of A");
-	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a) - 8, 9) == NULL, "straddling A and B is not one pointer");
+	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a) - 8, 9) == NULL,
+		"straddling A and B is not one pointer");
 	ok(guest_memory_gpa(&m, 0xffff, 1) == NULL, "below memory");
 	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a) + sizeof(b), 1) == NULL, "above memory");
 	ok(guest_memory_gpa(&m, 0x10000, sizeof(a) + sizeof(b) + 1) == NULL, "longer than memory");
 	ok(guest_memory_gpa(&m, UINT64_MAX - 4, 16) == NULL, "address + length wraps");
 	ok(guest_memory_gpa(&m, 0x10010, UINT64_MAX) == NULL, "huge length");
-	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a), 0) != NULL, "zero length at a region boundary");
+	ok(guest_memory_gpa(&m, 0x10000 + sizeof(a), 0) != NULL,
+		"zero length at a region boundary");
 	ok(guest_memory_uva(&m, 0x7000000 + 4, 4) == a + 4, "uva translation");
 	ok(guest_memory_uva(&m, 0x7000000 + sizeof(a) - 2, 4) == NULL, "uva past the end");
 	ok(guest_memory_uva(&m, UINT64_MAX - 1, 8) == NULL, "uva wrap");
@@ -35,7 +37,8 @@ static void test_translate(void)
 	/* Splitting across the two regions. */
 	struct iovec iov[4];
 	size_t n = 0;
-	is_int(guest_memory_iovec(&m, 0x10000 + sizeof(a) - 100, 300, iov, &n, 4), 0, "span across A and B");
+	is_int(guest_memory_iovec(&m, 0x10000 + sizeof(a) - 100, 300, iov, &n, 4), 0,
+		"span across A and B");
 	is_int(n, 2, "two iovecs");
 	ok(iov[0].iov_base == a + sizeof(a) - 100 && iov[0].iov_len == 100, "first piece in A");
 	ok(iov[1].iov_base == b && iov[1].iov_len == 200, "second piece in B");
@@ -44,10 +47,10 @@ static void test_translate(void)
 	is_int(n, 4, "n advanced by one");
 	n = 0;
 	is_int(guest_memory_iovec(&m, 0x10000 + sizeof(a) - 100, 300, iov, &n, 1), -ENOBUFS,
-	       "too few iovec slots");
+		"too few iovec slots");
 	is_int(n, 0, "n unchanged on failure");
 	is_int(guest_memory_iovec(&m, 0x10000 + sizeof(a), sizeof(b) + 1, iov, &n, 4), -EFAULT,
-	       "span past the end");
+		"span past the end");
 	is_int(guest_memory_iovec(&m, UINT64_MAX - 10, 100, iov, &n, 4), -EFAULT, "span wrapping");
 	is_int(guest_memory_iovec(&m, 0x10000, 0, iov, &n, 4), 0, "empty span");
 	is_int(n, 0, "empty span adds nothing");
@@ -71,18 +74,25 @@ static void test_reject(void)
 	is_int(guest_memory_add_host(&m, UINT64_MAX - 100, 4096, 0, a), -EINVAL, "gpa wrap rejected");
 	is_int(guest_memory_add_host(&m, 0, 4096, UINT64_MAX - 100, a), -EINVAL, "uva wrap rejected");
 	is_int(guest_memory_add_host(&m, 0x1000, 0x2000, 0x100000, a), 0, "region 1");
-	is_int(guest_memory_add_host(&m, 0x2000, 0x1000, 0x200000, b), -EINVAL, "gpa overlap rejected");
-	is_int(guest_memory_add_host(&m, 0x0, 0x1001, 0x300000, b), -EINVAL, "gpa overlap at start rejected");
-	is_int(guest_memory_add_host(&m, 0x0, 0x20000, 0x300000, b), -EINVAL, "gpa containing rejected");
-	is_int(guest_memory_add_host(&m, 0x10000, 0x1000, 0x101000, b), -EINVAL, "uva overlap rejected");
+	is_int(guest_memory_add_host(&m, 0x2000, 0x1000, 0x200000, b), -EINVAL,
+		"gpa overlap rejected");
+	is_int(guest_memory_add_host(&m, 0x0, 0x1001, 0x300000, b), -EINVAL,
+		"gpa overlap at start rejected");
+	is_int(guest_memory_add_host(&m, 0x0, 0x20000, 0x300000, b), -EINVAL,
+		"gpa containing rejected");
+	is_int(guest_memory_add_host(&m, 0x10000, 0x1000, 0x101000, b), -EINVAL,
+		"uva overlap rejected");
 	is_int(guest_memory_add_host(&m, 0x3000, 0x1000, 0x102000, b), 0, "adjacent region accepted");
-	is_int(guest_memory_remove(&m, 0x3000, 0x1000, 0x999), -ENOENT, "remove needs an exact match");
+	is_int(guest_memory_remove(&m, 0x3000, 0x1000, 0x999), -ENOENT,
+		"remove needs an exact match");
 	is_int(guest_memory_remove(&m, 0x3000, 0x1000, 0x102000), 0, "remove");
 	ok(guest_memory_gpa(&m, 0x3000, 1) == NULL, "removed region is gone");
 	for (unsigned i = m.n_regions; i < GUEST_MEMORY_MAX_REGIONS; i++)
-		guest_memory_add_host(&m, 0x100000 + i * 0x1000ull, 0x1000, 0x1000000 + i * 0x1000ull, a);
+		guest_memory_add_host(&m, 0x100000 + i * 0x1000ull, 0x1000,
+			0x1000000 + i * 0x1000ull, a);
 	is_int(m.n_regions, GUEST_MEMORY_MAX_REGIONS, "all slots used");
-	is_int(guest_memory_add_host(&m, 0x900000, 0x1000, 0x9000000, a), -ENOSPC, "one more is refused");
+	is_int(guest_memory_add_host(&m, 0x900000, 0x1000, 0x9000000, a), -ENOSPC,
+		"one more is refused");
 	guest_memory_clear(&m);
 }
 
@@ -95,12 +105,14 @@ static void test_mmap(void)
 
 	ok(fd >= 0 && ftruncate(fd, 4 * page) == 0, "memfd");
 	/* Region starts one page into the file. */
-	is_int(guest_memory_add(&m, 0x40000000, 2 * page, 0x5000, page, fd), 0, "map with an fd offset");
+	is_int(guest_memory_add(&m, 0x40000000, 2 * page, 0x5000, page, fd), 0,
+		"map with an fd offset");
 	p = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	memcpy(p + page + 10, "hello", 5);
-	ok(memcmp(guest_memory_gpa(&m, 0x4000000a, 5), "hello", 5) == 0, "offset honoured: same bytes");
+	ok(memcmp(guest_memory_gpa(&m, 0x4000000a, 5), "hello", 5) == 0,
+		"offset honoured: same bytes");
 	is_int(guest_memory_add(&m, 0x50000000, page, 0x900000, UINT64_MAX - 10, fd), -EINVAL,
-	       "offset overflow rejected");
+		"offset overflow rejected");
 	is_int(guest_memory_add(&m, 0x60000000, page, 0xa00000, 0, -1), -EBADF, "bad fd rejected");
 	is_int(m.n_regions, 1, "failed adds leave no region");
 	munmap(p, 4 * page);

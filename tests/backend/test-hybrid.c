@@ -40,7 +40,8 @@ static void test_splits(void)
 		if (r != 0 || port != 9731 || used != line)
 			bad++;
 	}
-	is_int(bad, 0, "every split point of a pipelined CONNECT line parses, bytes after the newline untouched");
+	is_int(bad,
+		0, "every split point of a pipelined CONNECT line parses, bytes after the newline untouched");
 
 	/* One byte at a time. */
 	struct hybrid_line l = {};
@@ -87,7 +88,8 @@ static void test_lines(void)
 		size_t c;
 		int r = hybrid_line_feed(&l, cases[i].line, strlen(cases[i].line), &c, &port);
 		char name[64];
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(cases[i].line, "\r\n"), cases[i].line);
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(cases[i].line, "\r\n"),
+			cases[i].line);
 		if (cases[i].ret == 0)
 			ok(r == 0 && port == cases[i].port, "\"%s\" -> port %u", name, cases[i].port);
 		else
@@ -105,13 +107,15 @@ static void test_overlong(void)
 	memset(buf, ' ', sizeof(buf));
 	memcpy(buf, "CONNECT", 7);
 	is_int(hybrid_line_feed(&l, buf, 20, &c, &port), -EAGAIN, "20 bytes, no newline: need more");
-	is_int(hybrid_line_feed(&l, buf, 12, &c, &port), -EBADMSG, "32 bytes without a newline: refused");
+	is_int(hybrid_line_feed(&l, buf, 12, &c, &port), -EBADMSG,
+		"32 bytes without a newline: refused");
 	struct hybrid_line l2 = {};
 	snprintf(buf, sizeof(buf), "CONNECT %024u\n", 5u); /* 33 bytes */
 	is_int(hybrid_line_feed(&l2, buf, strlen(buf), &c, &port), -EBADMSG, "33-byte line refused");
 	struct hybrid_line l3 = {};
 	snprintf(buf, sizeof(buf), "CONNECT %023u\n", 5u); /* 32 bytes */
-	is_int(hybrid_line_feed(&l3, buf, strlen(buf), &c, &port), 0, "32-byte line (leading zeros) accepted");
+	is_int(hybrid_line_feed(&l3, buf, strlen(buf), &c, &port), 0,
+		"32-byte line (leading zeros) accepted");
 	is_int(port, 5, "its port");
 }
 

@@ -18,11 +18,27 @@
 #include "vhost_user.h"
 
 enum {
-	GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5, SET_LOG_BASE = 6,
-	SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10, GET_VRING_BASE = 11,
-	SET_VRING_KICK = 12, SET_VRING_CALL = 13, SET_VRING_ERR = 14, GET_PROTOCOL_FEATURES = 15,
-	SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18, GET_CONFIG = 24,
-	SET_CONFIG = 25, GET_MAX_MEM_SLOTS = 36, ADD_MEM_REG = 37, REM_MEM_REG = 38,
+	GET_FEATURES = 1,
+	SET_FEATURES = 2,
+	SET_OWNER = 3,
+	SET_MEM_TABLE = 5,
+	SET_LOG_BASE = 6,
+	SET_VRING_NUM = 8,
+	SET_VRING_ADDR = 9,
+	SET_VRING_BASE = 10,
+	GET_VRING_BASE = 11,
+	SET_VRING_KICK = 12,
+	SET_VRING_CALL = 13,
+	SET_VRING_ERR = 14,
+	GET_PROTOCOL_FEATURES = 15,
+	SET_PROTOCOL_FEATURES = 16,
+	GET_QUEUE_NUM = 17,
+	SET_VRING_ENABLE = 18,
+	GET_CONFIG = 24,
+	SET_CONFIG = 25,
+	GET_MAX_MEM_SLOTS = 36,
+	ADD_MEM_REG = 37,
+	REM_MEM_REG = 38,
 };
 #define NEED_REPLY (1u << 3)
 #define MEM_SIZE (1 << 20)
@@ -50,7 +66,10 @@ static void on_reset(void *u)
 }
 
 static const struct vhost_user_device_ops ops = {
-	.queue_kick = on_kick, .reset = on_reset, .config = config, .config_size = sizeof(config),
+	.queue_kick = on_kick,
+	.reset = on_reset,
+	.config = config,
+	.config_size = sizeof(config),
 };
 
 static void spin(int ms)
@@ -76,7 +95,7 @@ static int connect_cli(void)
 }
 
 static int send_msg(uint32_t req, uint32_t flags, const void *payload, uint32_t size,
-		    const int *fds, unsigned nfds)
+	const int *fds, unsigned nfds)
 {
 	struct hdr h = { req, 0x1 | flags, size };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
@@ -204,7 +223,9 @@ static void test_basic(void)
 
 static void test_bad_messages(void)
 {
-	struct { uint32_t index, num; } st;
+	struct {
+		uint32_t index, num;
+	} st;
 	uint64_t u;
 	int efd = eventfd(0, EFD_CLOEXEC), fds[3];
 	int before;
@@ -216,11 +237,14 @@ static void test_bad_messages(void)
 	is_int(ack(SET_FEATURES, u2, 12, NULL, 0), 1, "SET_FEATURES with 12 bytes: failure reply");
 	u = 1ull << 63;
 	is_int(ack(SET_FEATURES, &u, 8, NULL, 0), 1, "unoffered feature bit: failure reply");
-	st.index = 2; st.num = 64;
-	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 1, "queue index 2 (event queue stays in QEMU): failure");
+	st.index = 2;
+	st.num = 64;
+	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 1,
+		"queue index 2 (event queue stays in QEMU): failure");
 	st.index = 0xffffffff;
 	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 1, "queue index 2^32-1: failure");
-	st.index = 0; st.num = 100;
+	st.index = 0;
+	st.num = 100;
 	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 1, "ring size 100 (not a power of two): failure");
 	st.num = 65536;
 	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 1, "ring size 65536: failure");
@@ -249,7 +273,8 @@ static void test_bad_messages(void)
 		 * readable and make the back-end spin. */
 		int sp[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0) {
-			is_int(ack(SET_VRING_KICK, &u, 8, &sp[0], 1), 1, "kick fd that is a socket: failure");
+			is_int(ack(SET_VRING_KICK, &u, 8, &sp[0], 1), 1,
+				"kick fd that is a socket: failure");
 			close(sp[0]);
 			close(sp[1]);
 		}
@@ -261,14 +286,18 @@ static void test_bad_messages(void)
 	is_int(count_fds(), before, "every fd sent with a refused message was closed");
 
 	/* Memory tables. */
-	struct { uint32_t n, pad; struct region r[8]; } mt = { .n = 2 };
+	struct {
+		uint32_t n, pad;
+		struct region r[8];
+	} mt = { .n = 2 };
 	mt.r[0] = (struct region){ GPA, MEM_SIZE / 2, UVA, 0 };
 	mt.r[1] = (struct region){ GPA + 4096, MEM_SIZE / 2, UVA + MEM_SIZE, MEM_SIZE / 2 };
 	fds[0] = fds[1] = memfd;
 	is_int(ack(SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 1, "overlapping regions: failure");
 	mt.r[1].gpa = GPA + MEM_SIZE / 2;
 	is_int(ack(SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 1), 1, "2 regions with 1 fd: failure");
-	is_int(ack(SET_MEM_TABLE, &mt, 8 + 32, fds, 2), 1, "table size not matching the count: failure");
+	is_int(ack(SET_MEM_TABLE, &mt, 8 + 32, fds, 2), 1,
+		"table size not matching the count: failure");
 	mt.n = 9;
 	is_int(ack(SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 1, "9 regions: failure");
 	mt.n = 0;
@@ -281,7 +310,10 @@ static void test_bad_messages(void)
 	mt.n = 2;
 	mt.r[0] = (struct region){ GPA, MEM_SIZE / 2, UVA, 0 };
 	is_int(ack(SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 0, "two good regions accepted");
-	struct { uint64_t pad; struct region r; } mr = { 0, { GPA + 4096, 4096, UVA + 8 * MEM_SIZE, 0 } };
+	struct {
+		uint64_t pad;
+		struct region r;
+	} mr = { 0, { GPA + 4096, 4096, UVA + 8 * MEM_SIZE, 0 } };
 	is_int(ack(ADD_MEM_REG, &mr, sizeof(mr), fds, 1), 1, "ADD_MEM_REG overlapping: failure");
 	is_int(ack(ADD_MEM_REG, &mr, sizeof(mr), NULL, 0), 1, "ADD_MEM_REG without fd: failure");
 	mr.r.gpa = GPA + 16 * MEM_SIZE;
@@ -290,15 +322,22 @@ static void test_bad_messages(void)
 	is_int(ack(REM_MEM_REG, &mr, sizeof(mr), NULL, 0), 1, "REM_MEM_REG again: failure");
 
 	/* Rings. */
-	struct { uint32_t index, flags; uint64_t desc, used, avail, log; } a = { 0, 0, UVA, UVA + 0x2000, UVA + 0x1000, 0 };
-	st.index = 0; st.num = 64;
+	struct {
+		uint32_t index, flags;
+		uint64_t desc, used, avail, log;
+	} a = { 0, 0, UVA, UVA + 0x2000, UVA + 0x1000, 0 };
+	st.index = 0;
+	st.num = 64;
 	is_int(ack(SET_VRING_NUM, &st, 8, NULL, 0), 0, "ring size 64");
 	a.desc = UVA + MEM_SIZE - 64;
-	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1, "descriptor table past memory: failure");
+	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1,
+		"descriptor table past memory: failure");
 	a.desc = UVA + 3 * MEM_SIZE;
-	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1, "descriptor table outside memory: failure");
+	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1,
+		"descriptor table outside memory: failure");
 	a.desc = UVA + 8;
-	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1, "misaligned descriptor table: failure");
+	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1,
+		"misaligned descriptor table: failure");
 	a.desc = UVA;
 	a.index = 3;
 	is_int(ack(SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1, "SET_VRING_ADDR queue 3: failure");
@@ -310,7 +349,8 @@ static void test_bad_messages(void)
 	fds[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	is_int(ack(SET_VRING_KICK, &u, 8, fds, 1), 0, "kick fd");
 	is_int(kicks, 0, "protocol features negotiated: not started before enable");
-	st.index = 0; st.num = 1;
+	st.index = 0;
+	st.num = 1;
 	is_int(ack(SET_VRING_ENABLE, &st, 8, NULL, 0), 0, "enable");
 	is_int(kicks, 1, "ring started once enabled");
 	uint64_t one = 1;
@@ -331,7 +371,8 @@ static void test_bad_messages(void)
 	uint8_t cfg[12 + 8] = {};
 	((uint32_t *)cfg)[0] = 4;
 	((uint32_t *)cfg)[1] = 8;
-	is_int(ack(SET_CONFIG, cfg, sizeof(cfg), NULL, 0), 1, "SET_CONFIG past the config space: failure");
+	is_int(ack(SET_CONFIG, cfg, sizeof(cfg), NULL, 0), 1,
+		"SET_CONFIG past the config space: failure");
 	((uint32_t *)cfg)[0] = 0;
 	is_int(ack(SET_CONFIG, cfg, sizeof(cfg), NULL, 0), 1, "SET_CONFIG (read-only): failure");
 	ok(alive(), "back-end still serving after all of that");
@@ -374,7 +415,8 @@ static void test_disconnects(void)
 	ok(alive(), "back-end serves the next front-end");
 
 	send_msg(GET_CONFIG, 0, big, 12 + 40, NULL, 0);
-	is_int(recv_reply(big, sizeof(big)), -EPIPE, "GET_CONFIG beyond the config space: disconnected");
+	is_int(recv_reply(big, sizeof(big)), -EPIPE,
+		"GET_CONFIG beyond the config space: disconnected");
 	ok(alive(), "back-end serves the next front-end");
 
 	/* Too many fds for one message: more than the 8 we accept. */

@@ -136,7 +136,8 @@ static void test_good(void)
 	memcpy(mem + DATA_OFF + 0x3008, u, sizeof(u));
 	set_desc(5, GPA + DATA_OFF + 0x3008, sizeof(u), VRING_DESC_F_INDIRECT, 0);
 	publish(5);
-	is_int(virtqueue_pop(&vq, VIRTQUEUE_READABLE, &elem), 1, "8-byte aligned indirect table pops");
+	is_int(virtqueue_pop(&vq, VIRTQUEUE_READABLE, &elem), 1,
+		"8-byte aligned indirect table pops");
 	is_int(elem.out_len, 64, "its total length");
 	ok(!vq.broken, "queue still fine after it");
 }

@@ -11,16 +11,16 @@
 
 /* A header written byte by byte, independent of the codec. */
 static const uint8_t spec_hdr[VSOCK_HDR_SIZE] = {
-	0x03, 0, 0, 0, 0, 0, 0, 0x80,   /* src_cid 0x8000000000000003 */
-	0x02, 0, 0, 0, 0, 0, 0, 0,      /* dst_cid 2 */
-	0x39, 0x30, 0, 0,               /* src_port 12345 */
-	0x03, 0x26, 0, 0,               /* dst_port 9731 */
-	0x00, 0x10, 0, 0,               /* len 4096 */
-	0x01, 0x00,                     /* type STREAM */
-	0x05, 0x00,                     /* op RW */
-	0x02, 0, 0, 0,                  /* flags SHUTDOWN_SEND */
-	0x00, 0x00, 0x04, 0x00,         /* buf_alloc 256 KiB */
-	0xff, 0xff, 0xff, 0xff,         /* fwd_cnt 2^32-1 */
+	0x03, 0, 0, 0, 0, 0, 0, 0x80, /* src_cid 0x8000000000000003 */
+	0x02, 0, 0, 0, 0, 0, 0, 0,    /* dst_cid 2 */
+	0x39, 0x30, 0, 0,             /* src_port 12345 */
+	0x03, 0x26, 0, 0,             /* dst_port 9731 */
+	0x00, 0x10, 0, 0,             /* len 4096 */
+	0x01, 0x00,                   /* type STREAM */
+	0x05, 0x00,                   /* op RW */
+	0x02, 0, 0, 0,                /* flags SHUTDOWN_SEND */
+	0x00, 0x00, 0x04, 0x00,       /* buf_alloc 256 KiB */
+	0xff, 0xff, 0xff, 0xff,       /* fwd_cnt 2^32-1 */
 };
 
 static void test_decode(void)
@@ -62,7 +62,7 @@ static void test_iov(void)
 		src[i] = (uint8_t)(i + 1);
 	is_int(vsock_iov_copy_in(iov, 3, src, sizeof(src)), 12, "copy_in: all 12 bytes");
 	ok(a[0] == 1 && a[2] == 3 && b[0] == 4 && b[4] == 8 && c[0] == 9 && c[3] == 12,
-	   "copy_in: bytes land in order across the iovecs");
+		"copy_in: bytes land in order across the iovecs");
 	is_int(vsock_iov_copy_in(iov, 3, src, 100), 12, "copy_in: stops at the iovecs' end");
 	/* Every (skip, len) pair: copy_out and slice agree with the flat bytes. */
 	for (size_t skip = 0; skip <= sizeof(src); skip++)
@@ -76,8 +76,8 @@ static void test_iov(void)
 				bad++;
 			k = vsock_iov_slice(iov, 3, skip, len, out);
 			for (size_t i = 0; i < k; i++) {
-				if (out[i].iov_len == 0 ||
-				    memcmp(out[i].iov_base, src + skip + got, out[i].iov_len) != 0)
+				if (out[i].iov_len == 0 || memcmp(out[i].iov_base, src + skip + got,
+								   out[i].iov_len) != 0)
 					bad++;
 				got += out[i].iov_len;
 			}

@@ -94,7 +94,8 @@ static void raw_server(int lfd)
 			int fd = evs[i].data.fd;
 			if (fd == lfd) {
 				int c;
-				while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
+					0) {
 					if (c >= MAX_CLIENTS + 64) {
 						close(c);
 						continue;
@@ -192,8 +193,8 @@ static void stop(pid_t pid)
 static int send_call(struct bconn *c)
 {
 	char req[128];
-	int n = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"id\":%u}\n",
-		++c->id);
+	int n = snprintf(req, sizeof(req),
+		"{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\",\"id\":%u}\n", ++c->id);
 
 	c->sent_ns = now_ns();
 	return write(c->fd, req, (size_t)n) == n ? 0 : -1;
@@ -269,7 +270,8 @@ static int run(const char *path, pid_t server, int n, double seconds, struct res
 						cap *= 2;
 						lat = realloc(lat, cap * sizeof(uint32_t));
 					}
-					lat[nlat++] = (uint32_t)((done - c->sent_ns) / 100); /* 0.1 us */
+					lat[nlat++] =
+						(uint32_t)((done - c->sent_ns) / 100); /* 0.1 us */
 				}
 				outstanding--;
 				p = nl + 1;
@@ -328,7 +330,8 @@ int main(int argc, char **argv)
 	apid = spawn_agent(agent, apath, conf);
 	rpid = spawn_raw(rpath);
 	printf("agent.ping over a Unix socket, closed loop, %.1fs per point; cpu us = server CPU "
-	       "time per call\n", seconds);
+	       "time per call\n",
+		seconds);
 	printf("%7s | %9s %8s %8s %7s | %9s %8s %8s %7s | %5s\n", "clients", "agent/s", "p50 us",
 		"p99 us", "cpu us", "raw/s", "p50 us", "p99 us", "cpu us", "ratio");
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
@@ -338,9 +341,9 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		printf("%7d | %9.0f %8.1f %8.1f %7.2f | %9.0f %8.1f %8.1f %7.2f | %5.2f\n", levels[i],
-			a.rate, a.p50_us, a.p99_us, a.cpu_us, r.rate, r.p50_us, r.p99_us, r.cpu_us,
-			r.rate > 0 ? a.rate / r.rate : 0);
+		printf("%7d | %9.0f %8.1f %8.1f %7.2f | %9.0f %8.1f %8.1f %7.2f | %5.2f\n",
+			levels[i], a.rate, a.p50_us, a.p99_us, a.cpu_us, r.rate, r.p50_us, r.p99_us,
+			r.cpu_us, r.rate > 0 ? a.rate / r.rate : 0);
 		if (a.errors || r.errors) {
 			printf("  errors: agent %ld, raw %ld\n", a.errors, r.errors);
 			rc = 1;

@@ -52,7 +52,7 @@ static struct cpu_mark cpu_mark(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (struct cpu_mark){ (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-				  gt_backend_cpu_ms(&b), self_cpu_s() };
+		gt_backend_cpu_ms(&b), self_cpu_s() };
 }
 
 static void cpu_report(const char *what, struct cpu_mark a)
@@ -61,7 +61,8 @@ static void cpu_report(const char *what, struct cpu_mark a)
 	double wall = z.wall - a.wall;
 
 	printf("    (%s: back-end CPU %.0f%%, guestsim CPU %.0f%%)\n", what,
-	       (double)(z.backend_ms - a.backend_ms) / 10.0 / wall, (z.self_s - a.self_s) * 100 / wall);
+		(double)(z.backend_ms - a.backend_ms) / 10.0 / wall,
+		(z.self_s - a.self_s) * 100 / wall);
 }
 
 static double now_s(void)
@@ -143,7 +144,7 @@ static void raw_latency(double *p50, double *p99)
 		double s = now_s();
 
 		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
-		    recv(sv[0], buf, sizeof(buf), MSG_WAITALL) != sizeof(buf))
+			recv(sv[0], buf, sizeof(buf), MSG_WAITALL) != sizeof(buf))
 			break;
 		lat[n++] = (now_s() - s) * 1e6;
 	}
@@ -447,21 +448,22 @@ static int bench_idle(unsigned n)
 
 		cpu1 += gt_backend_cpu_ms(&bk[i]);
 		pss_sum += smaps_kb(bk[i].pid, "Pss");
-		priv_sum += smaps_kb(bk[i].pid, "Private_Clean") + smaps_kb(bk[i].pid, "Private_Dirty");
+		priv_sum +=
+			smaps_kb(bk[i].pid, "Private_Clean") + smaps_kb(bk[i].pid, "Private_Dirty");
 		rss_sum += rss;
 		rss_max = rss > rss_max ? rss : rss_max;
 	}
 	printf("%u idle back-ends, each attached to its own guestsim:\n", up);
 	printf("  start (exec until the vhost-user socket listens): mean %.1f ms, max %.1f ms\n",
-	       up ? start_sum / up * 1e3 : 0, start_max * 1e3);
+		up ? start_sum / up * 1e3 : 0, start_max * 1e3);
 	printf("  attach (guestsim negotiates, maps memory, posts rx): mean %.1f ms\n",
-	       up ? attach_sum / up * 1e3 : 0);
+		up ? attach_sum / up * 1e3 : 0);
 	printf("  RSS each: mean %.0f kB, max %ld kB (aim <= 2048); of it the back-end's own\n"
 	       "  (private) %.0f kB, its proportional share with libraries (PSS) %.0f kB\n",
-	       up ? (double)rss_sum / up : 0, rss_max, up ? (double)priv_sum / up : 0,
-	       up ? (double)pss_sum / up : 0);
+		up ? (double)rss_sum / up : 0, rss_max, up ? (double)priv_sum / up : 0,
+		up ? (double)pss_sum / up : 0);
 	printf("  CPU each while idle for %.0f s: %.3f%% (%ld ms in all)\n", idle_s,
-	       up ? (double)(cpu1 - cpu0) / up / (idle_s * 10) : 0, cpu1 - cpu0);
+		up ? (double)(cpu1 - cpu0) / up / (idle_s * 10) : 0, cpu1 - cpu0);
 	for (unsigned i = 0; i < up; i++) {
 		gs_free(gs[i]);
 		gt_backend_stop(&bk[i], NULL);
@@ -529,7 +531,7 @@ int main(int argc, char **argv)
 	printf("64-byte ping-pong round trip:\n");
 	printf("  raw Unix socketpair   p50 %7.1f us  p99 %7.1f us\n", raw50, raw99);
 	printf("  host<->guest          p50 %7.1f us  p99 %7.1f us  p50 ratio %.2f (aim <= 2.00)\n",
-	       l50, l99, l50 / raw50);
+		l50, l99, l50 / raw50);
 	rate = gs_conn_rate(gs);
 	printf("connections opened and closed: %.0f per second\n", rate);
 	rss = gs_rss_per_conn(gs, 10000);

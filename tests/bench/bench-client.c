@@ -40,8 +40,8 @@ static void bench_on_reply(struct gl_client *c, int status, struct json_object *
 	}
 	b->done++;
 	/* Closed loop: each answer sends the next call until time is up. */
-	if (bench_now() < b->end && gl_client_call_async(c, "agent.ping", NULL, 30000,
-					bench_on_reply, b) < 0)
+	if (bench_now() < b->end &&
+		gl_client_call_async(c, "agent.ping", NULL, 30000, bench_on_reply, b) < 0)
 		b->failed = -EIO;
 }
 

@@ -88,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else if (fr == -EBADMSG) {
 		/* Bad or longer than a line may be: never a line the rule accepts. */
-		if (nl && line_len <= HYBRID_LINE_MAX && fuzz_reference(data, line_len, &ref_port) == 0)
+		if (nl && line_len <= HYBRID_LINE_MAX &&
+			fuzz_reference(data, line_len, &ref_port) == 0)
 			abort();
 	} else if (fr != -EAGAIN || nl) {
 		abort(); /* a newline was seen: the feed must have decided */

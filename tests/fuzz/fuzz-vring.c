@@ -47,7 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 static void fuzz_queue(struct virtqueue *vq, struct guest_memory *m, unsigned index, uint16_t num,
-		       unsigned off, bool event_idx)
+	unsigned off, bool event_idx)
 {
 	virtqueue_init(vq, index, index ? "tx" : "rx", m);
 	vq->num = num;
@@ -79,14 +79,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	base = event_base_new();
 	if (!base || vsock_new(base,
-			       &(struct vsock_config){
-				       .guest_cid = 3,
-				       .buf_alloc = 4096,
-				       .max_connections = 16,
-				       .uds_path = fuzz_uds,
-				       .listen_fd = -1,
-			       },
-			       &v) < 0)
+			     &(struct vsock_config){
+				     .guest_cid = 3,
+				     .buf_alloc = 4096,
+				     .max_connections = 16,
+				     .uds_path = fuzz_uds,
+				     .listen_fd = -1,
+			     },
+			     &v) < 0)
 		abort();
 	vsock_set_queues(v, &rx, &tx);
 	vsock_set_features(v, data[0] & 0x80 ? 1ull << VIRTIO_VSOCK_F_SEQPACKET_BIT : 0);

@@ -88,7 +88,7 @@ int gt_backend_start(struct gt_backend *b, const char *const *args)
 		if (!gt_backend_alive(b))
 			return -ECHILD;
 		if (stat(b->socket_path, &st) == 0 && stat(b->uds_path, &st) == 0 &&
-		    gs_unix_connect(b->socket_path, &fd) == 0) {
+			gs_unix_connect(b->socket_path, &fd) == 0) {
 			close(fd);
 			usleep(20000);
 			return 0;
@@ -141,11 +141,13 @@ int gt_backend_stop(struct gt_backend *b, long *ret_ms)
 	if (ret_ms)
 		*ret_ms = (long)(gs_now_ms() - t0);
 	/* ASan/UBSan reports (leaks come at exit) fail the stop like a bad status. */
-	if (gt_backend_log_contains(b, "Sanitizer") || gt_backend_log_contains(b, "runtime error:")) {
+	if (gt_backend_log_contains(b, "Sanitizer") ||
+		gt_backend_log_contains(b, "runtime error:")) {
 		char cmd[600];
 
-		snprintf(cmd, sizeof(cmd), "grep -A12 -E 'Sanitizer|runtime error:' %s | sed 's/^/# /' | head -60",
-			 b->log_path);
+		snprintf(cmd, sizeof(cmd),
+			"grep -A12 -E 'Sanitizer|runtime error:' %s | sed 's/^/# /' | head -60",
+			b->log_path);
 		if (system(cmd) < 0)
 			fprintf(stderr, "cannot show the log\n");
 		ret = -2;
@@ -259,7 +261,7 @@ int gt_host_wait_ok(int fd, struct gs *gs, int timeout_ms)
 }
 
 int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, int timeout_ms,
-		    int *ret_fd)
+	int *ret_fd)
 {
 	char line[32];
 	int fd, r, n;
@@ -361,15 +363,69 @@ static uint32_t ror(uint32_t x, unsigned n)
 static void sha256_block(uint32_t h[8], const uint8_t *b)
 {
 	static const uint32_t k[64] = {
-		0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-		0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-		0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-		0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-		0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-		0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-		0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-		0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-		0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+		0x428a2f98,
+		0x71374491,
+		0xb5c0fbcf,
+		0xe9b5dba5,
+		0x3956c25b,
+		0x59f111f1,
+		0x923f82a4,
+		0xab1c5ed5,
+		0xd807aa98,
+		0x12835b01,
+		0x243185be,
+		0x550c7dc3,
+		0x72be5d74,
+		0x80deb1fe,
+		0x9bdc06a7,
+		0xc19bf174,
+		0xe49b69c1,
+		0xefbe4786,
+		0x0fc19dc6,
+		0x240ca1cc,
+		0x2de92c6f,
+		0x4a7484aa,
+		0x5cb0a9dc,
+		0x76f988da,
+		0x983e5152,
+		0xa831c66d,
+		0xb00327c8,
+		0xbf597fc7,
+		0xc6e00bf3,
+		0xd5a79147,
+		0x06ca6351,
+		0x14292967,
+		0x27b70a85,
+		0x2e1b2138,
+		0x4d2c6dfc,
+		0x53380d13,
+		0x650a7354,
+		0x766a0abb,
+		0x81c2c92e,
+		0x92722c85,
+		0xa2bfe8a1,
+		0xa81a664b,
+		0xc24b8b70,
+		0xc76c51a3,
+		0xd192e819,
+		0xd6990624,
+		0xf40e3585,
+		0x106aa070,
+		0x19a4c116,
+		0x1e376c08,
+		0x2748774c,
+		0x34b0bcb5,
+		0x391c0cb3,
+		0x4ed8aa4a,
+		0x5b9cca4f,
+		0x682e6ff3,
+		0x748f82ee,
+		0x78a5636f,
+		0x84c87814,
+		0x8cc70208,
+		0x90befffa,
+		0xa4506ceb,
+		0xbef9a3f7,
 		0xc67178f2,
 	};
 	uint32_t w[64], v[8];
@@ -400,8 +456,8 @@ static void sha256_block(uint32_t h[8], const uint8_t *b)
 
 void gt_sha256_hex(const void *data, size_t len, char out[65])
 {
-	uint32_t h[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-			  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+	uint32_t h[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+		0x1f83d9ab, 0x5be0cd19 };
 	const uint8_t *p = data;
 	uint8_t tail[128] = { 0 };
 	size_t full = len / 64 * 64, rest = len - full, tl;
@@ -506,8 +562,9 @@ int gt_check_service(const struct gt_backend *b, struct gs *gs, uint32_t port, s
 out:
 	if (r < 0)
 		printf("# service check on port %u failed (%d): host sent %zu, got %zu of %zu; "
-		       "guest peer_free %u, rx pending %zu\n", port, r, sent, got, len,
-		       c ? gs_conn_peer_free(c) : 0, c ? gs_conn_rx_pending(c) : 0);
+		       "guest peer_free %u, rx pending %zu\n",
+			port, r, sent, got, len, c ? gs_conn_peer_free(c) : 0,
+			c ? gs_conn_rx_pending(c) : 0);
 	close(fd);
 	if (c)
 		gs_conn_close(c);

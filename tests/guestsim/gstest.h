@@ -37,7 +37,7 @@ int gt_host_open(const struct gt_backend *b, int *ret_fd);
 /* Write "CONNECT <port>\n" and wait for "OK ", driving gs meanwhile (gs may be NULL).
  * Returns 0 with the fd in blocking-free non-blocking mode; -ECONNREFUSED on close. */
 int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, int timeout_ms,
-		    int *ret_fd);
+	int *ret_fd);
 /* Read the handshake answer line on fd (driving gs). 0 on "OK ..", -ECONNREFUSED on EOF. */
 int gt_host_wait_ok(int fd, struct gs *gs, int timeout_ms);
 /* A listening Unix socket at path (non-blocking). */

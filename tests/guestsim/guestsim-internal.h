@@ -24,13 +24,13 @@ struct gs_vq {
 	unsigned num;
 	uint64_t desc_off, avail_off, used_off; /* offsets into guest memory */
 	struct vring_desc *desc;
-	uint16_t *avail;	  /* flags, idx, ring[num], used_event */
-	uint8_t *used;		  /* flags, idx, {id, len}[num], avail_event */
-	uint16_t avail_idx;	  /* next avail idx (shadow) */
-	uint16_t published;	  /* avail idx the device has been told about */
+	uint16_t *avail;    /* flags, idx, ring[num], used_event */
+	uint8_t *used;      /* flags, idx, {id, len}[num], avail_event */
+	uint16_t avail_idx; /* next avail idx (shadow) */
+	uint16_t published; /* avail idx the device has been told about */
 	uint16_t last_used;
-	bool *busy;		  /* per head: handed to the device */
-	uint32_t *wlen;		  /* per head: device-writable bytes */
+	bool *busy;     /* per head: handed to the device */
+	uint32_t *wlen; /* per head: device-writable bytes */
 	int kick_fd, call_fd;
 	uint64_t kicks, calls;
 };

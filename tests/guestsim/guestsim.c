@@ -24,7 +24,7 @@ struct gs_conn {
 	enum gs_conn_state state;
 	int error;
 	bool accepted, listened; /* listened: created by an incoming REQUEST */
-	bool closing;		 /* gs_conn_close() called: owned by gs */
+	bool closing;            /* gs_conn_close() called: owned by gs */
 	uint64_t close_deadline;
 	bool peer_shut_send, peer_shut_rcv, shut_send, shut_rcv;
 	/* receive side */
@@ -191,8 +191,12 @@ static int gs_memory_new(struct gs *gs)
 	for (unsigned i = 0; i < 2; i++) {
 		struct gs_vq *vq = &gs->vq[i];
 
-		*vq = (struct gs_vq){ .num = n, .desc_off = off, .avail_off = off + a,
-				      .used_off = off + u, .kick_fd = -1, .call_fd = -1 };
+		*vq = (struct gs_vq){ .num = n,
+			.desc_off = off,
+			.avail_off = off + a,
+			.used_off = off + u,
+			.kick_fd = -1,
+			.call_fd = -1 };
 		off += ring;
 	}
 	gs->off_indirect = off;
@@ -308,17 +312,15 @@ static void rx_post(struct gs *gs, unsigned b)
 		uint16_t h = (uint16_t)(2 * b);
 
 		vq->desc[h] = (struct vring_desc){ gs_gpa(gs, off), sizeof(struct gs_vsock_hdr),
-						   VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
-						   (uint16_t)(h + 1) };
+			VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(h + 1) };
 		vq->desc[h + 1] = (struct vring_desc){ gs_gpa(gs, off + 64), GS_RX_BUF_SIZE,
-						       VRING_DESC_F_WRITE, 0 };
+			VRING_DESC_F_WRITE, 0 };
 		vq->busy[h] = true;
 		vq->wlen[h] = sizeof(struct gs_vsock_hdr) + GS_RX_BUF_SIZE;
 		gs_vq_add(vq, h);
 	} else {
 		vq->desc[b] = (struct vring_desc){ gs_gpa(gs, off),
-						   sizeof(struct gs_vsock_hdr) + GS_RX_BUF_SIZE,
-						   VRING_DESC_F_WRITE, 0 };
+			sizeof(struct gs_vsock_hdr) + GS_RX_BUF_SIZE, VRING_DESC_F_WRITE, 0 };
 		vq->busy[b] = true;
 		vq->wlen[b] = sizeof(struct gs_vsock_hdr) + GS_RX_BUF_SIZE;
 		gs_vq_add(vq, (uint16_t)b);
@@ -328,7 +330,7 @@ static void rx_post(struct gs *gs, unsigned b)
 /* ---- vhost-user negotiation ---- */
 
 static int gs_vu(struct gs *gs, uint32_t req, const void *payload, size_t size, const int *fds,
-		 unsigned nfds, void *reply, size_t reply_max)
+	unsigned nfds, void *reply, size_t reply_max)
 {
 	uint32_t flags = 0;
 	int r;
@@ -336,10 +338,10 @@ static int gs_vu(struct gs *gs, uint32_t req, const void *payload, size_t size, 
 	if (gs->nsent < ELEMENTSOF(gs->sent))
 		gs->sent[gs->nsent++] = req;
 	if ((gs->protocol_features & (1ull << VU_PF_REPLY_ACK)) &&
-	    (gs->o.ack_all || req == VU_SET_MEM_TABLE || req == VU_SET_CONFIG))
+		(gs->o.ack_all || req == VU_SET_MEM_TABLE || req == VU_SET_CONFIG))
 		flags |= VU_FLAG_NEED_REPLY;
 	r = gs_vu_call(gs->vu_fd, req, flags, payload, size, fds, nfds, reply, reply_max,
-		       gs->o.timeout_ms);
+		gs->o.timeout_ms);
 	if (r < 0)
 		fprintf(stderr, "guestsim: vhost-user request %u failed: %s\n", req, strerror(-r));
 	return r;
@@ -400,7 +402,7 @@ static int gs_start_vq(struct gs *gs, unsigned i)
 		uint32_t index, flags;
 		uint64_t desc, used, avail, log;
 	} addr = { i, 0, (uint64_t)(uintptr_t)vq->desc, (uint64_t)(uintptr_t)vq->used,
-		   (uint64_t)(uintptr_t)vq->avail, 0 };
+		(uint64_t)(uintptr_t)vq->avail, 0 };
 	uint64_t idx = i;
 	int r;
 
@@ -435,9 +437,10 @@ static int gs_negotiate(struct gs *gs)
 		return r;
 	if (!(f & (1ull << VIRTIO_F_VERSION_1)) || !(f & (1ull << VU_F_PROTOCOL_FEATURES)))
 		return gs_violation(gs, "back-end features %#llx lack VERSION_1 or PROTOCOL_FEATURES",
-				    (unsigned long long)f);
+			(unsigned long long)f);
 	if (!(f & (1ull << VIRTIO_F_EVENT_IDX)))
-		return gs_violation(gs, "back-end features %#llx lack EVENT_IDX", (unsigned long long)f);
+		return gs_violation(gs, "back-end features %#llx lack EVENT_IDX",
+			(unsigned long long)f);
 	if (gs->o.tx_indirect && !(f & (1ull << VIRTIO_F_INDIRECT_DESC)))
 		return gs_violation(gs, "back-end does not offer INDIRECT_DESC");
 	r = gs_vu_get_u64(gs, VU_GET_PROTOCOL_FEATURES, &pf);
@@ -456,14 +459,15 @@ static int gs_negotiate(struct gs *gs)
 			return r;
 		if (qn < 2)
 			return gs_violation(gs, "GET_QUEUE_NUM says %llu, a vsock device needs 2",
-					    (unsigned long long)qn);
+				(unsigned long long)qn);
 	}
 	if (pf & (1ull << VU_PF_CONFIGURE_MEM_SLOTS)) {
 		r = gs_vu_get_u64(gs, VU_GET_MAX_MEM_SLOTS, &slots);
 		if (r < 0)
 			return r;
 		if (slots < gs->o.regions)
-			return gs_violation(gs, "GET_MAX_MEM_SLOTS says %llu", (unsigned long long)slots);
+			return gs_violation(gs, "GET_MAX_MEM_SLOTS says %llu",
+				(unsigned long long)slots);
 	}
 	r = gs_vu(gs, VU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
 	if (r < 0)
@@ -484,16 +488,17 @@ static int gs_negotiate(struct gs *gs)
 		return gs_violation(gs, "GET_CONFIG reply has %d bytes", r);
 	if (cfg_reply.cid < 3 || cfg_reply.cid > UINT32_MAX - 1)
 		return gs_violation(gs, "GET_CONFIG guest_cid %llu is not a guest CID",
-				    (unsigned long long)cfg_reply.cid);
+			(unsigned long long)cfg_reply.cid);
 	if (gs->o.guest_cid && cfg_reply.cid != gs->o.guest_cid)
 		return gs_violation(gs, "GET_CONFIG guest_cid %llu, want %u",
-				    (unsigned long long)cfg_reply.cid, gs->o.guest_cid);
+			(unsigned long long)cfg_reply.cid, gs->o.guest_cid);
 	gs->cid = (uint32_t)cfg_reply.cid;
 
 	/* DRIVER_OK */
 	if (gs->o.seqpacket && !(f & (1ull << VIRTIO_VSOCK_F_SEQPACKET)))
 		return gs_violation(gs, "back-end does not offer SEQPACKET");
-	gs->features = f & ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
+	gs->features =
+		f & ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
 			    (1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VU_F_PROTOCOL_FEATURES));
 	if (gs->o.seqpacket)
 		gs->features |= 1ull << VIRTIO_VSOCK_F_SEQPACKET;
@@ -558,7 +563,7 @@ static struct gs_conn *conn_new(struct gs *gs, uint32_t local, uint32_t peer)
 static void conn_unlink(struct gs *gs, struct gs_conn *c)
 {
 	for (struct gs_conn **p = &gs->table[conn_hash(c->local_port, c->peer_port)]; *p;
-	     p = &(*p)->hnext)
+		p = &(*p)->hnext)
 		if (*p == c) {
 			*p = c->hnext;
 			gs->nconns--;
@@ -597,11 +602,15 @@ static bool port_known(const struct gs *gs, uint32_t port)
 /* ---- tx ---- */
 
 static void hdr_fill(struct gs *gs, struct gs_vsock_hdr *h, uint16_t op, uint32_t local,
-		     uint32_t peer, uint32_t flags)
+	uint32_t peer, uint32_t flags)
 {
-	*h = (struct gs_vsock_hdr){ .src_cid = gs->cid, .dst_cid = GS_HOST_CID,
-				    .src_port = local, .dst_port = peer,
-				    .type = GS_TYPE_STREAM, .op = op, .flags = flags };
+	*h = (struct gs_vsock_hdr){ .src_cid = gs->cid,
+		.dst_cid = GS_HOST_CID,
+		.src_port = local,
+		.dst_port = peer,
+		.type = GS_TYPE_STREAM,
+		.op = op,
+		.flags = flags };
 }
 
 /* Put one packet on the tx ring (header copied as given). */
@@ -626,17 +635,16 @@ static int tx_put(struct gs *gs, const struct gs_vsock_hdr *h, const void *paylo
 		struct vring_desc *t = (struct vring_desc *)(gs->mem + gs->off_indirect) + 4 * slot;
 
 		head = (uint16_t)slot;
-		t[0] = (struct vring_desc){ gs_gpa(gs, off), sizeof(*h), len ? VRING_DESC_F_NEXT : 0,
-					    1 };
+		t[0] = (struct vring_desc){ gs_gpa(gs, off), sizeof(*h),
+			len ? VRING_DESC_F_NEXT : 0, 1 };
 		t[1] = (struct vring_desc){ gs_gpa(gs, off + 64), (uint32_t)len, 0, 0 };
-		vq->desc[head] = (struct vring_desc){
-			gs_gpa(gs, gs->off_indirect + (uint64_t)slot * 64),
-			(uint32_t)(len ? 32 : 16), VRING_DESC_F_INDIRECT, 0 };
+		vq->desc[head] =
+			(struct vring_desc){ gs_gpa(gs, gs->off_indirect + (uint64_t)slot * 64),
+				(uint32_t)(len ? 32 : 16), VRING_DESC_F_INDIRECT, 0 };
 	} else {
 		head = (uint16_t)(2 * slot);
 		vq->desc[head] = (struct vring_desc){ gs_gpa(gs, off), sizeof(*h),
-						      len ? VRING_DESC_F_NEXT : 0,
-						      (uint16_t)(head + 1) };
+			len ? VRING_DESC_F_NEXT : 0, (uint16_t)(head + 1) };
 		vq->desc[head + 1] = (struct vring_desc){ gs_gpa(gs, off + 64), (uint32_t)len, 0, 0 };
 	}
 	vq->busy[head] = true;
@@ -646,8 +654,7 @@ static int tx_put(struct gs *gs, const struct gs_vsock_hdr *h, const void *paylo
 	return 0;
 }
 
-int gs_send_raw_packet(struct gs *gs, const struct gs_vsock_hdr *h, const void *payload,
-		       size_t len)
+int gs_send_raw_packet(struct gs *gs, const struct gs_vsock_hdr *h, const void *payload, size_t len)
 {
 	return tx_put(gs, h, payload, len);
 }
@@ -688,8 +695,8 @@ static int ctrl_flush(struct gs *gs)
 
 /* A control packet (no payload); queued when the ring is full, never dropped. type 0:
  * the connection's (STREAM for none). */
-static int send_ctrl_type(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer,
-			  uint32_t flags, uint16_t type)
+static int send_ctrl_type(struct gs *gs, uint16_t op, uint32_t local, uint32_t peer, uint32_t flags,
+	uint16_t type)
 {
 	struct gs_conn *conn = conn_find(gs, local, peer);
 	struct gs_vsock_hdr h;
@@ -735,19 +742,19 @@ static void conn_maybe_credit_update(struct gs_conn *c)
 {
 	/* Linux: when less than one maximal packet fits in what the peer believes is free. */
 	if (c->state == GS_CONNECTED &&
-	    (uint64_t)c->buf_alloc - (uint32_t)(c->fwd_cnt - c->adv_fwd_cnt) < GS_MAX_PKT &&
-	    c->fwd_cnt != c->adv_fwd_cnt)
+		(uint64_t)c->buf_alloc - (uint32_t)(c->fwd_cnt - c->adv_fwd_cnt) < GS_MAX_PKT &&
+		c->fwd_cnt != c->adv_fwd_cnt)
 		send_ctrl(c->gs, GS_OP_CREDIT_UPDATE, c->local_port, c->peer_port, 0);
 }
 
 static int rx_request(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-		      const uint8_t *p)
+	const uint8_t *p)
 {
 	if (c) {
 		if (c->closing)
 			return 0;
 		return gs_violation(gs, "REQUEST for an existing connection %u:%u", h->dst_port,
-				    h->src_port);
+			h->src_port);
 	}
 	for (struct gs_listen *l = gs->listens; l; l = l->next) {
 		if (l->port != h->dst_port || l->type != h->type)
@@ -766,17 +773,16 @@ static int rx_request(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hd
 }
 
 static int rx_response(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-		       const uint8_t *p)
+	const uint8_t *p)
 {
 	if (c->state != GS_CONNECTING)
 		return gs_violation(gs, "RESPONSE on %u:%u which is not connecting", h->dst_port,
-				    h->src_port);
+			h->src_port);
 	c->state = GS_CONNECTED;
 	return 0;
 }
 
-static int rx_rst(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-		  const uint8_t *p)
+static int rx_rst(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h, const uint8_t *p)
 {
 	if (c->closing) {
 		conn_free(c);
@@ -787,12 +793,13 @@ static int rx_rst(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h
 }
 
 static int rx_shutdown(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-		       const uint8_t *p)
+	const uint8_t *p)
 {
 	if (h->flags & ~3u)
 		return gs_violation(gs, "SHUTDOWN with unknown flags %#x", h->flags);
 	if (c->state == GS_CONNECTING)
-		return gs_violation(gs, "SHUTDOWN before RESPONSE on %u:%u", h->dst_port, h->src_port);
+		return gs_violation(gs, "SHUTDOWN before RESPONSE on %u:%u", h->dst_port,
+			h->src_port);
 	if (h->flags & GS_SHUTDOWN_SEND)
 		c->peer_shut_send = true;
 	if (h->flags & GS_SHUTDOWN_RCV)
@@ -820,7 +827,7 @@ static int rx_rw(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
 		return gs_violation(gs, "RW after RST on %u:%u", h->dst_port, h->src_port);
 	if (c->type == GS_TYPE_STREAM && h->flags)
 		return gs_violation(gs, "STREAM RW with flags %#x on %u:%u", h->flags, h->dst_port,
-				    h->src_port);
+			h->src_port);
 	if (c->type == GS_TYPE_SEQPACKET && (h->flags & ~(GS_SEQ_EOM | GS_SEQ_EOR)))
 		return gs_violation(gs, "SEQPACKET RW with unknown flags %#x", h->flags);
 	if (c->type == GS_TYPE_SEQPACKET && (h->flags & GS_SEQ_EOR) && !(h->flags & GS_SEQ_EOM))
@@ -829,9 +836,9 @@ static int rx_rw(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
 		return gs_violation(gs, "empty SEQPACKET RW on %u:%u", h->dst_port, h->src_port);
 	if ((uint64_t)(uint32_t)(c->rx_cnt - c->adv_fwd_cnt) + h->len > c->buf_alloc)
 		return gs_violation(gs,
-				    "credit: RW of %u bytes on %u:%u with %u unread of buf_alloc %u",
-				    h->len, h->dst_port, h->src_port,
-				    (uint32_t)(c->rx_cnt - c->adv_fwd_cnt), c->buf_alloc);
+			"credit: RW of %u bytes on %u:%u with %u unread of buf_alloc %u", h->len,
+			h->dst_port, h->src_port, (uint32_t)(c->rx_cnt - c->adv_fwd_cnt),
+			c->buf_alloc);
 	c->rx_cnt += h->len;
 	if (c->shut_rcv || c->closing) {
 		/* Discarded like Linux does after SHUT_RD; still counts as forwarded. */
@@ -873,21 +880,21 @@ static int rx_rw(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
 }
 
 static int rx_credit_update(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-			    const uint8_t *p)
+	const uint8_t *p)
 {
 	return 0;
 }
 
 static int rx_credit_request(struct gs *gs, struct gs_conn *c, const struct gs_vsock_hdr *h,
-			     const uint8_t *p)
+	const uint8_t *p)
 {
 	if (c->state != GS_CONNECTED)
 		return 0;
 	return send_ctrl(gs, GS_OP_CREDIT_UPDATE, c->local_port, c->peer_port, 0);
 }
 
-typedef int (*rx_handler)(struct gs *, struct gs_conn *, const struct gs_vsock_hdr *,
-			  const uint8_t *);
+typedef int (
+	*rx_handler)(struct gs *, struct gs_conn *, const struct gs_vsock_hdr *, const uint8_t *);
 static const struct {
 	const char *name;
 	rx_handler handler;
@@ -908,15 +915,15 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 
 	if (h->src_cid != GS_HOST_CID)
 		return gs_violation(gs, "rx packet src_cid %llu, want 2",
-				    (unsigned long long)h->src_cid);
+			(unsigned long long)h->src_cid);
 	if (h->dst_cid != gs->cid)
 		return gs_violation(gs, "rx packet dst_cid %llu, want %u",
-				    (unsigned long long)h->dst_cid, gs->cid);
+			(unsigned long long)h->dst_cid, gs->cid);
 	if (h->type != GS_TYPE_STREAM && h->type != GS_TYPE_SEQPACKET)
 		return gs_violation(gs, "rx packet type %u", h->type);
 	/* An RST may answer a SEQPACKET REQUEST the guest sent without the feature. */
 	if (h->type == GS_TYPE_SEQPACKET && h->op != GS_OP_RST &&
-	    !(gs->features & (1ull << VIRTIO_VSOCK_F_SEQPACKET)))
+		!(gs->features & (1ull << VIRTIO_VSOCK_F_SEQPACKET)))
 		return gs_violation(gs, "rx SEQPACKET packet, but SEQPACKET was not negotiated");
 	if (h->op == 0 || h->op >= ELEMENTSOF(rx_ops))
 		return gs_violation(gs, "rx packet with unknown op %u", h->op);
@@ -926,13 +933,13 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 	c = conn_find(gs, h->dst_port, h->src_port);
 	if (c && c->type != h->type)
 		return gs_violation(gs, "%s of type %u on %u:%u, a connection of type %u",
-				    rx_ops[h->op].name, h->type, h->dst_port, h->src_port, c->type);
+			rx_ops[h->op].name, h->type, h->dst_port, h->src_port, c->type);
 	if (h->op == GS_OP_REQUEST)
 		return rx_request(gs, c, h, payload);
 	if (!c) {
 		if (!port_known(gs, h->dst_port))
 			return gs_violation(gs, "%s for port %u that the guest never used",
-					    rx_ops[h->op].name, h->dst_port);
+				rx_ops[h->op].name, h->dst_port);
 		/* A connection already gone: Linux answers with RST, never to an RST. */
 		if (h->op != GS_OP_RST)
 			send_ctrl_type(gs, GS_OP_RST, h->dst_port, h->src_port, 0, h->type);
@@ -943,16 +950,15 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 		return rx_rst(gs, c, h, payload);
 	if ((int32_t)(c->tx_cnt - h->fwd_cnt) < 0)
 		return gs_violation(gs, "fwd_cnt %u beyond the %u bytes sent on %u:%u", h->fwd_cnt,
-				    c->tx_cnt, c->local_port, c->peer_port);
+			c->tx_cnt, c->local_port, c->peer_port);
 	if (c->state != GS_CONNECTING && (int32_t)(h->fwd_cnt - c->peer_fwd_cnt) < 0)
 		return gs_violation(gs, "fwd_cnt went backwards (%u -> %u) on %u:%u",
-				    c->peer_fwd_cnt, h->fwd_cnt, c->local_port, c->peer_port);
+			c->peer_fwd_cnt, h->fwd_cnt, c->local_port, c->peer_port);
 	/* Linux before 6.2-ish computes credit as buf_alloc - (tx_cnt - fwd_cnt) in
 	 * unsigned arithmetic: a buf_alloc below what is in flight makes it overrun. */
 	if ((uint32_t)(c->tx_cnt - h->fwd_cnt) > h->buf_alloc)
 		return gs_violation(gs, "buf_alloc %u below the %u bytes in flight on %u:%u",
-				    h->buf_alloc, c->tx_cnt - h->fwd_cnt, c->local_port,
-				    c->peer_port);
+			h->buf_alloc, c->tx_cnt - h->fwd_cnt, c->local_port, c->peer_port);
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
 	return rx_ops[h->op].handler(gs, c, h, payload);
@@ -961,7 +967,7 @@ static int rx_packet(struct gs *gs, const struct gs_vsock_hdr *h, const uint8_t 
 /* ---- used rings ---- */
 
 static int vq_pop_used(struct gs *gs, struct gs_vq *vq, const char *name, uint16_t *ret_id,
-		       uint32_t *ret_len)
+	uint32_t *ret_len)
 {
 	uint16_t idx = vq_used_idx(vq);
 	uint32_t id, len;
@@ -971,7 +977,7 @@ static int vq_pop_used(struct gs *gs, struct gs_vq *vq, const char *name, uint16
 		return 0;
 	if ((uint16_t)(idx - vq->last_used) > vq->num)
 		return gs_violation(gs, "%s used idx jumped from %u to %u (ring of %u)", name,
-				    vq->last_used, idx, vq->num);
+			vq->last_used, idx, vq->num);
 	e = vq->used + 4 + 8 * (vq->last_used % vq->num);
 	memcpy(&id, e, 4);
 	memcpy(&len, e + 4, 4);
@@ -982,7 +988,7 @@ static int vq_pop_used(struct gs *gs, struct gs_vq *vq, const char *name, uint16
 		return gs_violation(gs, "%s used id %u was not outstanding", name, id);
 	if (len > vq->wlen[id])
 		return gs_violation(gs, "%s used len %u exceeds the %u writable bytes of chain %u",
-				    name, len, vq->wlen[id], id);
+			name, len, vq->wlen[id], id);
 	vq->busy[id] = false;
 	*ret_id = (uint16_t)id;
 	*ret_len = len;
@@ -1039,10 +1045,10 @@ static int rx_process(struct gs *gs)
 				memcpy(&h, gs->mem + off, sizeof(h));
 				if (h.len > GS_RX_BUF_SIZE)
 					gs_violation(gs, "rx header len %u larger than the buffer",
-						     h.len);
+						h.len);
 				else if (len != sizeof(h) + h.len)
 					gs_violation(gs, "rx used len %u but header len %u", len,
-						     h.len);
+						h.len);
 				else
 					rx_packet(gs, &h, payload);
 			}
@@ -1133,7 +1139,7 @@ int gs_step(struct gs *gs, struct pollfd *extra, unsigned nextra, int timeout_ms
 }
 
 int gs_run_until(struct gs *gs, bool (*pred)(struct gs *gs, void *userdata), void *userdata,
-		 int timeout_ms)
+	int timeout_ms)
 {
 	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
 
@@ -1156,7 +1162,7 @@ int gs_vu_probe(struct gs *gs)
 	int r;
 
 	r = gs_vu_call(gs->vu_fd, VU_GET_FEATURES, 0, NULL, 0, NULL, 0, &f, sizeof(f),
-		       gs->o.timeout_ms);
+		gs->o.timeout_ms);
 	return r < 0 ? r : 0;
 }
 
@@ -1208,7 +1214,7 @@ int gs_new(const struct gs_options *o, struct gs **ret)
 	int r;
 
 	if (!o->socket_path || o->queue_size < 4 || (o->queue_size & (o->queue_size - 1)) ||
-	    o->queue_size > 32768 || o->buf_alloc == 0)
+		o->queue_size > 32768 || o->buf_alloc == 0)
 		return -EINVAL;
 	gs = calloc(1, sizeof(*gs));
 	if (!gs)
@@ -1669,7 +1675,7 @@ ssize_t gs_recv_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int
 }
 
 int gs_send_msg_all(struct gs *gs, struct gs_conn *c, const void *data, size_t len, bool eor,
-		    size_t pkt, int timeout_ms)
+	size_t pkt, int timeout_ms)
 {
 	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
 	bool asked = false;
@@ -1697,7 +1703,7 @@ int gs_send_msg_all(struct gs *gs, struct gs_conn *c, const void *data, size_t l
 }
 
 ssize_t gs_recv_msg_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int *ret_flags,
-			int timeout_ms)
+	int timeout_ms)
 {
 	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
 

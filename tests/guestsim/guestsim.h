@@ -84,8 +84,8 @@ enum {
 };
 #define GS_TYPE_STREAM 1
 #define GS_TYPE_SEQPACKET 2
-#define GS_SEQ_EOM 1u /* RW flags on SEQPACKET: last packet of a message */
-#define GS_SEQ_EOR 2u /* ... sent with MSG_EOR */
+#define GS_SEQ_EOM 1u  /* RW flags on SEQPACKET: last packet of a message */
+#define GS_SEQ_EOR 2u  /* ... sent with MSG_EOR */
 #define GS_MSG_TRUNC 1 /* gs_conn_recv_msg: the message was longer than the buffer */
 #define GS_MSG_EOR 2   /* gs_conn_recv_msg: the message carried EOR */
 #define GS_SHUTDOWN_RCV 1
@@ -96,17 +96,17 @@ enum {
 
 struct gs_options {
 	const char *socket_path;
-	uint32_t guest_cid;	/* expected CID; 0 = take what GET_CONFIG says */
-	unsigned queue_size;	/* power of two; default 128 */
-	unsigned regions;	/* 1 or 2 (the second at a non-zero mmap offset) */
-	uint64_t gpa_base;	/* guest-physical address of the first byte of memory */
-	uint32_t buf_alloc;	/* per-connection receive buffer; default 256 KiB */
-	bool rx_split_hdr;	/* rx buffers as header + 4 KiB descriptors (Linux < 6.2) */
-	bool tx_indirect;	/* tx packets through indirect descriptor tables */
-	bool ack_all;		/* NEED_REPLY on every request that has no reply of its own */
-	bool quiet;		/* do not print violations to stderr */
-	bool seqpacket;		/* negotiate VIRTIO_VSOCK_F_SEQPACKET (a violation if not offered) */
-	int timeout_ms;		/* per vhost-user reply; default 5000 */
+	uint32_t guest_cid;  /* expected CID; 0 = take what GET_CONFIG says */
+	unsigned queue_size; /* power of two; default 128 */
+	unsigned regions;    /* 1 or 2 (the second at a non-zero mmap offset) */
+	uint64_t gpa_base;   /* guest-physical address of the first byte of memory */
+	uint32_t buf_alloc;  /* per-connection receive buffer; default 256 KiB */
+	bool rx_split_hdr;   /* rx buffers as header + 4 KiB descriptors (Linux < 6.2) */
+	bool tx_indirect;    /* tx packets through indirect descriptor tables */
+	bool ack_all;        /* NEED_REPLY on every request that has no reply of its own */
+	bool quiet;          /* do not print violations to stderr */
+	bool seqpacket;      /* negotiate VIRTIO_VSOCK_F_SEQPACKET (a violation if not offered) */
+	int timeout_ms;      /* per vhost-user reply; default 5000 */
 };
 
 struct gs;
@@ -127,12 +127,12 @@ void gs_disconnect(struct gs *gs);
 int gs_step(struct gs *gs, struct pollfd *extra, unsigned nextra, int timeout_ms);
 /* Run gs_step until pred(userdata) is true; -ETIMEDOUT after timeout_ms. */
 int gs_run_until(struct gs *gs, bool (*pred)(struct gs *gs, void *userdata), void *userdata,
-		 int timeout_ms);
+	int timeout_ms);
 
 unsigned gs_violations(const struct gs *gs);
 const char *gs_last_violation(const struct gs *gs);
 uint32_t gs_guest_cid(const struct gs *gs);
-uint64_t gs_features(const struct gs *gs);	    /* negotiated virtio features */
+uint64_t gs_features(const struct gs *gs);          /* negotiated virtio features */
 uint64_t gs_protocol_features(const struct gs *gs); /* negotiated protocol features */
 int gs_vu_fd(const struct gs *gs);
 /* Requests sent in the last negotiation, in order (for conformance tests). */
@@ -165,9 +165,9 @@ ssize_t gs_conn_send_msg(struct gs_conn *c, const void *data, size_t len, bool e
 ssize_t gs_conn_recv_msg(struct gs_conn *c, void *buf, size_t len, int *ret_flags);
 unsigned gs_conn_msgs_pending(const struct gs_conn *c);
 int gs_send_msg_all(struct gs *gs, struct gs_conn *c, const void *data, size_t len, bool eor,
-		    size_t pkt, int timeout_ms);
+	size_t pkt, int timeout_ms);
 ssize_t gs_recv_msg_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int *ret_flags,
-			int timeout_ms);
+	int timeout_ms);
 struct gs_conn *gs_accept(struct gs *gs, uint32_t port);
 enum gs_conn_state gs_conn_state(const struct gs_conn *c);
 int gs_conn_error(const struct gs_conn *c); /* 0, -ECONNREFUSED, -ECONNRESET */
@@ -201,24 +201,24 @@ ssize_t gs_recv_all(struct gs *gs, struct gs_conn *c, void *buf, size_t len, int
 /* Hostile guest: malformed chains and packets on demand. Ring-level kinds break the
  * ring from the back-end's point of view; reconnect afterwards. */
 enum gs_hostile {
-	GS_BAD_DESC_LOOP,	  /* tx chain whose next pointers loop */
-	GS_BAD_ADDR_OUTSIDE,	  /* descriptor address beyond guest memory */
-	GS_BAD_ADDR_OVERFLOW,	  /* addr + len wraps around 2^64 */
-	GS_BAD_WRITABLE_ON_TX,	  /* device-writable descriptor in a tx chain */
-	GS_BAD_READABLE_ON_RX,	  /* device-readable descriptor posted on rx */
-	GS_BAD_NESTED_INDIRECT,	  /* indirect table pointing at another indirect table */
+	GS_BAD_DESC_LOOP,          /* tx chain whose next pointers loop */
+	GS_BAD_ADDR_OUTSIDE,       /* descriptor address beyond guest memory */
+	GS_BAD_ADDR_OVERFLOW,      /* addr + len wraps around 2^64 */
+	GS_BAD_WRITABLE_ON_TX,     /* device-writable descriptor in a tx chain */
+	GS_BAD_READABLE_ON_RX,     /* device-readable descriptor posted on rx */
+	GS_BAD_NESTED_INDIRECT,    /* indirect table pointing at another indirect table */
 	GS_BAD_OVERSIZED_INDIRECT, /* indirect table with more entries than the ring */
-	GS_BAD_INDIRECT_LEN,	  /* indirect table length not a multiple of 16 */
-	GS_BAD_AVAIL_JUMP,	  /* avail idx advanced by more than the ring size */
-	GS_BAD_NEXT_OUT_OF_RANGE, /* next index >= ring size */
-	GS_BAD_HDR_SHORT,	  /* tx chain shorter than a packet header */
-	GS_BAD_HDR_LEN,		  /* header len larger than the buffer */
-	GS_BAD_SRC_CID,		  /* wrong src_cid */
-	GS_BAD_UNKNOWN_OP,	  /* op 99 */
-	GS_BAD_UNKNOWN_TYPE,	  /* type 77 */
+	GS_BAD_INDIRECT_LEN,       /* indirect table length not a multiple of 16 */
+	GS_BAD_AVAIL_JUMP,         /* avail idx advanced by more than the ring size */
+	GS_BAD_NEXT_OUT_OF_RANGE,  /* next index >= ring size */
+	GS_BAD_HDR_SHORT,          /* tx chain shorter than a packet header */
+	GS_BAD_HDR_LEN,            /* header len larger than the buffer */
+	GS_BAD_SRC_CID,            /* wrong src_cid */
+	GS_BAD_UNKNOWN_OP,         /* op 99 */
+	GS_BAD_UNKNOWN_TYPE,       /* type 77 */
 	GS_BAD_RW_BEFORE_RESPONSE, /* RW on a connection the host never accepted */
-	GS_BAD_DUPLICATE_REQUEST, /* REQUEST again on an established connection */
-	GS_BAD_CREDIT_VIOLATION,  /* RW beyond the host's advertised buf_alloc */
+	GS_BAD_DUPLICATE_REQUEST,  /* REQUEST again on an established connection */
+	GS_BAD_CREDIT_VIOLATION,   /* RW beyond the host's advertised buf_alloc */
 	GS_BAD_MAX,
 };
 const char *gs_hostile_name(enum gs_hostile k);
@@ -226,19 +226,18 @@ bool gs_hostile_breaks_ring(enum gs_hostile k);
 /* c: the connection used by packet-level kinds (may be NULL for ring-level ones). */
 int gs_hostile(struct gs *gs, enum gs_hostile k, struct gs_conn *c);
 /* A raw packet on the tx ring: header written as given (little-endian converted). */
-int gs_send_raw_packet(struct gs *gs, const struct gs_vsock_hdr *h, const void *payload,
-		       size_t len);
+int gs_send_raw_packet(struct gs *gs, const struct gs_vsock_hdr *h, const void *payload, size_t len);
 
 /* Raw vhost-user front-end messages (for front-end bad input). */
 int gs_vu_open(const char *socket_path, int *ret_fd);
 /* A blocking Unix stream connection to path (CLOEXEC). */
 int gs_unix_connect(const char *socket_path, int *ret_fd);
 int gs_vu_send(int fd, uint32_t request, uint32_t flags, const void *payload, size_t size,
-	       const int *fds, unsigned nfds);
+	const int *fds, unsigned nfds);
 /* Send exactly the given bytes (may be a truncated message). */
 int gs_vu_send_bytes(int fd, const void *data, size_t size);
 /* Receive one reply: payload copied (up to max), returns payload size; -ECONNRESET on EOF. */
 int gs_vu_recv(int fd, struct vu_hdr *ret_hdr, void *payload, size_t max, int timeout_ms);
 /* Send a request and wait for its reply (request with its own reply or NEED_REPLY). */
 int gs_vu_call(int fd, uint32_t request, uint32_t flags, const void *payload, size_t size,
-	       const int *fds, unsigned nfds, void *reply, size_t reply_max, int timeout_ms);
+	const int *fds, unsigned nfds, void *reply, size_t reply_max, int timeout_ms);

@@ -65,9 +65,14 @@ static int take_descs(struct gs *gs, uint16_t *d, unsigned n)
 
 static void put_hdr(struct gs *gs, uint64_t off, uint16_t op, uint32_t len)
 {
-	struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs), .dst_cid = GS_HOST_CID,
-				  .src_port = 4000, .dst_port = 4001, .len = len,
-				  .type = GS_TYPE_STREAM, .op = op, .buf_alloc = 65536 };
+	struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs),
+		.dst_cid = GS_HOST_CID,
+		.src_port = 4000,
+		.dst_port = 4001,
+		.len = len,
+		.type = GS_TYPE_STREAM,
+		.op = op,
+		.buf_alloc = 65536 };
 
 	memcpy(gs->mem + off, &h, sizeof(h));
 }
@@ -86,19 +91,21 @@ static int hostile_chain(struct gs *gs, enum gs_hostile k)
 	put_hdr(gs, scratch, GS_OP_REQUEST, 0);
 	switch (k) {
 	case GS_BAD_DESC_LOOP:
-		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, scratch), 44, VRING_DESC_F_NEXT, d[1] };
-		vq->desc[d[1]] = (struct vring_desc){ gs_gpa(gs, scratch + 64), 64,
-						      VRING_DESC_F_NEXT, d[0] };
+		vq->desc[d[0]] =
+			(struct vring_desc){ gs_gpa(gs, scratch), 44, VRING_DESC_F_NEXT, d[1] };
+		vq->desc[d[1]] =
+			(struct vring_desc){ gs_gpa(gs, scratch + 64), 64, VRING_DESC_F_NEXT, d[0] };
 		break;
 	case GS_BAD_ADDR_OUTSIDE:
-		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, gs->mem_size + (64u << 20)), 44, 0,
-						      0 };
+		vq->desc[d[0]] =
+			(struct vring_desc){ gs_gpa(gs, gs->mem_size + (64u << 20)), 44, 0, 0 };
 		break;
 	case GS_BAD_ADDR_OVERFLOW:
 		vq->desc[d[0]] = (struct vring_desc){ UINT64_MAX - 20, 44, 0, 0 };
 		break;
 	case GS_BAD_WRITABLE_ON_TX:
-		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, scratch), 44, VRING_DESC_F_WRITE, 0 };
+		vq->desc[d[0]] =
+			(struct vring_desc){ gs_gpa(gs, scratch), 44, VRING_DESC_F_WRITE, 0 };
 		break;
 	case GS_BAD_NESTED_INDIRECT:
 		t[0] = (struct vring_desc){ gs_gpa(gs, tbl + 1024), 16, VRING_DESC_F_INDIRECT, 0 };
@@ -108,10 +115,9 @@ static int hostile_chain(struct gs *gs, enum gs_hostile k)
 	case GS_BAD_OVERSIZED_INDIRECT:
 		for (unsigned i = 0; i <= vq->num; i++)
 			t[i] = (struct vring_desc){ gs_gpa(gs, scratch), i ? 1 : 44,
-						    i < vq->num ? VRING_DESC_F_NEXT : 0,
-						    (uint16_t)(i + 1) };
+				i < vq->num ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1) };
 		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, tbl), (vq->num + 1) * 16,
-						      VRING_DESC_F_INDIRECT, 0 };
+			VRING_DESC_F_INDIRECT, 0 };
 		break;
 	case GS_BAD_INDIRECT_LEN:
 		t[0] = (struct vring_desc){ gs_gpa(gs, scratch), 44, 0, 0 };
@@ -119,7 +125,7 @@ static int hostile_chain(struct gs *gs, enum gs_hostile k)
 		break;
 	case GS_BAD_NEXT_OUT_OF_RANGE:
 		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, scratch), 44, VRING_DESC_F_NEXT,
-						      (uint16_t)(vq->num + 3) };
+			(uint16_t)(vq->num + 3) };
 		break;
 	case GS_BAD_HDR_SHORT:
 		vq->desc[d[0]] = (struct vring_desc){ gs_gpa(gs, scratch), 20, 0, 0 };
@@ -135,8 +141,11 @@ static int hostile_chain(struct gs *gs, enum gs_hostile k)
 
 static int hostile_packet(struct gs *gs, enum gs_hostile k, struct gs_conn *c)
 {
-	struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs), .dst_cid = GS_HOST_CID,
-				  .type = GS_TYPE_STREAM, .op = GS_OP_RW, .buf_alloc = 65536 };
+	struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs),
+		.dst_cid = GS_HOST_CID,
+		.type = GS_TYPE_STREAM,
+		.op = GS_OP_RW,
+		.buf_alloc = 65536 };
 	static uint8_t junk[GS_MAX_PKT];
 	int r;
 

@@ -27,7 +27,7 @@ struct port_map {
 struct pump {
 	struct pump *next;
 	struct gs_conn *c;
-	int fd;		     /* host side; -1 for echo */
+	int fd;                /* host side; -1 for echo */
 	uint8_t h2g[PUMP_BUF]; /* bytes for the guest connection not yet accepted */
 	size_t h2g_len;
 	uint8_t g2h[PUMP_BUF];
@@ -72,7 +72,7 @@ static bool pump_run(struct pump *p, short revents)
 	ssize_t n;
 
 	if (gs_conn_state(p->c) == GS_CLOSED && gs_conn_rx_pending(p->c) == 0 &&
-	    !gs_conn_peer_shut_send(p->c))
+		!gs_conn_peer_shut_send(p->c))
 		return false; /* reset */
 	/* host -> guest */
 	if (p->fd >= 0 && !p->host_eof && p->h2g_len == 0 && (revents & (POLLIN | POLLHUP))) {
@@ -134,12 +134,13 @@ static bool pump_run(struct pump *p, short revents)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: guestsim --socket-path=PATH [--guest-cid=N] [--bridge PORT=unix:PATH]...\n"
-		   "                [--listen PORT]... [--regions=1|2] [--queue-size=N]\n"
-		   "  --bridge  each host connection to guest PORT is bridged to a new\n"
-		   "            connection to the Unix socket PATH\n"
-		   "  --listen  guest PORT echoes what it receives\n"
-		   "Runs until SIGTERM or SIGINT.\n");
+	fprintf(f,
+		"Usage: guestsim --socket-path=PATH [--guest-cid=N] [--bridge PORT=unix:PATH]...\n"
+		"                [--listen PORT]... [--regions=1|2] [--queue-size=N]\n"
+		"  --bridge  each host connection to guest PORT is bridged to a new\n"
+		"            connection to the Unix socket PATH\n"
+		"  --listen  guest PORT echoes what it receives\n"
+		"Runs until SIGTERM or SIGINT.\n");
 }
 
 int main(int argc, char **argv)
@@ -280,7 +281,7 @@ int main(int argc, char **argv)
 				p->c = gc;
 				p->fd = -1;
 				if (ports[k].unix_path &&
-				    connect_unix(ports[k].unix_path, &p->fd) < 0) {
+					connect_unix(ports[k].unix_path, &p->fd) < 0) {
 					fprintf(stderr, "guestsim: cannot reach %s\n",
 						ports[k].unix_path);
 					gs_conn_reset(gc);

@@ -47,7 +47,7 @@ static int prelude(int fd)
 
 /* Send with NEED_REPLY and classify: an error status or a disconnect is a rejection. */
 static enum outcome bad(int fd, uint32_t req, const void *p, size_t size, const int *fds,
-			unsigned nfds)
+	unsigned nfds)
 {
 	int r = gs_vu_call(fd, req, VU_FLAG_NEED_REPLY, p, size, fds, nfds, NULL, 0, 3000);
 
@@ -79,7 +79,7 @@ static int set_mem(int fd, int m)
 	} t = { 1, 0, { 0, MEM_SIZE, (uint64_t)(uintptr_t)map, 0 } };
 
 	return gs_vu_call(fd, VU_SET_MEM_TABLE, VU_FLAG_NEED_REPLY, &t, sizeof(t), &m, 1, NULL, 0,
-			  3000);
+		3000);
 }
 
 static enum outcome c_short_header(int fd)
@@ -187,8 +187,9 @@ static enum outcome c_mem_overlap(int fd)
 	struct {
 		uint32_t n, pad;
 		struct region r[2];
-	} t = { 2, 0, { { 0, MEM_SIZE, (uint64_t)(uintptr_t)map, 0 },
-			 { MEM_SIZE / 2, MEM_SIZE / 2, (uint64_t)(uintptr_t)map + MEM_SIZE, 0 } } };
+	} t = { 2, 0,
+		{ { 0, MEM_SIZE, (uint64_t)(uintptr_t)map, 0 },
+			{ MEM_SIZE / 2, MEM_SIZE / 2, (uint64_t)(uintptr_t)map + MEM_SIZE, 0 } } };
 	int m[2] = { memfd_new(), memfd_new() };
 	enum outcome o = bad(fd, VU_SET_MEM_TABLE, &t, sizeof(t), m, 2);
 
@@ -231,12 +232,12 @@ static enum outcome c_ring_beyond_file(int fd)
 	enum outcome o = REJECTED;
 
 	if (bad(fd, VU_SET_FEATURES, &feat, sizeof(feat), NULL, 0) == REJECTED ||
-	    bad(fd, VU_SET_MEM_TABLE, &t, sizeof(t), &m, 1) == REJECTED ||
-	    bad(fd, VU_SET_VRING_NUM, st, sizeof(st), NULL, 0) == REJECTED ||
-	    bad(fd, VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) == REJECTED ||
-	    bad(fd, VU_SET_VRING_CALL, &idx, sizeof(idx), &call, 1) == REJECTED ||
-	    bad(fd, VU_SET_VRING_KICK, &idx, sizeof(idx), &e, 1) == REJECTED ||
-	    bad(fd, VU_SET_VRING_ENABLE, (uint32_t[2]){ 1, 1 }, 8, NULL, 0) == REJECTED)
+		bad(fd, VU_SET_MEM_TABLE, &t, sizeof(t), &m, 1) == REJECTED ||
+		bad(fd, VU_SET_VRING_NUM, st, sizeof(st), NULL, 0) == REJECTED ||
+		bad(fd, VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) == REJECTED ||
+		bad(fd, VU_SET_VRING_CALL, &idx, sizeof(idx), &call, 1) == REJECTED ||
+		bad(fd, VU_SET_VRING_KICK, &idx, sizeof(idx), &e, 1) == REJECTED ||
+		bad(fd, VU_SET_VRING_ENABLE, (uint32_t[2]){ 1, 1 }, 8, NULL, 0) == REJECTED)
 		goto out;
 	if (write(e, &one, sizeof(one)) != sizeof(one))
 		goto out;
@@ -396,8 +397,8 @@ static enum outcome ring_outside(int fd, uint64_t desc_off, uint64_t used_off)
 		goto out;
 	gs_vu_call(fd, VU_SET_VRING_NUM, VU_FLAG_NEED_REPLY, st, sizeof(st), NULL, 0, NULL, 0, 3000);
 	if (bad(fd, VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) == REJECTED ||
-	    bad(fd, VU_SET_VRING_KICK, &idx, sizeof(idx), &e, 1) == REJECTED ||
-	    bad(fd, VU_SET_VRING_ENABLE, (uint32_t[2]){ 1, 1 }, 8, NULL, 0) == REJECTED)
+		bad(fd, VU_SET_VRING_KICK, &idx, sizeof(idx), &e, 1) == REJECTED ||
+		bad(fd, VU_SET_VRING_ENABLE, (uint32_t[2]){ 1, 1 }, 8, NULL, 0) == REJECTED)
 		o = REJECTED;
 out:
 	close(m);
@@ -517,7 +518,8 @@ int main(void)
 		if (r == 0) {
 			gs_listen(gs, PORT);
 			is_int(gt_check_service(&b, gs, PORT, 10000), 0, "%s: and is served", name);
-			is_int(gs_violations(gs), 0, "%s: no violations (%s)", name, gs_last_violation(gs));
+			is_int(gs_violations(gs), 0, "%s: no violations (%s)", name,
+				gs_last_violation(gs));
 		}
 		gs_free(gs);
 		if (!gt_backend_alive(&b)) {

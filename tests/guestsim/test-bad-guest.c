@@ -105,15 +105,15 @@ static void one_kind(enum gs_hostile k)
 	is_int(gs_vu_probe(gs), 0, "%s: vhost-user socket still answers", name);
 	if (k == GS_BAD_CREDIT_VIOLATION)
 		ok(gt_backend_rss_kb(&b) - rss0 < 8192, "%s: back-end RSS bounded (+%ld kB)", name,
-		   gt_backend_rss_kb(&b) - rss0);
+			gt_backend_rss_kb(&b) - rss0);
 	is_int(gs_violations(gs), 0, "%s: the back-end wrote nothing invalid (%s)", name,
-	       gs_last_violation(gs));
+		gs_last_violation(gs));
 	if (!gs_hostile_breaks_ring(k)) {
 		ok(pair_works(gs, bystander, bfd), "%s: the other connection keeps working", name);
 		is_int(gt_check_service(&b, gs, PORT, 100000), 0, "%s: new connections work", name);
 	} else {
 		ok(gt_backend_log_count(&b, "broken") > broken0,
-		   "%s: the back-end logged the queue as broken", name);
+			"%s: the back-end logged the queue as broken", name);
 		close(vfd);
 		close(bfd);
 		vfd = bfd = -1;
@@ -121,7 +121,7 @@ static void one_kind(enum gs_hostile k)
 		r = gs_reconnect(gs, 1ull << 32);
 		is_int(r, 0, "%s: front-end reconnect accepted", name);
 		is_int(r == 0 ? gt_check_service(&b, gs, PORT, 100000) : r, 0,
-		       "%s: service restored after reconnect", name);
+			"%s: service restored after reconnect", name);
 	}
 out:
 	if (vfd >= 0)

@@ -35,7 +35,7 @@ static struct gs_conn *accept_one(struct gs *gs, uint32_t port, int timeout_ms)
 	struct gs_conn *c = NULL;
 
 	for (uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
-	     !(c = gs_accept(gs, port)) && gs_now_ms() < deadline;)
+		!(c = gs_accept(gs, port)) && gs_now_ms() < deadline;)
 		gs_step(gs, NULL, 0, 10);
 	return c;
 }
@@ -119,16 +119,16 @@ static void test_flood(void)
 	rss1 = gt_backend_rss_kb(&b);
 	diag("flood: the guest sent %llu MiB over %u connections in %.1f s; back-end RSS %ld -> "
 	     "%ld kB (+%ld kB; budget %llu kB + overhead %llu kB)",
-	     (unsigned long long)(sent >> 20), n_acc, (gs_now_ms() - t0) / 1000.0, rss0, rss1,
-	     rss1 - rss0, BUDGET >> 10, OVERHEAD >> 10);
+		(unsigned long long)(sent >> 20), n_acc, (gs_now_ms() - t0) / 1000.0, rss0, rss1,
+		rss1 - rss0, BUDGET >> 10, OVERHEAD >> 10);
 	ok(sent > 0 && gs_now_ms() - idle_since >= 1500,
-	   "flood: every window filled up and the guest stopped for want of credit");
+		"flood: every window filled up and the guest stopped for want of credit");
 	ok(rss0 > 0 && (uint64_t)(rss1 - rss0) * 1024 <= BUDGET + OVERHEAD,
-	   "flood: back-end RSS grew by %ld kB, within the budget + %llu MiB", rss1 - rss0,
-	   OVERHEAD >> 20);
+		"flood: back-end RSS grew by %ld kB, within the budget + %llu MiB", rss1 - rss0,
+		OVERHEAD >> 20);
 	/* Other connections of the same VM keep flowing, both ways, checked by SHA-256. */
 	is_int(gt_check_service(&b, gs, PORT, 1 << 20), 0,
-	       "flood: a new connection carries 1 MiB both ways meanwhile");
+		"flood: a new connection carries 1 MiB both ways meanwhile");
 	is_int(gs_violations(gs), 0, "flood: no protocol violation (%s)", gs_last_violation(gs));
 out:
 	for (unsigned i = 0; i < n_open; i++)
@@ -170,14 +170,15 @@ static void test_close_timeout(void)
 	for (t0 = gs_now_ms(); gs_now_ms() - t0 < 2000;)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED,
-	   "close timeout: after the host's close the guest has SHUTDOWN(SEND), still connected");
+		"close timeout: after the host's close the guest has SHUTDOWN(SEND), still "
+		"connected");
 	for (t0 = gs_now_ms(); gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000;)
 		gs_step(gs, NULL, 0, 20);
 	ok(gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET,
-	   "close timeout: a guest keeping it gets RST after the close timeout (%.1f s more)",
-	   (gs_now_ms() - t0) / 1000.0);
+		"close timeout: a guest keeping it gets RST after the close timeout (%.1f s more)",
+		(gs_now_ms() - t0) / 1000.0);
 	is_int(gs_violations(gs), 0, "close timeout: no protocol violation (%s)",
-	       gs_last_violation(gs));
+		gs_last_violation(gs));
 	gs_conn_close(c);
 out:
 	gs_free(gs);
@@ -217,8 +218,8 @@ static void test_no_lockout(void)
 			refused++;
 	}
 	ok(connected == 6 && refused == 2,
-	   "lockout: the guest got 6 of 8 slots, 2 refused (%u connected, %u refused)", connected,
-	   refused);
+		"lockout: the guest got 6 of 8 slots, 2 refused (%u connected, %u refused)",
+		connected, refused);
 	gs_listen(gs, PORT);
 	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
 	is_int(r, 0, "lockout: a host client still connects");

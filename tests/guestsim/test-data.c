@@ -118,7 +118,7 @@ static bool xfer_guest(struct gs *gs, struct xfer *x)
 	if (!x->c || gs_conn_state(x->c) == GS_CONNECTING)
 		return true;
 	if (gs_conn_state(x->c) == GS_CLOSED && !gs_conn_peer_shut_send(x->c) &&
-	    gs_conn_rx_pending(x->c) == 0)
+		gs_conn_rx_pending(x->c) == 0)
 		return false;
 	while (x->g_sent < x->g_out_len) {
 		n = gs_conn_send(x->c, x->g_out + x->g_sent, x->g_out_len - x->g_sent);
@@ -193,7 +193,8 @@ static void run_transfers(struct gs *gs, unsigned n, size_t max, const char *wha
 
 		for (unsigned i = 0; i < n; i++)
 			if (x[i].fd >= 0)
-				p[np++] = (struct pollfd){ .fd = x[i].fd, .events = POLLIN | POLLOUT };
+				p[np++] =
+					(struct pollfd){ .fd = x[i].fd, .events = POLLIN | POLLOUT };
 		p[np++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 		r = gs_step(gs, p, np, 10);
 		if (r < 0)
@@ -206,7 +207,7 @@ static void run_transfers(struct gs *gs, unsigned n, size_t max, const char *wha
 
 			for (unsigned i = 0; i < n && !matched; i++)
 				if (x[i].host_initiated && !x[i].c && x[i].handshaken &&
-				    x[i].host_port == gs_conn_peer_port(parked[k])) {
+					x[i].host_port == gs_conn_peer_port(parked[k])) {
 					x[i].c = parked[k];
 					matched = true;
 				}
@@ -348,7 +349,8 @@ static void test_pipelined(struct gs *gs)
 	if (r < 0)
 		return;
 	/* The line and data in one write, and more data before OK is read. */
-	ok(write(fd, msg, sizeof(msg) - 1) == sizeof(msg) - 1, "pipelined: CONNECT+data in one write");
+	ok(write(fd, msg, sizeof(msg) - 1) == sizeof(msg) - 1,
+		"pipelined: CONNECT+data in one write");
 	ok(write(fd, big, sizeof(big)) == sizeof(big), "pipelined: 20000 more bytes before OK");
 	r = gt_host_wait_ok(fd, gs, 5000);
 	is_int(r, 0, "pipelined: OK received");
@@ -360,8 +362,8 @@ static void test_pipelined(struct gs *gs)
 		n = gs_recv_all(gs, c, in, want, 5000);
 		is_int(n, (long long)want, "pipelined: every byte after the newline delivered");
 		ok(n == (ssize_t)want && !memcmp(in, msg + 13, sizeof(msg) - 1 - 13) &&
-			   !memcmp(in + sizeof(msg) - 1 - 13, big, sizeof(big)),
-		   "pipelined: delivered in order");
+				!memcmp(in + sizeof(msg) - 1 - 13, big, sizeof(big)),
+			"pipelined: delivered in order");
 		gs_conn_close(c);
 	}
 	close(fd);
@@ -391,12 +393,12 @@ static void test_half_close(struct gs *gs)
 	n = gs_recv_all(gs, c, in, sizeof(in), 5000);
 	is_int(n, 3, "half-close host: guest reads the 3 bytes then EOF");
 	ok(gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED,
-	   "half-close host: SHUTDOWN(SEND) only, connection still open");
+		"half-close host: SHUTDOWN(SEND) only, connection still open");
 	r = gs_send_all(gs, c, buf, sizeof(buf), 5000);
 	is_int(r, 0, "half-close host: guest sends 100000 bytes after the host's EOF");
 	n = host_read(gs, fd, in, sizeof(in), 5000);
 	ok(n == (ssize_t)sizeof(in) && !memcmp(in, buf, sizeof(buf)),
-	   "half-close host: host receives them all");
+		"half-close host: host receives them all");
 	gs_conn_shutdown(c, SHUT_WR);
 	ok(host_eof_within(gs, fd, 3000), "half-close host: then EOF on the host");
 	gs_conn_close(c);
@@ -435,7 +437,8 @@ static void test_half_close(struct gs *gs)
 				got += (size_t)n;
 		}
 		ok(got == sizeof(buf) && !memcmp(in, buf, sizeof(buf)),
-		   "half-close guest: host sends 100000 bytes after the guest's EOF, all arrive");
+			"half-close guest: host sends 100000 bytes after the guest's EOF, all "
+			"arrive");
 	}
 	close(fd);
 	n = gs_recv_all(gs, c, in, sizeof(in), 5000);
@@ -466,7 +469,7 @@ static void test_close(struct gs *gs)
 	while (gs_conn_count(gs) >= n0 && gs_now_ms() - t0 < 3000)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_count(gs) < n0 && gs_now_ms() - t0 < 1000,
-	   "guest close: the back-end answers SHUTDOWN(both) with RST within a second");
+		"guest close: the back-end answers SHUTDOWN(both) with RST within a second");
 	is_int(gs_rx_op_count(gs, GS_OP_RST) - rst0, 1, "guest close: exactly one RST");
 	ok(host_eof_within(gs, fd, 2000), "guest close: the host client sees EOF");
 	close(fd);
@@ -479,13 +482,13 @@ static void test_close(struct gs *gs)
 	for (t0 = gs_now_ms(); !gs_conn_peer_shut_send(c) && gs_now_ms() - t0 < 3000;)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED,
-	   "host close: the guest gets SHUTDOWN(SEND), not RST");
+		"host close: the guest gets SHUTDOWN(SEND), not RST");
 	n0 = gs_conn_count(gs);
 	gs_conn_close(c);
 	for (t0 = gs_now_ms(); gs_conn_count(gs) >= n0 && gs_now_ms() - t0 < 3000;)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_count(gs) < n0 && gs_now_ms() - t0 < 1000,
-	   "host close: the guest's close then completes within a second");
+		"host close: the guest's close then completes within a second");
 }
 
 static void test_guest_connect(struct gs *gs)
@@ -500,9 +503,10 @@ static void test_guest_connect(struct gs *gs)
 	r = gs_connect(gs, 7777, &c);
 	t0 = gs_now_ms();
 	r = r < 0 ? r : gs_wait_connected(gs, c, 5000);
-	ok(r == -ECONNREFUSED || r == -ECONNRESET, "guest connect to a missing listener is refused (%d)", r);
+	ok(r == -ECONNREFUSED || r == -ECONNRESET,
+		"guest connect to a missing listener is refused (%d)", r);
 	ok(gs_now_ms() - t0 < 1000, "refused within a second (%llu ms)",
-	   (unsigned long long)(gs_now_ms() - t0));
+		(unsigned long long)(gs_now_ms() - t0));
 	if (c)
 		gs_conn_close(c);
 
@@ -517,11 +521,11 @@ static void test_guest_connect(struct gs *gs)
 	ok(fd >= 0, "the host listener got the connection");
 	gs_send_all(gs, c, "ping", 4, 5000);
 	ok(fd >= 0 && host_read(gs, fd, in, 4, 5000) == 4 && !memcmp(in, "ping", 4),
-	   "guest-initiated data reaches the host");
+		"guest-initiated data reaches the host");
 	if (fd >= 0) {
 		ok(write(fd, "pong", 4) == 4, "host answers");
 		ok(gs_recv_all(gs, c, in, 4, 5000) == 4 && !memcmp(in, "pong", 4),
-		   "host data reaches the guest");
+			"host data reaches the guest");
 		close(fd);
 	}
 	gs_conn_close(c);
@@ -545,7 +549,7 @@ static void cpu_idle_check(struct gs *gs, struct gs_conn *c, const char *what)
 	}
 	cpu1 = gt_backend_cpu_ms(&b);
 	ok(cpu0 >= 0 && cpu1 - cpu0 < 100, "%s: back-end idle while stalled (%ld ms CPU in 1 s)",
-	   what, cpu1 - cpu0);
+		what, cpu1 - cpu0);
 }
 
 /* A host client that never reads: the guest is throttled by credit, memory bounded,
@@ -553,7 +557,7 @@ static void cpu_idle_check(struct gs *gs, struct gs_conn *c, const char *what)
 /* Send buf[*sent..len) from the guest while the host reads fd into in[*got..len),
  * until everything arrived or timeout_ms passed. */
 static void pump_g2h(struct gs *gs, struct gs_conn *c, int fd, const uint8_t *buf, uint8_t *in,
-		     size_t len, size_t *sent, size_t *got, unsigned timeout_ms)
+	size_t len, size_t *sent, size_t *got, unsigned timeout_ms)
 {
 	uint64_t deadline = gs_now_ms() + timeout_ms;
 
@@ -598,16 +602,16 @@ static void test_slow_host_reader(struct gs *gs)
 	}
 	rss1 = gt_backend_rss_kb(&b);
 	diag("guest could send %zu bytes to a host that does not read; back-end RSS %ld -> %ld kB",
-	     sent, rss0, rss1);
+		sent, rss0, rss1);
 	ok(sent < total, "slow host reader: the guest is throttled (%zu of %zu sent)", sent, total);
 	ok(gs_conn_peer_free(c) == 0, "slow host reader: no credit left");
 	ok(rss1 - rss0 < 8 * 1024, "slow host reader: back-end RSS grew by < 8 MiB (%ld kB)",
-	   rss1 - rss0);
+		rss1 - rss0);
 	cpu_idle_check(gs, c, "slow host reader");
 	/* Now the reader drains: credit updates must let the guest finish (no stall). */
 	pump_g2h(gs, c, fd, buf, in, total, &sent, &got, 20000);
 	ok(got == total && !memcmp(in, buf, total),
-	   "slow host reader: all 16 MiB arrive in order once it reads (%zu)", got);
+		"slow host reader: all 16 MiB arrive in order once it reads (%zu)", got);
 	gs_conn_close(c);
 	close(fd);
 out:
@@ -642,13 +646,15 @@ static void test_slow_guest_reader(struct gs *gs)
 		gs_step(gs, NULL, 0, 5);
 	}
 	rss1 = gt_backend_rss_kb(&b);
-	diag("host could write %zu bytes to a guest that does not read; guest holds %zu; RSS %ld -> %ld kB",
-	     sent, gs_conn_rx_pending(c), rss0, rss1);
+	diag("host could write %zu bytes to a guest that does not read; guest holds %zu; RSS %ld "
+	     "-> %ld kB",
+		sent, gs_conn_rx_pending(c), rss0, rss1);
 	ok(sent < total, "slow guest reader: host writes block (%zu of %zu written)", sent, total);
-	ok(gs_conn_rx_pending(c) <= 256 * 1024, "slow guest reader: guest got at most its buf_alloc");
+	ok(gs_conn_rx_pending(c) <= 256 * 1024,
+		"slow guest reader: guest got at most its buf_alloc");
 	is_int(gs_violations(gs) - v0, 0, "slow guest reader: credit respected on every RW");
 	ok(rss1 - rss0 < 8 * 1024, "slow guest reader: back-end RSS grew by < 8 MiB (%ld kB)",
-	   rss1 - rss0);
+		rss1 - rss0);
 	cpu_idle_check(gs, NULL, "slow guest reader");
 	deadline = gs_now_ms() + 20000;
 	while (got < total && gs_now_ms() < deadline) {
@@ -665,7 +671,7 @@ static void test_slow_guest_reader(struct gs *gs)
 			got += (size_t)n;
 	}
 	ok(got == total && !memcmp(in, buf, total),
-	   "slow guest reader: all 16 MiB arrive in order once it reads (%zu)", got);
+		"slow guest reader: all 16 MiB arrive in order once it reads (%zu)", got);
 	gs_conn_close(c);
 	close(fd);
 out:
@@ -703,17 +709,17 @@ static void test_partial_window(void)
 		goto out;
 	gt_random(buf, sizeof(buf), &seed);
 	pump_g2h(gs, c, fd, buf, in, sizeof(buf), &sent, &got, 10000);
-	ok(got == sizeof(buf) && !memcmp(in, buf, got), "partial window: 256 KiB arrived (%zu)",
-	   got);
+	ok(got == sizeof(buf) && !memcmp(in, buf, got), "partial window: 256 KiB arrived (%zu)", got);
 	/* The guest now stops sending, as Linux does at 256 KiB, and waits for credit. */
 	deadline = gs_now_ms() + 3000;
 	while (gs_conn_peer_free(c) + 65536 < gs_conn_peer_buf_alloc(c) && gs_now_ms() < deadline)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_peer_free(c) + 65536 >= gs_conn_peer_buf_alloc(c),
-	   "partial window: CREDIT_UPDATEs leave under 64 KiB unacknowledged (%u credit of %u)",
-	   gs_conn_peer_free(c), gs_conn_peer_buf_alloc(c));
+		"partial window: CREDIT_UPDATEs leave under 64 KiB unacknowledged (%u credit of "
+		"%u)",
+		gs_conn_peer_free(c), gs_conn_peer_buf_alloc(c));
 	is_int(gs_violations(gs), 0, "partial window: no protocol violation (%s)",
-	       gs_last_violation(gs));
+		gs_last_violation(gs));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -756,17 +762,19 @@ static void test_big_buffers(void)
 	if (fd < 0)
 		goto out;
 	ok(gs_conn_peer_free(c) <= 64 * 1024,
-	   "big buffers: an idle connection starts with a small window (%u)", gs_conn_peer_free(c));
+		"big buffers: an idle connection starts with a small window (%u)",
+		gs_conn_peer_free(c));
 	gt_random(buf, sizeof(buf), &seed);
 	pump_g2h(gs, c, fd, buf, in, sizeof(buf), &sent, &got, 20000);
-	ok(got == sizeof(buf) && !memcmp(in, buf, got), "big buffers: 16 MiB guest->host intact (%zu)",
-	   got);
+	ok(got == sizeof(buf) && !memcmp(in, buf, got),
+		"big buffers: 16 MiB guest->host intact (%zu)", got);
 	/* How far it grows depends on how fast this host side reads (a window held
 	 * half full by the host shrinks again); never past the buffer. */
 	ok(gs_conn_peer_buf_alloc(c) >= 256 * 1024 && gs_conn_peer_buf_alloc(c) <= (4u << 20),
-	   "big buffers: the window grew while the stream moved (%u), within the 4 MiB buffer",
-	   gs_conn_peer_buf_alloc(c));
-	is_int(gs_violations(gs), 0, "big buffers: no protocol violation (%s)", gs_last_violation(gs));
+		"big buffers: the window grew while the stream moved (%u), within the 4 MiB buffer",
+		gs_conn_peer_buf_alloc(c));
+	is_int(gs_violations(gs), 0, "big buffers: no protocol violation (%s)",
+		gs_last_violation(gs));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -805,7 +813,7 @@ int main(void)
 		test_slow_host_reader(gs);
 		test_slow_guest_reader(gs);
 		is_int(gs_violations(gs), 0, "guestsim saw no protocol violation (%s)",
-		       gs_last_violation(gs));
+			gs_last_violation(gs));
 		gs = gs_free(gs);
 	}
 	/* The same with 2 memory regions, indirect tx descriptors and split rx headers. */
@@ -823,6 +831,7 @@ int main(void)
 	test_partial_window();
 	test_big_buffers();
 	ok(gt_backend_alive(&b), "back-end alive at the end");
-	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
+	is_int(gt_backend_stop(&b, NULL), 0,
+		"back-end exits cleanly (status 0, no sanitizer report)");
 	return tap_done();
 }

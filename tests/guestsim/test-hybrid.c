@@ -51,7 +51,8 @@ static struct gs_conn *accept_one(struct gs *gs)
 {
 	struct gs_conn *c = NULL;
 
-	for (uint64_t deadline = gs_now_ms() + 5000; !(c = gs_accept(gs, PORT)) && gs_now_ms() < deadline;)
+	for (uint64_t deadline = gs_now_ms() + 5000;
+		!(c = gs_accept(gs, PORT)) && gs_now_ms() < deadline;)
 		gs_step(gs, NULL, 0, 10);
 	return c;
 }
@@ -77,8 +78,8 @@ static void test_split_connect(struct gs *gs)
 	ok(c != NULL, "split: guest accepted");
 	if (c) {
 		ok(write(fd, "data", 4) == 4 && gs_recv_all(gs, c, in, 4, 3000) == 4 &&
-			   !memcmp(in, "data", 4),
-		   "split: data flows afterwards");
+				!memcmp(in, "data", 4),
+			"split: data flows afterwards");
 		gs_conn_close(c);
 	}
 	close(fd);
@@ -104,7 +105,7 @@ static void payload_then_eof(struct gs *gs, const char *what, bool wait_ok_unrea
 	if (r < 0)
 		return;
 	ok(write(fd, msg, (size_t)n + LEN) == n + LEN, "%s: CONNECT and %d bytes in one write",
-	   what, LEN);
+		what, LEN);
 	if (wait_ok_unread) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		uint64_t deadline = gs_now_ms() + 5000;
@@ -120,7 +121,7 @@ static void payload_then_eof(struct gs *gs, const char *what, bool wait_ok_unrea
 		return;
 	got = gs_recv_all(gs, c, in, sizeof(in), 5000);
 	ok(got == LEN && memcmp(in, msg + n, LEN) == 0, "%s: the guest got all %d bytes (got %zd)",
-	   what, LEN, got);
+		what, LEN, got);
 	ok(gs_conn_peer_shut_send(c), "%s: then end of stream (SHUTDOWN(SEND)), not a reset", what);
 	gs_conn_close(c);
 }
@@ -150,7 +151,7 @@ static void test_write_and_close(struct gs *gs)
 	ok(gs_send_all(gs, c, "lost", 4, 3000) == 0, "shut_rd: guest sends into it");
 	settle(gs, 100);
 	ok(send(fd, "later", 5, MSG_NOSIGNAL) == 5 && shutdown(fd, SHUT_WR) == 0,
-	   "shut_rd: host sends 5 bytes more, then EOF");
+		"shut_rd: host sends 5 bytes more, then EOF");
 	r = (int)gs_recv_all(gs, c, in, sizeof(in), 5000);
 	ok(r == 5 && memcmp(in, "later", 5) == 0, "shut_rd: the guest got the host's bytes (%d)", r);
 	ok(gs_conn_peer_shut_send(c), "shut_rd: then end of stream, not a reset");
@@ -185,11 +186,14 @@ static void test_case_and_ports(struct gs *gs)
 				break;
 		}
 		buf[len] = 0;
-		ok(r == 0 && !strncmp(buf, "OK ", 3), "'%.7s' accepted (keyword case-insensitive)", line);
+		ok(r == 0 && !strncmp(buf, "OK ", 3), "'%.7s' accepted (keyword case-insensitive)",
+			line);
 		ports[i] = (uint32_t)strtoul(buf + 3, NULL, 10);
-		ok(ports[i] >= (1u << 30) && ports[i] < (1u << 31), "host port %u in [2^30, 2^31)", ports[i]);
+		ok(ports[i] >= (1u << 30) && ports[i] < (1u << 31), "host port %u in [2^30, 2^31)",
+			ports[i]);
 		c[i] = accept_one(gs);
-		ok(c[i] && gs_conn_peer_port(c[i]) == ports[i], "the guest sees that port as the peer");
+		ok(c[i] && gs_conn_peer_port(c[i]) == ports[i],
+			"the guest sees that port as the peer");
 	}
 	ok(ports[0] != ports[1], "two live connections have different host ports");
 	for (int i = 0; i < 2; i++) {
@@ -200,8 +204,7 @@ static void test_case_and_ports(struct gs *gs)
 	}
 }
 
-static void bad_line(struct gs *gs, const char *what, const void *data, size_t len,
-		     int timeout_ms)
+static void bad_line(struct gs *gs, const char *what, const void *data, size_t len, int timeout_ms)
 {
 	uint64_t req0 = gs_rx_op_count(gs, GS_OP_REQUEST);
 	int fd, r;
@@ -239,7 +242,8 @@ static void test_bad_lines(struct gs *gs)
 		settle(gs, 100);
 		close(fd);
 		settle(gs, 200);
-		is_int(gs_rx_op_count(gs, GS_OP_REQUEST) - req0, 0, "no newline then close: no REQUEST");
+		is_int(gs_rx_op_count(gs, GS_OP_REQUEST) - req0, 0,
+			"no newline then close: no REQUEST");
 		ok(gt_backend_alive(&b), "no newline then close: back-end alive");
 	}
 
@@ -249,7 +253,7 @@ static void test_bad_lines(struct gs *gs)
 		t0 = gs_now_ms();
 		ok(closed_without_ok(gs, fd, 3000), "unknown guest port: closed");
 		ok(gs_now_ms() - t0 < 1000, "unknown guest port: promptly (%llu ms)",
-		   (unsigned long long)(gs_now_ms() - t0));
+			(unsigned long long)(gs_now_ms() - t0));
 		close(fd);
 	}
 
@@ -258,14 +262,14 @@ static void test_bad_lines(struct gs *gs)
 		t0 = gs_now_ms();
 		ok(closed_without_ok(gs, fd, 8000), "no line at all: closed by the 5 s timeout");
 		ok(gs_now_ms() - t0 >= 4000, "no line at all: not before about 5 s (%llu ms)",
-		   (unsigned long long)(gs_now_ms() - t0));
+			(unsigned long long)(gs_now_ms() - t0));
 		close(fd);
 	}
 }
 
 /* n clients at once; returns how many got OK. */
 static unsigned many_clients(struct gt_backend *bk, struct gs *gs, unsigned n, int timeout_ms,
-			     unsigned *ret_refused)
+	unsigned *ret_refused)
 {
 	int *fd = calloc(n, sizeof(int));
 	uint8_t *state = calloc(n, 1); /* 0 connecting, 1 line sent, 2 OK, 3 closed */
@@ -313,7 +317,7 @@ static unsigned many_clients(struct gt_backend *bk, struct gs *gs, unsigned n, i
 		}
 	}
 	diag("%u clients: %u OK, %u refused, %u accepted by the guest, back-end RSS %ld kB", n, okc,
-	     refused, accepted, gt_backend_rss_kb(bk));
+		refused, accepted, gt_backend_rss_kb(bk));
 	for (unsigned i = 0; i < n; i++)
 		if (fd[i] >= 0)
 			close(fd[i]);
@@ -344,7 +348,7 @@ static void test_many(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < 10100) {
 		ok(1, "# SKIP RLIMIT_NOFILE hard limit %llu is too low for 10,000 clients",
-		   (unsigned long long)rl.rlim_max);
+			(unsigned long long)rl.rlim_max);
 		return;
 	}
 	if (gt_backend_start(&big, args) < 0) {
@@ -359,10 +363,12 @@ static void test_many(void)
 		okc = many_clients(&big, gs, 10000, 60000, NULL);
 		is_int(okc, 10000, "10,000 clients connecting at once all get OK");
 		diag("back-end RSS %ld -> %ld kB with 10,000 connections (%.1f KiB each)", rss0,
-		     gt_backend_rss_kb(&big), (gt_backend_rss_kb(&big) - rss0) / 10000.0);
+			gt_backend_rss_kb(&big), (gt_backend_rss_kb(&big) - rss0) / 10000.0);
 		ok(gt_backend_alive(&big), "10,000 clients: back-end alive");
-		is_int(gt_check_service(&big, gs, PORT, 10000), 0, "10,000 clients: service afterwards");
-		is_int(gs_violations(gs), 0, "10,000 clients: no violation (%s)", gs_last_violation(gs));
+		is_int(gt_check_service(&big, gs, PORT, 10000), 0,
+			"10,000 clients: service afterwards");
+		is_int(gs_violations(gs), 0, "10,000 clients: no violation (%s)",
+			gs_last_violation(gs));
 		gs_free(gs);
 	}
 	is_int(gt_backend_stop(&big, NULL), 0, "10,000 clients: back-end exits cleanly");
@@ -385,8 +391,8 @@ static void test_cap(void)
 		gs_listen(gs, PORT);
 		okc = many_clients(&capped, gs, 80, 10000, &refused);
 		ok(okc <= 50, "--max-connections=50: at most 50 of 80 connected (%u)", okc);
-		ok(okc + refused == 80, "--max-connections=50: the rest were closed, none hang (%u)",
-		   refused);
+		ok(okc + refused == 80,
+			"--max-connections=50: the rest were closed, none hang (%u)", refused);
 		ok(gt_backend_alive(&capped), "cap: back-end alive");
 		gs_free(gs);
 	}
@@ -421,7 +427,8 @@ int main(void)
 		gs_free(gs);
 	}
 	ok(gt_backend_alive(&b), "back-end alive");
-	is_int(gt_backend_stop(&b, NULL), 0, "back-end exits cleanly (status 0, no sanitizer report)");
+	is_int(gt_backend_stop(&b, NULL), 0,
+		"back-end exits cleanly (status 0, no sanitizer report)");
 	test_cap();
 	test_many();
 	return tap_done();

@@ -71,8 +71,12 @@ static void test_rst_backlog(void)
 		return;
 	step_for(gs, 200);
 	for (int i = 0; i < N; i++) {
-		struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs), .dst_cid = 2,
-			.src_port = 7000 + i, .dst_port = 9999, .type = 1, .op = GS_OP_RW,
+		struct gs_vsock_hdr h = { .src_cid = gs_guest_cid(gs),
+			.dst_cid = 2,
+			.src_port = 7000 + i,
+			.dst_port = 9999,
+			.type = 1,
+			.op = GS_OP_RW,
 			.buf_alloc = 65536 };
 		gs_send_raw_packet(gs, &h, NULL, 0);
 		usleep(20000); /* the back-end takes each packet while the guest leaves rx alone */
@@ -116,7 +120,8 @@ static void test_credit_in_rw(void)
 	}
 	/* Read some, then say so only inside an RW packet, never a CREDIT_UPDATE. */
 	while (got < 128 * 1024) {
-		ssize_t n = gs_conn_recv(c, buf, 128 * 1024 - got < sizeof(buf) ? 128 * 1024 - got : sizeof(buf));
+		ssize_t n = gs_conn_recv(c, buf,
+			128 * 1024 - got < sizeof(buf) ? 128 * 1024 - got : sizeof(buf));
 		if (n <= 0)
 			gs_step(gs, NULL, 0, 10);
 		else
@@ -153,7 +158,8 @@ static void test_broken_rx_no_spin(void)
 		return;
 	c = host_to_guest(&b, gs, &fd);
 	ok(c != NULL, "host client connected to the guest");
-	ok(gs_hostile(gs, GS_BAD_READABLE_ON_RX, NULL) >= 0, "guest posts a readable rx descriptor");
+	ok(gs_hostile(gs, GS_BAD_READABLE_ON_RX, NULL) >= 0,
+		"guest posts a readable rx descriptor");
 	step_for(gs, 300);
 	ok(write(fd, "hello", 5) == 5, "host client writes while rx is broken");
 	t0 = gt_backend_cpu_ms(&b);
@@ -207,7 +213,8 @@ static void test_host_port_not_shared(void)
 	snprintf(path, sizeof(path), "%s_%u", b.uds_path, first);
 	ok(gt_unix_listen(path, &lfd) == 0, "host listener for port 2^30");
 	ok(gs_connect(gs, first, &g) == 0, "guest connects to host port 2^30");
-	for (uint64_t end = gs_now_ms() + 3000; gs_now_ms() < end && gs_conn_state(g) == GS_CONNECTING;)
+	for (uint64_t end = gs_now_ms() + 3000;
+		gs_now_ms() < end && gs_conn_state(g) == GS_CONNECTING;)
 		gs_step(gs, NULL, 0, 10);
 	ok(gs_conn_state(g) == GS_CONNECTED, "guest connection established");
 	afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -220,7 +227,8 @@ static void test_host_port_not_shared(void)
 			"CONNECT to the guest port of that connection answered");
 	}
 	ok(port != first, "CONNECT got a port other than the one in use (%u)", port);
-	for (uint64_t end = gs_now_ms() + 2000; !(h = gs_accept(gs, gs_conn_local_port(g))) && gs_now_ms() < end;)
+	for (uint64_t end = gs_now_ms() + 2000;
+		!(h = gs_accept(gs, gs_conn_local_port(g))) && gs_now_ms() < end;)
 		gs_step(gs, NULL, 0, 10);
 	ok(h && gs_conn_peer_port(h) == port, "the guest accepted it with that peer port");
 	ok(gs_conn_state(g) == GS_CONNECTED, "the first connection is untouched");
@@ -250,7 +258,8 @@ static void test_truncated_memory(void)
 	ok(write(gs->vq[1].kick_fd, &one, sizeof(one)) == sizeof(one), "and kicks tx");
 	usleep(500000);
 	ok(gt_backend_alive(&b), "back-end survives the SIGBUS");
-	ok(gt_backend_log_contains(&b, "truncated guest memory"), "and says why it drops the front-end");
+	ok(gt_backend_log_contains(&b, "truncated guest memory"),
+		"and says why it drops the front-end");
 	gs_free(gs);
 	gs = NULL;
 	gt_options(&o, &b);

@@ -63,12 +63,12 @@ static void check_vring_base(struct gt_backend *b, struct gs *gs)
 	for (uint32_t q = 0; q < 2; q++) {
 		st.index = q;
 		r = gs_vu_call(gs_vu_fd(gs), VU_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0, &reply,
-			       sizeof(reply), 5000);
+			sizeof(reply), 5000);
 		is_int(r, 8, "GET_VRING_BASE(%u) answered with a vring state", q);
 		is_int(reply.index, q, "GET_VRING_BASE(%u) reply names the ring", q);
 		if (q == 1)
 			is_int(reply.num, gs_avail_idx(gs, 1),
-			       "tx ring base: every chain the guest made available was consumed");
+				"tx ring base: every chain the guest made available was consumed");
 	}
 	ok(gt_backend_alive(b), "back-end alive after the rings were stopped");
 }
@@ -95,7 +95,8 @@ int main(void)
 		out[n] = 0;
 		ok(WEXITSTATUS(pclose(f)) == 0, "--print-capabilities exits 0");
 	}
-	ok(strstr(out, "\"type\"") && strstr(out, "\"vsock\""), "--print-capabilities prints \"type\": \"vsock\"");
+	ok(strstr(out, "\"type\"") && strstr(out, "\"vsock\""),
+		"--print-capabilities prints \"type\": \"vsock\"");
 
 	r = gt_backend_start(&b, NULL);
 	is_int(r, 0, "back-end started and listening");
@@ -115,7 +116,8 @@ int main(void)
 	ok(!!(gs_protocol_features(gs) & (1u << VU_PF_REPLY_ACK)), "REPLY_ACK offered");
 	ok(!!(gs_protocol_features(gs) & (1u << VU_PF_CONFIG)), "CONFIG offered");
 	gs_listen(gs, PORT);
-	is_int(gt_check_service(&b, gs, PORT, 1000), 0, "a host client reaches the guest after start");
+	is_int(gt_check_service(&b, gs, PORT, 1000), 0,
+		"a host client reaches the guest after start");
 	check_vring_base(&b, gs);
 	gs = gs_free(gs);
 
@@ -143,7 +145,7 @@ int main(void)
 			if (poll(&p, 1, 2000) == 1)
 				n = read(fd, &c, 1);
 			ok(n == 0 || (n < 0 && errno == ECONNRESET),
-			   "front-end disconnect: the host client is closed");
+				"front-end disconnect: the host client is closed");
 			close(fd);
 		}
 	}
@@ -152,7 +154,8 @@ int main(void)
 	is_int(r, 0, "reconnect with new memory at 4 GiB");
 	gs_listen(gs, PORT);
 	is_int(gt_check_service(&b, gs, PORT, 300000), 0, "service resumes after reconnect");
-	ok(gs_violations(gs) == 0, "no protocol violations seen by the guest (%s)", gs_last_violation(gs));
+	ok(gs_violations(gs) == 0, "no protocol violations seen by the guest (%s)",
+		gs_last_violation(gs));
 	gs = gs_free(gs);
 
 	o.ack_all = false;
@@ -165,7 +168,7 @@ int main(void)
 	if (r == 0) {
 		gs_listen(gs, PORT);
 		is_int(gt_check_service(&b, gs, PORT, 500000), 0,
-		       "data crosses the region boundary intact both ways");
+			"data crosses the region boundary intact both ways");
 		ok(gs_violations(gs) == 0, "no violations (%s)", gs_last_violation(gs));
 		gs = gs_free(gs);
 	}

@@ -27,7 +27,7 @@ static uint64_t seed = 42;
 /* The back-end's SEQPACKET listener, "<uds-path>.seqpacket". */
 static int seq_addr(const struct gt_backend *bk, struct sockaddr_un *sa)
 {
-	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
 	if (strlen(bk->uds_path) + sizeof(".seqpacket") > sizeof(sa->sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa->sun_path, bk->uds_path);
@@ -46,7 +46,7 @@ static bool wait_readable(struct gs *gs, int fd, int timeout_ms)
 	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms;
 
 	while (gs_now_ms() < deadline) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		if (gs_step(gs, &p, 1, 20) < 0)
 			return false;
@@ -99,8 +99,8 @@ static int host_send_msg(struct gs *gs, int fd, const void *data, size_t len, in
 
 /* A host client on "<uds-path>.seqpacket": CONNECT record, then (optionally) one record
  * pipelined before the answer. 0 with *ret_fd after "OK ", -ECONNREFUSED on EOF. */
-static int seq_host_connect(
-	const struct gt_backend *bk, struct gs *gs, uint32_t port, const char *early, int *ret_fd)
+static int seq_host_connect(const struct gt_backend *bk, struct gs *gs, uint32_t port,
+	const char *early, int *ret_fd)
 {
 	struct sockaddr_un sa;
 	char line[64];
@@ -151,8 +151,8 @@ static void settle(struct gs *gs, int ms)
 		gs_step(gs, NULL, 0, 10);
 }
 
-static const size_t sizes[] = {1, 2, 43, 44, 4052, 4095, 4096, 4097, 8192, 8193, 16384, 65535,
-	65536, 65537, 100000, 200000};
+static const size_t sizes[] = { 1, 2, 43, 44, 4052, 4095, 4096, 4097, 8192, 8193, 16384, 65535,
+	65536, 65537, 100000, 200000 };
 
 /* Boundaries both ways on an established pair (guest c, host fd). */
 static void check_boundaries(struct gs *gs, struct gs_conn *c, int fd, const char *what)
@@ -202,8 +202,7 @@ static void check_boundaries(struct gs *gs, struct gs_conn *c, int fd, const cha
 		}
 		n = gs_recv_msg_all(gs, c, in, MAX_MSG, &flags, 5000);
 		if (n != (ssize_t)len || memcmp(in, out, len) != 0 || flags != 0 ||
-			gs_rx_op_count(gs, 5) - rw0 !=
-				(len + GS_RX_BUF_SIZE - 1) / GS_RX_BUF_SIZE) {
+			gs_rx_op_count(gs, 5) - rw0 != (len + GS_RX_BUF_SIZE - 1) / GS_RX_BUF_SIZE) {
 			diag("%s: host->guest %zu bytes: guest got %zd flags %d in %llu packets",
 				what, len, n, flags,
 				(unsigned long long)(gs_rx_op_count(gs, 5) - rw0));
@@ -295,7 +294,8 @@ static void test_guest_initiated(struct gs *gs)
 	unlink(path);
 
 	port_path(&b, 6003, path, sizeof(path));
-	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6003");
+	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0,
+		"SOCK_SEQPACKET listener at <uds-path>_6003");
 	r = gs_connect_type(gs, 6003, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, 0,
 		"guest SEQPACKET connect to a present listener");
@@ -427,7 +427,8 @@ static void test_empty_records(struct gs *gs)
 	}
 
 	port_path(&b, 6004, path, sizeof(path));
-	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0, "SOCK_SEQPACKET listener at <uds-path>_6004");
+	ok(gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) == 0,
+		"SOCK_SEQPACKET listener at <uds-path>_6004");
 	r = gs_connect_type(gs, 6004, GS_TYPE_SEQPACKET, &c);
 	is_int(r == 0 ? gs_wait_connected(gs, c, 5000) : r, 0,
 		"empty records, guest-initiated: connected");
@@ -447,7 +448,7 @@ static void test_mixed(struct gs *gs)
 {
 	enum { N = 4, SLEN = 100000, MSGS = 20 };
 	char spath[400], qpath[400];
-	struct gs_conn *sc[N] = {0}, *qc[N] = {0};
+	struct gs_conn *sc[N] = { 0 }, *qc[N] = { 0 };
 	int sfd[N], qfd[N], sl = -1, ql = -1;
 	uint8_t *sdata = malloc(SLEN), *in = malloc(SLEN);
 	unsigned bad = 0, connected = 0;
@@ -456,7 +457,8 @@ static void test_mixed(struct gs *gs)
 		sfd[i] = qfd[i] = -1;
 	port_path(&b, 8000, spath, sizeof(spath));
 	port_path(&b, 8001, qpath, sizeof(qpath));
-	if (!sdata || !in || gt_unix_listen(spath, &sl) < 0 || gt_unix_listen_type(qpath, SOCK_SEQPACKET, &ql) < 0) {
+	if (!sdata || !in || gt_unix_listen(spath, &sl) < 0 ||
+		gt_unix_listen_type(qpath, SOCK_SEQPACKET, &ql) < 0) {
 		ok(0, "mixed: set-up");
 		goto out;
 	}
@@ -481,8 +483,7 @@ static void test_mixed(struct gs *gs)
 			if (gs_send_all(gs, sc[i], sdata + off, SLEN / MSGS, 5000) < 0)
 				bad++;
 			memset(msg, m * N + i, sizeof(msg));
-			if (gs_send_msg_all(gs, qc[i], msg, 100 + (size_t)m * 20, false, 0, 5000) <
-				0)
+			if (gs_send_msg_all(gs, qc[i], msg, 100 + (size_t)m * 20, false, 0, 5000) < 0)
 				bad++;
 			if (host_send_msg(gs, qfd[i], msg, 1 + (size_t)m, 5000) < 0)
 				bad++;
@@ -536,8 +537,8 @@ out:
 }
 
 /* A connected pair on guest port->host listener path (type chosen). */
-static int pair(
-	struct gs *gs, int lfd, uint32_t port, uint16_t type, struct gs_conn **ret_c, int *ret_fd)
+static int pair(struct gs *gs, int lfd, uint32_t port, uint16_t type, struct gs_conn **ret_c,
+	int *ret_fd)
 {
 	struct gs_conn *c;
 	int fd;
@@ -587,7 +588,7 @@ static void test_wrong_type(struct gs *gs)
 		ok(0, "wrong type: set-up");
 		goto out;
 	}
-	h = (struct gs_vsock_hdr){.src_cid = gs_guest_cid(gs),
+	h = (struct gs_vsock_hdr){ .src_cid = gs_guest_cid(gs),
 		.dst_cid = GS_HOST_CID,
 		.src_port = gs_conn_local_port(sc),
 		.dst_port = 8100,
@@ -595,7 +596,7 @@ static void test_wrong_type(struct gs *gs)
 		.type = GS_TYPE_SEQPACKET,
 		.op = GS_OP_RW,
 		.flags = GS_SEQ_EOM,
-		.buf_alloc = 256 * 1024};
+		.buf_alloc = 256 * 1024 };
 	gs_send_raw_packet(gs, &h, "evil", 4);
 	gs_conn_tx_account(sc, 4);
 	ok(reset_seen(gs, sc, sfd), "SEQPACKET RW on a STREAM connection: reset both sides");
@@ -615,7 +616,7 @@ out:
 	gs_conn_close(qc);
 	gs_conn_close(good);
 	{
-		int fds[] = {sl, ql, sfd, qfd, gfd};
+		int fds[] = { sl, ql, sfd, qfd, gfd };
 
 		for (size_t i = 0; i < ELEMENTSOF(fds); i++)
 			if (fds[i] >= 0)
@@ -628,7 +629,7 @@ out:
 /* Credit both ways and messages too large, with small buffers on both sides. */
 static void test_credit(void)
 {
-	const char *args[] = {"--buffer-size=16384", NULL};
+	const char *args[] = { "--buffer-size=16384", NULL };
 	struct gt_backend cb;
 	struct gs_options o;
 	struct gs *gs = NULL;
@@ -651,7 +652,8 @@ static void test_credit(void)
 		goto out;
 	}
 	port_path(&cb, 9000, path, sizeof(path));
-	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 || pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
+	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 ||
+		pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
 		ok(0, "credit: set-up");
 		goto out;
 	}
@@ -706,13 +708,13 @@ static void test_credit(void)
 
 	/* A guest ignoring credit: 16384 bytes without EOM, then one more byte. */
 	if (pair(gs, lfd, 9000, GS_TYPE_SEQPACKET, &c, &fd) == 0) {
-		h = (struct gs_vsock_hdr){.src_cid = gs_guest_cid(gs),
+		h = (struct gs_vsock_hdr){ .src_cid = gs_guest_cid(gs),
 			.dst_cid = GS_HOST_CID,
 			.src_port = gs_conn_local_port(c),
 			.dst_port = 9000,
 			.type = GS_TYPE_SEQPACKET,
 			.op = GS_OP_RW,
-			.buf_alloc = 16384};
+			.buf_alloc = 16384 };
 		for (unsigned i = 0; i < 4; i++) {
 			h.len = 4096;
 			gs_send_raw_packet(gs, &h, msg, 4096);
@@ -769,7 +771,8 @@ static void test_layouts(void)
 		goto out;
 	}
 	port_path(&lb, 9200, path, sizeof(path));
-	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 || pair(gs, lfd, 9200, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
+	if (gt_unix_listen_type(path, SOCK_SEQPACKET, &lfd) < 0 ||
+		pair(gs, lfd, 9200, GS_TYPE_SEQPACKET, &c, &fd) < 0) {
 		ok(0, "layouts: set-up");
 		goto out;
 	}

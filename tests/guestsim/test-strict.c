@@ -56,8 +56,10 @@ static void *dev_thread(void *arg)
 		uint8_t p[512];
 		struct vu_hdr h;
 		struct iovec iov = { &h, sizeof(h) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-				     .msg_controllen = sizeof(control.buf) };
+		struct msghdr mh = { .msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = control.buf,
+			.msg_controllen = sizeof(control.buf) };
 		int fds[8], nfds = 0;
 		uint64_t v = 0;
 
@@ -154,8 +156,7 @@ static void put_used(unsigned q, uint32_t id, uint32_t len)
 }
 
 /* Device side: pop the next rx buffer, write a packet, complete it with used len. */
-static void rx_inject(const struct gs_vsock_hdr *h, const void *payload, size_t len,
-		      int64_t used_len)
+static void rx_inject(const struct gs_vsock_hdr *h, const void *payload, size_t len, int64_t used_len)
 {
 	uint16_t *avail = (uint16_t *)(uintptr_t)dev.avail[0];
 	struct vring_desc *desc = (struct vring_desc *)(uintptr_t)dev.desc[0];
@@ -195,17 +196,21 @@ static void run(struct gs *gs)
 
 static struct gs_vsock_hdr host_hdr(uint16_t op, uint32_t src_port, uint32_t dst_port)
 {
-	return (struct gs_vsock_hdr){ .src_cid = 2, .dst_cid = 3, .src_port = src_port,
-				      .dst_port = dst_port, .type = GS_TYPE_STREAM, .op = op,
-				      .buf_alloc = 65536 };
+	return (struct gs_vsock_hdr){ .src_cid = 2,
+		.dst_cid = 3,
+		.src_port = src_port,
+		.dst_port = dst_port,
+		.type = GS_TYPE_STREAM,
+		.op = op,
+		.buf_alloc = 65536 };
 }
 
-#define EXPECT(gs, before, want, what)                                                             \
-	do {                                                                                       \
-		run(gs);                                                                           \
-		is_int(gs_violations(gs) - (before), want, "%s", what);                            \
-		if (want)                                                                          \
-			diag("  flagged as: %s", gs_last_violation(gs));                           \
+#define EXPECT(gs, before, want, what)                                   \
+	do {                                                             \
+		run(gs);                                                 \
+		is_int(gs_violations(gs) - (before), want, "%s", what);  \
+		if (want)                                                \
+			diag("  flagged as: %s", gs_last_violation(gs)); \
 	} while (0)
 
 int main(void)
@@ -226,7 +231,7 @@ int main(void)
 	unlink(sock_path);
 	dev.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (dev.lfd < 0 || bind(dev.lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(dev.lfd, 1) < 0) {
+		listen(dev.lfd, 1) < 0) {
 		printf("1..0 # SKIP cannot listen on a Unix socket\n");
 		return 0;
 	}
@@ -250,8 +255,8 @@ int main(void)
 	EXPECT(gs, v, 0, "a good REQUEST is not a violation");
 	t = tx_drain(&n);
 	ok(n == 1 && t.op == GS_OP_RESPONSE && t.src_cid == 3 && t.dst_cid == 2 &&
-		   t.src_port == 5000 && t.dst_port == 1u << 30 && t.buf_alloc == 8192,
-	   "the guest answers with a well-formed RESPONSE carrying its buf_alloc");
+			t.src_port == 5000 && t.dst_port == 1u << 30 && t.buf_alloc == 8192,
+		"the guest answers with a well-formed RESPONSE carrying its buf_alloc");
 	c = gs_accept(gs, 5000);
 	ok(c != NULL, "and the connection can be accepted");
 	if (!c)
@@ -260,7 +265,8 @@ int main(void)
 	h.len = 5;
 	rx_inject(&h, "hello", 5, -1);
 	EXPECT(gs, v, 0, "RW within credit is not a violation");
-	ok(gs_conn_recv(c, buf, sizeof(buf)) == 5 && !memcmp(buf, "hello", 5), "its payload is delivered");
+	ok(gs_conn_recv(c, buf, sizeof(buf)) == 5 && !memcmp(buf, "hello", 5),
+		"its payload is delivered");
 	run(gs);
 	tx_drain(&n);
 

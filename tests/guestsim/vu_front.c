@@ -89,7 +89,7 @@ static int vu_sendmsg(int fd, struct iovec *iov, unsigned niov, const int *fds, 
 }
 
 int gs_vu_send(int fd, uint32_t request, uint32_t flags, const void *payload, size_t size,
-	       const int *fds, unsigned nfds)
+	const int *fds, unsigned nfds)
 {
 	struct vu_hdr h = { request, flags | VU_FLAG_VERSION, (uint32_t)size };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
@@ -169,8 +169,12 @@ int gs_vu_recv(int fd, struct vu_hdr *ret_hdr, void *payload, size_t max, int ti
 static bool vu_has_reply(uint32_t request)
 {
 	static const uint32_t with_reply[] = {
-		VU_GET_FEATURES,      VU_GET_PROTOCOL_FEATURES, VU_GET_VRING_BASE,
-		VU_GET_QUEUE_NUM,     VU_GET_CONFIG,		VU_GET_MAX_MEM_SLOTS,
+		VU_GET_FEATURES,
+		VU_GET_PROTOCOL_FEATURES,
+		VU_GET_VRING_BASE,
+		VU_GET_QUEUE_NUM,
+		VU_GET_CONFIG,
+		VU_GET_MAX_MEM_SLOTS,
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(with_reply); i++)
@@ -180,7 +184,7 @@ static bool vu_has_reply(uint32_t request)
 }
 
 int gs_vu_call(int fd, uint32_t request, uint32_t flags, const void *payload, size_t size,
-	       const int *fds, unsigned nfds, void *reply, size_t reply_max, int timeout_ms)
+	const int *fds, unsigned nfds, void *reply, size_t reply_max, int timeout_ms)
 {
 	struct vu_hdr h;
 	int r;

@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 	base = event_base_new();
 	gl_client_attach(c, base);
 	gl_client_call_async(c, "agent.ping", NULL, 5000, on_reply, "ping");
-	gl_client_call_async(c, "agent.echo", json_tokener_parse("{\"n\": 2}"), 5000, on_reply, "echo");
+	gl_client_call_async(c, "agent.echo", json_tokener_parse("{\"n\": 2}"), 5000, on_reply,
+		"echo");
 	gl_client_call_async(c, "no.such.method", NULL, 5000, on_reply, "nosuch");
 	while (gl_client_pending(c) > 0 && event_base_loop(base, EVLOOP_ONCE) == 0)
 		;

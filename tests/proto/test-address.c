@@ -42,7 +42,8 @@ static void test_round_trips(void)
 		ok(r == 0, "parse %s", good[i]);
 		if (r == 0) {
 			r = gl_address_format(&a, buf, sizeof(buf));
-			ok(r == (int)strlen(good[i]) && strcmp(buf, good[i]) == 0, "format %s", good[i]);
+			ok(r == (int)strlen(good[i]) && strcmp(buf, good[i]) == 0, "format %s",
+				good[i]);
 		}
 	}
 
@@ -50,13 +51,17 @@ static void test_round_trips(void)
 		struct gl_address a;
 
 		ok(gl_address_parse("vsock:2:9731", &a) == 0 && a.type == GL_ADDRESS_VSOCK &&
-			a.cid == 2 && a.port == 9731, "vsock fields");
+				a.cid == 2 && a.port == 9731,
+			"vsock fields");
 		ok(gl_address_parse("vsock::5", &a) == 0 && a.cid == GL_VSOCK_CID_ANY && a.port == 5,
 			"vsock::PORT is any CID");
-		ok(gl_address_parse("hybrid:/x/y:z.vsock:77", &a) == 0 && a.type == GL_ADDRESS_HYBRID &&
-			strcmp(a.path, "/x/y:z.vsock") == 0 && a.port == 77, "hybrid splits at the last colon");
+		ok(gl_address_parse("hybrid:/x/y:z.vsock:77", &a) == 0 &&
+				a.type == GL_ADDRESS_HYBRID &&
+				strcmp(a.path, "/x/y:z.vsock") == 0 && a.port == 77,
+			"hybrid splits at the last colon");
 		ok(gl_address_parse("unix:/p", &a) == 0 && a.type == GL_ADDRESS_UNIX &&
-			strcmp(a.path, "/p") == 0, "unix fields");
+				strcmp(a.path, "/p") == 0,
+			"unix fields");
 	}
 }
 
@@ -177,8 +182,8 @@ static void test_exec(void)
 	ok(reaped(pid), "exec: command reaped");
 
 	st = exec_run("exec:sh -c 'cat >/dev/null; exit 3'", NULL, NULL, 0, &pid);
-	ok(WIFEXITED(st) && WEXITSTATUS(st) == 3, "exec: shell quoting splits the command (status %d)",
-		WEXITSTATUS(st));
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 3,
+		"exec: shell quoting splits the command (status %d)", WEXITSTATUS(st));
 	ok(reaped(pid), "exec: shell command reaped");
 
 	st = exec_run("exec:/nonexistent/guestlink-test", "x", heard, sizeof(heard), &pid);
@@ -202,7 +207,8 @@ static void test_format(void)
 	char small[8];
 
 	gl_address_parse("unix:/run/guestlink/x.sock", &a);
-	ok(gl_address_format(&a, small, sizeof(small)) == -ENOSPC, "format into a short buffer: -ENOSPC");
+	ok(gl_address_format(&a, small, sizeof(small)) == -ENOSPC,
+		"format into a short buffer: -ENOSPC");
 }
 
 static void test_machine(void)
@@ -262,7 +268,8 @@ static void test_unix(void)
 	close(l);
 
 	/* The file stays behind after close: a stale socket. */
-	ok(gl_address_connect(&a, 1000) == -ECONNREFUSED, "connect to a stale socket: -ECONNREFUSED");
+	ok(gl_address_connect(&a, 1000) == -ECONNREFUSED,
+		"connect to a stale socket: -ECONNREFUSED");
 	l2 = gl_address_listen(&a, 0);
 	ok(l2 >= 0, "listen replaces a stale socket");
 	close(l2);

@@ -353,7 +353,8 @@ static void test_async(void)
 		json_object_put(res);
 	}
 	ok(gl_client_attach(c, base) == 0, "async: attach");
-	ok(gl_client_call(c, "echo", NULL, 100, NULL, NULL) == -EINVAL, "async: sync call once attached is -EINVAL");
+	ok(gl_client_call(c, "echo", NULL, 100, NULL, NULL) == -EINVAL,
+		"async: sync call once attached is -EINVAL");
 
 	/* 40 calls in flight; the server answers them in reverse order with a
 	 * notification before each: every reply must reach its own call. */
@@ -361,7 +362,8 @@ static void test_async(void)
 	for (int i = 0; i < 40; i++) {
 		struct json_object *p = json_object_new_array();
 		json_object_array_add(p, json_object_new_int(i));
-		calls_ok &= gl_client_call_async(c, "hold", p, 5000, on_reply_check, &replies[i]) == 0;
+		calls_ok &=
+			gl_client_call_async(c, "hold", p, 5000, on_reply_check, &replies[i]) == 0;
 	}
 	ok(calls_ok, "async: 40 calls queued");
 	is_int(gl_client_pending(c), 40, "async: 40 pending");
@@ -370,9 +372,11 @@ static void test_async(void)
 	for (int i = 0; i < 40; i++) {
 		char want[16];
 		snprintf(want, sizeof(want), "[%d]", i);
-		bad += replies[i].calls != 1 || replies[i].status != 0 || strcmp(replies[i].result, want) != 0;
+		bad += replies[i].calls != 1 || replies[i].status != 0 ||
+		       strcmp(replies[i].result, want) != 0;
 	}
-	ok(replies_done && bad == 0, "async: 40 out-of-order replies each matched to its call (%d wrong)", bad);
+	ok(replies_done && bad == 0,
+		"async: 40 out-of-order replies each matched to its call (%d wrong)", bad);
 	is_int(n_notes, 40, "async: 40 interleaved notifications delivered");
 	done = 0;
 	while (flush.calls == 0 && !done) {
@@ -425,7 +429,8 @@ static void test_async(void)
 
 	gl_client_call_async(c, "fail", NULL, 2000, on_reply, &fail);
 	run_until(base, &fail.calls);
-	ok(fail.calls == 1 && fail.status == -EREMOTEIO && fail.code == -32601, "async: error answer");
+	ok(fail.calls == 1 && fail.status == -EREMOTEIO && fail.code == -32601,
+		"async: error answer");
 
 	/* Connection drop fails everything pending. */
 	{
@@ -456,7 +461,8 @@ static void test_async(void)
 		gl_client_call_async(c, "hold", NULL, -1, on_reply, &p1);
 		gl_client_call_async(c, "hold", NULL, 1000, on_reply, &p2);
 		client_stop(c);
-		ok(p1.calls == 1 && p1.status == -ECANCELED && p2.calls == 1 && p2.status == -ECANCELED,
+		ok(p1.calls == 1 && p1.status == -ECANCELED && p2.calls == 1 &&
+				p2.status == -ECANCELED,
 			"async: free fails pending calls with -ECANCELED");
 	}
 
@@ -472,8 +478,10 @@ static void test_async(void)
 		gl_client_call_async(c, "echo", NULL, 2000, on_reply_free, NULL);
 		gl_client_call_async(c, "hold", NULL, 2000, on_reply, &r2);
 		run_until(base, &freed_calls);
-		ok(freed_in_cb == NULL && freed_calls == 1, "async: client freed inside its reply callback");
-		ok(r2.calls == 1 && r2.status == -ECANCELED, "async: ... the other call got -ECANCELED");
+		ok(freed_in_cb == NULL && freed_calls == 1,
+			"async: client freed inside its reply callback");
+		ok(r2.calls == 1 && r2.status == -ECANCELED,
+			"async: ... the other call got -ECANCELED");
 		/* The loop keeps working (nothing dangling fires). */
 		{
 			struct timeval tv = { 0, 50000 };
@@ -496,7 +504,8 @@ static void test_async(void)
 		gl_client_call_async(c, "huge", NULL, 10000, on_reply, &h);
 		run_until(base, &h.calls);
 		ok(h.calls == 1 && h.status == -ECONNRESET, "async: 17 MiB answer: call fails");
-		ok(close_calls == 1 && close_error == -EPROTO, "async: ... connection closed with -EPROTO");
+		ok(close_calls == 1 && close_error == -EPROTO,
+			"async: ... connection closed with -EPROTO");
 		client_stop(c);
 	}
 

@@ -131,8 +131,8 @@ static void test_answers(int l)
 		{ "OKAY 5\n", -EPROTO, 0, "OKAY is not OK" },
 		{ "ERROR\n", -EPROTO, 0, "an error line" },
 		{ "\n", -EPROTO, 0, "an empty line" },
-		{ "garbage garbage garbage garbage garbage garbage garbage garbage garbage!\n", -EPROTO, 0,
-			"a line longer than any answer" },
+		{ "garbage garbage garbage garbage garbage garbage garbage garbage garbage!\n",
+			-EPROTO, 0, "a line longer than any answer" },
 		{ "", -ECONNREFUSED, 0, "closed without a word: refused" },
 		{ "OK 12", -ECONNRESET, 0, "closed in the middle of the line" },
 	};
@@ -141,7 +141,8 @@ static void test_answers(int l)
 		uint32_t port = 0xdeadbeef;
 		int match = 0, r;
 
-		r = scenario(l, cases[i].answer, strlen(cases[i].answer), AFTER_CLOSE, &port, &match, 2000);
+		r = scenario(l, cases[i].answer, strlen(cases[i].answer), AFTER_CLOSE, &port,
+			&match, 2000);
 		is_int(r, cases[i].want, "%s", cases[i].why);
 		if (cases[i].want == 0)
 			is_int(port, cases[i].port, "... host port %u", cases[i].port);
@@ -162,7 +163,8 @@ static void test_silence(int l)
 	dt = now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "silent server: -ETIMEDOUT");
 	/* Deadlines never end early (deadline.h); late only under load. */
-	ok(dt >= 300 && dt < 10000, "... after %lld ms (timeout 300 ms, never earlier)", (long long)dt);
+	ok(dt >= 300 && dt < 10000, "... after %lld ms (timeout 300 ms, never earlier)",
+		(long long)dt);
 	if (fd >= 0)
 		close(fd);
 	is_int(server_wait(pid), 0, "... the request line was right");
@@ -182,7 +184,8 @@ static void test_silence(int l)
 
 static void test_pipelined(int l)
 {
-	static const char answer[] = "OK 1073741824\n{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}\nmore";
+	static const char answer[] =
+		"OK 1073741824\n{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}\nmore";
 	pid_t pid = server_start(l, 9731, answer, sizeof(answer) - 1, AFTER_CLOSE);
 	int fd = connect_unix(), r;
 	char buf[256];
@@ -223,7 +226,8 @@ static void test_connect(int l)
 	is_int(server_wait(pid), 0, "... the server got \"CONNECT 4242\\n\"");
 
 	pid = server_start(l, 4242, "", 0, AFTER_CLOSE);
-	is_int(gl_address_connect(&a, 2000), -ECONNREFUSED, "hybrid connect, guest refuses: -ECONNREFUSED");
+	is_int(gl_address_connect(&a, 2000), -ECONNREFUSED,
+		"hybrid connect, guest refuses: -ECONNREFUSED");
 	server_wait(pid);
 
 	pid = server_start(l, 4242, "", 0, AFTER_SILENT);

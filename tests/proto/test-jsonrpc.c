@@ -18,9 +18,12 @@ static const struct {
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":\"x\"}", GL_MSG_REQUEST, "string id" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":null}", GL_MSG_REQUEST, "null id" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\"}", GL_MSG_NOTIFICATION, "no id: notification" },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"params\":[1,2],\"id\":1}", GL_MSG_REQUEST, "params array" },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"params\":{\"x\":1},\"id\":1}", GL_MSG_REQUEST, "params object" },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.discover\",\"id\":1}", GL_MSG_REQUEST, "rpc. names are the dispatcher's business" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"params\":[1,2],\"id\":1}", GL_MSG_REQUEST,
+		"params array" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"params\":{\"x\":1},\"id\":1}", GL_MSG_REQUEST,
+		"params object" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.discover\",\"id\":1}", GL_MSG_REQUEST,
+		"rpc. names are the dispatcher's business" },
 	{ "{\"id\":1,\"method\":\"a\",\"jsonrpc\":\"2.0\"}", GL_MSG_REQUEST, "member order is free" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":1.5}", -1, "fractional id" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":1.0}", -1, "id 1.0 is not an integer" },
@@ -46,17 +49,25 @@ static const struct {
 	/* responses */
 	{ "{\"jsonrpc\":\"2.0\",\"result\":{\"a\":1},\"id\":1}", GL_MSG_RESULT, "result" },
 	{ "{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":\"q\"}", GL_MSG_RESULT, "null result" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"m\"},\"id\":1}", GL_MSG_ERROR, "error" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"m\"},\"id\":null}", GL_MSG_ERROR, "error, id null" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":\"m\",\"data\":[1]},\"id\":1}", GL_MSG_ERROR, "error with data" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"m\"},\"id\":1}",
+		GL_MSG_ERROR, "error" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"m\"},\"id\":null}",
+		GL_MSG_ERROR, "error, id null" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":\"m\",\"data\":[1]},\"id\":1}",
+		GL_MSG_ERROR, "error with data" },
 	{ "{\"jsonrpc\":\"2.0\",\"result\":1}", -1, "result without id" },
-	{ "{\"jsonrpc\":\"2.0\",\"result\":1,\"error\":{\"code\":1,\"message\":\"m\"},\"id\":1}", -1, "result and error" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1.5,\"message\":\"m\"},\"id\":1}", -1, "fractional code" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":\"1\",\"message\":\"m\"},\"id\":1}", -1, "string code" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":4294967296,\"message\":\"m\"},\"id\":1}", -1, "code out of range" },
+	{ "{\"jsonrpc\":\"2.0\",\"result\":1,\"error\":{\"code\":1,\"message\":\"m\"},\"id\":1}",
+		-1, "result and error" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1.5,\"message\":\"m\"},\"id\":1}", -1,
+		"fractional code" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":\"1\",\"message\":\"m\"},\"id\":1}", -1,
+		"string code" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":4294967296,\"message\":\"m\"},\"id\":1}", -1,
+		"code out of range" },
 	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"message\":\"m\"},\"id\":1}", -1, "no code" },
 	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1},\"id\":1}", -1, "no message" },
-	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":2},\"id\":1}", -1, "numeric message" },
+	{ "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":2},\"id\":1}", -1,
+		"numeric message" },
 	{ "{\"jsonrpc\":\"2.0\",\"error\":\"boom\",\"id\":1}", -1, "error not an object" },
 	{ "{\"jsonrpc\":\"2.0\",\"error\":null,\"id\":1}", -1, "error null" },
 	{ "{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1.5}", -1, "response with fractional id" },
@@ -90,7 +101,8 @@ static void test_fields(void)
 	struct json_object *o;
 	struct gl_msg m;
 
-	o = json_tokener_parse("{\"jsonrpc\":\"2.0\",\"method\":\"m.x\",\"params\":[7],\"id\":\"abc\"}");
+	o = json_tokener_parse(
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m.x\",\"params\":[7],\"id\":\"abc\"}");
 	ok(gl_msg_parse(o, &m, NULL) == 0, "request parses");
 	is_str(m.method, "m.x", "method");
 	ok(m.has_id && json_object_is_type(m.id, json_type_string), "string id kept");
@@ -107,7 +119,8 @@ static void test_fields(void)
 		"notification has no id");
 	json_object_put(o);
 
-	o = json_tokener_parse("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"late\",\"data\":5},\"id\":3}");
+	o = json_tokener_parse("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":"
+			       "\"late\",\"data\":5},\"id\":3}");
 	ok(gl_msg_parse(o, &m, NULL) == 0, "error parses");
 	is_int(m.error_code, -32004, "error code");
 	is_str(m.error_message, "late", "error message");
@@ -127,15 +140,18 @@ static void test_builders(void)
 	struct json_object *o, *id, *p;
 	struct gl_msg m;
 
-	o = gl_rpc_request_new("agent.echo", json_tokener_parse("[1,\"a/b\"]"), json_object_new_int(9));
-	is_str(enc(o), "{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,\"a/b\"],\"id\":9}",
+	o = gl_rpc_request_new("agent.echo", json_tokener_parse("[1,\"a/b\"]"),
+		json_object_new_int(9));
+	is_str(enc(o),
+		"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,\"a/b\"],\"id\":9}",
 		"request text (compact, no slash escapes)");
 	ok(gl_msg_parse(o, &m, NULL) == 0 && m.kind == GL_MSG_REQUEST, "request round-trips");
 	json_object_put(o);
 
 	o = gl_rpc_request_new("tick", NULL, NULL);
 	is_str(enc(o), "{\"jsonrpc\":\"2.0\",\"method\":\"tick\"}", "notification text");
-	ok(gl_msg_parse(o, &m, NULL) == 0 && m.kind == GL_MSG_NOTIFICATION, "notification round-trips");
+	ok(gl_msg_parse(o, &m, NULL) == 0 && m.kind == GL_MSG_NOTIFICATION,
+		"notification round-trips");
 	json_object_put(o);
 
 	id = json_object_new_string("k");
@@ -171,9 +187,11 @@ static void test_builders(void)
 	{
 		struct json_object *v;
 		ok(json_object_object_get_ex(m.error_data, "errno", &v) &&
-			strcmp(json_object_get_string(v), "ENOENT") == 0, "os error data.errno ENOENT");
+				strcmp(json_object_get_string(v), "ENOENT") == 0,
+			"os error data.errno ENOENT");
 		ok(json_object_object_get_ex(m.error_data, "message", &v) &&
-			strcmp(json_object_get_string(v), strerror(ENOENT)) == 0, "os error data.message");
+				strcmp(json_object_get_string(v), strerror(ENOENT)) == 0,
+			"os error data.message");
 	}
 	is_str(m.error_message, strerror(ENOENT), "os error message defaults to strerror");
 	json_object_put(o);

@@ -92,18 +92,19 @@ static void decode_bytes(const char *text, size_t len, struct out *o)
 }
 
 /* The sample stream: every kind of text, separators and errors. */
-static const char sample[] =
-	"{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}\n"
-	"{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\\u00e9\\n\"}\r\n"
-	"\t [1,2,3]{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}[\"/\"]\n"
-	"  \"str\" 42 -0.5 true false null 7 8-9 0.5e+3[1]0{}\n"
-	"{bad json here}\n"
-	"{\"after\":\"garbage\"}\n"
-	"\x01\x02\xff\n"
-	"[12345678901234567890]\n";
+static const char sample[] = "{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,"
+			     "true,false,null],\"id\":1}\n"
+			     "{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\\u00e9\\n\"}\r\n"
+			     "\t [1,2,3]{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}[\"/\"]\n"
+			     "  \"str\" 42 -0.5 true false null 7 8-9 0.5e+3[1]0{}\n"
+			     "{bad json here}\n"
+			     "{\"after\":\"garbage\"}\n"
+			     "\x01\x02\xff\n"
+			     "[12345678901234567890]\n";
 
 static const char sample_expect[] =
-	"M{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],\"id\":1}|"
+	"M{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\",\"params\":[1,-2.5e3,true,false,null],"
+	"\"id\":1}|"
 	"M{\"a\":{\"b\":[{},[]]},\"s\":\"\\\"esc\\\\aped\xc3\xa9\\n\"}|"
 	"M[1,2,3]|M{\"x\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}|M[\"/\"]|"
 	"M\"str\"|M42|M-0.5|Mtrue|Mfalse|Mnull|M7|M8|M-9|M0.5e+3|M[1]|M0|M{}|"
@@ -126,7 +127,8 @@ static void test_splits(void)
 			bad++;
 		}
 	}
-	ok(bad == 0, "split at each of %zu byte boundaries: identical messages (%zu differ)", len + 1, bad);
+	ok(bad == 0, "split at each of %zu byte boundaries: identical messages (%zu differ)",
+		len + 1, bad);
 
 	decode_bytes(sample, len, &part);
 	is_str(part.buf, whole.buf, "fed one byte at a time: identical messages");
@@ -191,7 +193,8 @@ static void test_big_integers(void)
 	ok(st == GL_DECODE_MESSAGE &&
 			json_object_is_type(json_object_array_get_idx(obj, 0), json_type_int) &&
 			!json_object_is_type(json_object_array_get_idx(obj, 1), json_type_int),
-		"INT64_MAX is an integer, INT64_MAX+1 is not (json_object_get_int64 would clamp it)");
+		"INT64_MAX is an integer, INT64_MAX+1 is not (json_object_get_int64 would clamp "
+		"it)");
 	json_object_put(obj);
 	gl_decoder_free(d);
 
@@ -251,7 +254,8 @@ static void test_scalars(void)
 	feed(d, "\n-", 2, &o);
 	feed(d, "x\n0", 3, &o);
 	feed(d, "1\n", 2, &o);
-	is_str(o.buf, "M2|M-1|M1e+5|S|S|M0|M1", "number grammar decides where numbers end, across feeds");
+	is_str(o.buf, "M2|M-1|M1e+5|S|S|M0|M1",
+		"number grammar decides where numbers end, across feeds");
 	gl_decoder_free(d);
 
 	decode_split("1234567890\n", 11, 11, 10, 0, &o);
@@ -273,12 +277,15 @@ static void test_garbage(void)
 		{ "{\"a\":1,}\n[1]\n", "S|M[1]", "trailing comma" },
 		{ "[1,2\n3]\n[4]\n", "S|M[4]", "error on the next line skips that line" },
 		{ "]]]]\n[5]", "S|M[5]", "closing brackets" },
-		{ "{\"a\":1} garbage {\"b\":2}\n{\"c\":3}\n", "M{\"a\":1}|S|M{\"c\":3}", "garbage after a message" },
+		{ "{\"a\":1} garbage {\"b\":2}\n{\"c\":3}\n", "M{\"a\":1}|S|M{\"c\":3}",
+			"garbage after a message" },
 		{ "'single'\n[6]\n", "S|M[6]", "single quotes" },
-		{ "[NaN]\n[Infinity]\n[-Infinity]\n[7]\n", "S|S|S|M[7]", "NaN and Infinity are not JSON" },
+		{ "[NaN]\n[Infinity]\n[-Infinity]\n[7]\n", "S|S|S|M[7]",
+			"NaN and Infinity are not JSON" },
 		{ "[01]\n[8]\n", "S|M[8]", "leading zero" },
 		{ "[\"a\x01\"]\n[9]\n", "S|M[9]", "raw control character in a string" },
-		{ "[\"a\nb\"]\n[10]\n", "S|S|M[10]", "raw newline in a string (it ends the bad line)" },
+		{ "[\"a\nb\"]\n[10]\n", "S|S|M[10]",
+			"raw newline in a string (it ends the bad line)" },
 		{ "{\"a\"\0:1}\n[11]\n", "S|M[11]", "NUL byte" },
 		{ "/* c */[12]\n[13]\n", "S|M[13]", "comments are not JSON" },
 		{ "[66-]\n[15]\n", "S|M[15]", "a number ending in '-'" },
@@ -351,7 +358,8 @@ static void test_utf8(void)
 	}
 
 	{
-		static const char good[] = "[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]\n";
+		static const char good[] = "[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80"
+					   "\x80\xf4\x8f\xbf\xbf\"]\n";
 		size_t len = sizeof(good) - 1, errs = 0;
 		struct out o;
 
@@ -417,7 +425,8 @@ static void test_size_cap(void)
 		enum gl_decode_status st;
 		struct json_object *obj = NULL;
 		size_t n = gl_decoder_decode(d, "[1]\n", 4, &st, &obj);
-		ok(n == 0 && st == GL_DECODE_TOOBIG, "after too big the decoder refuses more input");
+		ok(n == 0 && st == GL_DECODE_TOOBIG,
+			"after too big the decoder refuses more input");
 	}
 	gl_decoder_free(d);
 
@@ -490,7 +499,8 @@ static void test_evbuffer(void)
 	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: first message");
 	is_str(gl_encode_string(obj, NULL), "{\"a\":[1,2]}", "... spanning two chains");
 	json_object_put(obj);
-	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: second message");
+	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE,
+		"evbuffer: second message");
 	json_object_put(obj);
 	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_SYNTAX, "evbuffer: syntax error");
 	ok(gl_decoder_decode_evbuffer(d, in, &obj) == GL_DECODE_MESSAGE, "evbuffer: resynced");
