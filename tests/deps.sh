@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
 	build-essential autoconf automake libtool pkg-config
 	libevent-dev libjson-c-dev libsystemd-dev nettle-dev libcrypt-dev
-	clang libclang-rt-14-dev python3 socat
+	clang clang-format libclang-rt-14-dev python3 socat
 	qemu-system-x86 qemu-utils busybox-static cpio kmod qemu-guest-agent e2fsprogs
 	systemd
 	tmux less openssh-server openssh-client

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
-# installs what it needs, builds with -Werror, runs `make check`, the real-VM
-# suite (`make check-vm`), the soak (`make check-soak`, once), builds and
+# installs what it needs, builds with -Werror, checks the C format, runs
+# `make check`, the real-VM suite (`make check-vm`), the soak (`make check-soak`, once), builds and
 # lints the Debian packages, tests them installed in a VM (`make
 # check-packages`) and under libvirt (`make check-libvirt`), the suite again
 # under ASan+UBSan, the libFuzzer harnesses for 60 s each and `make distcheck`.
@@ -77,6 +77,9 @@ else
 	echo "$passed passed, $((failed + 1)) failed"
 	exit 1
 fi
+
+step "format (make format-check: .clang-format over every C file)"
+one "make format-check" make -C build/release format-check
 
 step "make check"
 timeout 1500 make -C build/release -j"$jobs" check >"$out/check.log" 2>&1
