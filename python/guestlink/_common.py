@@ -42,11 +42,17 @@ def encode(method: str, params: Any, id: Optional[int]) -> bytes:
 def decode(line: bytes) -> Dict[str, Any]:
     try:
         msg = json.loads(line.decode("utf-8"))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ConnectionError("garbled message from the agent: %s" % e) from e
     if not isinstance(msg, dict):
         raise ConnectionError("unexpected message from the agent: %.100r" % (msg,))
     return msg
+
+
+def int_id(v: Any) -> Optional[int]:
+    """v when it is an integer id (not a bool, which Python counts as 0 or 1),
+    else None: what keys answers and notifications from the agent."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def b64(data: bytes) -> str:

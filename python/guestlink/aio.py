@@ -114,12 +114,13 @@ class Client:
                     continue
                 msg = c.decode(line)
                 if "id" in msg and ("result" in msg or "error" in msg):
-                    fut = self._calls.pop(msg["id"], None) if isinstance(msg["id"], int) else None
+                    i = c.int_id(msg["id"])
+                    fut = self._calls.pop(i, None) if i is not None else None
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
                     continue
                 params = msg.get("params")
-                key = params.get("id") if isinstance(params, dict) else None
+                key = c.int_id(params.get("id")) if isinstance(params, dict) else None
                 if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
                     self._notes[key].append(msg)
                     self._note_event.set()

@@ -120,11 +120,12 @@ class Client:
     def _pump(self, deadline: Optional[float]) -> None:
         msg = self._read_message(deadline)
         if "id" in msg and ("result" in msg or "error" in msg):
-            if isinstance(msg["id"], int):
-                self._answers[msg["id"]] = msg
+            i = c.int_id(msg["id"])
+            if i is not None:
+                self._answers[i] = msg
             return
         params = msg.get("params")
-        key = params.get("id") if isinstance(params, dict) else None
+        key = c.int_id(params.get("id")) if isinstance(params, dict) else None
         if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
             self._notes[key].append(msg)
 
