@@ -91,6 +91,10 @@ rc, out, err = run("help", "nosuch")
 ok(rc == 2 and out == "" and "unknown command 'nosuch'" in err, "help for an unknown command: exit 2")
 rc, out, err = run("help")
 ok(rc == 0 and "Commands:" in out, "help alone: the overview")
+overview = out
+for a in ("--help", "-h", "help"):
+    rc, out, err = run("help", a)
+    ok((rc, out, err) == (0, overview, ""), "help %s: the overview, not 'unknown command'" % a)
 rc, out, err = run("-a", "unix:/nonexistent", "exec", "--", "ls", "-h")
 ok(rc == 255 and "cannot connect" in err, "exec -- CMD -h is the command's option, not help")
 rc, out, err = run("-a", "unix:/x", "ping", "--bogus")
