@@ -1023,7 +1023,10 @@ static struct json_object *qga_file_seek_return(struct json_object *r, struct js
 		return NULL;
 	}
 	base = whence == 0 ? 0 : whence == 1 ? f->pos : fsize;
-	if (__builtin_add_overflow(base, off, &pos) || pos < 0) {
+	/* Beyond INT64_MAX / 2, file.read and file.write (the offset range of
+	 * agent/methods/file.c) could not go on from there: refused here, as
+	 * lseek(2) refuses what the file system cannot hold. */
+	if (__builtin_add_overflow(base, off, &pos) || pos < 0 || pos > INT64_MAX / 2) {
 		snprintf(desc, size, "failed to seek file: Invalid argument");
 		return NULL;
 	}
