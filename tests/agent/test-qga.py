@@ -171,6 +171,12 @@ while not st.get("exited") and time.monotonic() < deadline:
 is_eq((st.get("exited"), st.get("exitcode"), base64.b64decode(st.get("out-data", "")),
        base64.b64decode(st.get("err-data", ""))), (True, 3, b"hi\n", b"err\n"),
       "guest-exec-status: exit code and captured output")
+for args, want in (({"path": "/bin/true", "arg": ["a", 1]}, "'arg[1]'"),
+                   ({"path": "/bin/true", "arg": [None]}, "'arg[0]'"),
+                   ({"path": "/bin/true", "env": ["A=1", {}]}, "'env[1]'")):
+    is_eq(q.cmd("guest-exec", args).get("error"),
+          {"class": "GenericError", "desc": "Invalid parameter type for %s, expected: string" % want},
+          "guest-exec: a wrong element type is named %s, as QGA names it" % want)
 is_eq(q.cmd("guest-exec-status", {"pid": 999999999}).get("error", {}).get("class"),
       "GenericError", "guest-exec-status of an unknown pid -> GenericError")
 
