@@ -62,7 +62,25 @@ def b64(data: bytes) -> str:
 def unb64(text: Any) -> bytes:
     if not isinstance(text, str):
         return b""
-    return base64.b64decode(text)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as e:  # binascii.Error
+        raise ConnectionError("garbled base64 from the agent: %s" % e) from e
+
+
+def answer_dict(r: Any, method: str) -> Dict[str, Any]:
+    """r when the agent answered method with an object, else ConnectionError."""
+    if not isinstance(r, dict):
+        raise ConnectionError("%s answered %.100r, not an object" % (method, r))
+    return r
+
+
+def process_id(r: Any) -> int:
+    """The process id in exec.start's answer, else ConnectionError."""
+    i = int_id(answer_dict(r, "exec.start").get("id"))
+    if i is None:
+        raise ConnectionError("exec.start answered no process id: %.100r" % (r,))
+    return i
 
 
 class ExecResult:

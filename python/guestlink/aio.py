@@ -215,7 +215,7 @@ class Client:
         """Like :meth:`guestlink.Client.exec`."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         wait = c.exec_wait(timeout)
-        r = await self.call("exec.run", p, wait)
+        r = c.answer_dict(await self.call("exec.run", p, wait), "exec.run")
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):
             for name in ("stdout", "stderr"):
@@ -241,7 +241,7 @@ class Client:
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         p["stream"] = True
         started = await self.call("exec.start", p)
-        pid = started["id"]
+        pid = c.process_id(started)
         notes = self._notes[pid]
         finished = False
         try:

@@ -196,7 +196,7 @@ class Client:
         Raises NotFoundError for a missing program or cwd, RpcError otherwise."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         wait = c.exec_wait(timeout)
-        r = self.call("exec.run", p, wait)
+        r = c.answer_dict(self.call("exec.run", p, wait), "exec.run")
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):
             res.stdout = self._read_rest(r["id"], "stdout", res.stdout, r.get("stdout_size", 0))
@@ -226,7 +226,7 @@ class Client:
         p["stream"] = True
         with self._lock:
             started = self.call("exec.start", p)
-            pid = started["id"]
+            pid = c.process_id(started)
             notes = self._notes[pid]
             finished = False
             try:

@@ -44,6 +44,31 @@ MODES = {
 }
 
 
+def answer(i, result):
+    return json.dumps({"jsonrpc": "2.0", "id": i, "result": result}).encode() + b"\n"
+
+
+def exec_start(mode, i):
+    r = {"exec-no-id": {"pid": 5}, "exec-list-id": {"id": [7], "pid": 5},
+         "exec-not-object": 7}.get(mode, {"id": 7, "pid": 5})
+    out = answer(i, r)
+    if mode == "exec-bad-b64":
+        out += json.dumps({"jsonrpc": "2.0", "method": "exec.output",
+                           "params": {"id": 7, "stream": "stdout", "data": "!!!"}}).encode() + b"\n"
+    return out
+
+
+def exec_run(mode, i):
+    if mode == "exec-bad-b64":
+        return answer(i, {"id": 7, "code": 0, "stdout": "!!!", "stderr": "", "released": True})
+    return answer(i, 5 if mode == "exec-not-object" else {"code": 0, "released": True})
+
+
+EXEC_ANSWERS = {"exec.start": exec_start, "exec.run": exec_run,
+                "exec.signal": lambda m, i: answer(i, {}), "exec.release": lambda m, i: answer(i, {})}
+EXEC_MODES = ["exec-no-id", "exec-list-id", "exec-not-object", "exec-bad-b64"]
+
+
 class Hostile:
     def __init__(self, tmp, mode):
         self.path = os.path.join(str(tmp), "hostile.sock")
@@ -51,7 +76,8 @@ class Hostile:
         self.srv.bind(self.path)
         self.srv.listen(8)
         self.srv.settimeout(0.2)
-        self.mode = MODES[mode]
+        self.mode = MODES.get(mode, pong)
+        self.mode_name = mode
         self.stop = False
         self.th = threading.Thread(target=self.run, daemon=True)
         self.th.start()
@@ -72,7 +98,10 @@ class Hostile:
         try:
             for line in c.makefile("rb"):
                 req = json.loads(line)
-                c.sendall(self.mode(req["id"]))
+                if req.get("method") in EXEC_ANSWERS:
+                    c.sendall(EXEC_ANSWERS[req["method"]](self.mode_name, req["id"]))
+                else:
+                    c.sendall(self.mode(req["id"]))
         except (OSError, ValueError):
             pass
 
@@ -120,3 +149,42 @@ def test_aio_client(hostile):
 
     asyncio.run(asyncio.wait_for(run(), 30))
 
+
+
+@pytest.fixture(params=EXEC_MODES)
+def hostile_exec(request, tmp_path):
+    h = Hostile(tmp_path, request.param)
+    yield request.param, "unix:" + h.path
+    h.close()
+
+
+def test_sync_exec(hostile_exec):
+    """exec_stream and exec against odd answers: a guestlink ConnectionError."""
+    mode, address = hostile_exec
+    c = guestlink.connect(address, timeout=5)
+    try:
+        with pytest.raises(GlConnectionError):
+            list(c.exec_stream(["true"]))
+        if mode in ("exec-not-object", "exec-bad-b64"):
+            with pytest.raises(GlConnectionError):
+                c.exec(["true"])
+    finally:
+        c.close()
+
+
+def test_aio_exec(hostile_exec):
+    mode, address = hostile_exec
+
+    async def run():
+        c = await aio.connect(address, timeout=5)
+        try:
+            with pytest.raises(GlConnectionError):
+                async for _ in c.exec_stream(["true"]):
+                    pass
+            if mode in ("exec-not-object", "exec-bad-b64"):
+                with pytest.raises(GlConnectionError):
+                    await c.exec(["true"])
+        finally:
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
