@@ -579,6 +579,21 @@ static int qga_exec_params(struct json_object *args, struct json_object **ret, c
 		json_object_put(argv);
 		return -ENOMEM;
 	}
+	/* Element types in QGA's words (QAPI's "arg[N]"): exec.start would
+	 * name them argv[N + 1]. */
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "env" : "arg";
+		struct json_object *list = qga_get(args, name);
+
+		for (size_t i = 0; list && i < json_object_array_length(list); i++)
+			if (!json_object_is_type(json_object_array_get_idx(list, i), json_type_string)) {
+				snprintf(desc, size, "Invalid parameter type for '%s[%zu]', expected: string",
+					name, i);
+				json_object_put(p);
+				json_object_put(argv);
+				return -EINVAL;
+			}
+	}
 	json_object_array_add(argv, json_object_get(qga_get(args, "path")));
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(argv, json_object_get(json_object_array_get_idx(arg, i)));
@@ -1109,7 +1124,10 @@ static struct json_object *qga_file_seek_return(struct json_object *r, struct js
 		return NULL;
 	}
 	base = whence == 0 ? 0 : whence == 1 ? f->pos : fsize;
-	if (__builtin_add_overflow(base, off, &pos) || pos < 0) {
+	/* Beyond INT64_MAX / 2, file.read and file.write (the offset range of
+	 * agent/methods/file.c) could not go on from there: refused here, as
+	 * lseek(2) refuses what the file system cannot hold. */
+	if (__builtin_add_overflow(base, off, &pos) || pos < 0 || pos > INT64_MAX / 2) {
 		snprintf(desc, size, "failed to seek file: Invalid argument");
 		return NULL;
 	}

@@ -224,11 +224,21 @@ int cmd_error(struct cmd_ctx *ctx, int status, const char *fmt, ...)
 	return status;
 }
 
+/* Bytes of an object named in an error message, so that the reason after it fits. */
+#define OUTPUT_OBJECT_MAX 600
+
 int cmd_error_errno(struct cmd_ctx *ctx, int status, int r, const char *object)
 {
 	char msg[1024];
+	size_t len = strlen(object);
 
-	snprintf(msg, sizeof(msg), "%s: %s", object, strerror(abs(r)));
+	/* A long object (a path 256 directories deep) must not push the
+	 * reason out of the message: keep its start and end. */
+	if (len > OUTPUT_OBJECT_MAX)
+		snprintf(msg, sizeof(msg), "%.*s...%s: %s", OUTPUT_OBJECT_MAX / 2, object,
+			object + len - OUTPUT_OBJECT_MAX / 2, strerror(abs(r)));
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", object, strerror(abs(r)));
 	if (ctx && ctx->json)
 		output_error_json(0, abs(r), msg, object, NULL);
 	else

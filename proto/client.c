@@ -295,6 +295,23 @@ static int client_send_sync(struct gl_client *c, struct json_object *msg, int64_
 	return 0;
 }
 
+/* The integer id of a message that looks like a response ("result" or
+ * "error", an integer "id") but that gl_msg_parse() refused: an answer to
+ * that call, malformed. Its call fails with -EPROTO at once rather than
+ * waiting out its timeout for an answer that will not come. */
+static bool client_malformed_answer_id(struct json_object *obj, int64_t *ret_id)
+{
+	struct json_object *v;
+
+	if (!json_object_is_type(obj, json_type_object) ||
+	    !(json_object_object_get_ex(obj, "result", NULL) ||
+		    json_object_object_get_ex(obj, "error", NULL)) ||
+	    !json_object_object_get_ex(obj, "id", &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*ret_id = json_object_get_int64(v);
+	return true;
+}
+
 /* One message while waiting for `id`: 1 when it is the answer (obj then kept
  * or released here), 0 otherwise. */
 static int client_sync_message(struct gl_client *c, struct json_object *obj, int64_t id,
@@ -304,8 +321,12 @@ static int client_sync_message(struct gl_client *c, struct json_object *obj, int
 	int64_t got;
 
 	if (gl_msg_parse(obj, &m, NULL) < 0) {
+		bool ours = client_malformed_answer_id(obj, &got) && got == id;
+
 		json_object_put(obj);
-		return 0;
+		if (ours)
+			*ret_status = -EPROTO;
+		return ours;
 	}
 	if (m.kind == GL_MSG_NOTIFICATION) {
 		client_notify(c, &m);
@@ -449,8 +470,11 @@ static void client_async_message(struct gl_client *c, struct json_object *obj)
 	struct gl_msg m;
 	int64_t id;
 
-	if (gl_msg_parse(obj, &m, NULL) < 0)
+	if (gl_msg_parse(obj, &m, NULL) < 0) {
+		if (client_malformed_answer_id(obj, &id) && (call = client_take(c, id)))
+			client_complete(call, -EPROTO, NULL, NULL);
 		return;
+	}
 	switch (m.kind) {
 	case GL_MSG_NOTIFICATION:
 		client_notify(c, &m);

@@ -39,7 +39,8 @@ struct gl_client *gl_client_free(
  * Synchronous call. params: takes ownership (NULL = no params).
  * Returns 0 and *ret_result (owned by the caller; may be NULL for a JSON null
  * result), or -EREMOTEIO with *ret_error filled (valid until the next call on
- * c), or -ETIMEDOUT, -ECONNRESET, -EPROTO. Notifications that arrive while
+ * c), or -ETIMEDOUT, -ECONNRESET, -EPROTO (an answer too large, or an answer
+ * to this call that is not valid JSON-RPC). Notifications that arrive while
  * waiting go to the notification callback. Not usable once attached. */
 int gl_client_call(struct gl_client *c, const char *method, struct json_object *params,
 	int timeout_ms, struct json_object **ret_result, struct gl_error *ret_error);
@@ -49,7 +50,9 @@ int gl_client_notify(struct gl_client *c, const char *method, struct json_object
 /* --- asynchronous API --- */
 
 /* status: 0 (result valid, borrowed), -EREMOTEIO (error valid), -ETIMEDOUT,
- * -ECONNRESET (connection lost), -ECANCELED (client freed). */
+ * -ECONNRESET (connection lost), -ECANCELED (client freed), -EPROTO (the
+ * answer to this call is not valid JSON-RPC, e.g. an error without an integer
+ * code). */
 typedef void (*gl_reply_fn)(struct gl_client *c, int status, struct json_object *result,
 	const struct gl_error *error, void *userdata);
 typedef void (*gl_notification_fn)(struct gl_client *c, const char *method,

@@ -42,11 +42,17 @@ def encode(method: str, params: Any, id: Optional[int]) -> bytes:
 def decode(line: bytes) -> Dict[str, Any]:
     try:
         msg = json.loads(line.decode("utf-8"))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ConnectionError("garbled message from the agent: %s" % e) from e
     if not isinstance(msg, dict):
         raise ConnectionError("unexpected message from the agent: %.100r" % (msg,))
     return msg
+
+
+def int_id(v: Any) -> Optional[int]:
+    """v when it is an integer id (not a bool, which Python counts as 0 or 1),
+    else None: what keys answers and notifications from the agent."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def b64(data: bytes) -> str:
@@ -56,7 +62,25 @@ def b64(data: bytes) -> str:
 def unb64(text: Any) -> bytes:
     if not isinstance(text, str):
         return b""
-    return base64.b64decode(text)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as e:  # binascii.Error
+        raise ConnectionError("garbled base64 from the agent: %s" % e) from e
+
+
+def answer_dict(r: Any, method: str) -> Dict[str, Any]:
+    """r when the agent answered method with an object, else ConnectionError."""
+    if not isinstance(r, dict):
+        raise ConnectionError("%s answered %.100r, not an object" % (method, r))
+    return r
+
+
+def process_id(r: Any) -> int:
+    """The process id in exec.start's answer, else ConnectionError."""
+    i = int_id(answer_dict(r, "exec.start").get("id"))
+    if i is None:
+        raise ConnectionError("exec.start answered no process id: %.100r" % (r,))
+    return i
 
 
 class ExecResult:

@@ -114,12 +114,13 @@ class Client:
                     continue
                 msg = c.decode(line)
                 if "id" in msg and ("result" in msg or "error" in msg):
-                    fut = self._calls.pop(msg["id"], None) if isinstance(msg["id"], int) else None
+                    i = c.int_id(msg["id"])
+                    fut = self._calls.pop(i, None) if i is not None else None
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
                     continue
                 params = msg.get("params")
-                key = params.get("id") if isinstance(params, dict) else None
+                key = c.int_id(params.get("id")) if isinstance(params, dict) else None
                 if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
                     self._notes[key].append(msg)
                     self._note_event.set()
@@ -214,7 +215,7 @@ class Client:
         """Like :meth:`guestlink.Client.exec`."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         wait = c.exec_wait(timeout)
-        r = await self.call("exec.run", p, wait)
+        r = c.answer_dict(await self.call("exec.run", p, wait), "exec.run")
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):
             for name in ("stdout", "stderr"):
@@ -240,7 +241,7 @@ class Client:
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         p["stream"] = True
         started = await self.call("exec.start", p)
-        pid = started["id"]
+        pid = c.process_id(started)
         notes = self._notes[pid]
         finished = False
         try:

@@ -120,11 +120,12 @@ class Client:
     def _pump(self, deadline: Optional[float]) -> None:
         msg = self._read_message(deadline)
         if "id" in msg and ("result" in msg or "error" in msg):
-            if isinstance(msg["id"], int):
-                self._answers[msg["id"]] = msg
+            i = c.int_id(msg["id"])
+            if i is not None:
+                self._answers[i] = msg
             return
         params = msg.get("params")
-        key = params.get("id") if isinstance(params, dict) else None
+        key = c.int_id(params.get("id")) if isinstance(params, dict) else None
         if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
             self._notes[key].append(msg)
 
@@ -195,7 +196,7 @@ class Client:
         Raises NotFoundError for a missing program or cwd, RpcError otherwise."""
         p = c.exec_params(argv, stdin, env, cwd, user, timeout)
         wait = c.exec_wait(timeout)
-        r = self.call("exec.run", p, wait)
+        r = c.answer_dict(self.call("exec.run", p, wait), "exec.run")
         res = c.ExecResult.from_json(r)
         if not r.get("released", True):
             res.stdout = self._read_rest(r["id"], "stdout", res.stdout, r.get("stdout_size", 0))
@@ -225,7 +226,7 @@ class Client:
         p["stream"] = True
         with self._lock:
             started = self.call("exec.start", p)
-            pid = started["id"]
+            pid = c.process_id(started)
             notes = self._notes[pid]
             finished = False
             try:

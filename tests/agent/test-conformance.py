@@ -151,6 +151,11 @@ is_eq((ping["params"][0]["schema"].get("minimum"), ping["params"][0]["schema"].g
       (0, 60000), "rpc.discover: range from the table")
 is_eq(ping["result"]["schema"].get("type"), "string", "rpc.discover: result schema")
 ok(all(m.get("summary") for m in d["methods"]), "every method has a summary")
+outside = ["%s %s default %r" % (m["name"], p["name"], p["schema"]["default"])
+           for m in d["methods"] for p in m.get("params", [])
+           if "default" in p.get("schema", {}) and "minimum" in p["schema"]
+           and not p["schema"]["minimum"] <= p["schema"]["default"] <= p["schema"]["maximum"]]
+is_eq(outside, [], "rpc.discover: every integer default is a value the method accepts")
 
 # --- params validation ---
 def perr(params):

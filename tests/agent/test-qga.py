@@ -174,6 +174,12 @@ while not st.get("exited") and time.monotonic() < deadline:
 is_eq((st.get("exited"), st.get("exitcode"), base64.b64decode(st.get("out-data", "")),
        base64.b64decode(st.get("err-data", ""))), (True, 3, b"hi\n", b"err\n"),
       "guest-exec-status: exit code and captured output")
+for args, want in (({"path": "/bin/true", "arg": ["a", 1]}, "'arg[1]'"),
+                   ({"path": "/bin/true", "arg": [None]}, "'arg[0]'"),
+                   ({"path": "/bin/true", "env": ["A=1", {}]}, "'env[1]'")):
+    is_eq(q.cmd("guest-exec", args).get("error"),
+          {"class": "GenericError", "desc": "Invalid parameter type for %s, expected: string" % want},
+          "guest-exec: a wrong element type is named %s, as QGA names it" % want)
 is_eq(q.cmd("guest-exec-status", {"pid": 999999999}).get("error", {}).get("class"),
       "GenericError", "guest-exec-status of an unknown pid -> GenericError")
 
@@ -193,6 +199,15 @@ is_eq(q.cmd("guest-file-read", {"handle": h, "count": 100}),
       "guest-file-read from 6: 'world!' and eof")
 is_eq(q.cmd("guest-file-seek", {"handle": h, "offset": -3, "whence": 2}),
       {"return": {"position": 9, "eof": False}}, "guest-file-seek end-3 (whence as a number)")
+for w, off in (("set", 2 ** 63 - 1), ("set", 2 ** 62), ("cur", 2 ** 63 - 1), ("end", -100)):
+    is_eq(q.cmd("guest-file-seek", {"handle": h, "offset": off, "whence": w}),
+          {"error": {"class": "GenericError", "desc": "failed to seek file: Invalid argument"}},
+          "guest-file-seek %s %d is refused" % (w, off))
+is_eq(q.cmd("guest-file-read", {"handle": h, "count": 2}),
+      {"return": {"count": 2, "buf-b64": base64.b64encode(b"ld").decode(), "eof": False}},
+      "... and the position is unchanged (9)")
+is_eq(q.cmd("guest-file-seek", {"handle": h, "offset": -2, "whence": "cur"}),
+      {"return": {"position": 9, "eof": False}}, "guest-file-seek cur -2")
 is_eq(q.cmd("guest-file-flush", {"handle": h}), {"return": {}}, "guest-file-flush")
 is_eq(q.cmd("guest-file-close", {"handle": h}), {"return": {}}, "guest-file-close")
 is_eq(q.cmd("guest-file-read", {"handle": h})["error"]["desc"],

@@ -6,6 +6,7 @@ HOST_TESTS = \
 	tests/host/test-cli-errors.py \
 	tests/host/test-cli-json.py \
 	tests/host/test-cli-cp.py \
+	tests/host/test-cli-hostile.py \
 	tests/host/test-agent-config-log.py \
 	tests/host/test-completion.py
 TESTS += $(HOST_TESTS)

@@ -91,6 +91,10 @@ rc, out, err = run("help", "nosuch")
 ok(rc == 2 and out == "" and "unknown command 'nosuch'" in err, "help for an unknown command: exit 2")
 rc, out, err = run("help")
 ok(rc == 0 and "Commands:" in out, "help alone: the overview")
+overview = out
+for a in ("--help", "-h", "help"):
+    rc, out, err = run("help", a)
+    ok((rc, out, err) == (0, overview, ""), "help %s: the overview, not 'unknown command'" % a)
 rc, out, err = run("-a", "unix:/nonexistent", "exec", "--", "ls", "-h")
 ok(rc == 255 and "cannot connect" in err, "exec -- CMD -h is the command's option, not help")
 rc, out, err = run("-a", "unix:/x", "ping", "--bogus")
@@ -172,7 +176,7 @@ class FakeAgent:
         m, i = req.get("method"), req.get("id")
         res = lambda r: {"jsonrpc": "2.0", "result": r, "id": i}
         if m == "agent.ping":
-            return res({})
+            return res("pong")
         if m == "agent.info":
             return res({"version": "9.9", "uptime_s": 12, "connections": 1,
                         "methods": ["agent.ping", "agent.info"]})
@@ -221,7 +225,7 @@ ok(rc == 0 and out.startswith("pong from unix:%s: time=" % agent_path) and out.e
    "ping prints the round-trip time, exit 0")
 rc, out, err = run(*A, "--json", "ping")
 j = json.loads(out) if rc == 0 else {}
-ok(rc == 0 and isinstance(j.get("time_ms"), float) and j.get("result") == {}, "ping --json")
+ok(rc == 0 and isinstance(j.get("time_ms"), float) and j.get("result") == "pong", "ping --json")
 
 rc, out, err = run(*A, "info")
 ok(rc == 0 and "agent:\n  version: 9.9\n" in out and "  hostname: guest1\n" in out

@@ -82,6 +82,16 @@ static void srv_request(struct gl_msg *m)
 	} else if (strcmp(m->method, "garbage") == 0) {
 		srv_raw("}{ not json at all\n\"\xff\"\n{\"jsonrpc\":\"2.0\",\"bogus\":1}\n");
 		srv_send(gl_rpc_result_new(id, json_object_new_string("after garbage")));
+	} else if (strcmp(m->method, "badanswer") == 0) {
+		/* Answers to this very call, neither valid JSON-RPC: an error whose
+		 * code is a string, then (for the next such call) a wrong version. */
+		static int n;
+		char buf[256];
+		snprintf(buf, sizeof(buf), n++ % 2 ?
+			"{\"jsonrpc\":\"1.0\",\"id\":%s,\"result\":1}\n" :
+			"{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":\"x\",\"message\":5}}\n",
+			json_object_get_string(id));
+		srv_raw(buf);
 	} else if (strcmp(m->method, "nullid") == 0)
 		srv_send(gl_rpc_error_new(NULL, GL_RPC_INVALID_REQUEST, NULL, NULL));
 	else if (strcmp(m->method, "drop") == 0)
@@ -228,6 +238,17 @@ static void test_sync(void)
 	r = gl_client_call(c, "garbage", NULL, 2000, &res, &e);
 	ok(r == 0 && strcmp(json_object_get_string(res), "after garbage") == 0,
 		"sync: garbage and invalid messages from the server are skipped");
+	json_object_put(res);
+
+	/* Not a timeout: the answer came, it is malformed; the stream goes on. */
+	r = gl_client_call(c, "badanswer", NULL, 60000, &res, &e);
+	is_int(r, -EPROTO, "sync: an answer with a string error code: -EPROTO, not a timeout");
+	r = gl_client_call(c, "badanswer", NULL, 60000, &res, &e);
+	is_int(r, -EPROTO, "sync: an answer with jsonrpc 1.0: -EPROTO, not a timeout");
+	res = NULL;
+	r = gl_client_call(c, "echo", json_tokener_parse("[\"still\"]"), 2000, &res, &e);
+	ok(r == 0 && strcmp(gl_encode_string(res, NULL), "[\"still\"]") == 0,
+		"sync: ... and the next call is answered");
 	json_object_put(res);
 
 	r = gl_client_call(c, "nullid", NULL, 2000, &res, &e);
@@ -426,6 +447,19 @@ static void test_async(void)
 	run_until(base, &after.calls);
 	ok(after.calls == 1 && strcmp(after.result, "[\"after\"]") == 0 && slow.calls == 1,
 		"async: late answer dropped; the next call gets its own");
+
+	{
+		struct reply b1 = { 0 }, b2 = { 0 }, next = { 0 };
+
+		gl_client_call_async(c, "badanswer", NULL, 60000, on_reply, &b1);
+		gl_client_call_async(c, "badanswer", NULL, 60000, on_reply, &b2);
+		gl_client_call_async(c, "echo", json_tokener_parse("[2]"), 2000, on_reply, &next);
+		run_until(base, &next.calls);
+		ok(b1.calls == 1 && b1.status == -EPROTO && b2.calls == 1 && b2.status == -EPROTO,
+			"async: malformed answers to two calls: both -EPROTO, not timeouts (%d, %d)",
+			b1.status, b2.status);
+		ok(next.calls == 1 && strcmp(next.result, "[2]") == 0, "async: ... the next call answered");
+	}
 
 	gl_client_call_async(c, "fail", NULL, 2000, on_reply, &fail);
 	run_until(base, &fail.calls);

@@ -5,6 +5,7 @@
 python_tests = \
 	tests/python/test-py-client.py \
 	tests/python/test-py-aio.py \
+	tests/python/test-py-hostile.py \
 	tests/python/test-py-bridge.py \
 	tests/python/test-py-exec-transport.py \
 	tests/python/test-py-ansible.py
@@ -16,5 +17,6 @@ EXTRA_DIST += tests/python/pytap.py \
 	python/guestlink/aio.py python/guestlink/client.py python/guestlink/errors.py \
 	python/tests/conftest.py python/tests/test_client.py python/tests/test_aio.py \
 	python/tests/test_bridge.py python/tests/test_exec_transport.py python/tests/test_ansible.py \
+	python/tests/test_hostile.py \
 	contrib/ansible/galaxy.yml contrib/ansible/README.md contrib/ansible/meta/runtime.yml \
 	contrib/ansible/plugins/connection/guestlink.py

@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The client against a hostile peer: a small server on a Unix socket (a
+thread of this test) that answers each request with odd JSON before (or
+instead of) the right answer. No real agent sends these, so the peer here is
+the only way to reach the paths: every case must end in a guestlink error or
+the right answer, never in a Python exception of another kind, a call that
+hangs, or an answer taken for another call."""
+
+import asyncio
+import json
+import os
+import socket
+import threading
+
+import pytest
+
+from guestlink import aio
+import guestlink
+from guestlink.errors import ConnectionError as GlConnectionError
+
+DEEP = b"[" * 200000 + b"]" * 200000
+
+
+def pong(i):
+    return json.dumps({"jsonrpc": "2.0", "id": i, "result": "pong"}).encode() + b"\n"
+
+
+# mode -> what is sent for request id i
+MODES = {
+    # nesting deeper than Python's json can decode, then the answer
+    "deep": lambda i: DEEP + b"\n" + pong(i),
+    # a notification whose params.id cannot be a dict key, then the answer
+    "unhashable": lambda i: json.dumps({"jsonrpc": "2.0", "method": "exec.output",
+                                        "params": {"id": [1], "stream": "stdout",
+                                                   "data": ""}}).encode() + b"\n" + pong(i),
+    "dict-id-note": lambda i: json.dumps({"jsonrpc": "2.0", "method": "exec.exit",
+                                          "params": {"id": {"a": 1}}}).encode() + b"\n" + pong(i),
+    # an answer whose id is true (== 1 in Python), then the real one
+    "bool-id": lambda i: json.dumps({"jsonrpc": "2.0", "id": True,
+                                     "result": "evil"}).encode() + b"\n" + pong(i),
+    # an answer with an unhashable id, then the real one
+    "list-id": lambda i: json.dumps({"jsonrpc": "2.0", "id": [i],
+                                     "result": "evil"}).encode() + b"\n" + pong(i),
+}
+
+
+def answer(i, result):
+    return json.dumps({"jsonrpc": "2.0", "id": i, "result": result}).encode() + b"\n"
+
+
+def exec_start(mode, i):
+    r = {"exec-no-id": {"pid": 5}, "exec-list-id": {"id": [7], "pid": 5},
+         "exec-not-object": 7}.get(mode, {"id": 7, "pid": 5})
+    out = answer(i, r)
+    if mode == "exec-bad-b64":
+        out += json.dumps({"jsonrpc": "2.0", "method": "exec.output",
+                           "params": {"id": 7, "stream": "stdout", "data": "!!!"}}).encode() + b"\n"
+    return out
+
+
+def exec_run(mode, i):
+    if mode == "exec-bad-b64":
+        return answer(i, {"id": 7, "code": 0, "stdout": "!!!", "stderr": "", "released": True})
+    return answer(i, 5 if mode == "exec-not-object" else {"code": 0, "released": True})
+
+
+EXEC_ANSWERS = {"exec.start": exec_start, "exec.run": exec_run,
+                "exec.signal": lambda m, i: answer(i, {}), "exec.release": lambda m, i: answer(i, {})}
+EXEC_MODES = ["exec-no-id", "exec-list-id", "exec-not-object", "exec-bad-b64"]
+
+
+class Hostile:
+    def __init__(self, tmp, mode):
+        self.path = os.path.join(str(tmp), "hostile.sock")
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(8)
+        self.srv.settimeout(0.2)
+        self.mode = MODES.get(mode, pong)
+        self.mode_name = mode
+        self.stop = False
+        self.th = threading.Thread(target=self.run, daemon=True)
+        self.th.start()
+
+    def run(self):
+        conns = []
+        while not self.stop:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+        for c in conns:
+            c.close()
+
+    def serve(self, c):
+        try:
+            for line in c.makefile("rb"):
+                req = json.loads(line)
+                if req.get("method") in EXEC_ANSWERS:
+                    c.sendall(EXEC_ANSWERS[req["method"]](self.mode_name, req["id"]))
+                else:
+                    c.sendall(self.mode(req["id"]))
+        except (OSError, ValueError):
+            pass
+
+    def close(self):
+        self.stop = True
+        self.th.join(5)
+        self.srv.close()
+
+
+@pytest.fixture(params=sorted(MODES))
+def hostile(request, tmp_path):
+    h = Hostile(tmp_path, request.param)
+    yield request.param, "unix:" + h.path
+    h.close()
+
+
+def test_sync_client(hostile):
+    mode, address = hostile
+    c = guestlink.connect(address, timeout=5)
+    try:
+        if mode == "deep":
+            with pytest.raises(GlConnectionError, match="garbled"):
+                c.call("agent.ping")
+        else:
+            assert c.call("agent.ping") == "pong"
+            assert c.call("agent.ping") == "pong"
+    finally:
+        c.close()
+
+
+def test_aio_client(hostile):
+    mode, address = hostile
+
+    async def run():
+        c = await aio.connect(address, timeout=5)
+        try:
+            if mode == "deep":
+                with pytest.raises(GlConnectionError, match="garbled"):
+                    await c.call("agent.ping")
+            else:
+                assert await c.call("agent.ping") == "pong"
+                assert await c.call("agent.ping") == "pong"
+        finally:
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+
+
+
+@pytest.fixture(params=EXEC_MODES)
+def hostile_exec(request, tmp_path):
+    h = Hostile(tmp_path, request.param)
+    yield request.param, "unix:" + h.path
+    h.close()
+
+
+def test_sync_exec(hostile_exec):
+    """exec_stream and exec against odd answers: a guestlink ConnectionError."""
+    mode, address = hostile_exec
+    c = guestlink.connect(address, timeout=5)
+    try:
+        with pytest.raises(GlConnectionError):
+            list(c.exec_stream(["true"]))
+        if mode in ("exec-not-object", "exec-bad-b64"):
+            with pytest.raises(GlConnectionError):
+                c.exec(["true"])
+    finally:
+        c.close()
+
+
+def test_aio_exec(hostile_exec):
+    mode, address = hostile_exec
+
+    async def run():
+        c = await aio.connect(address, timeout=5)
+        try:
+            with pytest.raises(GlConnectionError):
+                async for _ in c.exec_stream(["true"]):
+                    pass
+            if mode in ("exec-not-object", "exec-bad-b64"):
+                with pytest.raises(GlConnectionError):
+                    await c.exec(["true"])
+        finally:
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""guestlink against a hostile peer: a small JSON-RPC server on a Unix socket
+(a thread of this test; no real agent answers like this) that answers ping
+with something else than "pong", answers with malformed JSON-RPC, and lists
+trees for cp -r with '..' and '/' in names, a link and a file of the same
+name, and a directory that contains itself forever. guestlink must fail
+clearly and at once, and write nothing outside the destination."""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import threading
+
+from gltest import build_path, done, is_eq, ok, skip_all, tmpdir
+
+GUESTLINK = build_path("host", "guestlink")
+if not os.access(GUESTLINK, os.X_OK):
+    skip_all("guestlink not built")
+
+TMP = tmpdir()
+SOCK = os.path.join(TMP, "hostile.sock")
+OUTSIDE = os.path.join(TMP, "outside")
+state = {"mode": "pong"}
+
+LISTS = {
+    "/g": [{"name": "../escape", "type": "file", "size": 3, "mode": 0o644},
+           {"name": "..", "type": "directory"},
+           {"name": "/abs", "type": "file", "size": 3},
+           {"name": "a/b", "type": "file", "size": 3},
+           {"name": "", "type": "file", "size": 3},
+           {"name": "link", "type": "symlink"},
+           {"name": "link", "type": "file", "size": 3, "mode": 0o644},
+           {"name": "ok", "type": "file", "size": 3, "mode": 0o644}],
+}
+
+
+def result(method, p):
+    path = p.get("path", "")
+    if method == "agent.ping":
+        return {"pong": "pong", "number": 5, "evil": "\x1b]0;pwned\x07"}[state["mode"]]
+    if method == "file.stat":
+        if path.endswith("/link") and p.get("follow") is False:
+            return {"type": "symlink", "target": OUTSIDE, "mode": 0o777, "size": 0}
+        if path.startswith("/g/") and "loop" not in path:
+            return {"type": "file", "size": 3, "mode": 0o644}
+        return {"type": "directory", "size": 0, "mode": 0o755}
+    if method == "file.list":
+        if path.startswith("/loop"):
+            return {"entries": [{"name": "loop", "type": "directory", "mode": 0o755}]}
+        return {"entries": LISTS.get(path, [])}
+    if method == "file.read":
+        return {"data": base64.b64encode(b"xyz").decode(), "eof": True}
+    return None
+
+
+def answer(req):
+    i = req.get("id")
+    if state["mode"] == "bad-error":  # an error whose code is a string
+        return {"jsonrpc": "2.0", "id": i, "error": {"code": "x", "message": 5}}
+    r = result(req.get("method"), req.get("params") or {})
+    if r is None:
+        return {"jsonrpc": "2.0", "id": i, "error": {"code": -32601, "message": "Method not found"}}
+    return {"jsonrpc": "2.0", "id": i, "result": r}
+
+
+def serve(c):
+    try:
+        for line in c.makefile("rb"):
+            c.sendall(json.dumps(answer(json.loads(line))).encode() + b"\n")
+    except (OSError, ValueError):
+        pass
+    finally:
+        c.close()
+
+
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(SOCK)
+srv.listen(8)
+
+
+def accept_loop():
+    while True:
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+threading.Thread(target=accept_loop, daemon=True).start()
+
+
+def run(*args, timeout=60):
+    p = subprocess.run([GUESTLINK, "-a", "unix:" + SOCK, "-t", "30"] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+rc, out, err = run("ping")
+is_eq(rc, 0, "ping: a peer answering \"pong\" is up")
+
+state["mode"] = "number"
+rc, out, err = run("ping")
+ok(rc == 1 and "agent.ping answered 5, not \"pong\"" in err and not out,
+   "ping: a peer answering 5 is not taken for the agent (rc %d, %r)" % (rc, err.strip()))
+state["mode"] = "evil"
+rc, out, err = run("ping")
+ok(rc == 1 and "\x1b" not in err and "not \"pong\"" in err,
+   "ping: a hostile answer is reported escaped (%r)" % err.strip())
+rc, out, err = run("--json", "ping")
+ok(rc == 1 and json.loads(out)["error"]["message"].endswith("not \"pong\""),
+   "ping --json: the same as a JSON error")
+
+# A malformed answer ends the call at once (-t 30: a timeout would say so).
+state["mode"] = "bad-error"
+rc, out, err = run("call", "agent.info")
+ok(rc == 255 and "Protocol error" in err and "no answer" not in err,
+   "call: a malformed error answer is a protocol error, not a timeout (%r)" % err.strip())
+
+# cp -r from a hostile listing.
+state["mode"] = "pong"
+dst = os.path.join(TMP, "dst")
+rc, out, err = run("cp", "-r", "--quiet", "guest:/g", dst)
+is_eq(rc, 0, "cp -r: a listing with bad names copies the rest")
+is_eq(sorted(os.listdir(dst)), ["link", "ok"], "cp -r: only the usable names arrive")
+ok(os.path.isfile(os.path.join(dst, "link")) and not os.path.islink(os.path.join(dst, "link")),
+   "cp -r: a link and a file of the same name: the file replaced the link")
+ok(not os.path.exists(OUTSIDE) and not os.path.exists(os.path.join(TMP, "escape")),
+   "cp -r: nothing was written outside the destination")
+is_eq(err.count("without a usable name"), 5, "cp -r: each bad name is reported (5)")
+
+rc, out, err = run("cp", "-r", "--quiet", "guest:/loop", os.path.join(TMP, "loopdst"))
+ok(rc == 1 and err.rstrip().endswith("/loop/loop: Too many levels of symbolic links"),
+   "cp -r: a directory inside itself forever stops with the reason (%r)" % err.strip()[-120:])
+ok(len(err) < 1000 and err.startswith("guestlink: guest:/loop/loop/") and "..." in err,
+   "cp -r: ... the 1,300-byte path shortened in the middle (%d bytes)" % len(err))
+rc, out, err = run("--json", "cp", "-r", "--quiet", "guest:/loop", os.path.join(TMP, "loopdst2"))
+e = json.loads(out)["error"] if rc == 1 else {}
+ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
+   len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
+
+srv.close()
+done()
