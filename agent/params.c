@@ -236,7 +236,7 @@ struct json_object *dispatch_param_schema(const struct method_param *p)
 		/* A default outside the range marks "not given" (e.g. -1: keep the
 		 * file's mode); it is not a value a client may send, so not shown. */
 		if (!(p->flags & PARAM_MANDATORY) &&
-		    (!(p->min != 0 || p->max != 0) || (p->def >= p->min && p->def <= p->max)))
+			(!(p->min != 0 || p->max != 0) || (p->def >= p->min && p->def <= p->max)))
 			json_object_object_add(s, "default", json_object_new_int64(p->def));
 		break;
 	case PARAM_BOOL:

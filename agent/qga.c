@@ -586,8 +586,10 @@ static int qga_exec_params(struct json_object *args, struct json_object **ret, c
 		struct json_object *list = qga_get(args, name);
 
 		for (size_t i = 0; list && i < json_object_array_length(list); i++)
-			if (!json_object_is_type(json_object_array_get_idx(list, i), json_type_string)) {
-				snprintf(desc, size, "Invalid parameter type for '%s[%zu]', expected: string",
+			if (!json_object_is_type(json_object_array_get_idx(list, i),
+				    json_type_string)) {
+				snprintf(desc, size,
+					"Invalid parameter type for '%s[%zu]', expected: string",
 					name, i);
 				json_object_put(p);
 				json_object_put(argv);

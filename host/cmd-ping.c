@@ -103,7 +103,7 @@ static int ping_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	rtt = ping_now_ms() - t0;
 	/* Something that speaks JSON-RPC but is not the agent (a wrong -a). */
 	if (!json_object_is_type(result, json_type_string) ||
-	    strcmp(json_object_get_string(result), "pong") != 0) {
+		strcmp(json_object_get_string(result), "pong") != 0) {
 		r = cmd_error(ctx, CMD_EXIT_FAILED, "%s: agent.ping answered %s, not \"pong\"",
 			ctx->address, result ? json_object_to_json_string(result) : "null");
 		json_object_put(result);

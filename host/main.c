@@ -94,8 +94,8 @@ static int main_help_command(int argc, char **argv)
 	const struct cmd_entry *cmd;
 
 	/* "help --help" and "help help" ask for this overview too. */
-	if (argc == 0 || (argc == 1 && (strcmp(argv[0], "--help") == 0 ||
-		strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "help") == 0))) {
+	if (argc == 0 || (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+					       strcmp(argv[0], "help") == 0))) {
 		main_help(stdout);
 		return CMD_EXIT_OK;
 	}

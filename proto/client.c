@@ -304,9 +304,9 @@ static bool client_malformed_answer_id(struct json_object *obj, int64_t *ret_id)
 	struct json_object *v;
 
 	if (!json_object_is_type(obj, json_type_object) ||
-	    !(json_object_object_get_ex(obj, "result", NULL) ||
-		    json_object_object_get_ex(obj, "error", NULL)) ||
-	    !json_object_object_get_ex(obj, "id", &v) || !json_object_is_type(v, json_type_int))
+		!(json_object_object_get_ex(obj, "result", NULL) ||
+			json_object_object_get_ex(obj, "error", NULL)) ||
+		!json_object_object_get_ex(obj, "id", &v) || !json_object_is_type(v, json_type_int))
 		return false;
 	*ret_id = json_object_get_int64(v);
 	return true;

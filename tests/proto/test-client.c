@@ -87,9 +87,10 @@ static void srv_request(struct gl_msg *m)
 		 * code is a string, then (for the next such call) a wrong version. */
 		static int n;
 		char buf[256];
-		snprintf(buf, sizeof(buf), n++ % 2 ?
-			"{\"jsonrpc\":\"1.0\",\"id\":%s,\"result\":1}\n" :
-			"{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":\"x\",\"message\":5}}\n",
+		snprintf(buf, sizeof(buf),
+			n++ % 2 ? "{\"jsonrpc\":\"1.0\",\"id\":%s,\"result\":1}\n"
+				: "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":\"x\","
+				  "\"message\":5}}\n",
 			json_object_get_string(id));
 		srv_raw(buf);
 	} else if (strcmp(m->method, "nullid") == 0)
@@ -456,9 +457,11 @@ static void test_async(void)
 		gl_client_call_async(c, "echo", json_tokener_parse("[2]"), 2000, on_reply, &next);
 		run_until(base, &next.calls);
 		ok(b1.calls == 1 && b1.status == -EPROTO && b2.calls == 1 && b2.status == -EPROTO,
-			"async: malformed answers to two calls: both -EPROTO, not timeouts (%d, %d)",
+			"async: malformed answers to two calls: both -EPROTO, not timeouts (%d, "
+			"%d)",
 			b1.status, b2.status);
-		ok(next.calls == 1 && strcmp(next.result, "[2]") == 0, "async: ... the next call answered");
+		ok(next.calls == 1 && strcmp(next.result, "[2]") == 0,
+			"async: ... the next call answered");
 	}
 
 	gl_client_call_async(c, "fail", NULL, 2000, on_reply, &fail);
