@@ -1433,6 +1433,7 @@ static void qga_message(struct conn *c, struct json_object *obj)
 	const struct qga_command *cmd;
 	struct qga_call *q;
 	struct call *call;
+	struct json_object *req;
 	char desc[256];
 	int r;
 
@@ -1511,14 +1512,22 @@ static void qga_message(struct conn *c, struct json_object *obj)
 	q->cmd = cmd;
 	q->id = json_object_get(id);
 	q->args = json_object_get(args);
-	/* The call keeps params alive (as its "request"): handlers borrow from it. */
-	if (dispatch_call_new(c, &qga_frontend, q, params, NULL, false, &call) < 0) {
+	/* The call's "request" is a JSON-RPC shaped envelope, as the audit trail
+	 * reads it ({"id", "params"}); it keeps params alive: handlers borrow. */
+	req = json_object_new_object();
+	if (req && params)
+		json_object_object_add(req, "params", json_object_get(params));
+	if (req && id)
+		json_object_object_add(req, "id", json_object_get(id));
+	if (!req || dispatch_call_new(c, &qga_frontend, q, req, NULL, false, &call) < 0) {
+		json_object_put(req);
 		json_object_put(q->id);
 		json_object_put(q->args);
 		free(q);
 		qga_reply_error(c, id, "GenericError", "Out of memory");
 		goto out;
 	}
+	json_object_put(req); /* the call holds its own reference */
 	dispatch_invoke(call, cmd->pick ? cmd->pick(args) : cmd->method, params);
 	call_unref(call);
 out:

@@ -195,9 +195,7 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 		return -ENOMEM;
 	}
 	if (timeout_ms < 0)
-		timeout_ms = (int)(config_get()->fs_timeout_s > 86400 ? 86400
-								      : config_get()->fs_timeout_s) *
-			     1000;
+		timeout_ms = (int)config_get()->fs_timeout_s * 1000; /* config: 1-86400 s */
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	it->timer = evtimer_new(call_event_base(call), worker_timeout_cb, it);

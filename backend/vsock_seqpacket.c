@@ -142,9 +142,10 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 				full = true;
 				break;
 			}
-			cap = (uint32_t)(e->in_len - VSOCK_HDR_SIZE);
-			if (cap > len - room)
-				cap = len - room;
+			/* Clamp in size_t: a chain's length need not fit 32 bits. */
+			cap = e->in_len - VSOCK_HDR_SIZE < len - room
+				      ? (uint32_t)(e->in_len - VSOCK_HDR_SIZE)
+				      : len - room;
 			/* Every length is known before the read: write the header now. */
 			vsock_fill_hdr(v, &h, c->local_port, c->peer_port, VSOCK_OP_RW,
 				room + cap == len ? VSOCK_SEQ_EOM : 0, cap, c);

@@ -117,6 +117,10 @@ static int connect_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			status = cmd_error(ctx, CMD_EXIT_FAILED, "poll: %m");
 			goto out;
 		}
+		/* POLLHUP: the guest closed both ways, so nothing more can reach it
+		 * (and poll would report it again at once, forever). */
+		if (down.done && !up.len && (pfd[1].revents & (POLLHUP | POLLERR)))
+			up.done = true;
 		r = connect_step(&up, pfd[0].revents, pfd[1].revents, true);
 		if (r < 0) {
 			status = cmd_error(ctx, CMD_EXIT_FAILED, "%s: sending to guest port %lu: %s",

@@ -462,7 +462,8 @@ static int cp_prepare_download(struct cp *cp)
 		return -1;
 	}
 	cp->size = (uint64_t)size;
-	cp->mode = (mode_t)mode & 07777;
+	/* A guest's mode, never its setuid/setgid bits (cp without -p drops them). */
+	cp->mode = (mode_t)mode & 0777;
 	json_object_put(res);
 
 	if (!cp->exact && ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
@@ -541,7 +542,7 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0)
 		cp->size = (uint64_t)v;
 	if (!cp->upload && cmd_get_int64(res, "mode", &v))
-		cp->mode = (mode_t)v & 07777;
+		cp->mode = (mode_t)v & 0777; /* no setuid/setgid from a guest */
 	json_object_put(res);
 	return 0;
 }

@@ -327,7 +327,7 @@ void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 			_cleanup_free_ char *path = cp_path(dst_root, e->rel);
 
 			if (e->type == 'd' && path)
-				(void)chmod(path, e->mode);
+				(void)chmod(path, e->mode & 01777); /* no setgid from a guest */
 		}
 	cp_list_free(&l);
 }

@@ -414,6 +414,9 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot watch stdin and signals");
 		goto out;
 	}
+	/* A reader of our stdout that goes away (`| head`) must not kill us by
+	 * SIGPIPE with the terminal still raw: the write fails instead. */
+	signal(SIGPIPE, SIG_IGN);
 	if (tty) {
 		r = term_make_raw();
 		if (r < 0) {

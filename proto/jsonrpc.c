@@ -234,6 +234,11 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 					"\"params\" must be an array or an object");
 			m.params = v;
 		}
+		/* "agent.echo\u0000x" must not run as agent.echo. */
+		if (strlen(json_object_get_string(method)) !=
+			(size_t)json_object_get_string_len(method))
+			return jsonrpc_fail(ret_reason,
+				"\"method\" must not contain NUL characters");
 		m.method = json_object_get_string(method);
 		m.kind = m.has_id ? GL_MSG_REQUEST : GL_MSG_NOTIFICATION;
 		*ret = m;

@@ -265,6 +265,7 @@ struct exec_prepared {
 	void *stdin_data;
 	struct passwd pw;
 	char *pwbuf;
+	gid_t *groups;
 	const char *why; /* after a failed exec_prepare() */
 	char *term_env;  /* "TERM=..." for a terminal */
 };
@@ -281,7 +282,32 @@ static void exec_prepared_done(struct exec_prepared *e)
 	free(e->env);
 	free(e->stdin_data);
 	free(e->pwbuf);
+	free(e->groups);
 	free(e->term_env);
+}
+
+/* The supplementary groups of e->pw, as initgroups() would set them: looked
+ * up here, on the loop, because the child of a threaded process may only call
+ * async-signal-safe functions (setgroups() is one, NSS is not). */
+static int exec_prepare_groups(struct exec_prepared *e)
+{
+	int n = 16;
+
+	for (int tries = 0; tries < 8; tries++) {
+		gid_t *g = realloc(e->groups, (size_t)n * sizeof(*g));
+		int want = n;
+
+		if (!g)
+			return -ENOMEM;
+		e->groups = g;
+		if (getgrouplist(e->pw.pw_name, e->pw.pw_gid, g, &want) >= 0) {
+			e->spec.groups = g;
+			e->spec.n_groups = (size_t)want;
+			return 0;
+		}
+		n = want > n ? want : n * 2; /* want: the size it needs */
+	}
+	return -E2BIG;
 }
 
 /* An optional int member of a pty object, in [1, 65535]. */
@@ -436,10 +462,12 @@ static int exec_prepare(const struct exec_start_params *a, bool run, struct exec
 			r = getpwnam_r(a->user, &e->pw, e->pwbuf, (size_t)sz, &res);
 		if (r != 0 || !res)
 			return exec_prepare_fail(e, -ESRCH, "no such user");
+		r = exec_prepare_groups(e);
+		if (r < 0)
+			return exec_prepare_fail(e, r, "cannot look up the user's groups");
 		e->spec.has_user = true;
 		e->spec.uid = e->pw.pw_uid;
 		e->spec.gid = e->pw.pw_gid;
-		e->spec.user_name = e->pw.pw_name;
 	}
 	return 0;
 }

@@ -39,7 +39,8 @@ struct exec_spec {
 	bool has_user;
 	uid_t uid;
 	gid_t gid;
-	const char *user_name;     /* for initgroups() */
+	const gid_t *groups;       /* the user's supplementary groups, resolved before */
+	size_t n_groups;           /* fork(): NSS is not safe in a threaded child */
 	bool internal;             /* not visible to exec.* (plugins, exec.run) */
 	bool pty;                  /* 0, 1, 2 on a new pseudo-terminal: the controlling
 				      terminal of the child's session; its output is

@@ -614,7 +614,7 @@ _Noreturn static void exec_child(const struct exec_spec *spec, char **env, int f
 	if (chdir(spec->cwd ?: "/") < 0)
 		exec_child_fail(errfd, errno);
 	if (spec->has_user) {
-		if (initgroups(spec->user_name, spec->gid) < 0)
+		if (setgroups(spec->n_groups, spec->groups) < 0)
 			exec_child_fail(errfd, errno);
 		if (setgid(spec->gid) < 0 || setuid(spec->uid) < 0)
 			exec_child_fail(errfd, errno);
@@ -829,7 +829,6 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		exec_close_pair(in);
 		exec_close_pair(out);
 		exec_close_pair(err);
-		p->out[0].fd = p->out[1].fd = -1;
 		return -error;
 	}
 

@@ -87,6 +87,9 @@ static int user_shadow_replace(const char *user, const char *hash)
 			break;
 		}
 	}
+	/* fgetspent() ends on EOF and on a read error alike. */
+	if (r == 0 && ferror(in))
+		r = -EIO;
 	if (r == 0 && !found)
 		r = -ENOENT;
 	if (r == 0 && (fchmod(fd, st.st_mode & 07777) < 0 || fchown(fd, st.st_uid, st.st_gid) < 0))
@@ -183,13 +186,16 @@ static int user_ssh_dir(const struct passwd *pw, bool create)
 		return -errno;
 	fd = openat(home, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(home, ".ssh", 0700) < 0 && errno != EEXIST) {
+		bool made = mkdirat(home, ".ssh", 0700) == 0;
+
+		if (!made && errno != EEXIST) {
 			fd = -errno;
 			close(home);
 			return fd;
 		}
 		fd = openat(home, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && fchown(fd, pw->pw_uid, pw->pw_gid) < 0) {
+		/* Only the directory made here is given to the user. */
+		if (fd >= 0 && made && fchown(fd, pw->pw_uid, pw->pw_gid) < 0) {
 			int e = -errno;
 			close(fd);
 			close(home);
@@ -202,8 +208,12 @@ static int user_ssh_dir(const struct passwd *pw, bool create)
 	return fd;
 }
 
-/* The entries of authorized_keys (new array; empty when the file is absent). */
-static int user_keys_read(int dir, struct json_object **ret)
+/* The lines of authorized_keys (new array; empty when the file is absent).
+ * For a client (raw false): the keys only, escaped, comments and over-long
+ * lines left out. For rewriting the file (raw true): every line as it is, so
+ * add and remove keep what they do not touch; a file over USER_KEYS_FILE_MAX
+ * is -EFBIG rather than rewritten shorter. */
+static int user_keys_read(int dir, bool raw, struct json_object **ret)
 {
 	struct json_object *list = json_object_new_array();
 	char *line = NULL;
@@ -230,11 +240,26 @@ static int user_keys_read(int dir, struct json_object **ret)
 		json_object_put(list);
 		return -ENOMEM;
 	}
-	while ((n = getline(&line, &cap, f)) > 0 && total < USER_KEYS_FILE_MAX) {
+	while ((n = getline(&line, &cap, f)) > 0) {
 		char esc[USER_KEY_MAX * 4 + 8];
 
 		total += (size_t)n;
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		if (total > USER_KEYS_FILE_MAX) {
+			if (raw) {
+				free(line);
+				fclose(f);
+				json_object_put(list);
+				return -EFBIG;
+			}
+			break;
+		}
+		if (line[n - 1] == '\n')
+			line[--n] = 0;
+		if (raw) {
+			json_object_array_add(list, json_object_new_string_len(line, (int)n));
+			continue;
+		}
+		while (n > 0 && line[n - 1] == '\r')
 			line[--n] = 0;
 		if (n == 0 || line[0] == '#' || (size_t)n > USER_KEY_MAX)
 			continue;
@@ -331,7 +356,7 @@ static int user_keys_op(struct call *call, struct user_keys_params *a, int op)
 		call_os_error(call, dir, "cannot open the user's .ssh directory");
 		return 0;
 	}
-	r = user_keys_read(dir, &cur);
+	r = user_keys_read(dir, op != 0, &cur);
 	if (r < 0)
 		goto out;
 	if (op == 0) {

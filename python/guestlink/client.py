@@ -348,7 +348,7 @@ class Client:
         with LocalTarget(local_path) as f:
             if ch is None:
                 st = self.call("file.stat", {"path": guest_path, "follow": True})
-                f.mode = st.get("mode", 0o644) & 0o7777
+                f.mode = st.get("mode", 0o644) & 0o777  # never setuid/setgid from a guest
                 while True:
                     r = self.call("file.read", {"path": guest_path, "offset": f.size,
                                                 "length": 4 * c.CHUNK})
@@ -357,7 +357,7 @@ class Client:
                     if r.get("eof") or not data:
                         break
             else:
-                f.mode = int(ch.get("mode", 0o644)) & 0o7777
+                f.mode = int(ch.get("mode", 0o644)) & 0o777
                 raw_download(self.address, self.timeout, ch["token"], f, int(ch.get("size", 0)))
             return f.size
 
