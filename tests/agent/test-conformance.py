@@ -61,6 +61,9 @@ is_eq(rpc('{"jsonrpc":"2.0","method":"agent.ping","id":2}\n')["result"], "pong",
 
 a = rpc('{"jsonrpc": "2.0", "method": 1, "params": "bar"}\n')
 is_eq((a["error"]["code"], a["id"]), (-32600, None), "invalid request object -> -32600")
+a = rpc('{"jsonrpc": "2.0", "method": "agent.echo\\u0000x", "params": [1], "id": 3}\n')
+is_eq((a.get("error", {}).get("code"), "result" in a), (-32600, False),
+      "a method name with a NUL is refused (-32600), never run as agent.echo")
 
 a = rpc('[\n  {"jsonrpc": "2.0", "method": "agent.echo", "params": [1,2,4], "id": "1"},\n'
         '  {"jsonrpc": "2.0", "method"\n]\n')

@@ -119,6 +119,17 @@ is_eq(stat.S_IMODE(os.stat(back).st_mode), stat.S_IMODE(os.stat(src).st_mode),
 rc, out, err = run("cp", "-r", os.path.join(src, "a.txt"), "guest:" + os.path.join(gdir, "single"))
 ok(rc == 0 and open(os.path.join(gdir, "single")).read() == "alpha\n", "cp -r of a single file")
 
+# A guest's setuid/setgid bits never reach the host (cp without -p drops them).
+suid = os.path.join(gdir, "suid")
+with open(suid, "w") as f:
+    f.write("#!/bin/sh\n")
+os.chmod(suid, 0o6755)
+for label, extra in (("channel", ()), ("JSON chunks", ("--no-channel",))):
+    dl = os.path.join(TMP, "suid-" + label.replace(" ", "-"))
+    rc, out, err = run("cp", "--quiet", *extra, "guest:" + suid, dl)
+    is_eq((rc, stat.S_IMODE(os.stat(dl).st_mode) if rc == 0 else None), (0, 0o755),
+          "cp download (%s) keeps the mode but not setuid/setgid" % label)
+
 # --verify uses file.sha256: deny it and --verify must fail, not fall back.
 with open(CONF, "w") as f:
     json.dump({"deny": ["exec.*", "file.sha256"]}, f)
