@@ -157,16 +157,15 @@ unsigned conn_inflight(struct conn *c)
 	return c->inflight;
 }
 
-void conn_add_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata)
+int conn_add_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata)
 {
 	struct drain_watch *w = realloc(c->watches, (c->n_watches + 1) * sizeof(*w));
 
-	if (!w) {
-		log_error("Out of memory adding a drain watch, ignoring");
-		return;
-	}
+	if (!w)
+		return -ENOMEM;
 	c->watches = w;
 	c->watches[c->n_watches++] = (struct drain_watch){ fn, userdata };
+	return 0;
 }
 
 void conn_remove_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata)

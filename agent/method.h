@@ -99,7 +99,9 @@ bool conn_output_full(struct conn *c);
 /* Called once each time the output buffer falls below the low-water mark after
  * having been full, and once when the connection closes (conn_closed() true). */
 typedef void (*conn_drain_fn)(struct conn *c, void *userdata);
-void conn_add_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata);
+/* Returns 0 or -ENOMEM (then fn will not be called: the caller undoes what
+ * relied on it). */
+int conn_add_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata);
 void conn_remove_drain_watch(struct conn *c, conn_drain_fn fn, void *userdata);
 
 /* Raw data side channel: hand the connection's socket to a method. The

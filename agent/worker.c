@@ -26,7 +26,7 @@ struct worker_item {
 	worker_done_fn done;
 	worker_free_fn free_fn;
 	void *job;
-	struct call *call; /* a reference */
+	struct call *call; /* a reference; NULL for worker_submit() */
 	struct event *timer;
 	bool timed_out; /* answered -32004: done() is skipped */
 };
@@ -105,7 +105,7 @@ static void worker_finished_cb(evutil_socket_t fd, short what, void *arg)
 	while (rev) {
 		struct worker_item *next = rev->next;
 
-		if (!rev->timed_out && !call_answered(rev->call))
+		if (rev->call && !rev->timed_out && !call_answered(rev->call))
 			rev->done(rev->call, rev->job);
 		worker_item_free(rev);
 		rev = next;
@@ -168,6 +168,34 @@ static int worker_spawn_locked(void)
 	return 0;
 }
 
+/* Queue it and wake (or start) a thread. On failure (no thread at all) it is freed. */
+static int worker_enqueue(struct worker_item *it)
+{
+	int r;
+
+	pthread_mutex_lock(&worker_lock);
+	*worker_queue_tail = it;
+	worker_queue_tail = &it->next;
+	worker_n_queued++;
+	r = worker_spawn_locked();
+	if (r < 0) {
+		/* No thread at all: take it back. */
+		struct worker_item **p = &worker_queue;
+
+		while (*p != it)
+			p = &(*p)->next;
+		*p = NULL;
+		worker_queue_tail = p;
+		worker_n_queued--;
+		pthread_mutex_unlock(&worker_lock);
+		worker_item_free(it);
+		return r;
+	}
+	pthread_cond_signal(&worker_cond);
+	pthread_mutex_unlock(&worker_lock);
+	return 0;
+}
+
 int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_done_fn done,
 	void *job, worker_free_fn free_fn)
 {
@@ -211,26 +239,27 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 	it->free_fn = free_fn;
 	it->job = job;
 	it->call = call_ref(call);
+	return worker_enqueue(it);
+}
 
-	pthread_mutex_lock(&worker_lock);
-	*worker_queue_tail = it;
-	worker_queue_tail = &it->next;
-	worker_n_queued++;
-	r = worker_spawn_locked();
+int worker_submit(struct event_base *base, worker_run_fn run, void *job, worker_free_fn free_fn)
+{
+	struct worker_item *it;
+	int r;
+
+	r = worker_setup(base);
 	if (r < 0) {
-		/* No thread at all: take it back. */
-		struct worker_item **p = &worker_queue;
-
-		while (*p != it)
-			p = &(*p)->next;
-		*p = NULL;
-		worker_queue_tail = p;
-		worker_n_queued--;
-		pthread_mutex_unlock(&worker_lock);
-		worker_item_free(it);
+		free_fn(job);
 		return r;
 	}
-	pthread_cond_signal(&worker_cond);
-	pthread_mutex_unlock(&worker_lock);
-	return 0;
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		free_fn(job);
+		return -ENOMEM;
+	}
+	it->run = run;
+	it->free_fn = free_fn;
+	it->job = job;
+	r = worker_enqueue(it);
+	return r < 0 ? -ENOMEM : 0;
 }

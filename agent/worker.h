@@ -13,6 +13,7 @@
 #pragma once
 
 struct call;
+struct event_base;
 
 #define WORKER_THREADS 8
 #define WORKER_QUEUE 256
@@ -31,3 +32,10 @@ typedef void (*worker_free_fn)(void *job);
  * -ENOMEM / -errno (not answered: the handler returns it). */
 int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_done_fn done,
 	void *job, worker_free_fn free_fn);
+
+/* Run run(job) on a worker for no call (clean-up that may block: closing or
+ * unlinking a file left on a hung filesystem), then free_fn(job) on the loop.
+ * Not bounded by WORKER_QUEUE: callers bound their own jobs (one per upload
+ * handle or channel). Takes job in every case. Returns 0 or -ENOMEM (then
+ * job was freed without running: the caller may do the work itself). */
+int worker_submit(struct event_base *base, worker_run_fn run, void *job, worker_free_fn free_fn);

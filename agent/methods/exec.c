@@ -515,7 +515,13 @@ static int exec_start(struct call *call, void *params)
 	}
 	if (a->stream && call_conn(call)) {
 		p->stream_conn = conn_ref(call_conn(call));
-		conn_add_drain_watch(p->stream_conn, exec_drain_cb, p);
+		/* Without the watch a full output buffer would stop the child's
+		 * output for good: collect it for exec.wait instead. */
+		if (conn_add_drain_watch(p->stream_conn, exec_drain_cb, p) < 0) {
+			log_warning(
+				"Out of memory watching a stream, collecting the output instead");
+			p->stream_conn = conn_unref(p->stream_conn);
+		}
 	}
 	res = json_object_new_object();
 	json_object_object_add(res, "id", json_object_new_int64((int64_t)p->id));
@@ -704,8 +710,13 @@ static int exec_wait(struct call *call, void *params)
 	}
 	w->call = call_ref(call);
 	w->conn = conn_ref(call_conn(call));
-	if (w->conn)
-		conn_add_drain_watch(w->conn, exec_waiter_conn_cb, w);
+	if (w->conn && conn_add_drain_watch(w->conn, exec_waiter_conn_cb, w) < 0) {
+		event_free(w->timer);
+		call_unref(w->call);
+		conn_unref(w->conn);
+		free(w);
+		return -ENOMEM;
+	}
 	w->next = p->waiters;
 	p->waiters = w;
 	return 0;

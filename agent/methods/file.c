@@ -673,21 +673,67 @@ static int file_write_all(int fd, const char *data, size_t len, int64_t offset)
 	return 0;
 }
 
-/* --- handles (chunked uploads) --- */
+/* --- handles (chunked uploads) ---
+ * The syscalls of a handle (the open, each write, the fsync and rename of
+ * file.close) run on a worker like every other file call. A handle is
+ * reference-counted: the handle list holds one reference and each job on a
+ * worker holds one, so a handle closed, aborted or orphaned by its connection
+ * while a write is still running is freed only after that write returned.
+ * Writes with their own offsets may run side by side (pwrite); file.close
+ * while writes on the handle are still running answers -32003 (the client
+ * closes after their answers, or aborts: an abort never waits). What is left
+ * of a dropped upload (the temporary file) is closed and unlinked on a worker
+ * too: on a hung filesystem even close() can block. */
 
 struct file_upload {
 	struct file_upload *next;
+	unsigned refs;
+	unsigned writes; /* file.write jobs on a worker */
 	int64_t id;
 	struct conn *conn;
 	struct event_base *base;
 	struct file_tmp tmp;
-	int64_t size;
-	bool dropped;
+	int64_t size;     /* end of the furthest write that succeeded */
+	int64_t next_off; /* where a write without an offset goes */
+	bool dropped;     /* off the list: closed, aborted, or its connection left */
 };
 
 static struct file_upload *file_handles;
 static unsigned file_n_handles;
 static int64_t file_next_handle = 1;
+
+/* After a worker ran it this finds nothing left; when worker_submit() could
+ * not take the job, it closes and unlinks here, on the loop. */
+static void file_tmp_discard_free(void *p)
+{
+	file_tmp_discard(p);
+	free(p);
+}
+
+static void file_tmp_discard_run(void *p)
+{
+	file_tmp_discard(p);
+}
+
+/* Close and unlink what is left of t (taken) on a worker. */
+static void file_tmp_discard_later(struct event_base *base, struct file_tmp *t)
+{
+	struct file_tmp *copy;
+
+	if (t->fd < 0 && !t->tmpname) {
+		file_tmp_discard(t); /* only memory */
+		return;
+	}
+	copy = malloc(sizeof(*copy));
+	if (!copy) {
+		log_error("Out of memory discarding a temporary file, closing it here");
+		file_tmp_discard(t);
+		return;
+	}
+	*copy = *t;
+	*t = (struct file_tmp){ .fd = -1 };
+	(void)worker_submit(base, file_tmp_discard_run, copy, file_tmp_discard_free);
+}
 
 static void file_handle_unlink(struct file_upload *h)
 {
@@ -705,7 +751,7 @@ static void file_handle_drain_cb(struct conn *c, void *userdata)
 {
 	struct file_upload *h = userdata;
 
-	if (conn_closed(c) && !h->dropped)
+	if (conn_closed(c))
 		file_handle_drop(h); /* the client left mid-upload: no file appears */
 }
 
@@ -715,17 +761,33 @@ static void file_handle_free_now(evutil_socket_t fd, short what, void *userdata)
 
 	conn_remove_drain_watch(h->conn, file_handle_drain_cb, h);
 	conn_unref(h->conn);
-	file_tmp_discard(&h->tmp);
+	file_tmp_discard_later(h->base, &h->tmp);
 	free(h);
 }
 
-static void file_handle_drop(struct file_upload *h)
+static struct file_upload *file_handle_ref(struct file_upload *h)
 {
-	file_handle_unlink(h);
-	h->dropped = true;
+	h->refs++;
+	return h;
+}
+
+static void file_handle_unref(struct file_upload *h)
+{
+	if (!h || --h->refs > 0)
+		return;
 	/* Not inside the connection's callback: free after it returned. */
 	if (event_base_once(h->base, -1, EV_TIMEOUT, file_handle_free_now, h, NULL) < 0)
 		log_error("Cannot schedule freeing an upload handle, leaking it");
+}
+
+/* Off the list at once (no new calls reach it); freed with its last job. */
+static void file_handle_drop(struct file_upload *h)
+{
+	if (h->dropped)
+		return;
+	file_handle_unlink(h);
+	h->dropped = true;
+	file_handle_unref(h);
 }
 
 static struct file_upload *file_handle_get(struct call *call, int64_t id)
@@ -737,51 +799,203 @@ static struct file_upload *file_handle_get(struct call *call, int64_t id)
 	return NULL;
 }
 
+/* Whether conn may open one more handle; answers -32003 when not. */
+static bool file_handle_room(struct call *call, struct conn *conn)
+{
+	unsigned mine = 0;
+
+	for (struct file_upload *h = file_handles; h; h = h->next)
+		mine += h->conn == conn;
+	if (file_n_handles >= FILE_MAX_HANDLES || mine >= FILE_MAX_HANDLES_PER_CONN) {
+		call_error(call, GL_RPC_LIMIT, "too many open file handles", NULL);
+		return false;
+	}
+	return true;
+}
+
 struct file_open_params {
 	const char *path;
 	int64_t mode;
 	bool create;
 };
 
-static int file_open(struct call *call, void *params)
+/* file.open and file.channel: the file opened on a worker. */
+struct file_open_job {
+	struct event_base *base;
+	char *path;
+	int mode;
+	bool create, upload;
+	mode_t umask;
+	int64_t size; /* upload channel: announced */
+	/* results */
+	int err;
+	struct file_tmp tmp; /* upload; a download's file is tmp.fd */
+	struct stat st;      /* download */
+};
+
+static void file_open_job_free(void *p)
 {
-	struct file_open_params *a = params;
+	struct file_open_job *j = p;
+
+	file_tmp_discard_later(j->base, &j->tmp); /* not taken by done(): on a worker */
+	free(j->path);
+	free(j);
+}
+
+static struct file_open_job *file_open_job_new(struct call *call, const char *path)
+{
+	struct file_open_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->base = call_event_base(call);
+	j->tmp.fd = -1;
+	j->path = strdup(path);
+	if (!j->path) {
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static void file_open_run(void *p)
+{
+	struct file_open_job *j = p;
+
+	j->err = -file_tmp_open(j->path, j->mode, j->create, j->umask, &j->tmp);
+}
+
+static void file_open_done(struct call *call, void *p)
+{
+	struct file_open_job *j = p;
 	struct conn *conn = call_conn(call);
 	struct file_upload *h;
 	struct json_object *res;
-	unsigned mine = 0;
-	int r;
 
-	if (!conn)
-		return -ENOTCONN;
-	for (h = file_handles; h; h = h->next)
-		mine += h->conn == conn;
-	if (file_n_handles >= FILE_MAX_HANDLES || mine >= FILE_MAX_HANDLES_PER_CONN) {
-		call_error(call, GL_RPC_LIMIT, "too many open file handles", NULL);
-		return 0;
+	if (j->err) {
+		file_error(call, j->err, "cannot create the file");
+		return;
 	}
-	if (file_frozen(call, a->path))
-		return 0;
+	if (!conn || !file_handle_room(call, conn))
+		return; /* the file is discarded with the job */
 	h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	r = file_tmp_open(a->path, (int)a->mode, a->create, file_umask(), &h->tmp);
-	if (r < 0) {
-		free(h);
-		file_error(call, r, "cannot create the file");
-		return 0;
+	if (!h) {
+		call_os_error(call, ENOMEM, "out of memory");
+		return;
 	}
+	h->tmp = j->tmp;
+	j->tmp = (struct file_tmp){ .fd = -1 };
+	h->refs = 1; /* the list's */
 	h->id = file_next_handle++;
 	h->conn = conn_ref(conn);
 	h->base = call_event_base(call);
 	h->next = file_handles;
 	file_handles = h;
 	file_n_handles++;
-	conn_add_drain_watch(conn, file_handle_drain_cb, h);
+	if (conn_add_drain_watch(conn, file_handle_drain_cb, h) < 0) {
+		file_handle_drop(h);
+		call_os_error(call, ENOMEM, "out of memory");
+		return;
+	}
 	res = json_object_new_object();
 	json_object_object_add(res, "handle", json_object_new_int64(h->id));
 	call_reply(call, res);
-	return 0;
+}
+
+static int file_open(struct call *call, void *params)
+{
+	struct file_open_params *a = params;
+	struct conn *conn = call_conn(call);
+	struct file_open_job *j;
+	int r;
+
+	if (!conn)
+		return -ENOTCONN;
+	if (!file_handle_room(call, conn))
+		return 0;
+	if (file_frozen(call, a->path))
+		return 0;
+	j = file_open_job_new(call, a->path);
+	if (!j)
+		return -ENOMEM;
+	j->mode = (int)a->mode;
+	j->create = a->create;
+	j->umask = file_umask();
+	r = worker_call(call, -1, file_open_run, file_open_done, j, file_open_job_free);
+	return r == -EAGAIN ? 0 : r;
+}
+
+/* file.write into a handle and file.close, on a worker. */
+struct file_handle_job {
+	struct file_upload *h; /* a reference */
+	bool close, sync;
+	char *data; /* write */
+	size_t len;
+	int64_t off;
+	/* results */
+	bool ran;
+	int err;
+};
+
+static void file_handle_job_free(void *p)
+{
+	struct file_handle_job *j = p;
+
+	/* Whether or not the call was still waiting: a write that went through
+	 * counts towards the size file.close reports. */
+	if (!j->close) {
+		if (j->ran && !j->err && j->off + (int64_t)j->len > j->h->size)
+			j->h->size = j->off + (int64_t)j->len;
+		j->h->writes--;
+	}
+	file_handle_unref(j->h);
+	free(j->data);
+	free(j);
+}
+
+static void file_handle_write_run(void *p)
+{
+	struct file_handle_job *j = p;
+
+	j->err = -file_write_all(j->h->tmp.fd, j->data, j->len, j->off);
+	j->ran = true;
+}
+
+static void file_handle_write_done(struct call *call, void *p)
+{
+	struct file_handle_job *j = p;
+
+	if (j->err)
+		file_error(call, j->err, "cannot write");
+	else
+		call_reply(call, json_object_new_object());
+}
+
+static void file_handle_close_run(void *p)
+{
+	struct file_handle_job *j = p;
+
+	/* No write runs on the handle any more (file.close refuses while one
+	 * does, and the handle is off the list). */
+	if (j->sync && fsync(j->h->tmp.fd) < 0)
+		j->err = errno;
+	if (!j->err)
+		j->err = -file_tmp_commit(&j->h->tmp);
+	j->ran = true;
+}
+
+static void file_handle_close_done(struct call *call, void *p)
+{
+	struct file_handle_job *j = p;
+	struct json_object *res;
+
+	if (j->err) {
+		file_error(call, j->err, "cannot complete the file");
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "size", json_object_new_int64(j->h->size));
+	call_reply(call, res);
 }
 
 struct file_close_params {
@@ -794,28 +1008,40 @@ static int file_close(struct call *call, void *params)
 {
 	struct file_close_params *a = params;
 	struct file_upload *h = file_handle_get(call, a->handle);
+	struct file_handle_job *j;
 	struct json_object *res;
-	int r = 0;
+	int r;
 
 	if (!h)
 		return 0;
-	if (!a->abort) {
-		if (file_frozen(call, h->tmp.path))
-			return 0; /* the handle stays: the client may retry after the thaw */
-		if (a->sync && fsync(h->tmp.fd) < 0)
-			r = -errno;
-		if (r >= 0)
-			r = file_tmp_commit(&h->tmp);
-	}
-	file_handle_drop(h);
-	if (r < 0) {
-		file_error(call, r, "cannot complete the file");
+	if (a->abort) {
+		/* Never waits: the temporary file goes when the last write returned. */
+		res = json_object_new_object();
+		json_object_object_add(res, "size", json_object_new_int64(h->size));
+		file_handle_drop(h);
+		call_reply(call, res);
 		return 0;
 	}
-	res = json_object_new_object();
-	json_object_object_add(res, "size", json_object_new_int64(h->size));
-	call_reply(call, res);
-	return 0;
+	if (file_frozen(call, h->tmp.path))
+		return 0; /* the handle stays: the client may retry after the thaw */
+	if (h->writes > 0) {
+		call_error(call, GL_RPC_LIMIT,
+			"writes on this handle are still running: close it after their answers, or "
+			"abort it",
+			NULL);
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->h = file_handle_ref(h);
+	j->close = true;
+	j->sync = a->sync;
+	/* Off the list now: a close that fails or times out leaves no handle. */
+	file_handle_drop(h);
+	r = worker_call(call, -1, file_handle_close_run, file_handle_close_done, j,
+		file_handle_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- write --- */
@@ -831,10 +1057,10 @@ struct file_write_params {
 	bool truncate;
 };
 
-static int file_write_handle(struct call *call, struct file_write_params *a, const char *data,
-	size_t len)
+static int file_write_handle(struct call *call, struct file_write_params *a, char **data, size_t len)
 {
 	struct file_upload *h = file_handle_get(call, a->handle);
+	struct file_handle_job *j;
 	int64_t off, end;
 	int r;
 
@@ -847,20 +1073,24 @@ static int file_write_handle(struct call *call, struct file_write_params *a, con
 	}
 	if (file_frozen(call, h->tmp.path))
 		return 0;
-	off = a->offset >= 0 ? a->offset : h->size;
+	off = a->offset >= 0 ? a->offset : h->next_off;
 	if (__builtin_add_overflow(off, (int64_t)len, &end)) {
 		call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
 		return 0;
 	}
-	r = file_write_all(h->tmp.fd, data, len, off);
-	if (r < 0) {
-		file_error(call, r, "cannot write");
-		return 0;
-	}
-	if (end > h->size)
-		h->size = end;
-	call_reply(call, json_object_new_object());
-	return 0;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->h = file_handle_ref(h);
+	h->writes++;
+	j->data = TAKE_PTR(*data);
+	j->len = len;
+	j->off = off;
+	if (end > h->next_off)
+		h->next_off = end;
+	r = worker_call(call, -1, file_handle_write_run, file_handle_write_done, j,
+		file_handle_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* A write by path (not into an upload handle), on a worker thread: the
@@ -934,7 +1164,7 @@ static int file_write(struct call *call, void *params)
 		return 0;
 	}
 	if (a->handle > 0)
-		return file_write_handle(call, a, data, len);
+		return file_write_handle(call, a, &data, len);
 	if (!a->path) {
 		call_error(call, GL_RPC_INVALID_PARAMS, "path or handle is required", NULL);
 		return 0;
@@ -1273,77 +1503,69 @@ struct file_channel_params {
 	int64_t mode;
 };
 
-static int file_channel(struct call *call, void *params)
+static void file_channel_open_run(void *p)
 {
-	struct file_channel_params *a = params;
-	const struct config *cfg = config_get();
+	struct file_open_job *j = p;
+
+	if (j->upload) {
+		j->err = -file_tmp_open(j->path, j->mode, true, j->umask, &j->tmp);
+		return;
+	}
+	j->tmp.fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (j->tmp.fd < 0 || fstat(j->tmp.fd, &j->st) < 0)
+		j->err = errno;
+}
+
+static void file_channel_open_done(struct call *call, void *p)
+{
+	struct file_open_job *j = p;
 	struct file_channel *ch;
 	struct json_object *res;
 	uint8_t rnd[16];
-	int r;
 
+	if (j->err) {
+		file_error(call, j->err, j->upload ? "cannot create the file" : "cannot open");
+		return;
+	}
+	if (!j->upload && !S_ISREG(j->st.st_mode)) {
+		call_os_error(call, EINVAL, "only regular files go through a channel");
+		return;
+	}
 	if (file_n_channels >= FILE_MAX_CHANNELS) {
 		call_error(call, GL_RPC_LIMIT, "too many open file channels", NULL);
-		return 0;
+		return;
 	}
 	ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return -ENOMEM;
+	if (!ch) {
+		call_os_error(call, ENOMEM, "out of memory");
+		return;
+	}
 	ch->fd = ch->sock = ch->tmp.fd = -1;
-	ch->upload = strcmp(a->direction, "upload") == 0;
+	ch->upload = j->upload;
 	ch->base = call_event_base(call);
-	/* The channel moves what file.write or file.read would: same policy. */
-	if (cfg && !config_method_allowed(cfg, ch->upload ? "file.write" : "file.read")) {
-		free(ch);
-		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
-		return 0;
-	}
 	if (ch->upload) {
-		if (a->size < 0) {
-			free(ch);
-			call_error(call, GL_RPC_INVALID_PARAMS, "an upload needs its size", NULL);
-			return 0;
-		}
-		if (file_frozen(call, a->path)) {
-			free(ch);
-			return 0;
-		}
-		r = file_tmp_open(a->path, (int)a->mode, true, file_umask(), &ch->tmp);
-		if (r < 0) {
-			free(ch);
-			file_error(call, r, "cannot create the file");
-			return 0;
-		}
-		ch->size = (uint64_t)a->size;
+		ch->tmp = j->tmp;
+		ch->size = (uint64_t)j->size;
 	} else {
-		struct stat st;
-		ch->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (ch->fd < 0 || fstat(ch->fd, &st) < 0) {
-			file_error(call, errno, "cannot open");
-			file_channel_free(ch);
-			return 0;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			file_channel_free(ch);
-			call_os_error(call, EINVAL, "only regular files go through a channel");
-			return 0;
-		}
-		ch->size = (uint64_t)st.st_size;
-		ch->tmp.mode = st.st_mode & 07777;
+		ch->fd = j->tmp.fd;
+		ch->size = (uint64_t)j->st.st_size;
+		ch->tmp.mode = j->st.st_mode & 07777;
 	}
+	j->tmp = (struct file_tmp){ .fd = -1 }; /* the channel's now */
 	ch->buf = ch->upload ? malloc(FILE_CHANNEL_BUF) : NULL;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || (ch->upload && !ch->buf)) {
-		r = -errno ?: -ENOMEM;
+		call_os_error(call, errno ?: ENOMEM, "cannot set up the channel");
 		file_channel_free(ch);
-		return r;
+		return;
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(ch->token + 2 * i, 3, "%02x", rnd[i]);
 	struct timeval ttl = { .tv_sec = FILE_CHANNEL_TTL_S };
 	ch->expire = evtimer_new(ch->base, file_channel_expire_cb, ch);
 	if (!ch->expire || evtimer_add(ch->expire, &ttl) < 0) {
+		call_os_error(call, ENOMEM, "out of memory");
 		file_channel_free(ch);
-		return -ENOMEM;
+		return;
 	}
 	ch->next = file_channels;
 	file_channels = ch;
@@ -1354,7 +1576,43 @@ static int file_channel(struct call *call, void *params)
 	if (!ch->upload)
 		json_object_object_add(res, "mode", json_object_new_int((int)ch->tmp.mode));
 	call_reply(call, res);
-	return 0;
+}
+
+/* The file is opened (and a download's stat()ed) on a worker; the channel is
+ * set up on the loop when that returned. */
+static int file_channel(struct call *call, void *params)
+{
+	struct file_channel_params *a = params;
+	const struct config *cfg = config_get();
+	struct file_open_job *j;
+	bool upload = strcmp(a->direction, "upload") == 0;
+	int r;
+
+	if (file_n_channels >= FILE_MAX_CHANNELS) {
+		call_error(call, GL_RPC_LIMIT, "too many open file channels", NULL);
+		return 0;
+	}
+	/* The channel moves what file.write or file.read would: same policy. */
+	if (cfg && !config_method_allowed(cfg, upload ? "file.write" : "file.read")) {
+		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
+		return 0;
+	}
+	if (upload && a->size < 0) {
+		call_error(call, GL_RPC_INVALID_PARAMS, "an upload needs its size", NULL);
+		return 0;
+	}
+	if (upload && file_frozen(call, a->path))
+		return 0;
+	j = file_open_job_new(call, a->path);
+	if (!j)
+		return -ENOMEM;
+	j->upload = upload;
+	j->mode = (int)a->mode;
+	j->umask = file_umask();
+	j->size = a->size;
+	r = worker_call(call, -1, file_channel_open_run, file_channel_open_done, j,
+		file_open_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 struct file_attach_params {
@@ -1397,18 +1655,22 @@ struct file_symlink_params {
 };
 
 /* A symbolic link at path pointing to target (stored as given, not resolved). */
+static void file_symlink_run(void *p)
+{
+	struct file_job *j = p;
+
+	if (symlink(j->path2, j->path) < 0)
+		file_job_fail(j, errno, "cannot create the symbolic link");
+}
+
 static int file_symlink(struct call *call, void *params)
 {
 	struct file_symlink_params *a = params;
 
 	if (file_frozen(call, a->path))
 		return 0;
-	if (symlink(a->target, a->path) < 0) {
-		file_error(call, errno, "cannot create the symbolic link");
-		return 0;
-	}
-	call_reply(call, json_object_new_object());
-	return 0;
+	return file_job_submit(call, file_job_new(a->path, a->target), file_symlink_run,
+		file_job_done_empty);
 }
 
 /* --- sha256 --- */

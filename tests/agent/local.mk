@@ -4,6 +4,7 @@ agent_tests_py = \
 	tests/agent/test-numbers.py \
 	tests/agent/test-audit.py \
 	tests/agent/test-worker.py \
+	tests/agent/test-worker-handles.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-qga.py \
@@ -11,7 +12,7 @@ agent_tests_py = \
 	tests/agent/test-units.py
 TESTS += $(agent_tests_py)
 dist_check_SCRIPTS += $(agent_tests_py)
-EXTRA_DIST += tests/agent/agentlib.py tests/lib/qgalib.py
+EXTRA_DIST += tests/agent/agentlib.py tests/agent/hangfslib.py tests/lib/qgalib.py
 
 check_PROGRAMS += tests/agent/test-stress
 TESTS += tests/agent/test-stress

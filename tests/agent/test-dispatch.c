@@ -113,7 +113,8 @@ static int t_flood(struct call *call, void *params)
 		flood_sent++;
 	}
 	flood_conn = conn_ref(c);
-	conn_add_drain_watch(c, flood_drained, NULL);
+	if (conn_add_drain_watch(c, flood_drained, NULL) < 0)
+		return -ENOMEM;
 	call_reply(call, json_object_new_int(flood_sent));
 	return 0;
 }

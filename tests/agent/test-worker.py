@@ -5,45 +5,18 @@ FUSE mount stopped (SIGSTOP), a file.stat, file.list, file.read or file.write be
 costs only its caller, who gets -32004 after fs_timeout_s, while other
 clients (and other file calls) are served at once."""
 
-import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gltest import (Proc, build_path, diag, done, is_eq, ok, skip_all,  # noqa: E402
-                    tmpdir)
+from gltest import done, is_eq, ok, tmpdir  # noqa: E402
 from agentlib import Agent  # noqa: E402
-
-hangfs = build_path("tests", "agent", "hangfs")
-if not os.path.exists(hangfs):
-    skip_all("built without libfuse3-dev")
-if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
-    skip_all("needs /dev/fuse and root to mount")
+from hangfslib import HangFS  # noqa: E402
 
 tmp = tmpdir()
-mnt = os.path.join(tmp, "mnt")
-os.mkdir(mnt)
-fs = Proc([hangfs, mnt, "-f", "-s"], stderr=subprocess.DEVNULL)
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline and not os.path.exists(os.path.join(mnt, "f")):
-    if not fs.alive():
-        break
-    time.sleep(0.05)
-if not os.path.exists(os.path.join(mnt, "f")):
-    fs.stop()
-    skip_all("cannot mount a FUSE filesystem here")
-
-
-def unmount():
-    try:
-        os.kill(fs.pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
-    subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL, timeout=10)
-    fs.stop()
+fs = HangFS(tmp)
+mnt = fs.mnt
 
 
 FS_TIMEOUT_S = 2
@@ -54,7 +27,7 @@ try:
     a = stuck.call("file.read", {"path": os.path.join(mnt, "f")})
     is_eq(a.get("result", {}).get("data"), "aGVsbG8K", "file.read through the FUSE mount works")
 
-    os.kill(fs.pid, signal.SIGSTOP)
+    fs.stop()
     t0 = time.monotonic()
     calls = [("file.stat", {"path": os.path.join(mnt, "f")}),
              ("file.list", {"path": mnt}),
@@ -91,7 +64,7 @@ try:
     a = other.call("system.filesystems", id="fs", timeout=FS_TIMEOUT_S + 20)
     is_eq(a.get("error", {}).get("code"), -32004, "system.filesystems with a hung mount: -32004")
 
-    os.kill(fs.pid, signal.SIGCONT)
+    fs.cont()
     a = stuck.call("file.read", {"path": os.path.join(mnt, "f")}, id=10)
     is_eq(a.get("result", {}).get("data"), "aGVsbG8K", "after SIGCONT the mount answers again")
     a = other.call("system.filesystems", id="fs2")
@@ -102,5 +75,5 @@ try:
     ok(agent.alive(), "agent alive")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
-    unmount()
+    fs.unmount()
 done()
