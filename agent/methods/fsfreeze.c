@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <mntent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,14 @@ struct fsfreeze_mount {
 	int fd;
 };
 
-static struct fsfreeze_mount *fsfreeze_mounts;
+/* The frozen mounts belong to this module, under fsfreeze_lock: a freeze
+ * running on a worker adds to them. fsfreeze_gen changes with every thaw. */
+static pthread_mutex_t fsfreeze_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fsfreeze_mount fsfreeze_mounts[FSFREEZE_MAX_MOUNTS];
 static size_t fsfreeze_n;
+static uint64_t fsfreeze_gen;
+/* Loop only: */
+static bool fsfreeze_busy; /* a freeze job is on a worker */
 static struct event *fsfreeze_timer;
 static struct timespec fsfreeze_deadline;
 static bool fsfreeze_atexit_done;
@@ -77,9 +84,32 @@ static const char *const fsfreeze_skip_types[] = {
 	"virtiofs",
 };
 
+/* Under fsfreeze_lock: a freeze that finishes on a worker adds its mounts
+ * here while the loop may read them or thaw. */
+static bool fsfreeze_dev_frozen(dev_t dev)
+{
+	bool frozen = false;
+
+	pthread_mutex_lock(&fsfreeze_lock);
+	for (size_t i = 0; i < fsfreeze_n && !frozen; i++)
+		frozen = fsfreeze_mounts[i].dev == dev;
+	pthread_mutex_unlock(&fsfreeze_lock);
+	return frozen;
+}
+
+static size_t fsfreeze_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fsfreeze_lock);
+	n = fsfreeze_n;
+	pthread_mutex_unlock(&fsfreeze_lock);
+	return n;
+}
+
 bool fsfreeze_active(void)
 {
-	return fsfreeze_n > 0;
+	return fsfreeze_count() > 0;
 }
 
 int fsfreeze_check_path(const char *path)
@@ -87,16 +117,14 @@ int fsfreeze_check_path(const char *path)
 	char buf[PATH_MAX];
 	struct stat st;
 
-	if (fsfreeze_n == 0)
+	if (fsfreeze_count() == 0)
 		return 0;
 	/* The entry itself: a symlink on a frozen filesystem pointing elsewhere
 	 * passes the check below, yet unlinking, renaming or replacing it
 	 * writes the frozen filesystem and would block the agent until a thaw
 	 * that only the agent itself can do. */
-	if (lstat(path, &st) == 0)
-		for (size_t i = 0; i < fsfreeze_n; i++)
-			if (fsfreeze_mounts[i].dev == st.st_dev)
-				return -EBUSY;
+	if (lstat(path, &st) == 0 && fsfreeze_dev_frozen(st.st_dev))
+		return -EBUSY;
 	/* A path to be created: its nearest existing parent decides. */
 	snprintf(buf, sizeof(buf), "%s", path);
 	while (stat(buf, &st) < 0) {
@@ -111,10 +139,7 @@ int fsfreeze_check_path(const char *path)
 		}
 		*slash = 0;
 	}
-	for (size_t i = 0; i < fsfreeze_n; i++)
-		if (fsfreeze_mounts[i].dev == st.st_dev)
-			return -EBUSY;
-	return 0;
+	return fsfreeze_dev_frozen(st.st_dev) ? -EBUSY : 0;
 }
 
 static int fsfreeze_thaw_one(struct fsfreeze_mount *m)
@@ -128,15 +153,19 @@ static int fsfreeze_thaw_one(struct fsfreeze_mount *m)
 	return r;
 }
 
-/* Thaw in reverse order of freezing; returns how many were thawed. */
+/* Thaw in reverse order of freezing; returns how many were thawed. A freeze
+ * still running on a worker sees the new generation and undoes what it
+ * freezes after this. */
 static size_t fsfreeze_thaw_list(void)
 {
-	size_t n = fsfreeze_n;
+	size_t n;
 
+	pthread_mutex_lock(&fsfreeze_lock);
+	n = fsfreeze_n;
 	while (fsfreeze_n > 0)
 		fsfreeze_thaw_one(&fsfreeze_mounts[--fsfreeze_n]);
-	free(fsfreeze_mounts);
-	fsfreeze_mounts = NULL;
+	fsfreeze_gen++;
+	pthread_mutex_unlock(&fsfreeze_lock);
 	if (fsfreeze_timer)
 		event_del(fsfreeze_timer);
 	return n;
@@ -144,8 +173,10 @@ static size_t fsfreeze_thaw_list(void)
 
 void fsfreeze_thaw_all(void)
 {
-	if (fsfreeze_n > 0)
-		log_notice("Thawing %zu filesystem(s)", fsfreeze_n);
+	size_t n = fsfreeze_count();
+
+	if (n > 0)
+		log_notice("Thawing %zu filesystem(s)", n);
 	fsfreeze_thaw_list();
 }
 
@@ -172,6 +203,41 @@ static void fsfreeze_candidates_free(struct fsfreeze_candidate *c, size_t n)
 	free(c);
 }
 
+/* An answer decided on a worker, given on the loop. */
+struct fsfreeze_error {
+	int code;   /* a GL_RPC_* code, or 0 */
+	int errnum; /* with code 0: -32000 with this errno; 0 and 0: no error */
+	char msg[PATH_MAX + 64];
+};
+
+static bool fsfreeze_failed(const struct fsfreeze_error *e)
+{
+	return e->code || e->errnum;
+}
+
+static void fsfreeze_error_answer(struct call *call, const struct fsfreeze_error *e)
+{
+	if (e->code)
+		call_error(call, e->code, e->msg, NULL);
+	else
+		call_os_error(call, e->errnum, e->msg);
+}
+
+static void fsfreeze_error_set(struct fsfreeze_error *e, int code, int errnum, const char *what,
+	const char *path)
+{
+	char esc[128];
+
+	e->code = code;
+	e->errnum = errnum;
+	if (path)
+		snprintf(e->msg, sizeof(e->msg), "%s: %s", what,
+			log_escape(esc, sizeof(esc), path, strlen(path)));
+	else
+		snprintf(e->msg, sizeof(e->msg), "%s", what);
+}
+
+/* On a worker: stat()s every mount point, which blocks on a hung one. */
 static int fsfreeze_list_mounts(struct fsfreeze_candidate **ret, size_t *ret_n)
 {
 	struct fsfreeze_candidate *c = NULL;
@@ -221,11 +287,51 @@ static bool fsfreeze_skipped_type(const char *type)
 	return strncmp(type, "fuse.", 5) == 0;
 }
 
-/* Pick the mounts to act on: the named ones (each must be a mount point), or
- * every writable one of a freezable type. Deduplicated by device (bind
- * mounts). Answers the call and returns -1 on bad input. */
-static int fsfreeze_select(struct call *call, struct json_object *names, bool writable_only,
-	struct fsfreeze_candidate **ret, size_t *ret_n)
+/* The mount points a call named, copied on the loop (json-c objects stay
+ * there): names == NULL means "every suitable one". */
+struct fsfreeze_names {
+	char **names;
+	size_t n;
+};
+
+static void fsfreeze_names_free(struct fsfreeze_names *nm)
+{
+	for (size_t i = 0; i < nm->n; i++)
+		free(nm->names[i]);
+	free(nm->names);
+	*nm = (struct fsfreeze_names){ 0 };
+}
+
+static int fsfreeze_names_copy(struct json_object *names, struct fsfreeze_names *ret)
+{
+	struct fsfreeze_names nm = { 0 };
+	size_t k;
+
+	if (!names) {
+		*ret = nm;
+		return 0;
+	}
+	k = json_object_array_length(names);
+	nm.names = calloc(k + 1, sizeof(*nm.names));
+	if (!nm.names)
+		return -ENOMEM;
+	for (; nm.n < k; nm.n++) {
+		nm.names[nm.n] =
+			strdup(json_object_get_string(json_object_array_get_idx(names, nm.n)));
+		if (!nm.names[nm.n]) {
+			fsfreeze_names_free(&nm);
+			return -ENOMEM;
+		}
+	}
+	*ret = nm;
+	return 0;
+}
+
+/* On a worker: pick the mounts to act on, the named ones (each must be a
+ * mount point), or every writable one of a freezable type. Deduplicated by
+ * device (bind mounts). Returns -1 with *err set on bad input. */
+static int fsfreeze_select(const struct fsfreeze_names *nm, bool writable_only,
+	struct fsfreeze_candidate **ret, size_t *ret_n, struct fsfreeze_error *err)
 {
 	struct fsfreeze_candidate *all = NULL, *sel;
 	size_t n_all = 0, n_sel = 0;
@@ -233,25 +339,22 @@ static int fsfreeze_select(struct call *call, struct json_object *names, bool wr
 
 	r = fsfreeze_list_mounts(&all, &n_all);
 	if (r < 0) {
-		call_os_error(call, -r, "cannot read the mount table");
+		fsfreeze_error_set(err, 0, -r, "cannot read the mount table", NULL);
 		return -1;
 	}
 	sel = calloc(n_all + 1, sizeof(*sel));
 	if (!sel) {
 		fsfreeze_candidates_free(all, n_all);
-		call_os_error(call, ENOMEM, "out of memory");
+		fsfreeze_error_set(err, 0, ENOMEM, "out of memory", NULL);
 		return -1;
 	}
-	if (names) {
-		size_t k = json_object_array_length(names);
-		for (size_t i = 0; i < k; i++) {
-			const char *want =
-				json_object_get_string(json_object_array_get_idx(names, i));
+	if (nm->names) {
+		for (size_t i = 0; i < nm->n; i++) {
+			const char *want = nm->names[i];
 			size_t j, found = SIZE_MAX;
-			char msg[PATH_MAX + 64], esc[128];
 
 			if (*want != '/') {
-				call_error(call, GL_RPC_INVALID_PARAMS,
+				fsfreeze_error_set(err, GL_RPC_INVALID_PARAMS, 0,
 					"mountpoints must be absolute paths", NULL);
 				goto fail;
 			}
@@ -260,15 +363,13 @@ static int fsfreeze_select(struct call *call, struct json_object *names, bool wr
 				if (strcmp(all[j].path, want) == 0)
 					found = j;
 			if (found == SIZE_MAX) {
-				snprintf(msg, sizeof(msg), "not a mount point: %s",
-					log_escape(esc, sizeof(esc), want, strlen(want)));
-				call_error(call, GL_RPC_NO_SUCH_OBJECT, msg, NULL);
+				fsfreeze_error_set(err, GL_RPC_NO_SUCH_OBJECT, 0,
+					"not a mount point", want);
 				goto fail;
 			}
 			if (writable_only && !all[found].writable) {
-				snprintf(msg, sizeof(msg), "mounted read-only: %s",
-					log_escape(esc, sizeof(esc), want, strlen(want)));
-				call_error(call, GL_RPC_INVALID_PARAMS, msg, NULL);
+				fsfreeze_error_set(err, GL_RPC_INVALID_PARAMS, 0,
+					"mounted read-only", want);
 				goto fail;
 			}
 			for (j = 0; j < n_sel; j++)
@@ -296,7 +397,7 @@ static int fsfreeze_select(struct call *call, struct json_object *names, bool wr
 	fsfreeze_candidates_free(all, n_all);
 	if (n_sel > FSFREEZE_MAX_MOUNTS) {
 		fsfreeze_candidates_free(sel, n_sel);
-		call_error(call, GL_RPC_LIMIT, "too many filesystems", NULL);
+		fsfreeze_error_set(err, GL_RPC_LIMIT, 0, "too many filesystems", NULL);
 		return -1;
 	}
 	*ret = sel;
@@ -312,12 +413,18 @@ static struct json_object *fsfreeze_status_json(void)
 {
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
 	struct timespec now;
+	size_t n;
 
-	for (size_t i = 0; i < fsfreeze_n; i++)
+	pthread_mutex_lock(&fsfreeze_lock);
+	n = fsfreeze_n;
+	for (size_t i = 0; i < n; i++)
 		json_object_array_add(a, json_object_new_string(fsfreeze_mounts[i].path));
-	json_object_object_add(o, "frozen", json_object_new_boolean(fsfreeze_n > 0));
+	pthread_mutex_unlock(&fsfreeze_lock);
+	json_object_object_add(o, "frozen", json_object_new_boolean(n > 0));
 	json_object_object_add(o, "mountpoints", a);
-	if (fsfreeze_n > 0) {
+	if (fsfreeze_busy)
+		json_object_object_add(o, "freezing", json_object_new_boolean(true));
+	if (n > 0 || fsfreeze_busy) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		json_object_object_add(o, "thaw_in_s",
 			json_object_new_int64(fsfreeze_deadline.tv_sec - now.tv_sec));
@@ -330,72 +437,156 @@ struct fsfreeze_params {
 	int64_t timeout_s;
 };
 
+/* fs.freeze: the mount table, the stat()s and each FIFREEZE run on a worker
+ * (FIFREEZE flushes the filesystem and can take long; a hung mount blocks
+ * even the stat()). The freeze belongs to this module, not to the call: each
+ * mount is added to the module's list the moment it is frozen, so a freeze
+ * that finishes after its call answered -32004 shows in fs.status ("frozen",
+ * and "freezing" while it still runs) and is thawed by fs.thaw, by the
+ * auto-thaw timer (started before the first FIFREEZE) or at exit. A thaw that
+ * comes while the freeze still runs thaws what is frozen so far, and the
+ * worker undoes each freeze it completes after that (the list's generation
+ * changed). A failed freeze thaws what it froze. */
+struct fsfreeze_job {
+	struct fsfreeze_names names;
+	uint64_t gen;
+	int64_t timeout_s;
+	/* results */
+	bool ran, cancelled, finished;
+	struct fsfreeze_error err;
+};
+
+static void fsfreeze_freeze_run(void *p)
+{
+	struct fsfreeze_job *j = p;
+	struct fsfreeze_candidate *sel;
+	size_t n_sel;
+
+	j->ran = true;
+	if (fsfreeze_select(&j->names, true, &sel, &n_sel, &j->err) < 0)
+		return;
+	/* Innermost mounts first: reverse mount order. */
+	for (size_t i = n_sel; i-- > 0;) {
+		int fd = open(sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			if (!j->names.names && (e == EOPNOTSUPP || e == ENOTTY))
+				continue; /* not freezable; only named mounts must be */
+			fsfreeze_error_set(&j->err, 0, e, "cannot freeze", sel[i].path);
+			break;
+		}
+		pthread_mutex_lock(&fsfreeze_lock);
+		if (fsfreeze_gen != j->gen || fsfreeze_n >= FSFREEZE_MAX_MOUNTS) {
+			/* Thawed (fs.thaw, the auto-thaw, exit) while this ran: undo. */
+			pthread_mutex_unlock(&fsfreeze_lock);
+			log_notice("Thawing %s again: a thaw came while the freeze ran", sel[i].path);
+			(void)ioctl(fd, FITHAW, 0);
+			close(fd);
+			j->cancelled = true;
+			break;
+		}
+		fsfreeze_mounts[fsfreeze_n++] =
+			(struct fsfreeze_mount){ .path = TAKE_PTR(sel[i].path),
+				.dev = sel[i].dev,
+				.fd = fd };
+		pthread_mutex_unlock(&fsfreeze_lock);
+	}
+	fsfreeze_candidates_free(sel, n_sel);
+}
+
+/* On the loop, once, whether or not the call still waits. */
+static void fsfreeze_freeze_finish(struct fsfreeze_job *j, bool late)
+{
+	bool same;
+	size_t n;
+
+	if (j->finished)
+		return;
+	j->finished = true;
+	fsfreeze_busy = false;
+	pthread_mutex_lock(&fsfreeze_lock);
+	same = fsfreeze_gen == j->gen;
+	n = fsfreeze_n;
+	pthread_mutex_unlock(&fsfreeze_lock);
+	if (!same)
+		return; /* thawed meanwhile; the worker undid what came after */
+	if (!j->ran || fsfreeze_failed(&j->err) || n == 0) {
+		if (late && fsfreeze_failed(&j->err))
+			log_warning("A freeze whose call had timed out failed (%s), thawing",
+				j->err.msg);
+		fsfreeze_thaw_list(); /* what a failed freeze froze, and the timer */
+		return;
+	}
+	log_notice("Froze %zu filesystem(s) for at most %llds%s", n, (long long)j->timeout_s,
+		late ? ", after the call had timed out (fs.status shows them)" : "");
+}
+
+static void fsfreeze_job_free(void *p)
+{
+	struct fsfreeze_job *j = p;
+
+	fsfreeze_freeze_finish(j, true);
+	fsfreeze_names_free(&j->names);
+	free(j);
+}
+
+static void fsfreeze_freeze_done(struct call *call, void *p)
+{
+	struct fsfreeze_job *j = p;
+
+	fsfreeze_freeze_finish(j, false);
+	if (fsfreeze_failed(&j->err))
+		fsfreeze_error_answer(call, &j->err);
+	else if (j->cancelled)
+		call_os_error(call, ECANCELED, "thawed while the freeze ran");
+	else
+		call_reply(call, fsfreeze_status_json());
+}
+
 static int fsfreeze_freeze(struct call *call, void *params)
 {
 	struct fsfreeze_params *a = params;
-	struct fsfreeze_candidate *sel;
-	size_t n_sel;
 	struct timeval tv = { .tv_sec = (time_t)a->timeout_s };
+	struct fsfreeze_job *j;
+	int r;
 
-	if (fsfreeze_n > 0) {
+	if (fsfreeze_count() > 0 || fsfreeze_busy) {
 		call_os_error(call, EBUSY, "already frozen: call fs.thaw first");
 		return 0;
 	}
-	if (fsfreeze_select(call, a->mountpoints, true, &sel, &n_sel) < 0)
-		return 0;
 	if (!fsfreeze_timer) {
 		fsfreeze_timer = evtimer_new(call_event_base(call), fsfreeze_timeout_cb, NULL);
-		if (!fsfreeze_timer) {
-			fsfreeze_candidates_free(sel, n_sel);
+		if (!fsfreeze_timer)
 			return -ENOMEM;
-		}
 	}
 	if (!fsfreeze_atexit_done) {
 		/* Whatever way the agent exits, it does not leave the guest frozen. */
 		atexit(fsfreeze_thaw_all);
 		fsfreeze_atexit_done = true;
 	}
-	fsfreeze_mounts = calloc(n_sel + 1, sizeof(*fsfreeze_mounts));
-	if (!fsfreeze_mounts) {
-		fsfreeze_candidates_free(sel, n_sel);
+	j = calloc(1, sizeof(*j));
+	if (!j)
 		return -ENOMEM;
+	r = fsfreeze_names_copy(a->mountpoints, &j->names);
+	if (r < 0) {
+		free(j);
+		return r;
 	}
+	j->timeout_s = a->timeout_s;
+	pthread_mutex_lock(&fsfreeze_lock);
+	j->gen = fsfreeze_gen;
+	pthread_mutex_unlock(&fsfreeze_lock);
 	/* The timer runs before the first freeze: even a freeze that hangs half way
 	 * through cannot outlive it. */
 	clock_gettime(CLOCK_MONOTONIC, &fsfreeze_deadline);
 	fsfreeze_deadline.tv_sec += a->timeout_s;
 	evtimer_add(fsfreeze_timer, &tv);
-
-	/* Innermost mounts first: reverse mount order. */
-	for (size_t i = n_sel; i-- > 0;) {
-		int fd = open(sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
-			if (!a->mountpoints && (e == EOPNOTSUPP || e == ENOTTY))
-				continue; /* not freezable; only named mounts must be */
-			char msg[PATH_MAX + 64], esc[128];
-			snprintf(msg, sizeof(msg), "cannot freeze %s",
-				log_escape(esc, sizeof(esc), sel[i].path, strlen(sel[i].path)));
-			fsfreeze_thaw_list();
-			fsfreeze_candidates_free(sel, n_sel);
-			call_os_error(call, e, msg);
-			return 0;
-		}
-		fsfreeze_mounts[fsfreeze_n].path = TAKE_PTR(sel[i].path);
-		fsfreeze_mounts[fsfreeze_n].dev = sel[i].dev;
-		fsfreeze_mounts[fsfreeze_n].fd = fd;
-		fsfreeze_n++;
-	}
-	fsfreeze_candidates_free(sel, n_sel);
-	if (fsfreeze_n == 0)
-		fsfreeze_thaw_list();
-	else
-		log_notice("Froze %zu filesystem(s) for at most %llds", fsfreeze_n,
-			(long long)a->timeout_s);
-	call_reply(call, fsfreeze_status_json());
-	return 0;
+	fsfreeze_busy = true;
+	r = worker_call(call, -1, fsfreeze_freeze_run, fsfreeze_freeze_done, j, fsfreeze_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 static int fsfreeze_thaw(struct call *call, void *params)
@@ -418,13 +609,15 @@ struct fsfreeze_trim_params {
 	int64_t minimum;
 };
 
-/* FITRIM on a worker thread (agent/worker.h): it can take long, and a hung
- * filesystem must not stop the agent. */
+/* FITRIM on a worker thread (agent/worker.h), the choice of mounts too: it
+ * can take long, and a hung filesystem must not stop the agent. */
 struct fsfreeze_trim_job {
+	struct fsfreeze_names names;
 	struct fsfreeze_candidate *sel;
 	size_t n_sel;
 	uint64_t minimum;
-	int *err;          /* per mount: errno, 0 when trimmed */
+	struct fsfreeze_error err;
+	int *errs;         /* per mount: errno, 0 when trimmed */
 	uint64_t *trimmed; /* per mount: bytes */
 };
 
@@ -432,8 +625,9 @@ static void fsfreeze_trim_job_free(void *p)
 {
 	struct fsfreeze_trim_job *j = p;
 
+	fsfreeze_names_free(&j->names);
 	fsfreeze_candidates_free(j->sel, j->n_sel);
-	free(j->err);
+	free(j->errs);
 	free(j->trimmed);
 	free(j);
 }
@@ -442,12 +636,20 @@ static void fsfreeze_trim_run(void *p)
 {
 	struct fsfreeze_trim_job *j = p;
 
+	if (fsfreeze_select(&j->names, true, &j->sel, &j->n_sel, &j->err) < 0)
+		return;
+	j->errs = calloc(j->n_sel + 1, sizeof(*j->errs));
+	j->trimmed = calloc(j->n_sel + 1, sizeof(*j->trimmed));
+	if (!j->errs || !j->trimmed) {
+		fsfreeze_error_set(&j->err, 0, ENOMEM, "out of memory", NULL);
+		return;
+	}
 	for (size_t i = 0; i < j->n_sel; i++) {
 		struct fstrim_range range = { .start = 0, .len = UINT64_MAX, .minlen = j->minimum };
 		int fd = open(j->sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		if (fd < 0 || ioctl(fd, FITRIM, &range) < 0)
-			j->err[i] = errno ?: EIO;
+			j->errs[i] = errno ?: EIO;
 		else
 			j->trimmed[i] = range.len;
 		if (fd >= 0)
@@ -458,14 +660,19 @@ static void fsfreeze_trim_run(void *p)
 static void fsfreeze_trim_done(struct call *call, void *p)
 {
 	struct fsfreeze_trim_job *j = p;
-	struct json_object *res, *list = json_object_new_array();
+	struct json_object *res, *list;
 
+	if (fsfreeze_failed(&j->err)) {
+		fsfreeze_error_answer(call, &j->err);
+		return;
+	}
+	list = json_object_new_array();
 	for (size_t i = 0; i < j->n_sel; i++) {
 		struct json_object *e = json_object_new_object();
 
 		json_object_object_add(e, "mountpoint", json_object_new_string(j->sel[i].path));
-		if (j->err[i]) {
-			const char *name = gl_errno_name(j->err[i]);
+		if (j->errs[i]) {
+			const char *name = gl_errno_name(j->errs[i]);
 			json_object_object_add(e, "error", json_object_new_string(name ?: "EIO"));
 		} else
 			json_object_object_add(e, "trimmed",
@@ -483,24 +690,19 @@ static int fsfreeze_trim(struct call *call, void *params)
 	struct fsfreeze_trim_job *j;
 	int r;
 
-	if (fsfreeze_n > 0) {
+	if (fsfreeze_count() > 0 || fsfreeze_busy) {
 		call_os_error(call, EBUSY, "filesystems are frozen");
 		return 0;
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
-	if (fsfreeze_select(call, a->mountpoints, true, &j->sel, &j->n_sel) < 0) {
+	r = fsfreeze_names_copy(a->mountpoints, &j->names);
+	if (r < 0) {
 		free(j);
-		return 0;
+		return r;
 	}
 	j->minimum = (uint64_t)a->minimum;
-	j->err = calloc(j->n_sel + 1, sizeof(*j->err));
-	j->trimmed = calloc(j->n_sel + 1, sizeof(*j->trimmed));
-	if (!j->err || !j->trimmed) {
-		fsfreeze_trim_job_free(j);
-		return -ENOMEM;
-	}
 	r = worker_call(call, -1, fsfreeze_trim_run, fsfreeze_trim_done, j, fsfreeze_trim_job_free);
 	return r == -EAGAIN ? 0 : r;
 }
@@ -525,7 +727,8 @@ static const struct method_param fsfreeze_trim_params[] = {
 
 #define FSFREEZE_STATUS_SCHEMA                                                                    \
 	"{\"type\":\"object\",\"properties\":{\"frozen\":{\"type\":\"boolean\"},\"mountpoints\":" \
-	"{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"thaw_in_s\":{\"type\":"           \
+	"{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"freezing\":{\"type\":"            \
+	"\"boolean\"},\"thaw_in_s\":{\"type\":"                                                   \
 	"\"integer\"}}}"
 
 const struct method fsfreeze_methods[] = {

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""fs.freeze off the agent's event loop, and who owns a freeze that finishes
+late. The agent runs in its own mount namespace with an ext4 image on a loop
+device and a FUSE mount whose server is stopped (SIGSTOP): fs.freeze reads
+the mount table and stat()s every mount point, which blocks on the FUSE one.
+The call answers -32004 after fs_timeout_s while another client is served;
+once the FUSE server runs again the freeze completes in the background, shows
+in fs.status and is thawed by fs.thaw. A freeze whose auto-thaw timeout passes
+while it still runs is undone as soon as it completes. Needs root, unshare,
+nsenter, mkfs.ext4, a loop device and FUSE; skipped otherwise."""
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gltest import (Proc, build_path, done, is_eq, ok, skip_all, tmpdir,  # noqa: E402
+                    wait_for_listener, LineClient, unix_connect)
+from hangfslib import HangFS  # noqa: E402
+
+FS_TIMEOUT_S = 2
+if os.geteuid() != 0 or not all(shutil.which(p) for p in ("mkfs.ext4", "unshare", "nsenter")):
+    skip_all("needs root, mkfs.ext4, unshare and nsenter")
+tmp = tmpdir()
+img = os.path.join(tmp, "fs.img")
+with open(img, "wb") as f:
+    f.truncate(32 * 1024 * 1024)
+if subprocess.run(["mkfs.ext4", "-q", "-F", img], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL, timeout=60).returncode != 0:
+    skip_all("cannot build an ext4 image")
+# A mount namespace held open by a sleeping process; everything else enters it.
+holder = Proc(["unshare", "--mount", "--propagation", "private", "sleep", "600"])
+ns = ["nsenter", "-t", str(holder.pid), "-m"]
+vol = os.path.join(tmp, "vol")
+os.mkdir(vol)
+deadline = time.monotonic() + 10
+while True:  # unshare needs a moment before the namespace is its own
+    if subprocess.run(["readlink", "/proc/%d/ns/mnt" % holder.pid], capture_output=True,
+                      text=True).stdout != os.readlink("/proc/self/ns/mnt") + "\n":
+        break
+    if time.monotonic() > deadline:
+        skip_all("cannot make a mount namespace")
+    time.sleep(0.05)
+if subprocess.run(ns + ["mount", "-o", "loop", img, vol], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL, timeout=30).returncode != 0:
+    holder.stop()
+    skip_all("cannot mount a loop device in a mount namespace")
+fs = HangFS(tmp, prefix=ns)
+
+sock = os.path.join(tmp, "agent.sock")
+conf = os.path.join(tmp, "agent.conf")
+with open(conf, "w") as f:
+    f.write('{"fs_timeout_s": %d, "plugin_dir": "%s"}' % (FS_TIMEOUT_S, os.path.join(tmp, "none")))
+agent = Proc(ns + [build_path("agent", "guestlink-agent"), "--listen", "unix:" + sock,
+                   "--config", conf])
+
+
+def code(answer):
+    return answer.get("error", {}).get("code")
+
+
+def write_vol(c, name, id):
+    return c.call("file.write", {"path": os.path.join(vol, name),
+                                 "data": base64.b64encode(b"x").decode()}, id=id, timeout=10)
+
+
+def wait_status(c, pred, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        st = c.call("fs.status", id="st").get("result", {})
+        if pred(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
+
+
+try:
+    ok(wait_for_listener(sock, 20, agent), "the agent starts in its mount namespace")
+    c, other = LineClient(unix_connect(sock, 10)), LineClient(unix_connect(sock, 10))
+    is_eq(write_vol(c, "before", 1).get("result"), {"written": 1}, "the ext4 volume is writable")
+
+    # 1. A freeze that finishes after its call timed out.
+    fs.stop()
+    time.sleep(1.2)  # past FUSE's attribute cache: stat() reaches the stopped server
+    t0 = time.monotonic()
+    c.send({"jsonrpc": "2.0", "method": "fs.freeze", "id": 2,
+            "params": {"mountpoints": [vol], "timeout_s": 120}})
+    time.sleep(0.3)
+    t1 = time.monotonic()
+    is_eq(other.call("agent.ping", id="p", timeout=5).get("result"), "pong",
+          "another client is served while fs.freeze is stuck on the hung mount")
+    dt = time.monotonic() - t1
+    # not a speed target: a blocked loop would not answer until the fs is back
+    ok(dt < FS_TIMEOUT_S, "... before the freeze's timeout (%.2fs)" % dt)
+    st = other.call("fs.status", id="s", timeout=5).get("result", {})
+    ok(st.get("frozen") is False and st.get("freezing") is True,
+       "fs.status: not frozen yet, freezing (%s)" % st)
+    a = other.call("fs.freeze", {"mountpoints": [vol], "timeout_s": 60}, id="f2", timeout=5)
+    is_eq(a.get("error", {}).get("data", {}).get("errno"), "EBUSY",
+          "a second fs.freeze meanwhile: EBUSY")
+    a = c.recv(FS_TIMEOUT_S + 20)
+    is_eq((a.get("id"), code(a)), (2, -32004),
+          "fs.freeze answers -32004 (after %.1fs)" % (time.monotonic() - t0))
+    fs.cont()
+    st = wait_status(other, lambda s: s.get("frozen"))
+    is_eq((st.get("frozen"), st.get("mountpoints"), "freezing" in st), (True, [vol], False),
+          "the late freeze is recorded: fs.status shows the volume frozen")
+    a = write_vol(other, "while-frozen", "w")
+    is_eq(a.get("error", {}).get("data", {}).get("errno"), "EBUSY",
+          "a write to the frozen volume answers EBUSY")
+    is_eq(other.call("fs.thaw", id="t").get("result"), {"thawed": 1},
+          "fs.thaw thaws the late freeze")
+    is_eq(write_vol(other, "after", "w2").get("result"), {"written": 1},
+          "the volume is writable again")
+
+    # 2. The auto-thaw timeout passes while the freeze still runs: undone when it completes.
+    fs.stop()
+    time.sleep(1.2)
+    t0 = time.monotonic()
+    c.send({"jsonrpc": "2.0", "method": "fs.freeze", "id": 3,
+            "params": {"mountpoints": [vol], "timeout_s": 3}})
+    a = c.recv(FS_TIMEOUT_S + 20)
+    is_eq((a.get("id"), code(a)), (3, -32004), "a freeze with a 3 s auto-thaw: -32004")
+    time.sleep(max(0, t0 + 4.5 - time.monotonic()))  # the auto-thaw fires meanwhile
+    fs.cont()
+    st = wait_status(other, lambda s: "freezing" not in s)
+    ok(st.get("frozen") is False and "freezing" not in st,
+       "the freeze that completed after its auto-thaw left nothing frozen (%s)" % st)
+    is_eq(write_vol(other, "after2", "w3").get("result"), {"written": 1},
+          "... and the volume is writable")
+    is_eq(agent.stop(), 0, "agent exits 0")
+finally:
+    fs.unmount()
+    agent.stop()
+    holder.stop()
+done()
