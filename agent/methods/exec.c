@@ -22,6 +22,7 @@
 #include "config.h"
 #include "exec_proc.h"
 #include "log.h"
+#include "worker.h"
 #include "macro.h"
 #include "methods.h"
 
@@ -266,8 +267,9 @@ struct exec_prepared {
 	struct passwd pw;
 	char *pwbuf;
 	gid_t *groups;
-	const char *why; /* after a failed exec_prepare() */
-	char *term_env;  /* "TERM=..." for a terminal */
+	const char *why;  /* after a failed exec_prepare() */
+	char *term_env;   /* "TERM=..." for a terminal */
+	const char *user; /* to look up on a worker (exec_lookup_user()); borrowed */
 };
 
 static int exec_prepare_fail(struct exec_prepared *e, int r, const char *why)
@@ -287,8 +289,9 @@ static void exec_prepared_done(struct exec_prepared *e)
 }
 
 /* The supplementary groups of e->pw, as initgroups() would set them: looked
- * up here, on the loop, because the child of a threaded process may only call
- * async-signal-safe functions (setgroups() is one, NSS is not). */
+ * up before the fork (on a worker, see exec_lookup_user()), because the child
+ * of a threaded process may only call async-signal-safe functions
+ * (setgroups() is one, NSS is not). */
 static int exec_prepare_groups(struct exec_prepared *e)
 {
 	int n = 16;
@@ -441,34 +444,44 @@ static int exec_prepare(const struct exec_start_params *a, bool run, struct exec
 	e->spec.timeout_ms = (uint64_t)a->timeout_ms;
 	e->spec.max_output = cfg ? cfg->exec_max_output_bytes : 16u * 1024 * 1024;
 	if (a->user) {
-		struct passwd *res = NULL;
-		long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
-		char *end;
-		unsigned long uid;
-
 		if (geteuid() != 0)
 			return exec_prepare_fail(e, -EPERM,
 				"only an agent running as root can switch users");
-		if (sz < 16384)
-			sz = 16384;
-		e->pwbuf = malloc((size_t)sz);
-		if (!e->pwbuf)
-			return exec_prepare_fail(e, -ENOMEM, "out of memory");
-		errno = 0;
-		uid = strtoul(a->user, &end, 10);
-		if (*a->user && !*end && uid < UINT32_MAX)
-			r = getpwuid_r((uid_t)uid, &e->pw, e->pwbuf, (size_t)sz, &res);
-		else
-			r = getpwnam_r(a->user, &e->pw, e->pwbuf, (size_t)sz, &res);
-		if (r != 0 || !res)
-			return exec_prepare_fail(e, -ESRCH, "no such user");
-		r = exec_prepare_groups(e);
-		if (r < 0)
-			return exec_prepare_fail(e, r, "cannot look up the user's groups");
-		e->spec.has_user = true;
-		e->spec.uid = e->pw.pw_uid;
-		e->spec.gid = e->pw.pw_gid;
+		e->user = a->user; /* looked up by exec_lookup_user() */
 	}
+	return 0;
+}
+
+/* On a worker: NSS can block (LDAP, sssd, a hung NFS home of /etc), so the
+ * user and its groups are looked up off the loop. Fills e->pw, e->spec.uid,
+ * gid and groups, or sets e->why and returns -ESRCH (no such user) or -errno. */
+static int exec_lookup_user(struct exec_prepared *e)
+{
+	struct passwd *res = NULL;
+	long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+	char *end;
+	unsigned long uid;
+	int r;
+
+	if (sz < 16384)
+		sz = 16384;
+	e->pwbuf = malloc((size_t)sz);
+	if (!e->pwbuf)
+		return exec_prepare_fail(e, -ENOMEM, "out of memory");
+	errno = 0;
+	uid = strtoul(e->user, &end, 10);
+	if (*e->user && !*end && uid < UINT32_MAX)
+		r = getpwuid_r((uid_t)uid, &e->pw, e->pwbuf, (size_t)sz, &res);
+	else
+		r = getpwnam_r(e->user, &e->pw, e->pwbuf, (size_t)sz, &res);
+	if (r != 0 || !res)
+		return exec_prepare_fail(e, -ESRCH, "no such user");
+	r = exec_prepare_groups(e);
+	if (r < 0)
+		return exec_prepare_fail(e, r, "cannot look up the user's groups");
+	e->spec.has_user = true;
+	e->spec.uid = e->pw.pw_uid;
+	e->spec.gid = e->pw.pw_gid;
 	return 0;
 }
 
@@ -491,43 +504,6 @@ static void exec_spawn_error(struct call *call, int r)
 		call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such program or directory", NULL);
 	else
 		call_os_error(call, -r, "cannot start the process");
-}
-
-static int exec_start(struct call *call, void *params)
-{
-	struct exec_start_params *a = params;
-	struct exec_prepared e;
-	struct exec_proc *p;
-	struct json_object *res;
-	int r;
-
-	r = exec_prepare(a, false, &e);
-	if (r < 0) {
-		exec_prepare_error(call, r, &e);
-		exec_prepared_done(&e);
-		return 0;
-	}
-	r = exec_spawn(call_event_base(call), &e.spec, exec_start_done, NULL, &p);
-	exec_prepared_done(&e);
-	if (r < 0) {
-		exec_spawn_error(call, r);
-		return 0;
-	}
-	if (a->stream && call_conn(call)) {
-		p->stream_conn = conn_ref(call_conn(call));
-		/* Without the watch a full output buffer would stop the child's
-		 * output for good: collect it for exec.wait instead. */
-		if (conn_add_drain_watch(p->stream_conn, exec_drain_cb, p) < 0) {
-			log_warning(
-				"Out of memory watching a stream, collecting the output instead");
-			p->stream_conn = conn_unref(p->stream_conn);
-		}
-	}
-	res = json_object_new_object();
-	json_object_object_add(res, "id", json_object_new_int64((int64_t)p->id));
-	json_object_object_add(res, "pid", json_object_new_int(p->pid));
-	call_reply(call, res);
-	return 0;
 }
 
 static void exec_run_done(struct exec_proc *p, void *userdata)
@@ -556,28 +532,111 @@ static void exec_run_done(struct exec_proc *p, void *userdata)
 	exec_proc_release(p);
 }
 
-static int exec_run(struct call *call, void *params)
+/* exec.start (run false) or exec.run (run true) once e is complete: fork
+ * and exec on the loop, then answer (exec.start) or wait (exec.run). */
+static void exec_launch(struct call *call, struct exec_prepared *e, bool run, bool stream)
 {
-	struct exec_start_params *a = params;
-	struct exec_prepared e;
 	struct exec_proc *p;
+	struct json_object *res;
 	int r;
 
-	r = exec_prepare(a, true, &e);
+	e->spec.internal = run;
+	r = exec_spawn(call_event_base(call), &e->spec, run ? exec_run_done : exec_start_done,
+		run ? call : NULL, &p);
+	if (r < 0) {
+		exec_spawn_error(call, r);
+		return;
+	}
+	if (run) {
+		call_ref(call); /* answered by exec_run_done() */
+		return;
+	}
+	if (stream && call_conn(call)) {
+		p->stream_conn = conn_ref(call_conn(call));
+		/* Without the watch a full output buffer would stop the child's
+		 * output for good: collect it for exec.wait instead. */
+		if (conn_add_drain_watch(p->stream_conn, exec_drain_cb, p) < 0) {
+			log_warning(
+				"Out of memory watching a stream, collecting the output instead");
+			p->stream_conn = conn_unref(p->stream_conn);
+		}
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "id", json_object_new_int64((int64_t)p->id));
+	json_object_object_add(res, "pid", json_object_new_int(p->pid));
+	call_reply(call, res);
+}
+
+/* A launch waiting for its user lookup on a worker. e borrows from the
+ * call's request, which the worker's reference on the call keeps alive. */
+struct exec_pending {
+	struct exec_prepared e;
+	bool run, stream;
+	int r; /* of exec_lookup_user() */
+};
+
+static void exec_pending_free(void *p)
+{
+	struct exec_pending *x = p;
+
+	exec_prepared_done(&x->e);
+	free(x);
+}
+
+static void exec_pending_run(void *p)
+{
+	struct exec_pending *x = p;
+
+	x->r = exec_lookup_user(&x->e);
+}
+
+static void exec_pending_done(struct call *call, void *p)
+{
+	struct exec_pending *x = p;
+
+	if (x->r < 0)
+		exec_prepare_error(call, x->r, &x->e);
+	else
+		exec_launch(call, &x->e, x->run, x->stream);
+}
+
+static int exec_start_or_run(struct call *call, const struct exec_start_params *a, bool run)
+{
+	struct exec_pending *x;
+	struct exec_prepared e;
+	int r;
+
+	r = exec_prepare(a, run, &e);
 	if (r < 0) {
 		exec_prepare_error(call, r, &e);
 		exec_prepared_done(&e);
 		return 0;
 	}
-	e.spec.internal = true;
-	r = exec_spawn(call_event_base(call), &e.spec, exec_run_done, call, &p);
-	exec_prepared_done(&e);
-	if (r < 0) {
-		exec_spawn_error(call, r);
+	if (!e.user) {
+		exec_launch(call, &e, run, a->stream);
+		exec_prepared_done(&e);
 		return 0;
 	}
-	call_ref(call);
-	return 0;
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		exec_prepared_done(&e);
+		return -ENOMEM;
+	}
+	x->e = e;
+	x->run = run;
+	x->stream = a->stream;
+	r = worker_call(call, -1, exec_pending_run, exec_pending_done, x, exec_pending_free);
+	return r == -EAGAIN ? 0 : r;
+}
+
+static int exec_start(struct call *call, void *params)
+{
+	return exec_start_or_run(call, params, false);
+}
+
+static int exec_run(struct call *call, void *params)
+{
+	return exec_start_or_run(call, params, true);
 }
 
 struct exec_id_params {
