@@ -2,17 +2,19 @@
 /* The child-process engine: the process table, spawning, SIGCHLD reaping,
  * output and stdin pumping (see exec_proc.h). */
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -555,43 +557,46 @@ static void exec_child_fail(int errfd, int error)
 
 /* Everything from fd `from` up closes at exec: the child gets exactly 0, 1, 2,
  * whatever the agent inherited from whoever started it (issue: a shell's stray
- * fds reached every command). close_range(2) since Linux 5.11; else each fd
- * listed in /proc/self/fd, else up to the fd limit. */
-static void exec_child_cloexec_from(int from, int errfd)
+ * fds reached every command). close_range(2) since Linux 5.11; else every fd
+ * below max_fd, the RLIMIT_NOFILE soft limit read before fork(): the child of
+ * a threaded process may not allocate (no opendir() of /proc/self/fd). */
+static void exec_child_cloexec_from(int from, int max_fd)
 {
-	DIR *d;
-
 	if (close_range((unsigned)from, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return;
-	d = opendir("/proc/self/fd");
-	if (d) {
-		struct dirent *de;
-		int dfd = dirfd(d);
-		while ((de = readdir(d))) {
-			char *end;
-			long fd = strtol(de->d_name, &end, 10);
-			if (*end || end == de->d_name || fd < from || fd == dfd)
-				continue;
-			if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
-				exec_child_fail(errfd, errno);
-		}
-		closedir(d);
-		return;
-	}
-	for (long fd = from, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
-		(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+	for (int fd = from; fd < max_fd; fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* EBADF for most: nothing there */
 }
 
-/* In the child, after fork(): only the child's own state changes here. */
-_Noreturn static void exec_child(const struct exec_spec *spec, char **env, int fds[3], int errfd)
+/* The kernel's struct sigaction for SIG_DFL (see exec_child()), roomy enough
+ * for every architecture's layout. */
+static const unsigned long exec_child_kernel_dfl[16];
+
+/* In the child, after fork(): only the child's own state changes here, with
+ * async-signal-safe calls only. The child starts with every signal blocked
+ * (exec_spawn() blocks them across fork()), so none of the agent's handlers
+ * can run in it: every disposition goes back to SIG_DFL (ignored signals
+ * would stay ignored across exec, caught ones would run agent code until the
+ * exec) BEFORE the mask is emptied. */
+_Noreturn static void exec_child(const struct exec_spec *spec, char **env, int fds[3], int errfd,
+	int max_fd)
 {
 	extern char **environ;
-	sigset_t all;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
 
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
+	sigemptyset(&dfl.sa_mask);
 	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL); /* ignored signals would stay ignored across exec */
+		if (sigaction(s, &dfl, NULL) < 0 && s != SIGKILL && s != SIGSTOP)
+			/* libc refuses the signals it keeps for itself (32 and 33 in
+			 * glibc), yet one ignored by whoever started the agent stays
+			 * ignored across exec: reset it through the kernel. All zero
+			 * is SIG_DFL, no flags and an empty mask in every
+			 * architecture's struct layout. */
+			(void)syscall(SYS_rt_sigaction, s, exec_child_kernel_dfl, NULL,
+				(size_t)(_NSIG / 8));
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setsid() < 0)
 		exec_child_fail(errfd, errno);
 	/* The new session's controlling terminal (tty_ioctl(4)): job control,
@@ -609,7 +614,7 @@ _Noreturn static void exec_child(const struct exec_spec *spec, char **env, int f
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
 			exec_child_fail(errfd, errno);
-	exec_child_cloexec_from(3, errfd);
+	exec_child_cloexec_from(3, max_fd);
 
 	if (chdir(spec->cwd ?: "/") < 0)
 		exec_child_fail(errfd, errno);
@@ -697,6 +702,9 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 	int child_fds[3], r, error = 0;
 	_cleanup_free_ char **env = NULL;
 	struct exec_proc *p;
+	sigset_t all, old_mask;
+	struct rlimit rl;
+	int max_fd, e;
 	pid_t pid;
 	ssize_t n;
 
@@ -789,14 +797,24 @@ int exec_spawn(struct event_base *base, const struct exec_spec *spec, exec_done_
 		goto fail;
 	}
 
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > INT_MAX)
+		max_fd = INT_MAX; /* not reached: the kernel caps it at fs.nr_open */
+	else
+		max_fd = (int)rl.rlim_cur;
+	/* Every signal blocked across fork(): the child resets the handlers before
+	 * it unblocks (exec_child()); the parent gets its mask back at once. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		goto fail;
-	}
 	if (pid == 0) {
 		close(status[0]);
-		exec_child(spec, env, child_fds, status[1]);
+		exec_child(spec, env, child_fds, status[1], max_fd);
+	}
+	e = errno;
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (pid < 0) {
+		r = -e;
+		goto fail;
 	}
 
 	/* The exec status pipe closes on a successful exec (O_CLOEXEC) or carries errno. */

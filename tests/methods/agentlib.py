@@ -76,7 +76,7 @@ def error_code(answer):
 
 
 class Agent:
-    def __init__(self, config=None, plugin_dir=None, env=None, pass_fds=()):
+    def __init__(self, config=None, plugin_dir=None, env=None, pass_fds=(), preexec_fn=None):
         self.dir = g.tmpdir()
         self.sock = os.path.join(self.dir, "agent.sock")
         argv = [g.build_path("agent/guestlink-agent"), "--listen", "unix:" + self.sock]
@@ -92,7 +92,8 @@ class Agent:
         self.log = open(os.path.join(self.dir, "agent.log"), "w+")
         e = dict(env or {})
         e["ASAN_OPTIONS"] = asan
-        self.proc = g.Proc(argv, env=e, stderr=self.log, pass_fds=pass_fds)
+        self.proc = g.Proc(argv, env=e, stderr=self.log, pass_fds=pass_fds,
+                           preexec_fn=preexec_fn)
         if not g.wait_for_listener(self.sock, 20, self.proc):
             raise RuntimeError("agent did not start: " + self.log_text())
 

@@ -3,6 +3,7 @@
 methods_tests = \
 	tests/methods/test-exec.py \
 	tests/methods/test-exec-inherit.py \
+	tests/methods/test-exec-signals.py \
 	tests/methods/test-exec-pty.py \
 	tests/methods/test-shell.py \
 	tests/methods/test-connect.py \
