@@ -50,7 +50,8 @@ struct conn {
 	bool reading, writing; /* rev / wev added */
 	struct gl_decoder *dec;
 	const struct conn_proto *proto;
-	bool skipping; /* after a message too big: dropping input up to 0xFF or newline */
+	bool skipping;         /* after a message too big: dropping input up to 0xFF or newline */
+	size_t sentinel_clear; /* proto->sentinel: the first bytes of in hold no 0xFF */
 	unsigned inflight;
 	bool closed;    /* no more input or output */
 	bool full;      /* output above the high-water mark: not reading */
@@ -89,6 +90,13 @@ static int conn_flush(struct conn *c)
 	if (n > 0)
 		c->progress_usec = conn_now_usec();
 	return n;
+}
+
+/* Consume n bytes of input. */
+static void conn_in_drain(struct conn *c, size_t n)
+{
+	evbuffer_drain(c->in, n);
+	c->sentinel_clear = c->sentinel_clear > n ? c->sentinel_clear - n : 0;
 }
 
 /* --- connections --- */
@@ -391,7 +399,7 @@ void conn_close(struct conn *c)
 	/* Calls still in flight (exec.wait on a process that never ends) may keep
 	 * c for long: let them keep nothing but c itself, not answers nobody
 	 * will read, unread input or a half-decoded message. */
-	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	conn_in_drain(c, evbuffer_get_length(c->in));
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
 	c->dec = gl_decoder_free(c->dec);
 	if (c->fd >= 0) {
@@ -512,6 +520,24 @@ void conn_inflight_dec(struct conn *c)
 	}
 }
 
+/* Where the next 0xFF in the input is, or -1. Only bytes not searched before
+ * are searched: each decoded message used to rescan the whole buffer, which
+ * made many small messages in one read quadratic. */
+static ssize_t conn_find_sentinel(struct conn *c, size_t avail)
+{
+	struct evbuffer_ptr start, p;
+
+	if (c->sentinel_clear >= avail) {
+		c->sentinel_clear = avail;
+		return -1;
+	}
+	if (evbuffer_ptr_set(c->in, &start, c->sentinel_clear, EVBUFFER_PTR_SET) < 0)
+		return -1;
+	p = evbuffer_search(c->in, "\xff", 1, &start);
+	c->sentinel_clear = p.pos >= 0 ? (size_t)p.pos : avail;
+	return p.pos >= 0 ? (ssize_t)p.pos : -1;
+}
+
 /* The next message from the input. With proto->sentinel a 0xFF byte (never
  * part of JSON text) discards whatever partial message came before it and
  * starts afresh, as QGA's guest-sync-delimited asks (qga/qapi-schema.json). */
@@ -525,10 +551,10 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 		if (avail == 0)
 			return GL_DECODE_AGAIN;
 		if (c->proto->sentinel) {
-			struct evbuffer_ptr p = evbuffer_search(c->in, "\xff", 1, NULL);
+			ssize_t pos = conn_find_sentinel(c, avail);
 
-			if (p.pos == 0) {
-				evbuffer_drain(c->in, 1);
+			if (pos == 0) {
+				conn_in_drain(c, 1);
 				c->dec = gl_decoder_free(c->dec);
 				c->dec = gl_decoder_new(config_get()->max_message_bytes, 0);
 				c->skipping = false;
@@ -536,8 +562,8 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 					return GL_DECODE_TOOBIG;
 				continue;
 			}
-			if (p.pos > 0)
-				limit = (size_t)p.pos;
+			if (pos > 0)
+				limit = (size_t)pos;
 		}
 		if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
 			return GL_DECODE_AGAIN;
@@ -547,7 +573,7 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 			const char *nl = memchr(v.iov_base, '\n', limit);
 
 			used = nl ? (size_t)(nl - (const char *)v.iov_base) + 1 : limit;
-			evbuffer_drain(c->in, used);
+			conn_in_drain(c, used);
 			if (nl) {
 				c->skipping = false;
 				c->dec = gl_decoder_free(c->dec);
@@ -558,7 +584,7 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 			continue;
 		}
 		used = gl_decoder_decode(c->dec, v.iov_base, limit, &st, ret_obj);
-		evbuffer_drain(c->in, used);
+		conn_in_drain(c, used);
 		if (st != GL_DECODE_AGAIN)
 			return st;
 		if (used == 0)

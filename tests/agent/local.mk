@@ -28,6 +28,8 @@ TESTS += tests/agent/test-dispatch
 tests_agent_test_dispatch_SOURCES = tests/agent/test-dispatch.c
 tests_agent_test_dispatch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -I$(top_srcdir)/tests
 tests_agent_test_dispatch_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+# --wrap: the test counts the bytes the agent's evbuffer_search() calls examine.
+tests_agent_test_dispatch_LDFLAGS = -Wl,--wrap=evbuffer_search
 tests_agent_test_dispatch_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 

@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -18,8 +20,10 @@
 #include <guestlink/address.h>
 
 #include "config.h"
+#include "conn.h"
 #include "method.h"
 #include "methods/methods.h"
+#include "qga.h"
 #include "server.h"
 #include "tap.h"
 
@@ -406,6 +410,71 @@ static void test_config(void)
 	config_free(cfg);
 }
 
+/* Every evbuffer_search() the agent makes (linked with --wrap): the bytes it
+ * examined, to count the work of finding QGA's 0xFF sentinel. */
+struct evbuffer_ptr __real_evbuffer_search(struct evbuffer *buf, const char *what, size_t len,
+	const struct evbuffer_ptr *start);
+struct evbuffer_ptr __wrap_evbuffer_search(struct evbuffer *buf, const char *what, size_t len,
+	const struct evbuffer_ptr *start);
+static uint64_t search_bytes;
+
+struct evbuffer_ptr __wrap_evbuffer_search(struct evbuffer *buf, const char *what, size_t len,
+	const struct evbuffer_ptr *start)
+{
+	struct evbuffer_ptr p = __real_evbuffer_search(buf, what, len, start);
+	size_t from = start ? (size_t)start->pos : 0;
+	size_t to = p.pos >= 0 ? (size_t)p.pos + len : evbuffer_get_length(buf);
+
+	search_bytes += to > from ? to - from : 0;
+	return p;
+}
+
+/* n tiny QGA lines in one piece: all answered, and the sentinel search
+ * examines each byte a bounded number of times (it used to rescan the whole
+ * input once per message: n^2/2 lines' worth). Returns whether it was linear. */
+static bool qga_lines(struct event_base *base, size_t n)
+{
+	static const char line[] = "{\"execute\":\"guest-ping\"}\n";
+	size_t len = (sizeof(line) - 1) * n, answers = 0, alen;
+	struct conn *c = conn_new_detached_proto(base, &conn_proto_qga);
+	struct evbuffer *out = conn_output(c);
+	char *text = malloc(len + 1), *a;
+	struct timespec t0, t1;
+	bool linear;
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + i * (sizeof(line) - 1), line, sizeof(line) - 1);
+	search_bytes = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	conn_feed(c, text, len);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	while ((a = evbuffer_readln(out, &alen, EVBUFFER_EOL_LF))) {
+		answers += strcmp(a, "{\"return\":{}}") == 0;
+		free(a);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	is_int((long long)answers, (long long)n, "%zu QGA lines in one piece: each answered", n);
+	linear = search_bytes <= 2 * (uint64_t)len;
+	ok(linear, "... the 0xFF search examined %llu bytes of %zu input (at most twice)",
+		(unsigned long long)search_bytes, len);
+	/* not a timed assertion: a figure for the record */
+	diag("%zu lines: %.3f s", n,
+		(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	conn_close_unref(c);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	free(text);
+	return linear;
+}
+
+static void test_qga_sentinel_search(struct event_base *base)
+{
+	/* The small run first: a quadratic search would take hours on the big one. */
+	if (qga_lines(base, 5000))
+		qga_lines(base, 200000);
+	else
+		ok(false, "200000 lines skipped: the search is not linear");
+}
+
 int main(void)
 {
 	struct event_base *base = event_base_new();
@@ -416,6 +485,7 @@ int main(void)
 	test_params(base);
 	test_calls(base);
 	test_backpressure(base);
+	test_qga_sentinel_search(base);
 	methods_agent_cleanup();
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
