@@ -96,10 +96,15 @@ static const char *param_store(const struct method_param *p, struct json_object 
 	case PARAM_INT:
 		if (!json_object_is_type(v, json_type_int))
 			return "must be an integer";
-		errno = 0;
+		/* json_object_get_int64() of an int object never sets errno: it
+		 * clamps a uint64 above INT64_MAX silently. From the wire such an
+		 * integer never arrives as an int (proto/stream.c keeps integers
+		 * beyond int64 as text); a json-c object built here could. */
 		i = json_object_get_int64(v);
-		/* A zero range means unbounded; json-c clamps and flags out-of-range input. */
-		if (errno != 0 || ((p->min != 0 || p->max != 0) && (i < p->min || i > p->max))) {
+		if (i == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+			return "must be an integer within the int64 range";
+		/* A zero range means unbounded. */
+		if ((p->min != 0 || p->max != 0) && (i < p->min || i > p->max)) {
 			snprintf(buf, size, "must be between %lld and %lld", (long long)p->min,
 				(long long)p->max);
 			return buf;

@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "method.h"
 #include "methods/methods.h"
+#include "params.h"
 #include "qga.h"
 #include "server.h"
 #include "tap.h"
@@ -63,6 +64,25 @@ static int t_types(struct call *call, void *params)
 	json_object_object_add(r, "any", json_object_get(p->any));
 	json_object_object_add(r, "ch", p->ch ? json_object_new_string(p->ch) : NULL);
 	call_reply(call, r);
+	return 0;
+}
+
+/* An int without bounds (min = max = 0): any int64, and nothing else. */
+struct unbounded_params {
+	int64_t u;
+};
+
+static const struct method_param unbounded_params[] = {
+	{ "u", PARAM_INT, offsetof(struct unbounded_params, u), PARAM_MANDATORY, 0, 0, 0, NULL,
+		"u" },
+	{ NULL, 0, 0, 0, 0, 0, 0, NULL, NULL },
+};
+
+static int t_unbounded(struct call *call, void *params)
+{
+	const struct unbounded_params *p = params;
+
+	call_reply(call, json_object_new_int64(p->u));
 	return 0;
 }
 
@@ -129,6 +149,11 @@ static const struct method test_methods[] = {
 		.params = types_params,
 		.params_size = sizeof(struct types_params),
 		.handler = t_types },
+	{ .name = "t.unbounded",
+		.summary = "unbounded",
+		.params = unbounded_params,
+		.params_size = sizeof(struct unbounded_params),
+		.handler = t_unbounded },
 	{ .name = "t.async", .summary = "async", .handler = t_async },
 	{ .name = "t.fail", .summary = "fail", .handler = t_fail },
 	{ .name = "t.drop", .summary = "drop", .handler = t_drop },
@@ -236,6 +261,37 @@ static void test_params(struct event_base *base)
 	check_params(c, "{\"s\":\"a\",\"n\":-4}", -32602, "'n'", "int under min");
 	check_params(c, "{\"s\":\"a\",\"n\":1.0}", -32602, "'n'", "float for int");
 	check_params(c, "{\"s\":\"a\",\"n\":99999999999999999999}", -32602, "'n'", "huge int");
+	/* json-c keeps 2^63 .. 2^64-1 as a uint64 and its int64 getter clamps
+	 * them to INT64_MAX without a word (errno untouched): an unbounded int
+	 * must refuse them, not take INT64_MAX. */
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.unbounded\","
+			"\"params\":{\"u\":9223372036854775807},\"id\":1}\n");
+	r = result(json_object_array_get_idx(lines, 0));
+	ok(r && json_object_get_int64(r) == INT64_MAX, "an unbounded int takes INT64_MAX");
+	json_object_put(lines);
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.unbounded\","
+			"\"params\":{\"u\":-9223372036854775808},\"id\":1}\n");
+	r = result(json_object_array_get_idx(lines, 0));
+	ok(r && json_object_get_int64(r) == INT64_MIN, "an unbounded int takes INT64_MIN");
+	json_object_put(lines);
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.unbounded\","
+			"\"params\":{\"u\":9223372036854775808},\"id\":1}\n");
+	is_int(error_code(json_object_array_get_idx(lines, 0)), -32602,
+		"an unbounded int refuses 2^63 instead of clamping it: %s",
+		json_object_to_json_string(lines));
+	json_object_put(lines);
+	{
+		/* Built in-process, a uint64 int object does reach the params: refused. */
+		struct json_object *o = json_object_new_object();
+		struct unbounded_params out = { 0 };
+		char msg[256] = "";
+
+		json_object_object_add(o, "u", json_object_new_uint64(UINT64_C(1) << 63));
+		is_int(params_fill(method_find("t.unbounded"), o, &out, msg, sizeof(msg)), -EINVAL,
+			"params_fill refuses a uint64 2^63 object (%s), got %lld", msg,
+			(long long)out.u);
+		json_object_put(o);
+	}
 	check_params(c, "{\"s\":\"a\",\"b\":1}", -32602, "'b'", "int for bool");
 	check_params(c, "{\"s\":\"a\",\"o\":[]}", -32602, "'o'", "array for object");
 	check_params(c, "{\"s\":\"a\",\"a\":[1,2,3]}", -32602, "'a'", "array over max elements");
