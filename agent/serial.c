@@ -87,8 +87,14 @@ static void serial_timer_cb(evutil_socket_t fd, short what, void *userdata)
 		return;
 	}
 	p->fd = -1;
+	/* Without the watch nothing would reopen the port after this host left. */
+	if (conn_add_drain_watch(c, serial_conn_event, p) < 0) {
+		log_error("QGA port %s: out of memory watching the connection, retrying", p->path);
+		conn_close(c);
+		serial_retry(p);
+		return;
+	}
 	p->conn = conn_ref(c);
-	conn_add_drain_watch(c, serial_conn_event, p);
 	log_debug("QGA port %s: serving the host", p->path);
 }
 

@@ -42,3 +42,14 @@ tests_agent_hangfs_LDADD = $(FUSE3_LIBS)
 else
 EXTRA_DIST += tests/agent/hangfs.c
 endif
+
+# The QGA serial port reopened after every client, even when watching one fails.
+check_PROGRAMS += tests/agent/test-serial
+TESTS += tests/agent/test-serial
+tests_agent_test_serial_SOURCES = tests/agent/test-serial.c
+tests_agent_test_serial_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -I$(top_srcdir)/tests
+tests_agent_test_serial_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+# --wrap: the test makes conn_add_drain_watch() fail once.
+tests_agent_test_serial_LDFLAGS = -Wl,--wrap=conn_add_drain_watch
+tests_agent_test_serial_LDADD = agent/libagent.la proto/libguestlink-internal.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
