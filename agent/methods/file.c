@@ -1675,56 +1675,92 @@ static int file_symlink(struct call *call, void *params)
 
 /* --- sha256 --- */
 
-/* file.sha256 hashes in steps of FILE_SHA256_STEP bytes, one per turn of the
- * event loop, so a large file never stalls the other connections. */
+/* file.sha256 hashes in steps of FILE_SHA256_STEP bytes, each step (the open
+ * first) a job on a worker with its own fs_timeout_s: a large file never
+ * stalls the other connections, a hung one costs only this call. */
 #define FILE_SHA256_STEP (1u * 1024 * 1024)
 
 struct file_sha256_job {
-	struct call *call;
-	struct event *step;
+	char *path;
 	int fd;
 	uint64_t done;
 	struct sha256_ctx ctx;
 	char *buf;
+	bool keep; /* handed to the next step: the next free is not the last */
+	/* results of a step */
+	int err;
+	const char *what;
+	bool eof;
 };
 
-static void file_sha256_free(struct file_sha256_job *j)
+static void file_sha256_free(void *p)
 {
-	if (!j)
+	struct file_sha256_job *j = p;
+
+	if (j->keep) {
+		j->keep = false; /* the step that ran is done with it, the next one is not */
 		return;
-	if (j->step)
-		event_free(j->step);
+	}
 	if (j->fd >= 0)
-		close(j->fd);
-	call_unref(j->call);
+		close(j->fd); /* read-only: no data to flush */
+	free(j->path);
 	free(j->buf);
 	free(j);
 }
 
-static void file_sha256_step(evutil_socket_t unused, short what, void *userdata)
+static void file_sha256_run(void *p)
 {
-	struct file_sha256_job *j = userdata;
-	uint8_t digest[SHA256_DIGEST_SIZE];
-	char hex[2 * SHA256_DIGEST_SIZE + 1];
-	struct json_object *res;
+	struct file_sha256_job *j = p;
+	struct stat st;
 	ssize_t n;
 
-	if (!call_conn(j->call)) { /* the client went away: stop hashing */
-		file_sha256_free(j);
+	if (j->fd < 0) {
+		j->fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (j->fd < 0 || fstat(j->fd, &st) < 0) {
+			j->err = errno;
+			j->what = "cannot open";
+		} else if (!S_ISREG(st.st_mode)) {
+			/* Regular files only: a FIFO or a device could stall or never end. */
+			j->err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+			j->what = "only regular files can be hashed";
+		}
 		return;
 	}
 	do
 		n = read(j->fd, j->buf, FILE_SHA256_STEP);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		file_error(j->call, errno, "cannot read");
-		file_sha256_free(j);
+		j->err = errno;
+		j->what = "cannot read";
 		return;
 	}
-	if (n > 0) {
-		sha256_update(&j->ctx, (size_t)n, (const uint8_t *)j->buf);
-		j->done += (uint64_t)n;
-		event_active(j->step, 0, 0);
+	if (n == 0) {
+		j->eof = true;
+		return;
+	}
+	sha256_update(&j->ctx, (size_t)n, (const uint8_t *)j->buf);
+	j->done += (uint64_t)n;
+}
+
+static void file_sha256_done(struct call *call, void *p)
+{
+	struct file_sha256_job *j = p;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	char hex[2 * SHA256_DIGEST_SIZE + 1];
+	struct json_object *res;
+	int r;
+
+	if (j->err) {
+		file_error(call, j->err, j->what);
+		return;
+	}
+	if (!j->eof) {
+		if (!call_conn(call))
+			return; /* the client went away: stop hashing */
+		j->keep = true;
+		r = worker_call(call, -1, file_sha256_run, file_sha256_done, j, file_sha256_free);
+		if (r < 0 && r != -EAGAIN)
+			call_os_error(call, -r, "cannot go on hashing");
 		return;
 	}
 	sha256_digest(&j->ctx, sizeof(digest), digest);
@@ -1733,42 +1769,28 @@ static void file_sha256_step(evutil_socket_t unused, short what, void *userdata)
 	res = json_object_new_object();
 	json_object_object_add(res, "sha256", json_object_new_string(hex));
 	json_object_object_add(res, "size", json_object_new_int64((int64_t)j->done));
-	call_reply(j->call, res);
-	file_sha256_free(j);
+	call_reply(call, res);
 }
 
 static int file_sha256(struct call *call, void *params)
 {
 	struct file_path_params *a = params;
 	struct file_sha256_job *j;
-	struct stat st;
+	int r;
 
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
-	j->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (j->fd < 0 || fstat(j->fd, &st) < 0) {
-		file_error(call, errno, "cannot open");
-		file_sha256_free(j);
-		return 0;
-	}
-	/* Regular files only: a FIFO or a device could stall or never end. */
-	if (!S_ISREG(st.st_mode)) {
-		call_os_error(call, S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
-			"only regular files can be hashed");
-		file_sha256_free(j);
-		return 0;
-	}
+	j->fd = -1;
+	j->path = strdup(a->path);
 	j->buf = malloc(FILE_SHA256_STEP);
-	j->step = event_new(call_event_base(call), -1, 0, file_sha256_step, j);
-	if (!j->buf || !j->step) {
+	if (!j->path || !j->buf) {
 		file_sha256_free(j);
 		return -ENOMEM;
 	}
 	sha256_init(&j->ctx);
-	j->call = call_ref(call);
-	event_active(j->step, 0, 0);
-	return 0;
+	r = worker_call(call, -1, file_sha256_run, file_sha256_done, j, file_sha256_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- the table --- */

@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Upload handles and file channels off the agent's event loop: with the
 server of a FUSE mount stopped (SIGSTOP), file.open, a file.write into a
-handle, file.channel (upload and download) and file.symlink below it cost only
-their caller (-32004 after fs_timeout_s) while another client is served. A
+handle, file.channel (upload and download), file.symlink and file.sha256
+below it cost only their caller (-32004 after fs_timeout_s) while another
+client is served. A
 handle whose write is still stuck is not freed underneath it: file.close
 answers -32003 until the write returned, an abort answers at once, and once
 the filesystem answers again the upload completes with every byte and the
 aborted one leaves no file."""
 
 import base64
+import hashlib
 import os
 import sys
 import time
@@ -55,14 +57,15 @@ try:
     calls = [("file.open", {"path": fs.path("new")}),
              ("file.channel", {"path": fs.path("f"), "direction": "download"}),
              ("file.channel", {"path": fs.path("chan"), "direction": "upload", "size": 3}),
-             ("file.symlink", {"path": fs.path("link"), "target": "f"})]
+             ("file.symlink", {"path": fs.path("link"), "target": "f"}),
+             ("file.sha256", {"path": fs.path("f")})]
     for i, (method, params) in enumerate(calls):
         stuck.send({"jsonrpc": "2.0", "method": method, "params": params, "id": 20 + i})
     time.sleep(0.3)
 
     t1 = time.monotonic()
     is_eq(other.call("agent.ping", id="p", timeout=5).get("result"), "pong",
-          "another client's agent.ping answers while six calls hang")
+          "another client's agent.ping answers while seven calls hang")
     st = other.call("file.stat", {"path": tmp}, id="s", timeout=5)
     ok(st.get("result", {}).get("type") == "directory",
        "... and its file.stat on a healthy path")
@@ -86,8 +89,10 @@ try:
         x = up.recv(FS_TIMEOUT_S + 20) if len(answers) < 2 else stuck.recv(FS_TIMEOUT_S + 20)
         answers[x.get("id")] = code(x)
     dt = time.monotonic() - t0
-    is_eq(answers, {10: -32004, 11: -32004, 20: -32004, 21: -32004, 22: -32004, 23: -32004},
-          "the stuck writes, opens, channels and symlink answer -32004 (after %.1fs)" % dt)
+    is_eq(answers, {10: -32004, 11: -32004, 20: -32004, 21: -32004, 22: -32004, 23: -32004,
+                    24: -32004},
+          "the stuck writes, opens, channels, symlink and sha256 answer -32004 (after %.1fs)"
+          % dt)
     ok(dt >= FS_TIMEOUT_S, "not before fs_timeout_s")
     is_eq(stuck.call("agent.ping", id=30).get("result"), "pong",
           "the stuck caller's connection still serves")
@@ -117,6 +122,21 @@ try:
     is_eq(code(a), -32002, "the aborted handle is gone")
     a = stuck.call("file.channel", {"path": fs.path("f"), "direction": "download"}, id=31)
     is_eq(a.get("result", {}).get("size"), 6, "file.channel works again")
+    a = stuck.call("file.sha256", {"path": fs.path("f")}, id=32)
+    is_eq(a.get("result"), {"size": 6, "sha256": "5891b5b522d5df086d0ff0b110fbd9d2"
+                                                 "1bb4fc7163af34d08286a2e846f6be03"},
+          "file.sha256 works again")
+    # A hash in several steps (one worker job per MiB), and its errors.
+    big = os.urandom(5 * 1024 * 1024 // 2)
+    with open(os.path.join(tmp, "big"), "wb") as f:
+        f.write(big)
+    a = other.call("file.sha256", {"path": os.path.join(tmp, "big")}, id="h1")
+    is_eq(a.get("result"), {"size": len(big), "sha256": hashlib.sha256(big).hexdigest()},
+          "file.sha256 of 2.5 MiB in steps")
+    a = other.call("file.sha256", {"path": tmp}, id="h2")
+    is_eq(a.get("error", {}).get("data", {}).get("errno"), "EISDIR", "file.sha256 of a directory")
+    a = other.call("file.sha256", {"path": os.path.join(tmp, "none")}, id="h3")
+    is_eq(code(a), -32002, "file.sha256 of a missing file: -32002")
     ok(agent.alive(), "agent alive")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
