@@ -554,14 +554,15 @@ static int file_tmp_name(const char *path, char **ret)
 }
 
 /* mode < 0: keep the existing file's mode and owner, or 0666 & ~umask for a new one. */
-/* The process's umask, read on the loop: umask() can only be read by setting
- * it, which would race with file creation on the worker threads. */
+/* The process's umask, read once at start-up (methods_file_register()),
+ * before any worker thread exists: umask() can only be read by setting it,
+ * and for that moment a file or directory created on a worker would get the
+ * umask 0 (world-writable). The agent never changes its umask afterwards. */
+static mode_t file_process_umask = 022;
+
 static mode_t file_umask(void)
 {
-	mode_t um = umask(0);
-
-	umask(um);
-	return um;
+	return file_process_umask;
 }
 
 /* um: the umask for a new file's mode (file_umask(), taken on the loop). */
@@ -1955,5 +1956,7 @@ const struct method file_methods[] = {
 
 void methods_file_register(void)
 {
+	file_process_umask = umask(0);
+	umask(file_process_umask);
 	method_register(file_methods);
 }

@@ -137,6 +137,14 @@ try:
     is_eq(a.get("error", {}).get("data", {}).get("errno"), "EISDIR", "file.sha256 of a directory")
     a = other.call("file.sha256", {"path": os.path.join(tmp, "none")}, id="h3")
     is_eq(code(a), -32002, "file.sha256 of a missing file: -32002")
+    # New files get 0666 and directories 0777 less the umask the agent started with.
+    um = os.umask(0)
+    os.umask(um)
+    other.call("file.write", {"path": os.path.join(tmp, "new-file"), "data": b64(b"x")}, id="u1")
+    other.call("file.mkdir", {"path": os.path.join(tmp, "new-dir")}, id="u2")
+    is_eq((os.stat(os.path.join(tmp, "new-file")).st_mode & 0o7777,
+           os.stat(os.path.join(tmp, "new-dir")).st_mode & 0o7777),
+          (0o666 & ~um, 0o777 & ~um), "new files and directories follow the umask %03o" % um)
     ok(agent.alive(), "agent alive")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
