@@ -14,7 +14,7 @@ agent_tests_py = \
 	tests/agent/test-units.py
 TESTS += $(agent_tests_py)
 dist_check_SCRIPTS += $(agent_tests_py)
-EXTRA_DIST += tests/agent/agentlib.py tests/agent/hangfslib.py tests/lib/qgalib.py
+EXTRA_DIST += tests/agent/agentlib.py tests/agent/hangfslib.py tests/agent/nslib.py tests/lib/qgalib.py
 
 check_PROGRAMS += tests/agent/test-stress
 TESTS += tests/agent/test-stress

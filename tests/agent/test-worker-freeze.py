@@ -18,9 +18,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gltest import (Proc, build_path, done, is_eq, ok, skip_all, tmpdir,  # noqa: E402
-                    wait_for_listener, LineClient, unix_connect)
+from gltest import (done, is_eq, ok, skip_all, tmpdir, wait_for_listener,  # noqa: E402
+                    LineClient, unix_connect)
 from hangfslib import HangFS  # noqa: E402
+from nslib import MountNamespace  # noqa: E402
 
 FS_TIMEOUT_S = 2
 if os.geteuid() != 0 or not all(shutil.which(p) for p in ("mkfs.ext4", "unshare", "nsenter")):
@@ -32,31 +33,14 @@ with open(img, "wb") as f:
 if subprocess.run(["mkfs.ext4", "-q", "-F", img], stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL, timeout=60).returncode != 0:
     skip_all("cannot build an ext4 image")
-# A mount namespace held open by a sleeping process; everything else enters it.
-holder = Proc(["unshare", "--mount", "--propagation", "private", "sleep", "600"])
-ns = ["nsenter", "-t", str(holder.pid), "-m"]
+ns = MountNamespace()
 vol = os.path.join(tmp, "vol")
 os.mkdir(vol)
-deadline = time.monotonic() + 10
-while True:  # unshare needs a moment before the namespace is its own
-    if subprocess.run(["readlink", "/proc/%d/ns/mnt" % holder.pid], capture_output=True,
-                      text=True).stdout != os.readlink("/proc/self/ns/mnt") + "\n":
-        break
-    if time.monotonic() > deadline:
-        skip_all("cannot make a mount namespace")
-    time.sleep(0.05)
-if subprocess.run(ns + ["mount", "-o", "loop", img, vol], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL, timeout=30).returncode != 0:
-    holder.stop()
+if not ns.run(["mount", "-o", "loop", img, vol]):
+    ns.stop()
     skip_all("cannot mount a loop device in a mount namespace")
-fs = HangFS(tmp, prefix=ns)
-
-sock = os.path.join(tmp, "agent.sock")
-conf = os.path.join(tmp, "agent.conf")
-with open(conf, "w") as f:
-    f.write('{"fs_timeout_s": %d, "plugin_dir": "%s"}' % (FS_TIMEOUT_S, os.path.join(tmp, "none")))
-agent = Proc(ns + [build_path("agent", "guestlink-agent"), "--listen", "unix:" + sock,
-                   "--config", conf])
+fs = HangFS(tmp, prefix=ns.prefix)
+agent, sock = ns.agent(tmp, {"fs_timeout_s": FS_TIMEOUT_S})
 
 
 def code(answer):
@@ -135,5 +119,5 @@ try:
 finally:
     fs.unmount()
     agent.stop()
-    holder.stop()
+    ns.stop()
 done()
