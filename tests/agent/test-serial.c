@@ -114,6 +114,7 @@ int main(void)
 	close(m2);
 	serial_free(p);
 	server_free(s);
+	event_base_loop(base, EVLOOP_NONBLOCK); /* the deferred frees of the connections */
 	methods_agent_cleanup();
 	event_base_free(base);
 	unlink(port);
