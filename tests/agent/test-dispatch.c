@@ -73,8 +73,7 @@ struct unbounded_params {
 };
 
 static const struct method_param unbounded_params[] = {
-	{ "u", PARAM_INT, offsetof(struct unbounded_params, u), PARAM_MANDATORY, 0, 0, 0, NULL,
-		"u" },
+	{ "u", PARAM_INT, offsetof(struct unbounded_params, u), PARAM_MANDATORY, 0, 0, 0, NULL, "u" },
 	{ NULL, 0, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
