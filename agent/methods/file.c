@@ -58,10 +58,21 @@ static void file_error(struct call *call, int errnum, const char *what)
 	call_error(call, GL_RPC_NO_SUCH_OBJECT, what, data);
 }
 
+/* Whether path lies on a filesystem the agent froze (writing there would
+ * block until a thaw only the agent can do). It stat()s the path, which can
+ * block on a hung mount: called on a worker, at the start of each writing
+ * job, except for file.close (see there). */
+static bool file_frozen_at(const char *path)
+{
+	return fsfreeze_check_path(path) < 0;
+}
+
+#define FILE_FROZEN_MSG "the filesystem is frozen"
+
 static bool file_frozen(struct call *call, const char *path)
 {
-	if (fsfreeze_check_path(path) < 0) {
-		call_os_error(call, EBUSY, "the filesystem is frozen");
+	if (file_frozen_at(path)) {
+		call_os_error(call, EBUSY, FILE_FROZEN_MSG);
 		return true;
 	}
 	return false;
@@ -830,6 +841,7 @@ struct file_open_job {
 	int64_t size; /* upload channel: announced */
 	/* results */
 	int err;
+	bool frozen;
 	struct file_tmp tmp; /* upload; a download's file is tmp.fd */
 	struct stat st;      /* download */
 };
@@ -863,6 +875,11 @@ static void file_open_run(void *p)
 {
 	struct file_open_job *j = p;
 
+	j->frozen = file_frozen_at(j->path);
+	if (j->frozen) {
+		j->err = EBUSY;
+		return;
+	}
 	j->err = -file_tmp_open(j->path, j->mode, j->create, j->umask, &j->tmp);
 }
 
@@ -874,7 +891,7 @@ static void file_open_done(struct call *call, void *p)
 	struct json_object *res;
 
 	if (j->err) {
-		file_error(call, j->err, "cannot create the file");
+		file_error(call, j->err, j->frozen ? FILE_FROZEN_MSG : "cannot create the file");
 		return;
 	}
 	if (!conn || !file_handle_room(call, conn))
@@ -914,8 +931,6 @@ static int file_open(struct call *call, void *params)
 		return -ENOTCONN;
 	if (!file_handle_room(call, conn))
 		return 0;
-	if (file_frozen(call, a->path))
-		return 0;
 	j = file_open_job_new(call, a->path);
 	if (!j)
 		return -ENOMEM;
@@ -934,7 +949,7 @@ struct file_handle_job {
 	size_t len;
 	int64_t off;
 	/* results */
-	bool ran;
+	bool ran, frozen;
 	int err;
 };
 
@@ -958,7 +973,8 @@ static void file_handle_write_run(void *p)
 {
 	struct file_handle_job *j = p;
 
-	j->err = -file_write_all(j->h->tmp.fd, j->data, j->len, j->off);
+	j->frozen = file_frozen_at(j->h->tmp.path);
+	j->err = j->frozen ? EBUSY : -file_write_all(j->h->tmp.fd, j->data, j->len, j->off);
 	j->ran = true;
 }
 
@@ -967,7 +983,7 @@ static void file_handle_write_done(struct call *call, void *p)
 	struct file_handle_job *j = p;
 
 	if (j->err)
-		file_error(call, j->err, "cannot write");
+		file_error(call, j->err, j->frozen ? FILE_FROZEN_MSG : "cannot write");
 	else
 		call_reply(call, json_object_new_object());
 }
@@ -1023,8 +1039,10 @@ static int file_close(struct call *call, void *params)
 		call_reply(call, res);
 		return 0;
 	}
+	/* On the loop (a stat, only while something is frozen): a close refused
+	 * for a freeze keeps its handle, for a retry after the thaw. */
 	if (file_frozen(call, h->tmp.path))
-		return 0; /* the handle stays: the client may retry after the thaw */
+		return 0;
 	if (h->writes > 0) {
 		call_error(call, GL_RPC_LIMIT,
 			"writes on this handle are still running: close it after their answers, or "
@@ -1072,8 +1090,6 @@ static int file_write_handle(struct call *call, struct file_write_params *a, cha
 			"with a handle, only data and offset are allowed", NULL);
 		return 0;
 	}
-	if (file_frozen(call, h->tmp.path))
-		return 0;
 	off = a->offset >= 0 ? a->offset : h->next_off;
 	if (__builtin_add_overflow(off, (int64_t)len, &end)) {
 		call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
@@ -1101,6 +1117,10 @@ static void file_write_run(void *p)
 	struct file_job *j = p;
 	int r;
 
+	if (file_frozen_at(j->path)) {
+		file_job_fail(j, EBUSY, FILE_FROZEN_MSG);
+		return;
+	}
 	if (!j->append && j->offset < 0) {
 		/* The whole file: written aside, renamed into place when complete. */
 		struct file_tmp t;
@@ -1178,8 +1198,6 @@ static int file_write(struct call *call, void *params)
 		call_error(call, GL_RPC_INVALID_PARAMS, "offset too large", NULL);
 		return 0;
 	}
-	if (file_frozen(call, a->path))
-		return 0;
 	j = file_job_new(a->path, NULL);
 	if (!j)
 		return -ENOMEM;
@@ -1200,6 +1218,10 @@ static void file_remove_run(void *p)
 {
 	struct file_job *j = p;
 
+	if (file_frozen_at(j->path)) {
+		file_job_fail(j, EBUSY, FILE_FROZEN_MSG);
+		return;
+	}
 	if (unlink(j->path) < 0 && (errno != EISDIR || rmdir(j->path) < 0))
 		file_job_fail(j, errno, "cannot remove");
 }
@@ -1208,8 +1230,6 @@ static int file_remove(struct call *call, void *params)
 {
 	struct file_path_params *a = params;
 
-	if (file_frozen(call, a->path))
-		return 0;
 	return file_job_submit(call, file_job_new(a->path, NULL), file_remove_run,
 		file_job_done_empty);
 }
@@ -1225,6 +1245,10 @@ static void file_mkdir_run(void *p)
 	struct file_job *j = p;
 	mode_t mode = j->mode >= 0 ? (mode_t)j->mode : 0777;
 
+	if (file_frozen_at(j->path)) {
+		file_job_fail(j, EBUSY, FILE_FROZEN_MSG);
+		return;
+	}
 	if (j->parents) {
 		/* j->path is our own copy: cut it at each '/' in turn. */
 		for (char *s = j->path + 1; *s; s++) {
@@ -1253,8 +1277,6 @@ static int file_mkdir(struct call *call, void *params)
 	struct file_mkdir_params *a = params;
 	struct file_job *j;
 
-	if (file_frozen(call, a->path))
-		return 0;
 	j = file_job_new(a->path, NULL);
 	if (j) {
 		j->mode = a->mode;
@@ -1272,6 +1294,10 @@ static void file_rename_run(void *p)
 {
 	struct file_job *j = p;
 
+	if (file_frozen_at(j->path) || file_frozen_at(j->path2)) {
+		file_job_fail(j, EBUSY, FILE_FROZEN_MSG);
+		return;
+	}
 	if (rename(j->path, j->path2) < 0)
 		file_job_fail(j, errno, "cannot rename");
 }
@@ -1280,8 +1306,6 @@ static int file_rename(struct call *call, void *params)
 {
 	struct file_rename_params *a = params;
 
-	if (file_frozen(call, a->from) || file_frozen(call, a->to))
-		return 0;
 	return file_job_submit(call, file_job_new(a->from, a->to), file_rename_run,
 		file_job_done_empty);
 }
@@ -1509,7 +1533,9 @@ static void file_channel_open_run(void *p)
 	struct file_open_job *j = p;
 
 	if (j->upload) {
-		j->err = -file_tmp_open(j->path, j->mode, true, j->umask, &j->tmp);
+		j->frozen = file_frozen_at(j->path);
+		j->err = j->frozen ? EBUSY
+				   : -file_tmp_open(j->path, j->mode, true, j->umask, &j->tmp);
 		return;
 	}
 	j->tmp.fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -1525,7 +1551,10 @@ static void file_channel_open_done(struct call *call, void *p)
 	uint8_t rnd[16];
 
 	if (j->err) {
-		file_error(call, j->err, j->upload ? "cannot create the file" : "cannot open");
+		file_error(call, j->err,
+			j->frozen   ? FILE_FROZEN_MSG
+			: j->upload ? "cannot create the file"
+				    : "cannot open");
 		return;
 	}
 	if (!j->upload && !S_ISREG(j->st.st_mode)) {
@@ -1602,8 +1631,6 @@ static int file_channel(struct call *call, void *params)
 		call_error(call, GL_RPC_INVALID_PARAMS, "an upload needs its size", NULL);
 		return 0;
 	}
-	if (upload && file_frozen(call, a->path))
-		return 0;
 	j = file_open_job_new(call, a->path);
 	if (!j)
 		return -ENOMEM;
@@ -1660,6 +1687,10 @@ static void file_symlink_run(void *p)
 {
 	struct file_job *j = p;
 
+	if (file_frozen_at(j->path)) {
+		file_job_fail(j, EBUSY, FILE_FROZEN_MSG);
+		return;
+	}
 	if (symlink(j->path2, j->path) < 0)
 		file_job_fail(j, errno, "cannot create the symbolic link");
 }
@@ -1668,8 +1699,6 @@ static int file_symlink(struct call *call, void *params)
 {
 	struct file_symlink_params *a = params;
 
-	if (file_frozen(call, a->path))
-		return 0;
 	return file_job_submit(call, file_job_new(a->path, a->target), file_symlink_run,
 		file_job_done_empty);
 }

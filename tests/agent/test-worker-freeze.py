@@ -95,6 +95,20 @@ try:
     a = write_vol(other, "while-frozen", "w")
     is_eq(a.get("error", {}).get("data", {}).get("errno"), "EBUSY",
           "a write to the frozen volume answers EBUSY")
+    # While something is frozen every write checks its path first (a stat):
+    # on the hung mount that check costs only its caller too.
+    fs.stop()
+    time.sleep(1.2)
+    t0 = time.monotonic()
+    c.send({"jsonrpc": "2.0", "method": "file.write", "id": 4,
+            "params": {"path": fs.path("x"), "data": "eA=="}})
+    time.sleep(0.3)
+    is_eq(other.call("agent.ping", id="p2", timeout=5).get("result"), "pong",
+          "while frozen, a write's freeze check stuck on the hung mount blocks nobody else")
+    a = c.recv(FS_TIMEOUT_S + 20)
+    is_eq((a.get("id"), code(a)), (4, -32004),
+          "... and answers -32004 (after %.1fs)" % (time.monotonic() - t0))
+    fs.cont()
     is_eq(other.call("fs.thaw", id="t").get("result"), {"thawed": 1},
           "fs.thaw thaws the late freeze")
     is_eq(write_vol(other, "after", "w2").get("result"), {"written": 1},
