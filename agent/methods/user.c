@@ -29,6 +29,7 @@
 #include "macro.h"
 #include "method.h"
 #include "methods.h"
+#include "worker.h"
 
 #define USER_NAME_MAX 256
 #define USER_PASSWORD_MAX 4096
@@ -36,6 +37,78 @@
 #define USER_MAX_KEYS 1024
 #define USER_KEYS_FILE_MAX (4u * 1024 * 1024)
 #define USER_SHADOW "/etc/shadow"
+
+/* --- the user, looked up on a worker ---
+ * NSS can hang (LDAP, sssd, an unreachable server): getpwnam_r() runs on a
+ * worker (agent/worker.h) and the method goes on on the loop once it
+ * answered; a lookup that does not answer within fs_timeout_s costs only
+ * its call (-32004). */
+
+typedef void (*user_found_fn)(struct call *call, void *params, int op, const struct passwd *pw);
+
+struct user_lookup {
+	char *name;
+	void *params; /* the call's, alive as long as the worker holds the call */
+	int op;
+	user_found_fn found;
+	/* results */
+	struct passwd pw;
+	char *buf;
+	bool ok;
+};
+
+static void user_lookup_free(void *p)
+{
+	struct user_lookup *j = p;
+
+	free(j->name);
+	free(j->buf);
+	free(j);
+}
+
+static void user_lookup_run(void *p)
+{
+	struct user_lookup *j = p;
+	struct passwd *res = NULL;
+	long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+
+	if (sz < 16384)
+		sz = 16384;
+	j->buf = malloc((size_t)sz);
+	j->ok = j->buf && getpwnam_r(j->name, &j->pw, j->buf, (size_t)sz, &res) == 0 && res;
+}
+
+static void user_lookup_done(struct call *call, void *p)
+{
+	struct user_lookup *j = p;
+
+	if (!j->ok) {
+		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
+		return;
+	}
+	j->found(call, j->params, j->op, &j->pw);
+}
+
+/* Look name up on a worker, then found(call, params, op, pw) on the loop, or
+ * answer -32002. Returns what a handler returns. */
+static int user_lookup(struct call *call, const char *name, void *params, int op, user_found_fn found)
+{
+	struct user_lookup *j = calloc(1, sizeof(*j));
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	j->name = strdup(name);
+	if (!j->name) {
+		free(j);
+		return -ENOMEM;
+	}
+	j->params = params;
+	j->op = op;
+	j->found = found;
+	r = worker_call(call, -1, user_lookup_run, user_lookup_done, j, user_lookup_free);
+	return r == -EAGAIN ? 0 : r;
+}
 
 /* --- password --- */
 
@@ -110,7 +183,7 @@ fail:
 	return r;
 }
 
-static int user_set_password(struct call *call, void *params)
+static void user_set_password_found(struct call *call, void *params, int op, const struct passwd *pw)
 {
 	struct user_password_params *a = params;
 	struct crypt_data *cd = NULL;
@@ -118,16 +191,6 @@ static int user_set_password(struct call *call, void *params)
 	char *salt = NULL;
 	int r;
 
-	if (!getpwnam(a->user)) {
-		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
-		return 0;
-	}
-	/* Field separators would end the entry early; a crypted hash never has them. */
-	if (strpbrk(a->password, ":\n") && a->crypted) {
-		call_error(call, GL_RPC_INVALID_PARAMS,
-			"Invalid parameter 'password': ':' or newline", NULL);
-		return 0;
-	}
 	if (!a->crypted) {
 		cd = calloc(1, sizeof(*cd));
 		salt = crypt_gensalt_ra(NULL, 0, NULL, 0);
@@ -154,11 +217,23 @@ out:
 	free(salt);
 	if (r < 0) {
 		call_os_error(call, r, "cannot set the password");
-		return 0;
+		return;
 	}
 	log_notice("Password of user %s set by a client", a->user);
 	call_reply(call, json_object_new_object());
-	return 0;
+}
+
+static int user_set_password(struct call *call, void *params)
+{
+	struct user_password_params *a = params;
+
+	/* Field separators would end the entry early; a crypted hash never has them. */
+	if (strpbrk(a->password, ":\n") && a->crypted) {
+		call_error(call, GL_RPC_INVALID_PARAMS,
+			"Invalid parameter 'password': ':' or newline", NULL);
+		return 0;
+	}
+	return user_lookup(call, a->user, a, 0, user_set_password_found);
 }
 
 /* --- SSH authorized keys --- */
@@ -339,22 +414,16 @@ static int user_keys_check(struct call *call, struct json_object *keys)
 	return 0;
 }
 
-static int user_keys_op(struct call *call, struct user_keys_params *a, int op)
+static void user_keys_found(struct call *call, void *params, int op, const struct passwd *pw)
 {
+	struct user_keys_params *a = params;
 	struct json_object *cur = NULL, *next = NULL, *o;
-	struct passwd *pw = getpwnam(a->user);
 	int dir, r;
 
-	if (!pw) {
-		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
-		return 0;
-	}
-	if (op != 0 && user_keys_check(call, a->keys) < 0)
-		return 0;
 	dir = user_ssh_dir(pw, op > 0);
 	if (dir < 0 && !(dir == -ENOENT && op <= 0)) {
 		call_os_error(call, dir, "cannot open the user's .ssh directory");
-		return 0;
+		return;
 	}
 	r = user_keys_read(dir, op != 0, &cur);
 	if (r < 0)
@@ -403,7 +472,13 @@ out:
 	json_object_put(next);
 	if (dir >= 0)
 		close(dir);
-	return 0;
+}
+
+static int user_keys_op(struct call *call, struct user_keys_params *a, int op)
+{
+	if (op != 0 && user_keys_check(call, a->keys) < 0)
+		return 0;
+	return user_lookup(call, a->user, a, op, user_keys_found);
 }
 
 static int user_keys_get(struct call *call, void *params)

@@ -6,7 +6,8 @@ a file on a FUSE mount (tests/agent/hangfs) whose server the test stops
 (SIGSTOP), so getpwnam_r() blocks. An exec.run with "user" then costs only
 its caller (-32004 after fs_timeout_s) while another client is served,
 exec.run without a user included; with the server running again a lookup
-completes and the child is forked as that user. Needs root, unshare, nsenter
+completes and the child is forked as that user. user.ssh-keys looks its user
+up the same way. Needs root, unshare, nsenter
 and FUSE; skipped otherwise."""
 
 import os
@@ -64,11 +65,25 @@ try:
           "the exec.run with a hung user lookup answers -32004 (after %.1fs)"
           % (time.monotonic() - t0))
 
+    # The user.* methods look their user up the same way (read-only here:
+    # the namespace's /etc/shadow is the real one).
+    t0 = time.monotonic()
+    c.send({"jsonrpc": "2.0", "method": "user.ssh-keys", "id": 4, "params": {"user": "gltest"}})
+    time.sleep(0.3)
+    is_eq(other.call("agent.ping", id="p2", timeout=5).get("result"), "pong",
+          "another client is served while user.ssh-keys' lookup hangs")
+    a = c.recv(FS_TIMEOUT_S + 20)
+    is_eq((a.get("id"), code(a)), (4, -32004),
+          "user.ssh-keys with a hung lookup answers -32004 (after %.1fs)"
+          % (time.monotonic() - t0))
+
     # A lookup that completes: the fork follows it, as that user.
     fs.cont()
     a = c.call("exec.run", {"argv": ["id", "-u"], "user": "gltest"}, id=3, timeout=20)
     is_eq(a.get("result", {}).get("stdout"), "NDI0Mgo=",
           "after the lookup the child runs as that user (uid 4242)")
+    a = c.call("user.ssh-keys", {"user": "gltest"}, id=5, timeout=20)
+    is_eq(a.get("result"), {"keys": []}, "user.ssh-keys after its lookup (no home: no keys)")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()
