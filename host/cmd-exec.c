@@ -18,6 +18,7 @@
 #include "base64.h"
 #include "cmd.h"
 #include "guestlink/jsonrpc.h"
+#include "session.h"
 #include "term.h"
 
 #define EXEC_STDIN_CHUNK (64 * 1024)
@@ -107,9 +108,8 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 	struct json_object *params, void *userdata)
 {
 	struct exec_run *e = userdata;
-	int64_t id;
 
-	if (!cmd_get_int64(params, "id", &id) || id != e->id)
+	if (!session_is_ours(params, e->id))
 		return;
 	if (strcmp(method, "exec.output") == 0) {
 		const char *stream = cmd_get_string(params, "stream") ?: "stdout";
@@ -133,29 +133,21 @@ static void exec_on_notification(struct gl_client *c, const char *method,
 				bytes, n);
 		free(bytes);
 	} else if (strcmp(method, "exec.exit") == 0) {
-		int64_t sig = 0, code = 0;
-		bool timed_out = false, has_sig, has_code;
-		int status = CMD_EXIT_UNREACHABLE;
+		struct session_exit x;
 
-		cmd_get_bool(params, "timed_out", &timed_out);
-		has_sig = cmd_get_int64(params, "signal", &sig) && sig > 0 && sig < 128;
-		has_code = cmd_get_int64(params, "code", &code) && code >= 0 && code <= 255;
-		if (has_sig)
-			status = 128 + (int)sig;
-		else if (has_code)
-			status = (int)code;
+		session_exit_parse(params, &x);
 		if (e->ctx->json) {
 			struct json_object *o = json_object_new_object();
-			json_object_object_add(o, "exit_status", json_object_new_int(status));
+			json_object_object_add(o, "exit_status", json_object_new_int(x.status));
 			json_object_object_add(o, "code",
-				has_code && !has_sig ? json_object_new_int((int)code) : NULL);
+				x.has_code && !x.has_signal ? json_object_new_int(x.code) : NULL);
 			json_object_object_add(o, "signal",
-				has_sig ? json_object_new_int((int)sig) : NULL);
-			json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+				x.has_signal ? json_object_new_int(x.signal) : NULL);
+			json_object_object_add(o, "timed_out", json_object_new_boolean(x.timed_out));
 			exec_print_json_line(e->ctx, o);
-		} else if (timed_out)
+		} else if (x.timed_out)
 			cmd_error(e->ctx, 0, "%s: timed out and was killed", e->argv0);
-		exec_finish(e, status);
+		exec_finish(e, x.status);
 	}
 }
 
@@ -281,18 +273,17 @@ static void exec_on_started(struct gl_client *c, int status, struct json_object 
 	const struct gl_error *error, void *userdata)
 {
 	struct exec_run *e = userdata;
-	int64_t id;
 
 	if (status < 0) {
 		exec_finish(e, exec_start_error(e, status, error));
 		return;
 	}
-	if (!cmd_get_int64(result, "id", &id) || id <= 0) {
-		cmd_error(e->ctx, 0, "exec.start: answer without an id");
+	if (!session_start_id(result, &e->id)) {
+		cmd_error(e->ctx, 0,
+			"exec.start: answer without a valid process id (protocol error)");
 		exec_finish(e, CMD_EXIT_UNREACHABLE);
 		return;
 	}
-	e->id = id;
 	if (e->pending_signal)
 		exec_forward_signal(e, e->pending_signal);
 	exec_pump_stdin(e);

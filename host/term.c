@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "base64.h"
+#include "session.h"
 #include "term.h"
 
 #define TERM_READ_CHUNK 4096
@@ -114,34 +115,24 @@ static void term_on_notification(struct gl_client *c, const char *method,
 	struct json_object *params, void *userdata)
 {
 	struct term_session *t = userdata;
-	struct json_object *v;
 
-	if (!json_object_object_get_ex(params, "id", &v) ||
-		!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != t->id)
+	if (!session_is_ours(params, t->id))
 		return;
 	if (strcmp(method, "exec.output") == 0) {
+		const char *data = cmd_get_string(params, "data");
 		void *bytes;
 		size_t n;
 
-		if (!json_object_object_get_ex(params, "data", &v) ||
-			!json_object_is_type(v, json_type_string))
-			return;
-		if (gl_base64_decode(json_object_get_string(v),
-			    (size_t)json_object_get_string_len(v), &bytes, &n) < 0)
+		if (!data || gl_base64_decode(data, strlen(data), &bytes, &n) < 0)
 			return;
 		/* Blocking: a slow terminal slows the guest program (agent back-pressure). */
 		term_write_out(bytes, n);
 		free(bytes);
 	} else if (strcmp(method, "exec.exit") == 0) {
-		int status = 255;
+		struct session_exit x;
 
-		if (json_object_object_get_ex(params, "signal", &v) &&
-			json_object_is_type(v, json_type_int))
-			status = 128 + (json_object_get_int(v) & 127);
-		else if (json_object_object_get_ex(params, "code", &v) &&
-			 json_object_is_type(v, json_type_int))
-			status = json_object_get_int(v) & 255;
-		term_finish(t, status);
+		session_exit_parse(params, &x);
+		term_finish(t, x.status);
 	}
 }
 
@@ -326,7 +317,6 @@ static void term_on_started(struct gl_client *c, int status, struct json_object 
 	const struct gl_error *error, void *userdata)
 {
 	struct term_session *t = userdata;
-	struct json_object *id;
 
 	if (status < 0) {
 		term_restore();
@@ -337,13 +327,13 @@ static void term_on_started(struct gl_client *c, int status, struct json_object 
 		term_finish(t, CMD_EXIT_FAILED);
 		return;
 	}
-	if (!json_object_object_get_ex(result, "id", &id) || !json_object_is_type(id, json_type_int)) {
+	if (!session_start_id(result, &t->id)) {
 		term_restore();
-		cmd_error(t->ctx, 0, "exec.start: answer without an id");
-		term_finish(t, CMD_EXIT_FAILED);
+		cmd_error(t->ctx, 0,
+			"exec.start: answer without a valid process id (protocol error)");
+		term_finish(t, CMD_EXIT_UNREACHABLE);
 		return;
 	}
-	t->id = json_object_get_int64(id);
 	/* The window may have changed while we waited. */
 	term_on_sigwinch(SIGWINCH, 0, t);
 	term_pump(t);
