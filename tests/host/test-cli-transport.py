@@ -10,9 +10,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "methods"))
 import gltest as g  # noqa: E402
-from agentlib import Agent  # noqa: E402
+from glagent import Agent, proc_children  # noqa: E402
 from termlib import CLI, Tmux  # noqa: E402
 
 if not shutil.which("tmux"):
@@ -32,16 +31,6 @@ def stat_of(pid):
     return s[s.index("(") + 1:s.rindex(")")], int(rest[1]), int(rest[2]), int(rest[3])
 
 
-def children(ppid, comm):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = stat_of(int(d))
-            if st and st[0] == comm and st[1] == ppid:
-                out.append(int(d))
-    return out
-
-
 def wait_for(fn, timeout=20):
     deadline = time.monotonic() + timeout
     while True:
@@ -59,8 +48,8 @@ AFTER = "; echo EXIT=$?; sleep 600"
 script = "trap 'echo GOT-INT; exit 3' INT; echo READY; while :; do sleep 0.1; done"
 t = Tmux("%s -a %s exec -- sh -c \"%s\"%s" % (CLI, address, script, AFTER))
 g.ok(t.wait(r"^READY\s*$", 30), "exec: the remote command runs through socat")
-cli = wait_for(lambda: children(t.pane_pid, "guestlink"), 10)
-socat = wait_for(lambda: cli and children(cli[0], "socat"), 10)
+cli = wait_for(lambda: proc_children(t.pane_pid, "guestlink"), 10)
+socat = wait_for(lambda: cli and proc_children(cli[0], "socat"), 10)
 g.ok(cli and socat, "exec: the CLI and its transport (socat) run")
 if cli and socat:
     c, s = stat_of(cli[0]), stat_of(socat[0])
@@ -78,8 +67,8 @@ t.stop()
 # --- shell: ^C is a byte for the guest terminal; the transport stays ---
 t = Tmux("%s -a %s shell%s" % (CLI, address, AFTER))
 g.ok(t.wait(r"[$#] *$", 30), "shell: the prompt appears through socat")
-cli = wait_for(lambda: children(t.pane_pid, "guestlink"), 10)
-socat = wait_for(lambda: cli and children(cli[0], "socat"), 10)
+cli = wait_for(lambda: proc_children(t.pane_pid, "guestlink"), 10)
+socat = wait_for(lambda: cli and proc_children(cli[0], "socat"), 10)
 t.type("sleep 100\n")
 time.sleep(0.5)
 t.keys("C-c")

@@ -82,10 +82,38 @@ def error_code(answer):
     return answer.get("error", {}).get("code")
 
 
+def proc_children(ppid, comm=None, state=None):
+    """PIDs of ppid's direct children, those named comm and in state (a
+    /proc/PID/stat letter: "Z" for zombies) when given."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rindex(")") + 2:].split()
+        if int(rest[1]) != ppid or (state is not None and rest[0] != state):
+            continue
+        if comm is None or s[s.index("(") + 1:s.rindex(")")] == comm:
+            out.append(int(d))
+    return out
+
+
 class Agent:
-    def __init__(self, config=None, plugin_dir=None, env=None, pass_fds=()):
-        self.dir = g.tmpdir()
+    """guestlink-agent --listen unix:DIR/agent.sock --config DIR/agent.conf,
+    its stderr in DIR/agent.log; DIR is a new temporary directory unless
+    given. Stopped by PID in stop() (and at exit by gltest)."""
+
+    def __init__(self, config=None, plugin_dir=None, env=None, pass_fds=(), dir=None):
+        if dir is None:
+            dir = g.tmpdir()
+        os.makedirs(dir, exist_ok=True)
+        self.dir = dir
         self.sock = os.path.join(self.dir, "agent.sock")
+        self.address = "unix:" + self.sock
         argv = [g.build_path("agent/guestlink-agent"), "--listen", "unix:" + self.sock]
         conf = dict(config or {})
         conf.setdefault("plugin_dir", plugin_dir or os.path.join(self.dir, "no-plugins"))
@@ -96,7 +124,8 @@ class Agent:
         # Keep ASan's quarantine small so that RSS figures mean something under sanitizers.
         asan = os.environ.get("ASAN_OPTIONS", "")
         asan = (asan + ":" if asan else "") + "quarantine_size_mb=8:detect_leaks=1"
-        self.log = open(os.path.join(self.dir, "agent.log"), "w+")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.log = open(self.log_path, "w+")
         e = dict(env or {})
         e["ASAN_OPTIONS"] = asan
         self.proc = g.Proc(argv, env=e, stderr=self.log, pass_fds=pass_fds)
@@ -104,8 +133,9 @@ class Agent:
             raise RuntimeError("agent did not start: " + self.log_text())
 
     def log_text(self):
-        self.log.flush()
-        with open(self.log.name) as f:
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
             return f.read()
 
     def client(self):
@@ -119,20 +149,8 @@ class Agent:
         return 0
 
     def children(self, state=None):
-        """PIDs (and states) of the agent's direct children."""
-        out = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    s = f.read()
-            except OSError:
-                continue
-            rest = s[s.rindex(")") + 2:].split()
-            if int(rest[1]) == self.proc.pid and (state is None or rest[0] == state):
-                out.append(int(d))
-        return out
+        """PIDs of the agent's direct children (in state when given)."""
+        return proc_children(self.proc.pid, state=state)
 
     def alive(self):
         return self.proc.alive()

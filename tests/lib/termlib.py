@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import gltest as g
-from glagent import BACKEND, GUESTSIM, Stack, hybrid_connect  # noqa: F401
+from glagent import BACKEND, GUESTSIM, Stack, hybrid_connect, proc_children  # noqa: F401
 
 CLI = g.build_path("host", "guestlink")
 
@@ -60,20 +60,7 @@ class Tmux:
 
     def descendants(self, name):
         """PIDs under the pane whose comm is name."""
-        out = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    s = f.read()
-            except OSError:
-                continue
-            comm = s[s.index("(") + 1:s.rindex(")")]
-            ppid = int(s[s.rindex(")") + 2:].split()[1])
-            if comm == name and ppid == self.pane_pid:
-                out.append(int(d))
-        return out
+        return proc_children(self.pane_pid, comm=name)
 
     def stop(self):
         self._guard.stop()
