@@ -58,7 +58,7 @@ struct session_ops {
 	/* exec.start failed (-EREMOTEIO with error, or a transport errno): report
 	 * it and return the exit status. */
 	int (*start_failed)(struct session *s, int status, const struct gl_error *error);
-	/* n > 0 bytes read from stdin (NULL: sent as they are). */
+	/* 0 < n <= read_chunk bytes read from stdin (NULL: sent as they are). */
 	void (*input)(struct session *s, const char *buf, size_t n);
 	/* stdin ended (NULL: exec.write with eof: true). */
 	void (*input_end)(struct session *s);
