@@ -18,6 +18,7 @@
 #include "base64.h"
 #include "cmd.h"
 #include "guestlink/jsonrpc.h"
+#include "session.h"
 #include "term.h"
 
 #define EXEC_STDIN_CHUNK (64 * 1024)
@@ -26,73 +27,36 @@
 #define EXEC_STDIN_WINDOW 4
 
 struct exec_run {
-	struct cmd_ctx *ctx;
-	struct event_base *base;
-	struct gl_client *client;
-	int64_t id;
-	int status;
-	bool done;
-
-	bool stdin_forward, stdin_pollable, stdin_eof;
-	unsigned writes_inflight;
-	struct event *stdin_ev;
+	struct session s;
 	int pending_signal;
 	const char *argv0, *cwd; /* for messages */
 };
 
-static void exec_finish(struct exec_run *e, int status)
-{
-	if (e->done)
-		return;
-	e->done = true;
-	e->status = status;
-	event_base_loopbreak(e->base);
-}
-
 /* exec.start failed: name the program and the cause, and exit as a shell
  * would (127 not found, 126 not executable), else 255 (could not run). */
-static int exec_start_error(struct exec_run *e, int status, const struct gl_error *error)
+static int exec_start_error(struct session *s, int status, const struct gl_error *error)
 {
+	struct exec_run *e = s->userdata;
+
 	const char *ename = status == -EREMOTEIO ? cmd_get_string(error->data, "errno") : NULL;
 
-	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT && e->ctx->json) {
-		cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT && s->ctx->json) {
+		cmd_report_call_error(s->ctx, "exec.start", e->argv0, status, error);
 		return CMD_EXIT_NOT_FOUND;
 	}
 	if (status == -EREMOTEIO && error->code == GL_RPC_NO_SUCH_OBJECT) {
 		if (e->cwd)
-			return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s",
+			return cmd_error(s->ctx, CMD_EXIT_NOT_FOUND, "%s (or --cwd %s): %s",
 				e->argv0, e->cwd, strerror(ENOENT));
-		return cmd_error(e->ctx, CMD_EXIT_NOT_FOUND, "%s: %s", e->argv0, strerror(ENOENT));
+		return cmd_error(s->ctx, CMD_EXIT_NOT_FOUND, "%s: %s", e->argv0, strerror(ENOENT));
 	}
 	if (ename && (strcmp(ename, "EACCES") == 0 || strcmp(ename, "ENOEXEC") == 0 ||
 			     strcmp(ename, "EISDIR") == 0 || strcmp(ename, "ENOTDIR") == 0)) {
-		cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+		cmd_report_call_error(s->ctx, "exec.start", e->argv0, status, error);
 		return CMD_EXIT_CANNOT_EXECUTE;
 	}
-	cmd_report_call_error(e->ctx, "exec.start", e->argv0, status, error);
+	cmd_report_call_error(s->ctx, "exec.start", e->argv0, status, error);
 	return CMD_EXIT_UNREACHABLE;
-}
-
-static int exec_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			fd_set set;
-			FD_ZERO(&set);
-			FD_SET(fd, &set);
-			select(fd + 1, NULL, &set, NULL, NULL);
-			continue;
-		}
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* --json: one JSON text per line, for each output chunk and the exit. */
@@ -103,200 +67,74 @@ static void exec_print_json_line(struct cmd_ctx *ctx, struct json_object *o)
 	json_object_put(o);
 }
 
-static void exec_on_notification(struct gl_client *c, const char *method,
-	struct json_object *params, void *userdata)
+static void exec_on_output(struct session *s, const char *stream, const char *b64,
+	const void *bytes, size_t n)
 {
-	struct exec_run *e = userdata;
-	int64_t id;
-
-	if (!cmd_get_int64(params, "id", &id) || id != e->id)
-		return;
-	if (strcmp(method, "exec.output") == 0) {
-		const char *stream = cmd_get_string(params, "stream") ?: "stdout";
-		const char *data = cmd_get_string(params, "data");
-		void *bytes;
-		size_t n;
-
-		if (!data || gl_base64_decode(data, strlen(data), &bytes, &n) < 0)
-			return;
-		if (e->ctx->json) {
-			struct json_object *o = json_object_new_object();
-			json_object_object_add(o, "stream",
-				json_object_new_string(
-					strcmp(stream, "stderr") == 0 ? "stderr" : "stdout"));
-			json_object_object_add(o, "data", json_object_new_string(data));
-			exec_print_json_line(e->ctx, o);
-		} else
-			/* Raw by design. Blocking writes: a slow reader of our stdout
-			 * slows the guest process down through the agent's back-pressure. */
-			exec_write_all(strcmp(stream, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO,
-				bytes, n);
-		free(bytes);
-	} else if (strcmp(method, "exec.exit") == 0) {
-		int64_t sig = 0, code = 0;
-		bool timed_out = false, has_sig, has_code;
-		int status = CMD_EXIT_UNREACHABLE;
-
-		cmd_get_bool(params, "timed_out", &timed_out);
-		has_sig = cmd_get_int64(params, "signal", &sig) && sig > 0 && sig < 128;
-		has_code = cmd_get_int64(params, "code", &code) && code >= 0 && code <= 255;
-		if (has_sig)
-			status = 128 + (int)sig;
-		else if (has_code)
-			status = (int)code;
-		if (e->ctx->json) {
-			struct json_object *o = json_object_new_object();
-			json_object_object_add(o, "exit_status", json_object_new_int(status));
-			json_object_object_add(o, "code",
-				has_code && !has_sig ? json_object_new_int((int)code) : NULL);
-			json_object_object_add(o, "signal",
-				has_sig ? json_object_new_int((int)sig) : NULL);
-			json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
-			exec_print_json_line(e->ctx, o);
-		} else if (timed_out)
-			cmd_error(e->ctx, 0, "%s: timed out and was killed", e->argv0);
-		exec_finish(e, status);
-	}
+	if (s->ctx->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "stream", json_object_new_string(stream));
+		json_object_object_add(o, "data", json_object_new_string(b64));
+		exec_print_json_line(s->ctx, o);
+	} else
+		/* Raw by design. Blocking writes: a slow reader of our stdout
+		 * slows the guest process down through the agent's back-pressure. */
+		session_write_all(strcmp(stream, "stderr") == 0 ? STDERR_FILENO : STDOUT_FILENO,
+			bytes, n);
 }
 
-static void exec_on_close(struct gl_client *c, int error, void *userdata)
+static int exec_on_exit(struct session *s, const struct session_exit *x)
 {
-	struct exec_run *e = userdata;
+	struct exec_run *e = s->userdata;
 
-	if (!e->done) {
-		cmd_error(e->ctx, 0, "%s: connection lost before the command ended: %s",
-			e->ctx->address, strerror(error ? abs(error) : ECONNRESET));
-		exec_finish(e, CMD_EXIT_UNREACHABLE);
-	}
-}
-
-static void exec_pump_stdin(struct exec_run *e);
-
-static void exec_on_write(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
-{
-	struct exec_run *e = userdata;
-
-	e->writes_inflight--;
-	if (status < 0) {
-		/* The command closed its stdin or ended: stop forwarding, quietly. */
-		e->stdin_forward = false;
-		if (e->stdin_ev)
-			event_del(e->stdin_ev);
-		return;
-	}
-	exec_pump_stdin(e);
-}
-
-static void exec_send_stdin(struct exec_run *e, const char *buf, size_t n, bool eof)
-{
-	struct json_object *p = json_object_new_object();
-	char *b64;
-
-	if (gl_base64_encode(buf, n, &b64, NULL) < 0) {
-		json_object_put(p);
-		exec_finish(e, cmd_error(e->ctx, CMD_EXIT_UNREACHABLE, "out of memory"));
-		return;
-	}
-	json_object_object_add(p, "id", json_object_new_int64(e->id));
-	json_object_object_add(p, "data", json_object_new_string(b64));
-	free(b64);
-	if (eof)
-		json_object_object_add(p, "eof", json_object_new_boolean(true));
-	if (gl_client_call_async(e->client, "exec.write", p, -1, exec_on_write, e) == 0)
-		e->writes_inflight++;
-}
-
-/* Read one chunk of our stdin and forward it. */
-static void exec_read_stdin(struct exec_run *e)
-{
-	char buf[EXEC_STDIN_CHUNK];
-	ssize_t n;
-
-	do
-		n = read(STDIN_FILENO, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
-		e->stdin_eof = true;
-		if (e->stdin_ev)
-			event_del(e->stdin_ev);
-		exec_send_stdin(e, "", 0, true);
-		return;
-	}
-	exec_send_stdin(e, buf, (size_t)n, false);
-}
-
-static void exec_pump_stdin(struct exec_run *e)
-{
-	if (!e->stdin_forward || e->stdin_eof || e->id <= 0)
-		return;
-	if (e->stdin_pollable) {
-		if (e->writes_inflight >= EXEC_STDIN_WINDOW)
-			event_del(e->stdin_ev);
-		else if (event_add(e->stdin_ev, NULL) < 0)
-			e->stdin_pollable = false; /* not pollable after all: read directly */
-		if (e->stdin_pollable)
-			return;
-	}
-	/* A regular file cannot be polled: read while the window has room. */
-	while (!e->stdin_eof && e->stdin_forward && e->writes_inflight < EXEC_STDIN_WINDOW)
-		exec_read_stdin(e);
-}
-
-static void exec_on_stdin(evutil_socket_t fd, short what, void *userdata)
-{
-	struct exec_run *e = userdata;
-
-	exec_read_stdin(e);
-	exec_pump_stdin(e);
-}
-
-static void exec_on_signal_reply(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
-{
+	if (s->ctx->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "exit_status", json_object_new_int(x->status));
+		json_object_object_add(o, "code",
+			x->has_code && !x->has_signal ? json_object_new_int(x->code) : NULL);
+		json_object_object_add(o, "signal",
+			x->has_signal ? json_object_new_int(x->signal) : NULL);
+		json_object_object_add(o, "timed_out", json_object_new_boolean(x->timed_out));
+		exec_print_json_line(s->ctx, o);
+	} else if (x->timed_out)
+		cmd_error(s->ctx, 0, "%s: timed out and was killed", e->argv0);
+	return x->status;
 }
 
 static void exec_forward_signal(struct exec_run *e, int sig)
 {
 	struct json_object *p = json_object_new_object();
 
-	json_object_object_add(p, "id", json_object_new_int64(e->id));
+	json_object_object_add(p, "id", json_object_new_int64(e->s.id));
 	json_object_object_add(p, "signal", json_object_new_int(sig));
-	gl_client_call_async(e->client, "exec.signal", p, -1, exec_on_signal_reply, e);
+	session_notify(&e->s, "exec.signal", p);
 }
 
 static void exec_on_signal(evutil_socket_t sig, short what, void *userdata)
 {
 	struct exec_run *e = userdata;
 
-	if (e->id > 0)
+	if (e->s.id > 0)
 		exec_forward_signal(e, (int)sig);
 	else
 		e->pending_signal = (int)sig; /* sent once exec.start answered */
 }
 
-static void exec_on_started(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
+static void exec_on_started(struct session *s)
 {
-	struct exec_run *e = userdata;
-	int64_t id;
+	struct exec_run *e = s->userdata;
 
-	if (status < 0) {
-		exec_finish(e, exec_start_error(e, status, error));
-		return;
-	}
-	if (!cmd_get_int64(result, "id", &id) || id <= 0) {
-		cmd_error(e->ctx, 0, "exec.start: answer without an id");
-		exec_finish(e, CMD_EXIT_UNREACHABLE);
-		return;
-	}
-	e->id = id;
 	if (e->pending_signal)
 		exec_forward_signal(e, e->pending_signal);
-	exec_pump_stdin(e);
 }
+
+static const struct session_ops exec_session_ops = {
+	.write_window = EXEC_STDIN_WINDOW,
+	.read_chunk = EXEC_STDIN_CHUNK,
+	.output = exec_on_output,
+	.exit = exec_on_exit,
+	.started = exec_on_started,
+	.start_failed = exec_start_error,
+};
 
 static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 {
@@ -305,9 +143,10 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' }, { "tty", no_argument, NULL, 't' }, {} };
 	struct json_object *params = json_object_new_object(), *env = json_object_new_array();
 	struct json_object *args = json_object_new_array();
-	struct exec_run e = { .ctx = ctx };
+	struct exec_run e = {};
 	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
 	const char *cwd = NULL;
+	bool stdin_forward = false;
 	long timeout_s = 0;
 	int c, r, tty = 0;
 
@@ -327,7 +166,7 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			cwd = optarg;
 			break;
 		case 'i':
-			e.stdin_forward = true;
+			stdin_forward = true;
 			break;
 		case 't':
 			tty++; /* -tt: even when stdin is not a terminal, as ssh */
@@ -375,23 +214,10 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 
-	r = cmd_connect(ctx);
+	r = session_open(&e.s, ctx, &exec_session_ops, &e);
 	if (r)
 		goto out;
-	e.base = event_base_new();
-	if (!e.base) {
-		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot create an event loop");
-		goto out;
-	}
-	e.client = ctx->client;
-	gl_client_set_notification_handler(e.client, exec_on_notification, &e);
-	gl_client_set_close_handler(e.client, exec_on_close, &e);
-	if (gl_client_attach(e.client, e.base) < 0) {
-		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE,
-			"cannot attach the client to the event loop");
-		goto out;
-	}
-	if (e.stdin_forward) {
+	if (stdin_forward) {
 		struct stat st;
 		if (fstat(STDIN_FILENO, &st) < 0) {
 			r = cmd_error(ctx, CMD_EXIT_USAGE, "--stdin: stdin is closed");
@@ -399,20 +225,15 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		}
 		/* epoll refuses regular files and most devices (/dev/null): those are
 		 * read directly, as the window allows. */
-		e.stdin_pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
-				   (S_ISCHR(st.st_mode) && isatty(STDIN_FILENO));
-		if (e.stdin_pollable) {
-			e.stdin_ev = event_new(e.base, STDIN_FILENO, EV_READ | EV_PERSIST,
-				exec_on_stdin, &e);
-			if (!e.stdin_ev) {
-				r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "cannot watch stdin");
-				goto out;
-			}
-		}
+		r = session_forward_stdin(&e.s,
+			S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+				(S_ISCHR(st.st_mode) && isatty(STDIN_FILENO)));
+		if (r)
+			goto out;
 	}
-	sigint = evsignal_new(e.base, SIGINT, exec_on_signal, &e);
-	sigterm = evsignal_new(e.base, SIGTERM, exec_on_signal, &e);
-	sighup = evsignal_new(e.base, SIGHUP, exec_on_signal, &e);
+	sigint = evsignal_new(e.s.base, SIGINT, exec_on_signal, &e);
+	sigterm = evsignal_new(e.s.base, SIGTERM, exec_on_signal, &e);
+	sighup = evsignal_new(e.s.base, SIGHUP, exec_on_signal, &e);
 	if (sigint)
 		evsignal_add(sigint, NULL);
 	if (sigterm)
@@ -425,35 +246,21 @@ static int exec_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		json_object_object_add(params, "env", json_object_get(env));
 	if (cwd)
 		json_object_object_add(params, "cwd", json_object_new_string(cwd));
-	if (e.stdin_forward)
+	if (stdin_forward)
 		json_object_object_add(params, "stdin", json_object_new_string("stream"));
 	if (timeout_s > 0)
 		json_object_object_add(params, "timeout_ms", json_object_new_int64(timeout_s * 1000));
 	json_object_object_add(params, "stream", json_object_new_boolean(true));
-	r = gl_client_call_async(e.client, "exec.start", params, ctx->timeout_ms, exec_on_started,
-		&e);
+	r = session_run(&e.s, params, ctx->timeout_ms);
 	params = NULL; /* taken */
-	if (r < 0) {
-		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "exec.start: %s", strerror(-r));
-		goto out;
-	}
-	event_base_dispatch(e.base);
-	r = e.done ? e.status : CMD_EXIT_UNREACHABLE;
 out:
-	/* The client belongs to ctx (freed by main) but is attached to our base:
-	 * free it before the base. */
-	if (e.base) {
-		ctx->client = gl_client_free(ctx->client);
-		if (e.stdin_ev)
-			event_free(e.stdin_ev);
-		if (sigint)
-			event_free(sigint);
-		if (sigterm)
-			event_free(sigterm);
-		if (sighup)
-			event_free(sighup);
-		event_base_free(e.base);
-	}
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	if (sighup)
+		event_free(sighup);
+	session_close(&e.s);
 	json_object_put(params);
 	json_object_put(env);
 	json_object_put(args);

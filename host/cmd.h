@@ -98,6 +98,10 @@ void cmd_print_json(struct cmd_ctx *ctx, struct json_object *o);
  * so no escape sequence reaches the terminal; otherwise the bytes go as they
  * are. */
 void cmd_put(FILE *f, const char *s);
+/* s as cmd_put() writes it on a terminal (control characters, DEL, C1 and
+ * bytes that are not UTF-8 as \xNN; the rest valid UTF-8), in a new string;
+ * NULL when out of memory. For guest text laid out before it is printed. */
+char *cmd_escape(const char *s);
 /* printf() whose result is written through cmd_put(): for lines that mix our
  * text with guest text. The format's own '\n' is written raw only at the end. */
 void cmd_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,7 @@ host_guestlink_SOURCES = \
 	host/cp.h host/cp-tree.c \
 	host/progress.c host/progress.h \
 	host/cmd-power.c \
+	host/session.c host/session.h \
 	host/term.c host/term.h \
 	host/cmd-shell.c \
 	host/cmd-connect.c

@@ -85,6 +85,22 @@ static void output_escape(FILE *f, const char *s, size_t len, bool json)
 	}
 }
 
+char *cmd_escape(const char *s)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (!f)
+		return NULL;
+	output_escape(f, s, strlen(s), false);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 void cmd_put(FILE *f, const char *s)
 {
 	if (!s)
@@ -179,6 +195,22 @@ struct json_object *cmd_json_rounded(double v, int decimals)
 
 /* --- errors --- */
 
+/* An error object on stdout, one line, escaped like cmd_print_json() on a
+ * terminal. Takes o. */
+static void output_error_object(struct json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (isatty(STDOUT_FILENO))
+		output_escape(stdout, s, strlen(s), true);
+	else
+		fputs(s, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_object_put(o);
+}
+
 static void output_error_json(int code, int errnum, const char *message, const char *object,
 	struct json_object *data)
 {
@@ -197,9 +229,7 @@ static void output_error_json(int code, int errnum, const char *message, const c
 	if (data)
 		json_object_object_add(e, "data", json_object_get(data));
 	json_object_object_add(o, "error", e);
-	printf("%s\n", gl_encode_string(o, NULL));
-	fflush(stdout);
-	json_object_put(o);
+	output_error_object(o);
 }
 
 static void output_error_line(const char *msg)
@@ -291,9 +321,7 @@ int cmd_report_call_error(struct cmd_ctx *ctx, const char *method, const char *o
 		if (e->data)
 			json_object_object_add(err, "data", json_object_get(e->data));
 		json_object_object_add(o, "error", err);
-		printf("%s\n", gl_encode_string(o, NULL));
-		fflush(stdout);
-		json_object_put(o);
+		output_error_object(o);
 	} else
 		output_error_line(msg);
 	return CMD_EXIT_FAILED;

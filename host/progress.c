@@ -3,12 +3,15 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd.h"
+#include "macro.h"
 #include "progress.h"
 
 #define PROGRESS_REDRAW_S 0.1
@@ -61,6 +64,8 @@ void progress_init(struct progress *p, bool show, uint64_t total)
 void progress_set_name(struct progress *p, const char *name)
 {
 	const char *base = strrchr(name, '/');
+	_cleanup_free_ char *safe = NULL;
+	size_t len;
 
 	/* The last component names the file; "dir/" keeps "dir". */
 	if (base && !base[1]) {
@@ -68,11 +73,34 @@ void progress_set_name(struct progress *p, const char *name)
 			base--;
 	} else if (base)
 		base++;
-	snprintf(p->name, sizeof(p->name), "%s", base ?: name);
-	/* The name is ours to print: no control characters (a guest picks names). */
-	for (char *c = p->name; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	/* A guest picks names: escaped as all guest text on a terminal (C0, DEL,
+	 * C1 and stray bytes as \xNN), so what is left is ASCII and valid UTF-8. */
+	safe = cmd_escape(base ?: name);
+	snprintf(p->name, sizeof(p->name), "%s", safe ?: "?");
+	/* Cut to the buffer: drop a sequence left incomplete at the end. */
+	len = strlen(p->name);
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		unsigned char c = (unsigned char)p->name[len - back];
+
+		if (c < 0x80)
+			break;
+		if (c >= 0xc0) {
+			size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+
+			if (back < need)
+				p->name[len - back] = 0;
+			break;
+		}
+	}
+}
+
+/* s from its first byte that starts a UTF-8 sequence (a cut never starts
+ * with continuation bytes, which an 8-bit terminal would take for C1). */
+static const char *progress_utf8_start(const char *s)
+{
+	while (((unsigned char)*s & 0xc0) == 0x80)
+		s++;
+	return s;
 }
 
 static void progress_bytes(uint64_t n, char *buf, size_t size)
@@ -151,7 +179,7 @@ void progress_format(const struct progress *p, double now, unsigned width, char 
 		/* Long names: keep their end, where the file name is. */
 		if ((size_t)name_w < strlen(p->name) && name_w > 3)
 			snprintf(buf, size, "...%-*s", name_w - 3,
-				p->name + strlen(p->name) - (size_t)(name_w - 3));
+				progress_utf8_start(p->name + strlen(p->name) - (size_t)(name_w - 3)));
 		(void)n;
 	}
 	for (size_t i = 0; i < nfields; i++) {

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "base64.h"
+#include "session.h"
 #include "term.h"
 
 #define TERM_READ_CHUNK 4096
@@ -67,131 +68,23 @@ static int term_make_raw(void)
 }
 
 struct term_session {
-	struct cmd_ctx *ctx;
-	struct event_base *base;
-	struct gl_client *client;
-	int64_t id;
-	int status;
-	bool done;
-	bool stdin_eof;
-	bool stdin_pollable; /* else (a file, /dev/null) read directly as the window allows */
-	unsigned writes_inflight;
-	struct event *stdin_ev, *sigwinch, *sigterm, *sighup;
+	struct session s;
+	struct event *sigwinch, *sigterm, *sighup;
 	/* "~." escape: at the start of a line, and whether a '~' is held back. */
 	bool line_start, tilde;
 };
 
-static void term_finish(struct term_session *t, int status)
+static void term_on_output(struct session *s, const char *stream, const char *b64,
+	const void *bytes, size_t n)
 {
-	if (t->done)
-		return;
-	t->done = true;
-	t->status = status;
-	event_base_loopbreak(t->base);
+	/* Blocking: a slow terminal slows the guest program (agent back-pressure).
+	 * A failure means our terminal is gone: the hangup ends the session. */
+	(void)session_write_all(STDOUT_FILENO, bytes, n);
 }
 
-static void term_write_out(const char *p, size_t n)
+static void term_leave(struct session *s)
 {
-	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			fd_set set;
-			FD_ZERO(&set);
-			FD_SET(STDOUT_FILENO, &set);
-			select(STDOUT_FILENO + 1, NULL, &set, NULL, NULL);
-			continue;
-		}
-		if (w < 0)
-			return; /* our terminal is gone: the hangup ends the session */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void term_on_notification(struct gl_client *c, const char *method,
-	struct json_object *params, void *userdata)
-{
-	struct term_session *t = userdata;
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(params, "id", &v) ||
-		!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != t->id)
-		return;
-	if (strcmp(method, "exec.output") == 0) {
-		void *bytes;
-		size_t n;
-
-		if (!json_object_object_get_ex(params, "data", &v) ||
-			!json_object_is_type(v, json_type_string))
-			return;
-		if (gl_base64_decode(json_object_get_string(v),
-			    (size_t)json_object_get_string_len(v), &bytes, &n) < 0)
-			return;
-		/* Blocking: a slow terminal slows the guest program (agent back-pressure). */
-		term_write_out(bytes, n);
-		free(bytes);
-	} else if (strcmp(method, "exec.exit") == 0) {
-		int status = 255;
-
-		if (json_object_object_get_ex(params, "signal", &v) &&
-			json_object_is_type(v, json_type_int))
-			status = 128 + (json_object_get_int(v) & 127);
-		else if (json_object_object_get_ex(params, "code", &v) &&
-			 json_object_is_type(v, json_type_int))
-			status = json_object_get_int(v) & 255;
-		term_finish(t, status);
-	}
-}
-
-static void term_on_close(struct gl_client *c, int error, void *userdata)
-{
-	struct term_session *t = userdata;
-
-	if (!t->done) {
-		term_restore();
-		cmd_error(t->ctx, 0, "%s: connection lost before the command ended", t->ctx->address);
-		term_finish(t, CMD_EXIT_UNREACHABLE);
-	}
-}
-
-static void term_pump(struct term_session *t);
-
-static void term_on_write(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
-{
-	struct term_session *t = userdata;
-
-	t->writes_inflight--;
-	if (status < 0) {
-		/* The program ended or closed the terminal: its exec.exit follows. */
-		t->stdin_eof = true;
-		if (t->stdin_ev)
-			event_del(t->stdin_ev);
-		return;
-	}
-	term_pump(t);
-}
-
-static void term_send(struct term_session *t, const char *buf, size_t n)
-{
-	struct json_object *p;
-	char *b64;
-
-	if (n == 0)
-		return;
-	if (gl_base64_encode(buf, n, &b64, NULL) < 0) {
-		term_restore();
-		term_finish(t, cmd_error(t->ctx, CMD_EXIT_FAILED, "out of memory"));
-		return;
-	}
-	p = json_object_new_object();
-	json_object_object_add(p, "id", json_object_new_int64(t->id));
-	json_object_object_add(p, "data", json_object_new_string(b64));
-	free(b64);
-	if (gl_client_call_async(t->client, "exec.write", p, -1, term_on_write, t) == 0)
-		t->writes_inflight++;
+	term_restore();
 }
 
 /* ssh's escape: "~." at the start of a line drops the session, "~~" sends
@@ -228,63 +121,29 @@ static size_t term_escape(struct term_session *t, const char *in, size_t n, char
 	return k;
 }
 
-static void term_read_stdin(struct term_session *t)
+static void term_on_input(struct session *s, const char *buf, size_t n)
 {
-	char buf[TERM_READ_CHUNK], out[2 * TERM_READ_CHUNK];
+	struct term_session *t = s->userdata;
+	char out[2 * TERM_READ_CHUNK];
 	bool drop;
-	ssize_t n;
 	size_t k;
 
-	do
-		n = read(STDIN_FILENO, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
-		/* A terminal knows no end of input but the byte for it: with -tt
-		 * and a pipe or file as stdin, its end is sent as one ^D (VEOF), so
-		 * that `printf 'cmd\n' | guestlink exec -tt -- sh` ends. */
-		t->stdin_eof = true;
-		event_del(t->stdin_ev);
-		if (!isatty(STDIN_FILENO))
-			term_send(t, "\x04", 1);
-		return;
-	}
-	k = term_escape(t, buf, (size_t)n, out, &drop);
-	term_send(t, out, k);
+	k = term_escape(t, buf, n, out, &drop);
+	session_send(s, out, k, false);
 	if (drop) {
 		term_restore();
 		fprintf(stderr, "\r\nguestlink: session dropped (~.)\r\n");
-		term_finish(t, TERM_EXIT_DROPPED);
+		session_finish(s, TERM_EXIT_DROPPED);
 	}
 }
 
-static void term_pump(struct term_session *t)
+/* A terminal knows no end of input but the byte for it: with -tt and a pipe
+ * or file as stdin, its end is sent as one ^D (VEOF), so that
+ * `printf 'cmd\n' | guestlink exec -tt -- sh` ends. */
+static void term_on_input_end(struct session *s)
 {
-	if (t->stdin_eof || t->id <= 0 || !t->stdin_ev || t->done)
-		return;
-	if (!t->stdin_pollable) {
-		while (!t->stdin_eof && !t->done && t->writes_inflight < TERM_WRITE_WINDOW)
-			term_read_stdin(t);
-		return;
-	}
-	if (t->writes_inflight >= TERM_WRITE_WINDOW)
-		event_del(t->stdin_ev);
-	else
-		event_add(t->stdin_ev, NULL);
-}
-
-static void term_on_stdin(evutil_socket_t fd, short what, void *userdata)
-{
-	struct term_session *t = userdata;
-
-	term_read_stdin(t);
-	term_pump(t);
-}
-
-static void term_on_ignored_reply(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
-{
+	if (!isatty(STDIN_FILENO))
+		session_send(s, "\x04", 1, false);
 }
 
 static bool term_window(unsigned *ret_rows, unsigned *ret_cols)
@@ -304,13 +163,13 @@ static void term_on_sigwinch(evutil_socket_t sig, short what, void *userdata)
 	struct json_object *p;
 	unsigned rows, cols;
 
-	if (t->id <= 0 || !term_window(&rows, &cols))
+	if (t->s.id <= 0 || !term_window(&rows, &cols))
 		return;
 	p = json_object_new_object();
-	json_object_object_add(p, "id", json_object_new_int64(t->id));
+	json_object_object_add(p, "id", json_object_new_int64(t->s.id));
 	json_object_object_add(p, "rows", json_object_new_int((int)rows));
 	json_object_object_add(p, "cols", json_object_new_int((int)cols));
-	gl_client_call_async(t->client, "exec.resize", p, -1, term_on_ignored_reply, t);
+	session_notify(&t->s, "exec.resize", p);
 }
 
 static void term_on_sigterm(evutil_socket_t sig, short what, void *userdata)
@@ -319,41 +178,40 @@ static void term_on_sigterm(evutil_socket_t sig, short what, void *userdata)
 
 	/* Leaving closes the connection; the agent hangs up the terminal. */
 	term_restore();
-	term_finish(t, 128 + (int)sig);
+	session_finish(&t->s, 128 + (int)sig);
 }
 
-static void term_on_started(struct gl_client *c, int status, struct json_object *result,
-	const struct gl_error *error, void *userdata)
+static int term_on_start_failed(struct session *s, int status, const struct gl_error *error)
 {
-	struct term_session *t = userdata;
-	struct json_object *id;
-
-	if (status < 0) {
-		term_restore();
-		if (status == -EREMOTEIO)
-			cmd_error(t->ctx, 0, "exec.start: %s (%d)", error->message, error->code);
-		else
-			cmd_error(t->ctx, 0, "exec.start: %s", strerror(-status));
-		term_finish(t, CMD_EXIT_FAILED);
-		return;
-	}
-	if (!json_object_object_get_ex(result, "id", &id) || !json_object_is_type(id, json_type_int)) {
-		term_restore();
-		cmd_error(t->ctx, 0, "exec.start: answer without an id");
-		term_finish(t, CMD_EXIT_FAILED);
-		return;
-	}
-	t->id = json_object_get_int64(id);
-	/* The window may have changed while we waited. */
-	term_on_sigwinch(SIGWINCH, 0, t);
-	term_pump(t);
+	if (status == -EREMOTEIO)
+		cmd_error(s->ctx, 0, "exec.start: %s (%d)", error->message, error->code);
+	else
+		cmd_error(s->ctx, 0, "exec.start: %s", strerror(-status));
+	return CMD_EXIT_FAILED;
 }
+
+static void term_on_started(struct session *s)
+{
+	/* The window may have changed while we waited. */
+	term_on_sigwinch(SIGWINCH, 0, s->userdata);
+}
+
+static const struct session_ops term_session_ops = {
+	.write_window = TERM_WRITE_WINDOW,
+	.read_chunk = TERM_READ_CHUNK,
+	.output = term_on_output,
+	.started = term_on_started,
+	.start_failed = term_on_start_failed,
+	.input = term_on_input,
+	.input_end = term_on_input_end,
+	.leave = term_leave,
+};
 
 int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force)
 {
-	struct term_session t = { .ctx = ctx, .line_start = true };
+	struct term_session t = { .line_start = true };
 	struct json_object *pty = json_object_new_object();
-	bool tty = isatty(STDIN_FILENO);
+	bool tty = isatty(STDIN_FILENO), pollable = tty;
 	const char *term = getenv("TERM");
 	unsigned rows = 24, cols = 80;
 	int r;
@@ -369,11 +227,9 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 	else {
 		struct stat st;
 		/* epoll refuses regular files and /dev/null: those are read directly. */
-		t.stdin_pollable = fstat(STDIN_FILENO, &st) == 0 &&
-				   (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+		pollable = fstat(STDIN_FILENO, &st) == 0 &&
+			   (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 	}
-	if (tty)
-		t.stdin_pollable = true;
 	json_object_object_add(pty, "rows", json_object_new_int((int)rows));
 	json_object_object_add(pty, "cols", json_object_new_int((int)cols));
 	if (term && *term && strlen(term) <= 64 &&
@@ -385,33 +241,20 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 	json_object_object_add(params, "stream", json_object_new_boolean(true));
 	json_object_object_add(params, "stdin", json_object_new_string("stream"));
 
-	r = cmd_connect(ctx);
+	r = session_open(&t.s, ctx, &term_session_ops, &t);
+	if (!r)
+		r = session_forward_stdin(&t.s, pollable);
 	if (r) {
 		json_object_put(params);
-		return r;
-	}
-	t.base = event_base_new();
-	if (!t.base) {
-		json_object_put(params);
-		return cmd_error(ctx, CMD_EXIT_FAILED, "cannot create an event loop");
-	}
-	t.client = ctx->client;
-	gl_client_set_notification_handler(t.client, term_on_notification, &t);
-	gl_client_set_close_handler(t.client, term_on_close, &t);
-	if (gl_client_attach(t.client, t.base) < 0) {
-		json_object_put(params);
-		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot attach the client to the event loop");
 		goto out;
 	}
-	t.stdin_ev = event_new(t.base, STDIN_FILENO, EV_READ | EV_PERSIST, term_on_stdin, &t);
-	t.sigwinch = evsignal_new(t.base, SIGWINCH, term_on_sigwinch, &t);
-	t.sigterm = evsignal_new(t.base, SIGTERM, term_on_sigterm, &t);
-	t.sighup = evsignal_new(t.base, SIGHUP, term_on_sigterm, &t);
-	if (!t.stdin_ev || !t.sigwinch || !t.sigterm || !t.sighup ||
-		evsignal_add(t.sigwinch, NULL) < 0 || evsignal_add(t.sigterm, NULL) < 0 ||
-		evsignal_add(t.sighup, NULL) < 0) {
+	t.sigwinch = evsignal_new(t.s.base, SIGWINCH, term_on_sigwinch, &t);
+	t.sigterm = evsignal_new(t.s.base, SIGTERM, term_on_sigterm, &t);
+	t.sighup = evsignal_new(t.s.base, SIGHUP, term_on_sigterm, &t);
+	if (!t.sigwinch || !t.sigterm || !t.sighup || evsignal_add(t.sigwinch, NULL) < 0 ||
+		evsignal_add(t.sigterm, NULL) < 0 || evsignal_add(t.sighup, NULL) < 0) {
 		json_object_put(params);
-		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot watch stdin and signals");
+		r = cmd_error(ctx, CMD_EXIT_FAILED, "cannot watch signals");
 		goto out;
 	}
 	/* A reader of our stdout that goes away (`| head`) must not kill us by
@@ -426,28 +269,15 @@ int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force
 			goto out;
 		}
 	}
-	r = gl_client_call_async(t.client, "exec.start", params, ctx->timeout_ms, term_on_started,
-		&t); /* takes params */
-	if (r < 0) {
-		term_restore();
-		r = cmd_error(ctx, CMD_EXIT_UNREACHABLE, "exec.start: %s", strerror(-r));
-		goto out;
-	}
-	event_base_dispatch(t.base);
-	term_restore();
-	r = t.done ? t.status : CMD_EXIT_FAILED;
+	r = session_run(&t.s, params, ctx->timeout_ms); /* takes params */
 out:
 	term_restore();
-	/* The client belongs to ctx but is attached to our base: free it first. */
-	ctx->client = gl_client_free(ctx->client);
-	if (t.stdin_ev)
-		event_free(t.stdin_ev);
 	if (t.sigwinch)
 		event_free(t.sigwinch);
 	if (t.sigterm)
 		event_free(t.sigterm);
 	if (t.sighup)
 		event_free(t.sighup);
-	event_base_free(t.base);
+	session_close(&t.s);
 	return r;
 }

@@ -17,6 +17,7 @@
  * stream and stdin) on a terminal. With stdin not a terminal the session is
  * refused (usage error, exit 2) unless force (-tt). Returns the remote exit
  * status (128+N for signal N), TERM_EXIT_DROPPED after "~.", 128+N when
- * SIGTERM/SIGHUP ended us, CMD_EXIT_UNREACHABLE when the connection was lost.
+ * SIGTERM/SIGHUP ended us, CMD_EXIT_UNREACHABLE when the connection was lost
+ * or the agent's answers were malformed (see session.h).
  * Takes params. */
 int term_session_run(struct cmd_ctx *ctx, struct json_object *params, bool force);

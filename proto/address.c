@@ -316,8 +316,14 @@ static int address_spawn(const char *command, pid_t *ret_pid)
 		r = posix_spawnattr_setsigmask(&attr, &none);
 	if (!r)
 		r = posix_spawnattr_setsigdefault(&attr, &dfl);
+	/* Its own session (setsid): the keys that signal the terminal's
+	 * foreground process group (^C, ^\, ^Z) are ours to forward, not the
+	 * transport's to die of. Without a controlling terminal it cannot prompt
+	 * on it either (ssh: keys, an agent, or SSH_ASKPASS) rather than stop
+	 * in the background or fight the raw terminal of a session. */
 	if (!r)
-		r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+		r = posix_spawnattr_setflags(&attr,
+			POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 	if (!r)
 		r = posix_spawn(&pid, "/bin/sh", &fa, &attr, (char *[]){ "sh", "-c", script, NULL },
 			environ);

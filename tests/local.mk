@@ -1,5 +1,5 @@
 # Tests: every file here is run by `make check` (TAP; see tests/tap.h and tests/lib/).
-EXTRA_DIST += tests/tap.h tests/lib/gltest.py tests/lib/termlib.py tests/lib/glssh.py
+EXTRA_DIST += tests/tap.h tests/lib/gltest.py tests/lib/glagent.py tests/lib/glvm.py tests/lib/termlib.py tests/lib/glssh.py
 
 include tests/proto/local.mk
 include tests/agent/local.mk

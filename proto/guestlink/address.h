@@ -56,7 +56,10 @@ int gl_address_connect(const struct gl_address *a, int timeout_ms);
 /* Like gl_address_connect, and for exec: addresses (for which
  * gl_address_connect answers -EOPNOTSUPP) start COMMAND with one end of a
  * Unix socket pair as its stdin and stdout, the other end returned; its
- * stderr stays the caller's, so that ssh's complaints reach the user. Stores
+ * stderr stays the caller's, so that ssh's complaints reach the user. It runs
+ * in a session of its own (setsid), so the terminal's ^C, ^\ and ^Z signal
+ * the caller, never the transport; it has no controlling terminal and cannot
+ * prompt on one (ssh needs keys, an agent or SSH_ASKPASS). Stores
  * the command's pid (0 for sockets) for gl_address_close(). -errno of
  * socketpair(2) or posix_spawn(3); a command that cannot run shows as EOF
  * (exit status 127) on the first read. */

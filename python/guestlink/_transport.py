@@ -109,8 +109,15 @@ class Child:
     def __init__(self, command: str, sock: socket.socket):
         self.command = command
         self.stderr_file = tempfile.TemporaryFile(prefix="guestlink-stderr.")
-        self.proc = subprocess.Popen(["/bin/sh", "-c", "exec " + command], stdin=sock,
-                                     stdout=sock, stderr=self.stderr_file, close_fds=True)
+        try:
+            # A session of its own, as libguestlink's: the terminal's ^C, ^\ and
+            # ^Z signal us, never the transport; it cannot prompt on the terminal.
+            self.proc = subprocess.Popen(["/bin/sh", "-c", "exec " + command], stdin=sock,
+                                         stdout=sock, stderr=self.stderr_file, close_fds=True,
+                                         start_new_session=True)
+        except BaseException:
+            self.stderr_file.close()
+            raise
 
     def stderr_tail(self) -> str:
         """The last STDERR_TAIL bytes the command wrote to stderr, as text."""

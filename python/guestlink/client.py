@@ -6,6 +6,7 @@ call at a time)."""
 import collections
 import os
 import socket
+import tempfile
 import threading
 import time
 import weakref
@@ -364,14 +365,23 @@ class Client:
 
 class LocalTarget:
     """A local file written under a temporary name and renamed into place with
-    its mode only when complete (removed on failure)."""
+    its mode only when complete (removed on failure). The temporary file is
+    made by mkstemp in the destination's directory (O_CREAT|O_EXCL, mode 0600,
+    an unpredictable name): nothing planted there is followed or replaced."""
 
     def __init__(self, path: str):
         self.path = path
-        self.tmp = "%s.guestlink-%d.tmp" % (path, os.getpid())
         self.mode = 0o644
         self.size = 0
-        self.f = open(self.tmp, "wb")
+        head, tail = os.path.split(path)
+        fd, self.tmp = tempfile.mkstemp(prefix=".%s.guestlink-" % tail, suffix=".tmp",
+                                        dir=head or ".")
+        try:
+            self.f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.tmp)
+            raise
 
     def write(self, data: Any) -> None:
         self.f.write(data)

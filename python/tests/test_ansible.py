@@ -231,3 +231,76 @@ def test_via_builds_the_ssh_command(sshd, make_agent, tmp_path):
     assert r.returncode == 0
     assert "vmhost | CHANGED | rc=0 >>\nagent-via\n" in r.stdout
     assert agent.proc.alive()
+
+
+# Drives the plugin as Ansible does within a task: one Connection object, several
+# calls. Before each step it prints READY and waits for a line on stdin (the
+# test restarts the agent meanwhile); each step prints its outcome.
+RECONNECT_DRIVER = """
+import os, sys, warnings
+from ansible.errors import AnsibleConnectionFailure
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins import loader
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    loader._configure_collection_loader()
+address, src, tmp = sys.argv[1:4]
+pc = PlayContext()
+pc.remote_addr = "vmR"
+conn = loader.connection_loader.get("%s", pc, sys.stdin)
+conn.set_options(var_options={"guestlink_address": address, "guestlink_timeout": 10})
+def step(name, fn):
+    print("READY", flush=True)
+    sys.stdin.readline()
+    try:
+        fn()
+        print(name, "ok", flush=True)
+    except AnsibleConnectionFailure as e:
+        print(name, "unreachable", str(e).replace("\\n", " "), flush=True)
+step("put1", lambda: conn.put_file(src, os.path.join(tmp, "put1")))
+step("put2", lambda: conn.put_file(src, os.path.join(tmp, "put2")))
+step("fetch", lambda: conn.fetch_file(src, os.path.join(tmp, "fetched")))
+step("exec1", lambda: conn.exec_command("echo once"))
+def again():
+    rc, out, err = conn.exec_command("echo again")
+    assert (rc, out) == (0, b"again\\n"), (rc, out, err)
+step("exec2", again)
+conn.close()
+""" % PLUGIN
+
+
+def test_reconnects_after_agent_restart(make_agent, tmp_path):
+    """put_file and fetch_file (idempotent: whole files replaced atomically)
+    reconnect once after the agent was SIGKILLed and started again on the same
+    socket between calls; exec_command (not idempotent) fails once as
+    unreachable and the next one reconnects. A real agent each time."""
+    import signal
+    ans = Ansible(tmp_path, {})
+    a = make_agent(name="vmR")
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(256 << 10))
+    driver = tmp_path / "driver.py"
+    driver.write_text(RECONNECT_DRIVER)
+    p = subprocess.Popen(["/usr/bin/python3", str(driver), a.address, str(src),
+                          str(tmp_path)], cwd=ans.dir, env=ans.env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    outcomes = []
+    try:
+        for restart in (False, True, True, True, False):
+            assert p.stdout.readline() == "READY\n"
+            if restart:
+                a.proc.stop(signal.SIGKILL)
+                a = make_agent(name="vmR")  # the same socket path
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            outcomes.append(p.stdout.readline().split(" ", 2)[:2])
+        p.stdin.close()
+        assert p.wait(60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert outcomes == [["put1", "ok\n"], ["put2", "ok\n"], ["fetch", "ok\n"],
+                        ["exec1", "unreachable"], ["exec2", "ok\n"]]
+    for name in ("put1", "put2", "fetched"):
+        assert (tmp_path / name).read_bytes() == src.read_bytes()

@@ -14,7 +14,7 @@ import guestlink.aio
 
 
 def test_hybrid_calls(stack, agent):
-    with guestlink.connect(stack.address) as c:
+    with guestlink.connect(stack.address()) as c:
         c.ping()
         assert c.info()["pid"] == agent.proc.pid
         r = c.exec(["sh", "-c", "echo via-backend; exit 2"])
@@ -34,7 +34,7 @@ def test_hybrid_refused(stack):
 def test_hybrid_copy(stack, tmp_path):
     src = tmp_path / "src"
     src.write_bytes(os.urandom(10 << 20))
-    with guestlink.connect(stack.address, timeout=60) as c:
+    with guestlink.connect(stack.address(), timeout=60) as c:
         assert c.copy_to(str(src), str(tmp_path / "g")) == 10 << 20
         assert c.copy_from(str(tmp_path / "g"), str(tmp_path / "b")) == 10 << 20
     want = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -44,7 +44,7 @@ def test_hybrid_copy(stack, tmp_path):
 
 def test_hybrid_aio_in_flight(stack):
     async def main():
-        async with await guestlink.aio.connect(stack.address, timeout=30) as c:
+        async with await guestlink.aio.connect(stack.address(), timeout=30) as c:
             got = await asyncio.gather(*(c.call("agent.echo", [i]) for i in range(64)))
             assert got == [[i] for i in range(64)]
     asyncio.run(asyncio.wait_for(main(), 120))

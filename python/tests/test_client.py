@@ -253,3 +253,60 @@ def test_read_write_file(agent, tmp_path):
         assert c.read_file(p) == big
         c.write_file(p, b"")
         assert c.read_file(p) == b""
+
+
+@pytest.mark.parametrize("side_channel", [True, False])
+def test_copy_from_ignores_planted_symlink(make_agent, tmp_path, side_channel):
+    """The download's temporary file is made with O_EXCL in the destination
+    directory: a symlink planted at the name an older version predicted
+    (DST.guestlink-PID.tmp) is neither followed nor renamed into place."""
+    config = {} if side_channel else {"deny": ["file.channel"]}
+    a = make_agent(config)
+    src = tmp_path / "src"
+    src.write_bytes(b"from the guest\n" * 100)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    dst = tmp_path / "dst"
+    planted = tmp_path / ("dst.guestlink-%d.tmp" % os.getpid())
+    os.symlink(str(victim), str(planted))
+    with guestlink.connect(a.address) as c:
+        assert c.copy_from(str(src), str(dst)) == 1500
+    assert victim.read_bytes() == b"precious\n"
+    assert not os.path.islink(str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    assert os.path.islink(str(planted)) and os.readlink(str(planted)) == str(victim)
+    assert sorted(os.listdir(str(tmp_path))) == sorted(
+        ["agent", "src", "victim", "dst", planted.name])
+
+
+def _open_fds():
+    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+
+def test_exec_transport_spawn_failure_leaks_no_fd():
+    """When the exec: command cannot be started at all (here fork's pipe
+    fails with EMFILE under a tight fd limit) nothing opened for it stays
+    open: neither the socket pair nor the file that collects its stderr."""
+    import resource
+    before = _open_fds()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # The smallest limit leaving exactly three free fds: the socket pair and the
+    # stderr file fit, subprocess's own pipe does not.
+    limit, free = 0, 0
+    while free < 3:
+        if limit not in before:
+            free += 1
+        limit += 1
+    errors = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        for _ in range(3):
+            try:
+                guestlink.connect("exec:cat")
+            except guestlink.ConnectionError as e:
+                errors.append(e)  # kept: the exception must not be what holds a file open
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(errors) == 3
+    assert "cannot run the command" in str(errors[0])
+    assert _open_fds() == before

@@ -113,12 +113,19 @@ try:
 except OSError:
     refused = True
 ok(refused, "no new connections after SIGTERM")
-a = first.recv(5)
+a = first.recv(30)
 is_eq((a.get("id"), a.get("result")), (7, "pong"), "the in-flight call finished after SIGTERM")
 first.close()
-status = proc.p.wait(10)
+t_last = time.monotonic()
+status = proc.p.wait(60)
 is_eq(status, 0, "agent exits 0 after SIGTERM")
-ok(time.monotonic() - t0 < 5, "and promptly")
+# Promptly: once its last client left, the agent does not wait out its flush
+# timer (CONN_FLUSH_TIMEOUT_S, 5 s in agent/conn.c), the only timer that could
+# still hold it. Counted from that moment, not from SIGTERM: the in-flight
+# call's 700 ms and a loaded machine's delays before it are not the agent's.
+ok(time.monotonic() - t_last < 5,
+   "and promptly: %.2f s after its last client left (its flush timer is 5 s; %.2f s after "
+   "SIGTERM)" % (time.monotonic() - t_last, time.monotonic() - t0))
 proc.stop()
 notify.close()
 done()

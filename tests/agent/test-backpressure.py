@@ -4,10 +4,13 @@
 read its requests is not enough, since up to max_inflight calls answer anyway.
 The agent closes such a connection once its unread answers pass the
 high-water mark plus max_message_bytes; its memory stays bounded, other
-clients are served, and a client that reads gets every answer."""
+clients are served, and a client that reads gets every answer. The memory
+bound follows the configured mark (CONN_OUTPUT_HIGH + max_message_bytes, the
+latter set here), plus one answer and a stated overhead."""
 
 import json
 import os
+import socket
 import sys
 import time
 
@@ -17,12 +20,24 @@ from agentlib import Agent, read_until_eof, rss_kib  # noqa: E402
 
 N = 64
 SIZE = 1 << 20
-tmp = tmpdir()
+# The configured limit the bound follows: the agent closes a connection whose
+# unread answers pass CONN_OUTPUT_HIGH (1 MiB, agent/conn.h) plus
+# max_message_bytes, so at most that plus the answer that crossed it is held.
+MAX_MESSAGE = 4 << 20
+MARK = (1 << 20) + MAX_MESSAGE
+ANSWER = SIZE * 4 // 3 + 4096  # base64 of 1 MiB of output, and the JSON around it
+# Stated fixed overhead: the calls keep running after the close, and each
+# answer being built holds its output, its base64 and its JSON text (~4 MB, a
+# few at once, more on a loaded machine); allocator slack; ASan's quarantine
+# (8 MiB) under sanitizers. Measured: 28-34 MB of growth in all at load 6.
+OVERHEAD = 40 << 20
 # Keep ASan's quarantine small so that RSS figures mean something under sanitizers.
 asan = os.environ.get("ASAN_OPTIONS", "")
-agent = Agent(tmp, config={"max_inflight": N},
-              env={"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"})
-witness = agent.client()
+ENV = {"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"}
+
+
+def start_agent():
+    return Agent(tmpdir(), config={"max_inflight": N, "max_message_bytes": MAX_MESSAGE}, env=ENV)
 
 
 def run_req(i, delay, size):
@@ -31,26 +46,36 @@ def run_req(i, delay, size):
 
 
 # 64 calls of 1 MiB output each (1.4 MB answers), finishing one by one over
-# about 5 s: before the bound all 64 answers (90 MB) queued for a client
-# that never reads.
+# about 5 s. Before the bound all 64 answers (90 MB) queued for a client that
+# never reads.
+FLOOD = b"".join(run_req(i, i * 0.08, SIZE) for i in range(N))
+
+agent = start_agent()
+witness = agent.client()
 rss0 = rss_kib(agent.pid)
 flood = unix_connect(agent.sock)
-flood.sendall(b"".join(run_req(i, i * 0.08, SIZE) for i in range(N)))
+flood.sendall(FLOOD)
 peak = rss0
-served = 0
+served = tried = 0
 t_end = time.monotonic() + 8
 while time.monotonic() < t_end:
     peak = max(peak, rss_kib(agent.pid))
+    tried += 1
     try:
-        if witness.call("agent.ping", None, id=served, timeout=5)["result"] == "pong":
+        if witness.call("agent.ping", None, id=tried, timeout=30)["result"] == "pong":
             served += 1
     except (OSError, EOFError, ValueError, KeyError) as e:
         diag("witness: %r" % e)
     time.sleep(0.1)
 diag("64 x 1 MiB exec.run answers, never read: agent RSS %d -> peak %d KiB" % (rss0, peak))
-ok(peak - rss0 < 48 * 1024,
-   "agent RSS grew by %d KiB (< 48 MiB; 64 queued answers would be ~90 MB)" % (peak - rss0))
-ok(served >= 40, "the witness was served throughout (%d pings answered)" % served)
+bound = (MARK + ANSWER + OVERHEAD) // 1024
+ok(peak - rss0 <= bound,
+   "agent RSS grew by %d KiB <= %d KiB: mark %d + one answer %d + overhead %d "
+   "(64 queued answers would add ~90 MB)"
+   % (peak - rss0, bound, MARK // 1024, ANSWER // 1024, OVERHEAD // 1024))
+# Every ping over the 8 s answered (how many fit in 8 s depends on the load).
+ok(served == tried and tried >= 2,
+   "the witness was served throughout (%d of %d pings answered)" % (served, tried))
 data = read_until_eof(flood, timeout=15)
 ok(data is not None, "the agent closed the connection that did not read its answers")
 lines = [ln for ln in (data or b"").split(b"\n") if ln]
@@ -69,12 +94,15 @@ flood.close()
 # output, all at once, all arrive.
 reader = unix_connect(agent.sock)
 reader.sendall(b"".join(run_req(i, 0, 256 << 10) for i in range(N)))
+# No fixed total: the answers must keep coming (30 s without a byte fails).
 reader.settimeout(30)
 buf = b""
 answers = {}
-deadline = time.monotonic() + 60
-while len(answers) < N and time.monotonic() < deadline:
-    chunk = reader.recv(1 << 20)
+while len(answers) < N:
+    try:
+        chunk = reader.recv(1 << 20)
+    except socket.timeout:
+        break
     if not chunk:
         break
     buf += chunk

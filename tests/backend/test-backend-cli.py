@@ -103,19 +103,23 @@ try:
     got = s.recv(100)
 except socket.timeout:
     got = None
+# Closed for its bad line, not by the 5 s line timer (VSOCK_LINE_TIMEOUT_S).
 ok(got == b"" and time.monotonic() - t0 < 5, "after the clients left, new clients are served again")
 s.close()
 
 t0 = time.monotonic()
 os.kill(p.pid, signal.SIGTERM)
 try:
-    rc = p.p.wait(5)
+    rc = p.p.wait(60)
 except subprocess.TimeoutExpired:
     rc = None
 elapsed = time.monotonic() - t0
 p.stop()
 is_eq(rc, 0, "SIGTERM: exit status 0")
-ok(elapsed < 5.0, "SIGTERM: exited promptly (%.2f s, bound 5 s)" % elapsed)
+# Promptly: without waiting out a connection timer; the longest it has is the
+# close timeout (VSOCK_CLOSE_TIMEOUT_S, 8 s in backend/vsock.h). A bound from
+# the mechanism, not from how fast this machine is now.
+ok(elapsed < 8.0, "SIGTERM: exited promptly (%.2f s, below the 8 s close timer)" % elapsed)
 ok(not os.path.exists(uds) and not os.path.exists(vu), "socket files removed at exit")
 
 # Both sockets from systemd (LISTEN_FDS, the host one named "uds"): they are

@@ -5,6 +5,7 @@ HOST_TESTS = \
 	tests/host/test-cli-guest-text.py \
 	tests/host/test-cli-errors.py \
 	tests/host/test-cli-json.py \
+	tests/host/test-cli-transport.py \
 	tests/host/test-cli-cp.py \
 	tests/host/test-cli-hostile.py \
 	tests/host/test-agent-config-log.py \

@@ -5,7 +5,8 @@ methods answer strings, summaries and error messages carrying ESC/CSI/OSC
 sequences (7-bit and C1); guestlink runs under script(1) so its stdout and
 stderr are a terminal, and what reaches the terminal must hold none of them
 raw; as root, also an agent in its own UTS namespace whose host name holds
-them (guestlink info). Through a pipe the same bytes pass as they are
+them (guestlink info); DEL, U+009B and a raw 0x9b byte in file names, in
+--json error objects and in cp's progress line. Through a pipe the same bytes pass as they are
 (scripts get the data), and exec output stays raw by design."""
 
 import json
@@ -97,6 +98,46 @@ name = os.path.join(TMP, "x\x1b[2Jy")
 rc, out = on_tty("cp", "guest:" + name, os.path.join(TMP, "copy"))
 ok(rc == 1 and b"No such file or directory" in out and clean(out),
    "cp: a missing guest file whose name holds ESC, nothing raw")
+
+# DEL, C1 CSI in UTF-8 (U+009B) and a raw 0x9b byte (8-bit CSI) in file names:
+# in --json error objects and in cp's progress line on a terminal.
+RAW8 = (b"\x7f", b"\xc2\x9b", b"\x9b")
+
+
+def on_tty_bytes(*args):
+    """on_tty() for arguments that are bytes (file names need not be UTF-8)."""
+    cmd = b" ".join(shlex.quote(a.decode("latin-1")).encode("latin-1") if isinstance(a, bytes)
+                    else shlex.quote(a).encode() for a in BASE + list(args))
+    p = subprocess.run([b"script", b"-q", b"-e", b"-c", cmd, b"/dev/null"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    return p.returncode, p.stdout
+
+
+def clean8(out):
+    return not any(r in out for r in RAW + RAW8)
+
+
+TMPB = os.fsencode(TMP)
+for label, name in (("DEL and U+009B", b"/a\x7fb\xc2\x9bc"), ("raw 0x9b", b"/a\x9b[2Jb")):
+    rc, out = on_tty_bytes("--json", "cp", b"guest:" + TMPB + b"/missing" + name,
+                           TMPB + b"/copy")
+    ok(rc == 1 and b'"error"' in out and clean8(out),
+       "cp --json: an error object naming a guest file with %s, nothing raw" % label)
+    # JSON carries only UTF-8: a raw 0x9b can be only in the local name (an upload's
+    # source); the line shows the source's name.
+    utf8 = label != "raw 0x9b"
+    src = TMPB + b"/src" + name.replace(b"/", b"-")
+    with open(src, "wb") as f:
+        f.write(b"x" * 100000)
+    if utf8:
+        rc, out = on_tty_bytes("cp", b"guest:" + src, TMPB + b"/dst-" + label[:3].encode())
+    else:
+        rc, out = on_tty_bytes("cp", src, b"guest:" + TMPB + b"/dst-up")
+    # The line's own ESC [ K (erase to the end) is ours; nothing else may be raw.
+    drawn = out.replace(b"\x1b[K", b"")
+    ok(rc == 0 and b"100%" in out and b"\\x7f" in drawn + b"\\x7f" * (label == "raw 0x9b")
+       and b"\\x9b" in drawn and clean8(drawn),
+       "cp: the progress line shows a file name with %s escaped, nothing raw" % label)
 
 # Not a terminal: the bytes are the data.
 rc, out, err = piped("methods")

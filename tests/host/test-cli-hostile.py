@@ -4,8 +4,9 @@
 (a thread of this test; no real agent answers like this) that answers ping
 with something else than "pong", answers with malformed JSON-RPC, and lists
 trees for cp -r with '..' and '/' in names, a link and a file of the same
-name, and a directory that contains itself forever. guestlink must fail
-clearly and at once, and write nothing outside the destination."""
+name, and a directory that contains itself forever; exec.start answers
+without a usable process id and exec.exit reports out of range. guestlink must
+fail clearly and at once, and write nothing outside the destination."""
 
 import base64
 import json
@@ -53,6 +54,10 @@ def result(method, p):
         return {"entries": LISTS.get(path, [])}
     if method == "file.read":
         return {"data": base64.b64encode(b"xyz").decode(), "eof": True}
+    if method == "exec.start":
+        return state["start"]
+    if method == "exec.write":
+        return {}
     return None
 
 
@@ -69,7 +74,12 @@ def answer(req):
 def serve(c):
     try:
         for line in c.makefile("rb"):
-            c.sendall(json.dumps(answer(json.loads(line))).encode() + b"\n")
+            req = json.loads(line)
+            c.sendall(json.dumps(answer(req)).encode() + b"\n")
+            if req.get("method") == "exec.start":
+                # Its end, reported by the peer as it likes.
+                c.sendall(json.dumps({"jsonrpc": "2.0", "method": "exec.exit",
+                                      "params": state["exit"]}).encode() + b"\n")
     except (OSError, ValueError):
         pass
     finally:
@@ -141,6 +151,24 @@ rc, out, err = run("--json", "cp", "-r", "--quiet", "guest:/loop", os.path.join(
 e = json.loads(out)["error"] if rc == 1 else {}
 ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
    len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
+
+# exec and exec -tt (a terminal session) read exec.start and exec.exit alike.
+for label, args in (("exec", ["exec", "--", "true"]), ("exec -tt", ["exec", "-tt", "--", "true"])):
+    for start_id in (0, -5, "7", None):
+        state["start"] = {"id": start_id} if start_id is not None else {}
+        state["exit"] = {"id": start_id, "code": 7}
+        rc, out, err = run(*args, timeout=30)
+        ok(rc == 255 and "without a valid process id" in err,
+           "%s: exec.start answering id %r is a protocol error, 255 (rc %d, %r)"
+           % (label, start_id, rc, err.strip()))
+    for exit_params, want in (({"code": 3}, 3), ({"signal": 9, "code": 0}, 137),
+                              ({"code": 256}, 255), ({"code": -1}, 255),
+                              ({"signal": 300}, 255), ({"signal": 0, "code": 4}, 4),
+                              ({"code": "0"}, 255), ({}, 255)):
+        state["start"] = {"id": 42}
+        state["exit"] = dict(exit_params, id=42)
+        rc, out, err = run(*args, timeout=30)
+        is_eq(rc, want, "%s: exec.exit %r gives exit status %d" % (label, exit_params, want))
 
 srv.close()
 done()

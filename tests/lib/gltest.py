@@ -132,6 +132,26 @@ def wait_for_listener(path, timeout=10, proc=None):
     return False
 
 
+def wait_settled(probe, settled, progress, stall=15, interval=0.2):
+    """Poll probe() until settled(value). A loaded machine is slower, not
+    stuck: give up only after `stall` seconds in which progress(value) (a
+    number that grows as the work advances, or None when unknown) did not
+    grow. Returns (last value, whether it settled, seconds taken)."""
+    t0 = time.monotonic()
+    best, moved = None, t0
+    while True:
+        v = probe()
+        now = time.monotonic()
+        if settled(v):
+            return v, True, now - t0
+        p = progress(v)
+        if p is not None and (best is None or p > best):
+            best, moved = p, now
+        elif now - moved > stall:
+            return v, False, now - t0
+        time.sleep(interval)
+
+
 def unix_connect(path, timeout=10):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)

@@ -1,19 +1,16 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers for interactive tests: a private tmux server driven like a person
-at a terminal, and the backend + guestsim stack bridging guest ports to Unix
-sockets (so the real agent or a real sshd sits behind a hybrid: address)."""
+at a terminal (the backend + guestsim stack is glagent's, re-exported)."""
 
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
 import gltest as g
+from glagent import BACKEND, GUESTSIM, Stack, hybrid_connect, proc_children  # noqa: F401
 
-BACKEND = g.build_path("backend", "vhost-user-vsock")
-GUESTSIM = g.build_path("tests", "guestsim", "guestsim")
 CLI = g.build_path("host", "guestlink")
 
 
@@ -63,20 +60,7 @@ class Tmux:
 
     def descendants(self, name):
         """PIDs under the pane whose comm is name."""
-        out = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    s = f.read()
-            except OSError:
-                continue
-            comm = s[s.index("(") + 1:s.rindex(")")]
-            ppid = int(s[s.rindex(")") + 2:].split()[1])
-            if comm == name and ppid == self.pane_pid:
-                out.append(int(d))
-        return out
+        return proc_children(self.pane_pid, comm=name)
 
     def stop(self):
         self._guard.stop()
@@ -108,58 +92,3 @@ class _PidGuard(g.Proc):
         if self in g._procs:
             g._procs.remove(self)
         return 0
-
-
-def hybrid_connect(uds, port, timeout=10):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(uds)
-    s.sendall(b"CONNECT %d\n" % port)
-    line = b""
-    while not line.endswith(b"\n"):
-        ch = s.recv(1)
-        if not ch:
-            s.close()
-            raise ConnectionRefusedError("closed during the handshake")
-        line += ch
-    if not line.startswith(b"OK "):
-        s.close()
-        raise ConnectionRefusedError(line)
-    return s
-
-
-class Stack:
-    """backend + guestsim: bridges {guest port: unix path}, echo_port echoes."""
-
-    def __init__(self, tmp, bridges, echo_port=None):
-        self.vu = os.path.join(tmp, "vhost.sock")
-        self.uds = os.path.join(tmp, "vm.vsock")
-        self.log = open(os.path.join(tmp, "stack.log"), "w")
-        self.backend = g.Proc([BACKEND, "--socket-path=" + self.vu, "--uds-path=" + self.uds,
-                               "--guest-cid=3"], stdout=self.log, stderr=self.log)
-        if not g.wait_for_path(self.uds, 10, self.backend):
-            raise RuntimeError("back-end did not start")
-        argv = [GUESTSIM, "--socket-path=" + self.vu]
-        for port, path in sorted(bridges.items()):
-            argv += ["--bridge", "%d=unix:%s" % (port, path)]
-        if echo_port:
-            argv += ["--listen", str(echo_port)]
-        self.guestsim = g.Proc(argv, stdout=self.log, stderr=self.log)
-        probe = echo_port or sorted(bridges)[0]
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                hybrid_connect(self.uds, probe, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or not self.guestsim.alive():
-                    raise RuntimeError("guestsim bridge did not come up")
-                time.sleep(0.05)
-
-    def address(self, port=9731):
-        return "hybrid:%s:%d" % (self.uds, port)
-
-    def stop(self):
-        self.guestsim.stop()
-        self.backend.stop()
-        self.log.close()

@@ -15,7 +15,6 @@ of the domain must leave no backend process. Speaks TAP; run by
 
 import grp
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -27,12 +26,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir", os.path.join(HERE, "..", "..")))
-TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir", os.getcwd()))
-os.environ.setdefault("top_srcdir", TOP_SRCDIR)
-os.environ.setdefault("top_builddir", TOP_BUILDDIR)
-sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
+from glvm import TOP_SRCDIR, load_vm_harness  # noqa: E402
 import gltest  # noqa: E402
 import glvirt  # noqa: E402
 import libvirt_qga  # noqa: E402
@@ -40,14 +36,6 @@ from gltest import diag, is_eq, ok  # noqa: E402
 
 TIMEOUT = int(os.environ.get("GUESTLINK_LIBVIRT_TIMEOUT", 900))
 RUNDIR = "/run/guestlink"
-
-
-def load_vm_harness():
-    path = os.path.join(TOP_SRCDIR, "tests", "vm", "run-vm-tests.py")
-    spec = importlib.util.spec_from_file_location("run_vm_tests", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 H = load_vm_harness()

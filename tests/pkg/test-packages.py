@@ -16,7 +16,6 @@ tests/pkg/debs in the build tree; tests/pkg/build-debs.sh builds them).
 """
 
 import glob
-import importlib.util
 import os
 import re
 import shutil
@@ -26,22 +25,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir", os.path.join(HERE, "..", "..")))
-TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir", os.getcwd()))
-os.environ.setdefault("top_srcdir", TOP_SRCDIR)
-os.environ.setdefault("top_builddir", TOP_BUILDDIR)
-sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from glvm import TOP_BUILDDIR, TOP_SRCDIR, load_vm_harness  # noqa: E402
 import gltest  # noqa: E402
 from gltest import diag, is_eq, ok  # noqa: E402
-
-
-def load_vm_harness():
-    """tests/vm/run-vm-tests.py as a module: its kernel, initramfs and VM."""
-    path = os.path.join(TOP_SRCDIR, "tests", "vm", "run-vm-tests.py")
-    spec = importlib.util.spec_from_file_location("run_vm_tests", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 H = load_vm_harness()

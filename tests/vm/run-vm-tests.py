@@ -832,9 +832,15 @@ def s5_guest_initiated(vm, port=5000):
     fields = r["out"].split()
     rc = int(fields[0]) if fields else -1
     secs = float(fields[1]) if len(fields) > 1 else 99
-    ok(rc not in (0, 124) and secs < 5,
-       "5: without a host listener the guest's connect fails promptly (rc %d, %.2f s)"
-       % (rc, secs))
+    # Promptly: refused by the back-end's RST after its failed connect(2), not
+    # by a timer. Measured in the guest's own terms: had the RST waited for the
+    # back-end's 5 s connect timer, the guest kernel's 2 s vsock connect timeout
+    # would have ended it first with ETIMEDOUT. Wall seconds are only reported
+    # (a loaded host slows the TCG guest, not the order of these events).
+    err = r["err"].lower()
+    ok(rc not in (0, 124) and "timed out" not in err and ("reset" in err or "refused" in err),
+       "5: without a host listener the guest's connect is refused, not timed out "
+       "(rc %d, %.2f s)" % (rc, secs))
     diag(r["err"].strip()[-300:])
 
 

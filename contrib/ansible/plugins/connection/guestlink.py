@@ -185,6 +185,26 @@ class Connection(ConnectionBase):
             self._client.close()
             self._client = None
 
+    def _drop_client(self):
+        """The connection broke: forget it, so that the next call connects anew."""
+        self._close_client()
+        self._connected = False
+
+    def _transfer(self, fn):
+        """Run fn(client), a whole-file copy (idempotent: the destination is
+        replaced atomically). When the cached connection turns out dead (the
+        agent restarted since), connect again and retry once."""
+        try:
+            return fn(self._client)
+        except guestlink.ConnectionError:
+            self._drop_client()
+        self._connect()
+        try:
+            return fn(self._client)
+        except guestlink.ConnectionError:
+            self._drop_client()
+            raise
+
     def exec_command(self, cmd, in_data=None, sudoable=True):
         """Run ``cmd`` with the target's shell; returns (rc, stdout, stderr)."""
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
@@ -200,8 +220,8 @@ class Connection(ConnectionBase):
         try:
             r = self._client.exec(argv, stdin=stdin, timeout=timeout)
         except guestlink.ConnectionError as e:
-            self._close_client()
-            self._connected = False
+            # Not retried: the command may have run. The next call reconnects.
+            self._drop_client()
             raise AnsibleConnectionFailure("guestlink: %s" % to_native(e))
         except guestlink.RpcError as e:
             raise AnsibleError("guestlink: cannot run %s: %s" % (executable, to_native(e)))
@@ -229,7 +249,7 @@ class Connection(ConnectionBase):
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % to_native(in_path))
         try:
-            self._client.copy_to(in_path, out_path)
+            self._transfer(lambda c: c.copy_to(in_path, out_path))
         except guestlink.ConnectionError as e:
             raise AnsibleConnectionFailure("guestlink: put %s: %s" % (out_path, to_native(e)))
         except guestlink.RpcError as e:
@@ -241,7 +261,7 @@ class Connection(ConnectionBase):
         display.vvv(u"FETCH {0} TO {1}".format(in_path, out_path),
                     host=self._play_context.remote_addr)
         try:
-            self._client.copy_from(in_path, out_path)
+            self._transfer(lambda c: c.copy_from(in_path, out_path))
         except guestlink.NotFoundError as e:
             raise AnsibleFileNotFound("guestlink: %s: %s" % (in_path, to_native(e)))
         except guestlink.ConnectionError as e:
