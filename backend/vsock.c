@@ -109,13 +109,16 @@ int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
 
 void vsock_conn_set_read(struct vsock_conn *c, bool on)
 {
-	if (c->read_armed == on || c->fd < 0)
+	if (c->fd < 0)
 		return;
-	if (on)
-		event_add(c->ev_read, NULL);
-	else
-		event_del(c->ev_read);
-	c->read_armed = on;
+	if (c->read_armed != on) {
+		if (on)
+			event_add(c->ev_read, NULL);
+		else
+			event_del(c->ev_read);
+		c->read_armed = on;
+	}
+	vsock_conn_update_hup_watch(c);
 }
 
 void vsock_conn_set_write(struct vsock_conn *c, bool on)
@@ -165,6 +168,7 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 		event_free(c->ev_read);
 		event_free(c->ev_write);
 		event_free(c->timer);
+		event_free(c->ev_hup);
 		free(c->seq_msgs);
 		free(c);
 	}
@@ -180,6 +184,7 @@ void vsock_conn_close(struct vsock_conn *c)
 	vsock_send_list_remove(c);
 	event_del(c->ev_read);
 	event_del(c->ev_write);
+	event_del(c->ev_hup);
 	evtimer_del(c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
@@ -290,8 +295,9 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 	c->host_shutdown |= VSOCK_SHUTDOWN_SEND;
 	vsock_conn_set_read(c, false);
 	/* Host side gone (design: full close -> RST after the close timeout): a
-	 * guest that keeps the connection does not keep its slot. */
-	if (c->host_shutdown & VSOCK_SHUTDOWN_RCV)
+	 * guest that keeps the connection does not keep its slot. Counted from the
+	 * hang-up when it was seen while reads were paused. */
+	if ((c->host_shutdown & VSOCK_SHUTDOWN_RCV) && !evtimer_pending(c->timer, NULL))
 		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 	vsock_conn_check_done(c);
 }
@@ -667,6 +673,24 @@ static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 	c->seq_partial = c->seq_count = c->seq_head = 0;
 	vsock_pend_release(c);
 	vsock_conn_set_write(c, false);
+}
+
+/* The host socket hung up (closed, both directions shut) while its bytes were
+ * not being read (no credit, no rx buffer): its EOF may never be read, so the
+ * close timeout starts now. The host takes nothing more (SHUTDOWN(RCV)); what it
+ * sent before closing is still delivered as credit allows, then SHUTDOWN(SEND),
+ * within the timeout. */
+void vsock_conn_host_hangup(struct vsock_conn *c)
+{
+	log_debug("Host client of port %u hung up while reads were paused", c->local_port);
+	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV)) {
+		vsock_conn_host_rcv_closed(c);
+		c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+		vsock_send_list_add(c);
+	}
+	if (!evtimer_pending(c->timer, NULL))
+		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
+	vsock_conn_check_done(c);
 }
 
 /* A write to the host socket failed (err < 0). If the host closed or shut its

@@ -4,6 +4,7 @@
  * host socket's read, write and timer callbacks. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,6 +103,55 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 	vsock_rx_flush_notify(v);
 }
 
+/* Reads of the host socket are paused (the guest gave no credit or no rx
+ * buffer) before its EOF: only then can a host's close go unseen. */
+static bool vsock_conn_wants_hup_watch(const struct vsock_conn *c)
+{
+	return c->fd >= 0 && !c->read_armed && c->state == VSOCK_STATE_ESTABLISHED &&
+	       !(c->host_shutdown & (VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV));
+}
+
+static void vsock_hup_watch_add(struct vsock_conn *c)
+{
+	struct timeval tv = { .tv_sec = VSOCK_HUP_POLL_MS / 1000,
+		.tv_usec = VSOCK_HUP_POLL_MS % 1000 * 1000 };
+
+	event_add(c->ev_hup, event_get_events(c->ev_hup) & EV_CLOSED ? NULL : &tv);
+}
+
+void vsock_conn_update_hup_watch(struct vsock_conn *c)
+{
+	bool want = vsock_conn_wants_hup_watch(c);
+
+	if (want == (event_pending(c->ev_hup, EV_CLOSED | EV_TIMEOUT, NULL) != 0))
+		return;
+	if (want)
+		vsock_hup_watch_add(c);
+	else
+		event_del(c->ev_hup);
+}
+
+/* EV_CLOSED (the peer shut its sending side, or closed) or a poll tick: only
+ * POLLHUP, both directions shut, means the host is gone. After a half-close
+ * EV_CLOSED would fire at once forever, so the watch turns into a poll timer. */
+static void vsock_conn_hup_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+	struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+	if (!vsock_conn_wants_hup_watch(c))
+		return;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+		vsock_conn_host_hangup(c);
+		vsock_rx_flush_notify(v);
+		return;
+	}
+	if (event_get_events(c->ev_hup) & EV_CLOSED)
+		event_assign(c->ev_hup, v->base, -1, 0, vsock_conn_hup_cb, c);
+	vsock_hup_watch_add(c);
+}
+
 static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct vsock_conn *c = userdata;
@@ -125,13 +175,20 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
 	c->ev_read = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_conn_read_cb, c);
 	c->ev_write = event_new(v->base, fd, EV_WRITE | EV_PERSIST, vsock_conn_write_cb, c);
 	c->timer = evtimer_new(v->base, vsock_conn_timer_cb, c);
-	if (!c->ev_read || !c->ev_write || !c->timer) {
+	/* libevent's epoll backend reports EPOLLRDHUP as EV_CLOSED; elsewhere poll. */
+	if (event_base_get_features(v->base) & EV_FEATURE_EARLY_CLOSE)
+		c->ev_hup = event_new(v->base, fd, EV_CLOSED, vsock_conn_hup_cb, c);
+	else
+		c->ev_hup = evtimer_new(v->base, vsock_conn_hup_cb, c);
+	if (!c->ev_read || !c->ev_write || !c->timer || !c->ev_hup) {
 		if (c->ev_read)
 			event_free(c->ev_read);
 		if (c->ev_write)
 			event_free(c->ev_write);
 		if (c->timer)
 			event_free(c->timer);
+		if (c->ev_hup)
+			event_free(c->ev_hup);
 		free(c);
 		return -ENOMEM;
 	}

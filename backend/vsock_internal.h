@@ -25,6 +25,7 @@
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
+#define VSOCK_HUP_POLL_MS 1000 /* hang-up checks without EV_CLOSED, or after a half-close */
 
 enum vsock_state {
 	VSOCK_STATE_LINE,       /* host client: reading the CONNECT line */
@@ -51,6 +52,8 @@ struct vsock_conn {
 	bool on_send_list;
 	int fd;
 	struct event *ev_read, *ev_write, *timer;
+	/* Hang-up watch while reads are paused (EV_CLOSED, or a 1 s poll timer). */
+	struct event *ev_hup;
 	bool read_armed, write_armed;
 	enum vsock_state state;
 	bool host_initiated, guest_initiated;
@@ -147,6 +150,7 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
+void vsock_conn_host_hangup(struct vsock_conn *c);
 bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len);
 int vsock_conn_rx_account(struct vsock_conn *c, const struct vsock_hdr *h, const char *hint);
 uint32_t vsock_conn_window(struct vsock_conn *c);
@@ -160,6 +164,7 @@ void vsock_send_list_add(struct vsock_conn *c);
 
 /* vsock_host.c */
 void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata);
+void vsock_conn_update_hup_watch(struct vsock_conn *c);
 void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
 int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);
