@@ -76,8 +76,7 @@ static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
 {
 	struct vsock_conn **p;
 
-	if (c->state == VSOCK_STATE_LINE)
-		return; /* not hashed yet */
+	/* A connection not hashed yet (NEW, LINE) is simply not found. */
 	for (p = &v->hash[vsock_hash_key(c->local_port, c->peer_port)]; *p; p = &(*p)->hnext)
 		if (*p == c) {
 			*p = c->hnext;
@@ -107,29 +106,82 @@ int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
 
 /* ---- connection lifetime ---- */
 
+#define S(x) [VSOCK_STATE_##x]
+static const char *const vsock_state_names[_VSOCK_STATE_MAX] = {
+	S(NEW) = "NEW",
+	S(LINE) = "LINE",
+	S(REQUESTED) = "REQUESTED",
+	S(CONNECTING) = "CONNECTING",
+	S(ESTABLISHED) = "ESTABLISHED",
+	S(CLOSING) = "CLOSING",
+	S(CLOSED) = "CLOSED",
+};
+
+/* The only moves a connection makes, [from][to]. A host client: NEW -> LINE ->
+ * REQUESTED -> ESTABLISHED; a guest's REQUEST: NEW -> CONNECTING -> ESTABLISHED,
+ * or NEW -> ESTABLISHED when the host socket connected at once; the guest's full
+ * close with bytes still owed to the host: ESTABLISHED -> CLOSING; and from any
+ * live state, CLOSED. Nothing leaves CLOSED. */
+static const bool vsock_state_moves[_VSOCK_STATE_MAX][_VSOCK_STATE_MAX] = {
+	S(NEW) = { S(LINE) = true, S(CONNECTING) = true, S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(LINE) = { S(REQUESTED) = true, S(CLOSED) = true },
+	S(REQUESTED) = { S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(CONNECTING) = { S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(ESTABLISHED) = { S(CLOSING) = true, S(CLOSED) = true },
+	S(CLOSING) = { S(CLOSED) = true },
+};
+#undef S
+
+const char *vsock_state_name(enum vsock_state s)
+{
+	return (unsigned)s < _VSOCK_STATE_MAX ? vsock_state_names[s] : "?";
+}
+
+bool vsock_state_move_allowed(enum vsock_state from, enum vsock_state to)
+{
+	return (unsigned)from < _VSOCK_STATE_MAX && (unsigned)to < _VSOCK_STATE_MAX &&
+	       vsock_state_moves[from][to];
+}
+
+/* Move c to new_state: 0, or -EPROTO for a move vsock_state_moves[] does not
+ * allow (a bug here, not the guest's doing: logged, and the connection reset
+ * unless it is closed already). */
+int vsock_conn_set_state(struct vsock_conn *c, enum vsock_state new_state)
+{
+	if (!vsock_state_move_allowed(c->state, new_state)) {
+		log_error("Connection host port %u guest port %u: illegal state change %s -> %s, "
+			  "resetting",
+			c->local_port, c->peer_port, vsock_state_name(c->state),
+			vsock_state_name(new_state));
+		if (c->state != VSOCK_STATE_CLOSED)
+			vsock_conn_reset(c);
+		return -EPROTO;
+	}
+	c->state = new_state;
+	return 0;
+}
+
 void vsock_conn_set_read(struct vsock_conn *c, bool on)
 {
 	if (c->fd < 0)
 		return;
-	if (c->read_armed != on) {
+	if (on != (event_pending(c->ev_read, EV_READ, NULL) != 0)) {
 		if (on)
 			event_add(c->ev_read, NULL);
 		else
 			event_del(c->ev_read);
-		c->read_armed = on;
 	}
 	vsock_conn_update_hup_watch(c);
 }
 
 void vsock_conn_set_write(struct vsock_conn *c, bool on)
 {
-	if (c->write_armed == on || c->fd < 0)
+	if (c->fd < 0 || on == (event_pending(c->ev_write, EV_WRITE, NULL) != 0))
 		return;
 	if (on)
 		event_add(c->ev_write, NULL);
 	else
 		event_del(c->ev_write);
-	c->write_armed = on;
 }
 
 void vsock_conn_set_timer(struct vsock_conn *c, int seconds)
@@ -180,6 +232,8 @@ void vsock_conn_close(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
+	if (c->state == VSOCK_STATE_CLOSED)
+		return;
 	vsock_hash_remove(v, c);
 	vsock_send_list_remove(c);
 	event_del(c->ev_read);
@@ -190,8 +244,9 @@ void vsock_conn_close(struct vsock_conn *c)
 		close(c->fd);
 	c->fd = -1;
 	v->n_conns--;
-	if (c->guest_initiated)
+	if (c->origin == VSOCK_ORIGIN_GUEST)
 		v->n_guest_initiated--;
+	vsock_conn_set_state(c, VSOCK_STATE_CLOSED);
 	v->reserved -= c->reserved;
 	c->reserved = 0;
 	vsock_pend_release(c);
@@ -230,7 +285,9 @@ void vsock_conn_reset(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
-	if (c->state != VSOCK_STATE_LINE)
+	if (c->state == VSOCK_STATE_CLOSED)
+		return;
+	if (c->state != VSOCK_STATE_NEW && c->state != VSOCK_STATE_LINE)
 		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt,
 			c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
 	vsock_conn_close(c);
@@ -388,20 +445,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 		uint16_t op;
 		uint32_t flags;
 	} ctl_ops[] = {
-		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST, 0 },
-		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE, 0 },
-		{ VSOCK_CTL_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
-		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
-		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
+		{ VSOCK_OWE_REQUEST, VSOCK_OP_REQUEST, 0 },
+		{ VSOCK_OWE_RESPONSE, VSOCK_OP_RESPONSE, 0 },
+		{ VSOCK_OWE_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
+		{ VSOCK_OWE_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
+		{ VSOCK_OWE_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
-		if (!(c->ctl & ctl_ops[i].bit))
+		if (!(c->owed & ctl_ops[i].bit))
 			continue;
 		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op,
 			    ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
 			return -EAGAIN;
-		c->ctl &= ~ctl_ops[i].bit;
+		c->owed &= ~ctl_ops[i].bit;
 	}
 	return 0;
 }
@@ -410,20 +467,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 bool vsock_conn_may_read(const struct vsock_conn *c)
 {
 	return c->state == VSOCK_STATE_ESTABLISHED && !(c->host_shutdown & VSOCK_SHUTDOWN_SEND) &&
-	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) && !c->wait_rx && c->ctl == 0 &&
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) && c->owed == 0 &&
 	       vsock_peer_free(c) > 0 && vsock_peer_free(c) >= c->seq_need;
 }
 
 void vsock_conn_update_read(struct vsock_conn *c)
 {
-	if (c->state == VSOCK_STATE_LINE)
+	if (c->state == VSOCK_STATE_NEW || c->state == VSOCK_STATE_LINE)
 		return;
 	vsock_conn_set_read(c, vsock_conn_may_read(c));
 }
 
 void vsock_conn_wait_rx(struct vsock_conn *c)
 {
-	c->wait_rx = true;
+	c->owed |= VSOCK_OWE_DATA;
 	vsock_conn_set_read(c, false);
 	vsock_send_list_add(c);
 	if (c->v->rx && virtqueue_enable_kick(c->v->rx))
@@ -576,10 +633,10 @@ static void vsock_rx_run(struct vsock *v)
 			return;
 		}
 		vsock_send_list_remove(c);
-		if (c->wait_rx) {
-			c->wait_rx = false;
+		if (c->owed & VSOCK_OWE_DATA) {
+			c->owed &= ~VSOCK_OWE_DATA;
 			vsock_conn_read(c);
-			if (c->wait_rx)
+			if (c->owed & VSOCK_OWE_DATA)
 				return; /* out of buffers again */
 		} else
 			vsock_conn_update_read(c);
@@ -639,7 +696,7 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	if (limit > VSOCK_MAX_PKT_PAYLOAD)
 		limit = VSOCK_MAX_PKT_PAYLOAD;
 	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
-		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+		c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
 }
@@ -668,7 +725,7 @@ bool vsock_conn_host_read_eof(int err)
 static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 {
 	c->host_shutdown |= VSOCK_SHUTDOWN_RCV;
-	c->shut_wr_done = true;
+	c->sock_shutdown |= VSOCK_SHUTDOWN_SEND; /* moot now */
 	c->fwd_cnt += c->pend_len;
 	c->seq_partial = c->seq_count = c->seq_head = 0;
 	vsock_pend_release(c);
@@ -685,7 +742,7 @@ void vsock_conn_host_hangup(struct vsock_conn *c)
 	log_debug("Host client of port %u hung up while reads were paused", c->local_port);
 	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV)) {
 		vsock_conn_host_rcv_closed(c);
-		c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+		c->owed |= VSOCK_OWE_SHUTDOWN_RCV;
 		vsock_send_list_add(c);
 	}
 	if (!evtimer_pending(c->timer, NULL))
@@ -707,7 +764,7 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 		return;
 	}
 	vsock_conn_host_rcv_closed(c);
-	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+	c->owed |= VSOCK_OWE_SHUTDOWN_RCV;
 	vsock_send_list_add(c);
 }
 
@@ -719,9 +776,9 @@ void vsock_conn_check_done(struct vsock_conn *c)
 
 	if (c->pend_len > 0)
 		return;
-	if (guest_shut_send && !c->shut_wr_done && c->fd >= 0) {
+	if (guest_shut_send && !(c->sock_shutdown & VSOCK_SHUTDOWN_SEND) && c->fd >= 0) {
 		shutdown(c->fd, SHUT_WR);
-		c->shut_wr_done = true;
+		c->sock_shutdown |= VSOCK_SHUTDOWN_SEND;
 	}
 	if (guest_closed || (guest_shut_send && (c->host_shutdown & VSOCK_SHUTDOWN_SEND)))
 		vsock_conn_reset(c);
@@ -842,7 +899,7 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 	}
 	if (seq)
 		vsock_conn_set_seqpacket(c);
-	c->guest_initiated = true;
+	c->origin = VSOCK_ORIGIN_GUEST;
 	v->n_guest_initiated++;
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
@@ -850,13 +907,15 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 	c->peer_fwd_cnt = h->fwd_cnt;
 	vsock_hash_add(v, c);
 	if (pending) {
-		c->state = VSOCK_STATE_CONNECTING;
+		if (vsock_conn_set_state(c, VSOCK_STATE_CONNECTING) < 0)
+			return;
 		vsock_conn_set_write(c, true);
 		vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
 		return;
 	}
-	c->state = VSOCK_STATE_ESTABLISHED;
-	c->ctl |= VSOCK_CTL_RESPONSE;
+	if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) < 0)
+		return;
+	c->owed |= VSOCK_OWE_RESPONSE;
 	vsock_send_list_add(c);
 }
 
@@ -881,7 +940,8 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 		vsock_conn_reset(c);
 		return;
 	}
-	c->state = VSOCK_STATE_ESTABLISHED;
+	if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) < 0)
+		return;
 	log_debug("Host port %u connected to guest port %u", c->local_port, c->peer_port);
 	if (n < 0) {
 		vsock_conn_host_write_failed(c, -errno);
@@ -911,7 +971,8 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 		vsock_seq_drop_partial(c);
 	if (c->guest_shutdown == VSOCK_SHUTDOWN_MASK && c->pend_len > 0) {
 		/* Give the host a while to take the rest, then RST. */
-		c->state = VSOCK_STATE_CLOSING;
+		if (vsock_conn_set_state(c, VSOCK_STATE_CLOSING) < 0)
+			return;
 		vsock_conn_set_read(c, false);
 		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 		return;
@@ -924,7 +985,7 @@ static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const 
 	const struct iovec *payload, size_t n_payload)
 {
 	/* The credit fields were taken already; reading may resume. */
-	c->credit_requested = false;
+	c->seq_credit_asked = false;
 	vsock_conn_update_read(c);
 }
 
@@ -933,7 +994,7 @@ static void vsock_op_credit_request(struct vsock *v, struct vsock_conn *c,
 {
 	if (c->state != VSOCK_STATE_ESTABLISHED && c->state != VSOCK_STATE_CLOSING)
 		return;
-	c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+	c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 	vsock_send_list_add(c);
 }
 

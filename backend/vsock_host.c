@@ -54,12 +54,12 @@ void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
 		return;
 	}
 	c->peer_port = port;
-	c->host_initiated = true;
-	c->state = VSOCK_STATE_REQUESTED;
+	if (vsock_conn_set_state(c, VSOCK_STATE_REQUESTED) < 0)
+		return;
 	vsock_hash_add(v, c);
 	vsock_conn_set_read(c, false);
 	vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
-	c->ctl |= VSOCK_CTL_REQUEST;
+	c->owed |= VSOCK_OWE_REQUEST;
 	vsock_send_list_add(c);
 }
 
@@ -89,9 +89,8 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 		vsock_conn_set_timer(c, 0);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err) {
 			vsock_conn_reset(c);
-		} else {
-			c->state = VSOCK_STATE_ESTABLISHED;
-			c->ctl |= VSOCK_CTL_RESPONSE;
+		} else if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) == 0) {
+			c->owed |= VSOCK_OWE_RESPONSE;
 			vsock_send_list_add(c);
 		}
 	} else if (c->pend_len > 0 && c->seqpacket)
@@ -107,7 +106,8 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
  * buffer) before its EOF: only then can a host's close go unseen. */
 static bool vsock_conn_wants_hup_watch(const struct vsock_conn *c)
 {
-	return c->fd >= 0 && !c->read_armed && c->state == VSOCK_STATE_ESTABLISHED &&
+	return c->fd >= 0 && !event_pending(c->ev_read, EV_READ, NULL) &&
+	       c->state == VSOCK_STATE_ESTABLISHED &&
 	       !(c->host_shutdown & (VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV));
 }
 
@@ -157,8 +157,8 @@ static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
 	struct vsock_conn *c = userdata;
 	struct vsock *v = c->v;
 
-	host_warning("Connection host port %u guest port %u timed out in state %d, closing",
-		c->local_port, c->peer_port, c->state);
+	host_warning("Connection host port %u guest port %u timed out in state %s, closing",
+		c->local_port, c->peer_port, vsock_state_name(c->state));
 	vsock_conn_reset(c);
 	vsock_rx_flush_notify(v);
 }
@@ -234,7 +234,8 @@ void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 			close(fd);
 			continue;
 		}
-		c->state = VSOCK_STATE_LINE;
+		c->origin = VSOCK_ORIGIN_HOST;
+		vsock_conn_set_state(c, VSOCK_STATE_LINE);
 		if (lfd == v->seq_listen_fd)
 			vsock_conn_set_seqpacket(c);
 		vsock_conn_set_read(c, true);
