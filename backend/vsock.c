@@ -784,6 +784,30 @@ void vsock_conn_check_done(struct vsock_conn *c)
 		vsock_conn_reset(c);
 }
 
+/* The host socket took only `sent` of the `len` payload bytes in iov: keep the
+ * rest (credit bounds it) and write it once the socket has room. 0, or < 0
+ * when the connection was reset. */
+static int vsock_conn_rw_refused(struct vsock_conn *c, const struct iovec *iov, size_t n,
+	size_t sent, size_t len)
+{
+	int r;
+
+	r = vsock_pend_append(c, iov, n, sent, len - sent);
+	if (r < 0) {
+		log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
+		vsock_conn_reset(c);
+		return r;
+	}
+	/* A whole window held unread: the host is the limit, not the window, and a
+	 * smaller one holds less of the budget. */
+	if (c->pend_len >= c->reserved) {
+		c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+		c->grow_mark = c->fwd_cnt;
+	}
+	vsock_conn_set_write(c, true);
+	return 0;
+}
+
 void vsock_conn_flush_pend(struct vsock_conn *c)
 {
 	uint32_t cap = c->pend_cap;
@@ -814,7 +838,6 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	const struct iovec *payload, size_t n_payload)
 {
 	ssize_t n = 0;
-	int r;
 
 	if (c->state != VSOCK_STATE_ESTABLISHED || (c->guest_shutdown & VSOCK_SHUTDOWN_SEND)) {
 		guest_warning("Guest sent data on port %u in the wrong state, resetting",
@@ -838,22 +861,69 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 		}
 		c->fwd_cnt += (uint32_t)n;
 	}
-	if ((size_t)n < h->len) {
-		r = vsock_pend_append(c, payload, n_payload, (size_t)n, h->len - (size_t)n);
-		if (r < 0) {
-			log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
-			vsock_conn_reset(c);
-			return;
-		}
-		/* A whole window held unread: the host is the limit, not the window,
-		 * and a smaller one holds less of the budget. */
-		if (c->pend_len >= c->reserved) {
-			c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
-			c->grow_mark = c->fwd_cnt;
-		}
-		vsock_conn_set_write(c, true);
-	}
+	if ((size_t)n < h->len && vsock_conn_rw_refused(c, payload, n_payload, (size_t)n, h->len) < 0)
+		return;
 	vsock_conn_maybe_credit_update(c);
+}
+
+/* Whether an RW packet may join the tx batch of its connection: a stream the
+ * host socket has taken everything of so far, within the credit we gave. */
+static bool vsock_tx_batchable(const struct vsock_conn *c, const struct vsock_hdr *h)
+{
+	return c && h->op == VSOCK_OP_RW && h->type == VSOCK_TYPE_STREAM && h->len > 0 &&
+	       !c->seqpacket && c->state == VSOCK_STATE_ESTABLISHED &&
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_SEND) &&
+	       !(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && c->pend_len == 0 &&
+	       vsock_conn_credit_fits(c, h->len);
+}
+
+/* Write the batch with one sendmsg, keep what the socket refused, and give the
+ * chains back. The connection may be reset here. */
+static void vsock_tx_flush(struct vsock *v)
+{
+	struct vsock_tx_batch *b = &v->tx_batch;
+	struct vsock_conn *c = b->c;
+	ssize_t n;
+
+	if (!c)
+		return;
+	b->c = NULL;
+	n = vsock_send_iov(c->fd, b->iov, b->n_iov);
+	if (n < 0) {
+		c->fwd_cnt += b->len; /* dropped: credit keeps flowing if it stays */
+		vsock_conn_host_write_failed(c, (int)n);
+	} else {
+		c->fwd_cnt += (uint32_t)n;
+		if ((size_t)n == b->len ||
+			vsock_conn_rw_refused(c, b->iov, b->n_iov, (size_t)n, b->len) == 0)
+			vsock_conn_maybe_credit_update(c);
+	}
+	for (unsigned i = 0; i < b->n_heads; i++)
+		virtqueue_push_head(v->tx, b->heads[i], 0);
+	if (b->n_heads > 0)
+		v->tx_dirty = true;
+	b->n_heads = 0;
+	b->n_iov = 0;
+	b->len = 0;
+}
+
+/* Add the RW packet in chain e (header h, checked) to its connection's batch, if
+ * it can join it; otherwise write the batch out first. True: e is held. */
+static bool vsock_tx_batch_add(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+	const struct virtqueue_elem *e)
+{
+	struct vsock_tx_batch *b = &v->tx_batch;
+
+	if (!vsock_tx_batchable(c, h))
+		return false;
+	if (b->c != c || b->n_heads == ELEMENTSOF(b->heads) ||
+		b->n_iov + e->n_out > ELEMENTSOF(b->iov))
+		return false;
+	b->n_iov += vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h->len, b->iov + b->n_iov);
+	b->heads[b->n_heads++] = e->head;
+	b->len += h->len;
+	c->rx_cnt += h->len;
+	return true;
 }
 
 /* Guest-initiated connections may take at most three quarters of the slots:
@@ -1008,8 +1078,9 @@ static const struct vsock_op vsock_ops[_VSOCK_OP_MAX] = {
 	[VSOCK_OP_CREDIT_REQUEST] = { "CREDIT_REQUEST", vsock_op_credit_request },
 };
 
-/* One tx chain: a header, then h.len bytes of payload. */
-static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
+/* One tx chain: a header, then h.len bytes of payload. True: the chain is held
+ * in the tx batch, given back by vsock_tx_flush(). */
+static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 {
 	uint8_t raw[VSOCK_HDR_SIZE];
 	struct iovec payload[VIRTQUEUE_MAX_IOV];
@@ -1017,11 +1088,12 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	struct vsock_conn *c;
 	struct vsock_hdr h;
 	size_t n_payload;
+	bool bad_len;
 
 	if (e->out_len < VSOCK_HDR_SIZE) {
 		guest_warning("Guest sent a %zu byte packet, shorter than a header, dropping",
 			e->out_len);
-		return;
+		return false;
 	}
 	/* Copied out once; the guest may rewrite its buffer under us. */
 	vsock_iov_copy_out(e->iov, e->n_out, 0, raw, sizeof(raw));
@@ -1031,14 +1103,28 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 			      "dropping",
 			(unsigned long long)h.src_cid, (unsigned long long)h.dst_cid,
 			(unsigned long long)v->cfg.guest_cid, VSOCK_HOST_CID);
-		return;
+		return false;
 	}
 	c = vsock_lookup(v, h.dst_port, h.src_port);
-	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
+	bad_len = h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD;
+	if (!bad_len && c && c == v->tx_batch.c) {
+		c->peer_buf_alloc = h.buf_alloc;
+		c->peer_fwd_cnt = h.fwd_cnt;
+		if (vsock_tx_batch_add(v, c, &h, e)) {
+			vsock_conn_update_read(c);
+			return true;
+		}
+	}
+	if (v->tx_batch.c) {
+		/* Anything else first writes out the batch, which may reset its connection. */
+		vsock_tx_flush(v);
+		c = vsock_lookup(v, h.dst_port, h.src_port);
+	}
+	if (bad_len) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
 			h.len, e->out_len - VSOCK_HDR_SIZE);
 		vsock_reset_packet(v, c, &h);
-		return;
+		return false;
 	}
 	if (h.op < _VSOCK_OP_MAX)
 		op = &vsock_ops[h.op];
@@ -1048,20 +1134,26 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
 		if (h.op != VSOCK_OP_RST)
 			vsock_reset_packet(v, c, &h);
-		return;
+		return false;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
 		vsock_reset_no_sock(v, &h);
-		return;
+		return false;
 	}
 	if (c) {
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		/* Every packet carries credit, not only CREDIT_UPDATE. */
 		vsock_conn_update_read(c);
+		/* Start a batch: later RW packets of this connection join it. */
+		v->tx_batch.c = c;
+		if (vsock_tx_batch_add(v, c, &h, e))
+			return true;
+		v->tx_batch.c = NULL;
 	}
 	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
 	op->handler(v, c, &h, payload, n_payload);
+	return false;
 }
 
 static void vsock_tx_run(struct vsock *v)
@@ -1085,10 +1177,12 @@ static void vsock_tx_run(struct vsock *v)
 			break;
 		}
 		/* Everything needed is copied or written before the chain goes back. */
-		vsock_tx_packet(v, e);
+		if (vsock_tx_packet(v, e))
+			continue;
 		virtqueue_push(v->tx, e, 0);
 		v->tx_dirty = true;
 	}
+	vsock_tx_flush(v);
 	vsock_rx_run(v);
 }
 
@@ -1167,6 +1261,11 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 
 void vsock_reset(struct vsock *v)
 {
+	/* The chains of a batch went with the queues. */
+	v->tx_batch.c = NULL;
+	v->tx_batch.n_heads = 0;
+	v->tx_batch.n_iov = 0;
+	v->tx_batch.len = 0;
 	while (!TAILQ_EMPTY(&v->all))
 		vsock_conn_close(TAILQ_FIRST(&v->all));
 	v->rst_len = 0;

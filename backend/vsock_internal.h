@@ -21,7 +21,8 @@
 #define VSOCK_TX_BUDGET 256
 #define VSOCK_READ_BUDGET 16
 #define VSOCK_RX_BATCH 16
-#define VSOCK_RX_IOV 1024 /* IOV_MAX */
+#define VSOCK_RX_IOV 1024       /* IOV_MAX */
+#define VSOCK_TX_BATCH_IOV 1024 /* IOV_MAX */
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
@@ -107,6 +108,18 @@ struct vsock_conn {
 
 TAILQ_HEAD(vsock_conn_list, vsock_conn);
 
+/* Guest->host RW payloads of one connection from consecutive tx chains, written
+ * to its host socket with one sendmsg; the chains are held (not yet used) until
+ * their bytes are written or copied. */
+struct vsock_tx_batch {
+	struct vsock_conn *c; /* NULL: empty */
+	uint32_t len;
+	unsigned n_heads;
+	size_t n_iov;
+	uint16_t heads[VSOCK_TX_BUDGET];
+	struct iovec iov[VSOCK_TX_BATCH_IOV];
+};
+
 struct vsock_rst {
 	uint32_t local_port, peer_port, fwd_cnt;
 	uint16_t type;
@@ -137,6 +150,7 @@ struct vsock {
 	 * tx packet may send on rx. */
 	struct virtqueue_elem rx_elem, tx_elem;
 	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
+	struct vsock_tx_batch tx_batch;
 	struct iovec rx_iov[VSOCK_RX_IOV];
 	/* One host message being split across rx buffers: their heads and lengths. */
 	uint16_t seq_heads[VSOCK_RX_IOV];
