@@ -111,29 +111,21 @@ static bool vsock_conn_wants_hup_watch(const struct vsock_conn *c)
 	       !(c->host_shutdown & (VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV));
 }
 
-static void vsock_hup_watch_add(struct vsock_conn *c)
+/* While reads are paused the watch polls the socket once a second: a timer,
+ * not an fd event, so pausing and resuming reads (every window, in a stream)
+ * costs no system call; a stalled connection costs one poll() a second. */
+void vsock_conn_update_hup_watch(struct vsock_conn *c)
 {
 	struct timeval tv = { .tv_sec = VSOCK_HUP_POLL_MS / 1000,
 		.tv_usec = VSOCK_HUP_POLL_MS % 1000 * 1000 };
 
-	event_add(c->ev_hup, event_get_events(c->ev_hup) & EV_CLOSED ? NULL : &tv);
+	/* Not removed when reads resume: the callback checks again. */
+	if (vsock_conn_wants_hup_watch(c) && !evtimer_pending(c->ev_hup, NULL))
+		evtimer_add(c->ev_hup, &tv);
 }
 
-void vsock_conn_update_hup_watch(struct vsock_conn *c)
-{
-	bool want = vsock_conn_wants_hup_watch(c);
-
-	if (want == (event_pending(c->ev_hup, EV_CLOSED | EV_TIMEOUT, NULL) != 0))
-		return;
-	if (want)
-		vsock_hup_watch_add(c);
-	else
-		event_del(c->ev_hup);
-}
-
-/* EV_CLOSED (the peer shut its sending side, or closed) or a poll tick: only
- * POLLHUP, both directions shut, means the host is gone. After a half-close
- * EV_CLOSED would fire at once forever, so the watch turns into a poll timer. */
+/* Only POLLHUP, both directions shut, means the host is gone; a half-close
+ * (POLLRDHUP alone) leaves a host that may still read. */
 static void vsock_conn_hup_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct vsock_conn *c = userdata;
@@ -147,9 +139,7 @@ static void vsock_conn_hup_cb(evutil_socket_t fd, short what, void *userdata)
 		vsock_rx_flush_notify(v);
 		return;
 	}
-	if (event_get_events(c->ev_hup) & EV_CLOSED)
-		event_assign(c->ev_hup, v->base, -1, 0, vsock_conn_hup_cb, c);
-	vsock_hup_watch_add(c);
+	vsock_conn_update_hup_watch(c);
 }
 
 static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
@@ -175,11 +165,7 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
 	c->ev_read = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_conn_read_cb, c);
 	c->ev_write = event_new(v->base, fd, EV_WRITE | EV_PERSIST, vsock_conn_write_cb, c);
 	c->timer = evtimer_new(v->base, vsock_conn_timer_cb, c);
-	/* libevent's epoll backend reports EPOLLRDHUP as EV_CLOSED; elsewhere poll. */
-	if (event_base_get_features(v->base) & EV_FEATURE_EARLY_CLOSE)
-		c->ev_hup = event_new(v->base, fd, EV_CLOSED, vsock_conn_hup_cb, c);
-	else
-		c->ev_hup = evtimer_new(v->base, vsock_conn_hup_cb, c);
+	c->ev_hup = evtimer_new(v->base, vsock_conn_hup_cb, c);
 	if (!c->ev_read || !c->ev_write || !c->timer || !c->ev_hup) {
 		if (c->ev_read)
 			event_free(c->ev_read);

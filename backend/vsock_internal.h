@@ -26,7 +26,7 @@
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
-#define VSOCK_HUP_POLL_MS 1000 /* hang-up checks without EV_CLOSED, or after a half-close */
+#define VSOCK_HUP_POLL_MS 1000           /* hang-up checks while reads are paused */
 
 /* A connection's lifecycle. Every change goes through vsock_conn_set_state(),
  * which allows only the moves in vsock_state_moves[] (vsock.c). */
@@ -68,7 +68,7 @@ struct vsock_conn {
 	int fd;
 	/* Host socket events; whether one is armed is event_pending()'s answer. */
 	struct event *ev_read, *ev_write, *timer;
-	/* Hang-up watch while reads are paused (EV_CLOSED, or a 1 s poll timer). */
+	/* Hang-up watch while reads are paused: a poll() once a second. */
 	struct event *ev_hup;
 	enum vsock_state state; /* changed only by vsock_conn_set_state() */
 	enum vsock_origin origin;
