@@ -218,12 +218,17 @@ void virtqueue_unpop(struct virtqueue *vq)
 
 void virtqueue_push(struct virtqueue *vq, const struct virtqueue_elem *elem, uint32_t len)
 {
+	virtqueue_push_head(vq, elem->head, len);
+}
+
+void virtqueue_push_head(struct virtqueue *vq, uint16_t head, uint32_t len)
+{
 	struct vring_used_elem *u;
 
 	if (!vq->ready || vq->broken)
 		return;
 	u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
-	u->id = htole32(elem->head);
+	u->id = htole32(head);
 	u->len = htole32(len);
 	/* The entry must be visible before the index that publishes it. */
 	virtqueue_wmb();

@@ -69,6 +69,8 @@ int virtqueue_pop(struct virtqueue *vq, enum virtqueue_dir dir, struct virtqueue
 void virtqueue_unpop(struct virtqueue *vq);
 /* Return a chain with `len` bytes written into it. */
 void virtqueue_push(struct virtqueue *vq, const struct virtqueue_elem *elem, uint32_t len);
+/* The same, by the chain's head index (a chain held past its element's reuse). */
+void virtqueue_push_head(struct virtqueue *vq, uint16_t head, uint32_t len);
 /* Signal the call fd if the driver wants to hear about used buffers. */
 void virtqueue_notify(struct virtqueue *vq);
 /* Ask for (or stop asking for) a kick when new buffers arrive. With

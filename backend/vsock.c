@@ -76,8 +76,7 @@ static void vsock_hash_remove(struct vsock *v, struct vsock_conn *c)
 {
 	struct vsock_conn **p;
 
-	if (c->state == VSOCK_STATE_LINE)
-		return; /* not hashed yet */
+	/* A connection not hashed yet (NEW, LINE) is simply not found. */
 	for (p = &v->hash[vsock_hash_key(c->local_port, c->peer_port)]; *p; p = &(*p)->hnext)
 		if (*p == c) {
 			*p = c->hnext;
@@ -107,26 +106,82 @@ int vsock_alloc_host_port(struct vsock *v, uint32_t *ret)
 
 /* ---- connection lifetime ---- */
 
+#define S(x) [VSOCK_STATE_##x]
+static const char *const vsock_state_names[_VSOCK_STATE_MAX] = {
+	S(NEW) = "NEW",
+	S(LINE) = "LINE",
+	S(REQUESTED) = "REQUESTED",
+	S(CONNECTING) = "CONNECTING",
+	S(ESTABLISHED) = "ESTABLISHED",
+	S(CLOSING) = "CLOSING",
+	S(CLOSED) = "CLOSED",
+};
+
+/* The only moves a connection makes, [from][to]. A host client: NEW -> LINE ->
+ * REQUESTED -> ESTABLISHED; a guest's REQUEST: NEW -> CONNECTING -> ESTABLISHED,
+ * or NEW -> ESTABLISHED when the host socket connected at once; the guest's full
+ * close with bytes still owed to the host: ESTABLISHED -> CLOSING; and from any
+ * live state, CLOSED. Nothing leaves CLOSED. */
+static const bool vsock_state_moves[_VSOCK_STATE_MAX][_VSOCK_STATE_MAX] = {
+	S(NEW) = { S(LINE) = true, S(CONNECTING) = true, S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(LINE) = { S(REQUESTED) = true, S(CLOSED) = true },
+	S(REQUESTED) = { S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(CONNECTING) = { S(ESTABLISHED) = true, S(CLOSED) = true },
+	S(ESTABLISHED) = { S(CLOSING) = true, S(CLOSED) = true },
+	S(CLOSING) = { S(CLOSED) = true },
+};
+#undef S
+
+const char *vsock_state_name(enum vsock_state s)
+{
+	return (unsigned)s < _VSOCK_STATE_MAX ? vsock_state_names[s] : "?";
+}
+
+bool vsock_state_move_allowed(enum vsock_state from, enum vsock_state to)
+{
+	return (unsigned)from < _VSOCK_STATE_MAX && (unsigned)to < _VSOCK_STATE_MAX &&
+	       vsock_state_moves[from][to];
+}
+
+/* Move c to new_state: 0, or -EPROTO for a move vsock_state_moves[] does not
+ * allow (a bug here, not the guest's doing: logged, and the connection reset
+ * unless it is closed already). */
+int vsock_conn_set_state(struct vsock_conn *c, enum vsock_state new_state)
+{
+	if (!vsock_state_move_allowed(c->state, new_state)) {
+		log_error("Connection host port %u guest port %u: illegal state change %s -> %s, "
+			  "resetting",
+			c->local_port, c->peer_port, vsock_state_name(c->state),
+			vsock_state_name(new_state));
+		if (c->state != VSOCK_STATE_CLOSED)
+			vsock_conn_reset(c);
+		return -EPROTO;
+	}
+	c->state = new_state;
+	return 0;
+}
+
 void vsock_conn_set_read(struct vsock_conn *c, bool on)
 {
-	if (c->read_armed == on || c->fd < 0)
+	if (c->fd < 0)
 		return;
-	if (on)
-		event_add(c->ev_read, NULL);
-	else
-		event_del(c->ev_read);
-	c->read_armed = on;
+	if (on != (event_pending(c->ev_read, EV_READ, NULL) != 0)) {
+		if (on)
+			event_add(c->ev_read, NULL);
+		else
+			event_del(c->ev_read);
+	}
+	vsock_conn_update_hup_watch(c);
 }
 
 void vsock_conn_set_write(struct vsock_conn *c, bool on)
 {
-	if (c->write_armed == on || c->fd < 0)
+	if (c->fd < 0 || on == (event_pending(c->ev_write, EV_WRITE, NULL) != 0))
 		return;
 	if (on)
 		event_add(c->ev_write, NULL);
 	else
 		event_del(c->ev_write);
-	c->write_armed = on;
 }
 
 void vsock_conn_set_timer(struct vsock_conn *c, int seconds)
@@ -165,6 +220,7 @@ static void vsock_reaper_cb(evutil_socket_t fd, short what, void *userdata)
 		event_free(c->ev_read);
 		event_free(c->ev_write);
 		event_free(c->timer);
+		event_free(c->ev_hup);
 		free(c->seq_msgs);
 		free(c);
 	}
@@ -176,17 +232,21 @@ void vsock_conn_close(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
+	if (c->state == VSOCK_STATE_CLOSED)
+		return;
 	vsock_hash_remove(v, c);
 	vsock_send_list_remove(c);
 	event_del(c->ev_read);
 	event_del(c->ev_write);
+	event_del(c->ev_hup);
 	evtimer_del(c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	v->n_conns--;
-	if (c->guest_initiated)
+	if (c->origin == VSOCK_ORIGIN_GUEST)
 		v->n_guest_initiated--;
+	vsock_conn_set_state(c, VSOCK_STATE_CLOSED);
 	v->reserved -= c->reserved;
 	c->reserved = 0;
 	vsock_pend_release(c);
@@ -225,7 +285,9 @@ void vsock_conn_reset(struct vsock_conn *c)
 {
 	struct vsock *v = c->v;
 
-	if (c->state != VSOCK_STATE_LINE)
+	if (c->state == VSOCK_STATE_CLOSED)
+		return;
+	if (c->state != VSOCK_STATE_NEW && c->state != VSOCK_STATE_LINE)
 		vsock_queue_rst(v, c->local_port, c->peer_port, c->fwd_cnt,
 			c->seqpacket ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM);
 	vsock_conn_close(c);
@@ -290,8 +352,9 @@ void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e)
 	c->host_shutdown |= VSOCK_SHUTDOWN_SEND;
 	vsock_conn_set_read(c, false);
 	/* Host side gone (design: full close -> RST after the close timeout): a
-	 * guest that keeps the connection does not keep its slot. */
-	if (c->host_shutdown & VSOCK_SHUTDOWN_RCV)
+	 * guest that keeps the connection does not keep its slot. Counted from the
+	 * hang-up when it was seen while reads were paused. */
+	if ((c->host_shutdown & VSOCK_SHUTDOWN_RCV) && !evtimer_pending(c->timer, NULL))
 		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 	vsock_conn_check_done(c);
 }
@@ -382,20 +445,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 		uint16_t op;
 		uint32_t flags;
 	} ctl_ops[] = {
-		{ VSOCK_CTL_REQUEST, VSOCK_OP_REQUEST, 0 },
-		{ VSOCK_CTL_RESPONSE, VSOCK_OP_RESPONSE, 0 },
-		{ VSOCK_CTL_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
-		{ VSOCK_CTL_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
-		{ VSOCK_CTL_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
+		{ VSOCK_OWE_REQUEST, VSOCK_OP_REQUEST, 0 },
+		{ VSOCK_OWE_RESPONSE, VSOCK_OP_RESPONSE, 0 },
+		{ VSOCK_OWE_SHUTDOWN_RCV, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV },
+		{ VSOCK_OWE_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE, 0 },
+		{ VSOCK_OWE_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(ctl_ops); i++) {
-		if (!(c->ctl & ctl_ops[i].bit))
+		if (!(c->owed & ctl_ops[i].bit))
 			continue;
 		if (vsock_send_ctl(c->v, c, c->local_port, c->peer_port, ctl_ops[i].op,
 			    ctl_ops[i].flags, c->fwd_cnt, 0) < 0)
 			return -EAGAIN;
-		c->ctl &= ~ctl_ops[i].bit;
+		c->owed &= ~ctl_ops[i].bit;
 	}
 	return 0;
 }
@@ -404,20 +467,20 @@ static int vsock_conn_flush_ctl(struct vsock_conn *c)
 bool vsock_conn_may_read(const struct vsock_conn *c)
 {
 	return c->state == VSOCK_STATE_ESTABLISHED && !(c->host_shutdown & VSOCK_SHUTDOWN_SEND) &&
-	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) && !c->wait_rx && c->ctl == 0 &&
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_RCV) && c->owed == 0 &&
 	       vsock_peer_free(c) > 0 && vsock_peer_free(c) >= c->seq_need;
 }
 
 void vsock_conn_update_read(struct vsock_conn *c)
 {
-	if (c->state == VSOCK_STATE_LINE)
+	if (c->state == VSOCK_STATE_NEW || c->state == VSOCK_STATE_LINE)
 		return;
 	vsock_conn_set_read(c, vsock_conn_may_read(c));
 }
 
 void vsock_conn_wait_rx(struct vsock_conn *c)
 {
-	c->wait_rx = true;
+	c->owed |= VSOCK_OWE_DATA;
 	vsock_conn_set_read(c, false);
 	vsock_send_list_add(c);
 	if (c->v->rx && virtqueue_enable_kick(c->v->rx))
@@ -570,10 +633,10 @@ static void vsock_rx_run(struct vsock *v)
 			return;
 		}
 		vsock_send_list_remove(c);
-		if (c->wait_rx) {
-			c->wait_rx = false;
+		if (c->owed & VSOCK_OWE_DATA) {
+			c->owed &= ~VSOCK_OWE_DATA;
 			vsock_conn_read(c);
-			if (c->wait_rx)
+			if (c->owed & VSOCK_OWE_DATA)
 				return; /* out of buffers again */
 		} else
 			vsock_conn_update_read(c);
@@ -633,7 +696,7 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 	if (limit > VSOCK_MAX_PKT_PAYLOAD)
 		limit = VSOCK_MAX_PKT_PAYLOAD;
 	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
-		c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+		c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
 }
@@ -662,11 +725,29 @@ bool vsock_conn_host_read_eof(int err)
 static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 {
 	c->host_shutdown |= VSOCK_SHUTDOWN_RCV;
-	c->shut_wr_done = true;
+	c->sock_shutdown |= VSOCK_SHUTDOWN_SEND; /* moot now */
 	c->fwd_cnt += c->pend_len;
 	c->seq_partial = c->seq_count = c->seq_head = 0;
 	vsock_pend_release(c);
 	vsock_conn_set_write(c, false);
+}
+
+/* The host socket hung up (closed, both directions shut) while its bytes were
+ * not being read (no credit, no rx buffer): its EOF may never be read, so the
+ * close timeout starts now. The host takes nothing more (SHUTDOWN(RCV)); what it
+ * sent before closing is still delivered as credit allows, then SHUTDOWN(SEND),
+ * within the timeout. */
+void vsock_conn_host_hangup(struct vsock_conn *c)
+{
+	log_debug("Host client of port %u hung up while reads were paused", c->local_port);
+	if (!(c->host_shutdown & VSOCK_SHUTDOWN_RCV)) {
+		vsock_conn_host_rcv_closed(c);
+		c->owed |= VSOCK_OWE_SHUTDOWN_RCV;
+		vsock_send_list_add(c);
+	}
+	if (!evtimer_pending(c->timer, NULL))
+		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
+	vsock_conn_check_done(c);
 }
 
 /* A write to the host socket failed (err < 0). If the host closed or shut its
@@ -683,7 +764,7 @@ void vsock_conn_host_write_failed(struct vsock_conn *c, int err)
 		return;
 	}
 	vsock_conn_host_rcv_closed(c);
-	c->ctl |= VSOCK_CTL_SHUTDOWN_RCV;
+	c->owed |= VSOCK_OWE_SHUTDOWN_RCV;
 	vsock_send_list_add(c);
 }
 
@@ -695,12 +776,36 @@ void vsock_conn_check_done(struct vsock_conn *c)
 
 	if (c->pend_len > 0)
 		return;
-	if (guest_shut_send && !c->shut_wr_done && c->fd >= 0) {
+	if (guest_shut_send && !(c->sock_shutdown & VSOCK_SHUTDOWN_SEND) && c->fd >= 0) {
 		shutdown(c->fd, SHUT_WR);
-		c->shut_wr_done = true;
+		c->sock_shutdown |= VSOCK_SHUTDOWN_SEND;
 	}
 	if (guest_closed || (guest_shut_send && (c->host_shutdown & VSOCK_SHUTDOWN_SEND)))
 		vsock_conn_reset(c);
+}
+
+/* The host socket took only `sent` of the `len` payload bytes in iov: keep the
+ * rest (credit bounds it) and write it once the socket has room. 0, or < 0
+ * when the connection was reset. */
+static int vsock_conn_rw_refused(struct vsock_conn *c, const struct iovec *iov, size_t n,
+	size_t sent, size_t len)
+{
+	int r;
+
+	r = vsock_pend_append(c, iov, n, sent, len - sent);
+	if (r < 0) {
+		log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
+		vsock_conn_reset(c);
+		return r;
+	}
+	/* A whole window held unread: the host is the limit, not the window, and a
+	 * smaller one holds less of the budget. */
+	if (c->pend_len >= c->reserved) {
+		c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+		c->grow_mark = c->fwd_cnt;
+	}
+	vsock_conn_set_write(c, true);
+	return 0;
 }
 
 void vsock_conn_flush_pend(struct vsock_conn *c)
@@ -733,7 +838,6 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	const struct iovec *payload, size_t n_payload)
 {
 	ssize_t n = 0;
-	int r;
 
 	if (c->state != VSOCK_STATE_ESTABLISHED || (c->guest_shutdown & VSOCK_SHUTDOWN_SEND)) {
 		guest_warning("Guest sent data on port %u in the wrong state, resetting",
@@ -757,22 +861,69 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 		}
 		c->fwd_cnt += (uint32_t)n;
 	}
-	if ((size_t)n < h->len) {
-		r = vsock_pend_append(c, payload, n_payload, (size_t)n, h->len - (size_t)n);
-		if (r < 0) {
-			log_error_errno(r, "Failed to buffer data for port %u: %m", c->local_port);
-			vsock_conn_reset(c);
-			return;
-		}
-		/* A whole window held unread: the host is the limit, not the window,
-		 * and a smaller one holds less of the budget. */
-		if (c->pend_len >= c->reserved) {
-			c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
-			c->grow_mark = c->fwd_cnt;
-		}
-		vsock_conn_set_write(c, true);
-	}
+	if ((size_t)n < h->len && vsock_conn_rw_refused(c, payload, n_payload, (size_t)n, h->len) < 0)
+		return;
 	vsock_conn_maybe_credit_update(c);
+}
+
+/* Whether an RW packet may join the tx batch of its connection: a stream the
+ * host socket has taken everything of so far, within the credit we gave. */
+static bool vsock_tx_batchable(const struct vsock_conn *c, const struct vsock_hdr *h)
+{
+	return c && h->op == VSOCK_OP_RW && h->type == VSOCK_TYPE_STREAM && h->len > 0 &&
+	       !c->seqpacket && c->state == VSOCK_STATE_ESTABLISHED &&
+	       !(c->guest_shutdown & VSOCK_SHUTDOWN_SEND) &&
+	       !(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && c->pend_len == 0 &&
+	       vsock_conn_credit_fits(c, h->len);
+}
+
+/* Write the batch with one sendmsg, keep what the socket refused, and give the
+ * chains back. The connection may be reset here. */
+static void vsock_tx_flush(struct vsock *v)
+{
+	struct vsock_tx_batch *b = &v->tx_batch;
+	struct vsock_conn *c = b->c;
+	ssize_t n;
+
+	if (!c)
+		return;
+	b->c = NULL;
+	n = vsock_send_iov(c->fd, b->iov, b->n_iov);
+	if (n < 0) {
+		c->fwd_cnt += b->len; /* dropped: credit keeps flowing if it stays */
+		vsock_conn_host_write_failed(c, (int)n);
+	} else {
+		c->fwd_cnt += (uint32_t)n;
+		if ((size_t)n == b->len ||
+			vsock_conn_rw_refused(c, b->iov, b->n_iov, (size_t)n, b->len) == 0)
+			vsock_conn_maybe_credit_update(c);
+	}
+	for (unsigned i = 0; i < b->n_heads; i++)
+		virtqueue_push_head(v->tx, b->heads[i], 0);
+	if (b->n_heads > 0)
+		v->tx_dirty = true;
+	b->n_heads = 0;
+	b->n_iov = 0;
+	b->len = 0;
+}
+
+/* Add the RW packet in chain e (header h, checked) to its connection's batch, if
+ * it can join it; otherwise write the batch out first. True: e is held. */
+static bool vsock_tx_batch_add(struct vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
+	const struct virtqueue_elem *e)
+{
+	struct vsock_tx_batch *b = &v->tx_batch;
+
+	if (!vsock_tx_batchable(c, h))
+		return false;
+	if (b->c != c || b->n_heads == ELEMENTSOF(b->heads) ||
+		b->n_iov + e->n_out > ELEMENTSOF(b->iov))
+		return false;
+	b->n_iov += vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h->len, b->iov + b->n_iov);
+	b->heads[b->n_heads++] = e->head;
+	b->len += h->len;
+	c->rx_cnt += h->len;
+	return true;
 }
 
 /* Guest-initiated connections may take at most three quarters of the slots:
@@ -818,7 +969,7 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 	}
 	if (seq)
 		vsock_conn_set_seqpacket(c);
-	c->guest_initiated = true;
+	c->origin = VSOCK_ORIGIN_GUEST;
 	v->n_guest_initiated++;
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
@@ -826,13 +977,15 @@ static void vsock_op_request(struct vsock *v, struct vsock_conn *c, const struct
 	c->peer_fwd_cnt = h->fwd_cnt;
 	vsock_hash_add(v, c);
 	if (pending) {
-		c->state = VSOCK_STATE_CONNECTING;
+		if (vsock_conn_set_state(c, VSOCK_STATE_CONNECTING) < 0)
+			return;
 		vsock_conn_set_write(c, true);
 		vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
 		return;
 	}
-	c->state = VSOCK_STATE_ESTABLISHED;
-	c->ctl |= VSOCK_CTL_RESPONSE;
+	if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) < 0)
+		return;
+	c->owed |= VSOCK_OWE_RESPONSE;
 	vsock_send_list_add(c);
 }
 
@@ -857,7 +1010,8 @@ static void vsock_op_response(struct vsock *v, struct vsock_conn *c, const struc
 		vsock_conn_reset(c);
 		return;
 	}
-	c->state = VSOCK_STATE_ESTABLISHED;
+	if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) < 0)
+		return;
 	log_debug("Host port %u connected to guest port %u", c->local_port, c->peer_port);
 	if (n < 0) {
 		vsock_conn_host_write_failed(c, -errno);
@@ -887,7 +1041,8 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 		vsock_seq_drop_partial(c);
 	if (c->guest_shutdown == VSOCK_SHUTDOWN_MASK && c->pend_len > 0) {
 		/* Give the host a while to take the rest, then RST. */
-		c->state = VSOCK_STATE_CLOSING;
+		if (vsock_conn_set_state(c, VSOCK_STATE_CLOSING) < 0)
+			return;
 		vsock_conn_set_read(c, false);
 		vsock_conn_set_timer(c, VSOCK_CLOSE_TIMEOUT_S);
 		return;
@@ -900,7 +1055,7 @@ static void vsock_op_credit_update(struct vsock *v, struct vsock_conn *c, const 
 	const struct iovec *payload, size_t n_payload)
 {
 	/* The credit fields were taken already; reading may resume. */
-	c->credit_requested = false;
+	c->seq_credit_asked = false;
 	vsock_conn_update_read(c);
 }
 
@@ -909,7 +1064,7 @@ static void vsock_op_credit_request(struct vsock *v, struct vsock_conn *c,
 {
 	if (c->state != VSOCK_STATE_ESTABLISHED && c->state != VSOCK_STATE_CLOSING)
 		return;
-	c->ctl |= VSOCK_CTL_CREDIT_UPDATE;
+	c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 	vsock_send_list_add(c);
 }
 
@@ -923,8 +1078,9 @@ static const struct vsock_op vsock_ops[_VSOCK_OP_MAX] = {
 	[VSOCK_OP_CREDIT_REQUEST] = { "CREDIT_REQUEST", vsock_op_credit_request },
 };
 
-/* One tx chain: a header, then h.len bytes of payload. */
-static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
+/* One tx chain: a header, then h.len bytes of payload. True: the chain is held
+ * in the tx batch, given back by vsock_tx_flush(). */
+static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 {
 	uint8_t raw[VSOCK_HDR_SIZE];
 	struct iovec payload[VIRTQUEUE_MAX_IOV];
@@ -932,11 +1088,12 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 	struct vsock_conn *c;
 	struct vsock_hdr h;
 	size_t n_payload;
+	bool bad_len;
 
 	if (e->out_len < VSOCK_HDR_SIZE) {
 		guest_warning("Guest sent a %zu byte packet, shorter than a header, dropping",
 			e->out_len);
-		return;
+		return false;
 	}
 	/* Copied out once; the guest may rewrite its buffer under us. */
 	vsock_iov_copy_out(e->iov, e->n_out, 0, raw, sizeof(raw));
@@ -946,14 +1103,28 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 			      "dropping",
 			(unsigned long long)h.src_cid, (unsigned long long)h.dst_cid,
 			(unsigned long long)v->cfg.guest_cid, VSOCK_HOST_CID);
-		return;
+		return false;
 	}
 	c = vsock_lookup(v, h.dst_port, h.src_port);
-	if (h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD) {
+	bad_len = h.len > e->out_len - VSOCK_HDR_SIZE || h.len > VSOCK_MAX_PKT_PAYLOAD;
+	if (!bad_len && c && c == v->tx_batch.c) {
+		c->peer_buf_alloc = h.buf_alloc;
+		c->peer_fwd_cnt = h.fwd_cnt;
+		if (vsock_tx_batch_add(v, c, &h, e)) {
+			vsock_conn_update_read(c);
+			return true;
+		}
+	}
+	if (v->tx_batch.c) {
+		/* Anything else first writes out the batch, which may reset its connection. */
+		vsock_tx_flush(v);
+		c = vsock_lookup(v, h.dst_port, h.src_port);
+	}
+	if (bad_len) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
 			h.len, e->out_len - VSOCK_HDR_SIZE);
 		vsock_reset_packet(v, c, &h);
-		return;
+		return false;
 	}
 	if (h.op < _VSOCK_OP_MAX)
 		op = &vsock_ops[h.op];
@@ -963,20 +1134,26 @@ static void vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		guest_warning("Guest packet with type %u op %u, resetting", h.type, h.op);
 		if (h.op != VSOCK_OP_RST)
 			vsock_reset_packet(v, c, &h);
-		return;
+		return false;
 	}
 	if (!c && h.op != VSOCK_OP_REQUEST) {
 		vsock_reset_no_sock(v, &h);
-		return;
+		return false;
 	}
 	if (c) {
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		/* Every packet carries credit, not only CREDIT_UPDATE. */
 		vsock_conn_update_read(c);
+		/* Start a batch: later RW packets of this connection join it. */
+		v->tx_batch.c = c;
+		if (vsock_tx_batch_add(v, c, &h, e))
+			return true;
+		v->tx_batch.c = NULL;
 	}
 	n_payload = vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, payload);
 	op->handler(v, c, &h, payload, n_payload);
+	return false;
 }
 
 static void vsock_tx_run(struct vsock *v)
@@ -1000,10 +1177,12 @@ static void vsock_tx_run(struct vsock *v)
 			break;
 		}
 		/* Everything needed is copied or written before the chain goes back. */
-		vsock_tx_packet(v, e);
+		if (vsock_tx_packet(v, e))
+			continue;
 		virtqueue_push(v->tx, e, 0);
 		v->tx_dirty = true;
 	}
+	vsock_tx_flush(v);
 	vsock_rx_run(v);
 }
 
@@ -1082,6 +1261,11 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 
 void vsock_reset(struct vsock *v)
 {
+	/* The chains of a batch went with the queues. */
+	v->tx_batch.c = NULL;
+	v->tx_batch.n_heads = 0;
+	v->tx_batch.n_iov = 0;
+	v->tx_batch.len = 0;
 	while (!TAILQ_EMPTY(&v->all))
 		vsock_conn_close(TAILQ_FIRST(&v->all));
 	v->rst_len = 0;

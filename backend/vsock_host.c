@@ -4,6 +4,7 @@
  * host socket's read, write and timer callbacks. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,12 +54,12 @@ void vsock_conn_line_done(struct vsock_conn *c, uint32_t port)
 		return;
 	}
 	c->peer_port = port;
-	c->host_initiated = true;
-	c->state = VSOCK_STATE_REQUESTED;
+	if (vsock_conn_set_state(c, VSOCK_STATE_REQUESTED) < 0)
+		return;
 	vsock_hash_add(v, c);
 	vsock_conn_set_read(c, false);
 	vsock_conn_set_timer(c, VSOCK_CONNECT_TIMEOUT_S);
-	c->ctl |= VSOCK_CTL_REQUEST;
+	c->owed |= VSOCK_OWE_REQUEST;
 	vsock_send_list_add(c);
 }
 
@@ -88,9 +89,8 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 		vsock_conn_set_timer(c, 0);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err) {
 			vsock_conn_reset(c);
-		} else {
-			c->state = VSOCK_STATE_ESTABLISHED;
-			c->ctl |= VSOCK_CTL_RESPONSE;
+		} else if (vsock_conn_set_state(c, VSOCK_STATE_ESTABLISHED) == 0) {
+			c->owed |= VSOCK_OWE_RESPONSE;
 			vsock_send_list_add(c);
 		}
 	} else if (c->pend_len > 0 && c->seqpacket)
@@ -102,13 +102,53 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 	vsock_rx_flush_notify(v);
 }
 
+/* Reads of the host socket are paused (the guest gave no credit or no rx
+ * buffer) before its EOF: only then can a host's close go unseen. */
+static bool vsock_conn_wants_hup_watch(const struct vsock_conn *c)
+{
+	return c->fd >= 0 && !event_pending(c->ev_read, EV_READ, NULL) &&
+	       c->state == VSOCK_STATE_ESTABLISHED &&
+	       !(c->host_shutdown & (VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV));
+}
+
+/* While reads are paused the watch polls the socket once a second: a timer,
+ * not an fd event, so pausing and resuming reads (every window, in a stream)
+ * costs no system call; a stalled connection costs one poll() a second. */
+void vsock_conn_update_hup_watch(struct vsock_conn *c)
+{
+	struct timeval tv = { .tv_sec = VSOCK_HUP_POLL_MS / 1000,
+		.tv_usec = VSOCK_HUP_POLL_MS % 1000 * 1000 };
+
+	/* Not removed when reads resume: the callback checks again. */
+	if (vsock_conn_wants_hup_watch(c) && !evtimer_pending(c->ev_hup, NULL))
+		evtimer_add(c->ev_hup, &tv);
+}
+
+/* Only POLLHUP, both directions shut, means the host is gone; a half-close
+ * (POLLRDHUP alone) leaves a host that may still read. */
+static void vsock_conn_hup_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	struct vsock_conn *c = userdata;
+	struct vsock *v = c->v;
+	struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+	if (!vsock_conn_wants_hup_watch(c))
+		return;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+		vsock_conn_host_hangup(c);
+		vsock_rx_flush_notify(v);
+		return;
+	}
+	vsock_conn_update_hup_watch(c);
+}
+
 static void vsock_conn_timer_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct vsock_conn *c = userdata;
 	struct vsock *v = c->v;
 
-	host_warning("Connection host port %u guest port %u timed out in state %d, closing",
-		c->local_port, c->peer_port, c->state);
+	host_warning("Connection host port %u guest port %u timed out in state %s, closing",
+		c->local_port, c->peer_port, vsock_state_name(c->state));
 	vsock_conn_reset(c);
 	vsock_rx_flush_notify(v);
 }
@@ -125,13 +165,16 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret)
 	c->ev_read = event_new(v->base, fd, EV_READ | EV_PERSIST, vsock_conn_read_cb, c);
 	c->ev_write = event_new(v->base, fd, EV_WRITE | EV_PERSIST, vsock_conn_write_cb, c);
 	c->timer = evtimer_new(v->base, vsock_conn_timer_cb, c);
-	if (!c->ev_read || !c->ev_write || !c->timer) {
+	c->ev_hup = evtimer_new(v->base, vsock_conn_hup_cb, c);
+	if (!c->ev_read || !c->ev_write || !c->timer || !c->ev_hup) {
 		if (c->ev_read)
 			event_free(c->ev_read);
 		if (c->ev_write)
 			event_free(c->ev_write);
 		if (c->timer)
 			event_free(c->timer);
+		if (c->ev_hup)
+			event_free(c->ev_hup);
 		free(c);
 		return -ENOMEM;
 	}
@@ -177,7 +220,8 @@ void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata)
 			close(fd);
 			continue;
 		}
-		c->state = VSOCK_STATE_LINE;
+		c->origin = VSOCK_ORIGIN_HOST;
+		vsock_conn_set_state(c, VSOCK_STATE_LINE);
 		if (lfd == v->seq_listen_fd)
 			vsock_conn_set_seqpacket(c);
 		vsock_conn_set_read(c, true);

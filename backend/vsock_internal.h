@@ -21,47 +21,65 @@
 #define VSOCK_TX_BUDGET 256
 #define VSOCK_READ_BUDGET 16
 #define VSOCK_RX_BATCH 16
-#define VSOCK_RX_IOV 1024 /* IOV_MAX */
+#define VSOCK_RX_IOV 1024       /* IOV_MAX */
+#define VSOCK_TX_BATCH_IOV 1024 /* IOV_MAX */
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
+#define VSOCK_HUP_POLL_MS 1000           /* hang-up checks while reads are paused */
 
+/* A connection's lifecycle. Every change goes through vsock_conn_set_state(),
+ * which allows only the moves in vsock_state_moves[] (vsock.c). */
 enum vsock_state {
+	VSOCK_STATE_NEW,        /* allocated, not yet set up */
 	VSOCK_STATE_LINE,       /* host client: reading the CONNECT line */
 	VSOCK_STATE_REQUESTED,  /* host-initiated: waiting for the guest's RESPONSE */
 	VSOCK_STATE_CONNECTING, /* guest-initiated: connecting to <uds-path>_<port> */
 	VSOCK_STATE_ESTABLISHED,
 	VSOCK_STATE_CLOSING, /* guest closed; flushing to the host before RST */
+	VSOCK_STATE_CLOSED,  /* host socket closed, waiting to be freed */
+	_VSOCK_STATE_MAX,
 };
 
-/* Control packets a connection still owes the guest (sent when rx has room). */
+/* Who asked for the connection: a host client's CONNECT, or the guest's REQUEST. */
+enum vsock_origin {
+	VSOCK_ORIGIN_HOST,
+	VSOCK_ORIGIN_GUEST,
+};
+
+/* What a connection still owes the guest, sent when rx has room: control
+ * packets, and host socket bytes it could not read for want of an rx buffer. */
 enum {
-	VSOCK_CTL_REQUEST = 1 << 0,
-	VSOCK_CTL_RESPONSE = 1 << 1,
-	VSOCK_CTL_CREDIT_UPDATE = 1 << 2,
-	VSOCK_CTL_CREDIT_REQUEST = 1 << 3,
-	VSOCK_CTL_SHUTDOWN_RCV = 1 << 4, /* the host takes nothing more */
+	VSOCK_OWE_REQUEST = 1 << 0,
+	VSOCK_OWE_RESPONSE = 1 << 1,
+	VSOCK_OWE_CREDIT_UPDATE = 1 << 2,
+	VSOCK_OWE_CREDIT_REQUEST = 1 << 3,
+	VSOCK_OWE_SHUTDOWN_RCV = 1 << 4, /* the host takes nothing more */
+	VSOCK_OWE_DATA = 1 << 5,         /* wants to read the host socket, rx had no buffer */
 };
 
 struct vsock_conn {
 	struct vsock *v;
 	uint32_t local_port, peer_port;   /* host side, guest side */
 	struct vsock_conn *hnext, *pnext; /* by (local, peer); by local port */
+	/* I/O bookkeeping only: on v->send_list (something owed, see owed). */
 	TAILQ_ENTRY(vsock_conn) send_entry;
 	bool on_send_list;
 	int fd;
+	/* Host socket events; whether one is armed is event_pending()'s answer. */
 	struct event *ev_read, *ev_write, *timer;
-	bool read_armed, write_armed;
-	enum vsock_state state;
-	bool host_initiated, guest_initiated;
-	unsigned ctl;
-	bool wait_rx; /* wants to read the host socket but rx had no buffer */
+	/* Hang-up watch while reads are paused: a poll() once a second. */
+	struct event *ev_hup;
+	enum vsock_state state; /* changed only by vsock_conn_set_state() */
+	enum vsock_origin origin;
+	unsigned owed; /* VSOCK_OWE_* bits */
 	/* Each side's shutdown, as VSOCK_SHUTDOWN_RCV|SEND bits (the kernel's
 	 * peer_shutdown): guest_shutdown is what the guest announced; host_shutdown
 	 * what the host socket did: SEND at its EOF (we sent SHUTDOWN(SEND)), RCV
-	 * once it takes nothing more (a write failed, or it closed). */
-	uint8_t guest_shutdown, host_shutdown;
-	bool shut_wr_done; /* shutdown(SHUT_WR) done on the host socket */
+	 * once it takes nothing more (a write failed, or it closed); sock_shutdown
+	 * what we did to the host socket: SEND once shutdown(SHUT_WR) is done (or
+	 * moot, the host taking nothing more). */
+	uint8_t guest_shutdown, host_shutdown, sock_shutdown;
 	/* Credit: what the guest told us, and our counters. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	uint32_t rx_cnt, fwd_cnt, fwd_cnt_sent;
@@ -79,13 +97,28 @@ struct vsock_conn {
 	/* SEQPACKET: the host socket is SOCK_SEQPACKET, one record per message. pend
 	 * holds finished messages (lengths in seq_msgs, a FIFO) and then the bytes of
 	 * the guest's unfinished one (seq_partial). */
-	bool seqpacket, credit_requested;
-	uint32_t seq_partial, seq_need; /* seq_need: next host message, waiting for credit */
+	bool seqpacket;
+	/* seq_need: next host message, waiting for credit; seq_credit_asked: a
+	 * CREDIT_REQUEST went out for it and no CREDIT_UPDATE came since. */
+	bool seq_credit_asked;
+	uint32_t seq_partial, seq_need;
 	uint32_t *seq_msgs;
 	uint32_t seq_head, seq_count, seq_cap;
 };
 
 TAILQ_HEAD(vsock_conn_list, vsock_conn);
+
+/* Guest->host RW payloads of one connection from consecutive tx chains, written
+ * to its host socket with one sendmsg; the chains are held (not yet used) until
+ * their bytes are written or copied. */
+struct vsock_tx_batch {
+	struct vsock_conn *c; /* NULL: empty */
+	uint32_t len;
+	unsigned n_heads;
+	size_t n_iov;
+	uint16_t heads[VSOCK_TX_BUDGET];
+	struct iovec iov[VSOCK_TX_BATCH_IOV];
+};
 
 struct vsock_rst {
 	uint32_t local_port, peer_port, fwd_cnt;
@@ -117,6 +150,7 @@ struct vsock {
 	 * tx packet may send on rx. */
 	struct virtqueue_elem rx_elem, tx_elem;
 	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
+	struct vsock_tx_batch tx_batch;
 	struct iovec rx_iov[VSOCK_RX_IOV];
 	/* One host message being split across rx buffers: their heads and lengths. */
 	uint16_t seq_heads[VSOCK_RX_IOV];
@@ -138,6 +172,9 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c);
 void vsock_conn_read(struct vsock_conn *c);
 void vsock_conn_reset(struct vsock_conn *c);
 void vsock_conn_set_read(struct vsock_conn *c, bool on);
+int vsock_conn_set_state(struct vsock_conn *c, enum vsock_state new_state);
+bool vsock_state_move_allowed(enum vsock_state from, enum vsock_state to);
+const char *vsock_state_name(enum vsock_state s);
 void vsock_conn_set_timer(struct vsock_conn *c, int seconds);
 void vsock_conn_set_write(struct vsock_conn *c, bool on);
 void vsock_conn_update_read(struct vsock_conn *c);
@@ -147,6 +184,7 @@ void vsock_fill_hdr(struct vsock *v, struct vsock_hdr *h, uint32_t local, uint32
 void vsock_hash_add(struct vsock *v, struct vsock_conn *c);
 void vsock_conn_host_write_failed(struct vsock_conn *c, int err);
 void vsock_conn_host_eof(struct vsock_conn *c, struct virtqueue_elem *e);
+void vsock_conn_host_hangup(struct vsock_conn *c);
 bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len);
 int vsock_conn_rx_account(struct vsock_conn *c, const struct vsock_hdr *h, const char *hint);
 uint32_t vsock_conn_window(struct vsock_conn *c);
@@ -160,6 +198,7 @@ void vsock_send_list_add(struct vsock_conn *c);
 
 /* vsock_host.c */
 void vsock_accept_cb(evutil_socket_t lfd, short what, void *userdata);
+void vsock_conn_update_hup_watch(struct vsock_conn *c);
 void vsock_conn_line_done(struct vsock_conn *c, uint32_t port);
 int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);

@@ -119,9 +119,9 @@ void vsock_conn_read_seq(struct vsock_conn *c)
 		if (len > vsock_peer_free(c)) {
 			/* Wait for credit for all of it; ask once, a guest may be lazy. */
 			c->seq_need = len;
-			if (!c->credit_requested) {
-				c->credit_requested = true;
-				c->ctl |= VSOCK_CTL_CREDIT_REQUEST;
+			if (!c->seq_credit_asked) {
+				c->seq_credit_asked = true;
+				c->owed |= VSOCK_OWE_CREDIT_REQUEST;
 				vsock_send_list_add(c);
 			}
 			vsock_conn_set_read(c, false);

@@ -4,6 +4,7 @@ BACKEND_TESTS = \
 	tests/backend/test-virtqueue \
 	tests/backend/test-hybrid \
 	tests/backend/test-vsock-packet \
+	tests/backend/test-vsock-state \
 	tests/backend/test-vhost-user
 check_PROGRAMS += $(BACKEND_TESTS)
 TESTS += $(BACKEND_TESTS)
@@ -22,6 +23,9 @@ tests_backend_test_hybrid_LDADD = $(BACKEND_TEST_LIBS)
 tests_backend_test_vsock_packet_CPPFLAGS = $(BACKEND_TEST_CPPFLAGS)
 tests_backend_test_vsock_packet_CFLAGS = $(BACKEND_TEST_CFLAGS)
 tests_backend_test_vsock_packet_LDADD = $(BACKEND_TEST_LIBS)
+tests_backend_test_vsock_state_CPPFLAGS = $(BACKEND_TEST_CPPFLAGS)
+tests_backend_test_vsock_state_CFLAGS = $(BACKEND_TEST_CFLAGS)
+tests_backend_test_vsock_state_LDADD = $(BACKEND_TEST_LIBS)
 tests_backend_test_vhost_user_CPPFLAGS = $(BACKEND_TEST_CPPFLAGS)
 tests_backend_test_vhost_user_CFLAGS = $(BACKEND_TEST_CFLAGS)
 tests_backend_test_vhost_user_LDADD = $(BACKEND_TEST_LIBS)

@@ -7,7 +7,9 @@
  *   back-end RSS per idle connection at 10,000 connections.
  * Usage: bench-backend [SECONDS-PER-MEASUREMENT]   (needs top_builddir or ./backend)
  *        bench-backend --idle [N]   N (100) idle back-ends: start time, RSS and CPU each
- * BENCH_BACKEND_OPTS="--buffer-size=N" passes one more option to the back-end. */
+ * BENCH_BACKEND_OPTS="--buffer-size=N" passes one more option to the back-end;
+ * BENCH_BACKEND_ONLY=g2h|h2g measures only the raw socketpair and that direction
+ * (to profile or trace one phase: it starts SECONDS after the back-end). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -476,6 +478,7 @@ static int bench_idle(unsigned n)
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--max-connections=12000", getenv("BENCH_BACKEND_OPTS"), NULL };
+	const char *only = getenv("BENCH_BACKEND_ONLY");
 	double raw_bw, g2h, h2g, raw50 = -1, raw99 = -1, l50, l99, rate, rss;
 	struct rlimit rl = { 21000, 21000 };
 	struct gs_options o;
@@ -518,14 +521,21 @@ int main(int argc, char **argv)
 	raw_bw = raw_throughput();
 	printf("throughput, 64 KiB writes:\n");
 	printf("  raw Unix socketpair   %7.2f Gbit/s\n", raw_bw);
+	if (only && strcmp(only, "h2g") == 0)
+		goto h2g;
 	mark = cpu_mark();
 	g2h = gs_guest_to_host(gs);
 	printf("  guest->host           %7.2f Gbit/s  ratio %.2f (aim >= 0.70)\n", g2h, g2h / raw_bw);
 	cpu_report("guest->host", mark);
+	if (only)
+		goto done;
+h2g:
 	mark = cpu_mark();
 	h2g = gs_host_to_guest(gs);
 	printf("  host->guest (4K rx)   %7.2f Gbit/s  ratio %.2f (aim >= 0.50)\n", h2g, h2g / raw_bw);
 	cpu_report("host->guest", mark);
+	if (only)
+		goto done;
 	raw_latency(&raw50, &raw99);
 	gs_latency(gs, &l50, &l99);
 	printf("64-byte ping-pong round trip:\n");
@@ -536,6 +546,7 @@ int main(int argc, char **argv)
 	printf("connections opened and closed: %.0f per second\n", rate);
 	rss = gs_rss_per_conn(gs, 10000);
 	printf("back-end RSS per idle connection: %.2f KiB (aim <= 16)\n", rss);
+done:
 	printf("guestsim violations: %u %s\n", gs_violations(gs), gs_last_violation(gs));
 	gs_free(gs);
 	gt_backend_stop(&b, NULL);

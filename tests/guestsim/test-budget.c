@@ -3,7 +3,8 @@
  * clients never read while the guest floods every one of them keep the back-end's RSS
  * within the budget plus a fixed overhead, and new connections of the same VM still
  * flow; a guest that keeps a connection after the host closed it loses it after the
- * close timeout; a guest holding every slot it may take leaves room for host clients. */
+ * close timeout, even while reads of the host socket are paused for credit; a guest
+ * holding every slot it may take leaves room for host clients. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,6 +186,100 @@ out:
 	is_int(gt_backend_stop(&b, NULL), 0, "close timeout: back-end exits cleanly");
 }
 
+/* Write to a host socket until the back-end stops taking bytes (the guest's window
+ * and the socket's buffer are full) for 500 ms; returns how many it took. */
+static size_t host_fill(int fd, struct gs *gs, uint8_t *data, size_t cap, int timeout_ms)
+{
+	size_t done = 0;
+	uint64_t deadline = gs_now_ms() + (uint64_t)timeout_ms, idle = gs_now_ms();
+
+	while (done < cap && gs_now_ms() < deadline && gs_now_ms() - idle < 500) {
+		ssize_t n = write(fd, data + done, cap - done);
+
+		if (n > 0) {
+			done += (size_t)n;
+			idle = gs_now_ms();
+		}
+		gs_step(gs, NULL, 0, n > 0 ? 0 : 10);
+	}
+	return done;
+}
+
+/* The host writes more than the guest's window, then closes, while the guest reads
+ * nothing: reads of the host socket are paused for credit, so its EOF is not read.
+ * The hang-up is noticed anyway: the guest gets RST after the close timeout and the
+ * slot is freed (with --max-connections=1, a new host client gets in). A guest that
+ * does read within the timeout gets every byte, then SHUTDOWN(SEND). */
+static void test_close_timeout_paused(void)
+{
+	static const char *args[] = { "--max-connections=1", NULL };
+	static uint8_t data[1 << 20], got[1 << 20];
+	struct gt_backend b = { 0 };
+	struct gs_options o;
+	struct gs *gs = NULL;
+	struct gs_conn *c = NULL;
+	uint64_t seed = 11, t0;
+	size_t sent = 0;
+	ssize_t n;
+	int fd = -1, r;
+
+	r = gt_backend_start(&b, args);
+	is_int(r, 0, "paused close: back-end with --max-connections=1 started");
+	if (r < 0)
+		return;
+	gt_options(&o, &b);
+	o.buf_alloc = 64 * 1024;
+	r = gs_new(&o, &gs);
+	if (r == 0) {
+		gs_listen(gs, PORT);
+		if (gt_host_connect(&b, gs, PORT, 5000, &fd) == 0)
+			c = accept_one(gs, PORT, 5000);
+	}
+	ok(c != NULL, "paused close: connected");
+	if (!c)
+		goto out;
+	gt_random(data, sizeof(data), &seed);
+	sent = host_fill(fd, gs, data, sizeof(data), 10000);
+	ok(sent > o.buf_alloc,
+		"paused close: the host wrote %zu bytes, more than the guest's %u byte window",
+		sent, o.buf_alloc);
+	close(fd);
+	fd = -1;
+	for (t0 = gs_now_ms(); gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000;)
+		gs_step(gs, NULL, 0, 20);
+	ok(gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET,
+		"paused close: a guest that never reads gets RST within the close timeout + 7 s "
+		"(after %.1f s)",
+		(gs_now_ms() - t0) / 1000.0);
+	gs_conn_close(c);
+	c = NULL;
+	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
+	is_int(r, 0, "paused close: the slot is free again: a new host client connects");
+	ok(r == 0 && (c = accept_one(gs, PORT, 5000)) != NULL,
+		"paused close: and the guest accepts it");
+	if (!c)
+		goto out;
+	/* Same again, but the guest reads after the host's close, within the timeout. */
+	sent = host_fill(fd, gs, data, sizeof(data), 10000);
+	close(fd);
+	fd = -1;
+	for (t0 = gs_now_ms(); gs_now_ms() - t0 < 1000;)
+		gs_step(gs, NULL, 0, 10);
+	n = gs_recv_all(gs, c, got, sizeof(got), 5000);
+	ok(n == (ssize_t)sent && memcmp(got, data, sent) == 0 && gs_conn_peer_shut_send(c),
+		"paused close: a guest reading within the timeout gets all %zu bytes and "
+		"SHUTDOWN(SEND) (got %zd)",
+		sent, n);
+	is_int(gs_violations(gs), 0, "paused close: no protocol violation (%s)",
+		gs_last_violation(gs));
+	gs_conn_close(c);
+out:
+	if (fd >= 0)
+		close(fd);
+	gs_free(gs);
+	is_int(gt_backend_stop(&b, NULL), 0, "paused close: back-end exits cleanly");
+}
+
 /* A guest opening every connection it can to a host listener takes at most three
  * quarters of --max-connections; a host client still gets in. */
 static void test_no_lockout(void)
@@ -246,6 +341,7 @@ int main(void)
 	}
 	test_no_lockout();
 	test_close_timeout();
+	test_close_timeout_paused();
 	test_flood();
 	return tap_done();
 }
