@@ -58,8 +58,8 @@ def _send_all(s, n):
         left -= k
 
 
-def _guest(vm, mode, addr, n, buf=0, timeout=180):
-    return vm.ctl.start("python3 %s %s %s %d %d" % (GUEST_HELPER, mode, addr, n, buf),
+def _guest(vm, mode, addr, n, buf=0, timeout=180, src="zeros"):
+    return vm.ctl.start("python3 %s %s %s %d %d %s" % (GUEST_HELPER, mode, addr, n, buf, src),
                         timeout=timeout)
 
 
@@ -183,13 +183,13 @@ def _guest_side(r):
             "sender": c["self_user"] + c["self_sys"]}
 
 
-def vsock_g2h(vm, n=NBYTES, buf=G2H_GUEST_BUF):
+def vsock_g2h(vm, n=NBYTES, buf=G2H_GUEST_BUF, src="zeros"):
     lpath = "%s_%d" % (vm.uds, BENCH_PORT)
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ls.bind(lpath)
     ls.listen(1)
     try:
-        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n, buf=buf)
+        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n, buf=buf, src=src)
         c = _accept(ls, vm, h)
         m = []
         got, secs = _recv_all(c, n, first=lambda: m.append(_Meter(vm)))
@@ -411,11 +411,37 @@ def cp_each_way(vm, res, ok, diag, mib=64):
                 # What the agent and the CLI cost on top of the raw stream.
                 diag("bench ratio cp %s: guestlink cp/raw vsock throughput = %.2fx"
                      % (d, rate / res["vsock " + d]))
+        file_g2h(vm, mib << 20, "/var/tmp/bench-cp", diag)
     finally:
         vm.ctl.sh("rm -f /var/tmp/bench-cp /var/tmp/bench-cp-tiny")
         for f in (src, back):
             if os.path.exists(f):
                 os.unlink(f)
+
+
+def file_g2h(vm, n, path, diag):
+    """A guest file (in the page cache) over raw vsock, the ways taking turns: what
+    sendfile() gives (one 4 KiB packet per page: vsock has no sendpage) against
+    read+write through a 1 MiB or 4 MiB buffer (packets of up to 64 KiB), blocking
+    or, as the agent's event loop writes, not."""
+    ways = [("sendfile()", "sendfile:" + path), ("read+write 1 MiB", "copy:1048576:" + path),
+            ("read+write 4 MiB", "copy:4194304:" + path),
+            ("read+write 1 MiB non-blocking", "copy-nb:1048576:" + path)]
+    got = {}
+    for _ in range(CP_RUNS):
+        for name, src in ways:
+            try:
+                b, secs, model = vsock_g2h(vm, n, src=src)
+                if b == n and secs > 0:
+                    got.setdefault(name, []).append((b / (1 << 20) / secs, model))
+            except Exception as e:  # noqa: BLE001
+                diag("bench: vsock g2h of a file, %s: %s: %s" % (name, type(e).__name__, e))
+    for name, _ in ways:
+        r = sorted(got.get(name, []), key=lambda x: x[0])
+        if r:
+            diag("bench: vsock g2h of a file, %s: %.1f MiB/s (median of %d: %s)" % (
+                name, r[len(r) // 2][0], len(r), " ".join("%.0f" % x for x, _ in r)))
+            diag(_model("file " + name, n / (1 << 20), r[len(r) // 2][1]))
 
 
 def run(vm, hybrid_connect, ok, diag):
