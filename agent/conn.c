@@ -333,6 +333,35 @@ int conn_write_raw(struct conn *c, const void *data, size_t len)
 	return conn_queued(c);
 }
 
+int conn_write_iov(struct conn *c, const struct iovec *iov, size_t n)
+{
+	char small[256];
+	size_t len = 0;
+
+	if (c->closed || c->overflowed)
+		return -EPIPE;
+	for (size_t i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (len <= sizeof(small)) {
+		/* Most answers: one append instead of n. */
+		char *p = small;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+			p += iov[i].iov_len;
+		}
+		if (evbuffer_add(c->out, small, len) < 0)
+			return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+		return conn_queued(c);
+	}
+	/* Room for the whole text first: then the appends allocate nothing and
+	 * cannot fail half-way (evbuffer_expand()'s promise). */
+	if (evbuffer_expand(c->out, len) < 0)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+	for (size_t i = 0; i < n; i++)
+		(void)evbuffer_add(c->out, iov[i].iov_base, iov[i].iov_len);
+	return conn_queued(c);
+}
+
 int conn_write_text(struct conn *c, struct evbuffer *text)
 {
 	if (c->closed || c->overflowed)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include <json-c/json.h>
 
@@ -67,6 +68,8 @@ int conn_write(struct conn *c, struct json_object *obj);
 int conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Append ready-made lines (moves them out of text). */
 int conn_write_text(struct conn *c, struct evbuffer *text);
+/* Append the n pieces of iov as they are, all or (-ENOMEM, -EPIPE) nothing. */
+int conn_write_iov(struct conn *c, const struct iovec *iov, size_t n);
 /* In-flight accounting: dispatch counts calls, the connection waits for them
  * before closing after EOF or on shutdown. */
 unsigned conn_inflight(struct conn *c);

@@ -1338,6 +1338,9 @@ struct file_channel {
 	int sock;
 	struct event *ev;
 	char *buf;
+	/* download over AF_VSOCK: buf holds file bytes [done, done + len - off) */
+	bool copy;
+	size_t off, len;
 };
 
 static struct file_channel *file_channels;
@@ -1441,41 +1444,79 @@ static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdat
 	file_channel_free(ch);
 }
 
+/* sendfile() into an AF_VSOCK socket goes through the kernel's sock_no_sendpage():
+ * one sendmsg, so one virtio-vsock packet (and one pass through the driver's
+ * send worker), per 4 KiB page. A write() of a large buffer becomes packets of up
+ * to 64 KiB (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE), a sixteenth of the per-packet work,
+ * which is what a virtualized guest pays for (net/vmw_vsock/af_vsock.c,
+ * virtio_transport_common.c). Other sockets keep sendfile(). */
+static ssize_t file_channel_download_copy(struct file_channel *ch, int fd, size_t want)
+{
+	ssize_t n;
+
+	if (ch->off == ch->len) {
+		size_t k = want < FILE_CHANNEL_BUF ? want : FILE_CHANNEL_BUF;
+		n = pread(ch->fd, ch->buf, k, (off_t)ch->done);
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		ch->off = 0;
+		ch->len = (size_t)n;
+	}
+	return write(fd, ch->buf + ch->off, ch->len - ch->off);
+}
+
 static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct file_channel *ch = userdata;
-	off_t off = (off_t)ch->done;
-	size_t want = ch->size - ch->done < 4 * FILE_CHANNEL_BUF ? (size_t)(ch->size - ch->done)
-								 : 4 * FILE_CHANNEL_BUF;
-	ssize_t n = want ? sendfile(fd, ch->fd, &off, want) : 0;
+	uint64_t turn = 0;
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n > 0) {
-		ch->done += (uint64_t)n;
-		if (ch->done < ch->size) {
-			file_channel_progress(ch);
+	/* Up to 4 buffers a turn, so other connections of the loop get theirs. */
+	while (turn < 4 * FILE_CHANNEL_BUF) {
+		uint64_t left = ch->size - ch->done;
+		size_t want = left < 4 * FILE_CHANNEL_BUF - turn
+				      ? (size_t)left
+				      : (size_t)(4 * FILE_CHANNEL_BUF - turn);
+		off_t off = (off_t)ch->done;
+		ssize_t n = !want      ? 0
+			    : ch->copy ? file_channel_download_copy(ch, fd, want)
+				       : sendfile(fd, ch->fd, &off, want);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (turn)
+				file_channel_progress(ch);
 			return;
 		}
+		if (n <= 0)
+			break; /* done, or the file shrank or failed: the client sees the short count */
+		if (ch->copy)
+			ch->off += (size_t)n;
+		ch->done += (uint64_t)n;
+		turn += (uint64_t)n;
+		if (ch->done == ch->size)
+			break;
 	}
-	/* Done, or the file shrank or failed: the client sees the short count. */
+	if (ch->done < ch->size && turn >= 4 * FILE_CHANNEL_BUF) {
+		file_channel_progress(ch);
+		return;
+	}
 	file_channel_free(ch);
 }
 
 /* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
  * it advertises to the host), so host->guest has a window: MAX_SIZE first, the
- * kernel clamps SIZE to it. AF_VSOCK sockets only. */
-static void file_channel_vsock_buffer(int fd)
+ * kernel clamps SIZE to it. AF_VSOCK sockets only; says whether fd is one. */
+static bool file_channel_vsock_buffer(int fd)
 {
 	uint64_t size = FILE_CHANNEL_VSOCK_BUF;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_VSOCK)
-		return;
+		return false;
 	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size)) < 0 ||
 		setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size)) < 0)
 		log_debug_errno(-errno, "Failed to enlarge a channel's vsock buffer, ignoring: %m");
+	return true;
 }
 
 static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
@@ -1488,7 +1529,10 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 		file_channel_free(ch);
 		return;
 	}
-	file_channel_vsock_buffer(fd);
+	if (file_channel_vsock_buffer(fd) && !ch->upload) {
+		ch->buf = malloc(FILE_CHANNEL_BUF);
+		ch->copy = ch->buf != NULL; /* else sendfile(): slower, but it works */
+	}
 	if (ch->upload) {
 		/* Bytes the client sent right behind file.attach are the first ones. */
 		while ((n = evbuffer_get_length(early)) > 0) {

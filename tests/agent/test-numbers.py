@@ -43,6 +43,21 @@ for n in (2**63 - 1, -(2**63)):
     line = rpc('{"jsonrpc":"2.0","method":"agent.ping","id":%d}' % n)
     ok(line.endswith('"id":%d}' % n), "id %d is echoed exactly" % n)
 
+# An answer is written as text around the result: byte for byte what the
+# envelope object gave, for every kind of id and result.
+for req, want in (
+        ('"method":"agent.ping","id":0', '{"jsonrpc":"2.0","result":"pong","id":0}'),
+        ('"method":"agent.ping","id":-10', '{"jsonrpc":"2.0","result":"pong","id":-10}'),
+        ('"method":"agent.ping","id":1234567890123',
+         '{"jsonrpc":"2.0","result":"pong","id":1234567890123}'),
+        ('"method":"agent.ping","id":"a\\"b\\u00e9/"',
+         '{"jsonrpc":"2.0","result":"pong","id":"a\\"b\u00e9/"}'),
+        ('"method":"agent.ping","id":null', '{"jsonrpc":"2.0","result":"pong","id":null}'),
+        ('"method":"agent.echo","params":{"k":[1,"x",null]},"id":7',
+         '{"jsonrpc":"2.0","result":{"k":[1,"x",null]},"id":7}'),
+        ('"method":"agent.echo","id":8', '{"jsonrpc":"2.0","result":null,"id":8}')):
+    is_eq(rpc('{"jsonrpc":"2.0",%s}' % req), want, "answer text for %s" % req)
+
 # integer parameters out of range are refused, never clamped
 for method, params in (("agent.ping", '{"delay_ms":18446744073709551616}'),
                        ("agent.ping", '{"delay_ms":9223372036854775808}'),

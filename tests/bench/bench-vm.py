@@ -3,10 +3,16 @@
 our backend against a virtio-serial port (QEMU's own chardev, what
 qemu-guest-agent uses), for throughput both ways and for call rates with 1 and
 50 host clients (agent.ping through our stack, guest-ping to qemu-guest-agent
-over virtio-serial). Prints the ratios."""
+over virtio-serial). Prints the ratios, and for guest->host a model of where the
+time goes: CPU milliseconds per MiB of the guest (user, kernel, interrupts; the
+sending process), QEMU (TCG vCPU threads, the rest), the backend and the host
+client, beside the wall time per MiB ("bench model" lines). Guest figures are in
+the guest's clock, which under TCG runs on while the host deschedules a vCPU
+thread: on a loaded host they grow, the host's (QEMU vCPU threads) do not."""
 
 import json
 import os
+import resource
 import socket
 import threading
 import time
@@ -15,15 +21,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GUEST_HELPER = os.path.join(HERE, "bench-vm-guest.py")
 NBYTES = 64 << 20
 G2H_RUNS = 5
+CP_RUNS = 3
 RATE_SECONDS = 5
 BENCH_PORT = 6000
 # The guest sender's vsock buffer. Linux keeps at most min(its own buffer, the peer's
 # buf_alloc) in flight, 256 KiB by default, then waits a round trip for credit; the
-# back-end's side is its --buffer-size (VHOST_USER_VSOCK_OPTS for the VM run).
+# back-end's side is its --buffer-size (VHOST_USER_VSOCK_OPTS for the VM run). The
+# agent's file channel asks for this much too; "vsock g2h default buffer" measures
+# what a tool that sets nothing (socat, a plain Python socket) gets.
 G2H_GUEST_BUF = 4 << 20
 
 
-def _recv_all(s, n, timeout=120):
+def _recv_all(s, n, timeout=120, first=None):
+    """Bytes received and seconds from the first to the last; first() is called at
+    the first byte."""
     s.settimeout(timeout)
     got, t0 = 0, None
     while got < n:
@@ -32,6 +43,8 @@ def _recv_all(s, n, timeout=120):
             break
         if t0 is None:
             t0 = time.monotonic()
+            if first:
+                first()
         got += len(b)
     return got, time.monotonic() - (t0 or time.monotonic())
 
@@ -45,8 +58,8 @@ def _send_all(s, n):
         left -= k
 
 
-def _guest(vm, mode, addr, n, buf=0, timeout=180):
-    return vm.ctl.start("python3 %s %s %s %d %d" % (GUEST_HELPER, mode, addr, n, buf),
+def _guest(vm, mode, addr, n, buf=0, timeout=180, src="zeros"):
+    return vm.ctl.start("python3 %s %s %s %d %d %s" % (GUEST_HELPER, mode, addr, n, buf, src),
                         timeout=timeout)
 
 
@@ -74,24 +87,122 @@ def _guest_result(vm, h):
         raise RuntimeError("guest helper failed: %s" % (r["err"] or r["out"])[-300:])
 
 
-def vsock_g2h(vm, n=NBYTES):
+def _host_cpu(pid):
+    """(all, vCPU threads) CPU seconds of host process pid; QEMU names its TCG vCPU
+    threads "CPU n/TCG". Threads that ended count in `all` only."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def ticks(path):
+        with open(path) as f:
+            s = f.read()
+        f = s[s.rindex(")") + 2:].split()
+        return (int(f[11]) + int(f[12])) / hz, s[s.index("(") + 1:s.rindex(")")]
+
+    try:
+        total, _ = ticks("/proc/%d/stat" % pid)
+        vcpu = 0.0
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                c, comm = ticks("/proc/%d/task/%s/stat" % (pid, t))
+            except OSError:
+                continue
+            if comm.startswith("CPU "):
+                vcpu += c
+        return total, vcpu
+    except OSError:
+        return 0.0, 0.0
+
+
+def _guest_cpu(vm, agent_pid=""):
+    """The guest's CPU seconds (user, sys, irq+softirq) and the agent's ("sender"),
+    through the control channel. Each call starts a shell in the guest, so a
+    delta of two includes one shell's start: _guest_cpu_delta() takes it off."""
+    # Shell builtins only: no process but the shell itself.
+    r = vm.ctl.sh("read -r a </proc/stat; echo \"$a\"; read -r a </proc/%s/stat; echo \"$a\""
+                  % (agent_pid or "self"))
+    try:
+        lines = r["out"].splitlines()
+        v = [int(x) for x in lines[0].split()[1:8]]
+        hz = 100  # USER_HZ, what /proc counts in on every Linux
+        a = lines[1][lines[1].rindex(")") + 2:].split() if agent_pid else []
+        agent = (int(a[11]) + int(a[12])) / hz if a else 0.0
+        return {"user": (v[0] + v[1]) / hz, "sys": v[2] / hz, "irq": (v[5] + v[6]) / hz,
+                "sender": agent}
+    except (ValueError, IndexError):
+        return {}
+
+
+def _guest_cpu_delta(g0, g1, idle):
+    """g1 - g0 less what the snapshot itself costs (idle: two snapshots back to back)."""
+    return {k: max(0.0, g1[k] - g0[k] - idle.get(k, 0.0)) for k in g0 if k in g1}
+
+
+class _Meter:
+    """Host-side CPU over one transfer: QEMU (vCPUs, rest), backend, host client.
+    The client is this thread (raw transfers) or the children reaped meanwhile
+    (`guestlink cp`)."""
+
+    def __init__(self, vm, children=False):
+        self.vm, self.children = vm, children
+        self.t0 = self._now()
+
+    def _now(self):
+        q, qv = _host_cpu(self.vm.qemu.pid) if self.vm.qemu else (0.0, 0.0)
+        b, _ = _host_cpu(self.vm.backend.pid) if self.vm.backend else (0.0, 0.0)
+        if self.children:
+            ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+            c = ru.ru_utime + ru.ru_stime
+        else:
+            c = time.thread_time()
+        return {"qemu_vcpu": qv, "qemu_other": q - qv, "backend": b, "client": c,
+                "wall": time.monotonic()}
+
+    def stop(self, guest):
+        t1 = self._now()
+        d = {k: t1[k] - self.t0[k] for k in t1}
+        d.update(guest or {})
+        return d
+
+
+def _model(name, mib, d):
+    """One line: milliseconds per MiB of each part."""
+    def ms(k):
+        return "%.1f" % (d[k] * 1000 / mib) if k in d else "-"
+    return ("bench model %s, ms per MiB: wall %s | guest user %s sys %s irq %s (sender %s) | "
+            "QEMU vCPUs %s other %s | backend %s | host client %s"
+            % (name, ms("wall"), ms("user"), ms("sys"), ms("irq"), ms("sender"),
+               ms("qemu_vcpu"), ms("qemu_other"), ms("backend"), ms("client")))
+
+
+def _guest_side(r):
+    """The guest helper's "cpu" in the shape of _guest_cpu()."""
+    c = r.get("cpu") or {}
+    if not c:
+        return {}
+    return {"user": c["user"], "sys": c["sys"], "irq": c["irq"],
+            "sender": c["self_user"] + c["self_sys"]}
+
+
+def vsock_g2h(vm, n=NBYTES, buf=G2H_GUEST_BUF, src="zeros"):
     lpath = "%s_%d" % (vm.uds, BENCH_PORT)
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ls.bind(lpath)
     ls.listen(1)
     try:
-        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n, buf=G2H_GUEST_BUF)
+        h = _guest(vm, "send", "vsock-connect:2:%d" % BENCH_PORT, n, buf=buf, src=src)
         c = _accept(ls, vm, h)
-        got, secs = _recv_all(c, n)
+        m = []
+        got, secs = _recv_all(c, n, first=lambda: m.append(_Meter(vm)))
         c.close()
         r = _guest_result(vm, h)
-        if r.get("buffer") != G2H_GUEST_BUF:
-            raise RuntimeError("guest vsock buffer is %s, not %d"
-                               % (r.get("buffer"), G2H_GUEST_BUF))
+        model = m[0].stop(_guest_side(r)) if m else {}
+        model["wall"] = secs
+        if buf and r.get("buffer") != buf:
+            raise RuntimeError("guest vsock buffer is %s, not %d" % (r.get("buffer"), buf))
     finally:
         ls.close()
         os.unlink(lpath)
-    return got, secs
+    return got, secs, model
 
 
 def vsock_h2g(vm, hybrid_connect, n=NBYTES):
@@ -114,9 +225,12 @@ def vsock_h2g(vm, hybrid_connect, n=NBYTES):
 def serial_g2h(vm, n=NBYTES):
     s = vm.bench_port()
     h = _guest(vm, "send", "vport:org.guestlink.bench", n)
-    got, secs = _recv_all(s, n)
-    _guest_result(vm, h)
-    return got, secs
+    m = []
+    got, secs = _recv_all(s, n, first=lambda: m.append(_Meter(vm)))
+    r = _guest_result(vm, h)
+    model = m[0].stop(_guest_side(r)) if m else {}
+    model["wall"] = secs
+    return got, secs, model
 
 
 def serial_h2g(vm, n=NBYTES):
@@ -233,7 +347,9 @@ def qga_rate(vm, nclients):
 
 def cp_each_way(vm, res, ok, diag, mib=64):
     """`guestlink cp` of a 64 MiB file each way (the agent's file channel), beside the
-    raw virtio-serial throughput of the same run."""
+    raw virtio-serial throughput of the same run; the median of CP_RUNS, timed from
+    the command's start to its exit. The guest's CPU comes from snapshots around
+    the command ("sender" is the agent), the host client's is the command's."""
     import hashlib
     import sys
     guestlink = getattr(sys.modules.get("__main__"), "guestlink", None)
@@ -245,25 +361,87 @@ def cp_each_way(vm, res, ok, diag, mib=64):
     with open(src, "wb") as f:
         f.write(data)
     want = hashlib.sha256(data).hexdigest()
+    guestlink(vm, "ping", timeout=60)  # the agent is socket-activated: have it running
+    agent = vm.ctl.sh("systemctl show -p MainPID --value guestlink-agent.service")["out"].strip()
+    agent = agent if agent.isdigit() and agent != "0" else ""
+    g0 = _guest_cpu(vm, agent)
+    idle = _guest_cpu_delta(g0, _guest_cpu(vm, agent), {})
     try:
+        # What a copy costs besides moving bytes: the command's start, two
+        # connections, file.channel and file.attach.
+        tiny = os.path.join(vm.work, "bench-cp-tiny")
+        with open(tiny, "wb") as f:
+            f.write(os.urandom(4096))
+        fixed = {}
+        for d, args in (("h2g", (tiny, "guest:/var/tmp/bench-cp-tiny")),
+                        ("g2h", ("guest:/var/tmp/bench-cp-tiny", tiny))):
+            for _ in range(CP_RUNS):
+                t = time.monotonic()
+                if guestlink(vm, "cp", "--quiet", *args, timeout=60).returncode == 0:
+                    fixed.setdefault(d, []).append(time.monotonic() - t)
+        os.unlink(tiny)
+        diag("bench: guestlink cp fixed cost (a 4 KiB file, median of %d): %s" % (
+            CP_RUNS, ", ".join("%s %.0f ms" % (d, sorted(v)[len(v) // 2] * 1000)
+                               for d, v in sorted(fixed.items()))))
         for d, args, check in (
                 ("h2g", (src, "guest:/var/tmp/bench-cp"), None),
                 ("g2h", ("guest:/var/tmp/bench-cp", back), back)):
-            t = time.monotonic()
-            r = guestlink(vm, "cp", "--quiet", *args, timeout=300)
-            dt = time.monotonic() - t
-            good = r.returncode == 0 and (check is None or hashlib.sha256(
-                open(check, "rb").read()).hexdigest() == want)
-            ok(good, "bench: guestlink cp %s %d MiB in %.2f s = %.1f MiB/s"
-               % (d, mib, dt, mib / dt))
+            runs = []
+            for _ in range(CP_RUNS):
+                g0 = _guest_cpu(vm, agent)
+                m = _Meter(vm, children=True)
+                r = guestlink(vm, "cp", "--quiet", *args, timeout=300)
+                model = m.stop({})
+                model.update(_guest_cpu_delta(g0, _guest_cpu(vm, agent), idle))
+                good = r.returncode == 0 and (check is None or hashlib.sha256(
+                    open(check, "rb").read()).hexdigest() == want)
+                if not good:
+                    break
+                runs.append((mib / model["wall"], model))
+            runs.sort(key=lambda x: x[0])
+            rate, model = runs[len(runs) // 2] if runs else (0, {})
+            ok(good, "bench: guestlink cp %s %d MiB: %.1f MiB/s (median of %d: %s)"
+               % (d, mib, rate, len(runs), " ".join("%.0f" % x for x, _ in runs)))
+            if runs:
+                diag(_model("cp " + d, mib, model))
             if good and res.get("serial " + d):
                 diag("bench ratio cp %s: guestlink cp/virtio-serial raw throughput = %.2fx "
-                     "(aim >= 1x)" % (d, mib / dt / res["serial " + d]))
+                     "(aim >= 1x)" % (d, rate / res["serial " + d]))
+            if good and res.get("vsock " + d):
+                # What the agent and the CLI cost on top of the raw stream.
+                diag("bench ratio cp %s: guestlink cp/raw vsock throughput = %.2fx"
+                     % (d, rate / res["vsock " + d]))
+        file_g2h(vm, mib << 20, "/var/tmp/bench-cp", diag)
     finally:
-        vm.ctl.sh("rm -f /var/tmp/bench-cp")
+        vm.ctl.sh("rm -f /var/tmp/bench-cp /var/tmp/bench-cp-tiny")
         for f in (src, back):
             if os.path.exists(f):
                 os.unlink(f)
+
+
+def file_g2h(vm, n, path, diag):
+    """A guest file (in the page cache) over raw vsock, the ways taking turns: what
+    sendfile() gives (one 4 KiB packet per page: vsock has no sendpage) against
+    read+write through a 1 MiB or 4 MiB buffer (packets of up to 64 KiB), blocking
+    or, as the agent's event loop writes, not."""
+    ways = [("sendfile()", "sendfile:" + path), ("read+write 1 MiB", "copy:1048576:" + path),
+            ("read+write 4 MiB", "copy:4194304:" + path),
+            ("read+write 1 MiB non-blocking", "copy-nb:1048576:" + path)]
+    got = {}
+    for _ in range(CP_RUNS):
+        for name, src in ways:
+            try:
+                b, secs, model = vsock_g2h(vm, n, src=src)
+                if b == n and secs > 0:
+                    got.setdefault(name, []).append((b / (1 << 20) / secs, model))
+            except Exception as e:  # noqa: BLE001
+                diag("bench: vsock g2h of a file, %s: %s: %s" % (name, type(e).__name__, e))
+    for name, _ in ways:
+        r = sorted(got.get(name, []), key=lambda x: x[0])
+        if r:
+            diag("bench: vsock g2h of a file, %s: %.1f MiB/s (median of %d: %s)" % (
+                name, r[len(r) // 2][0], len(r), " ".join("%.0f" % x for x, _ in r)))
+            diag(_model("file " + name, n / (1 << 20), r[len(r) // 2][1]))
 
 
 def run(vm, hybrid_connect, ok, diag):
@@ -272,29 +450,40 @@ def run(vm, hybrid_connect, ok, diag):
     res = {}
     # One guest->host run lasts a tenth of a second under TCG, as noisy as the host's
     # load: take the median of G2H_RUNS, vsock and virtio-serial taking turns.
-    runs = [("vsock g2h", lambda: vsock_g2h(vm)), ("serial g2h", lambda: serial_g2h(vm))]
+    runs = [("vsock g2h", lambda: vsock_g2h(vm)), ("serial g2h", lambda: serial_g2h(vm)),
+            ("vsock g2h default buffer", lambda: vsock_g2h(vm, buf=0))]
     runs = runs * G2H_RUNS + [("vsock h2g", lambda: vsock_h2g(vm, hybrid_connect)),
                               ("serial h2g", lambda: serial_h2g(vm))]
-    rates = {}
+    rates, models = {}, {}
     for name, fn in runs:
         try:
-            got, secs = fn()
+            got, secs, *model = fn()
             rate = got / mib / secs if got == NBYTES and secs > 0 else 0
             rates.setdefault(name, []).append(rate)
+            if model and model[0]:
+                models.setdefault(name, []).append((rate, model[0]))
             diag("bench: %s moved %d MiB in %.2f s = %.1f MiB/s"
                  % (name, got // mib, secs, rate))
         except Exception as e:  # noqa: BLE001
             diag("bench: %s: %s: %s" % (name, type(e).__name__, e))
             rates.setdefault(name, []).append(0)
-    for name in ("vsock g2h", "vsock h2g", "serial g2h", "serial h2g"):
+    for name in ("vsock g2h", "vsock g2h default buffer", "vsock h2g", "serial g2h",
+                 "serial h2g"):
         r = sorted(rates[name])
         res[name] = r[len(r) // 2]
         ok(all(r), "bench: %s %.1f MiB/s (median of %d: %s)"
            % (name, res[name], len(r), " ".join("%.0f" % x for x in r)))
+    for name, ms in sorted(models.items()):
+        # The run whose rate is the median's (the ms per MiB of one run add up).
+        ms.sort(key=lambda x: x[0])
+        diag(_model(name, NBYTES / mib, ms[len(ms) // 2][1]))
     for d in ("g2h", "h2g"):
         if res["serial " + d]:
             diag("bench ratio %s: vsock/virtio-serial throughput = %.2fx (aim >= 2x)"
                  % (d, res["vsock " + d] / res["serial " + d]))
+    if res["serial g2h"]:
+        diag("bench ratio g2h, sender's default vsock buffer: vsock/virtio-serial "
+             "throughput = %.2fx" % (res["vsock g2h default buffer"] / res["serial g2h"]))
     cp_each_way(vm, res, ok, diag)
     # `timeout` passes our kill on to qemu-ga; its PID is what we stop.
     h = vm.ctl.start("timeout 300 qemu-ga -m virtio-serial -p $(for p in "

@@ -409,7 +409,10 @@ class VM:
 
     def qemu_argv(self):
         ctl = os.path.join(self.work, "ctl.sock")
+        # debug-threads names the vCPU threads ("CPU n/TCG"): the bench's CPU model
+        # tells them from the rest of QEMU.
         a = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-accel", "tcg",
+             "-name", "guestlink-vm,debug-threads=on",
              "-machine", "q35,memory-backend=mem", "-smp", "2", "-m", "512M",
              "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
              "-kernel", self.kernel, "-initrd", self.initrd,
