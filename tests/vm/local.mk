@@ -17,4 +17,3 @@ check-vm: all
 
 .PHONY: check-vm
 EXTRA_DIST += tests/vm/scenarios/40_audit.py
-EXTRA_DIST += tests/vm/scenarios/25_g2h_model.py
