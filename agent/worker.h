@@ -20,7 +20,9 @@ struct event_base;
 
 /* On a worker thread: do the blocking part, store results in job. */
 typedef void (*worker_run_fn)(void *job);
-/* On the loop, once run() returned and the call is still unanswered: answer it. */
+/* On the loop, once run() returned, the call is still unanswered and its
+ * connection open: answer it. (A call whose client left is answered
+ * -32000 ENOTCONN instead, unseen; free_fn() undoes what run() did.) */
 typedef void (*worker_done_fn)(struct call *call, void *job);
 /* Frees a job (on the loop), whether done() ran or not. */
 typedef void (*worker_free_fn)(void *job);

@@ -515,13 +515,13 @@ static void fsfreeze_freeze_finish(struct fsfreeze_job *j, bool late)
 		return; /* thawed meanwhile; the worker undid what came after */
 	if (!j->ran || fsfreeze_failed(&j->err) || n == 0) {
 		if (late && fsfreeze_failed(&j->err))
-			log_warning("A freeze whose call had timed out failed (%s), thawing",
-				j->err.msg);
+			log_warning("A freeze whose call had ended failed (%s), thawing", j->err.msg);
 		fsfreeze_thaw_list(); /* what a failed freeze froze, and the timer */
 		return;
 	}
 	log_notice("Froze %zu filesystem(s) for at most %llds%s", n, (long long)j->timeout_s,
-		late ? ", after the call had timed out (fs.status shows them)" : "");
+		late ? ", after its call had timed out or its client left (fs.status shows them)"
+		     : "");
 }
 
 static void fsfreeze_job_free(void *p)
