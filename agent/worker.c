@@ -251,7 +251,10 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 	it->free_fn = free_fn;
 	it->job = job;
 	it->call = call_ref(call);
-	return worker_enqueue(it);
+	r = worker_enqueue(it);
+	if (r == -EAGAIN) /* not a single thread could start (RLIMIT_NPROC, memory) */
+		call_error(call, GL_RPC_LIMIT, "No worker thread could be started", NULL);
+	return r;
 }
 
 int worker_submit(struct event_base *base, worker_run_fn run, void *job, worker_free_fn free_fn)

@@ -30,7 +30,8 @@ typedef void (*worker_free_fn)(void *job);
 /* Run run(job) on a worker, then done(call, job) on the loop, then
  * free_fn(job). timeout_ms < 0: the configured fs_timeout_s. Keeps a
  * reference on call until the job is freed. Takes job in every case (frees
- * it on failure). Returns 0, or -EAGAIN (queue full: answered -32003 here),
+ * it on failure). Returns 0, or -EAGAIN (queue full, or no thread at all
+ * could start: answered -32003 here),
  * -ENOMEM / -errno (not answered: the handler returns it). */
 int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_done_fn done,
 	void *job, worker_free_fn free_fn);
