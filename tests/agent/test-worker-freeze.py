@@ -89,7 +89,9 @@ try:
     is_eq((a.get("id"), code(a)), (2, -32004),
           "fs.freeze answers -32004 (after %.1fs)" % (time.monotonic() - t0))
     fs.cont()
-    st = wait_status(other, lambda s: s.get("frozen"))
+    # The mount shows as frozen the moment FIFREEZE returned, "freezing" until
+    # the loop has seen the job end: wait for both.
+    st = wait_status(other, lambda s: s.get("frozen") and "freezing" not in s)
     is_eq((st.get("frozen"), st.get("mountpoints"), "freezing" in st), (True, [vol], False),
           "the late freeze is recorded: fs.status shows the volume frozen")
     a = write_vol(other, "while-frozen", "w")
