@@ -82,6 +82,18 @@ static void worker_item_free(struct worker_item *it)
 	free(it);
 }
 
+/* On the loop: answer it. A call whose client left while the job ran is not
+ * continued (an exec.start would start a process nobody knows of, a
+ * file.open a handle nobody can close): free_fn() undoes what the job did. */
+static void worker_done(struct worker_item *it)
+{
+	if (!call_conn(it->call)) {
+		call_os_error(it->call, ENOTCONN, "the connection closed while the call ran");
+		return;
+	}
+	it->done(it->call, it->job);
+}
+
 /* On the loop: answer and free what the threads finished. */
 static void worker_finished_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -106,7 +118,7 @@ static void worker_finished_cb(evutil_socket_t fd, short what, void *arg)
 		struct worker_item *next = rev->next;
 
 		if (rev->call && !rev->timed_out && !call_answered(rev->call))
-			rev->done(rev->call, rev->job);
+			worker_done(rev);
 		worker_item_free(rev);
 		rev = next;
 	}
@@ -239,7 +251,10 @@ int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_don
 	it->free_fn = free_fn;
 	it->job = job;
 	it->call = call_ref(call);
-	return worker_enqueue(it);
+	r = worker_enqueue(it);
+	if (r == -EAGAIN) /* not a single thread could start (RLIMIT_NPROC, memory) */
+		call_error(call, GL_RPC_LIMIT, "No worker thread could be started", NULL);
+	return r;
 }
 
 int worker_submit(struct event_base *base, worker_run_fn run, void *job, worker_free_fn free_fn)

@@ -20,7 +20,9 @@ struct event_base;
 
 /* On a worker thread: do the blocking part, store results in job. */
 typedef void (*worker_run_fn)(void *job);
-/* On the loop, once run() returned and the call is still unanswered: answer it. */
+/* On the loop, once run() returned, the call is still unanswered and its
+ * connection open: answer it. (A call whose client left is answered
+ * -32000 ENOTCONN instead, unseen; free_fn() undoes what run() did.) */
 typedef void (*worker_done_fn)(struct call *call, void *job);
 /* Frees a job (on the loop), whether done() ran or not. */
 typedef void (*worker_free_fn)(void *job);
@@ -28,7 +30,8 @@ typedef void (*worker_free_fn)(void *job);
 /* Run run(job) on a worker, then done(call, job) on the loop, then
  * free_fn(job). timeout_ms < 0: the configured fs_timeout_s. Keeps a
  * reference on call until the job is freed. Takes job in every case (frees
- * it on failure). Returns 0, or -EAGAIN (queue full: answered -32003 here),
+ * it on failure). Returns 0, or -EAGAIN (queue full, or no thread at all
+ * could start: answered -32003 here),
  * -ENOMEM / -errno (not answered: the handler returns it). */
 int worker_call(struct call *call, int timeout_ms, worker_run_fn run, worker_done_fn done,
 	void *job, worker_free_fn free_fn);

@@ -61,22 +61,13 @@ static void file_error(struct call *call, int errnum, const char *what)
 /* Whether path lies on a filesystem the agent froze (writing there would
  * block until a thaw only the agent can do). It stat()s the path, which can
  * block on a hung mount: called on a worker, at the start of each writing
- * job, except for file.close (see there). */
+ * job. */
 static bool file_frozen_at(const char *path)
 {
 	return fsfreeze_check_path(path) < 0;
 }
 
 #define FILE_FROZEN_MSG "the filesystem is frozen"
-
-static bool file_frozen(struct call *call, const char *path)
-{
-	if (file_frozen_at(path)) {
-		call_os_error(call, EBUSY, FILE_FROZEN_MSG);
-		return true;
-	}
-	return false;
-}
 
 /* --- syscalls on a worker thread ---
  * Each blocking part below is a plain function on a struct file_job (copied
@@ -693,7 +684,10 @@ static int file_write_all(int fd, const char *data, size_t len, int64_t offset)
  * while a write is still running is freed only after that write returned.
  * Writes with their own offsets may run side by side (pwrite); file.close
  * while writes on the handle are still running answers -32003 (the client
- * closes after their answers, or aborts: an abort never waits). What is left
+ * closes after their answers, or aborts: an abort never waits). While its
+ * close runs a handle stays on the list, refusing writes, closes and aborts
+ * (-32003); a close refused because the filesystem is frozen keeps the
+ * handle, for a retry after the thaw, any other outcome drops it. What is left
  * of a dropped upload (the temporary file) is closed and unlinked on a worker
  * too: on a hung filesystem even close() can block. */
 
@@ -708,6 +702,7 @@ struct file_upload {
 	int64_t size;     /* end of the furthest write that succeeded */
 	int64_t next_off; /* where a write without an offset goes */
 	bool dropped;     /* off the list: closed, aborted, or its connection left */
+	bool closing;     /* a file.close job is on a worker */
 };
 
 static struct file_upload *file_handles;
@@ -963,6 +958,12 @@ static void file_handle_job_free(void *p)
 		if (j->ran && !j->err && j->off + (int64_t)j->len > j->h->size)
 			j->h->size = j->off + (int64_t)j->len;
 		j->h->writes--;
+	} else {
+		j->h->closing = false;
+		/* Completed or failed: no handle left. Refused for a freeze, or never
+		 * run (the pool was full): kept for a retry or an abort. */
+		if (j->ran && !j->frozen)
+			file_handle_drop(j->h);
 	}
 	file_handle_unref(j->h);
 	free(j->data);
@@ -993,12 +994,18 @@ static void file_handle_close_run(void *p)
 	struct file_handle_job *j = p;
 
 	/* No write runs on the handle any more (file.close refuses while one
-	 * does, and the handle is off the list). */
+	 * does, file.write while the close runs). The freeze check stat()s,
+	 * which blocks on a hung mount: here, not on the loop. */
+	j->ran = true;
+	j->frozen = file_frozen_at(j->h->tmp.path);
+	if (j->frozen) {
+		j->err = EBUSY;
+		return;
+	}
 	if (j->sync && fsync(j->h->tmp.fd) < 0)
 		j->err = errno;
 	if (!j->err)
 		j->err = -file_tmp_commit(&j->h->tmp);
-	j->ran = true;
 }
 
 static void file_handle_close_done(struct call *call, void *p)
@@ -1007,7 +1014,7 @@ static void file_handle_close_done(struct call *call, void *p)
 	struct json_object *res;
 
 	if (j->err) {
-		file_error(call, j->err, "cannot complete the file");
+		file_error(call, j->err, j->frozen ? FILE_FROZEN_MSG : "cannot complete the file");
 		return;
 	}
 	res = json_object_new_object();
@@ -1031,6 +1038,10 @@ static int file_close(struct call *call, void *params)
 
 	if (!h)
 		return 0;
+	if (h->closing) {
+		call_error(call, GL_RPC_LIMIT, "a close of this handle is still running", NULL);
+		return 0;
+	}
 	if (a->abort) {
 		/* Never waits: the temporary file goes when the last write returned. */
 		res = json_object_new_object();
@@ -1039,10 +1050,6 @@ static int file_close(struct call *call, void *params)
 		call_reply(call, res);
 		return 0;
 	}
-	/* On the loop (a stat, only while something is frozen): a close refused
-	 * for a freeze keeps its handle, for a retry after the thaw. */
-	if (file_frozen(call, h->tmp.path))
-		return 0;
 	if (h->writes > 0) {
 		call_error(call, GL_RPC_LIMIT,
 			"writes on this handle are still running: close it after their answers, or "
@@ -1056,8 +1063,8 @@ static int file_close(struct call *call, void *params)
 	j->h = file_handle_ref(h);
 	j->close = true;
 	j->sync = a->sync;
-	/* Off the list now: a close that fails or times out leaves no handle. */
-	file_handle_drop(h);
+	/* On the list until the job is freed (file_handle_job_free()). */
+	h->closing = true;
 	r = worker_call(call, -1, file_handle_close_run, file_handle_close_done, j,
 		file_handle_job_free);
 	return r == -EAGAIN ? 0 : r;
@@ -1088,6 +1095,10 @@ static int file_write_handle(struct call *call, struct file_write_params *a, cha
 	if (a->path || a->append || a->truncate) {
 		call_error(call, GL_RPC_INVALID_PARAMS,
 			"with a handle, only data and offset are allowed", NULL);
+		return 0;
+	}
+	if (h->closing) {
+		call_error(call, GL_RPC_LIMIT, "a close of this handle is running", NULL);
 		return 0;
 	}
 	off = a->offset >= 0 ? a->offset : h->next_off;

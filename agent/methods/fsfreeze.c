@@ -27,6 +27,10 @@
 
 #define FSFREEZE_MAX_TIMEOUT_S 3600
 #define FSFREEZE_MAX_MOUNTS 256
+/* At exit, how long to wait for a FIFREEZE still running on a worker: the
+ * worker undoes it once it returns, which it cannot once the process is
+ * gone (systemd's stop timeout is 90 s by default). */
+#define FSFREEZE_EXIT_WAIT_S 30
 
 struct fsfreeze_mount {
 	char *path;
@@ -40,6 +44,8 @@ static pthread_mutex_t fsfreeze_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fsfreeze_mount fsfreeze_mounts[FSFREEZE_MAX_MOUNTS];
 static size_t fsfreeze_n;
 static uint64_t fsfreeze_gen;
+static unsigned fsfreeze_in_ioctl;                              /* FIFREEZEs running on a worker */
+static pthread_cond_t fsfreeze_cond = PTHREAD_COND_INITIALIZER; /* fsfreeze_in_ioctl fell */
 /* Loop only: */
 static bool fsfreeze_busy; /* a freeze job is on a worker */
 static struct event *fsfreeze_timer;
@@ -171,13 +177,34 @@ static size_t fsfreeze_thaw_list(void)
 	return n;
 }
 
+/* At exit: thaw, then wait for a FIFREEZE still running on a worker, which
+ * sees the new generation and thaws what it froze: a freeze that completed
+ * after the process ended would stay until someone runs fsfreeze -u. */
 void fsfreeze_thaw_all(void)
 {
 	size_t n = fsfreeze_count();
+	struct timespec deadline;
+	bool waited = false;
 
 	if (n > 0)
 		log_notice("Thawing %zu filesystem(s)", n);
 	fsfreeze_thaw_list();
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += FSFREEZE_EXIT_WAIT_S;
+	pthread_mutex_lock(&fsfreeze_lock);
+	while (fsfreeze_in_ioctl > 0) {
+		if (!waited)
+			log_notice("Waiting up to %ds for a freeze still running, to thaw it",
+				FSFREEZE_EXIT_WAIT_S);
+		waited = true;
+		if (pthread_cond_timedwait(&fsfreeze_cond, &fsfreeze_lock, &deadline) == ETIMEDOUT) {
+			log_error("A freeze still runs after %ds: its filesystem may stay frozen "
+				  "(fsfreeze -u)",
+				FSFREEZE_EXIT_WAIT_S);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fsfreeze_lock);
 }
 
 static void fsfreeze_timeout_cb(evutil_socket_t fd, short what, void *userdata)
@@ -467,23 +494,41 @@ static void fsfreeze_freeze_run(void *p)
 		return;
 	/* Innermost mounts first: reverse mount order. */
 	for (size_t i = n_sel; i-- > 0;) {
-		int fd = open(sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = open(sel[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, e;
 
-		if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
-			int e = errno;
-			if (fd >= 0)
+		if (fd < 0) {
+			r = -1;
+			e = errno;
+		} else {
+			/* Counted until recorded or undone: exit waits for it
+			 * (fsfreeze_thaw_all()). */
+			pthread_mutex_lock(&fsfreeze_lock);
+			fsfreeze_in_ioctl++;
+			pthread_mutex_unlock(&fsfreeze_lock);
+			r = ioctl(fd, FIFREEZE, 0);
+			e = errno;
+			pthread_mutex_lock(&fsfreeze_lock);
+		}
+		if (r < 0) {
+			if (fd >= 0) {
+				fsfreeze_in_ioctl--;
+				pthread_cond_broadcast(&fsfreeze_cond);
+				pthread_mutex_unlock(&fsfreeze_lock);
 				close(fd);
+			}
 			if (!j->names.names && (e == EOPNOTSUPP || e == ENOTTY))
 				continue; /* not freezable; only named mounts must be */
 			fsfreeze_error_set(&j->err, 0, e, "cannot freeze", sel[i].path);
 			break;
 		}
-		pthread_mutex_lock(&fsfreeze_lock);
 		if (fsfreeze_gen != j->gen || fsfreeze_n >= FSFREEZE_MAX_MOUNTS) {
-			/* Thawed (fs.thaw, the auto-thaw, exit) while this ran: undo. */
-			pthread_mutex_unlock(&fsfreeze_lock);
-			log_notice("Thawing %s again: a thaw came while the freeze ran", sel[i].path);
+			/* Thawed (fs.thaw, the auto-thaw, exit) while this ran: undo,
+			 * before exit may go on. */
 			(void)ioctl(fd, FITHAW, 0);
+			fsfreeze_in_ioctl--;
+			pthread_cond_broadcast(&fsfreeze_cond);
+			pthread_mutex_unlock(&fsfreeze_lock);
+			log_notice("Thawed %s again: a thaw came while the freeze ran", sel[i].path);
 			close(fd);
 			j->cancelled = true;
 			break;
@@ -492,6 +537,8 @@ static void fsfreeze_freeze_run(void *p)
 			(struct fsfreeze_mount){ .path = TAKE_PTR(sel[i].path),
 				.dev = sel[i].dev,
 				.fd = fd };
+		fsfreeze_in_ioctl--;
+		pthread_cond_broadcast(&fsfreeze_cond);
 		pthread_mutex_unlock(&fsfreeze_lock);
 	}
 	fsfreeze_candidates_free(sel, n_sel);
@@ -515,13 +562,13 @@ static void fsfreeze_freeze_finish(struct fsfreeze_job *j, bool late)
 		return; /* thawed meanwhile; the worker undid what came after */
 	if (!j->ran || fsfreeze_failed(&j->err) || n == 0) {
 		if (late && fsfreeze_failed(&j->err))
-			log_warning("A freeze whose call had timed out failed (%s), thawing",
-				j->err.msg);
+			log_warning("A freeze whose call had ended failed (%s), thawing", j->err.msg);
 		fsfreeze_thaw_list(); /* what a failed freeze froze, and the timer */
 		return;
 	}
 	log_notice("Froze %zu filesystem(s) for at most %llds%s", n, (long long)j->timeout_s,
-		late ? ", after the call had timed out (fs.status shows them)" : "");
+		late ? ", after its call had timed out or its client left (fs.status shows them)"
+		     : "");
 }
 
 static void fsfreeze_job_free(void *p)

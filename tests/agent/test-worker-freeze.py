@@ -89,7 +89,9 @@ try:
     is_eq((a.get("id"), code(a)), (2, -32004),
           "fs.freeze answers -32004 (after %.1fs)" % (time.monotonic() - t0))
     fs.cont()
-    st = wait_status(other, lambda s: s.get("frozen"))
+    # The mount shows as frozen the moment FIFREEZE returned, "freezing" until
+    # the loop has seen the job end: wait for both.
+    st = wait_status(other, lambda s: s.get("frozen") and "freezing" not in s)
     is_eq((st.get("frozen"), st.get("mountpoints"), "freezing" in st), (True, [vol], False),
           "the late freeze is recorded: fs.status shows the volume frozen")
     a = write_vol(other, "while-frozen", "w")
@@ -129,6 +131,44 @@ try:
        "the freeze that completed after its auto-thaw left nothing frozen (%s)" % st)
     is_eq(write_vol(other, "after2", "w3").get("result"), {"written": 1},
           "... and the volume is writable")
+
+    # 3. While something is frozen, file.close checks its handle's path for the
+    # freeze on a worker too: on the hung mount that check costs only its call.
+    h = c.call("file.open", {"path": fs.path("up")}, id=5, timeout=10).get("result", {})
+    h = h.get("handle")
+    ok(isinstance(h, int), "file.open on the FUSE mount: a handle")
+    hv = c.call("file.open", {"path": os.path.join(vol, "up")}, id=8, timeout=10)
+    hv = hv.get("result", {}).get("handle")
+    a = c.call("file.write", {"handle": hv, "data": base64.b64encode(b"abc").decode()}, id=9,
+               timeout=10)
+    is_eq(a.get("result"), {}, "a handle on the volume, written into")
+    a = c.call("fs.freeze", {"mountpoints": [vol], "timeout_s": 120}, id=6, timeout=10)
+    is_eq(a.get("result", {}).get("mountpoints"), [vol], "the volume is frozen again")
+    fs.stop()
+    time.sleep(1.2)
+    t0 = time.monotonic()
+    c.send({"jsonrpc": "2.0", "method": "file.close", "id": 7, "params": {"handle": h}})
+    time.sleep(0.3)
+    try:
+        pong = other.call("agent.ping", id="p3", timeout=FS_TIMEOUT_S + 3).get("result")
+    except OSError:
+        pong = None
+    is_eq(pong, "pong", "while frozen, file.close stuck on the hung mount blocks nobody else")
+    a = c.recv(FS_TIMEOUT_S + 20)
+    is_eq((a.get("id"), code(a)), (7, -32004),
+          "... and answers -32004 (after %.1fs)" % (time.monotonic() - t0))
+    a = c.call("file.write", {"handle": h, "data": "eA=="}, id=10, timeout=10)
+    is_eq(code(a), -32003, "a write into the handle whose close still runs: -32003")
+    a = c.call("file.close", {"handle": hv}, id=11, timeout=10)
+    is_eq(a.get("error", {}).get("data", {}).get("errno"), "EBUSY",
+          "file.close of a handle on the frozen volume: EBUSY")
+    fs.cont()
+    is_eq(other.call("fs.thaw", id="t3", timeout=10).get("result"), {"thawed": 1},
+          "fs.thaw after the close")
+    is_eq(c.call("file.close", {"handle": hv}, id=12, timeout=10).get("result"), {"size": 3},
+          "... which kept its handle: closed after the thaw")
+    st = c.call("file.stat", {"path": os.path.join(vol, "up")}, id=13, timeout=10)
+    is_eq(st.get("result", {}).get("size"), 3, "... and the file is in place")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()

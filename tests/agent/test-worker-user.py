@@ -37,6 +37,22 @@ def code(answer):
     return answer.get("error", {}).get("code")
 
 
+def sleepers(ppid):
+    """PIDs of the `sleep 30` children of ppid."""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != ppid:
+                    continue
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if f.read() == b"sleep\x0030\x00":
+                    pids.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
 try:
     ok(wait_for_listener(sock, 20, agent), "the agent starts in its mount namespace")
     c, other = LineClient(unix_connect(sock, 10)), LineClient(unix_connect(sock, 10))
@@ -76,6 +92,23 @@ try:
     is_eq((a.get("id"), code(a)), (4, -32004),
           "user.ssh-keys with a hung lookup answers -32004 (after %.1fs)"
           % (time.monotonic() - t0))
+
+    # A client that leaves while its lookup hangs: once the lookup completes
+    # (before the call's timeout) nothing is started for it.
+    gone = LineClient(unix_connect(sock, 10))
+    gone.send({"jsonrpc": "2.0", "method": "exec.start", "id": 6,
+               "params": {"argv": ["sleep", "30"], "user": "gltest"}})
+    time.sleep(0.2)
+    gone.close()
+    time.sleep(0.2)
+    fs.cont()
+    is_eq(other.call("exec.run", {"argv": ["id", "-u"], "user": "gltest"}, id="u",
+                     timeout=10).get("result", {}).get("stdout"), "NDI0Mgo=",
+          "the lookups complete again")
+    left = sleepers(agent.pid)
+    for pid in left:
+        os.kill(pid, 9)
+    is_eq(left, [], "an exec.start whose client left during its user lookup starts nothing")
 
     # A lookup that completes: the fork follows it, as that user.
     fs.cont()
