@@ -7,6 +7,7 @@ agent_tests_py = \
 	tests/agent/test-worker-handles.py \
 	tests/agent/test-worker-freeze.py \
 	tests/agent/test-worker-user.py \
+	tests/agent/test-worker-more.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-qga.py \
