@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The last filesystem calls off the agent's event loop: the password file
-and authorized_keys of the user.* methods, under the password lock.
+and authorized_keys of the user.* methods (under the password lock), and the
+commit at the end of an upload channel.
 
 The agent runs in its own mount and UTS namespaces, its /etc an overlay whose
 upper layer is a scratch directory (nothing of the real /etc changes), with
@@ -181,6 +182,35 @@ try:
               "user.ssh-remove-keys removes one key and keeps the rest of the file")
     a = c.call("user.ssh-keys", {"user": "no-such-user-gltest"}, id=13)
     is_eq(code(a), -32002, "an unknown user: -32002")
+
+    # 3. The end of an upload channel: its commit (here the chmod and rename
+    # into place on the hung mount) runs on a worker; the status line goes
+    # out when it returned.
+    a = c.call("file.channel", {"path": fs.path("up0"), "direction": "upload", "size": 0}, id=20)
+    token = a.get("result", {}).get("token")
+    ok(token, "file.channel: an empty upload onto the FUSE mount")
+    fs.stop()
+    time.sleep(1.2)
+    data = LineClient(unix_connect(sock, 10))
+    is_eq(data.call("file.attach", {"token": token}, id=21).get("result"), {"size": 0},
+          "file.attach: nothing to send, the upload is complete")
+    time.sleep(0.3)
+    is_eq(other.call("agent.ping", id="p-chan", timeout=5).get("result"), "pong",
+          "another client is served while the upload's commit hangs")
+    is_eq(nothing_within(data, 1), None, "no status line while the commit hangs")
+    fs.cont()
+    is_eq(data.recv(20), {"ok": True, "size": 0}, "the status line once the commit returned")
+    ok(ns.run(["test", "-f", fs.path("up0")]), "... and the file is there")
+    a = c.call("file.channel", {"path": fs.path("up3"), "direction": "upload", "size": 3}, id=22)
+    data = LineClient(unix_connect(sock, 10))
+    data.send({"jsonrpc": "2.0", "method": "file.attach", "id": 23,
+               "params": {"token": a.get("result", {}).get("token")}})
+    data.send_raw(b"abc")
+    is_eq([data.recv(10), data.recv(10)], [{"jsonrpc": "2.0", "id": 23, "result": {"size": 3}},
+                                          {"ok": True, "size": 3}],
+          "an upload of 3 bytes sent behind file.attach: its status")
+    a = c.call("file.read", {"path": fs.path("up3")}, id=24)
+    is_eq(a.get("result", {}).get("data"), "YWJj", "... and the file holds them")
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()
