@@ -105,6 +105,7 @@ struct user_job {
 	struct timespec deadline; /* CLOCK_MONOTONIC: the call's fs_timeout_s */
 	/* out */
 	bool no_user;
+	bool late; /* the deadline passed first: nothing was changed */
 	int err; /* errno */
 	const char *what;
 	struct user_lines lines; /* get: authorized_keys as read */
@@ -310,9 +311,11 @@ out:
 		explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	free(salt);
-	if (r < 0) {
+	if (r == -ETIMEDOUT)
+		j->late = true; /* the deadline, not the kernel's ETIMEDOUT */
+	else if (r < 0) {
 		j->err = -r;
-		j->what = r == -ETIMEDOUT ? "the password file stayed locked" : "cannot set the password";
+		j->what = "cannot set the password";
 	}
 }
 
@@ -512,6 +515,12 @@ static void user_job_done(struct call *call, void *p)
 
 	if (j->no_user) {
 		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
+		return;
+	}
+	/* Its own deadline may come a moment before the worker's timer: the same answer. */
+	if (j->late) {
+		call_error(call, GL_RPC_TIMEOUT,
+			"The password file stayed locked (nothing was changed)", NULL);
 		return;
 	}
 	if (j->err) {
