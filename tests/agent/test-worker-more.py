@@ -14,13 +14,14 @@ skipped otherwise."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gltest import (Proc, done, is_eq, ok, skip_all, tmpdir,  # noqa: E402
-                    wait_for_listener, LineClient, unix_connect)
+from gltest import (Proc, build_path, diag, done, is_eq, ok, skip_all,  # noqa: E402
+                    tmpdir, wait_for_listener, LineClient, unix_connect)
 from hangfslib import HangFS  # noqa: E402
 from nslib import MountNamespace  # noqa: E402
 
@@ -90,7 +91,10 @@ def nothing_within(client, seconds):
 def stuck_call(c, other, method, params, id, what):
     """Send a call that hangs; another client is served; it answers -32004."""
     t0 = time.monotonic()
-    c.send({"jsonrpc": "2.0", "method": method, "id": id, "params": params})
+    req = {"jsonrpc": "2.0", "method": method, "id": id}
+    if params is not None:
+        req["params"] = params
+    c.send(req)
     time.sleep(0.3)
     t1 = time.monotonic()
     is_eq(other.call("agent.ping", id="p-%s" % id, timeout=5).get("result"), "pong",
@@ -211,9 +215,75 @@ try:
           "an upload of 3 bytes sent behind file.attach: its status")
     a = c.call("file.read", {"path": fs.path("up3")}, id=24)
     is_eq(a.get("result", {}).get("data"), "YWJj", "... and the file holds them")
+
+    # 4. system.info reads /etc/machine-id and /etc/os-release; set-hostname,
+    # while a filesystem is frozen, stat()s /etc/hostname first.
+    img, vol = os.path.join(tmp, "fs.img"), os.path.join(tmp, "vol")
+    os.mkdir(vol)
+    with open(img, "wb") as f:
+        f.truncate(32 * 1024 * 1024)
+    frozen = bool(shutil.which("mkfs.ext4")) and subprocess.run(
+        ["mkfs.ext4", "-q", "-F", img], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=60).returncode == 0 and ns.run(["mount", "-o", "loop", img, vol])
+    if frozen:
+        a = c.call("fs.freeze", {"mountpoints": [vol], "timeout_s": 120}, id=30, timeout=20)
+        is_eq(a.get("result", {}).get("mountpoints"), [vol], "fs.freeze of an ext4 volume")
+    else:
+        diag("no ext4 volume on a loop device here: set-hostname's freeze check not tested")
+    hostname = subprocess.run(ns.prefix + ["hostname"], capture_output=True,
+                              timeout=10).stdout.strip()
+    ok(ns.run(["sh", "-c", "echo 0123456789abcdef0123456789abcdef > %s && echo %s > %s"
+               % (fs.path("machine-id"), hostname.decode(), fs.path("hostname"))]) and
+       ns.run(["mount", "--bind", fs.path("machine-id"), "/etc/machine-id"]) and
+       ns.run(["mount", "--bind", fs.path("hostname"), "/etc/hostname"]),
+       "the agent's /etc/machine-id and /etc/hostname are on the FUSE mount")
+    fs.stop()
+    time.sleep(1.2)
+    stuck_call(c, other, "system.info", None, 31, "system.info with /etc/machine-id on a hung mount")
+    if frozen:
+        stuck_call(c, other, "system.set-hostname", {"hostname": "gltest-late"}, 32,
+                   "system.set-hostname's freeze check on a hung /etc/hostname")
+    fs.cont()
+    a = c.call("system.info", id=33, timeout=20)
+    is_eq(a.get("result", {}).get("machine_id"), "0123456789abcdef0123456789abcdef",
+          "system.info with the server running again")
+    if frozen:
+        is_eq(other.call("fs.thaw", id="t").get("result"), {"thawed": 1}, "fs.thaw")
+        time.sleep(0.3)
+        is_eq(subprocess.run(ns.prefix + ["hostname"], capture_output=True,
+                             timeout=10).stdout.strip(), hostname,
+              "the set-hostname that timed out changed nothing")
+    a = c.call("system.set-hostname", {"hostname": "gltest-host", "persistent": False}, id=34)
+    is_eq((a.get("result"), subprocess.run(ns.prefix + ["hostname"], capture_output=True,
+                                           timeout=10).stdout.strip()),
+          ({}, b"gltest-host"), "system.set-hostname sets the (namespace's) host name")
+
+    # 5. system.filesystems: the device named in the mount table is stat()ed
+    # to find its disk, and a FUSE server names its own: here a path on
+    # itself, with a type whose usage is never asked (fuse.sshfs).
+    mnt2 = os.path.join(tmp, "mnt2")
+    os.mkdir(mnt2)
+    fs2 = Proc(ns.prefix + [build_path("tests", "agent", "hangfs"), mnt2, "-f", "-s", "-o",
+                            "fsname=%s/f,subtype=sshfs" % mnt2], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not ns.run(["test", "-e", os.path.join(mnt2, "f")]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    a = c.call("system.filesystems", id=35, timeout=20)
+    mine = [f for f in a.get("result", {}).get("filesystems", []) if f.get("mountpoint") == mnt2]
+    is_eq([(f.get("device"), f.get("type"), "block_device" in f) for f in mine],
+          [(mnt2 + "/f", "fuse.sshfs", False)], "system.filesystems lists the second mount")
+    os.kill(fs2.pid, signal.SIGSTOP)
+    time.sleep(1.2)
+    stuck_call(c, other, "system.filesystems", None, 36,
+               "system.filesystems with a device path on a hung mount")
+    os.kill(fs2.pid, signal.SIGCONT)
+    ns.run(["fusermount3", "-u", "-z", mnt2])
+    fs2.stop()
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()
     agent.stop()
+    subprocess.run(ns.prefix + ["umount", "-l", os.path.join(tmp, "vol")],
+                   stderr=subprocess.DEVNULL, timeout=10)
     ns.stop()
 done()
