@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The last filesystem calls off the agent's event loop: the password file
-and authorized_keys of the user.* methods (under the password lock), and the
-commit at the end of an upload channel.
+and authorized_keys of the user.* methods (under the password lock), the
+commit at the end of an upload channel, system.set-hostname's freeze check,
+the /etc files of system.info and system.osinfo, and system.filesystems'
+look at each mount's device.
 
 The agent runs in its own mount and UTS namespaces, its /etc an overlay whose
 upper layer is a scratch directory (nothing of the real /etc changes), with
@@ -232,14 +234,18 @@ try:
         diag("no ext4 volume on a loop device here: set-hostname's freeze check not tested")
     hostname = subprocess.run(ns.prefix + ["hostname"], capture_output=True,
                               timeout=10).stdout.strip()
-    ok(ns.run(["sh", "-c", "echo 0123456789abcdef0123456789abcdef > %s && echo %s > %s"
-               % (fs.path("machine-id"), hostname.decode(), fs.path("hostname"))]) and
+    ok(ns.run(["sh", "-c", "echo 0123456789abcdef0123456789abcdef > %s && echo %s > %s && "
+               "printf 'ID=gltest\\nPRETTY_NAME=\"GL test\"\\n' > %s"
+               % (fs.path("machine-id"), hostname.decode(), fs.path("hostname"),
+                  fs.path("os-release"))]) and
        ns.run(["mount", "--bind", fs.path("machine-id"), "/etc/machine-id"]) and
-       ns.run(["mount", "--bind", fs.path("hostname"), "/etc/hostname"]),
-       "the agent's /etc/machine-id and /etc/hostname are on the FUSE mount")
+       ns.run(["mount", "--bind", fs.path("hostname"), "/etc/hostname"]) and
+       ns.run(["mount", "--bind", fs.path("os-release"), "/etc/os-release"]),
+       "the agent's /etc/machine-id, hostname and os-release are on the FUSE mount")
     fs.stop()
     time.sleep(1.2)
     stuck_call(c, other, "system.info", None, 31, "system.info with /etc/machine-id on a hung mount")
+    stuck_call(c, other, "system.osinfo", None, 37, "system.osinfo with /etc/os-release on a hung mount")
     if frozen:
         stuck_call(c, other, "system.set-hostname", {"hostname": "gltest-late"}, 32,
                    "system.set-hostname's freeze check on a hung /etc/hostname")
@@ -247,6 +253,9 @@ try:
     a = c.call("system.info", id=33, timeout=20)
     is_eq(a.get("result", {}).get("machine_id"), "0123456789abcdef0123456789abcdef",
           "system.info with the server running again")
+    a = c.call("system.osinfo", id=38, timeout=20).get("result", {})
+    is_eq((a.get("id"), a.get("pretty_name")), ("gltest", "GL test"),
+          "system.osinfo with the server running again")
     if frozen:
         is_eq(other.call("fs.thaw", id="t").get("result"), {"thawed": 1}, "fs.thaw")
         time.sleep(0.3)
