@@ -1462,7 +1462,7 @@ static void file_channel_commit_free(void *p)
 	struct file_channel_commit *j = p;
 
 	if (!j->ran && j->r >= 0)
-		j->r = -ENOMEM; /* worker_submit() could not take it */
+		j->r = -ENOMEM;    /* worker_submit() could not take it */
 	file_tmp_discard(&j->tmp); /* memory, or the whole file when it never ran */
 	file_channel_status(j->ch, j->r);
 	file_channel_free(j->ch);

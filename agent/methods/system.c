@@ -142,9 +142,10 @@ static void system_info_run(void *p)
 	j->meminfo_len = system_read_small("/proc/meminfo", j->meminfo, sizeof(j->meminfo));
 	j->uptime_len = system_read_small("/proc/uptime", j->uptime, sizeof(j->uptime));
 	j->loadavg_len = system_read_small("/proc/loadavg", j->loadavg, sizeof(j->loadavg));
-	j->machine_id_len = system_read_small("/etc/machine-id", j->machine_id, sizeof(j->machine_id));
-	j->boot_id_len = system_read_small("/proc/sys/kernel/random/boot_id", j->boot_id,
-		sizeof(j->boot_id));
+	j->machine_id_len =
+		system_read_small("/etc/machine-id", j->machine_id, sizeof(j->machine_id));
+	j->boot_id_len =
+		system_read_small("/proc/sys/kernel/random/boot_id", j->boot_id, sizeof(j->boot_id));
 }
 
 static void system_info_done(struct call *call, void *p)

@@ -106,7 +106,7 @@ struct user_job {
 	/* out */
 	bool no_user;
 	bool late; /* the deadline passed first: nothing was changed */
-	int err; /* errno */
+	int err;   /* errno */
 	const char *what;
 	struct user_lines lines; /* get: authorized_keys as read */
 };

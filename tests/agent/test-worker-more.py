@@ -110,6 +110,7 @@ def stuck_call(c, other, method, params, id, what):
     return a
 
 
+fs2 = None  # a second hangfs, for system.filesystems
 try:
     ok(wait_for_listener(sock, 20, agent), "the agent starts in its namespaces")
     ok(ns.run(["sh", "-c", "printf '%s' >> /etc/passwd && printf '%s' >> /etc/shadow"
@@ -286,10 +287,15 @@ try:
     stuck_call(c, other, "system.filesystems", None, 36,
                "system.filesystems with a device path on a hung mount")
     os.kill(fs2.pid, signal.SIGCONT)
-    ns.run(["fusermount3", "-u", "-z", mnt2])
-    fs2.stop()
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
+    if fs2:
+        try:
+            os.kill(fs2.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        ns.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt2")])
+        fs2.stop()
     fs.unmount()
     agent.stop()
     subprocess.run(ns.prefix + ["umount", "-l", os.path.join(tmp, "vol")],
