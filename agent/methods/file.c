@@ -1369,9 +1369,14 @@ static void file_channel_free(struct file_channel *ch)
 		event_free(ch->expire);
 	if (ch->sock >= 0)
 		close(ch->sock);
-	if (ch->fd >= 0)
-		close(ch->fd);
-	file_tmp_discard(&ch->tmp);
+	/* The file (a download's) or what is left of an upload is closed and
+	 * unlinked on a worker: on a hung filesystem even close() can block. */
+	if (ch->fd >= 0) {
+		file_tmp_discard(&ch->tmp); /* a download's: memory only */
+		ch->tmp = (struct file_tmp){ .fd = ch->fd };
+		ch->fd = -1;
+	}
+	file_tmp_discard_later(ch->base, &ch->tmp);
 	free(ch->buf);
 	free(ch);
 }
@@ -1431,6 +1436,72 @@ static int file_channel_take(struct file_channel *ch, const void *data, size_t n
 	return 0;
 }
 
+/* The end of an upload, on a worker: the freeze check and the rename into
+ * place, or (failed) the close and unlink of the temporary file. The status
+ * line goes out on the loop once that returned, and the channel is freed
+ * then; until then it stays on the list (counted against FILE_MAX_CHANNELS,
+ * which bounds these jobs) with its socket and timers quiet. */
+struct file_channel_commit {
+	struct file_channel *ch;
+	struct file_tmp tmp; /* taken from the channel */
+	int r;               /* the upload's outcome so far, then the commit's */
+	bool ran;
+};
+
+static void file_channel_commit_run(void *p)
+{
+	struct file_channel_commit *j = p;
+
+	if (j->r >= 0 && file_frozen_at(j->tmp.path))
+		j->r = -EBUSY;
+	if (j->r >= 0)
+		j->r = file_tmp_commit(&j->tmp);
+	if (j->tmp.fd >= 0 || j->tmp.tmpname) {
+		/* Not committed: drop the temporary file here (the paths are freed on the loop). */
+		if (j->tmp.fd >= 0)
+			j->tmp.fd = (close(j->tmp.fd), -1);
+		if (j->tmp.tmpname)
+			(void)unlink(j->tmp.tmpname);
+		free(j->tmp.tmpname);
+		j->tmp.tmpname = NULL;
+	}
+	j->ran = true;
+}
+
+static void file_channel_commit_free(void *p)
+{
+	struct file_channel_commit *j = p;
+
+	if (!j->ran && j->r >= 0)
+		j->r = -ENOMEM;    /* worker_submit() could not take it */
+	file_tmp_discard(&j->tmp); /* memory, or the whole file when it never ran */
+	file_channel_status(j->ch, j->r);
+	file_channel_free(j->ch);
+	free(j);
+}
+
+/* The upload is over (r < 0: it failed): commit or discard on a worker, then
+ * the status line and the channel freed. */
+static void file_channel_finish(struct file_channel *ch, int r)
+{
+	struct file_channel_commit *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		file_channel_status(ch, -ENOMEM);
+		file_channel_free(ch); /* the file is discarded on a worker */
+		return;
+	}
+	if (ch->ev)
+		event_del(ch->ev);
+	if (ch->expire)
+		evtimer_del(ch->expire);
+	j->ch = ch;
+	j->r = r;
+	j->tmp = ch->tmp;
+	ch->tmp = (struct file_tmp){ .fd = -1 };
+	(void)worker_submit(ch->base, file_channel_commit_run, j, file_channel_commit_free);
+}
+
 static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct file_channel *ch = userdata;
@@ -1447,12 +1518,7 @@ static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdat
 		file_channel_progress(ch);
 		return;
 	}
-	if (r >= 0 && fsfreeze_check_path(ch->tmp.path) < 0)
-		r = -EBUSY;
-	if (r >= 0)
-		r = file_tmp_commit(&ch->tmp);
-	file_channel_status(ch, r);
-	file_channel_free(ch);
+	file_channel_finish(ch, r);
 }
 
 /* sendfile() into an AF_VSOCK socket goes through the kernel's sock_no_sendpage():
@@ -1552,15 +1618,12 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 			evbuffer_remove(early, ch->buf, k);
 			r = file_channel_take(ch, ch->buf, k);
 			if (r < 0) {
-				file_channel_status(ch, r);
-				file_channel_free(ch);
+				file_channel_finish(ch, r);
 				return;
 			}
 		}
 		if (ch->done == ch->size) {
-			int r = file_tmp_commit(&ch->tmp);
-			file_channel_status(ch, r);
-			file_channel_free(ch);
+			file_channel_finish(ch, 0);
 			return;
 		}
 	}

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "method.h"
 #include "guestinfo.h"
 #include "methods.h"
+#include "worker.h"
 
 #define GUESTINFO_LINE_MAX 512
 #define GUESTINFO_MAX_VCPUS 8192
@@ -49,7 +51,32 @@ static void guestinfo_unquote(const char *v, char *out, size_t size)
 	out[n] = 0;
 }
 
-static void guestinfo_os_release(struct json_object *o)
+/* os-release(5) is read on a worker (agent/worker.h): /etc can be a stuck
+ * filesystem like any other; the answer is built on the loop. */
+#define GUESTINFO_OS_RELEASE_MAX 16384
+
+struct guestinfo_osinfo_job {
+	size_t len;
+	bool ok;
+	char buf[GUESTINFO_OS_RELEASE_MAX + 1];
+};
+
+static void guestinfo_osinfo_run(void *p)
+{
+	struct guestinfo_osinfo_job *j = p;
+	FILE *f = fopen("/etc/os-release", "re");
+
+	if (!f)
+		f = fopen("/usr/lib/os-release", "re");
+	if (!f)
+		return;
+	j->len = fread(j->buf, 1, GUESTINFO_OS_RELEASE_MAX, f);
+	j->buf[j->len] = 0;
+	j->ok = true;
+	fclose(f);
+}
+
+static void guestinfo_os_release(struct json_object *o, char *buf)
 {
 	static const struct {
 		const char *key, *field;
@@ -62,16 +89,15 @@ static void guestinfo_os_release(struct json_object *o)
 		{ "VARIANT", "variant" },
 		{ "VARIANT_ID", "variant_id" },
 	};
-	char line[GUESTINFO_LINE_MAX], val[GUESTINFO_LINE_MAX], esc[GUESTINFO_LINE_MAX * 4 + 8];
-	FILE *f = fopen("/etc/os-release", "re");
+	char val[GUESTINFO_LINE_MAX], esc[GUESTINFO_LINE_MAX * 4 + 8];
 
-	if (!f)
-		f = fopen("/usr/lib/os-release", "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '=');
+	for (char *line = buf, *next; line; line = next) {
+		char *eq;
 
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		eq = strchr(line, '=');
 		if (!eq || line[0] == '#')
 			continue;
 		*eq = 0;
@@ -84,24 +110,37 @@ static void guestinfo_os_release(struct json_object *o)
 						log_escape(esc, sizeof(esc), val, strlen(val))));
 			}
 	}
-	fclose(f);
 }
 
-static int guestinfo_osinfo(struct call *call, void *params)
+static void guestinfo_osinfo_done(struct call *call, void *p)
 {
+	struct guestinfo_osinfo_job *j = p;
 	struct json_object *o = json_object_new_object();
 	struct utsname u;
 
-	if (!o)
-		return -ENOMEM;
+	if (!o) {
+		call_os_error(call, ENOMEM, "out of memory");
+		return;
+	}
 	if (uname(&u) == 0) {
 		json_object_object_add(o, "kernel_release", json_object_new_string(u.release));
 		json_object_object_add(o, "kernel_version", json_object_new_string(u.version));
 		json_object_object_add(o, "machine", json_object_new_string(u.machine));
 	}
-	guestinfo_os_release(o);
+	if (j->ok)
+		guestinfo_os_release(o, j->buf);
 	call_reply(call, o);
-	return 0;
+}
+
+static int guestinfo_osinfo(struct call *call, void *params)
+{
+	struct guestinfo_osinfo_job *j = calloc(1, sizeof(*j));
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = worker_call(call, -1, guestinfo_osinfo_run, guestinfo_osinfo_done, j, free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- time zone, load --- */

@@ -28,6 +28,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 
+#include "config.h"
 #include "fsfreeze.h"
 #include "guestinfo.h"
 #include "log.h"
@@ -215,9 +216,79 @@ static int sysmgmt_write_etc_hostname(const char *name)
 	return 0;
 }
 
+/* system.set-hostname on a worker: the freeze check stat()s /etc/hostname
+ * (while anything is frozen) and the write goes to /etc, either of which can
+ * hang on a stuck root filesystem. */
+struct sysmgmt_hostname_job {
+	char *hostname;
+	bool persistent;
+	struct timespec deadline; /* CLOCK_MONOTONIC: the call's fs_timeout_s */
+	/* results */
+	int err;
+	const char *what;
+	bool late; /* the deadline passed first: nothing was changed */
+};
+
+static void sysmgmt_hostname_job_free(void *p)
+{
+	struct sysmgmt_hostname_job *j = p;
+
+	free(j->hostname);
+	free(j);
+}
+
+static void sysmgmt_set_hostname_run(void *p)
+{
+	struct sysmgmt_hostname_job *j = p;
+	struct timespec now;
+	int r;
+
+	/* Checked first, so that nothing changes: writing /etc on a frozen
+	 * filesystem would block the worker until the thaw. */
+	if (j->persistent && fsfreeze_check_path("/etc/hostname") < 0) {
+		j->err = EBUSY;
+		j->what = "the filesystem of /etc is frozen";
+		return;
+	}
+	/* A call already answered -32004 (the check hung) changes nothing. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > j->deadline.tv_sec ||
+		(now.tv_sec == j->deadline.tv_sec && now.tv_nsec >= j->deadline.tv_nsec)) {
+		j->late = true;
+		return;
+	}
+	if (sethostname(j->hostname, strlen(j->hostname)) < 0) {
+		j->err = errno;
+		j->what = "cannot set the hostname";
+		return;
+	}
+	if (j->persistent) {
+		r = sysmgmt_write_etc_hostname(j->hostname);
+		if (r < 0) {
+			j->err = -r;
+			j->what = "hostname set, but /etc/hostname could not be written";
+		}
+	}
+}
+
+static void sysmgmt_set_hostname_done(struct call *call, void *p)
+{
+	struct sysmgmt_hostname_job *j = p;
+
+	/* Normally answered -32004 by the worker's timer already. */
+	if (j->late)
+		call_error(call, GL_RPC_TIMEOUT,
+			"The filesystem of /etc did not answer in time (nothing was changed)", NULL);
+	else if (j->err)
+		call_os_error(call, j->err, j->what);
+	else
+		call_reply(call, json_object_new_object());
+}
+
 static int sysmgmt_set_hostname(struct call *call, void *params)
 {
 	struct sysmgmt_set_hostname_params *a = params;
+	struct sysmgmt_hostname_job *j;
 	int r;
 
 	if (!sysmgmt_hostname_valid(a->hostname)) {
@@ -226,26 +297,20 @@ static int sysmgmt_set_hostname(struct call *call, void *params)
 			NULL);
 		return 0;
 	}
-	/* Checked first, so that nothing changes: writing /etc on a frozen
-	 * filesystem would block the agent, and with it the auto-thaw. */
-	if (a->persistent && fsfreeze_check_path("/etc/hostname") < 0) {
-		call_os_error(call, EBUSY, "the filesystem of /etc is frozen");
-		return 0;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->hostname = strdup(a->hostname);
+	if (!j->hostname) {
+		free(j);
+		return -ENOMEM;
 	}
-	if (sethostname(a->hostname, strlen(a->hostname)) < 0) {
-		call_os_error(call, errno, "cannot set the hostname");
-		return 0;
-	}
-	if (a->persistent) {
-		r = sysmgmt_write_etc_hostname(a->hostname);
-		if (r < 0) {
-			call_os_error(call, -r,
-				"hostname set, but /etc/hostname could not be written");
-			return 0;
-		}
-	}
-	call_reply(call, json_object_new_object());
-	return 0;
+	j->persistent = a->persistent;
+	clock_gettime(CLOCK_MONOTONIC, &j->deadline);
+	j->deadline.tv_sec += (time_t)config_get()->fs_timeout_s;
+	r = worker_call(call, -1, sysmgmt_set_hostname_run, sysmgmt_set_hostname_done, j,
+		sysmgmt_hostname_job_free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- users --- */
@@ -422,22 +487,29 @@ static bool sysmgmt_remote(const char *type)
 	return false;
 }
 
-/* For a filesystem on a block device: its sysfs name and the hardware
- * address of the disk ("block_device", "disk": [address]), found through the
- * device number, whatever name the mount table gives it. */
-static void sysmgmt_fs_disk(struct json_object *e, const char *fsname)
+/* On a worker: for a filesystem on a block device, its sysfs name, found
+ * through the device number whatever name the mount table gives it (NULL
+ * when none). The mount table's device is any string a mount chose (a FUSE
+ * server picks its own): stat() of it can hang like any path. */
+static char *sysmgmt_fs_block(const char *fsname)
 {
 	char path[64], real[PATH_MAX];
-	struct json_object *addr, *disks;
 	struct stat st;
 	const char *name;
 
 	if (fsname[0] != '/' || stat(fsname, &st) < 0 || !S_ISBLK(st.st_mode))
-		return;
+		return NULL;
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
 	if (!realpath(path, real) || !(name = strrchr(real, '/')))
-		return;
-	name++;
+		return NULL;
+	return strdup(name + 1);
+}
+
+/* "block_device" and "disk": [the hardware address of the disk]. */
+static void sysmgmt_fs_disk(struct json_object *e, const char *name)
+{
+	struct json_object *addr, *disks;
+
 	json_object_object_add(e, "block_device", json_object_new_string(name));
 	disks = json_object_new_array();
 	if (guestinfo_disk_address(name, &addr) == 0)
@@ -448,6 +520,7 @@ static void sysmgmt_fs_disk(struct json_object *e, const char *fsname)
 /* One mount as read on a worker thread (statvfs can block: agent/worker.h). */
 struct sysmgmt_mount {
 	char *dir, *fsname, *type, *opts;
+	char *block; /* sysfs name of its block device, or NULL */
 	bool readonly, has_usage;
 	struct statvfs sv;
 };
@@ -467,6 +540,7 @@ static void sysmgmt_fs_job_free(void *p)
 		free(j->mounts[i].fsname);
 		free(j->mounts[i].type);
 		free(j->mounts[i].opts);
+		free(j->mounts[i].block);
 	}
 	free(j->mounts);
 	free(j);
@@ -511,6 +585,7 @@ static void sysmgmt_fs_run(void *p)
 			break;
 		}
 		e->has_usage = !sysmgmt_remote(m->mnt_type) && statvfs(m->mnt_dir, &e->sv) == 0;
+		e->block = sysmgmt_fs_block(m->mnt_fsname);
 	}
 	endmntent(f);
 }
@@ -543,7 +618,8 @@ static void sysmgmt_fs_done(struct call *call, void *p)
 		sysmgmt_json_escaped(e, "type", m->type);
 		sysmgmt_json_escaped(e, "options", m->opts);
 		json_object_object_add(e, "readonly", json_object_new_boolean(m->readonly));
-		sysmgmt_fs_disk(e, m->fsname);
+		if (m->block)
+			sysmgmt_fs_disk(e, m->block);
 		if (m->has_usage) {
 			json_object_object_add(e, "total_bytes",
 				json_object_new_int64((int64_t)(sv->f_blocks * sv->f_frsize)));

@@ -1,17 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* system.info: what the guest is. Only small files under /proc and /etc are
- * read, so the call stays synchronous. */
+/* system.info: what the guest is. Small files under /etc and /proc are read
+ * on a worker (agent/worker.h): /etc is a filesystem like any other, and a
+ * stuck one costs only this call (-32004); the answer is built on the loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "macro.h"
 #include "method.h"
 #include "methods/methods.h"
+#include "worker.h"
 
 /* Doubles with a fixed number of decimals: "%.17g" output is noise to readers. */
 static struct json_object *json_double(double d)
@@ -48,34 +52,19 @@ static int system_read_small(const char *path, char *buf, size_t size)
 	return (int)len;
 }
 
-static void system_add_string_file(struct json_object *r, const char *key, const char *path)
+static void system_add_string(struct json_object *r, const char *key, const char *buf, int len)
 {
-	char buf[128];
-
-	if (system_read_small(path, buf, sizeof(buf)) > 0)
-		json_object_object_add(r, key, json_object_new_string(buf));
-	else
-		json_object_object_add(r, key, NULL);
+	json_object_object_add(r, key, len > 0 ? json_object_new_string(buf) : NULL);
 }
 
-/* os-release(5): KEY=value lines, values optionally quoted with \ escapes. */
-static struct json_object *system_os_release(void)
+/* os-release(5): KEY=value lines, values optionally quoted with \ escapes.
+ * buf (the file, as read) is parsed in place. */
+static struct json_object *system_os_release(char *buf, int len)
 {
-	static const char *const paths[] = { "/etc/os-release", "/usr/lib/os-release" };
 	struct json_object *o = json_object_new_object();
-	char *buf = malloc(SYSTEM_SMALL_FILE);
-	int r = -ENOENT;
 
-	if (!o || !buf) {
-		free(buf);
+	if (!o || len < 0)
 		return o;
-	}
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && r < 0; i++)
-		r = system_read_small(paths[i], buf, SYSTEM_SMALL_FILE);
-	if (r < 0) {
-		free(buf);
-		return o;
-	}
 	for (char *line = buf, *next; line; line = next) {
 		char *eq, *v, *w;
 
@@ -99,11 +88,11 @@ static struct json_object *system_os_release(void)
 		}
 		json_object_object_add(o, line, json_object_new_string(v));
 	}
-	free(buf);
 	return o;
 }
 
-static struct json_object *system_memory(void)
+/* /proc/meminfo (buf, as read, parsed in place). */
+static struct json_object *system_memory(char *buf, int len)
 {
 	static const struct {
 		const char *field, *key;
@@ -115,9 +104,8 @@ static struct json_object *system_memory(void)
 		{ "SwapFree:", "swap_free_bytes" },
 	};
 	struct json_object *o = json_object_new_object();
-	char *buf = malloc(SYSTEM_SMALL_FILE);
 
-	if (o && buf && system_read_small("/proc/meminfo", buf, SYSTEM_SMALL_FILE) > 0)
+	if (o && len > 0)
 		for (char *line = buf, *next; line; line = next) {
 			next = strchr(line, '\n');
 			if (next)
@@ -131,23 +119,50 @@ static struct json_object *system_memory(void)
 						json_object_new_int64((int64_t)(kib * 1024)));
 			}
 		}
-	free(buf);
 	return o;
 }
 
-static int system_info(struct call *call, void *params)
+/* The files system.info reads, read on a worker; each length is what
+ * system_read_small() returned (< 0: -errno). */
+struct system_info_job {
+	int os_release_len, meminfo_len, uptime_len, loadavg_len, machine_id_len, boot_id_len;
+	char os_release[SYSTEM_SMALL_FILE], meminfo[SYSTEM_SMALL_FILE];
+	char uptime[256], loadavg[256], machine_id[128], boot_id[128];
+};
+
+static void system_info_run(void *p)
 {
+	static const char *const os_release[] = { "/etc/os-release", "/usr/lib/os-release" };
+	struct system_info_job *j = p;
+
+	j->os_release_len = -ENOENT;
+	for (size_t i = 0; i < ELEMENTSOF(os_release) && j->os_release_len < 0; i++)
+		j->os_release_len =
+			system_read_small(os_release[i], j->os_release, sizeof(j->os_release));
+	j->meminfo_len = system_read_small("/proc/meminfo", j->meminfo, sizeof(j->meminfo));
+	j->uptime_len = system_read_small("/proc/uptime", j->uptime, sizeof(j->uptime));
+	j->loadavg_len = system_read_small("/proc/loadavg", j->loadavg, sizeof(j->loadavg));
+	j->machine_id_len =
+		system_read_small("/etc/machine-id", j->machine_id, sizeof(j->machine_id));
+	j->boot_id_len =
+		system_read_small("/proc/sys/kernel/random/boot_id", j->boot_id, sizeof(j->boot_id));
+}
+
+static void system_info_done(struct call *call, void *p)
+{
+	struct system_info_job *j = p;
 	struct json_object *r = json_object_new_object(), *k, *cpus, *load;
 	char host[256 + 1] = "";
 	struct utsname u;
 	struct sysinfo si;
-	char buf[256];
 
-	if (!r)
-		return -ENOMEM;
+	if (!r) {
+		call_os_error(call, ENOMEM, "out of memory");
+		return;
+	}
 	if (gethostname(host, sizeof(host) - 1) == 0)
 		json_object_object_add(r, "hostname", json_object_new_string(host));
-	json_object_object_add(r, "os_release", system_os_release());
+	json_object_object_add(r, "os_release", system_os_release(j->os_release, j->os_release_len));
 
 	k = json_object_new_object();
 	if (uname(&u) == 0) {
@@ -158,15 +173,15 @@ static int system_info(struct call *call, void *params)
 	}
 	json_object_object_add(r, "kernel", k);
 
-	if (system_read_small("/proc/uptime", buf, sizeof(buf)) > 0) {
+	if (j->uptime_len > 0) {
 		double up;
-		if (sscanf(buf, "%lf", &up) == 1)
+		if (sscanf(j->uptime, "%lf", &up) == 1)
 			json_object_object_add(r, "uptime_s", json_double(up));
 	}
 	load = json_object_new_array();
-	if (system_read_small("/proc/loadavg", buf, sizeof(buf)) > 0) {
+	if (j->loadavg_len > 0) {
 		double l[3];
-		if (sscanf(buf, "%lf %lf %lf", &l[0], &l[1], &l[2]) == 3)
+		if (sscanf(j->loadavg, "%lf %lf %lf", &l[0], &l[1], &l[2]) == 3)
 			for (int i = 0; i < 3; i++)
 				json_object_array_add(load, json_double(l[i]));
 	} else if (sysinfo(&si) == 0)
@@ -174,7 +189,7 @@ static int system_info(struct call *call, void *params)
 			json_object_array_add(load,
 				json_double((double)si.loads[i] / (1 << SI_LOAD_SHIFT)));
 	json_object_object_add(r, "loadavg", load);
-	json_object_object_add(r, "memory", system_memory());
+	json_object_object_add(r, "memory", system_memory(j->meminfo, j->meminfo_len));
 
 	cpus = json_object_new_object();
 	json_object_object_add(cpus, "online", json_object_new_int64(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -182,10 +197,20 @@ static int system_info(struct call *call, void *params)
 		json_object_new_int64(sysconf(_SC_NPROCESSORS_CONF)));
 	json_object_object_add(r, "cpus", cpus);
 
-	system_add_string_file(r, "machine_id", "/etc/machine-id");
-	system_add_string_file(r, "boot_id", "/proc/sys/kernel/random/boot_id");
+	system_add_string(r, "machine_id", j->machine_id, j->machine_id_len);
+	system_add_string(r, "boot_id", j->boot_id, j->boot_id_len);
 	call_reply(call, r);
-	return 0;
+}
+
+static int system_info(struct call *call, void *params)
+{
+	struct system_info_job *j = calloc(1, sizeof(*j));
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = worker_call(call, -1, system_info_run, system_info_done, j, free);
+	return r == -EAGAIN ? 0 : r;
 }
 
 static const struct method system_methods[] = {

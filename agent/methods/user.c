@@ -4,7 +4,7 @@
  * and guest-ssh-*-authorized-keys do, as JSON-RPC methods.
  *
  * The password goes into /etc/shadow the way chpasswd(8) does without PAM:
- * under lckpwdf(3), a new file written next to it, fsynced and renamed into
+ * under the lock lckpwdf(3) takes, a new file written next to it, fsynced and renamed into
  * place, with the old file's mode and owner. A plain password is hashed with
  * crypt(3)'s preferred method (crypt_gensalt_ra with a NULL prefix: yescrypt
  * on Debian 12). The authorized_keys file lives in the user's home, which the
@@ -25,6 +25,7 @@
 
 #include <guestlink/jsonrpc.h>
 
+#include "config.h"
 #include "log.h"
 #include "macro.h"
 #include "method.h"
@@ -38,76 +39,121 @@
 #define USER_KEYS_FILE_MAX (4u * 1024 * 1024)
 #define USER_SHADOW "/etc/shadow"
 
-/* --- the user, looked up on a worker ---
- * NSS can hang (LDAP, sssd, an unreachable server): getpwnam_r() runs on a
- * worker (agent/worker.h) and the method goes on on the loop once it
- * answered; a lookup that does not answer within fs_timeout_s costs only
- * its call (-32004). */
+/* --- the job ---
+ * Everything that touches a file or NSS runs as one job on a worker
+ * (agent/worker.h): the user lookup (NSS can hang: LDAP, sssd, an
+ * unreachable server), the password lock and the read-modify-write-rename of
+ * /etc/shadow, or the whole read-modify-write of authorized_keys. A job that
+ * does not finish within fs_timeout_s costs only its call (-32004). The
+ * worker sees no json-c: keys travel as plain string lists both ways. */
 
-typedef void (*user_found_fn)(struct call *call, void *params, int op, const struct passwd *pw);
-
-struct user_lookup {
-	char *name;
-	void *params; /* the call's, alive as long as the worker holds the call */
-	int op;
-	user_found_fn found;
-	/* results */
-	struct passwd pw;
-	char *buf;
-	bool ok;
+enum {
+	USER_OP_PASSWORD,
+	USER_OP_KEYS_GET,
+	USER_OP_KEYS_ADD,
+	USER_OP_KEYS_REMOVE,
 };
 
-static void user_lookup_free(void *p)
-{
-	struct user_lookup *j = p;
+/* Lines of text, each its own allocation. */
+struct user_lines {
+	char **v;
+	size_t n, cap;
+};
 
-	free(j->name);
-	free(j->buf);
+static void user_lines_clear(struct user_lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct user_lines){ 0 };
+}
+
+static int user_lines_add(struct user_lines *l, const char *s, size_t len)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n] = strndup(s, len);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static bool user_lines_has(const struct user_lines *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+struct user_job {
+	/* in (copied on the loop) */
+	char *user;
+	int op;
+	char *password;
+	bool crypted;
+	struct user_lines keys; /* add, remove */
+	bool reset;
+	struct timespec deadline; /* CLOCK_MONOTONIC: the call's fs_timeout_s */
+	/* out */
+	bool no_user;
+	bool late; /* the deadline passed first: nothing was changed */
+	int err;   /* errno */
+	const char *what;
+	struct user_lines lines; /* get: authorized_keys as read */
+};
+
+static void user_job_free(void *p)
+{
+	struct user_job *j = p;
+
+	free(j->user);
+	if (j->password) {
+		explicit_bzero(j->password, strlen(j->password));
+		free(j->password);
+	}
+	user_lines_clear(&j->keys);
+	user_lines_clear(&j->lines);
 	free(j);
 }
 
-static void user_lookup_run(void *p)
+static bool user_past(const struct timespec *deadline)
 {
-	struct user_lookup *j = p;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* On a worker: the user's passwd entry (pw's strings in *ret_buf). */
+static int user_getpw(const char *name, struct passwd *pw, char **ret_buf)
+{
 	struct passwd *res = NULL;
 	long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+	char *buf;
+	int r;
 
 	if (sz < 16384)
 		sz = 16384;
-	j->buf = malloc((size_t)sz);
-	j->ok = j->buf && getpwnam_r(j->name, &j->pw, j->buf, (size_t)sz, &res) == 0 && res;
-}
-
-static void user_lookup_done(struct call *call, void *p)
-{
-	struct user_lookup *j = p;
-
-	if (!j->ok) {
-		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
-		return;
-	}
-	j->found(call, j->params, j->op, &j->pw);
-}
-
-/* Look name up on a worker, then found(call, params, op, pw) on the loop, or
- * answer -32002. Returns what a handler returns. */
-static int user_lookup(struct call *call, const char *name, void *params, int op, user_found_fn found)
-{
-	struct user_lookup *j = calloc(1, sizeof(*j));
-	int r;
-
-	if (!j)
+	buf = malloc((size_t)sz);
+	if (!buf)
 		return -ENOMEM;
-	j->name = strdup(name);
-	if (!j->name) {
-		free(j);
-		return -ENOMEM;
+	r = getpwnam_r(name, pw, buf, (size_t)sz, &res);
+	if (r != 0 || !res) {
+		free(buf);
+		return r != 0 && r != ENOENT && r != ESRCH ? -r : -ENOENT;
 	}
-	j->params = params;
-	j->op = op;
-	j->found = found;
-	r = worker_call(call, -1, user_lookup_run, user_lookup_done, j, user_lookup_free);
-	return r == -EAGAIN ? 0 : r;
+	*ret_buf = buf;
+	return 0;
 }
 
 /* --- password --- */
@@ -118,7 +164,43 @@ struct user_password_params {
 	bool crypted;
 };
 
-/* Rewrite /etc/shadow with user's hash replaced. Caller holds lckpwdf(). */
+/* The lock lckpwdf(3) takes, which passwd(1), chpasswd(8), useradd(8) and
+ * vipw(8) hold while they rewrite the account files: a write lock on the
+ * whole of /etc/.pwd.lock, opened O_WRONLY|O_CREAT, mode 0600 (glibc
+ * shadow/lckpwdf.c). lckpwdf() itself bounds its F_SETLKW with alarm(),
+ * whose SIGALRM is process-wide: unusable on a worker thread. An open file
+ * description lock conflicts with those classic record locks (fcntl(2)),
+ * and the non-blocking F_OFD_SETLK tried until the deadline keeps the
+ * worker's own bound: the thread is free again when its call times out.
+ * Returns the lock's fd (closing it unlocks), -ETIMEDOUT or -errno. */
+#define USER_PWD_LOCK "/etc/.pwd.lock"
+#define USER_PWD_LOCK_POLL_MS 10
+
+static int user_pwd_lock(const struct timespec *deadline)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = open(USER_PWD_LOCK, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		int e = errno;
+		struct timespec pause = { 0, USER_PWD_LOCK_POLL_MS * 1000000L };
+
+		if (e != EAGAIN && e != EACCES && e != EINTR) {
+			close(fd);
+			return -e;
+		}
+		if (user_past(deadline)) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return fd;
+}
+
+/* Rewrite /etc/shadow with user's hash replaced. Caller holds the lock. */
 static int user_shadow_replace(const char *user, const char *hash)
 {
 	char tmp[] = USER_SHADOW "+XXXXXX";
@@ -148,7 +230,18 @@ static int user_shadow_replace(const char *user, const char *hash)
 		close(fd);
 		goto fail;
 	}
-	while ((sp = fgetspent(in))) {
+	/* fgetspent_r(): fgetspent()'s static entry is not for threads. */
+	for (;;) {
+		struct spwd ent;
+		char buf[4096];
+
+		int e = fgetspent_r(in, &ent, buf, sizeof(buf), &sp);
+
+		if (e != 0) {
+			if (e == ERANGE)
+				r = -EFBIG; /* a line longer than buf: never rewrite it shorter */
+			break;
+		}
 		if (strcmp(sp->sp_namp, user) == 0) {
 			sp->sp_pwdp = (char *)hash;
 			/* Days since the epoch of the last change, as chpasswd sets it. */
@@ -160,7 +253,7 @@ static int user_shadow_replace(const char *user, const char *hash)
 			break;
 		}
 	}
-	/* fgetspent() ends on EOF and on a read error alike. */
+	/* fgetspent_r() ends on EOF and on a read error alike. */
 	if (r == 0 && ferror(in))
 		r = -EIO;
 	if (r == 0 && !found)
@@ -183,57 +276,47 @@ fail:
 	return r;
 }
 
-static void user_set_password_found(struct call *call, void *params, int op, const struct passwd *pw)
+/* On a worker: hash (unless crypted), lock, rewrite, unlock. */
+static void user_password_run(struct user_job *j)
 {
-	struct user_password_params *a = params;
 	struct crypt_data *cd = NULL;
-	const char *hash = a->password;
+	const char *hash = j->password;
 	char *salt = NULL;
-	int r;
+	int lock, r;
 
-	if (!a->crypted) {
+	if (!j->crypted) {
+		errno = 0;
 		cd = calloc(1, sizeof(*cd));
 		salt = crypt_gensalt_ra(NULL, 0, NULL, 0);
 		if (!cd || !salt) {
 			r = -(errno ?: ENOMEM);
 			goto out;
 		}
-		hash = crypt_r(a->password, salt, cd);
+		hash = crypt_r(j->password, salt, cd);
 		if (!hash || hash[0] == '*') {
 			r = -EINVAL;
 			goto out;
 		}
 	}
-	if (lckpwdf() < 0) {
-		r = -errno;
+	lock = user_pwd_lock(&j->deadline);
+	if (lock < 0) {
+		r = lock;
 		goto out;
 	}
-	r = user_shadow_replace(a->user, hash);
-	ulckpwdf();
+	/* A call already answered -32004 changes nothing after all. */
+	r = user_past(&j->deadline) ? -ETIMEDOUT : user_shadow_replace(j->user, hash);
+	close(lock);
 out:
 	if (cd)
 		explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	free(salt);
-	if (r < 0) {
-		call_os_error(call, r, "cannot set the password");
-		return;
+	if (r == -ETIMEDOUT)
+		j->late = true; /* the deadline, not the kernel's ETIMEDOUT */
+	else if (r < 0) {
+		j->err = -r;
+		j->what = "cannot set the password";
 	}
-	log_notice("Password of user %s set by a client", a->user);
-	call_reply(call, json_object_new_object());
-}
-
-static int user_set_password(struct call *call, void *params)
-{
-	struct user_password_params *a = params;
-
-	/* Field separators would end the entry early; a crypted hash never has them. */
-	if (strpbrk(a->password, ":\n") && a->crypted) {
-		call_error(call, GL_RPC_INVALID_PARAMS,
-			"Invalid parameter 'password': ':' or newline", NULL);
-		return 0;
-	}
-	return user_lookup(call, a->user, a, 0, user_set_password_found);
 }
 
 /* --- SSH authorized keys --- */
@@ -283,76 +366,49 @@ static int user_ssh_dir(const struct passwd *pw, bool create)
 	return fd;
 }
 
-/* The lines of authorized_keys (new array; empty when the file is absent).
- * For a client (raw false): the keys only, escaped, comments and over-long
- * lines left out. For rewriting the file (raw true): every line as it is, so
- * add and remove keep what they do not touch; a file over USER_KEYS_FILE_MAX
- * is -EFBIG rather than rewritten shorter. */
-static int user_keys_read(int dir, bool raw, struct json_object **ret)
+/* The lines of authorized_keys as they are, without their newlines (none
+ * when the file is absent). For a client (raw false) reading stops at
+ * USER_KEYS_FILE_MAX; for rewriting the file (raw true), so that add and
+ * remove keep what they do not touch, a larger file is -EFBIG rather than
+ * rewritten shorter. */
+static int user_keys_read(int dir, bool raw, struct user_lines *ret)
 {
-	struct json_object *list = json_object_new_array();
 	char *line = NULL;
 	size_t cap = 0, total = 0;
 	ssize_t n;
 	FILE *f;
-	int fd;
+	int fd, r = 0;
 
-	if (!list)
-		return -ENOMEM;
 	fd = dir < 0 ? -1 : openat(dir, "authorized_keys", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (dir >= 0 && errno != ENOENT) {
-			int e = -errno;
-			json_object_put(list);
-			return e;
-		}
-		*ret = list;
-		return 0;
-	}
+	if (fd < 0)
+		return dir >= 0 && errno != ENOENT ? -errno : 0;
 	f = fdopen(fd, "re");
 	if (!f) {
 		close(fd);
-		json_object_put(list);
 		return -ENOMEM;
 	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		char esc[USER_KEY_MAX * 4 + 8];
-
+	while (r == 0 && (n = getline(&line, &cap, f)) > 0) {
 		total += (size_t)n;
 		if (total > USER_KEYS_FILE_MAX) {
-			if (raw) {
-				free(line);
-				fclose(f);
-				json_object_put(list);
-				return -EFBIG;
-			}
+			if (raw)
+				r = -EFBIG;
 			break;
 		}
 		if (line[n - 1] == '\n')
 			line[--n] = 0;
-		if (raw) {
-			json_object_array_add(list, json_object_new_string_len(line, (int)n));
-			continue;
-		}
-		while (n > 0 && line[n - 1] == '\r')
-			line[--n] = 0;
-		if (n == 0 || line[0] == '#' || (size_t)n > USER_KEY_MAX)
-			continue;
-		/* The file is the user's: only valid text goes out. */
-		json_object_array_add(list,
-			json_object_new_string(log_escape(esc, sizeof(esc), line, (size_t)n)));
+		r = user_lines_add(ret, line, (size_t)n);
 	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
 	free(line);
 	fclose(f);
-	*ret = list;
-	return 0;
+	return r;
 }
 
-/* Replace authorized_keys with the lines of list, owned by the user, 0600. */
-static int user_keys_write(int dir, const struct passwd *pw, struct json_object *list)
+/* Replace authorized_keys with lines, owned by the user, 0600. */
+static int user_keys_write(int dir, const struct passwd *pw, const struct user_lines *lines)
 {
 	static const char tmp[] = ".authorized_keys.guestlink";
-	size_t n = json_object_array_length(list);
 	int fd, r = 0;
 	FILE *f;
 
@@ -371,8 +427,8 @@ static int user_keys_write(int dir, const struct passwd *pw, struct json_object 
 		r = -ENOMEM;
 		goto fail;
 	}
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s\n", json_object_get_string(json_object_array_get_idx(list, i)));
+	for (size_t i = 0; i < lines->n; i++)
+		fprintf(f, "%s\n", lines->v[i]);
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
 		r = -errno;
 	fclose(f);
@@ -385,12 +441,165 @@ fail:
 	return r;
 }
 
-static bool user_list_has(struct json_object *list, const char *k)
+/* On a worker: read authorized_keys and, for add and remove, write it back. */
+static void user_keys_run(struct user_job *j, const struct passwd *pw)
 {
-	for (size_t i = 0; i < json_object_array_length(list); i++)
-		if (strcmp(json_object_get_string(json_object_array_get_idx(list, i)), k) == 0)
-			return true;
-	return false;
+	struct user_lines cur = { 0 }, next = { 0 };
+	int dir, r;
+
+	dir = user_ssh_dir(pw, j->op == USER_OP_KEYS_ADD);
+	if (dir < 0 && !(dir == -ENOENT && j->op != USER_OP_KEYS_ADD)) {
+		j->err = -dir;
+		j->what = "cannot open the user's .ssh directory";
+		return;
+	}
+	if (j->op == USER_OP_KEYS_GET) {
+		r = user_keys_read(dir, false, &j->lines);
+		goto out;
+	}
+	r = user_keys_read(dir, true, &cur);
+	if (r < 0)
+		goto out;
+	if (j->op == USER_OP_KEYS_ADD) {
+		/* The old keys (unless reset), then each new one not there yet. */
+		for (size_t i = 0; r == 0 && !j->reset && i < cur.n; i++)
+			r = user_lines_add(&next, cur.v[i], strlen(cur.v[i]));
+		for (size_t i = 0; r == 0 && i < j->keys.n; i++)
+			if (!user_lines_has(&next, j->keys.v[i]))
+				r = user_lines_add(&next, j->keys.v[i], strlen(j->keys.v[i]));
+	} else
+		for (size_t i = 0; r == 0 && i < cur.n; i++)
+			if (!user_lines_has(&j->keys, cur.v[i]))
+				r = user_lines_add(&next, cur.v[i], strlen(cur.v[i]));
+	if (r == 0 && dir >= 0 && (j->op == USER_OP_KEYS_ADD || next.n != cur.n))
+		r = user_keys_write(dir, pw, &next);
+out:
+	if (r < 0) {
+		j->err = -r;
+		j->what = "cannot update authorized_keys";
+	}
+	user_lines_clear(&cur);
+	user_lines_clear(&next);
+	if (dir >= 0)
+		close(dir);
+}
+
+static void user_job_run(void *p)
+{
+	struct user_job *j = p;
+	struct passwd pw;
+	char *buf = NULL;
+	int r;
+
+	r = user_getpw(j->user, &pw, &buf);
+	if (r == -ENOENT) {
+		j->no_user = true;
+		return;
+	}
+	if (r < 0) {
+		j->err = -r;
+		j->what = "cannot look the user up";
+		return;
+	}
+	if (j->op == USER_OP_PASSWORD)
+		user_password_run(j);
+	else
+		user_keys_run(j, &pw);
+	free(buf);
+}
+
+static void user_job_done(struct call *call, void *p)
+{
+	struct user_job *j = p;
+	struct json_object *list, *o;
+
+	if (j->no_user) {
+		call_error(call, GL_RPC_NO_SUCH_OBJECT, "No such user", NULL);
+		return;
+	}
+	/* Its own deadline may come a moment before the worker's timer: the same answer. */
+	if (j->late) {
+		call_error(call, GL_RPC_TIMEOUT,
+			"The password file stayed locked (nothing was changed)", NULL);
+		return;
+	}
+	if (j->err) {
+		call_os_error(call, j->err, j->what);
+		return;
+	}
+	if (j->op != USER_OP_KEYS_GET) {
+		if (j->op == USER_OP_PASSWORD)
+			log_notice("Password of user %s set by a client", j->user);
+		else
+			log_notice("SSH authorized keys of user %s changed by a client", j->user);
+		call_reply(call, json_object_new_object());
+		return;
+	}
+	/* The keys only, escaped: comments and over-long lines left out. */
+	list = json_object_new_array();
+	for (size_t i = 0; list && i < j->lines.n; i++) {
+		char *line = j->lines.v[i], esc[USER_KEY_MAX * 4 + 8];
+		size_t n = strlen(line);
+
+		while (n > 0 && line[n - 1] == '\r')
+			line[--n] = 0;
+		if (n == 0 || line[0] == '#' || n > USER_KEY_MAX)
+			continue;
+		/* The file is the user's: only valid text goes out. */
+		json_object_array_add(list,
+			json_object_new_string(log_escape(esc, sizeof(esc), line, n)));
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "keys", list);
+	call_reply(call, o);
+}
+
+/* A job for op on user, its deadline the worker's timeout. */
+static struct user_job *user_job_new(const char *user, int op)
+{
+	struct user_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->op = op;
+	j->user = strdup(user);
+	if (!j->user) {
+		free(j);
+		return NULL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &j->deadline);
+	j->deadline.tv_sec += (time_t)config_get()->fs_timeout_s;
+	return j;
+}
+
+static int user_job_submit(struct call *call, struct user_job *j)
+{
+	int r = worker_call(call, -1, user_job_run, user_job_done, j, user_job_free);
+
+	return r == -EAGAIN ? 0 : r;
+}
+
+static int user_set_password(struct call *call, void *params)
+{
+	struct user_password_params *a = params;
+	struct user_job *j;
+
+	/* Field separators would end the entry early; a crypted hash never has them. */
+	if (strpbrk(a->password, ":\n") && a->crypted) {
+		call_error(call, GL_RPC_INVALID_PARAMS,
+			"Invalid parameter 'password': ':' or newline", NULL);
+		return 0;
+	}
+	j = user_job_new(a->user, USER_OP_PASSWORD);
+	if (!j)
+		return -ENOMEM;
+	j->crypted = a->crypted;
+	j->password = strdup(a->password);
+	if (!j->password) {
+		user_job_free(j);
+		return -ENOMEM;
+	}
+	return user_job_submit(call, j);
 }
 
 /* An empty element is allowed and ignored: virsh set-user-sshkeys --file
@@ -414,86 +623,40 @@ static int user_keys_check(struct call *call, struct json_object *keys)
 	return 0;
 }
 
-static void user_keys_found(struct call *call, void *params, int op, const struct passwd *pw)
-{
-	struct user_keys_params *a = params;
-	struct json_object *cur = NULL, *next = NULL, *o;
-	int dir, r;
-
-	dir = user_ssh_dir(pw, op > 0);
-	if (dir < 0 && !(dir == -ENOENT && op <= 0)) {
-		call_os_error(call, dir, "cannot open the user's .ssh directory");
-		return;
-	}
-	r = user_keys_read(dir, op != 0, &cur);
-	if (r < 0)
-		goto out;
-	if (op == 0) {
-		o = json_object_new_object();
-		json_object_object_add(o, "keys", cur); /* takes cur */
-		cur = NULL;
-		call_reply(call, o);
-		goto out;
-	}
-	next = json_object_new_array();
-	if (!next) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (op > 0) {
-		/* Add: the old keys (unless reset), then each new one not there yet. */
-		if (!a->reset)
-			for (size_t i = 0; i < json_object_array_length(cur); i++)
-				json_object_array_add(next,
-					json_object_get(json_object_array_get_idx(cur, i)));
-		for (size_t i = 0; i < json_object_array_length(a->keys); i++) {
-			struct json_object *k = json_object_array_get_idx(a->keys, i);
-			if (json_object_get_string(k)[0] != '\0' &&
-				!user_list_has(next, json_object_get_string(k)))
-				json_object_array_add(next, json_object_get(k));
-		}
-	} else {
-		for (size_t i = 0; i < json_object_array_length(cur); i++) {
-			struct json_object *k = json_object_array_get_idx(cur, i);
-			if (!user_list_has(a->keys, json_object_get_string(k)))
-				json_object_array_add(next, json_object_get(k));
-		}
-	}
-	if (dir >= 0 && (op > 0 || json_object_array_length(next) != json_object_array_length(cur)))
-		r = user_keys_write(dir, pw, next);
-	if (r == 0) {
-		log_notice("SSH authorized keys of user %s changed by a client", a->user);
-		call_reply(call, json_object_new_object());
-	}
-out:
-	if (r < 0)
-		call_os_error(call, r, "cannot update authorized_keys");
-	json_object_put(cur);
-	json_object_put(next);
-	if (dir >= 0)
-		close(dir);
-}
-
 static int user_keys_op(struct call *call, struct user_keys_params *a, int op)
 {
-	if (op != 0 && user_keys_check(call, a->keys) < 0)
+	struct user_job *j;
+
+	if (op != USER_OP_KEYS_GET && user_keys_check(call, a->keys) < 0)
 		return 0;
-	return user_lookup(call, a->user, a, op, user_keys_found);
+	j = user_job_new(a->user, op);
+	if (!j)
+		return -ENOMEM;
+	j->reset = a->reset;
+	for (size_t i = 0; op != USER_OP_KEYS_GET && i < json_object_array_length(a->keys); i++) {
+		const char *k = json_object_get_string(json_object_array_get_idx(a->keys, i));
+
+		if (k[0] != '\0' && user_lines_add(&j->keys, k, strlen(k)) < 0) {
+			user_job_free(j);
+			return -ENOMEM;
+		}
+	}
+	return user_job_submit(call, j);
 }
 
 static int user_keys_get(struct call *call, void *params)
 {
-	return user_keys_op(call, params, 0);
+	return user_keys_op(call, params, USER_OP_KEYS_GET);
 }
 
 static int user_keys_add(struct call *call, void *params)
 {
-	return user_keys_op(call, params, 1);
+	return user_keys_op(call, params, USER_OP_KEYS_ADD);
 }
 
 static int user_keys_remove(struct call *call, void *params)
 {
-	return user_keys_op(call, params, -1);
+	return user_keys_op(call, params, USER_OP_KEYS_REMOVE);
 }
 
 #define USER_PARAM                                                                                 \
