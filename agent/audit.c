@@ -86,7 +86,20 @@ static void audit_peer(struct conn *conn, char *buf, size_t size)
 		snprintf(buf, size, "family %d", ss.ss_family);
 }
 
-/* A bounded copy of a client's value (see AUDIT_*); NULL only for null. */
+/* Params whose value is a secret: a record says only that one was given.
+ * user.set-password's (and QGA guest-set-user-password's) "password". */
+static const char *const audit_secret_keys[] = { "password" };
+
+static bool audit_secret(const char *key)
+{
+	for (size_t i = 0; i < ELEMENTSOF(audit_secret_keys); i++)
+		if (strcmp(key, audit_secret_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A bounded copy of a client's value (see AUDIT_*), secrets hidden
+ * (audit_secret_keys); NULL only for null. */
 static struct json_object *audit_summary(struct json_object *v, int depth)
 {
 	struct json_object *o;
@@ -121,7 +134,9 @@ static struct json_object *audit_summary(struct json_object *v, int depth)
 		json_object_object_foreach (v, key, val) {
 			if (!o || i++ >= AUDIT_ITEMS)
 				break;
-			json_object_object_add(o, key, audit_summary(val, depth + 1));
+			json_object_object_add(o, key,
+				audit_secret(key) ? json_object_new_string("(secret)")
+						  : audit_summary(val, depth + 1));
 		}
 		return o;
 	default:

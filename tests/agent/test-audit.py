@@ -136,5 +136,15 @@ call(c, "agent.ping", id="p")
 recs = wait_records(log, 1)
 ok(any(r.get("method") == "agent.ping" and r.get("outcome") == "ok" for r in recs),
    "at debug level agent.ping is recorded")
+# a password never reaches the trail (the user does not exist: nothing changes)
+secret = "Tr41l-S3cret-%d" % os.getpid()
+a = call(c, "user.set-password", {"user": "gl-audit-no-such-user", "password": secret}, id="pw")
+ok("error" in a, "user.set-password for an unknown user fails (%s)" % a.get("error"))
+recs = wait_records(log, 2)
+pw = [r for r in recs if r.get("method") == "user.set-password"]
+ok(pw and "gl-audit-no-such-user" in (pw[0]["params"] or "") and "password" in pw[0]["params"],
+   "the set-password record names the user and that a password was given")
+with open(log, "rb") as f:
+    ok(secret.encode() not in f.read(), "the password's text is in no log line")
 agent.stop()
 done()
