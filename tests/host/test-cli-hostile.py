@@ -5,7 +5,7 @@
 with something else than "pong", answers with malformed JSON-RPC, and lists
 trees for cp -r with '..' and '/' in names, a link and a file of the same
 name, and a directory that contains itself forever; exec.start answers
-without a usable process id and exec.exit reports out of range. guestlink must
+without a usable process id and exec.exit reports out of range or twice. guestlink must
 fail clearly and at once, and write nothing outside the destination."""
 
 import base64
@@ -80,6 +80,9 @@ def serve(c):
                 # Its end, reported by the peer as it likes.
                 c.sendall(json.dumps({"jsonrpc": "2.0", "method": "exec.exit",
                                       "params": state["exit"]}).encode() + b"\n")
+                for extra in state.get("after_exit", []):
+                    c.sendall(json.dumps({"jsonrpc": "2.0", "method": extra[0],
+                                          "params": extra[1]}).encode() + b"\n")
     except (OSError, ValueError):
         pass
     finally:
@@ -169,6 +172,21 @@ for label, args in (("exec", ["exec", "--", "true"]), ("exec -tt", ["exec", "-tt
         state["exit"] = dict(exit_params, id=42)
         rc, out, err = run(*args, timeout=30)
         is_eq(rc, want, "%s: exec.exit %r gives exit status %d" % (label, exit_params, want))
+
+# The first exec.exit ends the command: a second one, or output after it, in
+# the same read is not reported (--json would print two exit lines).
+state["start"] = {"id": 42}
+state["exit"] = {"id": 42, "code": 3}
+state["after_exit"] = [("exec.exit", {"id": 42, "code": 4}),
+                       ("exec.output", {"id": 42, "stream": "stdout",
+                                        "data": base64.b64encode(b"late").decode()})]
+rc, out, err = run("--json", "exec", "--", "true", timeout=30)
+lines = [json.loads(x) for x in out.splitlines()]
+ok(rc == 3 and lines == [{"exit_status": 3, "code": 3, "signal": None, "timed_out": False}],
+   "exec --json: exec.exit twice: one exit line, the first's status (rc %d, %r)" % (rc, out))
+rc, out, err = run("exec", "--", "true", timeout=30)
+ok(rc == 3 and out == "", "exec: output after exec.exit is not written (rc %d, %r)" % (rc, out))
+state["after_exit"] = []
 
 srv.close()
 done()
