@@ -25,6 +25,7 @@ TMP = tmpdir()
 SOCK = os.path.join(TMP, "hostile.sock")
 OUTSIDE = os.path.join(TMP, "outside")
 state = {"mode": "pong"}
+release = threading.Event()
 
 LISTS = {
     "/g": [{"name": "../escape", "type": "file", "size": 3, "mode": 0o644},
@@ -42,6 +43,10 @@ def result(method, p):
     path = p.get("path", "")
     if method == "agent.ping":
         return {"pong": "pong", "number": 5, "evil": "\x1b]0;pwned\x07"}[state["mode"]]
+    if method == "file.stat" and path == "/chan":
+        return {"type": "file", "size": state["chan"][0], "mode": 0o644}
+    if method == "file.channel" and path == "/chan":
+        return {"token": "t0k", "size": state["chan"][0], "mode": 0o644}
     if method == "file.stat":
         if path.endswith("/link") and p.get("follow") is False:
             return {"type": "symlink", "target": OUTSIDE, "mode": 0o777, "size": 0}
@@ -75,6 +80,15 @@ def serve(c):
     try:
         for line in c.makefile("rb"):
             req = json.loads(line)
+            if req.get("method") == "file.attach":
+                # The side channel: the answer, then raw bytes as many as
+                # the test says, then the end or silence until released.
+                c.sendall(json.dumps({"jsonrpc": "2.0", "id": req.get("id"),
+                                      "result": {}}).encode() + b"\n")
+                c.sendall(b"z" * state["chan"][1])
+                if state["chan"][2]:
+                    release.wait(120)
+                return
             c.sendall(json.dumps(answer(req)).encode() + b"\n")
             if req.get("method") == "exec.start":
                 # Its end, reported by the peer as it likes.
@@ -154,6 +168,32 @@ rc, out, err = run("--json", "cp", "-r", "--quiet", "guest:/loop", os.path.join(
 e = json.loads(out)["error"] if rc == 1 else {}
 ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
    len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
+
+# cp over the side channel, sizes that lie: more bytes than said are not
+# read; fewer end in an error; a peer that stops sending without closing
+# fails after -t (no byte for that long), not never.
+for n, (said, sent, hold, want_rc, label) in enumerate(((10, 1 << 20, False, 0, "says 10, sends 1 MiB"),
+                                         (1 << 30, 10, False, 1, "says 1 GiB, sends 10"),
+                                         (1 << 30, 10, True, 1, "says 1 GiB, sends 10, then nothing"))):
+    state["chan"] = (said, sent, hold)
+    cdst = os.path.join(TMP, "chan-%d" % n)
+    os.mkdir(cdst)
+    try:  # run() kills guestlink (by its PID) when it outlives the timeout
+        p = subprocess.run([GUESTLINK, "-a", "unix:" + SOCK, "-t", "2", "cp", "--quiet",
+                            "guest:/chan", os.path.join(cdst, "f")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        rc, err = p.returncode, p.stderr.decode(errors="replace").strip()
+    except subprocess.TimeoutExpired:
+        rc, err = None, "still running after 30 s"
+    got = os.listdir(cdst)
+    want = ["f"] if want_rc == 0 else []
+    ok(rc == want_rc and got == want and
+       (want_rc or os.path.getsize(os.path.join(cdst, "f")) == said),
+       "cp side channel %s: rc %d, %r (rc %r, %r, %r)" % (label, want_rc, want, rc, got, err))
+    if hold:
+        ok("timed out" in err,
+           "cp side channel %s: the error says it timed out" % label)
+release.set()
 
 # exec and exec -tt (a terminal session) read exec.start and exec.exit alike.
 for label, args in (("exec", ["exec", "--", "true"]), ("exec -tt", ["exec", "-tt", "--", "true"])):
