@@ -432,13 +432,14 @@ def raw_upload(address: str, timeout: Optional[float], token: str, f: Any, size:
     channel (sendfile(2)) and check the agent's closing line."""
     sock, child = _attach(address, timeout, token)
     try:
-        sock.settimeout(None)
+        # timeout bounds each wait for room, not the whole transfer: a peer
+        # that stops reading without closing ends it, a slow one does not.
+        sock.settimeout(timeout)
         if size:
             sent = sock.sendfile(f, 0, size)
             if sent != size:
                 raise ConnectionError("%s: upload stopped after %d of %d bytes" %
                                       (address, sent, size))
-        sock.settimeout(timeout)
         st = c.decode(_read_line(sock))
     except ConnectionError:
         raise
@@ -452,10 +453,11 @@ def raw_upload(address: str, timeout: Optional[float], token: str, f: Any, size:
 
 
 def raw_download(address: str, timeout: Optional[float], token: str, f: Any, size: int) -> None:
-    """Receive exactly ``size`` bytes over a side channel into ``f`` (has write())."""
+    """Receive exactly ``size`` bytes over a side channel into ``f`` (has write()).
+    ``timeout`` bounds each wait for bytes (a peer that stops sending without
+    closing), not the whole transfer."""
     sock, child = _attach(address, timeout, token)
     try:
-        sock.settimeout(None)
         left = size
         buf = bytearray(c.CHANNEL_BUF)
         view = memoryview(buf)
