@@ -493,7 +493,8 @@ static int cp_prepare_download(struct cp *cp)
 	}
 	cp->fd = open(cp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (cp->fd < 0) {
-		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+		/* The user named the destination, not our temporary file. */
+		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
 		free(cp->tmp);
 		cp->tmp = NULL;
 		return -1;

@@ -169,6 +169,13 @@ e = json.loads(out)["error"] if rc == 1 else {}
 ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
    len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
 
+# A destination whose directory is missing is named in the error, not the
+# temporary file cp would have written first.
+rc, out, err = run("cp", "--quiet", "guest:/g/ok", os.path.join(TMP, "nodir", "x"))
+ok(rc == 1 and err.strip() == "guestlink: %s: No such file or directory"
+   % os.path.join(TMP, "nodir", "x"), "cp: a missing destination directory names the destination (%r)"
+   % err.strip())
+
 # cp over the side channel, sizes that lie: more bytes than said are not
 # read; fewer end in an error; a peer that stops sending without closing
 # fails after -t (no byte for that long), not never.
