@@ -41,7 +41,24 @@ MODES = {
     # an answer with an unhashable id, then the real one
     "list-id": lambda i: json.dumps({"jsonrpc": "2.0", "id": [i],
                                      "result": "evil"}).encode() + b"\n" + pong(i),
+    # exec.output for processes nobody started, then the answer
+    "note-flood": lambda i: b"".join(
+        json.dumps({"jsonrpc": "2.0", "method": "exec.output",
+                    "params": {"id": 1000 + k % 50, "stream": "stdout",
+                               "data": "eA=="}}).encode() + b"\n"
+        for k in range(5000)) + pong(i),
+    # answers to calls never made, then the real one
+    "stray-answers": lambda i: b"".join(
+        json.dumps({"jsonrpc": "2.0", "id": i + 1000 + k,
+                    "result": "evil"}).encode() + b"\n" for k in range(5000)) + pong(i),
 }
+
+
+def retained(client):
+    """Messages the client keeps for nobody: must stay 0 (a peer could
+    otherwise grow our memory without bound)."""
+    notes = sum(len(q) for q in getattr(client, "_notes", {}).values())
+    return notes + len(getattr(client, "_answers", {}))
 
 
 def answer(i, result):
@@ -128,6 +145,7 @@ def test_sync_client(hostile):
         else:
             assert c.call("agent.ping") == "pong"
             assert c.call("agent.ping") == "pong"
+            assert retained(c) == 0
     finally:
         c.close()
 
@@ -144,6 +162,7 @@ def test_aio_client(hostile):
             else:
                 assert await c.call("agent.ping") == "pong"
                 assert await c.call("agent.ping") == "pong"
+                assert retained(c) == 0
         finally:
             await c.close()
 
