@@ -53,6 +53,12 @@ def result(method, p):
         if path.startswith("/g/") and "loop" not in path:
             return {"type": "file", "size": 3, "mode": 0o644}
         return {"type": "directory", "size": 0, "mode": 0o755}
+    if method == "file.list" and path.startswith("/deep"):
+        depth = path.count("/") - 1
+        if depth < 30:
+            return {"entries": [{"name": "d" * 250, "type": "directory", "mode": 0o755}]}
+        return {"entries": [{"name": "f%05d" % k + "x" * 240, "type": "file", "size": 1,
+                             "mode": 0o644} for k in range(12000)]}
     if method == "file.list":
         if path.startswith("/loop"):
             return {"entries": [{"name": "loop", "type": "directory", "mode": 0o755}]}
@@ -168,6 +174,14 @@ rc, out, err = run("--json", "cp", "-r", "--quiet", "guest:/loop", os.path.join(
 e = json.loads(out)["error"] if rc == 1 else {}
 ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
    len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
+
+# A deep tree of long names: each entry holds its whole path (7.5 KiB
+# here), so 12,000 of them would be 90 MB; the list stops at 64 MiB of names.
+rc, out, err = run("cp", "-r", "--quiet", "guest:/deep", os.path.join(TMP, "deepdst"))
+ok(rc == 1 and "guest:/deep: too large a tree" in err and len(err) < 1000,
+   "cp -r: a tree with too many bytes of names stops with the reason (rc %d, %r)"
+   % (rc, err.strip()[:200]))
+ok(not os.path.exists(os.path.join(TMP, "deepdst")), "cp -r: ... before creating anything")
 
 # A destination whose directory is missing is named in the error, not the
 # temporary file cp would have written first.
