@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "base64.h"
 #include "cmd.h"
+#include "deadline.h"
 #include "guestlink/address.h"
 #include "guestlink/jsonrpc.h"
 #include "guestlink/stream.h"
@@ -491,7 +493,8 @@ static int cp_prepare_download(struct cp *cp)
 	}
 	cp->fd = open(cp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (cp->fd < 0) {
-		cp_fail(cp, CMD_EXIT_FAILED, cp->tmp, -errno, NULL);
+		/* The user named the destination, not our temporary file. */
+		cp_fail(cp, CMD_EXIT_FAILED, cp->local, -errno, NULL);
 		free(cp->tmp);
 		cp->tmp = NULL;
 		return -1;
@@ -547,13 +550,44 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 	return 0;
 }
 
+/* Wait until the side channel fd is ready for events, for at most -t
+ * (ctx->timeout_ms) from now: a peer that stops sending or reading without
+ * closing must not hold us forever. Each wait starts its own -t, so a
+ * transfer of any length that keeps moving never times out. Redraws the
+ * progress line on its ticks. 0, -ETIMEDOUT or -errno. */
+static int cp_channel_wait(struct cp *cp, int fd, short events)
+{
+	int64_t deadline = deadline_from_timeout(cp->ctx->timeout_ms);
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int r = poll(&p, 1, deadline_remaining(deadline));
+
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno == EINTR) {
+			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
+			continue;
+		}
+		if (r < 0)
+			return -errno;
+		if (deadline_remaining(deadline) == 0)
+			return -ETIMEDOUT;
+	}
+}
+
 /* One line from fd, byte by byte: what follows it is raw data, not ours to read. */
 static int cp_read_line(struct cp *cp, int fd, char *buf, size_t size)
 {
 	size_t n = 0;
 
 	while (n + 1 < size) {
-		ssize_t k = read(fd, buf + n, 1);
+		int r = cp_channel_wait(cp, fd, POLLIN);
+		ssize_t k;
+
+		if (r < 0)
+			return r;
+		k = read(fd, buf + n, 1);
 		if (k < 0 && errno == EINTR) {
 			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
@@ -634,9 +668,15 @@ static void cp_channel_splice(struct cp *cp, int fd)
 	while (cp->moved < cp->size) {
 		size_t want =
 			cp->size - cp->moved < CP_CHUNK ? (size_t)(cp->size - cp->moved) : CP_CHUNK;
-		ssize_t n = splice(fd, NULL, pp[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
+		int r = cp_channel_wait(cp, fd, POLLIN);
+		ssize_t n;
 		loff_t off = (loff_t)cp->moved;
 
+		if (r < 0) {
+			cp_fail(cp, CMD_EXIT_FAILED, "download", r, NULL);
+			break;
+		}
+		n = splice(fd, NULL, pp[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
 		if (n < 0 && errno == EINTR) {
 			cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 			continue;
@@ -684,7 +724,14 @@ static void cp_channel_run(struct cp *cp)
 		struct json_object *st;
 
 		while ((uint64_t)off < cp->size) {
-			ssize_t n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
+			int r = cp_channel_wait(cp, fd, POLLOUT);
+			ssize_t n;
+
+			if (r < 0) {
+				cp_fail(cp, CMD_EXIT_FAILED, "upload", r, NULL);
+				break;
+			}
+			n = sendfile(fd, cp->fd, &off, cp->size - (uint64_t)off);
 			if (n < 0 && errno == EINTR) {
 				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;
@@ -711,7 +758,14 @@ static void cp_channel_run(struct cp *cp)
 			size_t want = cp->size - cp->moved < CP_CHUNK
 					      ? (size_t)(cp->size - cp->moved)
 					      : CP_CHUNK;
-			ssize_t n = read(fd, buf, want);
+			int r = cp_channel_wait(cp, fd, POLLIN);
+			ssize_t n;
+
+			if (r < 0) {
+				cp_fail(cp, CMD_EXIT_FAILED, "download", r, NULL);
+				break;
+			}
+			n = read(fd, buf, want);
 			if (n < 0 && errno == EINTR) {
 				cp_draw(cp, false); /* the progress tick: maybe "stalled" */
 				continue;

@@ -18,6 +18,10 @@
 
 #define CP_MAX_DEPTH 256
 #define CP_MAX_ENTRIES 1000000
+/* Bytes of relative paths and link targets the list holds at most: a guest
+ * answering a deep tree with long names must not make us hold gigabytes
+ * (each entry keeps its whole path; 16 MiB of listing at depth 200 would). */
+#define CP_MAX_LIST_TEXT (64u * 1024 * 1024)
 
 struct cp_entry {
 	char *rel; /* relative to the tree's root; "" is the root */
@@ -31,6 +35,8 @@ struct cp_list {
 	struct cp_entry *v;
 	size_t n, cap;
 	uint64_t bytes;
+	size_t text; /* bytes of rel and target strings held */
+	bool full;   /* CP_MAX_ENTRIES or CP_MAX_LIST_TEXT reached (not yet reported) */
 };
 
 static void cp_list_free(struct cp_list *l)
@@ -46,9 +52,12 @@ static int cp_list_add(struct cp_list *l, const char *rel, char type, mode_t mod
 	const char *target)
 {
 	struct cp_entry *e;
+	size_t text = strlen(rel) + 1 + (target ? strlen(target) + 1 : 0);
 
-	if (l->n >= CP_MAX_ENTRIES)
+	if (l->n >= CP_MAX_ENTRIES || text > CP_MAX_LIST_TEXT - l->text) {
+		l->full = true;
 		return -E2BIG;
+	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct cp_entry *v = realloc(l->v, cap * sizeof(*v));
@@ -67,6 +76,7 @@ static int cp_list_add(struct cp_list *l, const char *rel, char type, mode_t mod
 		return -ENOMEM;
 	}
 	l->n++;
+	l->text += text;
 	if (type == 'f')
 		l->bytes += size;
 	return 0;
@@ -262,6 +272,10 @@ void cp_tree(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 	int r;
 
 	r = upload ? cp_walk_local(ctx, &l, src, "", 0) : cp_walk_remote(ctx, &l, src, "", 0);
+	if (r == -E2BIG && l.full)
+		cmd_error(ctx, CMD_EXIT_FAILED,
+			"%s%s: too large a tree (more than %d entries or %u MiB of names)",
+			upload ? "" : CP_PREFIX, src, CP_MAX_ENTRIES, CP_MAX_LIST_TEXT >> 20);
 	if (r >= 0 && !upload) {
 		/* The root's own mode, for the end. */
 		struct json_object *p = json_object_new_object(), *res = NULL;

@@ -93,7 +93,10 @@ static void session_on_notification(struct gl_client *c, const char *method,
 {
 	struct session *s = userdata;
 
-	if (!session_is_ours(params, s->id))
+	/* After the first exec.exit (or the session's end) the loop only has to
+	 * stop: what follows in the same read, a second exec.exit or more
+	 * output, is not reported. */
+	if (s->done || !session_is_ours(params, s->id))
 		return;
 	if (strcmp(method, "exec.output") == 0) {
 		const char *stream = cmd_get_string(params, "stream") ?: "stdout";

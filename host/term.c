@@ -45,7 +45,11 @@ static void term_fatal_signal(int sig)
 
 static int term_make_raw(void)
 {
-	static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGQUIT };
+	/* Every signal whose default action ends us, but those the loop
+	 * handles (SIGTERM, SIGHUP, SIGWINCH) and SIGPIPE (ignored): raw mode
+	 * makes ^C a byte, yet kill(1) can still send SIGINT. */
+	static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGQUIT, SIGINT,
+		SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGTRAP, SIGSYS };
 	static bool installed;
 	struct termios raw;
 

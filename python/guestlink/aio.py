@@ -40,7 +40,11 @@ class Client:
         self._next_id = 1
         self._out: List[bytes] = []
         self._calls: Dict[int, "asyncio.Future[Any]"] = {}
-        self._notes: Dict[Any, Deque[Dict[str, Any]]] = collections.defaultdict(collections.deque)
+        # Notifications are kept only for a process exec_stream() reads (the
+        # keys, added by the reader as exec.start's answer arrives, before any
+        # output that follows it): what a peer sends for anything else is
+        # dropped, or it could grow our memory without bound.
+        self._notes: Dict[Any, Deque[Dict[str, Any]]] = {}
         self._note_event = asyncio.Event()
         self._error: Optional[ConnectionError] = None
         self._closed = False
@@ -117,17 +121,28 @@ class Client:
                     i = c.int_id(msg["id"])
                     fut = self._calls.pop(i, None) if i is not None else None
                     if fut is not None and not fut.done():
+                        if getattr(fut, "gl_stream", False):
+                            self._register_stream(msg)
                         fut.set_result(msg)
                     continue
                 params = msg.get("params")
                 key = c.int_id(params.get("id")) if isinstance(params, dict) else None
-                if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
+                if msg.get("method") in ("exec.output", "exec.exit") and key in self._notes:
                     self._notes[key].append(msg)
                     self._note_event.set()
         except ConnectionError as e:
             self._fail_all(e)
         except OSError as e:
             self._fail_all(await self._lost("receive failed: %s" % (e.strerror or e)))
+
+    def _register_stream(self, msg: Dict[str, Any]) -> None:
+        """exec.start (stream: true) answered: keep its process's output from
+        the next message on (exec_stream() takes it, and drops the key)."""
+        try:
+            pid = c.process_id(msg.get("result"))
+        except Exception:
+            return  # exec_stream() reports the bad answer
+        self._notes.setdefault(pid, collections.deque())
 
     async def _request(self, method: str, params: Any = None) -> "asyncio.Future[Any]":
         if self._error is not None:
@@ -138,6 +153,8 @@ class Client:
         self._next_id += 1
         fut = asyncio.get_running_loop().create_future()
         fut.gl_id = i  # type: ignore[attr-defined]
+        fut.gl_stream = (method == "exec.start" and  # type: ignore[attr-defined]
+                         isinstance(params, dict) and params.get("stream") is True)
         self._calls[i] = fut
         # Requests made in one turn of the loop leave in one write (one syscall).
         self._out.append(c.encode(method, params, i))
@@ -242,7 +259,7 @@ class Client:
         p["stream"] = True
         started = await self.call("exec.start", p)
         pid = c.process_id(started)
-        notes = self._notes[pid]
+        notes = self._notes.setdefault(pid, collections.deque())
         finished = False
         try:
             while True:

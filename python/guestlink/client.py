@@ -10,7 +10,8 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Deque, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Deque, Dict, Iterator, Mapping, Optional, Sequence, Set, Tuple,
+                    Union)
 
 from . import _common as c
 from ._transport import Child, open_stream, resolve
@@ -46,8 +47,13 @@ class Client:
         self._finalizer = weakref.finalize(self, _close_transport, self._sock, self._child)
         self._buf = bytearray()
         self._next_id = 1
+        # Answers and notifications are kept only for a call still waiting
+        # (_waiting) and a process exec_stream() reads (_notes' keys): what a
+        # peer sends for anything else is dropped, or it could grow our
+        # memory without bound.
+        self._waiting: Set[int] = set()
         self._answers: Dict[int, Dict[str, Any]] = {}
-        self._notes: Dict[Any, Deque[Dict[str, Any]]] = collections.defaultdict(collections.deque)
+        self._notes: Dict[Any, Deque[Dict[str, Any]]] = {}
         self._lock = threading.RLock()
         self._closed = False
 
@@ -122,19 +128,24 @@ class Client:
         msg = self._read_message(deadline)
         if "id" in msg and ("result" in msg or "error" in msg):
             i = c.int_id(msg["id"])
-            if i is not None:
+            if i is not None and i in self._waiting:
                 self._answers[i] = msg
             return
         params = msg.get("params")
         key = c.int_id(params.get("id")) if isinstance(params, dict) else None
-        if msg.get("method") in ("exec.output", "exec.exit") and key is not None:
+        if msg.get("method") in ("exec.output", "exec.exit") and key in self._notes:
             self._notes[key].append(msg)
 
     def _request(self, method: str, params: Any = None) -> int:
         with self._lock:
             i = self._next_id
             self._next_id += 1
-            self._send(c.encode(method, params, i))
+            self._waiting.add(i)
+            try:
+                self._send(c.encode(method, params, i))
+            except BaseException:
+                self._waiting.discard(i)
+                raise
             return i
 
     def _answer(self, i: int, method: str, timeout: Optional[float]) -> Any:
@@ -148,6 +159,8 @@ class Client:
             except socket.timeout:
                 raise CallTimeoutError("%s: no answer to %s within %s s" %
                                        (self.address, method, timeout)) from None
+            finally:
+                self._waiting.discard(i)  # a late answer is dropped
             msg = self._answers.pop(i)
         if "error" in msg:
             raise rpc_error(msg["error"], method)
@@ -228,7 +241,9 @@ class Client:
         with self._lock:
             started = self.call("exec.start", p)
             pid = c.process_id(started)
-            notes = self._notes[pid]
+            # Registered before the lock is let go: the pump reads nothing
+            # between exec.start's answer and here, so no output is lost.
+            notes = self._notes.setdefault(pid, collections.deque())
             finished = False
             try:
                 while True:
@@ -432,13 +447,14 @@ def raw_upload(address: str, timeout: Optional[float], token: str, f: Any, size:
     channel (sendfile(2)) and check the agent's closing line."""
     sock, child = _attach(address, timeout, token)
     try:
-        sock.settimeout(None)
+        # timeout bounds each wait for room, not the whole transfer: a peer
+        # that stops reading without closing ends it, a slow one does not.
+        sock.settimeout(timeout)
         if size:
             sent = sock.sendfile(f, 0, size)
             if sent != size:
                 raise ConnectionError("%s: upload stopped after %d of %d bytes" %
                                       (address, sent, size))
-        sock.settimeout(timeout)
         st = c.decode(_read_line(sock))
     except ConnectionError:
         raise
@@ -452,10 +468,11 @@ def raw_upload(address: str, timeout: Optional[float], token: str, f: Any, size:
 
 
 def raw_download(address: str, timeout: Optional[float], token: str, f: Any, size: int) -> None:
-    """Receive exactly ``size`` bytes over a side channel into ``f`` (has write())."""
+    """Receive exactly ``size`` bytes over a side channel into ``f`` (has write()).
+    ``timeout`` bounds each wait for bytes (a peer that stops sending without
+    closing), not the whole transfer."""
     sock, child = _attach(address, timeout, token)
     try:
-        sock.settimeout(None)
         left = size
         buf = bytearray(c.CHANNEL_BUF)
         view = memoryview(buf)

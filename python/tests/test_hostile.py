@@ -41,7 +41,24 @@ MODES = {
     # an answer with an unhashable id, then the real one
     "list-id": lambda i: json.dumps({"jsonrpc": "2.0", "id": [i],
                                      "result": "evil"}).encode() + b"\n" + pong(i),
+    # exec.output for processes nobody started, then the answer
+    "note-flood": lambda i: b"".join(
+        json.dumps({"jsonrpc": "2.0", "method": "exec.output",
+                    "params": {"id": 1000 + k % 50, "stream": "stdout",
+                               "data": "eA=="}}).encode() + b"\n"
+        for k in range(5000)) + pong(i),
+    # answers to calls never made, then the real one
+    "stray-answers": lambda i: b"".join(
+        json.dumps({"jsonrpc": "2.0", "id": i + 1000 + k,
+                    "result": "evil"}).encode() + b"\n" for k in range(5000)) + pong(i),
 }
+
+
+def retained(client):
+    """Messages the client keeps for nobody: must stay 0 (a peer could
+    otherwise grow our memory without bound)."""
+    notes = sum(len(q) for q in getattr(client, "_notes", {}).values())
+    return notes + len(getattr(client, "_answers", {}))
 
 
 def answer(i, result):
@@ -128,6 +145,7 @@ def test_sync_client(hostile):
         else:
             assert c.call("agent.ping") == "pong"
             assert c.call("agent.ping") == "pong"
+            assert retained(c) == 0
     finally:
         c.close()
 
@@ -144,6 +162,7 @@ def test_aio_client(hostile):
             else:
                 assert await c.call("agent.ping") == "pong"
                 assert await c.call("agent.ping") == "pong"
+                assert retained(c) == 0
         finally:
             await c.close()
 
@@ -188,3 +207,87 @@ def test_aio_exec(hostile_exec):
             await c.close()
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+class SilentChannel:
+    """A peer whose side channel says 1 GiB, sends 10 bytes (a download) or
+    reads nothing (an upload), and then neither closes nor moves: the
+    client's timeout must end the copy, not leave it waiting forever."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(str(tmp), "silent.sock")
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(8)
+        self.release = threading.Event()
+        self.conns = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            for line in c.makefile("rb"):
+                req = json.loads(line)
+                m, i = req.get("method"), req.get("id")
+                if m == "file.channel":
+                    c.sendall(answer(i, {"token": "t0k", "size": 1 << 30, "mode": 0o644}))
+                elif m == "file.attach":
+                    c.sendall(answer(i, {}))
+                    c.sendall(b"z" * 10)
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    self.release.wait(60)  # and read nothing
+                    return
+                else:
+                    c.sendall(answer(i, {}))
+        except (OSError, ValueError):
+            pass
+
+    def close(self):
+        self.release.set()
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+
+
+def bounded(fn, limit=15):
+    """fn() in a thread, joined for at most limit seconds: (finished, exception)."""
+    box = {}
+
+    def run():
+        try:
+            fn()
+        except BaseException as e:
+            box["e"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(limit)
+    return not t.is_alive(), box.get("e")
+
+
+@pytest.mark.parametrize("direction", ["download", "upload"])
+def test_silent_side_channel(tmp_path, direction):
+    peer = SilentChannel(tmp_path)
+    local = os.path.join(str(tmp_path), "f")
+    try:
+        cl = guestlink.connect("unix:" + peer.path, timeout=1)
+        if direction == "download":
+            finished, e = bounded(lambda: cl.copy_from("/f", local))
+        else:
+            with open(local, "wb") as f:
+                f.truncate(64 << 20)  # more than the socket buffers hold
+            finished, e = bounded(lambda: cl.copy_to(local, "/f"))
+        assert finished, "copy_%s still waits on a silent side channel" % direction
+        assert isinstance(e, GlConnectionError) and "timed out" in str(e), repr(e)
+        left = sorted(os.listdir(str(tmp_path)))
+        assert left == (["f", "silent.sock"] if direction == "upload" else ["silent.sock"])
+        cl.close()
+    finally:
+        peer.close()

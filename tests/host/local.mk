@@ -8,6 +8,7 @@ HOST_TESTS = \
 	tests/host/test-cli-transport.py \
 	tests/host/test-cli-cp.py \
 	tests/host/test-cli-hostile.py \
+	tests/host/test-cli-term-hostile.py \
 	tests/host/test-agent-config-log.py \
 	tests/host/test-completion.py
 TESTS += $(HOST_TESTS)

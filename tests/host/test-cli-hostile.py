@@ -5,7 +5,7 @@
 with something else than "pong", answers with malformed JSON-RPC, and lists
 trees for cp -r with '..' and '/' in names, a link and a file of the same
 name, and a directory that contains itself forever; exec.start answers
-without a usable process id and exec.exit reports out of range. guestlink must
+without a usable process id and exec.exit reports out of range or twice. guestlink must
 fail clearly and at once, and write nothing outside the destination."""
 
 import base64
@@ -25,6 +25,7 @@ TMP = tmpdir()
 SOCK = os.path.join(TMP, "hostile.sock")
 OUTSIDE = os.path.join(TMP, "outside")
 state = {"mode": "pong"}
+release = threading.Event()
 
 LISTS = {
     "/g": [{"name": "../escape", "type": "file", "size": 3, "mode": 0o644},
@@ -42,12 +43,22 @@ def result(method, p):
     path = p.get("path", "")
     if method == "agent.ping":
         return {"pong": "pong", "number": 5, "evil": "\x1b]0;pwned\x07"}[state["mode"]]
+    if method == "file.stat" and path == "/chan":
+        return {"type": "file", "size": state["chan"][0], "mode": 0o644}
+    if method == "file.channel" and path == "/chan":
+        return {"token": "t0k", "size": state["chan"][0], "mode": 0o644}
     if method == "file.stat":
         if path.endswith("/link") and p.get("follow") is False:
             return {"type": "symlink", "target": OUTSIDE, "mode": 0o777, "size": 0}
         if path.startswith("/g/") and "loop" not in path:
             return {"type": "file", "size": 3, "mode": 0o644}
         return {"type": "directory", "size": 0, "mode": 0o755}
+    if method == "file.list" and path.startswith("/deep"):
+        depth = path.count("/") - 1
+        if depth < 30:
+            return {"entries": [{"name": "d" * 250, "type": "directory", "mode": 0o755}]}
+        return {"entries": [{"name": "f%05d" % k + "x" * 240, "type": "file", "size": 1,
+                             "mode": 0o644} for k in range(12000)]}
     if method == "file.list":
         if path.startswith("/loop"):
             return {"entries": [{"name": "loop", "type": "directory", "mode": 0o755}]}
@@ -75,11 +86,23 @@ def serve(c):
     try:
         for line in c.makefile("rb"):
             req = json.loads(line)
+            if req.get("method") == "file.attach":
+                # The side channel: the answer, then raw bytes as many as
+                # the test says, then the end or silence until released.
+                c.sendall(json.dumps({"jsonrpc": "2.0", "id": req.get("id"),
+                                      "result": {}}).encode() + b"\n")
+                c.sendall(b"z" * state["chan"][1])
+                if state["chan"][2]:
+                    release.wait(120)
+                return
             c.sendall(json.dumps(answer(req)).encode() + b"\n")
             if req.get("method") == "exec.start":
                 # Its end, reported by the peer as it likes.
                 c.sendall(json.dumps({"jsonrpc": "2.0", "method": "exec.exit",
                                       "params": state["exit"]}).encode() + b"\n")
+                for extra in state.get("after_exit", []):
+                    c.sendall(json.dumps({"jsonrpc": "2.0", "method": extra[0],
+                                          "params": extra[1]}).encode() + b"\n")
     except (OSError, ValueError):
         pass
     finally:
@@ -152,6 +175,47 @@ e = json.loads(out)["error"] if rc == 1 else {}
 ok(e.get("errno") == "ELOOP" and e.get("message", "").endswith("symbolic links") and
    len(e.get("object", "")) > 1000, "cp -r --json: errno ELOOP, the reason, the whole object")
 
+# A deep tree of long names: each entry holds its whole path (7.5 KiB
+# here), so 12,000 of them would be 90 MB; the list stops at 64 MiB of names.
+rc, out, err = run("cp", "-r", "--quiet", "guest:/deep", os.path.join(TMP, "deepdst"))
+ok(rc == 1 and "guest:/deep: too large a tree" in err and len(err) < 1000,
+   "cp -r: a tree with too many bytes of names stops with the reason (rc %d, %r)"
+   % (rc, err.strip()[:200]))
+ok(not os.path.exists(os.path.join(TMP, "deepdst")), "cp -r: ... before creating anything")
+
+# A destination whose directory is missing is named in the error, not the
+# temporary file cp would have written first.
+rc, out, err = run("cp", "--quiet", "guest:/g/ok", os.path.join(TMP, "nodir", "x"))
+ok(rc == 1 and err.strip() == "guestlink: %s: No such file or directory"
+   % os.path.join(TMP, "nodir", "x"), "cp: a missing destination directory names the destination (%r)"
+   % err.strip())
+
+# cp over the side channel, sizes that lie: more bytes than said are not
+# read; fewer end in an error; a peer that stops sending without closing
+# fails after -t (no byte for that long), not never.
+for n, (said, sent, hold, want_rc, label) in enumerate(((10, 1 << 20, False, 0, "says 10, sends 1 MiB"),
+                                         (1 << 30, 10, False, 1, "says 1 GiB, sends 10"),
+                                         (1 << 30, 10, True, 1, "says 1 GiB, sends 10, then nothing"))):
+    state["chan"] = (said, sent, hold)
+    cdst = os.path.join(TMP, "chan-%d" % n)
+    os.mkdir(cdst)
+    try:  # run() kills guestlink (by its PID) when it outlives the timeout
+        p = subprocess.run([GUESTLINK, "-a", "unix:" + SOCK, "-t", "2", "cp", "--quiet",
+                            "guest:/chan", os.path.join(cdst, "f")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        rc, err = p.returncode, p.stderr.decode(errors="replace").strip()
+    except subprocess.TimeoutExpired:
+        rc, err = None, "still running after 30 s"
+    got = os.listdir(cdst)
+    want = ["f"] if want_rc == 0 else []
+    ok(rc == want_rc and got == want and
+       (want_rc or os.path.getsize(os.path.join(cdst, "f")) == said),
+       "cp side channel %s: rc %d, %r (rc %r, %r, %r)" % (label, want_rc, want, rc, got, err))
+    if hold:
+        ok("timed out" in err,
+           "cp side channel %s: the error says it timed out" % label)
+release.set()
+
 # exec and exec -tt (a terminal session) read exec.start and exec.exit alike.
 for label, args in (("exec", ["exec", "--", "true"]), ("exec -tt", ["exec", "-tt", "--", "true"])):
     for start_id in (0, -5, "7", None):
@@ -169,6 +233,21 @@ for label, args in (("exec", ["exec", "--", "true"]), ("exec -tt", ["exec", "-tt
         state["exit"] = dict(exit_params, id=42)
         rc, out, err = run(*args, timeout=30)
         is_eq(rc, want, "%s: exec.exit %r gives exit status %d" % (label, exit_params, want))
+
+# The first exec.exit ends the command: a second one, or output after it, in
+# the same read is not reported (--json would print two exit lines).
+state["start"] = {"id": 42}
+state["exit"] = {"id": 42, "code": 3}
+state["after_exit"] = [("exec.exit", {"id": 42, "code": 4}),
+                       ("exec.output", {"id": 42, "stream": "stdout",
+                                        "data": base64.b64encode(b"late").decode()})]
+rc, out, err = run("--json", "exec", "--", "true", timeout=30)
+lines = [json.loads(x) for x in out.splitlines()]
+ok(rc == 3 and lines == [{"exit_status": 3, "code": 3, "signal": None, "timed_out": False}],
+   "exec --json: exec.exit twice: one exit line, the first's status (rc %d, %r)" % (rc, out))
+rc, out, err = run("exec", "--", "true", timeout=30)
+ok(rc == 3 and out == "", "exec: output after exec.exit is not written (rc %d, %r)" % (rc, out))
+state["after_exit"] = []
 
 srv.close()
 done()
