@@ -29,7 +29,9 @@
 struct exec_run {
 	struct session s;
 	int pending_signal;
-	const char *argv0, *cwd; /* for messages */
+	int term_signal;           /* the SIGTERM/SIGHUP forwarded, or 0 */
+	struct event *leave_timer; /* armed by the first SIGTERM/SIGHUP */
+	const char *argv0, *cwd;   /* for messages */
 };
 
 /* exec.start failed: name the program and the cause, and exit as a shell
@@ -109,10 +111,43 @@ static void exec_forward_signal(struct exec_run *e, int sig)
 	session_notify(&e->s, "exec.signal", p);
 }
 
+/* Leave the command to itself: its agent did not end it after SIGTERM or
+ * SIGHUP (the agent may be hung), so we exit as that signal would. */
+static void exec_leave(struct exec_run *e, int sig)
+{
+	session_finish(&e->s, cmd_error(e->s.ctx, 128 + sig,
+				      "%s: still running in the guest after %s; leaving it",
+				      e->argv0, sig == SIGTERM ? "SIGTERM" : "SIGHUP"));
+}
+
+static void exec_on_leave_timer(evutil_socket_t fd, short what, void *userdata)
+{
+	struct exec_run *e = userdata;
+
+	exec_leave(e, e->term_signal);
+}
+
+/* Every SIGINT, and the first SIGTERM or SIGHUP, goes to the command. After
+ * a SIGTERM or SIGHUP we wait for its end no longer than -t (the agent's
+ * answer timeout), and a second one leaves at once: `timeout`, systemd or a
+ * closing terminal can always stop us, as they can stop ssh. */
 static void exec_on_signal(evutil_socket_t sig, short what, void *userdata)
 {
 	struct exec_run *e = userdata;
 
+	if (sig != SIGINT) {
+		if (e->term_signal) {
+			exec_leave(e, (int)sig);
+			return;
+		}
+		struct timeval tv = { .tv_sec = e->s.ctx->timeout_ms / 1000,
+			.tv_usec = e->s.ctx->timeout_ms % 1000 * 1000 };
+
+		e->term_signal = (int)sig;
+		e->leave_timer = evtimer_new(e->s.base, exec_on_leave_timer, e);
+		if (e->leave_timer)
+			evtimer_add(e->leave_timer, &tv);
+	}
 	if (e->s.id > 0)
 		exec_forward_signal(e, (int)sig);
 	else
@@ -260,6 +295,8 @@ out:
 		event_free(sigterm);
 	if (sighup)
 		event_free(sighup);
+	if (e.leave_timer)
+		event_free(e.leave_timer);
 	session_close(&e.s);
 	json_object_put(params);
 	json_object_put(env);

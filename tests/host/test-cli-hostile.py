@@ -11,9 +11,11 @@ fail clearly and at once, and write nothing outside the destination."""
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 
 from gltest import build_path, done, is_eq, ok, skip_all, tmpdir
 
@@ -26,6 +28,7 @@ SOCK = os.path.join(TMP, "hostile.sock")
 OUTSIDE = os.path.join(TMP, "outside")
 state = {"mode": "pong"}
 release = threading.Event()
+started = threading.Event()
 
 LISTS = {
     "/g": [{"name": "../escape", "type": "file", "size": 3, "mode": 0o644},
@@ -96,7 +99,11 @@ def serve(c):
                     release.wait(120)
                 return
             c.sendall(json.dumps(answer(req)).encode() + b"\n")
-            if req.get("method") == "exec.start":
+            if req.get("method") == "exec.signal":
+                state["signals"].append(req.get("params", {}).get("signal"))
+            if req.get("method") == "exec.start" and state.get("exit", {}) is None:
+                started.set()  # a hung agent: the command never ends
+            elif req.get("method") == "exec.start":
                 # Its end, reported by the peer as it likes.
                 c.sendall(json.dumps({"jsonrpc": "2.0", "method": "exec.exit",
                                       "params": state["exit"]}).encode() + b"\n")
@@ -248,6 +255,33 @@ ok(rc == 3 and lines == [{"exit_status": 3, "code": 3, "signal": None, "timed_ou
 rc, out, err = run("exec", "--", "true", timeout=30)
 ok(rc == 3 and out == "", "exec: output after exec.exit is not written (rc %d, %r)" % (rc, out))
 state["after_exit"] = []
+
+# A hung agent that never ends the command: SIGTERM is forwarded, then
+# guestlink leaves after -t; a second SIGTERM (or SIGHUP) leaves at once.
+state["start"] = {"id": 42}
+state["exit"] = None
+for label, sigs, t in (("one SIGTERM", [signal.SIGTERM], "2"),
+                       ("SIGTERM then SIGHUP", [signal.SIGTERM, signal.SIGHUP], "60")):
+    state["signals"] = []
+    started.clear()
+    p = subprocess.Popen([GUESTLINK, "-a", "unix:" + SOCK, "-t", t, "exec", "--", "sleep", "1000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ok(started.wait(30), "%s: exec.start reached the hung agent" % label)
+    time.sleep(0.3)  # the answer read: the process id known
+    for sig in sigs:
+        p.send_signal(sig)
+        time.sleep(0.2)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    err = err.decode(errors="replace")
+    want = 128 + sigs[-1]
+    ok(p.returncode == want and "still running in the guest" in err,
+       "%s: guestlink leaves the hung command with %d (rc %s, %r)"
+       % (label, want, p.returncode, err.strip()))
+    is_eq(state["signals"], [int(signal.SIGTERM)], "%s: SIGTERM was forwarded once" % label)
 
 srv.close()
 done()
