@@ -21,7 +21,19 @@
  *    does not fit is refused (-32600), an integer parameter refused (-32602),
  *    and a value passed through (agent.echo, plugins) comes out as sent.
  * The size cap is enforced by never feeding the tokener more than what is left
- * of max_message, so a huge text is refused without being buffered. */
+ * of max_message, so a huge text is refused without being buffered.
+ *
+ * Cost: json-c 0.16's json_tokener_parse_ex() switches LC_NUMERIC to "C" on
+ * every call with duplocale(uselocale(NULL)) + newlocale(LC_NUMERIC_MASK, "C",
+ * dup), and frees both on return: two allocations of a whole locale object
+ * and a getenv() scan per call, about a tenth of an agent.ping. When the
+ * thread's locale is already glibc's static "C" object, duplocale() returns it
+ * and newlocale() on it returns it again, with no allocation and no freeing
+ * (glibc locale/duplocale.c, newlocale.c, freelocale.c). So each call of the
+ * tokener runs under the "C" locale object of the decoder (stream_parse()),
+ * and the caller's locale is put back at once. JSON is ASCII: the locale only
+ * ever mattered to json-c's strtod(), which it forces to "C" anyway. */
+#include <locale.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +74,7 @@ enum {
 
 struct gl_decoder {
 	struct json_tokener *tok;
+	locale_t c_locale; /* newlocale(LC_ALL_MASK, "C"): (locale_t)0 if it failed */
 	size_t max_message;
 	size_t cur;    /* bytes of the current text given to the tokener */
 	bool in_text;  /* a text has started (leading whitespace skipped) */
@@ -128,6 +141,8 @@ struct gl_decoder *gl_decoder_new(size_t max_message, int max_depth)
 	}
 	/* Trailing characters are the next text, not an error. */
 	json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	/* Only a speed-up: without it the tokener runs in the caller's locale. */
+	d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	return d;
 }
 
@@ -137,6 +152,8 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
 		return NULL;
 	stream_big_clear(d);
 	json_tokener_free(d->tok);
+	if (d->c_locale)
+		freelocale(d->c_locale);
 	free(d);
 	return NULL;
 }
@@ -144,6 +161,22 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
 size_t gl_decoder_pending(const struct gl_decoder *d)
 {
 	return d ? d->cur : 0;
+}
+
+/* json_tokener_parse_ex() under the decoder's "C" locale (see the top of
+ * this file); the calling thread's locale is restored before returning. */
+static struct json_object *stream_parse(struct gl_decoder *d, const char *str, int len)
+{
+	struct json_object *obj;
+	locale_t old;
+
+	if (!d->c_locale)
+		return json_tokener_parse_ex(d->tok, str, len);
+	old = uselocale(d->c_locale);
+	obj = json_tokener_parse_ex(d->tok, str, len);
+	if (old)
+		uselocale(old);
+	return obj;
 }
 
 static unsigned char stream_number_step(unsigned char state, char c)
@@ -330,7 +363,7 @@ static size_t stream_number(struct gl_decoder *d, const char *buf, size_t i, siz
 			/* The delimiter tells json-c the number is complete. */
 			d->num[d->num_len++] = ' ';
 			json_tokener_reset(d->tok);
-			obj = json_tokener_parse_ex(d->tok, d->num, (int)d->num_len);
+			obj = stream_parse(d, d->num, (int)d->num_len);
 			if (!obj) { /* cannot happen for grammar-checked text, but never trust */
 				stream_text_reset(d);
 				d->skipping = true;
@@ -504,7 +537,7 @@ size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
 			return i;
 		}
 
-		obj = json_tokener_parse_ex(d->tok, buf + i, (int)n);
+		obj = stream_parse(d, buf + i, (int)n);
 		err = json_tokener_get_error(d->tok);
 		end = json_tokener_get_parse_end(d->tok);
 		if (end > n)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The stream decoder: split at every byte boundary, whitespace, resync after
  * garbage, size and depth caps, UTF-8, top-level scalars; and the encoder. */
+#include <locale.h>
 #include <string.h>
 #include <event2/buffer.h>
 
@@ -526,6 +527,31 @@ static void test_evbuffer(void)
 	ok(gl_decoder_free(NULL) == NULL, "free(NULL)");
 }
 
+/* The decoder parses under its own "C" locale object and gives the thread
+ * back the locale it had, whether the global one or one of its own. */
+static void test_locale(void)
+{
+	locale_t dup = duplocale(LC_GLOBAL_LOCALE);
+	locale_t mine = dup ? newlocale(LC_NUMERIC_MASK, "C", dup) : (locale_t)0;
+	struct out o;
+
+	ok(mine != (locale_t)0, "locale: a thread locale of our own");
+	if (!mine) {
+		if (dup)
+			freelocale(dup);
+		return;
+	}
+	uselocale(mine);
+	decode_split("[1.5,{\"a\":-2e3}]\n-2.25 \"x\"", 26, 5, 0, 0, &o);
+	is_str(o.buf, "M[1.5,{\"a\":-2e3}]|M-2.25|M\"x\"", "locale: numbers parsed");
+	ok(uselocale((locale_t)0) == mine, "locale: the thread's own locale is back");
+	uselocale(LC_GLOBAL_LOCALE);
+	decode_split("[0.5] 7 ", 8, 2, 0, 0, &o);
+	is_str(o.buf, "M[0.5]|M7", "locale: numbers parsed under the global locale");
+	ok(uselocale((locale_t)0) == LC_GLOBAL_LOCALE, "locale: the global locale is back");
+	freelocale(mine);
+}
+
 int main(void)
 {
 	test_splits();
@@ -537,5 +563,6 @@ int main(void)
 	test_size_cap();
 	test_depth();
 	test_evbuffer();
+	test_locale();
 	return tap_done();
 }
