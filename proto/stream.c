@@ -254,13 +254,54 @@ static int stream_number_done(struct gl_decoder *d)
 	return 0;
 }
 
+/* Bytes the scanner passes over without a change of state, in the two places
+ * where runs of them are long: inside a string (printable ASCII but the quote
+ * and the backslash; a control character, an escape or UTF-8 needs a look),
+ * and between tokens (ASCII but what starts a string or a number, a member's
+ * ':', the first letter of NaN or Infinity, and NUL). */
+enum {
+	STREAM_PLAIN_IN_STRING = 1 << 0,
+	STREAM_PLAIN_OUTSIDE = 1 << 1,
+};
+
+#define STREAM_PLAIN_BOTH (STREAM_PLAIN_IN_STRING | STREAM_PLAIN_OUTSIDE)
+
+/* In code point order; '"', NUL and bytes from 0x80 are plain nowhere. */
+static const unsigned char stream_plain[256] = {
+	[0x01 ... 0x1f] = STREAM_PLAIN_OUTSIDE,
+	[' ' ... '!'] = STREAM_PLAIN_BOTH,
+	['#' ... ','] = STREAM_PLAIN_BOTH,
+	['-'] = STREAM_PLAIN_IN_STRING,
+	['.' ... '/'] = STREAM_PLAIN_BOTH,
+	['0' ... ':'] = STREAM_PLAIN_IN_STRING,
+	[';' ... 'H'] = STREAM_PLAIN_BOTH,
+	['I'] = STREAM_PLAIN_IN_STRING,
+	['J' ... 'M'] = STREAM_PLAIN_BOTH,
+	['N'] = STREAM_PLAIN_IN_STRING,
+	['O' ... '['] = STREAM_PLAIN_BOTH,
+	['\\'] = STREAM_PLAIN_OUTSIDE,
+	[']' ... 0x7f] = STREAM_PLAIN_BOTH,
+};
+
 /* Check bytes the tokener consumed; returns the offset of the first byte that
- * makes the text invalid, or n. */
+ * makes the text invalid, or n. Runs of plain bytes (stream_plain) are passed
+ * over by one table lookup each; every other byte goes through the state
+ * machine below. */
 static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = p[i];
+		unsigned char c;
 
+		if (!d->need && !d->scan_in_num && !d->escape) {
+			unsigned char plain =
+				d->in_string ? STREAM_PLAIN_IN_STRING : STREAM_PLAIN_OUTSIDE;
+
+			while (i < n && (stream_plain[p[i]] & plain))
+				i++;
+			if (i == n)
+				break;
+		}
+		c = p[i];
 		if (d->need) {
 			if (c < d->lo || c > d->hi)
 				return i;
