@@ -4,7 +4,9 @@
  * server that answers each line with a line of exactly the agent's answer
  * size, measured in the same run by the same client code. Prints the ratio.
  *
- * Usage: bench-agent [SECONDS-PER-POINT]   (agent from $top_builddir, or ./agent) */
+ * Usage: bench-agent [SECONDS-PER-POINT]   (agent from $top_builddir, or ./agent)
+ * BENCH_AGENT_CLIENTS=100 measures that one level only (to compare builds in
+ * alternating rounds). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -305,6 +307,8 @@ int main(int argc, char **argv)
 	const char *top = getenv("top_builddir");
 	char agent[4096], dir[] = "/tmp/guestlink-bench.XXXXXX", apath[128], rpath[128], conf[128];
 	double seconds = argc > 1 ? atof(argv[1]) : 3.0;
+	const char *only_env = getenv("BENCH_AGENT_CLIENTS");
+	int only = only_env ? atoi(only_env) : 0;
 	struct rlimit rl;
 	pid_t apid, rpid;
 	FILE *f;
@@ -336,6 +340,9 @@ int main(int argc, char **argv)
 		"p99 us", "cpu us", "raw/s", "p50 us", "p99 us", "cpu us", "ratio");
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		struct result a, r;
+
+		if (only > 0 && levels[i] != only)
+			continue;
 		if (run(apath, apid, levels[i], seconds, &a) < 0 ||
 			run(rpath, rpid, levels[i], seconds, &r) < 0) {
 			rc = 1;
