@@ -285,22 +285,32 @@ static const unsigned char stream_plain[256] = {
 
 /* Check bytes the tokener consumed; returns the offset of the first byte that
  * makes the text invalid, or n. Runs of plain bytes (stream_plain) are passed
- * over by one table lookup each; every other byte goes through the state
- * machine below. */
+ * over by one table lookup each, and the quotes and colons between them by
+ * a test each; every other byte goes through the state machine below. */
 static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c;
 
-		if (!d->need && !d->scan_in_num && !d->escape) {
+		/* The common bytes: plain runs, quotes, and ':' between tokens. */
+		while (!d->need && !d->scan_in_num && !d->escape) {
 			unsigned char plain =
 				d->in_string ? STREAM_PLAIN_IN_STRING : STREAM_PLAIN_OUTSIDE;
 
 			while (i < n && (stream_plain[p[i]] & plain))
 				i++;
 			if (i == n)
+				return n;
+			if (p[i] == '"')
+				d->in_string = !d->in_string;
+			else if (p[i] == ':' && !d->in_string)
+				d->members++;
+			else
 				break;
+			i++;
 		}
+		if (i == n)
+			break;
 		c = p[i];
 		if (d->need) {
 			if (c < d->lo || c > d->hi)
