@@ -31,8 +31,9 @@
  * and newlocale() on it returns it again, with no allocation and no freeing
  * (glibc locale/duplocale.c, newlocale.c, freelocale.c). So each call of the
  * tokener runs under the "C" locale object of the decoder (stream_parse()),
- * and the caller's locale is put back at once. JSON is ASCII: the locale only
- * ever mattered to json-c's strtod(), which it forces to "C" anyway. */
+ * and the caller's locale is put back at once. Nothing else changes: the only
+ * locale-dependent work of the tokener is its number conversion, which it
+ * runs under LC_NUMERIC "C" in any case. */
 #include <locale.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -255,10 +256,10 @@ static int stream_number_done(struct gl_decoder *d)
 }
 
 /* Bytes the scanner passes over without a change of state, in the two places
- * where runs of them are long: inside a string (printable ASCII but the quote
- * and the backslash; a control character, an escape or UTF-8 needs a look),
- * and between tokens (ASCII but what starts a string or a number, a member's
- * ':', the first letter of NaN or Infinity, and NUL). */
+ * where runs of them are long: inside a string (ASCII from the space up but
+ * the quote and the backslash; a control character, an escape or UTF-8 needs
+ * a look), and between tokens (ASCII but what starts a string or a number, a
+ * member's ':', the first letter of NaN or Infinity, and NUL). */
 enum {
 	STREAM_PLAIN_IN_STRING = 1 << 0,
 	STREAM_PLAIN_OUTSIDE = 1 << 1,
