@@ -188,17 +188,21 @@ static void audit_emit(struct audit_record *r)
 static void audit_record(struct conn *conn, const char *method, struct json_object *request,
 	const char *outcome, int code, bool read_only)
 {
-	struct audit_record r = {
-		.method = method,
-		.outcome = outcome,
-		.code = code,
-		.level = read_only ? LOG_DEBUG : LOG_NOTICE,
-	};
+	int level = read_only ? LOG_DEBUG : LOG_NOTICE;
+	struct audit_record r;
 	struct json_object *v;
 	bool has;
 
-	if (r.level > log_get_max_level())
+	/* Decide first: the record's text buffers are cleared only for a call
+	 * that is logged, not for every read-only call at the default level. */
+	if (level > log_get_max_level())
 		return;
+	r = (struct audit_record){
+		.method = method,
+		.outcome = outcome,
+		.code = code,
+		.level = level,
+	};
 	if (!log_ratelimit_test(read_only ? &audit_rl_reads : &audit_rl_changes))
 		return;
 	audit_peer(conn, r.peer, sizeof(r.peer));

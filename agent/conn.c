@@ -52,6 +52,10 @@ struct conn {
 	const struct conn_proto *proto;
 	bool skipping;         /* after a message too big: dropping input up to 0xFF or newline */
 	size_t sentinel_clear; /* proto->sentinel: the first bytes of in hold no 0xFF */
+	/* Input read but not yet decoded that comes before all of in: the part
+	 * of the shared read buffer conn_read_ev() decodes in place (see there). */
+	const char *direct;
+	size_t direct_len;
 	unsigned inflight;
 	bool closed;    /* no more input or output */
 	bool full;      /* output above the high-water mark: not reading */
@@ -407,6 +411,20 @@ static void conn_deferred_free(evutil_socket_t fd, short what, void *userdata)
 	conn_unref(c);
 }
 
+/* Move what is left of the input decoded in place in front of in, which
+ * then holds all unread input again. Returns 0 or -ENOMEM (the rest is lost:
+ * the caller closes the connection). */
+static int conn_direct_keep(struct conn *c)
+{
+	int r = 0;
+
+	if (c->direct_len > 0 && evbuffer_prepend(c->in, c->direct, c->direct_len) < 0)
+		r = log_error_errno(-ENOMEM, "Failed to keep %zu bytes of input", c->direct_len);
+	c->direct = NULL;
+	c->direct_len = 0;
+	return r;
+}
+
 void conn_close(struct conn *c)
 {
 	struct server *s = c->server;
@@ -417,6 +435,7 @@ void conn_close(struct conn *c)
 	c->closed = true;
 	c->full = false;
 	conn_ref(c);
+	(void)conn_direct_keep(c);
 	if (c->takeover_fn) {
 		/* Only a connection whose answers were all written hands its socket on. */
 		int fd = -1;
@@ -572,6 +591,17 @@ static ssize_t conn_find_sentinel(struct conn *c, size_t avail)
  * starts afresh, as QGA's guest-sync-delimited asks (qga/qapi-schema.json). */
 static enum gl_decode_status conn_decode(struct conn *c, struct json_object **ret_obj)
 {
+	while (c->direct_len > 0) {
+		enum gl_decode_status st;
+		size_t used = gl_decoder_decode(c->dec, c->direct, c->direct_len, &st, ret_obj);
+
+		c->direct += used;
+		c->direct_len -= used;
+		if (st != GL_DECODE_AGAIN)
+			return st;
+		if (used == 0)
+			return GL_DECODE_AGAIN;
+	}
 	for (;;) {
 		size_t avail = evbuffer_get_length(c->in), limit = avail, used;
 		enum gl_decode_status st;
@@ -709,6 +739,14 @@ static void conn_probe_ev(evutil_socket_t fd, short what, void *userdata)
 	evtimer_add(c->probe, &again);
 }
 
+/* May conn_read_ev() decode in place? Not while older input waits in in,
+ * nor for the protocols that search in for 0xFF or hold input back. */
+static bool conn_direct_ok(struct conn *c)
+{
+	return !c->proto->sentinel && !c->proto->one_at_a_time && !c->skipping &&
+	       !c->processing && evbuffer_get_length(c->in) == 0;
+}
+
 static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 {
 	/* One loop, one thread: a shared read buffer. Reading into a 64 KiB
@@ -719,7 +757,18 @@ static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)
 
 	conn_ref(c);
 	n = read(c->fd, buf, sizeof(buf));
-	if (n > 0) {
+	if (n > 0 && conn_direct_ok(c)) {
+		/* Nothing is waiting in in: decode straight from buf, and keep
+		 * in in only what decoding did not reach (stopped by a full
+		 * output, say). Copying every request into in, then peeking and
+		 * draining it, was a twentieth of an agent.ping. */
+		c->direct = buf;
+		c->direct_len = (size_t)n;
+		conn_process(c);
+		if (conn_direct_keep(c) < 0)
+			conn_close(c);
+		conn_update_reading(c);
+	} else if (n > 0) {
 		if (evbuffer_add(c->in, buf, (size_t)n) < 0) {
 			conn_close(c);
 			goto out;

@@ -4,6 +4,7 @@
  * front end shares: method lookup, policy, the in-flight limit and params
  * checking, then runs the handler; the front end only shapes the answer. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,13 @@
 #include "method.h"
 #include "params.h"
 
+/* Parameter structs up to this size live inside the call (agent.ping's is 8
+ * bytes); larger ones are allocated. */
+#define CALL_INLINE_PARAMS 64
+/* Finished calls kept for reuse: enough for the calls one read of many
+ * connections dispatches, small beside max_connections. */
+#define CALL_MAX_FREE 256
+
 struct call {
 	unsigned refs;
 	struct conn *conn;
@@ -29,12 +37,47 @@ struct call {
 	void *params;
 	bool notification, answered;
 	bool counted; /* counted among the connection's calls in flight */
+	union {
+		max_align_t align;
+		unsigned char bytes[CALL_INLINE_PARAMS];
+	} inline_params;
+	struct call *next_free;
 };
+
+/* Calls are made and freed on the event loop only (refs is not atomic), so
+ * one list serves: a call costs no allocation once the agent is warm. */
+static struct call *call_free_list;
+static size_t call_n_free;
+
+static struct call *call_alloc(void)
+{
+	struct call *c = call_free_list;
+
+	if (!c)
+		return calloc(1, sizeof(*c));
+	call_free_list = c->next_free;
+	call_n_free--;
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static void call_release(struct call *c)
+{
+	if (c->params != c->inline_params.bytes)
+		free(c->params);
+	if (call_n_free >= CALL_MAX_FREE) {
+		free(c);
+		return;
+	}
+	c->next_free = call_free_list;
+	call_free_list = c;
+	call_n_free++;
+}
 
 int dispatch_call_new(struct conn *conn, const struct call_frontend *fe, void *fe_data,
 	struct json_object *request, struct json_object *id, bool notification, struct call **ret)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = call_alloc();
 
 	if (!c)
 		return -ENOMEM;
@@ -87,10 +130,9 @@ struct call *call_unref(struct call *c)
 		call_error(c, GL_RPC_INTERNAL_ERROR, "The method did not answer", NULL);
 		c->refs = 0;
 	}
-	free(c->params);
 	json_object_put(c->request);
 	conn_unref(c->conn);
-	free(c);
+	call_release(c);
 	return NULL;
 }
 
@@ -190,7 +232,10 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 	if (m->flags & METHOD_RAW_PARAMS)
 		r = 0;
 	else {
-		call->params = calloc(1, m->params_size ? m->params_size : 1);
+		if (m->params_size <= sizeof(call->inline_params))
+			call->params = call->inline_params.bytes; /* zeroed by call_alloc() */
+		else
+			call->params = calloc(1, m->params_size);
 		if (!call->params) {
 			call_error(call, GL_RPC_INTERNAL_ERROR, "Out of memory", NULL);
 			return;

@@ -130,32 +130,59 @@ static size_t jsonrpc_format_int(char *buf, int64_t v)
 	return len;
 }
 
+/* Is the string s[0..len) written by json-c exactly as it is? Printable
+ * ASCII other than '"', '\\' and '/' (json-c's json_escape_str() escapes
+ * those, control characters, and '/' unless told not to). */
+static bool jsonrpc_string_plain(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '/')
+			return false;
+	}
+	return true;
+}
+
 /* A result outside a batch goes into the connection's output as text: the
  * envelope gl_rpc_result_new() would build, written around the result's own
  * serialization. Building, serializing and freeing that envelope object was a
- * fifth of the agent's work for an agent.ping. Takes result. */
+ * fifth of the agent's work for an agent.ping. A string result that needs no
+ * escaping ("pong") is written between its quotes as it is, without json-c's
+ * serialization buffer. Takes result. */
 static void jsonrpc_write_result(struct conn *conn, struct json_object *id, struct json_object *result)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
 	char num[24];
-	struct iovec iov[5] = {
-		{ (void *)head, sizeof(head) - 1 },
-		{ NULL, 0 },
-		{ (void *)mid, sizeof(mid) - 1 },
-		{ num, 0 },
-		{ (void *)"}\n", 2 },
-	};
+	struct iovec iov[7];
+	size_t n = 0;
+	bool nomem = false;
 
-	iov[1].iov_base = (void *)gl_encode_string(result, &iov[1].iov_len);
+	iov[n++] = (struct iovec){ (void *)head, sizeof(head) - 1 };
+	if (json_object_is_type(result, json_type_string) &&
+		jsonrpc_string_plain(json_object_get_string(result),
+			(size_t)json_object_get_string_len(result))) {
+		iov[n++] = (struct iovec){ (void *)"\"", 1 };
+		iov[n++] = (struct iovec){ (void *)json_object_get_string(result),
+			(size_t)json_object_get_string_len(result) };
+		iov[n++] = (struct iovec){ (void *)"\"", 1 };
+	} else {
+		iov[n].iov_base = (void *)gl_encode_string(result, &iov[n].iov_len);
+		nomem |= !iov[n++].iov_base;
+	}
+	iov[n++] = (struct iovec){ (void *)mid, sizeof(mid) - 1 };
 	/* json-c clamps a uint64 above INT64_MAX: that one it writes itself. */
 	if (json_object_is_type(id, json_type_int) && json_object_get_int64(id) != INT64_MAX)
-		iov[3].iov_len = jsonrpc_format_int(num, json_object_get_int64(id));
-	else
-		iov[3].iov_base = (void *)gl_encode_string(id, &iov[3].iov_len); /* NULL: "null" */
-	if (!iov[1].iov_base || !iov[3].iov_base)
+		iov[n++] = (struct iovec){ num, jsonrpc_format_int(num, json_object_get_int64(id)) };
+	else {
+		iov[n].iov_base = (void *)gl_encode_string(id, &iov[n].iov_len); /* NULL: "null" */
+		nomem |= !iov[n++].iov_base;
+	}
+	iov[n++] = (struct iovec){ (void *)"}\n", 2 };
+	if (nomem)
 		log_error("Out of memory writing an answer, dropping it");
 	else
-		(void)conn_write_iov(conn, iov, 5);
+		(void)conn_write_iov(conn, iov, n);
 	json_object_put(result);
 }
 

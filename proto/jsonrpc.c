@@ -159,8 +159,33 @@ static const struct jsonrpc_code_text jsonrpc_code_texts[] = {
 	{ GL_RPC_TIMEOUT, "Timed out" },
 };
 
-/* Members a request or notification may carry. */
-static const char *const jsonrpc_request_members[] = { "jsonrpc", "method", "params", "id" };
+/* The members gl_msg_parse() looks at, found in one pass over the object
+ * (json-c keeps one value per name: of repeated names, the last). */
+enum {
+	JSONRPC_M_JSONRPC,
+	JSONRPC_M_METHOD,
+	JSONRPC_M_PARAMS,
+	JSONRPC_M_ID,
+	JSONRPC_M_RESULT,
+	JSONRPC_M_ERROR,
+	JSONRPC_M_COUNT,
+	JSONRPC_M_REQUEST_COUNT = JSONRPC_M_RESULT, /* members a request may carry */
+};
+
+static const char *const jsonrpc_members[JSONRPC_M_COUNT] = {
+	[JSONRPC_M_JSONRPC] = "jsonrpc",
+	[JSONRPC_M_METHOD] = "method",
+	[JSONRPC_M_PARAMS] = "params",
+	[JSONRPC_M_ID] = "id",
+	[JSONRPC_M_RESULT] = "result",
+	[JSONRPC_M_ERROR] = "error",
+};
+
+struct jsonrpc_seen {
+	struct json_object *val[JSONRPC_M_COUNT];
+	bool has[JSONRPC_M_COUNT];
+	bool other_than_request; /* a member a request may not carry */
+};
 
 const char *gl_errno_name(int errnum)
 {
@@ -180,12 +205,23 @@ const char *gl_rpc_code_message(int code)
 	return "Unknown error";
 }
 
-static bool jsonrpc_is_request_member(const char *key)
+/* One pass over the members of obj: what json_object_object_get_ex() would
+ * find for each name of jsonrpc_members, without a hash lookup per name. */
+static void jsonrpc_collect(struct json_object *obj, struct jsonrpc_seen *seen)
 {
-	for (size_t i = 0; i < ELEMENTSOF(jsonrpc_request_members); i++)
-		if (strcmp(key, jsonrpc_request_members[i]) == 0)
-			return true;
-	return false;
+	json_object_object_foreach (obj, key, val) {
+		size_t i;
+
+		for (i = 0; i < JSONRPC_M_COUNT; i++)
+			if (key[0] == jsonrpc_members[i][0] && strcmp(key, jsonrpc_members[i]) == 0)
+				break;
+		if (i >= JSONRPC_M_REQUEST_COUNT)
+			seen->other_than_request = true;
+		if (i < JSONRPC_M_COUNT) {
+			seen->has[i] = true;
+			seen->val[i] = val;
+		}
+	}
 }
 
 static int jsonrpc_fail(const char **ret_reason, const char *reason)
@@ -197,19 +233,22 @@ static int jsonrpc_fail(const char **ret_reason, const char *reason)
 
 int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_reason)
 {
-	struct json_object *v, *id = NULL, *method, *result = NULL, *error = NULL;
+	struct json_object *v, *id, *method, *result, *error;
+	struct jsonrpc_seen seen = { 0 };
 	struct gl_msg m = { 0 };
 	bool has_result, has_error;
 
 	if (!json_object_is_type(obj, json_type_object))
 		return jsonrpc_fail(ret_reason, "message is not an object");
+	jsonrpc_collect(obj, &seen);
 
-	if (!json_object_object_get_ex(obj, "jsonrpc", &v) ||
-		!json_object_is_type(v, json_type_string) ||
+	v = seen.val[JSONRPC_M_JSONRPC];
+	if (!seen.has[JSONRPC_M_JSONRPC] || !json_object_is_type(v, json_type_string) ||
 		strcmp(json_object_get_string(v), "2.0") != 0)
 		return jsonrpc_fail(ret_reason, "\"jsonrpc\" must be \"2.0\"");
 
-	m.has_id = json_object_object_get_ex(obj, "id", &id);
+	m.has_id = seen.has[JSONRPC_M_ID];
+	id = seen.val[JSONRPC_M_ID];
 	/* The decoder hands on an integer beyond int64 as a number with its own
 	 * text (see stream.c): it cannot be held, so it cannot be echoed. */
 	if (m.has_id && json_object_is_type(id, json_type_double) &&
@@ -220,14 +259,14 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 		return jsonrpc_fail(ret_reason, "\"id\" must be a string, an integer or null");
 	m.id = id;
 
-	if (json_object_object_get_ex(obj, "method", &method)) {
+	if (seen.has[JSONRPC_M_METHOD]) {
+		method = seen.val[JSONRPC_M_METHOD];
 		if (!json_object_is_type(method, json_type_string))
 			return jsonrpc_fail(ret_reason, "\"method\" must be a string");
-		json_object_object_foreach (obj, key, val) {
-			if (!jsonrpc_is_request_member(key))
-				return jsonrpc_fail(ret_reason, "unknown member in request");
-		}
-		if (json_object_object_get_ex(obj, "params", &v)) {
+		if (seen.other_than_request)
+			return jsonrpc_fail(ret_reason, "unknown member in request");
+		if (seen.has[JSONRPC_M_PARAMS]) {
+			v = seen.val[JSONRPC_M_PARAMS];
 			if (!json_object_is_type(v, json_type_array) &&
 				!json_object_is_type(v, json_type_object))
 				return jsonrpc_fail(ret_reason,
@@ -245,14 +284,16 @@ int gl_msg_parse(struct json_object *obj, struct gl_msg *ret, const char **ret_r
 		return 0;
 	}
 
-	has_result = json_object_object_get_ex(obj, "result", &result);
-	has_error = json_object_object_get_ex(obj, "error", &error);
+	has_result = seen.has[JSONRPC_M_RESULT];
+	result = seen.val[JSONRPC_M_RESULT];
+	has_error = seen.has[JSONRPC_M_ERROR];
+	error = seen.val[JSONRPC_M_ERROR];
 	if (has_result == has_error)
 		return jsonrpc_fail(ret_reason,
 			"a response needs exactly one of \"result\" and \"error\"");
 	if (!m.has_id)
 		return jsonrpc_fail(ret_reason, "a response needs an \"id\"");
-	if (json_object_object_get_ex(obj, "params", NULL))
+	if (seen.has[JSONRPC_M_PARAMS])
 		return jsonrpc_fail(ret_reason, "\"params\" in a response");
 
 	if (has_result) {

@@ -21,7 +21,20 @@
  *    does not fit is refused (-32600), an integer parameter refused (-32602),
  *    and a value passed through (agent.echo, plugins) comes out as sent.
  * The size cap is enforced by never feeding the tokener more than what is left
- * of max_message, so a huge text is refused without being buffered. */
+ * of max_message, so a huge text is refused without being buffered.
+ *
+ * Cost: json-c 0.16's json_tokener_parse_ex() switches LC_NUMERIC to "C" on
+ * every call with duplocale(uselocale(NULL)) + newlocale(LC_NUMERIC_MASK, "C",
+ * dup), and frees both on return: two allocations of a whole locale object
+ * and a getenv() scan per call, about a tenth of an agent.ping. When the
+ * thread's locale is already glibc's static "C" object, duplocale() returns it
+ * and newlocale() on it returns it again, with no allocation and no freeing
+ * (glibc locale/duplocale.c, newlocale.c, freelocale.c). So each call of the
+ * tokener runs under the "C" locale object of the decoder (stream_parse()),
+ * and the caller's locale is put back at once. Nothing else changes: the only
+ * locale-dependent work of the tokener is its number conversion, which it
+ * runs under LC_NUMERIC "C" in any case. */
+#include <locale.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +75,7 @@ enum {
 
 struct gl_decoder {
 	struct json_tokener *tok;
+	locale_t c_locale; /* newlocale(LC_ALL_MASK, "C"): (locale_t)0 if it failed */
 	size_t max_message;
 	size_t cur;    /* bytes of the current text given to the tokener */
 	bool in_text;  /* a text has started (leading whitespace skipped) */
@@ -128,6 +142,8 @@ struct gl_decoder *gl_decoder_new(size_t max_message, int max_depth)
 	}
 	/* Trailing characters are the next text, not an error. */
 	json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	/* Only a speed-up: without it the tokener runs in the caller's locale. */
+	d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	return d;
 }
 
@@ -137,6 +153,8 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
 		return NULL;
 	stream_big_clear(d);
 	json_tokener_free(d->tok);
+	if (d->c_locale)
+		freelocale(d->c_locale);
 	free(d);
 	return NULL;
 }
@@ -144,6 +162,22 @@ struct gl_decoder *gl_decoder_free(struct gl_decoder *d)
 size_t gl_decoder_pending(const struct gl_decoder *d)
 {
 	return d ? d->cur : 0;
+}
+
+/* json_tokener_parse_ex() under the decoder's "C" locale (see the top of
+ * this file); the calling thread's locale is restored before returning. */
+static struct json_object *stream_parse(struct gl_decoder *d, const char *str, int len)
+{
+	struct json_object *obj;
+	locale_t old;
+
+	if (!d->c_locale)
+		return json_tokener_parse_ex(d->tok, str, len);
+	old = uselocale(d->c_locale);
+	obj = json_tokener_parse_ex(d->tok, str, len);
+	if (old)
+		uselocale(old);
+	return obj;
 }
 
 static unsigned char stream_number_step(unsigned char state, char c)
@@ -221,13 +255,64 @@ static int stream_number_done(struct gl_decoder *d)
 	return 0;
 }
 
+/* Bytes the scanner passes over without a change of state, in the two places
+ * where runs of them are long: inside a string (ASCII from the space up but
+ * the quote and the backslash; a control character, an escape or UTF-8 needs
+ * a look), and between tokens (ASCII but what starts a string or a number, a
+ * member's ':', the first letter of NaN or Infinity, and NUL). */
+enum {
+	STREAM_PLAIN_IN_STRING = 1 << 0,
+	STREAM_PLAIN_OUTSIDE = 1 << 1,
+};
+
+#define STREAM_PLAIN_BOTH (STREAM_PLAIN_IN_STRING | STREAM_PLAIN_OUTSIDE)
+
+/* In code point order; '"', NUL and bytes from 0x80 are plain nowhere. */
+static const unsigned char stream_plain[256] = {
+	[0x01 ... 0x1f] = STREAM_PLAIN_OUTSIDE,
+	[' ' ... '!'] = STREAM_PLAIN_BOTH,
+	['#' ... ','] = STREAM_PLAIN_BOTH,
+	['-'] = STREAM_PLAIN_IN_STRING,
+	['.' ... '/'] = STREAM_PLAIN_BOTH,
+	['0' ... ':'] = STREAM_PLAIN_IN_STRING,
+	[';' ... 'H'] = STREAM_PLAIN_BOTH,
+	['I'] = STREAM_PLAIN_IN_STRING,
+	['J' ... 'M'] = STREAM_PLAIN_BOTH,
+	['N'] = STREAM_PLAIN_IN_STRING,
+	['O' ... '['] = STREAM_PLAIN_BOTH,
+	['\\'] = STREAM_PLAIN_OUTSIDE,
+	[']' ... 0x7f] = STREAM_PLAIN_BOTH,
+};
+
 /* Check bytes the tokener consumed; returns the offset of the first byte that
- * makes the text invalid, or n. */
+ * makes the text invalid, or n. Runs of plain bytes (stream_plain) are passed
+ * over by one table lookup each, and the quotes and colons between them by
+ * a test each; every other byte goes through the state machine below. */
 static size_t stream_scan(struct gl_decoder *d, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = p[i];
+		unsigned char c;
 
+		/* The common bytes: plain runs, quotes, and ':' between tokens. */
+		while (!d->need && !d->scan_in_num && !d->escape) {
+			unsigned char plain =
+				d->in_string ? STREAM_PLAIN_IN_STRING : STREAM_PLAIN_OUTSIDE;
+
+			while (i < n && (stream_plain[p[i]] & plain))
+				i++;
+			if (i == n)
+				return n;
+			if (p[i] == '"')
+				d->in_string = !d->in_string;
+			else if (p[i] == ':' && !d->in_string)
+				d->members++;
+			else
+				break;
+			i++;
+		}
+		if (i == n)
+			break;
+		c = p[i];
 		if (d->need) {
 			if (c < d->lo || c > d->hi)
 				return i;
@@ -330,7 +415,7 @@ static size_t stream_number(struct gl_decoder *d, const char *buf, size_t i, siz
 			/* The delimiter tells json-c the number is complete. */
 			d->num[d->num_len++] = ' ';
 			json_tokener_reset(d->tok);
-			obj = json_tokener_parse_ex(d->tok, d->num, (int)d->num_len);
+			obj = stream_parse(d, d->num, (int)d->num_len);
 			if (!obj) { /* cannot happen for grammar-checked text, but never trust */
 				stream_text_reset(d);
 				d->skipping = true;
@@ -504,7 +589,7 @@ size_t gl_decoder_decode(struct gl_decoder *d, const char *buf, size_t len,
 			return i;
 		}
 
-		obj = json_tokener_parse_ex(d->tok, buf + i, (int)n);
+		obj = stream_parse(d, buf + i, (int)n);
 		err = json_tokener_get_error(d->tok);
 		end = json_tokener_get_parse_end(d->tok);
 		if (end > n)

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +121,46 @@ c.send_raw(b'{"jsonrpc":"2.0","method":"agent.echo","params":[1],"id":1}'
            b'{"jsonrpc":"2.0","method":"agent.echo","params":[3],"id":3}\n')
 is_eq([c.recv()["result"] for _ in range(3)], [[1], [2], [3]],
       "texts back to back and separated by any whitespace")
+# --- framing: a text split across reads, after whole ones in the same read ---
+third = b'{"jsonrpc":"2.0","method":"agent.echo","params":["x\\"y",-12.5e1],"id":12345}\n'
+bad = []
+for k in range(1, len(third), 3):
+    c.send_raw(b'{"jsonrpc":"2.0","method":"agent.echo","params":[1],"id":1}\n'
+               b'{"jsonrpc":"2.0","method":"agent.echo","params":[2],"id":2}\n' + third[:k])
+    time.sleep(0.02)  # lets the agent read the part alone (not required to pass)
+    c.send_raw(third[k:])
+    got = [c.recv() for _ in range(3)]
+    if [(a.get("result"), a.get("id")) for a in got] != [([1], 1), ([2], 2), (['x"y', -125.0], 12345)]:
+        bad.append((k, got))
+ok(not bad, "two texts and part of a third in one write, the rest later: %d splits wrong%s"
+   % (len(bad), (" (first at %d: %r)" % bad[0]) if bad else ""))
+
+# --- framing: requests read together with one that fills the output ---
+# Each write (under one 64 KiB read) is a 50 KB agent.echo and three pings;
+# the client reads nothing at first, so after about 1 MiB of answers one echo
+# finds the output full and the agent stops before the pings read with it.
+# They must be answered once the client reads, in order.
+c2 = agent.client()
+big = "z" * 50000
+writes = [(json.dumps({"jsonrpc": "2.0", "method": "agent.echo", "params": [big],
+                       "id": "e%d" % w}) + "\n" +
+           "".join('{"jsonrpc":"2.0","method":"agent.ping","id":%d}\n' % (w * 10 + j)
+                   for j in range(3))).encode() for w in range(40)]
+sender = threading.Thread(target=lambda: [c2.send_raw(w) for w in writes])
+sender.start()
+time.sleep(0.5)  # lets the output fill (not required to pass)
+want = [x for w in range(40) for x in ["e%d" % w, w * 10, w * 10 + 1, w * 10 + 2]]
+got = []
+try:
+    while len(got) < len(want):
+        a = c2.recv()
+        got.append(a.get("id") if a.get("result") in ("pong", [big]) else ("bad", a.get("id")))
+except (EOFError, OSError) as e:
+    diag("reading the answers: %r" % e)
+sender.join(10)
+is_eq(got, want, "160 calls in 40 writes, the output full on the way: each answered, in order")
+c2.close()
+
 is_eq(rpc('{"jsonrpc":"2.0","method":"agent.echo","params":{"s":"h\\u00e9 \\ud83d\\ude00"},'
           '"id":7}\n')["result"], {"s": "h\u00e9 \U0001F600"}, "unicode escapes round-trip")
 

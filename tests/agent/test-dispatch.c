@@ -18,6 +18,8 @@
 #include <json-c/json.h>
 
 #include <guestlink/address.h>
+#include <guestlink/jsonrpc.h>
+#include <guestlink/stream.h>
 
 #include "config.h"
 #include "conn.h"
@@ -111,6 +113,13 @@ static int t_twice(struct call *call, void *params)
 	return 0;
 }
 
+/* Answers with the first element of its params array, whatever it is. */
+static int t_first(struct call *call, void *params)
+{
+	call_reply(call, json_object_get(json_object_array_get_idx(params, 0)));
+	return 0;
+}
+
 /* Streams notifications until the connection's output is full, then waits
  * for the drain watch, like exec output does. */
 static struct conn *flood_conn;
@@ -158,6 +167,10 @@ static const struct method test_methods[] = {
 	{ .name = "t.drop", .summary = "drop", .handler = t_drop },
 	{ .name = "t.twice", .summary = "twice", .handler = t_twice },
 	{ .name = "t.flood", .summary = "flood", .handler = t_flood },
+	{ .name = "t.first",
+		.summary = "first",
+		.flags = METHOD_RAW_PARAMS | METHOD_READONLY,
+		.handler = t_first },
 	{ .name = NULL },
 };
 
@@ -362,6 +375,56 @@ static void test_calls(struct event_base *base)
 	n_held = 0;
 }
 
+/* A result is written as text around its own serialization, and a string
+ * that needs no escaping between its quotes as it is: the answer line must
+ * be byte for byte what json-c writes for the whole answer object, for every
+ * single character and for strings mixing plain and escaped ones. */
+static void test_result_text(struct event_base *base)
+{
+	static const char *const strings[] = { "pong", "", "a/b", "q\\\"x", "back\\\\slash",
+		"tab\\there", "\\u007f~ !", "\\u00e9t\\u00e9", "\\u2028", "12345678901234567890" };
+	struct conn *c = conn_new_detached(base);
+	struct evbuffer *out = conn_output(c);
+	int wrong = 0, n = 0;
+
+	for (int i = 0; i < 0x100 + (int)(sizeof(strings) / sizeof(strings[0])); i++) {
+		char req[160], esc[64], *line;
+		struct json_object *arg, *id, *want;
+		const char *want_text;
+		size_t len;
+
+		if (i == 0)
+			continue;
+		if (i < 0x100)
+			snprintf(esc, sizeof(esc), "\\u%04x", i); /* U+0080..U+00FF: two bytes */
+		else
+			snprintf(esc, sizeof(esc), "%s", strings[i - 0x100]);
+		snprintf(req, sizeof(req),
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.first\",\"params\":[\"%s\"],\"id\":%d}\n",
+			esc, i);
+		arg = json_tokener_parse(strchr(req, '[')); /* up to the ']' */
+		id = json_object_new_int(i);
+		want = gl_rpc_result_new(id, json_object_get(json_object_array_get_idx(arg, 0)));
+		want_text = gl_encode_string(want, NULL);
+		conn_feed(c, req, strlen(req));
+		line = evbuffer_readln(out, &len, EVBUFFER_EOL_LF);
+		n++;
+		if (!line || !want_text || strcmp(line, want_text) != 0) {
+			if (wrong++ == 0)
+				printf("#   %s: got '%s', want '%s'\n", esc, line ? line : "(none)",
+					want_text ? want_text : "(none)");
+		}
+		free(line);
+		json_object_put(want);
+		json_object_put(id);
+		json_object_put(arg);
+	}
+	ok(wrong == 0 && n == 0xff + (int)(sizeof(strings) / sizeof(strings[0])),
+		"string results: the answer text is json-c's for each of %d strings (%d differ)", n,
+		wrong);
+	conn_close_unref(c);
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
 	char buf[65536];
@@ -539,6 +602,7 @@ int main(void)
 	test_config();
 	test_params(base);
 	test_calls(base);
+	test_result_text(base);
 	test_backpressure(base);
 	test_qga_sentinel_search(base);
 	methods_agent_cleanup();

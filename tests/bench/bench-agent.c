@@ -4,7 +4,13 @@
  * server that answers each line with a line of exactly the agent's answer
  * size, measured in the same run by the same client code. Prints the ratio.
  *
- * Usage: bench-agent [SECONDS-PER-POINT]   (agent from $top_builddir, or ./agent) */
+ * Usage: bench-agent [SECONDS-PER-POINT]   (agent from $top_builddir, or ./agent)
+ * BENCH_AGENT_CLIENTS=100 measures that one level only (to compare builds in
+ * alternating rounds). BENCH_AGENT_CALLS=N makes each client send exactly N
+ * calls instead of running for a time, and BENCH_AGENT_PREFIX runs the agent
+ * under a command, to count instructions per call:
+ *   BENCH_AGENT_CLIENTS=100 BENCH_AGENT_CALLS=100 \
+ *   BENCH_AGENT_PREFIX="valgrind --tool=callgrind --callgrind-out-file=cg.out" bench-agent */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +31,10 @@
 
 #define MAX_CLIENTS 1000
 #define WARMUP_NS 300000000ull
+#define MAX_PREFIX_ARGS 16
+
+/* BENCH_AGENT_CALLS: calls per client, 0 = run for the time given. */
+static unsigned fixed_calls;
 
 struct bconn {
 	int fd;
@@ -164,12 +174,26 @@ static pid_t spawn_agent(const char *agent, const char *path, const char *conf)
 	snprintf(listen_arg, sizeof(listen_arg), "unix:%s", path);
 	pid = fork();
 	if (pid == 0) {
+		const char *prefix = getenv("BENCH_AGENT_PREFIX");
+		char *argv[MAX_PREFIX_ARGS + 6], *words = prefix ? strdup(prefix) : NULL, *save;
+		int argc = 0;
+
 		/* Never outlive this program, whatever happens to it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(agent, agent, "--listen", listen_arg, "--config", conf, (char *)NULL);
+		for (char *w = words ? strtok_r(words, " ", &save) : NULL;
+			w && argc < MAX_PREFIX_ARGS; w = strtok_r(NULL, " ", &save))
+			argv[argc++] = w;
+		argv[argc++] = (char *)agent;
+		argv[argc++] = "--listen";
+		argv[argc++] = listen_arg;
+		argv[argc++] = "--config";
+		argv[argc++] = (char *)conf;
+		argv[argc] = NULL;
+		execvp(argv[0], argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 1000 && stat(path, &st) < 0; i++)
+	/* Under a prefix such as valgrind the agent takes long to listen. */
+	for (int i = 0; i < 6000 && stat(path, &st) < 0; i++)
 		usleep(10000);
 	return pid;
 }
@@ -227,8 +251,9 @@ static int run(const char *path, pid_t server, int n, double seconds, struct res
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
 	t_start = now_ns();
-	t_measure = t_start + WARMUP_NS;
-	t_end = t_measure + (uint64_t)(seconds * 1e9);
+	t_measure = t_start + (fixed_calls ? 0 : WARMUP_NS);
+	/* A fixed count is measured whole, however long it takes (a minute at most). */
+	t_end = t_measure + (uint64_t)((fixed_calls ? 60.0 : seconds) * 1e9);
 	for (int i = 0; i < n; i++)
 		if (send_call(&conns[i]) == 0)
 			outstanding++;
@@ -275,13 +300,16 @@ static int run(const char *path, pid_t server, int n, double seconds, struct res
 				}
 				outstanding--;
 				p = nl + 1;
-				if (done < t_end && send_call(c) == 0)
+				if ((fixed_calls ? c->id < fixed_calls : done < t_end) &&
+					send_call(c) == 0)
 					outstanding++;
 			}
 			c->in_len -= (size_t)(p - c->in);
 			memmove(c->in, p, c->in_len);
 		}
 	}
+	if (fixed_calls)
+		seconds = (double)(now_ns() - t_start) / 1e9;
 	res->rate = (double)res->calls / seconds;
 	/* CPU over the measured window plus the drain; counted calls slightly
 	 * underestimate, so this errs high. */
@@ -305,11 +333,14 @@ int main(int argc, char **argv)
 	const char *top = getenv("top_builddir");
 	char agent[4096], dir[] = "/tmp/guestlink-bench.XXXXXX", apath[128], rpath[128], conf[128];
 	double seconds = argc > 1 ? atof(argv[1]) : 3.0;
+	const char *only_env = getenv("BENCH_AGENT_CLIENTS"), *calls_env = getenv("BENCH_AGENT_CALLS");
+	int only = only_env ? atoi(only_env) : 0;
 	struct rlimit rl;
 	pid_t apid, rpid;
 	FILE *f;
 	int rc = 0;
 
+	fixed_calls = calls_env ? (unsigned)strtoul(calls_env, NULL, 10) : 0;
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(agent, sizeof(agent), "%s/agent/guestlink-agent", top ? top : ".");
 	if (access(agent, X_OK) < 0 || !mkdtemp(dir)) {
@@ -336,6 +367,9 @@ int main(int argc, char **argv)
 		"p99 us", "cpu us", "raw/s", "p50 us", "p99 us", "cpu us", "ratio");
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		struct result a, r;
+
+		if (only > 0 && levels[i] != only)
+			continue;
 		if (run(apath, apid, levels[i], seconds, &a) < 0 ||
 			run(rpath, rpid, levels[i], seconds, &r) < 0) {
 			rc = 1;

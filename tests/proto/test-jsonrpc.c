@@ -130,6 +130,112 @@ static void test_fields(void)
 	ok(gl_msg_parse(NULL, &m, NULL) == -EBADMSG, "NULL (JSON null) rejected");
 }
 
+/* The members are found in one pass over the object: every order, names
+ * repeated in the text (json-c keeps the last value), names that look like
+ * the ones wanted, and each wrong type, with the exact reason. */
+static const struct {
+	const char *text;
+	int kind;           /* enum gl_msg_kind, or -1 for invalid */
+	const char *expect; /* method for requests, the reason for refusals */
+} pass_cases[] = {
+	{ "{\"params\":[3],\"id\":5,\"method\":\"m\",\"jsonrpc\":\"2.0\"}", GL_MSG_REQUEST, "m" },
+	{ "{\"id\":1,\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"m\"}", GL_MSG_REQUEST, "m" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":1,\"method\":\"last\",\"id\":2}", GL_MSG_REQUEST,
+		"last" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"method\":1,\"id\":2}", -1,
+		"\"method\" must be a string" },
+	{ "{\"jsonrpc\":\"1.0\",\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":2}", GL_MSG_REQUEST,
+		"m" },
+	{ "{\"jsonrpc\":\"2.0\",\"jsonrpc\":\"1.0\",\"method\":\"m\",\"id\":2}", -1,
+		"\"jsonrpc\" must be \"2.0\"" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":2,\"params\":[],\"params\":7}", -1,
+		"\"params\" must be an array or an object" },
+	{ "{\"method\":\"m\",\"ids\":1,\"jsonrpc\":\"2.0\"}", -1, "unknown member in request" },
+	{ "{\"i\":1,\"method\":\"m\",\"jsonrpc\":\"2.0\"}", -1, "unknown member in request" },
+	{ "{\"jsonrpc\":\"2.0\",\"\":1,\"method\":\"m\"}", -1, "unknown member in request" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"Id\":1}", -1, "unknown member in request" },
+	{ "{\"error\":{},\"jsonrpc\":\"2.0\",\"method\":\"m\"}", -1, "unknown member in request" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":7,\"extra\":1}", -1, "\"method\" must be a string" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":true,\"extra\":1}", -1,
+		"\"id\" must be a string, an integer or null" },
+	{ "{\"method\":\"m\",\"jsonrpc\":null}", -1, "\"jsonrpc\" must be \"2.0\"" },
+	{ "{\"method\":\"m\",\"jsonrpc\":[\"2.0\"]}", -1, "\"jsonrpc\" must be \"2.0\"" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":true}", -1,
+		"\"params\" must be an array or an object" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\\u0000b\",\"id\":1}", -1,
+		"\"method\" must not contain NUL characters" },
+	/* responses */
+	{ "{\"id\":3,\"result\":[],\"jsonrpc\":\"2.0\",\"extra\":1}", GL_MSG_RESULT, NULL },
+	{ "{\"result\":1,\"jsonrpc\":\"2.0\",\"id\":3,\"params\":[]}", -1,
+		"\"params\" in a response" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":3,\"results\":1}", -1,
+		"a response needs exactly one of \"result\" and \"error\"" },
+	{ "{\"jsonrpc\":\"2.0\",\"result\":1,\"error\":null,\"id\":3}", -1,
+		"a response needs exactly one of \"result\" and \"error\"" },
+	{ "{\"error\":{\"message\":\"x\",\"code\":-1},\"jsonrpc\":\"2.0\",\"id\":null}",
+		GL_MSG_ERROR, NULL },
+	{ "{\"error\":{\"code\":-1,\"message\":\"x\"},\"jsonrpc\":\"2.0\"}", -1,
+		"a response needs an \"id\"" },
+};
+
+static void test_one_pass(void)
+{
+	/* The request in each of the 24 orders of its four members. */
+	static const char *const member[] = { "\"jsonrpc\":\"2.0\"", "\"method\":\"m.p\"",
+		"\"params\":{\"k\":1}", "\"id\":42" };
+	int good = 0;
+
+	for (int a = 0; a < 4; a++)
+		for (int b = 0; b < 4; b++)
+			for (int c = 0; c < 4; c++) {
+				int d = 6 - a - b - c;
+				char text[160];
+				struct json_object *o;
+				struct gl_msg m;
+
+				if (a == b || a == c || b == c || d < 0 || d > 3 || d == a ||
+					d == b || d == c)
+					continue;
+				snprintf(text, sizeof(text), "{%s,%s,%s,%s}", member[a], member[b],
+					member[c], member[d]);
+				o = json_tokener_parse(text);
+				if (gl_msg_parse(o, &m, NULL) == 0 && m.kind == GL_MSG_REQUEST &&
+					strcmp(m.method, "m.p") == 0 && m.has_id &&
+					json_object_get_int64(m.id) == 42 &&
+					json_object_is_type(m.params, json_type_object) &&
+					json_object_object_length(m.params) == 1)
+					good++;
+				json_object_put(o);
+			}
+	is_int(good, 24, "a request in each of the 24 orders of its members");
+
+	for (size_t i = 0; i < sizeof(pass_cases) / sizeof(pass_cases[0]); i++) {
+		struct json_object *o = json_tokener_parse(pass_cases[i].text);
+		const char *reason = NULL;
+		struct gl_msg m;
+		int r;
+
+		memset(&m, 0xaa, sizeof(m));
+		r = gl_msg_parse(o, &m, &reason);
+		if (pass_cases[i].kind < 0) {
+			ok(r == -EBADMSG && reason && strcmp(reason, pass_cases[i].expect) == 0,
+				"refused with the reason '%s': %s", pass_cases[i].expect,
+				pass_cases[i].text);
+			if (r != -EBADMSG || !reason || strcmp(reason, pass_cases[i].expect) != 0)
+				printf("#   got %d '%s'\n", r, r < 0 && reason ? reason : "");
+		} else if (pass_cases[i].kind == GL_MSG_REQUEST)
+			ok(r == 0 && m.kind == GL_MSG_REQUEST && m.has_id &&
+					json_object_get_int64(m.id) == (strstr(pass_cases[i].text, "\"id\":5") ? 5 : 2) &&
+					strcmp(m.method, pass_cases[i].expect) == 0,
+				"request '%s' (the last of repeated members): %s", pass_cases[i].expect,
+				pass_cases[i].text);
+		else
+			ok(r == 0 && (int)m.kind == pass_cases[i].kind && m.has_id,
+				"response accepted: %s", pass_cases[i].text);
+		json_object_put(o);
+	}
+}
+
 static const char *enc(struct json_object *o)
 {
 	return gl_encode_string(o, NULL);
@@ -218,6 +324,7 @@ int main(void)
 {
 	test_cases();
 	test_fields();
+	test_one_pass();
 	test_builders();
 	test_tables();
 	return tap_done();

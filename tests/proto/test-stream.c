@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The stream decoder: split at every byte boundary, whitespace, resync after
  * garbage, size and depth caps, UTF-8, top-level scalars; and the encoder. */
+#include <locale.h>
+#include <stdbool.h>
 #include <string.h>
 #include <event2/buffer.h>
 
@@ -526,6 +528,72 @@ static void test_evbuffer(void)
 	ok(gl_decoder_free(NULL) == NULL, "free(NULL)");
 }
 
+/* Every byte value alone in the middle of a long string, in one feed and at
+ * every split: only printable ASCII other than '"' and '\\' is accepted as
+ * it is (a raw control character, a lone byte from 0x80 and an invalid
+ * escape are refused). The scanner passes over runs of such bytes by table. */
+static void test_string_bytes(void)
+{
+	char text[64], want[64];
+	int wrong = 0, first_wrong = -1;
+
+	for (int b = 0; b < 256; b++) {
+		bool accept = b >= 0x20 && b <= 0x7f && b != '"' && b != '\\';
+		size_t len;
+
+		len = (size_t)snprintf(text, sizeof(text), "[\"xxxxxxxxxxxxxxxx_xxxxxxxxxxxxxxxx\"]\n[7]\n");
+		text[18] = (char)b;
+		memcpy(want, text, 37);
+		want[37] = 0;
+		for (size_t at = 0; at <= len; at++) {
+			struct out o;
+			char expect[80];
+
+			decode_split(text, len, at, 0, 0, &o);
+			if (accept)
+				snprintf(expect, sizeof(expect), "M%s|M[7]", want);
+			else if (b == '\n') /* it ends the bad line: the rest is one more */
+				snprintf(expect, sizeof(expect), "S|S|M[7]");
+			else
+				snprintf(expect, sizeof(expect), "S|M[7]");
+			if (strcmp(o.buf, expect) != 0) {
+				wrong++;
+				if (first_wrong < 0)
+					printf("# 0x%02x split at %zu: %s\n", b, at, o.buf);
+				if (first_wrong < 0)
+					first_wrong = b;
+			}
+		}
+	}
+	ok(wrong == 0, "each byte value in a string, at every split: %d wrong (first byte 0x%02x)",
+		wrong, first_wrong < 0 ? 0 : first_wrong);
+}
+
+/* The decoder parses under its own "C" locale object and gives the thread
+ * back the locale it had, whether the global one or one of its own. */
+static void test_locale(void)
+{
+	locale_t dup = duplocale(LC_GLOBAL_LOCALE);
+	locale_t mine = dup ? newlocale(LC_NUMERIC_MASK, "C", dup) : (locale_t)0;
+	struct out o;
+
+	ok(mine != (locale_t)0, "locale: a thread locale of our own");
+	if (!mine) {
+		if (dup)
+			freelocale(dup);
+		return;
+	}
+	uselocale(mine);
+	decode_split("[1.5,{\"a\":-2e3}]\n-2.25 \"x\"", 26, 5, 0, 0, &o);
+	is_str(o.buf, "M[1.5,{\"a\":-2e3}]|M-2.25|M\"x\"", "locale: numbers parsed");
+	ok(uselocale((locale_t)0) == mine, "locale: the thread's own locale is back");
+	uselocale(LC_GLOBAL_LOCALE);
+	decode_split("[0.5] 7 ", 8, 2, 0, 0, &o);
+	is_str(o.buf, "M[0.5]|M7", "locale: numbers parsed under the global locale");
+	ok(uselocale((locale_t)0) == LC_GLOBAL_LOCALE, "locale: the global locale is back");
+	freelocale(mine);
+}
+
 int main(void)
 {
 	test_splits();
@@ -537,5 +605,7 @@ int main(void)
 	test_size_cap();
 	test_depth();
 	test_evbuffer();
+	test_locale();
+	test_string_bytes();
 	return tap_done();
 }
