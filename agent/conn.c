@@ -743,8 +743,8 @@ static void conn_probe_ev(evutil_socket_t fd, short what, void *userdata)
  * nor for the protocols that search in for 0xFF or hold input back. */
 static bool conn_direct_ok(struct conn *c)
 {
-	return !c->proto->sentinel && !c->proto->one_at_a_time && !c->skipping &&
-	       !c->processing && evbuffer_get_length(c->in) == 0;
+	return !c->proto->sentinel && !c->proto->one_at_a_time && !c->skipping && !c->processing &&
+	       evbuffer_get_length(c->in) == 0;
 }
 
 static void conn_read_ev(evutil_socket_t fd, short what, void *userdata)

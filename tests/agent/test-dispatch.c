@@ -399,8 +399,8 @@ static void test_result_text(struct event_base *base)
 			snprintf(esc, sizeof(esc), "\\u%04x", i); /* U+0080..U+00FF: two bytes */
 		else
 			snprintf(esc, sizeof(esc), "%s", strings[i - 0x100]);
-		snprintf(req, sizeof(req),
-			"{\"jsonrpc\":\"2.0\",\"method\":\"t.first\",\"params\":[\"%s\"],\"id\":%d}\n",
+		snprintf(req,
+			sizeof(req), "{\"jsonrpc\":\"2.0\",\"method\":\"t.first\",\"params\":[\"%s\"],\"id\":%d}\n",
 			esc, i);
 		arg = json_tokener_parse(strchr(req, '[')); /* up to the ']' */
 		id = json_object_new_int(i);

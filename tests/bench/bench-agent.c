@@ -333,7 +333,8 @@ int main(int argc, char **argv)
 	const char *top = getenv("top_builddir");
 	char agent[4096], dir[] = "/tmp/guestlink-bench.XXXXXX", apath[128], rpath[128], conf[128];
 	double seconds = argc > 1 ? atof(argv[1]) : 3.0;
-	const char *only_env = getenv("BENCH_AGENT_CLIENTS"), *calls_env = getenv("BENCH_AGENT_CALLS");
+	const char *only_env = getenv("BENCH_AGENT_CLIENTS"),
+		   *calls_env = getenv("BENCH_AGENT_CALLS");
 	int only = only_env ? atoi(only_env) : 0;
 	struct rlimit rl;
 	pid_t apid, rpid;

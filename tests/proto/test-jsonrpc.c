@@ -140,12 +140,10 @@ static const struct {
 } pass_cases[] = {
 	{ "{\"params\":[3],\"id\":5,\"method\":\"m\",\"jsonrpc\":\"2.0\"}", GL_MSG_REQUEST, "m" },
 	{ "{\"id\":1,\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"m\"}", GL_MSG_REQUEST, "m" },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":1,\"method\":\"last\",\"id\":2}", GL_MSG_REQUEST,
-		"last" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":1,\"method\":\"last\",\"id\":2}", GL_MSG_REQUEST, "last" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"method\":1,\"id\":2}", -1,
 		"\"method\" must be a string" },
-	{ "{\"jsonrpc\":\"1.0\",\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":2}", GL_MSG_REQUEST,
-		"m" },
+	{ "{\"jsonrpc\":\"1.0\",\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":2}", GL_MSG_REQUEST, "m" },
 	{ "{\"jsonrpc\":\"2.0\",\"jsonrpc\":\"1.0\",\"method\":\"m\",\"id\":2}", -1,
 		"\"jsonrpc\" must be \"2.0\"" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":2,\"params\":[],\"params\":7}", -1,
@@ -225,10 +223,11 @@ static void test_one_pass(void)
 				printf("#   got %d '%s'\n", r, r < 0 && reason ? reason : "");
 		} else if (pass_cases[i].kind == GL_MSG_REQUEST)
 			ok(r == 0 && m.kind == GL_MSG_REQUEST && m.has_id &&
-					json_object_get_int64(m.id) == (strstr(pass_cases[i].text, "\"id\":5") ? 5 : 2) &&
+					json_object_get_int64(m.id) ==
+						(strstr(pass_cases[i].text, "\"id\":5") ? 5 : 2) &&
 					strcmp(m.method, pass_cases[i].expect) == 0,
-				"request '%s' (the last of repeated members): %s", pass_cases[i].expect,
-				pass_cases[i].text);
+				"request '%s' (the last of repeated members): %s",
+				pass_cases[i].expect, pass_cases[i].text);
 		else
 			ok(r == 0 && (int)m.kind == pass_cases[i].kind && m.has_id,
 				"response accepted: %s", pass_cases[i].text);

@@ -541,7 +541,8 @@ static void test_string_bytes(void)
 		bool accept = b >= 0x20 && b <= 0x7f && b != '"' && b != '\\';
 		size_t len;
 
-		len = (size_t)snprintf(text, sizeof(text), "[\"xxxxxxxxxxxxxxxx_xxxxxxxxxxxxxxxx\"]\n[7]\n");
+		len = (size_t)snprintf(text, sizeof(text),
+			"[\"xxxxxxxxxxxxxxxx_xxxxxxxxxxxxxxxx\"]\n[7]\n");
 		text[18] = (char)b;
 		memcpy(want, text, 37);
 		want[37] = 0;
