@@ -674,10 +674,21 @@ bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len)
 	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= (uint32_t)(c->rx_limit - c->fwd_cnt);
 }
 
+/* Tell the guest of consumed bytes only when that gives it much more credit
+ * (Linux's own receiver waits until most of its buffer was consumed,
+ * virtio_transport_do_dequeue()): once half of the window it can use was
+ * consumed since the last update, when the window grows, or when it asked
+ * (CREDIT_REQUEST, vsock_op_credit_request()). The window it can use is ours
+ * or its own buf_alloc, whichever is smaller: Linux caps its credit at its own
+ * buffer ("vsock/virtio: cap TX credit to local buffer size"; a 6.1 guest
+ * stopped at 256 KiB in flight against our 1 MiB). Never a stall: a guest out
+ * of credit has that whole window unacknowledged, so it hears from us as soon
+ * as the host socket took half of it. Each update costs a TCG guest an rx
+ * interrupt. */
 void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
-	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t limit = c->reserved / 4;
+	uint32_t usable = c->reserved < c->peer_buf_alloc ? c->reserved : c->peer_buf_alloc;
+	uint32_t limit = usable / 2;
 	struct vsock *v = c->v;
 
 	/* The window was the limit (a whole window went through since it last
@@ -689,13 +700,7 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 		c->grow_mark = c->fwd_cnt;
 		limit = 0; /* tell the guest now */
 	}
-
-	/* A quarter of our buffer, but never more than one packet: a guest may keep
-	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
-	 * 1 MiB --buffer-size), and would then wait for an update forever. */
-	if (limit > VSOCK_MAX_PKT_PAYLOAD)
-		limit = VSOCK_MAX_PKT_PAYLOAD;
-	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
+	if (c->fwd_cnt != c->fwd_cnt_sent && c->fwd_cnt - c->fwd_cnt_sent >= limit) {
 		c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
