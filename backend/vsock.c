@@ -737,11 +737,12 @@ static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 	vsock_conn_set_write(c, false);
 }
 
-/* The host socket hung up (closed, both directions shut) while its bytes were
- * not being read (no credit, no rx buffer): its EOF may never be read, so the
- * close timeout starts now. The host takes nothing more (SHUTDOWN(RCV)); what it
- * sent before closing is still delivered as credit allows, then SHUTDOWN(SEND),
- * within the timeout. */
+/* The host socket hung up (closed, both directions shut) while it was not
+ * being read: its bytes waited for credit or an rx buffer (its EOF may never be
+ * read), or its EOF was read already (SHUTDOWN(SEND) sent). The close timeout
+ * starts now. The host takes nothing more (SHUTDOWN(RCV)); what it sent before
+ * closing is still delivered as credit allows, then SHUTDOWN(SEND), within the
+ * timeout. */
 void vsock_conn_host_hangup(struct vsock_conn *c)
 {
 	log_debug("Host client of port %u hung up while reads were paused", c->local_port);

@@ -280,6 +280,71 @@ out:
 	is_int(gt_backend_stop(&b, NULL), 0, "paused close: back-end exits cleanly");
 }
 
+/* The host sends a few bytes and shuts its sending side (the guest gets
+ * SHUTDOWN(SEND)), then closes later, while the guest neither reads nor writes: the hang-up is still noticed, and
+ * the guest gets RST after the close timeout counted from it; the slot is free again
+ * (with --max-connections=1, a new host client gets in). */
+static void test_close_timeout_half(void)
+{
+	static const char *args[] = { "--max-connections=1", NULL };
+	struct gt_backend b = { 0 };
+	struct gs_options o;
+	struct gs *gs = NULL;
+	struct gs_conn *c = NULL;
+	uint64_t t0;
+	int fd = -1, r;
+
+	r = gt_backend_start(&b, args);
+	is_int(r, 0, "half-close then close: back-end with --max-connections=1 started");
+	if (r < 0)
+		return;
+	gt_options(&o, &b);
+	r = gs_new(&o, &gs);
+	if (r == 0) {
+		gs_listen(gs, PORT);
+		if (gt_host_connect(&b, gs, PORT, 5000, &fd) == 0)
+			c = accept_one(gs, PORT, 5000);
+	}
+	ok(c != NULL, "half-close then close: connected");
+	if (!c)
+		goto out;
+	/* Bytes the guest leaves unread: a guest (Linux too) with data still to read
+	 * does not close by itself when the host's side is gone. */
+	r = (int)write(fd, "unread", 6);
+	shutdown(fd, SHUT_WR);
+	for (t0 = gs_now_ms(); !gs_conn_peer_shut_send(c) && gs_now_ms() - t0 < 5000;)
+		gs_step(gs, NULL, 0, 10);
+	ok(r == 6 && gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED &&
+			gs_conn_rx_pending(c) == 6,
+		"half-close then close: after the host's shutdown(SHUT_WR) the guest has 6 bytes "
+		"and SHUTDOWN(SEND), still connected");
+	/* Later than the close timeout would have run from the EOF. */
+	for (t0 = gs_now_ms(); gs_now_ms() - t0 < 2000;)
+		gs_step(gs, NULL, 0, 20);
+	close(fd);
+	fd = -1;
+	for (t0 = gs_now_ms(); gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000;)
+		gs_step(gs, NULL, 0, 20);
+	ok(gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET,
+		"half-close then close: a guest keeping it gets RST within the close timeout + 7 s "
+		"of the close (after %.1f s)",
+		(gs_now_ms() - t0) / 1000.0);
+	/* Before the guest's own close: the slot was freed by the back-end. */
+	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
+	is_int(r, 0, "half-close then close: the slot is free again: a new host client connects");
+	gs_conn_close(c);
+	ok(r == 0 && (c = accept_one(gs, PORT, 5000)) != NULL,
+		"half-close then close: and the guest accepts it");
+	is_int(gs_violations(gs), 0, "half-close then close: no protocol violation (%s)",
+		gs_last_violation(gs));
+	gs_conn_close(c);
+out:
+	if (fd >= 0)
+		close(fd);
+	gs_free(gs);
+	is_int(gt_backend_stop(&b, NULL), 0, "half-close then close: back-end exits cleanly");
+}
+
 /* A guest opening every connection it can to a host listener takes at most three
  * quarters of --max-connections; a host client still gets in. */
 static void test_no_lockout(void)
@@ -342,6 +407,7 @@ int main(void)
 	test_no_lockout();
 	test_close_timeout();
 	test_close_timeout_paused();
+	test_close_timeout_half();
 	test_flood();
 	return tap_done();
 }
