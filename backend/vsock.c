@@ -478,6 +478,20 @@ void vsock_conn_update_read(struct vsock_conn *c)
 	vsock_conn_set_read(c, vsock_conn_may_read(c));
 }
 
+/* Credit from the guest (any packet carries it): a connection whose reads were
+ * paused and may read now reads in this loop turn, once the tx run is over
+ * (vsock_rx_run(), as if it had waited for an rx buffer), not after another
+ * epoll round (an epoll_ctl() to resume, an epoll_wait() to hear the socket). */
+static void vsock_conn_credit_changed(struct vsock_conn *c)
+{
+	if (c->fd >= 0 && !event_pending(c->ev_read, EV_READ, NULL) && vsock_conn_may_read(c)) {
+		c->owed |= VSOCK_OWE_DATA;
+		vsock_send_list_add(c);
+		return;
+	}
+	vsock_conn_update_read(c);
+}
+
 void vsock_conn_wait_rx(struct vsock_conn *c)
 {
 	c->owed |= VSOCK_OWE_DATA;
@@ -1117,7 +1131,7 @@ static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		if (vsock_tx_batch_add(v, c, &h, e)) {
-			vsock_conn_update_read(c);
+			vsock_conn_credit_changed(c);
 			return true;
 		}
 	}
@@ -1150,7 +1164,7 @@ static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		/* Every packet carries credit, not only CREDIT_UPDATE. */
-		vsock_conn_update_read(c);
+		vsock_conn_credit_changed(c);
 		/* Start a batch: later RW packets of this connection join it. */
 		v->tx_batch.c = c;
 		if (vsock_tx_batch_add(v, c, &h, e))
