@@ -2,8 +2,9 @@
 /* The data path through the real back-end: integrity both ways over 100 concurrent
  * connections (SHA-256), CONNECT with pipelined data, half-close both ways,
  * guest-initiated connections to present and missing listeners, credit with
- * back-pressure both ways with the back-end's RSS measured, and a guest-initiated bulk
- * stream with 4 MiB buffers on both sides. */
+ * back-pressure both ways with the back-end's RSS measured, CREDIT_UPDATEs per MiB of a
+ * guest->host stream (also from a guest keeping at most its own buf_alloc in flight), and
+ * a guest-initiated bulk stream with 4 MiB buffers on both sides. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +302,7 @@ static struct gs_conn *accept_one(struct gs *gs, uint32_t port)
 			break;
 	return c;
 }
+
 
 /* Drive the loop until fd has `want` bytes readable-in-total into buf (or EOF). */
 static ssize_t host_read(struct gs *gs, int fd, void *buf, size_t want, int timeout_ms)
@@ -705,7 +707,6 @@ static void test_partial_window(void)
 	static const char *args[] = { "--buffer-size=1048576", NULL };
 	static uint8_t buf[256 * 1024], in[256 * 1024];
 	struct gt_backend big = { 0 };
-	struct gs_options o;
 	struct gs *gs = NULL;
 	struct gs_conn *c = NULL;
 	size_t sent = 0, got = 0;
@@ -716,13 +717,7 @@ static void test_partial_window(void)
 	is_int(r, 0, "partial window: back-end with a 1 MiB buffer started");
 	if (r < 0)
 		return;
-	gt_options(&o, &big);
-	r = gs_new(&o, &gs);
-	if (r == 0) {
-		gs_listen(gs, GUEST_PORT);
-		if (gt_host_connect(&big, gs, GUEST_PORT, 5000, &fd) == 0)
-			c = accept_one(gs, GUEST_PORT);
-	}
+	c = gt_guest_conn(&big, 0, GUEST_PORT, &gs, &fd);
 	ok(c != NULL, "partial window: connected");
 	if (!c)
 		goto out;
@@ -754,7 +749,6 @@ static uint64_t stream_capped(const char *what, uint32_t guest_buf, uint32_t cap
 {
 	static const char *args[] = { "--buffer-size=1048576", NULL };
 	struct gt_backend big = { 0 };
-	struct gs_options o;
 	struct gs *gs = NULL;
 	struct gs_conn *c = NULL;
 	uint8_t *buf = malloc(total), *in = malloc(total);
@@ -766,14 +760,7 @@ static uint64_t stream_capped(const char *what, uint32_t guest_buf, uint32_t cap
 	is_int(r, 0, "%s: back-end with a 1 MiB buffer started", what);
 	if (r < 0 || !buf || !in)
 		goto out;
-	gt_options(&o, &big);
-	o.buf_alloc = guest_buf;
-	r = gs_new(&o, &gs);
-	if (r == 0) {
-		gs_listen(gs, GUEST_PORT);
-		if (gt_host_connect(&big, gs, GUEST_PORT, 5000, &fd) == 0)
-			c = accept_one(gs, GUEST_PORT);
-	}
+	c = gt_guest_conn(&big, guest_buf, GUEST_PORT, &gs, &fd);
 	ok(c != NULL, "%s: connected", what);
 	if (!c)
 		goto out;
