@@ -478,6 +478,20 @@ void vsock_conn_update_read(struct vsock_conn *c)
 	vsock_conn_set_read(c, vsock_conn_may_read(c));
 }
 
+/* Credit from the guest (any packet carries it): a connection whose reads were
+ * paused and may read now reads in this loop turn, once the tx run is over
+ * (vsock_rx_run(), as if it had waited for an rx buffer), not after another
+ * epoll round (an epoll_ctl() to resume, an epoll_wait() to hear the socket). */
+static void vsock_conn_credit_changed(struct vsock_conn *c)
+{
+	if (c->fd >= 0 && !event_pending(c->ev_read, EV_READ, NULL) && vsock_conn_may_read(c)) {
+		c->owed |= VSOCK_OWE_DATA;
+		vsock_send_list_add(c);
+		return;
+	}
+	vsock_conn_update_read(c);
+}
+
 void vsock_conn_wait_rx(struct vsock_conn *c)
 {
 	c->owed |= VSOCK_OWE_DATA;
@@ -674,10 +688,21 @@ bool vsock_conn_credit_fits(const struct vsock_conn *c, uint32_t len)
 	return (uint64_t)(c->rx_cnt - c->fwd_cnt) + len <= (uint32_t)(c->rx_limit - c->fwd_cnt);
 }
 
+/* Tell the guest of consumed bytes only when that gives it much more credit
+ * (Linux's own receiver waits until most of its buffer was consumed,
+ * virtio_transport_do_dequeue()): once half of the window it can use was
+ * consumed since the last update, when the window grows, or when it asked
+ * (CREDIT_REQUEST, vsock_op_credit_request()). The window it can use is ours
+ * or its own buf_alloc, whichever is smaller: Linux caps its credit at its own
+ * buffer ("vsock/virtio: cap TX credit to local buffer size"; a 6.1 guest
+ * stopped at 256 KiB in flight against our 1 MiB). Never a stall: a guest out
+ * of credit has that whole window unacknowledged, so it hears from us as soon
+ * as the host socket took half of it. Each update costs a TCG guest an rx
+ * interrupt. */
 void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 {
-	uint32_t seen_used = c->rx_cnt - c->fwd_cnt_sent;
-	uint32_t limit = c->reserved / 4;
+	uint32_t usable = c->reserved < c->peer_buf_alloc ? c->reserved : c->peer_buf_alloc;
+	uint32_t limit = usable / 2;
 	struct vsock *v = c->v;
 
 	/* The window was the limit (a whole window went through since it last
@@ -689,13 +714,7 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 		c->grow_mark = c->fwd_cnt;
 		limit = 0; /* tell the guest now */
 	}
-
-	/* A quarter of our buffer, but never more than one packet: a guest may keep
-	 * less in flight than we advertise (a Linux 6.1 guest stopped at 256 KiB of a
-	 * 1 MiB --buffer-size), and would then wait for an update forever. */
-	if (limit > VSOCK_MAX_PKT_PAYLOAD)
-		limit = VSOCK_MAX_PKT_PAYLOAD;
-	if (c->fwd_cnt != c->fwd_cnt_sent && seen_used >= limit) {
+	if (c->fwd_cnt != c->fwd_cnt_sent && c->fwd_cnt - c->fwd_cnt_sent >= limit) {
 		c->owed |= VSOCK_OWE_CREDIT_UPDATE;
 		vsock_send_list_add(c);
 	}
@@ -732,11 +751,12 @@ static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 	vsock_conn_set_write(c, false);
 }
 
-/* The host socket hung up (closed, both directions shut) while its bytes were
- * not being read (no credit, no rx buffer): its EOF may never be read, so the
- * close timeout starts now. The host takes nothing more (SHUTDOWN(RCV)); what it
- * sent before closing is still delivered as credit allows, then SHUTDOWN(SEND),
- * within the timeout. */
+/* The host socket hung up (closed, both directions shut) while it was not
+ * being read: its bytes waited for credit or an rx buffer (its EOF may never be
+ * read), or its EOF was read already (SHUTDOWN(SEND) sent). The close timeout
+ * starts now. The host takes nothing more (SHUTDOWN(RCV)); what it sent before
+ * closing is still delivered as credit allows, then SHUTDOWN(SEND), within the
+ * timeout. */
 void vsock_conn_host_hangup(struct vsock_conn *c)
 {
 	log_debug("Host client of port %u hung up while reads were paused", c->local_port);
@@ -1111,7 +1131,7 @@ static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		if (vsock_tx_batch_add(v, c, &h, e)) {
-			vsock_conn_update_read(c);
+			vsock_conn_credit_changed(c);
 			return true;
 		}
 	}
@@ -1144,7 +1164,7 @@ static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		c->peer_buf_alloc = h.buf_alloc;
 		c->peer_fwd_cnt = h.fwd_cnt;
 		/* Every packet carries credit, not only CREDIT_UPDATE. */
-		vsock_conn_update_read(c);
+		vsock_conn_credit_changed(c);
 		/* Start a batch: later RW packets of this connection join it. */
 		v->tx_batch.c = c;
 		if (vsock_tx_batch_add(v, c, &h, e))

@@ -102,13 +102,14 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 	vsock_rx_flush_notify(v);
 }
 
-/* Reads of the host socket are paused (the guest gave no credit or no rx
- * buffer) before its EOF: only then can a host's close go unseen. */
+/* The host socket is not being read, and its hang-up not yet seen: reads are
+ * paused (the guest gave no credit or no rx buffer) before its EOF, or over
+ * after it (a host that shut its sending side, then closes while the guest
+ * neither reads nor writes). Only then can a host's close go unseen. */
 static bool vsock_conn_wants_hup_watch(const struct vsock_conn *c)
 {
 	return c->fd >= 0 && !event_pending(c->ev_read, EV_READ, NULL) &&
-	       c->state == VSOCK_STATE_ESTABLISHED &&
-	       !(c->host_shutdown & (VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV));
+	       c->state == VSOCK_STATE_ESTABLISHED && !(c->host_shutdown & VSOCK_SHUTDOWN_RCV);
 }
 
 /* While reads are paused the watch polls the socket once a second: a timer,

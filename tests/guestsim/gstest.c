@@ -283,6 +283,27 @@ int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, in
 	return 0;
 }
 
+struct gs_conn *gt_guest_conn(const struct gt_backend *b, uint32_t buf_alloc, uint32_t port,
+	struct gs **ret_gs, int *ret_fd)
+{
+	struct gs_conn *c = NULL;
+	struct gs_options o;
+	uint64_t deadline;
+
+	gt_options(&o, b);
+	if (buf_alloc)
+		o.buf_alloc = buf_alloc;
+	if (gs_new(&o, ret_gs) < 0)
+		return NULL;
+	gs_listen(*ret_gs, port);
+	if (gt_host_connect(b, *ret_gs, port, 5000, ret_fd) < 0)
+		return NULL;
+	deadline = gs_now_ms() + 5000;
+	while (!(c = gs_accept(*ret_gs, port)) && gs_now_ms() < deadline)
+		gs_step(*ret_gs, NULL, 0, 10);
+	return c;
+}
+
 int gt_unix_listen(const char *path, int *ret_fd)
 {
 	return gt_unix_listen_type(path, SOCK_STREAM, ret_fd);

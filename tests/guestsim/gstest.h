@@ -38,6 +38,13 @@ int gt_host_open(const struct gt_backend *b, int *ret_fd);
  * Returns 0 with the fd in blocking-free non-blocking mode; -ECONNREFUSED on close. */
 int gt_host_connect(const struct gt_backend *b, struct gs *gs, uint32_t port, int timeout_ms,
 	int *ret_fd);
+/* A new guestsim on b (buf_alloc bytes of receive buffer per connection, 0: the
+ * default) listening on port, and one host client connected to it through the hybrid
+ * socket and accepted by the guest within 5 s each: the guest's side, with the guestsim
+ * in *ret_gs (when it started) and the host's fd in *ret_fd (when it connected); NULL on
+ * any failure. */
+struct gs_conn *gt_guest_conn(const struct gt_backend *b, uint32_t buf_alloc, uint32_t port,
+	struct gs **ret_gs, int *ret_fd);
 /* Read the handshake answer line on fd (driving gs). 0 on "OK ..", -ECONNREFUSED on EOF. */
 int gt_host_wait_ok(int fd, struct gs *gs, int timeout_ms);
 /* A listening Unix socket at path (non-blocking). */

@@ -3,8 +3,9 @@
  * clients never read while the guest floods every one of them keep the back-end's RSS
  * within the budget plus a fixed overhead, and new connections of the same VM still
  * flow; a guest that keeps a connection after the host closed it loses it after the
- * close timeout, even while reads of the host socket are paused for credit; a guest
- * holding every slot it may take leaves room for host clients. */
+ * close timeout, even while reads of the host socket are paused for credit, or over
+ * after the host shut its sending side first; a guest holding every slot it may take
+ * leaves room for host clients. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,19 @@ static struct gs_conn *accept_one(struct gs *gs, uint32_t port, int timeout_ms)
 		!(c = gs_accept(gs, port)) && gs_now_ms() < deadline;)
 		gs_step(gs, NULL, 0, 10);
 	return c;
+}
+
+
+/* Step until the guest's connection is closed, for at most 15 s: whether it got an RST;
+ * *ret_s: how long it took. */
+static bool wait_reset(struct gs *gs, struct gs_conn *c, double *ret_s)
+{
+	uint64_t t0 = gs_now_ms();
+
+	while (gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000)
+		gs_step(gs, NULL, 0, 20);
+	*ret_s = (gs_now_ms() - t0) / 1000.0;
+	return gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET;
 }
 
 static bool raise_nofile(rlim_t want)
@@ -147,23 +161,17 @@ done:
 static void test_close_timeout(void)
 {
 	struct gt_backend b = { 0 };
-	struct gs_options o;
 	struct gs *gs = NULL;
 	struct gs_conn *c = NULL;
 	uint64_t t0;
 	int fd = -1, r;
+	double secs = 0;
 
 	r = gt_backend_start(&b, NULL);
 	is_int(r, 0, "close timeout: back-end started");
 	if (r < 0)
 		return;
-	gt_options(&o, &b);
-	r = gs_new(&o, &gs);
-	if (r == 0) {
-		gs_listen(gs, PORT);
-		if (gt_host_connect(&b, gs, PORT, 5000, &fd) == 0)
-			c = accept_one(gs, PORT, 5000);
-	}
+	c = gt_guest_conn(&b, 0, PORT, &gs, &fd);
 	ok(c != NULL, "close timeout: connected");
 	if (!c)
 		goto out;
@@ -173,11 +181,10 @@ static void test_close_timeout(void)
 	ok(gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED,
 		"close timeout: after the host's close the guest has SHUTDOWN(SEND), still "
 		"connected");
-	for (t0 = gs_now_ms(); gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000;)
-		gs_step(gs, NULL, 0, 20);
-	ok(gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET,
+	r = wait_reset(gs, c, &secs);
+	ok(r,
 		"close timeout: a guest keeping it gets RST after the close timeout (%.1f s more)",
-		(gs_now_ms() - t0) / 1000.0);
+		secs);
 	is_int(gs_violations(gs), 0, "close timeout: no protocol violation (%s)",
 		gs_last_violation(gs));
 	gs_conn_close(c);
@@ -215,42 +222,34 @@ static void test_close_timeout_paused(void)
 	static const char *args[] = { "--max-connections=1", NULL };
 	static uint8_t data[1 << 20], got[1 << 20];
 	struct gt_backend b = { 0 };
-	struct gs_options o;
 	struct gs *gs = NULL;
 	struct gs_conn *c = NULL;
 	uint64_t seed = 11, t0;
 	size_t sent = 0;
 	ssize_t n;
 	int fd = -1, r;
+	double secs = 0;
 
 	r = gt_backend_start(&b, args);
 	is_int(r, 0, "paused close: back-end with --max-connections=1 started");
 	if (r < 0)
 		return;
-	gt_options(&o, &b);
-	o.buf_alloc = 64 * 1024;
-	r = gs_new(&o, &gs);
-	if (r == 0) {
-		gs_listen(gs, PORT);
-		if (gt_host_connect(&b, gs, PORT, 5000, &fd) == 0)
-			c = accept_one(gs, PORT, 5000);
-	}
+	c = gt_guest_conn(&b, 64 * 1024, PORT, &gs, &fd);
 	ok(c != NULL, "paused close: connected");
 	if (!c)
 		goto out;
 	gt_random(data, sizeof(data), &seed);
 	sent = host_fill(fd, gs, data, sizeof(data), 10000);
-	ok(sent > o.buf_alloc,
-		"paused close: the host wrote %zu bytes, more than the guest's %u byte window",
-		sent, o.buf_alloc);
+	ok(sent > 64 * 1024,
+		"paused close: the host wrote %zu bytes, more than the guest's 65536 byte window",
+		sent);
 	close(fd);
 	fd = -1;
-	for (t0 = gs_now_ms(); gs_conn_state(c) == GS_CONNECTED && gs_now_ms() - t0 < 15000;)
-		gs_step(gs, NULL, 0, 20);
-	ok(gs_conn_state(c) == GS_CLOSED && gs_conn_error(c) == -ECONNRESET,
+	r = wait_reset(gs, c, &secs);
+	ok(r,
 		"paused close: a guest that never reads gets RST within the close timeout + 7 s "
 		"(after %.1f s)",
-		(gs_now_ms() - t0) / 1000.0);
+		secs);
 	gs_conn_close(c);
 	c = NULL;
 	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
@@ -278,6 +277,64 @@ out:
 		close(fd);
 	gs_free(gs);
 	is_int(gt_backend_stop(&b, NULL), 0, "paused close: back-end exits cleanly");
+}
+
+/* The host sends a few bytes and shuts its sending side (the guest gets
+ * SHUTDOWN(SEND)), then closes later, while the guest neither reads nor writes: the hang-up is still noticed, and
+ * the guest gets RST after the close timeout counted from it; the slot is free again
+ * (with --max-connections=1, a new host client gets in). */
+static void test_close_timeout_half(void)
+{
+	static const char *args[] = { "--max-connections=1", NULL };
+	struct gt_backend b = { 0 };
+	struct gs *gs = NULL;
+	struct gs_conn *c = NULL;
+	uint64_t t0;
+	int fd = -1, r;
+	double secs = 0;
+
+	r = gt_backend_start(&b, args);
+	is_int(r, 0, "half-close then close: back-end with --max-connections=1 started");
+	if (r < 0)
+		return;
+	c = gt_guest_conn(&b, 0, PORT, &gs, &fd);
+	ok(c != NULL, "half-close then close: connected");
+	if (!c)
+		goto out;
+	/* Bytes the guest leaves unread: a guest (Linux too) with data still to read
+	 * does not close by itself when the host's side is gone. */
+	r = (int)write(fd, "unread", 6);
+	shutdown(fd, SHUT_WR);
+	for (t0 = gs_now_ms(); !gs_conn_peer_shut_send(c) && gs_now_ms() - t0 < 5000;)
+		gs_step(gs, NULL, 0, 10);
+	ok(r == 6 && gs_conn_peer_shut_send(c) && gs_conn_state(c) == GS_CONNECTED &&
+			gs_conn_rx_pending(c) == 6,
+		"half-close then close: after the host's shutdown(SHUT_WR) the guest has 6 bytes "
+		"and SHUTDOWN(SEND), still connected");
+	/* Later than the close timeout would have run from the EOF. */
+	for (t0 = gs_now_ms(); gs_now_ms() - t0 < 2000;)
+		gs_step(gs, NULL, 0, 20);
+	close(fd);
+	fd = -1;
+	r = wait_reset(gs, c, &secs);
+	ok(r,
+		"half-close then close: a guest keeping it gets RST within the close timeout + 7 s "
+		"of the close (after %.1f s)",
+		secs);
+	/* Before the guest's own close: the slot was freed by the back-end. */
+	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
+	is_int(r, 0, "half-close then close: the slot is free again: a new host client connects");
+	gs_conn_close(c);
+	ok(r == 0 && (c = accept_one(gs, PORT, 5000)) != NULL,
+		"half-close then close: and the guest accepts it");
+	is_int(gs_violations(gs), 0, "half-close then close: no protocol violation (%s)",
+		gs_last_violation(gs));
+	gs_conn_close(c);
+out:
+	if (fd >= 0)
+		close(fd);
+	gs_free(gs);
+	is_int(gt_backend_stop(&b, NULL), 0, "half-close then close: back-end exits cleanly");
 }
 
 /* A guest opening every connection it can to a host listener takes at most three
@@ -342,6 +399,7 @@ int main(void)
 	test_no_lockout();
 	test_close_timeout();
 	test_close_timeout_paused();
+	test_close_timeout_half();
 	test_flood();
 	return tap_done();
 }
