@@ -42,7 +42,6 @@ static struct gs_conn *accept_one(struct gs *gs, uint32_t port, int timeout_ms)
 	return c;
 }
 
-
 /* Step until the guest's connection is closed, for at most 15 s: whether it got an RST;
  * *ret_s: how long it took. */
 static bool wait_reset(struct gs *gs, struct gs_conn *c, double *ret_s)
@@ -182,8 +181,7 @@ static void test_close_timeout(void)
 		"close timeout: after the host's close the guest has SHUTDOWN(SEND), still "
 		"connected");
 	r = wait_reset(gs, c, &secs);
-	ok(r,
-		"close timeout: a guest keeping it gets RST after the close timeout (%.1f s more)",
+	ok(r, "close timeout: a guest keeping it gets RST after the close timeout (%.1f s more)",
 		secs);
 	is_int(gs_violations(gs), 0, "close timeout: no protocol violation (%s)",
 		gs_last_violation(gs));
@@ -280,9 +278,9 @@ out:
 }
 
 /* The host sends a few bytes and shuts its sending side (the guest gets
- * SHUTDOWN(SEND)), then closes later, while the guest neither reads nor writes: the hang-up is still noticed, and
- * the guest gets RST after the close timeout counted from it; the slot is free again
- * (with --max-connections=1, a new host client gets in). */
+ * SHUTDOWN(SEND)), then closes later, while the guest neither reads nor writes: the hang-up is
+ * still noticed, and the guest gets RST after the close timeout counted from it; the slot is free
+ * again (with --max-connections=1, a new host client gets in). */
 static void test_close_timeout_half(void)
 {
 	static const char *args[] = { "--max-connections=1", NULL };

@@ -303,7 +303,6 @@ static struct gs_conn *accept_one(struct gs *gs, uint32_t port)
 	return c;
 }
 
-
 /* Drive the loop until fd has `want` bytes readable-in-total into buf (or EOF). */
 static ssize_t host_read(struct gs *gs, int fd, void *buf, size_t want, int timeout_ms)
 {
@@ -787,8 +786,7 @@ static uint64_t stream_capped(const char *what, uint32_t guest_buf, uint32_t cap
 	updates = gs_rx_op_count(gs, GS_OP_CREDIT_UPDATE) - updates;
 	ok(got == total && !memcmp(in, buf, total), "%s: %zu MiB arrived intact (%zu bytes)", what,
 		total >> 20, got);
-	is_int(gs_violations(gs), 0, "%s: no protocol violation (%s)", what,
-		gs_last_violation(gs));
+	is_int(gs_violations(gs), 0, "%s: no protocol violation (%s)", what, gs_last_violation(gs));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -809,12 +807,14 @@ static void test_credit_updates_per_mib(void)
 	uint64_t n;
 
 	n = stream_capped("credit updates, 1 MiB windows", 1u << 20, 1u << 20, total);
-	ok(n <= 4 * (total >> 20), "credit updates, 1 MiB windows: %llu CREDIT_UPDATEs for %zu MiB "
-				   "(at most 4 per MiB)",
+	ok(n <= 4 * (total >> 20),
+		"credit updates, 1 MiB windows: %llu CREDIT_UPDATEs for %zu MiB "
+		"(at most 4 per MiB)",
 		(unsigned long long)n, total >> 20);
 	n = stream_capped("credit updates, guest capped at 256 KiB", 256u << 10, 256u << 10, total);
-	ok(n <= 10 * (total >> 20), "credit updates, guest capped at 256 KiB: %llu CREDIT_UPDATEs "
-				    "for %zu MiB (at most 10 per MiB)",
+	ok(n <= 10 * (total >> 20),
+		"credit updates, guest capped at 256 KiB: %llu CREDIT_UPDATEs "
+		"for %zu MiB (at most 10 per MiB)",
 		(unsigned long long)n, total >> 20);
 }
 
