@@ -73,7 +73,8 @@ def run_checks(address, label, agent):
     t.keys("C-z")
     g.ok(t.wait(r"[Ss]topped.*sleep 100", 20), "%s: ^Z stops a remote sleep (job control)"
          % label)
-    t.type("kill %1; echo Z$((1+2))\n")
+    # wait: until the job has ended, bash would refuse "exit" (stopped jobs)
+    t.type("kill %1; wait %1; echo Z$((1+2))\n")
     g.ok(t.wait(r"^Z3\s*$", 20), "%s: the shell is back after ^Z" % label)
     t.type("exit 7\n")
     g.ok(t.wait(r"^EXIT=7\s*$"), "%s: exit 7 ends the CLI with status 7" % label)
