@@ -1545,9 +1545,13 @@ static void file_channel_upload_pump(struct file_channel *ch)
 		size_t room = FILE_CHANNEL_BUF - ch->len;
 		ssize_t n;
 
-		if (ch->early && evbuffer_get_length(ch->early) > 0)
+		if (ch->early && evbuffer_get_length(ch->early) > 0) {
 			n = evbuffer_remove(ch->early, ch->buf + ch->len, room);
-		else {
+			if (n <= 0) {
+				r = -ENOMEM;
+				break;
+			}
+		} else {
 			n = read(ch->sock, ch->buf + ch->len, room);
 			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 				if (event_add(ch->ev, NULL) < 0)
