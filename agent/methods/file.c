@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/random.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1348,10 +1347,13 @@ struct file_channel {
 	struct event *expire;
 	int sock;
 	struct event *ev;
+	struct evbuffer *early; /* upload: bytes that came behind file.attach */
+	/* upload: buf holds file bytes [done, done + len); download: [done - off, done + len - off) */
 	char *buf;
-	/* download over AF_VSOCK: buf holds file bytes [done, done + len - off) */
-	bool copy;
 	size_t off, len;
+	/* a worker job moves buf to or from the file: the socket waits */
+	bool busy, ran;
+	ssize_t res; /* the job's bytes read, or 0, or -errno */
 };
 
 static struct file_channel *file_channels;
@@ -1377,6 +1379,8 @@ static void file_channel_free(struct file_channel *ch)
 		ch->fd = -1;
 	}
 	file_tmp_discard_later(ch->base, &ch->tmp);
+	if (ch->early)
+		evbuffer_free(ch->early);
 	free(ch->buf);
 	free(ch);
 }
@@ -1420,20 +1424,6 @@ static void file_channel_status(struct file_channel *ch, int r)
 		n = snprintf(line, sizeof(line), "{\"ok\":true,\"size\":%llu}\n",
 			(unsigned long long)ch->done);
 	(void)!write(ch->sock, line, (size_t)n); /* small: fits the socket buffer */
-}
-
-static int file_channel_take(struct file_channel *ch, const void *data, size_t n)
-{
-	if (n > ch->size - ch->done)
-		return -EFBIG; /* more than announced: refuse rather than guess */
-	/* A freeze may have come since file.channel: writing would block the agent. */
-	if (fsfreeze_check_path(ch->tmp.path) < 0)
-		return -EBUSY;
-	int r = file_write_all(ch->tmp.fd, data, n, (int64_t)ch->done);
-	if (r < 0)
-		return r;
-	ch->done += n;
-	return 0;
 }
 
 /* The end of an upload, on a worker: the freeze check and the rename into
@@ -1502,81 +1492,157 @@ static void file_channel_finish(struct file_channel *ch, int r)
 	(void)worker_submit(ch->base, file_channel_commit_run, j, file_channel_commit_free);
 }
 
-static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	struct file_channel *ch = userdata;
-	ssize_t n = read(fd, ch->buf, FILE_CHANNEL_BUF);
-	int r = 0;
+/* The data phase: the loop moves bytes between the socket and ch->buf, a
+ * worker between ch->buf and the file (which may sit on a hung NFS or FUSE
+ * mount): one job of at most FILE_CHANNEL_BUF bytes at a time per channel.
+ * While it runs, the channel's socket event and idle timer are off and
+ * nothing frees the channel; the job's free_fn is its completion, on the loop.
+ * Downloads too use read+write, never sendfile(): sendfile() reads the file on
+ * the loop, and into AF_VSOCK it goes through the kernel's sock_no_sendpage(),
+ * one 4 KiB virtio-vsock packet per page, where a write() of a large buffer
+ * makes packets of up to 64 KiB (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE; see
+ * net/vmw_vsock/af_vsock.c, virtio_transport_common.c). */
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0)
-		r = n < 0 ? -errno : -EPIPE; /* ended before `size` bytes: no file */
-	else
-		r = file_channel_take(ch, ch->buf, (size_t)n);
-	if (r >= 0 && ch->done < ch->size) {
-		file_channel_progress(ch);
-		return;
-	}
-	file_channel_finish(ch, r);
+static void file_channel_upload_pump(struct file_channel *ch);
+
+static void file_channel_upload_run(void *p)
+{
+	struct file_channel *ch = p;
+
+	/* A freeze may have come since file.channel: writing would block this thread
+	 * until a thaw, and the commit with it. */
+	ch->res = file_frozen_at(ch->tmp.path)
+			  ? -EBUSY
+			  : file_write_all(ch->tmp.fd, ch->buf, ch->len, (int64_t)ch->done);
+	ch->ran = true;
 }
 
-/* sendfile() into an AF_VSOCK socket goes through the kernel's sock_no_sendpage():
- * one sendmsg, so one virtio-vsock packet (and one pass through the driver's
- * send worker), per 4 KiB page. A write() of a large buffer becomes packets of up
- * to 64 KiB (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE), a sixteenth of the per-packet work,
- * which is what a virtualized guest pays for (net/vmw_vsock/af_vsock.c,
- * virtio_transport_common.c). Other sockets keep sendfile(). */
-static ssize_t file_channel_download_copy(struct file_channel *ch, int fd, size_t want)
+static void file_channel_upload_done(void *p)
 {
-	ssize_t n;
+	struct file_channel *ch = p;
+	int r = ch->ran ? (int)ch->res : -ENOMEM; /* worker_submit() could not take it */
 
-	if (ch->off == ch->len) {
-		size_t k = want < FILE_CHANNEL_BUF ? want : FILE_CHANNEL_BUF;
-		n = pread(ch->fd, ch->buf, k, (off_t)ch->done);
-		if (n <= 0)
-			return n < 0 ? -1 : 0;
-		ch->off = 0;
-		ch->len = (size_t)n;
+	ch->busy = ch->ran = false;
+	if (r < 0) {
+		file_channel_finish(ch, r);
+		return;
 	}
-	return write(fd, ch->buf + ch->off, ch->len - ch->off);
+	ch->done += ch->len;
+	ch->len = 0;
+	file_channel_progress(ch);
+	file_channel_upload_pump(ch);
+}
+
+/* Fill ch->buf from the early bytes, then the socket; once it is full or holds
+ * the rest of the upload, a worker writes it. More than announced is refused
+ * (EFBIG) rather than guessed at; an end before `size` bytes leaves no file. */
+static void file_channel_upload_pump(struct file_channel *ch)
+{
+	uint64_t left = ch->size - ch->done;
+	int r = 0;
+
+	while (ch->len < FILE_CHANNEL_BUF && ch->len < left) {
+		size_t room = FILE_CHANNEL_BUF - ch->len;
+		ssize_t n;
+
+		if (ch->early && evbuffer_get_length(ch->early) > 0) {
+			n = evbuffer_remove(ch->early, ch->buf + ch->len, room);
+			if (n <= 0) {
+				r = -ENOMEM;
+				break;
+			}
+		} else {
+			n = read(ch->sock, ch->buf + ch->len, room);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				if (event_add(ch->ev, NULL) < 0)
+					file_channel_finish(ch, -ENOMEM);
+				return;
+			}
+			if (n <= 0) {
+				r = n < 0 ? -errno : -EPIPE;
+				break;
+			}
+			file_channel_progress(ch);
+		}
+		if ((uint64_t)n > left - ch->len) {
+			r = -EFBIG;
+			break;
+		}
+		ch->len += (size_t)n;
+	}
+	if (r < 0 || ch->len == 0) {
+		file_channel_finish(ch, r); /* failed, or every byte is written */
+		return;
+	}
+	event_del(ch->ev);
+	evtimer_del(ch->expire);
+	ch->busy = true;
+	(void)worker_submit(ch->base, file_channel_upload_run, ch, file_channel_upload_done);
+}
+
+static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdata)
+{
+	file_channel_upload_pump(userdata);
+}
+
+static void file_channel_download_run(void *p)
+{
+	struct file_channel *ch = p;
+	uint64_t left = ch->size - ch->done;
+	ssize_t n = pread(ch->fd, ch->buf, left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF,
+		(off_t)ch->done);
+
+	ch->res = n < 0 ? -errno : n;
+	ch->ran = true;
+}
+
+static void file_channel_download_done(void *p)
+{
+	struct file_channel *ch = p;
+	ssize_t n = ch->ran ? ch->res : -ENOMEM;
+
+	ch->busy = ch->ran = false;
+	if (n <= 0 || event_add(ch->ev, NULL) < 0) {
+		/* The file shrank or failed: the client sees the short count. */
+		file_channel_free(ch);
+		return;
+	}
+	ch->off = 0;
+	ch->len = (size_t)n;
+	file_channel_progress(ch);
+}
+
+/* The next chunk of the file is read on a worker, or the download is over. */
+static void file_channel_download_next(struct file_channel *ch)
+{
+	if (ch->done == ch->size) {
+		file_channel_free(ch);
+		return;
+	}
+	event_del(ch->ev);
+	evtimer_del(ch->expire);
+	ch->busy = true;
+	(void)worker_submit(ch->base, file_channel_download_run, ch, file_channel_download_done);
 }
 
 static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct file_channel *ch = userdata;
-	uint64_t turn = 0;
+	ssize_t n = write(fd, ch->buf + ch->off, ch->len - ch->off);
 
-	/* Up to 4 buffers a turn, so other connections of the loop get theirs. */
-	while (turn < 4 * FILE_CHANNEL_BUF) {
-		uint64_t left = ch->size - ch->done;
-		size_t want = left < 4 * FILE_CHANNEL_BUF - turn
-				      ? (size_t)left
-				      : (size_t)(4 * FILE_CHANNEL_BUF - turn);
-		off_t off = (off_t)ch->done;
-		ssize_t n = !want      ? 0
-			    : ch->copy ? file_channel_download_copy(ch, fd, want)
-				       : sendfile(fd, ch->fd, &off, want);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (turn)
-				file_channel_progress(ch);
-			return;
-		}
-		if (n <= 0)
-			break; /* done, or the file shrank or failed: the client sees the short count */
-		if (ch->copy)
-			ch->off += (size_t)n;
-		ch->done += (uint64_t)n;
-		turn += (uint64_t)n;
-		if (ch->done == ch->size)
-			break;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		file_channel_free(ch); /* the client left */
+		return;
 	}
-	if (ch->done < ch->size && turn >= 4 * FILE_CHANNEL_BUF) {
+	ch->off += (size_t)n;
+	ch->done += (uint64_t)n;
+	if (ch->off < ch->len) {
 		file_channel_progress(ch);
 		return;
 	}
-	file_channel_free(ch);
+	file_channel_download_next(ch);
 }
 
 /* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
@@ -1599,42 +1665,31 @@ static bool file_channel_vsock_buffer(int fd)
 static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 {
 	struct file_channel *ch = userdata;
-	size_t n;
+	bool ok = true;
 
 	ch->sock = fd;
 	if (fd < 0) {
 		file_channel_free(ch);
 		return;
 	}
-	if (file_channel_vsock_buffer(fd) && !ch->upload) {
-		ch->buf = malloc(FILE_CHANNEL_BUF);
-		ch->copy = ch->buf != NULL; /* else sendfile(): slower, but it works */
-	}
-	if (ch->upload) {
-		/* Bytes the client sent right behind file.attach are the first ones. */
-		while ((n = evbuffer_get_length(early)) > 0) {
-			size_t k = n < FILE_CHANNEL_BUF ? n : FILE_CHANNEL_BUF;
-			int r;
-			evbuffer_remove(early, ch->buf, k);
-			r = file_channel_take(ch, ch->buf, k);
-			if (r < 0) {
-				file_channel_finish(ch, r);
-				return;
-			}
-		}
-		if (ch->done == ch->size) {
-			file_channel_finish(ch, 0);
-			return;
-		}
-	}
+	(void)file_channel_vsock_buffer(fd);
 	ch->ev = event_new(ch->base, fd, (ch->upload ? EV_READ : EV_WRITE) | EV_PERSIST,
 		ch->upload ? file_channel_upload_cb : file_channel_download_cb, ch);
-	if (!ch->ev || event_add(ch->ev, NULL) < 0) {
+	/* Bytes the client sent right behind file.attach are the first ones. */
+	if (ch->upload && early && evbuffer_get_length(early) > 0) {
+		ch->early = evbuffer_new();
+		ok = ch->early && evbuffer_add_buffer(ch->early, early) == 0;
+	}
+	if (!ch->ev || !ok) {
 		log_error("Cannot watch a file channel, dropping it");
 		file_channel_free(ch);
 		return;
 	}
 	file_channel_progress(ch);
+	if (ch->upload)
+		file_channel_upload_pump(ch);
+	else
+		file_channel_download_next(ch);
 }
 
 static const char *const file_channel_directions[] = { "upload", "download", NULL };
@@ -1700,8 +1755,8 @@ static void file_channel_open_done(struct call *call, void *p)
 		ch->tmp.mode = j->st.st_mode & 07777;
 	}
 	j->tmp = (struct file_tmp){ .fd = -1 }; /* the channel's now */
-	ch->buf = ch->upload ? malloc(FILE_CHANNEL_BUF) : NULL;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || (ch->upload && !ch->buf)) {
+	ch->buf = malloc(FILE_CHANNEL_BUF);
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || !ch->buf) {
 		call_os_error(call, errno ?: ENOMEM, "cannot set up the channel");
 		file_channel_free(ch);
 		return;
