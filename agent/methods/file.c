@@ -1589,8 +1589,8 @@ static void file_channel_download_run(void *p)
 {
 	struct file_channel *ch = p;
 	uint64_t left = ch->size - ch->done;
-	ssize_t n = pread(ch->fd, ch->buf, left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF,
-		(off_t)ch->done);
+	ssize_t n = pread(ch->fd, ch->buf,
+		left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF, (off_t)ch->done);
 
 	ch->res = n < 0 ? -errno : n;
 	ch->ran = true;
