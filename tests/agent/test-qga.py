@@ -338,6 +338,13 @@ else:
             key = by[name]
             wl = keyed(want["return"], key)
             gl = keyed(got["return"], key)
+            if name == "guest-get-disks":
+                # Loop devices come and go with the tests running beside this one.
+                loops = {k for k in set(wl) ^ set(gl) if k.startswith("/dev/loop")}
+                if loops:
+                    diag("guest-get-disks: left out %s, in one answer only" % sorted(loops))
+                wl = {k: v for k, v in wl.items() if k not in loops}
+                gl = {k: v for k, v in gl.items() if k not in loops}
             if name == "guest-network-get-interfaces":
                 common = set(wl) & set(gl)
                 wl = {k: v for k, v in wl.items() if k in common}
@@ -387,7 +394,9 @@ else:
     is_eq(sorted(mine - theirs - {"guest-get-load"}), [], "every command served is one qemu-ga knows")
     r.close()
     ours.close()
-    is_eq(ref.stop(), 0, "qemu-ga exits 0")
+    # The reference's own exit is not ours to test (a FUSE mount another test
+    # stopped can hold it in statvfs for a while).
+    diag("qemu-ga exit status: %s" % ref.stop(timeout=30))
 
 q.close()
 is_eq(agent.stop(), 0, "agent exits 0")
