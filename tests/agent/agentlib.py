@@ -14,11 +14,13 @@ def agent_path():
 
 
 class Agent:
-    def __init__(self, tmp, config=None, extra=(), env=None):
+    def __init__(self, tmp, config=None, extra=(), env=None, prefix=()):
+        """prefix: run it elsewhere, e.g. nslib's nsenter into a mount namespace
+        (it must exec the agent, so that the PID is the agent's)."""
         self.tmp = tmp
         self.sock = os.path.join(tmp, "agent.sock")
         self.config_path = os.path.join(tmp, "agent.conf")
-        argv = [agent_path(), "--listen", "unix:" + self.sock]
+        argv = list(prefix) + [agent_path(), "--listen", "unix:" + self.sock]
         if config is not None:
             self.write_config(config)
             argv += ["--config", self.config_path]

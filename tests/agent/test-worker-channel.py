@@ -15,10 +15,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gltest import done, is_eq, ok, tmpdir  # noqa: E402
 from agentlib import Agent, read_until_eof  # noqa: E402
 from hangfslib import HangFS  # noqa: E402
+from nslib import MountNamespace  # noqa: E402
 
 SIZE = 1 << 20  # hangfs keeps files of at most 1 MiB
 tmp = tmpdir()
-fs = HangFS(tmp)
+# The hung mount lives in a mount namespace of its own, with the agent: tests
+# running beside this one that list every mount never meet it stopped.
+ns = MountNamespace()
+fs = HangFS(tmp, prefix=ns.prefix)
 
 
 def attach(agent, token):
@@ -28,12 +32,14 @@ def attach(agent, token):
 
 
 try:
-    agent = Agent(tmp)
+    agent = Agent(tmp, prefix=ns.prefix)
     c, other = agent.client(), agent.client()
     up_data = os.urandom(SIZE)
     down_data = os.urandom(SIZE - 12345)
-    with open(fs.path("down"), "wb") as f:
+    with open(os.path.join(tmp, "down"), "wb") as f:
         f.write(down_data)
+    ok(ns.run(["cp", os.path.join(tmp, "down"), fs.path("down")]),
+       "the file to download is on the mount")
 
     up = c.call("file.channel", {"path": fs.path("up"), "direction": "upload", "size": SIZE},
                 id=1).get("result", {})
@@ -87,4 +93,5 @@ try:
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()
+    ns.stop()
 done()

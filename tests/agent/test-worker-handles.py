@@ -20,10 +20,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gltest import done, is_eq, ok, tmpdir  # noqa: E402
 from agentlib import Agent  # noqa: E402
 from hangfslib import HangFS  # noqa: E402
+from nslib import MountNamespace  # noqa: E402
 
 FS_TIMEOUT_S = 2
 tmp = tmpdir()
-fs = HangFS(tmp)
+# The hung mount lives in a mount namespace of its own, with the agent: tests
+# running beside this one that list every mount never meet it stopped.
+ns = MountNamespace()
+fs = HangFS(tmp, prefix=ns.prefix)
 
 
 def b64(data):
@@ -35,7 +39,7 @@ def code(answer):
 
 
 try:
-    agent = Agent(tmp, config={"fs_timeout_s": FS_TIMEOUT_S})
+    agent = Agent(tmp, config={"fs_timeout_s": FS_TIMEOUT_S}, prefix=ns.prefix)
     up, stuck, other = agent.client(), agent.client(), agent.client()
 
     # Two uploads through handles while the filesystem answers.
@@ -149,4 +153,5 @@ try:
     is_eq(agent.stop(), 0, "agent exits 0")
 finally:
     fs.unmount()
+    ns.stop()
 done()
