@@ -1351,9 +1351,16 @@ struct file_channel {
 	/* upload: buf holds file bytes [done, done + len); download: [done - off, done + len - off) */
 	char *buf;
 	size_t off, len;
-	/* a worker job moves buf to or from the file: the socket waits */
+	/* upload: a worker job moves buf to the file while the socket waits.
+	 * download: a worker job reads the next chunk into `ahead` (file bytes
+	 * [rd - ahead_len, rd) once ready) while buf goes to the socket. */
 	bool busy, ran;
 	ssize_t res; /* the job's bytes read, or 0, or -errno */
+	char *ahead;
+	size_t ahead_len;
+	uint64_t rd;    /* download: where the next chunk read starts */
+	bool ahead_end; /* download: the file ended or failed at `rd` */
+	bool dying;     /* freed when the running job returns */
 };
 
 static struct file_channel *file_channels;
@@ -1364,6 +1371,14 @@ static void file_channel_unlink(struct file_channel *ch);
 /* Pending and attached channels alike are on the list (and count against the limit). */
 static void file_channel_free(struct file_channel *ch)
 {
+	if (ch->busy) {
+		/* A download's read-ahead holds ch: it goes when that returns. */
+		ch->dying = true;
+		if (ch->ev)
+			event_del(ch->ev);
+		evtimer_del(ch->expire);
+		return;
+	}
 	file_channel_unlink(ch);
 	if (ch->ev)
 		event_free(ch->ev);
@@ -1382,6 +1397,7 @@ static void file_channel_free(struct file_channel *ch)
 	if (ch->early)
 		evbuffer_free(ch->early);
 	free(ch->buf);
+	free(ch->ahead);
 	free(ch);
 }
 
@@ -1523,6 +1539,10 @@ static void file_channel_upload_done(void *p)
 	int r = ch->ran ? (int)ch->res : -ENOMEM; /* worker_submit() could not take it */
 
 	ch->busy = ch->ran = false;
+	if (ch->dying) {
+		file_channel_free(ch);
+		return;
+	}
 	if (r < 0) {
 		file_channel_finish(ch, r);
 		return;
@@ -1588,12 +1608,56 @@ static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdat
 static void file_channel_download_run(void *p)
 {
 	struct file_channel *ch = p;
-	uint64_t left = ch->size - ch->done;
-	ssize_t n = pread(ch->fd, ch->buf,
-		left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF, (off_t)ch->done);
+	uint64_t left = ch->size - ch->rd;
+	ssize_t n = pread(ch->fd, ch->ahead,
+		left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF, (off_t)ch->rd);
 
 	ch->res = n < 0 ? -errno : n;
 	ch->ran = true;
+}
+
+static void file_channel_download_done(void *p);
+
+/* Read the next chunk on a worker unless one is read or waiting already, or
+ * the file is all read. 1: a read runs; 0: none needed; < 0: the read could
+ * not start, and its done step already ran (ch may be gone). */
+static int file_channel_download_read(struct file_channel *ch)
+{
+	if (ch->busy || ch->ahead_len > 0 || ch->ahead_end || ch->rd == ch->size)
+		return 0;
+	ch->busy = true;
+	return worker_submit(ch->base, file_channel_download_run, ch, file_channel_download_done) < 0
+		       ? -ENOMEM
+		       : 1;
+}
+
+/* buf was all written: the chunk read ahead goes next, the download is over,
+ * or the socket waits for the read still running. */
+static void file_channel_download_turn(struct file_channel *ch)
+{
+	char *t;
+
+	if (ch->ahead_len == 0) {
+		if (ch->busy) {
+			event_del(ch->ev);
+			return;
+		}
+		/* All sent, or the file shrank or failed: the client sees the count. */
+		file_channel_free(ch);
+		return;
+	}
+	t = ch->buf;
+	ch->buf = ch->ahead;
+	ch->ahead = t;
+	ch->off = 0;
+	ch->len = ch->ahead_len;
+	ch->ahead_len = 0;
+	if (event_add(ch->ev, NULL) < 0) {
+		file_channel_free(ch);
+		return;
+	}
+	file_channel_progress(ch);
+	(void)file_channel_download_read(ch);
 }
 
 static void file_channel_download_done(void *p)
@@ -1602,27 +1666,28 @@ static void file_channel_download_done(void *p)
 	ssize_t n = ch->ran ? ch->res : -ENOMEM;
 
 	ch->busy = ch->ran = false;
-	if (n <= 0 || event_add(ch->ev, NULL) < 0) {
-		/* The file shrank or failed: the client sees the short count. */
+	if (ch->dying) {
 		file_channel_free(ch);
 		return;
 	}
-	ch->off = 0;
-	ch->len = (size_t)n;
-	file_channel_progress(ch);
+	if (n <= 0)
+		ch->ahead_end = true;
+	else {
+		ch->rd += (uint64_t)n;
+		ch->ahead_len = (size_t)n;
+	}
+	if (ch->off == ch->len) /* the socket was waiting for this chunk */
+		file_channel_download_turn(ch);
+	else
+		(void)file_channel_download_read(ch);
 }
 
-/* The next chunk of the file is read on a worker, or the download is over. */
+/* The first chunk of the file is read on a worker. */
 static void file_channel_download_next(struct file_channel *ch)
 {
-	if (ch->done == ch->size) {
-		file_channel_free(ch);
-		return;
-	}
 	event_del(ch->ev);
-	evtimer_del(ch->expire);
-	ch->busy = true;
-	(void)worker_submit(ch->base, file_channel_download_run, ch, file_channel_download_done);
+	if (file_channel_download_read(ch) == 0)
+		file_channel_free(ch); /* an empty file */
 }
 
 static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
@@ -1638,11 +1703,9 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
 	}
 	ch->off += (size_t)n;
 	ch->done += (uint64_t)n;
-	if (ch->off < ch->len) {
-		file_channel_progress(ch);
-		return;
-	}
-	file_channel_download_next(ch);
+	file_channel_progress(ch);
+	if (ch->off == ch->len)
+		file_channel_download_turn(ch);
 }
 
 /* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
@@ -1680,6 +1743,10 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 		ch->early = evbuffer_new();
 		ok = ch->early && evbuffer_add_buffer(ch->early, early) == 0;
 	}
+	/* A download reads the next chunk while the last one is sent: in a VM
+	 * the guest's file read and its vsock send then run on two vCPUs. */
+	if (!ch->upload)
+		ok = ok && (ch->ahead = malloc(FILE_CHANNEL_BUF));
 	if (!ch->ev || !ok) {
 		log_error("Cannot watch a file channel, dropping it");
 		file_channel_free(ch);
