@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole guestlink test suite on a fresh Debian 12 machine, as root:
 # installs what it needs, builds with -Werror, checks the C format, runs
-# `make check`, the real-VM suite (`make check-vm`), the soak (`make check-soak`, once), builds and
+# `make check`, the real-VM suite (`make check-vm`), the soak (`make check-soak`, once), the
+# benchmark ratios (`make bench`, figures only), builds and
 # lints the Debian packages, tests them installed in a VM (`make
 # check-packages`) and under libvirt (`make check-libvirt`), the suite again
 # under ASan+UBSan, the libFuzzer harnesses for 60 s each and `make distcheck`.
@@ -94,6 +95,9 @@ fi
 step "soak: 1,000 clients for 60 s with faults (make check-soak, release build)"
 timeout 200 make -C build/release check-soak 2>&1 | tee "$out/check-soak.log"
 count_tap "make check-soak" "$out/check-soak.log"
+
+step "benchmarks: ratios to raw baselines (make bench, figures only, release build)"
+timeout 450 make -C build/release bench 2>&1 | tee "$out/bench.log"
 
 step "Debian packages: dpkg-buildpackage from a copy of the tree, lintian"
 t0=$SECONDS

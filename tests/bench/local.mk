@@ -15,3 +15,14 @@ tests_bench_bench_client_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS
 tests_bench_bench_client_LDADD = proto/libguestlink.la $(LIBEVENT_LIBS) $(JSONC_LIBS)
 EXTRA_DIST += tests/bench/bench-python.py
 # --- end client ---
+
+# `make bench`: issue 11's ratios to their raw baselines (agent.ping at 100
+# clients, guestsim each way), the median of alternating rounds. Figures, not
+# a test; run-suite.sh prints them once, on the release build.
+EXTRA_DIST += tests/bench/bench-ratios.py
+
+bench: tests/bench/bench-agent tests/bench/bench-backend all
+	top_builddir='$(abs_top_builddir)' timeout -k 5 400 \
+	python3 '$(abs_top_srcdir)/tests/bench/bench-ratios.py' $(BENCH_ROUNDS)
+
+.PHONY: bench
