@@ -21,33 +21,52 @@ enum envelope_member {
 	ENVELOPE_M_COUNT,
 };
 
+/* Each name with its closing quote, so one memcmp() matches it whole. */
 static const struct {
-	const char *name;
+	const char *quoted;
 	size_t len;
 } envelope_members[ENVELOPE_M_COUNT] = {
-	[ENVELOPE_M_JSONRPC] = { "jsonrpc", 7 },
-	[ENVELOPE_M_METHOD] = { "method", 6 },
-	[ENVELOPE_M_ID] = { "id", 2 },
-	[ENVELOPE_M_PARAMS] = { "params", 6 },
+	[ENVELOPE_M_JSONRPC] = { "jsonrpc\"", 8 },
+	[ENVELOPE_M_METHOD] = { "method\"", 7 },
+	[ENVELOPE_M_ID] = { "id\"", 3 },
+	[ENVELOPE_M_PARAMS] = { "params\"", 7 },
+};
+
+/* Which name a first letter may start, plus one (0: none). */
+static const unsigned char envelope_first[256] = {
+	['j'] = ENVELOPE_M_JSONRPC + 1,
+	['m'] = ENVELOPE_M_METHOD + 1,
+	['i'] = ENVELOPE_M_ID + 1,
+	['p'] = ENVELOPE_M_PARAMS + 1,
+};
+
+enum {
+	ENVELOPE_PLAIN = 1 << 0, /* a string byte taken as it is: printable ASCII but '"' and '\\' */
+	ENVELOPE_SPACE = 1 << 1, /* JSON whitespace (RFC 8259 section 2) */
+};
+
+static const unsigned char envelope_class[256] = {
+	['\t'] = ENVELOPE_SPACE,
+	['\n'] = ENVELOPE_SPACE,
+	['\r'] = ENVELOPE_SPACE,
+	[' '] = ENVELOPE_SPACE | ENVELOPE_PLAIN,
+	['!'] = ENVELOPE_PLAIN,
+	['#' ... '['] = ENVELOPE_PLAIN,
+	[']' ... '~'] = ENVELOPE_PLAIN,
 };
 
 struct envelope_reader {
 	const char *p, *end;
 };
 
-static bool envelope_is_space(char c)
+static inline void envelope_skip_space(struct envelope_reader *r)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static void envelope_skip_space(struct envelope_reader *r)
-{
-	while (r->p < r->end && envelope_is_space(*r->p))
+	while (r->p < r->end && (envelope_class[(unsigned char)*r->p] & ENVELOPE_SPACE))
 		r->p++;
 }
 
 /* Take character c (after whitespace). */
-static bool envelope_take(struct envelope_reader *r, char c)
+static inline bool envelope_take(struct envelope_reader *r, char c)
 {
 	envelope_skip_space(r);
 	if (r->p >= r->end || *r->p != c)
@@ -63,14 +82,9 @@ static bool envelope_plain_string(struct envelope_reader *r, const char **ret_s,
 {
 	const char *s = r->p;
 
-	while (r->p < r->end && *r->p != '"') {
-		unsigned char c = (unsigned char)*r->p;
-
-		if (c < 0x20 || c > 0x7e || c == '\\')
-			return false;
+	while (r->p < r->end && (envelope_class[(unsigned char)*r->p] & ENVELOPE_PLAIN))
 		r->p++;
-	}
-	if (r->p >= r->end)
+	if (r->p >= r->end || *r->p != '"')
 		return false;
 	*ret_s = s;
 	*ret_len = (size_t)(r->p - s);
@@ -159,26 +173,41 @@ static bool envelope_params(struct envelope_reader *r, struct envelope *e)
 	return false;
 }
 
+/* The name of a member, its quotes and the colon: which of
+ * envelope_members, or ENVELOPE_M_COUNT for any other name (escaped ones
+ * too). */
+static unsigned envelope_name(struct envelope_reader *r)
+{
+	unsigned i;
+
+	if (!envelope_take(r, '"') || r->p >= r->end)
+		return ENVELOPE_M_COUNT;
+	/* The four names differ in their first letter. */
+	i = envelope_first[(unsigned char)*r->p];
+	if (i-- == 0)
+		return ENVELOPE_M_COUNT;
+	if ((size_t)(r->end - r->p) < envelope_members[i].len ||
+		memcmp(r->p, envelope_members[i].quoted, envelope_members[i].len) != 0)
+		return ENVELOPE_M_COUNT;
+	r->p += envelope_members[i].len;
+	return envelope_take(r, ':') ? i : ENVELOPE_M_COUNT;
+}
+
 static bool envelope_member(struct envelope_reader *r, struct envelope *e, unsigned *seen)
 {
-	const char *key;
-	size_t len, i;
-	char version[4];
+	unsigned i = envelope_name(r);
 
-	if (!envelope_take(r, '"') || !envelope_plain_string(r, &key, &len))
-		return false;
-	for (i = 0; i < ENVELOPE_M_COUNT; i++)
-		if (len == envelope_members[i].len && memcmp(key, envelope_members[i].name, len) == 0)
-			break;
 	/* Unknown or repeated (json-c keeps the last of repeated names). */
 	if (i == ENVELOPE_M_COUNT || (*seen & (1u << i)))
 		return false;
 	*seen |= 1u << i;
-	if (!envelope_take(r, ':'))
-		return false;
 	switch (i) {
 	case ENVELOPE_M_JSONRPC:
-		return envelope_copy_string(r, version, 3, &len) && memcmp(version, "2.0", 4) == 0;
+		envelope_skip_space(r);
+		if (r->end - r->p < 5 || memcmp(r->p, "\"2.0\"", 5) != 0)
+			return false;
+		r->p += 5;
+		return true;
 	case ENVELOPE_M_METHOD:
 		return envelope_copy_string(r, e->method, ENVELOPE_METHOD_MAX, NULL);
 	case ENVELOPE_M_ID:
