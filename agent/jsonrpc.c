@@ -150,7 +150,7 @@ static bool jsonrpc_string_plain(const char *s, size_t len)
  * serialization. Building, serializing and freeing that envelope object was a
  * fifth of the agent's work for an agent.ping. A string result that needs no
  * escaping ("pong") is written between its quotes as it is, without json-c's
- * serialization buffer. Takes result. */
+ * serialization buffer, nor is an empty object. Takes result. */
 static void jsonrpc_write_result(struct call *c, struct json_object *result)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
@@ -169,6 +169,10 @@ static void jsonrpc_write_result(struct call *c, struct json_object *result)
 		iov[n++] = (struct iovec){ (void *)json_object_get_string(result),
 			(size_t)json_object_get_string_len(result) };
 		iov[n++] = (struct iovec){ (void *)"\"", 1 };
+	} else if (json_object_is_type(result, json_type_object) &&
+		   json_object_object_length(result) == 0) {
+		/* Methods that only act answer {}: json-c's printbuf not needed. */
+		iov[n++] = (struct iovec){ (void *)"{}", 2 };
 	} else {
 		iov[n].iov_base = (void *)gl_encode_string(result, &iov[n].iov_len);
 		nomem |= !iov[n++].iov_base;
