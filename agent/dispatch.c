@@ -46,7 +46,8 @@ struct call {
 	int64_t id_int;
 	enum envelope_params params_kind;
 	struct json_object *params_obj;
-	bool counted; /* counted among the connection's calls in flight */
+	bool counted;   /* counted among the connection's calls in flight */
+	bool read_only; /* the method's row has METHOD_READONLY (see audit_wanted()) */
 	union {
 		max_align_t align;
 		unsigned char bytes[CALL_INLINE_PARAMS];
@@ -188,7 +189,7 @@ static void call_answer(struct call *c, struct json_object *result, int code, co
 	}
 	c->answered = true;
 	/* Only calls that reached a method are audited (not unknown names). */
-	if (c->method[0] && audit_wanted(c->method, code))
+	if (c->method[0] && audit_wanted(c->read_only, code))
 		audit_call(c->conn, c->method, call_request(c), code);
 	c->fe->answer(c, result, code, message, data);
 	if (c->counted)
@@ -303,6 +304,7 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		return;
 	}
 	call->method = m->name;
+	call->read_only = m->flags & METHOD_READONLY;
 	if (!config_method_allowed(cfg, m->name)) {
 		char esc[80];
 		log_ratelimited(&rl, LOG_NOTICE, 0, "Denied call of %s by policy",
