@@ -21,17 +21,6 @@ enum envelope_member {
 	ENVELOPE_M_COUNT,
 };
 
-/* Each name with its closing quote, so one memcmp() matches it whole. */
-static const struct {
-	const char *quoted;
-	size_t len;
-} envelope_members[ENVELOPE_M_COUNT] = {
-	[ENVELOPE_M_JSONRPC] = { "jsonrpc\"", 8 },
-	[ENVELOPE_M_METHOD] = { "method\"", 7 },
-	[ENVELOPE_M_ID] = { "id\"", 3 },
-	[ENVELOPE_M_PARAMS] = { "params\"", 7 },
-};
-
 /* Which name a first letter may start, plus one (0: none). */
 static const unsigned char envelope_first[256] = {
 	['j'] = ENVELOPE_M_JSONRPC + 1,
@@ -159,6 +148,21 @@ static bool envelope_id(struct envelope_reader *r, struct envelope *e)
 	return envelope_int(r, &e->id_int);
 }
 
+static bool envelope_version(struct envelope_reader *r, struct envelope *e)
+{
+	(void)e;
+	envelope_skip_space(r);
+	if (r->end - r->p < 5 || memcmp(r->p, "\"2.0\"", 5) != 0)
+		return false;
+	r->p += 5;
+	return true;
+}
+
+static bool envelope_method(struct envelope_reader *r, struct envelope *e)
+{
+	return envelope_copy_string(r, e->method, ENVELOPE_METHOD_MAX, NULL);
+}
+
 /* {} or [] with nothing but whitespace inside. */
 static bool envelope_params(struct envelope_reader *r, struct envelope *e)
 {
@@ -172,6 +176,19 @@ static bool envelope_params(struct envelope_reader *r, struct envelope *e)
 	}
 	return false;
 }
+
+/* Each name with its closing quote, so one memcmp() matches it whole, and
+ * the reader of its value. */
+static const struct {
+	const char *quoted;
+	size_t len;
+	bool (*value)(struct envelope_reader *r, struct envelope *e);
+} envelope_members[ENVELOPE_M_COUNT] = {
+	[ENVELOPE_M_JSONRPC] = { "jsonrpc\"", 8, envelope_version },
+	[ENVELOPE_M_METHOD] = { "method\"", 7, envelope_method },
+	[ENVELOPE_M_ID] = { "id\"", 3, envelope_id },
+	[ENVELOPE_M_PARAMS] = { "params\"", 7, envelope_params },
+};
 
 /* The name of a member, its quotes and the colon: which of
  * envelope_members, or ENVELOPE_M_COUNT for any other name (escaped ones
@@ -201,20 +218,7 @@ static bool envelope_member(struct envelope_reader *r, struct envelope *e, unsig
 	if (i == ENVELOPE_M_COUNT || (*seen & (1u << i)))
 		return false;
 	*seen |= 1u << i;
-	switch (i) {
-	case ENVELOPE_M_JSONRPC:
-		envelope_skip_space(r);
-		if (r->end - r->p < 5 || memcmp(r->p, "\"2.0\"", 5) != 0)
-			return false;
-		r->p += 5;
-		return true;
-	case ENVELOPE_M_METHOD:
-		return envelope_copy_string(r, e->method, ENVELOPE_METHOD_MAX, NULL);
-	case ENVELOPE_M_ID:
-		return envelope_id(r, e);
-	default:
-		return envelope_params(r, e);
-	}
+	return envelope_members[i].value(r, e);
 }
 
 size_t envelope_scan(const char *buf, size_t len, size_t max_message, struct envelope *ret)

@@ -45,8 +45,8 @@ enum envelope_params {
 struct envelope {
 	char method[ENVELOPE_METHOD_MAX + 1]; /* NUL-terminated */
 	enum envelope_id id_kind;
-	int64_t id_int;                     /* ENVELOPE_ID_INT */
-	char id_str[ENVELOPE_ID_MAX + 1];   /* ENVELOPE_ID_STRING, NUL-terminated */
+	int64_t id_int;                   /* ENVELOPE_ID_INT */
+	char id_str[ENVELOPE_ID_MAX + 1]; /* ENVELOPE_ID_STRING, NUL-terminated */
 	size_t id_len;
 	enum envelope_params params;
 };

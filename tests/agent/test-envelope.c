@@ -17,7 +17,7 @@
 
 struct envelope_case {
 	const char *text;
-	bool taken; /* the scanner takes the first text */
+	bool taken;          /* the scanner takes the first text */
 	const char *answers; /* NULL: not checked beyond equality of both paths */
 };
 
@@ -33,12 +33,13 @@ static const struct envelope_case cases[] = {
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":5}\n" },
 	{ "{" P "}", true, "" }, /* a notification */
 	{ "{" P ",\"params\":{}}", true, "" },
-	{ "{\"id\":6,\"method\":\"agent.ping\"}", false, NULL },      /* no jsonrpc */
-	{ "{\"jsonrpc\":\"2.0\",\"id\":7}", false, NULL },            /* no method */
+	{ "{\"id\":6,\"method\":\"agent.ping\"}", false, NULL },         /* no jsonrpc */
+	{ "{\"jsonrpc\":\"2.0\",\"id\":7}", false, NULL },               /* no method */
 	{ "{\"jsonrpc\":\"2.0\",\"params\":{},\"id\":8}", false, NULL }, /* no method */
 	{ "{}", false, NULL },
 	/* Duplicates: json-c keeps the last one; the decoder decides. */
-	{ "{" P ",\"id\":9,\"id\":10}", false, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":10}\n" },
+	{ "{" P ",\"id\":9,\"id\":10}", false,
+		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":10}\n" },
 	{ "{" P ",\"method\":\"agent.echo\",\"id\":11}", false, NULL },
 	{ "{" P ",\"jsonrpc\":\"2.0\",\"id\":12}", false, NULL },
 	{ "{" P ",\"params\":{},\"params\":[],\"id\":13}", false, NULL },
@@ -51,7 +52,8 @@ static const struct envelope_case cases[] = {
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"agent.echo\\u0000x\",\"id\":16}", false, NULL },
 	{ "{\"jsonrpc\":\"2\\u002e0\",\"method\":\"agent.ping\",\"id\":17}", false, NULL },
 	/* Ids. */
-	{ "{" P ",\"id\":\"s-1/x\"}", true, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":\"s-1/x\"}\n" },
+	{ "{" P ",\"id\":\"s-1/x\"}", true,
+		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":\"s-1/x\"}\n" },
 	{ "{" P ",\"id\":\"\"}", true, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":\"\"}\n" },
 	{ "{" P ",\"id\":0}", true, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":0}\n" },
 	{ "{" P ",\"id\":-42}", true, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":-42}\n" },
@@ -77,10 +79,14 @@ static const struct envelope_case cases[] = {
 	{ "{" P ",\"id\":[1]}", false, NULL },
 	{ "{" P ",\"id\":{}}", false, NULL },
 	{ "{" P ",\"id\":\"x\xc3\xa9\"}", false, NULL },
-	{ "{" P ",\"id\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-	  "\"}", true, NULL }, /* ENVELOPE_ID_MAX bytes */
-	{ "{" P ",\"id\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-	  "4\"}", false, NULL },
+	{ "{" P ",\"id\":\""
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "\"}",
+		true, NULL }, /* ENVELOPE_ID_MAX bytes */
+	{ "{" P ",\"id\":\""
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "4\"}",
+		false, NULL },
 	/* Params. */
 	{ "{" P ",\"params\":{\"delay_ms\":0},\"id\":20}", false,
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":20}\n" },
@@ -103,18 +109,22 @@ static const struct envelope_case cases[] = {
 	{ "{\"jsonrpc\":\"2.00\",\"method\":\"agent.ping\",\"id\":33}", false, NULL },
 	{ "{\"jsonrpc\":2.0,\"method\":\"agent.ping\",\"id\":34}", false, NULL },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":1,\"id\":35}", false, NULL },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"nosuch\",\"id\":36}", true,
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":36}\n" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"nosuch\",\"id\":36}",
+		true, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":36}\n" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"\",\"id\":37}", true, NULL },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.nosuch\",\"id\":38}", true, NULL },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"system.info\",\"id\":39}", true,
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32001,\"message\":\"Method denied by policy\"},\"id\":39}\n" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"system.info\",\"id\":39}",
+		true, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32001,\"message\":\"Method denied by policy\"},\"id\":39}\n" },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"agent.ping\xc3\xa9\",\"id\":40}", false, NULL },
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"a\tb\",\"id\":41}", false, NULL },
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-	  "\",\"id\":42}", true, NULL }, /* ENVELOPE_METHOD_MAX bytes */
-	{ "{\"jsonrpc\":\"2.0\",\"method\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-	  "4\",\"id\":43}", false, NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\""
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "\",\"id\":42}",
+		true, NULL }, /* ENVELOPE_METHOD_MAX bytes */
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\""
+	  "0123456789012345678901234567890123456789012345678901234567890123"
+	  "4\",\"id\":43}",
+		false, NULL },
 	/* Batches, nesting, other top-level values. */
 	{ "[{" P ",\"id\":44}]", false, "[{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":44}]\n" },
 	{ "{" P ",\"id\":45,\"params\":{\"a\":{}}}", false, NULL },
@@ -131,21 +141,24 @@ static const struct envelope_case cases[] = {
 	{ "{" P ",\"id\" 57}", false, NULL },
 	{ "{" P ",\"id\":58", false, NULL },
 	{ "{\"jsonrpc\"", false, NULL },
-	{ " \t\r\n{ \"jsonrpc\" : \"2.0\" , \"method\" :\t\"agent.ping\" ,\r\n \"id\" : 60 } \n", true,
-		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":60}\n" },
+	{ " \t\r\n{ \"jsonrpc\" : \"2.0\" , \"method\" :\t\"agent.ping\" ,\r\n \"id\" : 60 } \n",
+		true, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":60}\n" },
 	{ "\f{" P ",\"id\":61}", false, NULL },
 	{ "{" P ",\"id\":62\f}", false, NULL },
 	{ "{" P ",\"id\":63\v}", false, NULL },
-	{ "{" P ",\"id\":64}\n{" P ",\"id\":65}\n\n{" P ",\"params\":[\"x\"],\"id\":66}\n{" P ",\"id\":67}",
+	{ "{" P ",\"id\":64}\n{" P ",\"id\":65}\n\n{" P ",\"params\":[\"x\"],\"id\":66}\n{" P
+	  ",\"id\":67}",
 		true,
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":64}\n"
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":65}\n"
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32602,\"message\":\"Invalid parameter 'delay_ms': "
+		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32602,\"message\":\"Invalid parameter "
+		"'delay_ms': "
 		"must be an integer\"},\"id\":66}\n"
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":67}\n" },
 	/* After a syntax error the decoder skips to the newline: so must we. */
 	{ "{x {" P ",\"id\":70}\n{" P ",\"id\":71}", false,
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"Parse error\"},\"id\":null}\n"
+		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"Parse "
+		"error\"},\"id\":null}\n"
 		"{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":71}\n" },
 };
 
@@ -185,8 +198,11 @@ int main(void)
 			if (t->answers && strcmp(envelope_diff_answers(), t->answers) != 0)
 				answers_ok = false;
 		}
-		ok(!why && taken == t->taken && answers_ok, "%s %s: %s", t->taken ? "taken" : "left",
-			printable(t->text, shown, sizeof(shown)), why ? why : answers_ok ? "same call and answers" : "wrong answers");
+		ok(!why && taken == t->taken && answers_ok, "%s %s: %s",
+			t->taken ? "taken" : "left", printable(t->text, shown, sizeof(shown)),
+			why          ? why
+			: answers_ok ? "same call and answers"
+				     : "wrong answers");
 		if (!answers_ok)
 			printf("#   got '%s', want '%s'\n",
 				printable(envelope_diff_answers(), shown, sizeof(shown)), t->answers);
@@ -212,7 +228,8 @@ int main(void)
 		gl_decoder_decode(d, text, len, &st_over, &obj);
 		gl_decoder_free(d);
 		ok(st_at == GL_DECODE_MESSAGE && envelope_scan(text, len, size, &e) == len,
-			"a text of exactly max_message bytes: taken by the decoder and the scanner");
+			"a text of exactly max_message bytes: taken by the decoder and the "
+			"scanner");
 		ok(st_over == GL_DECODE_TOOBIG && envelope_scan(text, len, size - 1, &e) == 0,
 			"one byte over: too big for the decoder, left by the scanner");
 	}

@@ -92,9 +92,8 @@ static const char *diff_structure(const char *data, size_t len, const struct env
 		why = "presence of the id differs";
 	else if (e->id_kind == ENVELOPE_ID_NULL && m.id)
 		why = "null id differs";
-	else if (e->id_kind == ENVELOPE_ID_INT &&
-		 (!json_object_is_type(m.id, json_type_int) ||
-			 json_object_get_int64(m.id) != e->id_int))
+	else if (e->id_kind == ENVELOPE_ID_INT && (!json_object_is_type(m.id, json_type_int) ||
+							  json_object_get_int64(m.id) != e->id_int))
 		why = "integer id differs";
 	else if (e->id_kind == ENVELOPE_ID_STRING &&
 		 (!json_object_is_type(m.id, json_type_string) ||

@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	envelope_diff_init();
 	why = envelope_diff((const char *)data + 1, size - 1, data[0], NULL);
 	if (why) {
-		fprintf(stderr, "envelope fast path: %s\nanswers: %s\n", why, envelope_diff_answers());
+		fprintf(stderr, "envelope fast path: %s\nanswers: %s\n", why,
+			envelope_diff_answers());
 		abort();
 	}
 	return 0;
