@@ -213,6 +213,16 @@ static void audit_record(struct conn *conn, const char *method, struct json_obje
 	audit_emit(&r);
 }
 
+bool audit_wanted(bool read_only, int code)
+{
+	int max = log_get_max_level();
+
+	/* The levels audit_record() decides by, without a table lookup. */
+	if (code == GL_RPC_DENIED || !read_only)
+		return LOG_NOTICE <= max;
+	return LOG_DEBUG <= max;
+}
+
 void audit_call(struct conn *conn, const char *method, struct json_object *request, int code)
 {
 	const struct method *m = method_find(method);

@@ -11,6 +11,7 @@
  * fields. Client strings are escaped and cut; records are rate-limited. */
 #pragma once
 
+#include <stdbool.h>
 #include <json-c/json.h>
 
 struct conn;
@@ -20,3 +21,9 @@ struct conn;
  * registered method. A call refused by policy (-32001) is recorded as
  * "denied" at notice level, whatever the method. */
 void audit_call(struct conn *conn, const char *method, struct json_object *request, int code);
+/* Would audit_call() record this outcome at the current log level (before
+ * its rate limit)? read_only: the method's row has METHOD_READONLY (only
+ * built-in rows do, and they never change, so the caller may have looked at
+ * it when the call started). A caller that must build `request` first asks
+ * this. */
+bool audit_wanted(bool read_only, int code);

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "log.h"
 #include "method.h"
 #include "server.h"
@@ -50,6 +51,10 @@ struct conn {
 	bool reading, writing; /* rev / wev added */
 	struct gl_decoder *dec;
 	const struct conn_proto *proto;
+	/* The decoder may hold state that pending() does not show (it skips to
+	 * a newline after a syntax error): no envelope_scan() until its next
+	 * message. */
+	bool dec_dirty;
 	bool skipping;         /* after a message too big: dropping input up to 0xFF or newline */
 	size_t sentinel_clear; /* proto->sentinel: the first bytes of in hold no 0xFF */
 	/* Input read but not yet decoded that comes before all of in: the part
@@ -586,6 +591,39 @@ static ssize_t conn_find_sentinel(struct conn *c, size_t avail)
 	return p.pos >= 0 ? (ssize_t)p.pos : -1;
 }
 
+/* After the decoder answered st: is it known to hold nothing? */
+static void conn_decoded(struct conn *c, enum gl_decode_status st)
+{
+	if (st == GL_DECODE_MESSAGE)
+		c->dec_dirty = false;
+	else if (st != GL_DECODE_AGAIN)
+		c->dec_dirty = true;
+}
+
+/* A plain request taken straight from the input by envelope_scan() while the
+ * decoder holds nothing (so no text is cut in two): no tree is built for it.
+ * Anything else is left to conn_decode(). */
+static bool conn_scan(struct conn *c, struct envelope *ret)
+{
+	size_t max = config_get()->max_message_bytes, used;
+	struct evbuffer_iovec v;
+
+	if (!c->proto->envelope || c->proto->sentinel || c->skipping || c->dec_dirty ||
+		gl_decoder_pending(c->dec) > 0)
+		return false;
+	if (c->direct_len > 0) {
+		used = envelope_scan(c->direct, c->direct_len, max, ret);
+		c->direct += used;
+		c->direct_len -= used;
+		return used > 0;
+	}
+	if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+		return false;
+	used = envelope_scan(v.iov_base, v.iov_len, max, ret);
+	conn_in_drain(c, used);
+	return used > 0;
+}
+
 /* The next message from the input. With proto->sentinel a 0xFF byte (never
  * part of JSON text) discards whatever partial message came before it and
  * starts afresh, as QGA's guest-sync-delimited asks (qga/qapi-schema.json). */
@@ -595,6 +633,7 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 		enum gl_decode_status st;
 		size_t used = gl_decoder_decode(c->dec, c->direct, c->direct_len, &st, ret_obj);
 
+		conn_decoded(c, st);
 		c->direct += used;
 		c->direct_len -= used;
 		if (st != GL_DECODE_AGAIN)
@@ -643,6 +682,7 @@ static enum gl_decode_status conn_decode(struct conn *c, struct json_object **re
 			continue;
 		}
 		used = gl_decoder_decode(c->dec, v.iov_base, limit, &st, ret_obj);
+		conn_decoded(c, st);
 		conn_in_drain(c, used);
 		if (st != GL_DECODE_AGAIN)
 			return st;
@@ -665,8 +705,14 @@ static void conn_process(struct conn *c)
 	conn_ref(c);
 	while (!c->closed && !c->full && !c->finishing && !conn_busy(c)) {
 		struct json_object *obj = NULL;
-		enum gl_decode_status st = conn_decode(c, &obj);
+		enum gl_decode_status st;
+		struct envelope env;
 
+		if (conn_scan(c, &env)) {
+			c->proto->envelope(c, &env);
+			continue;
+		}
+		st = conn_decode(c, &obj);
 		if (st == GL_DECODE_AGAIN)
 			break;
 		if (st == GL_DECODE_MESSAGE)

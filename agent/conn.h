@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 struct conn;
+struct envelope;
 struct event_base;
 struct evbuffer;
 struct server;
@@ -27,6 +28,9 @@ struct conn_proto {
 	void (*message)(struct conn *c, struct json_object *obj /* takes; NULL = null */);
 	void (*syntax_error)(struct conn *c); /* answer a syntax error */
 	void (*too_big)(struct conn *c);      /* answer a message over max_message_bytes */
+	/* Optional: a request read by envelope_scan() (envelope.h) while the
+	 * decoder held nothing; the bytes are consumed already. */
+	void (*envelope)(struct conn *c, const struct envelope *e);
 	/* QGA: a 0xFF byte discards partial input; after a message too big the
 	 * connection drops input up to 0xFF or a newline instead of closing. */
 	bool sentinel;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "log.h"
 #include "method.h"
 #include "params.h"
@@ -31,12 +32,22 @@ struct call {
 	struct conn *conn;
 	const struct call_frontend *fe;
 	void *fe_data;
-	struct json_object *request; /* keeps the borrowed id, method and params alive */
+	/* Keeps the borrowed id, method and params alive; for a call read by
+	 * envelope_scan(), built only when the audit asks (call_request()). */
+	struct json_object *request;
 	struct json_object *id;
 	const char *method;
 	void *params;
 	bool notification, answered;
-	bool counted; /* counted among the connection's calls in flight */
+	/* A call read by envelope_scan(): the id is an integer held here, made
+	 * a json_object only if call_id() is asked; an owned id or params
+	 * value is freed with the call. */
+	bool from_envelope, id_is_int, id_owned;
+	int64_t id_int;
+	enum envelope_params params_kind;
+	struct json_object *params_obj;
+	bool counted;   /* counted among the connection's calls in flight */
+	bool read_only; /* the method's row has METHOD_READONLY (see audit_wanted()) */
 	union {
 		max_align_t align;
 		unsigned char bytes[CALL_INLINE_PARAMS];
@@ -63,6 +74,9 @@ static struct call *call_alloc(void)
 
 static void call_release(struct call *c)
 {
+	if (c->id_owned)
+		json_object_put(c->id);
+	json_object_put(c->params_obj);
 	if (c->params != c->inline_params.bytes)
 		free(c->params);
 	if (call_n_free >= CALL_MAX_FREE) {
@@ -93,6 +107,69 @@ int dispatch_call_new(struct conn *conn, const struct call_frontend *fe, void *f
 	return 0;
 }
 
+int dispatch_call_new_envelope(struct conn *conn, const struct call_frontend *fe,
+	const struct envelope *e, struct call **ret)
+{
+	struct json_object *id = NULL;
+	struct call *c;
+	int r;
+
+	if (e->id_kind == ENVELOPE_ID_STRING) {
+		id = json_object_new_string_len(e->id_str, (int)e->id_len);
+		if (!id)
+			return -ENOMEM;
+	}
+	r = dispatch_call_new(conn, fe, NULL, NULL, id, e->id_kind == ENVELOPE_ID_ABSENT, &c);
+	if (r < 0) {
+		json_object_put(id);
+		return r;
+	}
+	c->from_envelope = true;
+	c->id_owned = id != NULL;
+	c->id_is_int = e->id_kind == ENVELOPE_ID_INT;
+	c->id_int = e->id_int;
+	c->params_kind = e->params;
+	*ret = c;
+	return 0;
+}
+
+/* The params value of an envelope call ({} or [], NULL when absent), made
+ * on first use. Returns 0 or -ENOMEM. */
+static int call_envelope_params(struct call *c, struct json_object **ret)
+{
+	if (!c->params_obj && c->params_kind != ENVELOPE_PARAMS_ABSENT) {
+		c->params_obj = c->params_kind == ENVELOPE_PARAMS_OBJECT ? json_object_new_object()
+									 : json_object_new_array();
+		if (!c->params_obj)
+			return -ENOMEM;
+	}
+	*ret = c->params_obj;
+	return 0;
+}
+
+/* The request as a json_object, for the audit (which reads its "id" and
+ * "params"): the decoded one, or for an envelope call one made now. NULL
+ * when out of memory. */
+static struct json_object *call_request(struct call *c)
+{
+	struct json_object *o, *params = NULL, *id;
+
+	if (c->request || !c->from_envelope)
+		return c->request;
+	o = json_object_new_object();
+	if (!o || call_envelope_params(c, &params) < 0)
+		return json_object_put(o), NULL;
+	id = call_id(c);
+	/* Takes ownership of the new references. */
+	if ((!c->notification && json_object_object_add(o, "id", json_object_get(id)) < 0) ||
+		(params && json_object_object_add(o, "params", json_object_get(params)) < 0)) {
+		json_object_put(o);
+		return NULL;
+	}
+	c->request = o;
+	return o;
+}
+
 struct call *call_ref(struct call *c)
 {
 	if (c)
@@ -112,8 +189,8 @@ static void call_answer(struct call *c, struct json_object *result, int code, co
 	}
 	c->answered = true;
 	/* Only calls that reached a method are audited (not unknown names). */
-	if (c->method[0])
-		audit_call(c->conn, c->method, c->request, code);
+	if (c->method[0] && audit_wanted(c->read_only, code))
+		audit_call(c->conn, c->method, call_request(c), code);
 	c->fe->answer(c, result, code, message, data);
 	if (c->counted)
 		conn_inflight_dec(c->conn);
@@ -182,7 +259,19 @@ struct event_base *call_event_base(struct call *c)
 
 struct json_object *call_id(struct call *c)
 {
+	if (c->id_is_int && !c->id) {
+		c->id = json_object_new_int64(c->id_int);
+		c->id_owned = c->id != NULL;
+	}
 	return c->id;
+}
+
+bool call_id_int(struct call *c, int64_t *ret)
+{
+	if (!c->id_is_int)
+		return false;
+	*ret = c->id_int;
+	return true;
 }
 
 bool call_is_notification(struct call *c)
@@ -215,6 +304,7 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		return;
 	}
 	call->method = m->name;
+	call->read_only = m->flags & METHOD_READONLY;
 	if (!config_method_allowed(cfg, m->name)) {
 		char esc[80];
 		log_ratelimited(&rl, LOG_NOTICE, 0, "Denied call of %s by policy",
@@ -229,9 +319,14 @@ void dispatch_invoke(struct call *call, const char *name, struct json_object *pa
 		return;
 	}
 
-	if (m->flags & METHOD_RAW_PARAMS)
-		r = 0;
-	else {
+	if (m->flags & METHOD_RAW_PARAMS) {
+		/* params_fill() takes {}, [] and none alike; a raw handler sees which. */
+		r = call->from_envelope ? call_envelope_params(call, &params) : 0;
+		if (r < 0) {
+			call_error(call, GL_RPC_INTERNAL_ERROR, "Out of memory", NULL);
+			return;
+		}
+	} else {
 		if (m->params_size <= sizeof(call->inline_params))
 			call->params = call->inline_params.bytes; /* zeroed by call_alloc() */
 		else

@@ -6,12 +6,14 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <json-c/json.h>
 
 #include "params.h"
 
 struct call;
 struct conn;
+struct envelope;
 struct method;
 struct method_param;
 
@@ -29,13 +31,20 @@ struct call_frontend {
  * borrowed from request). Returns 0 or -ENOMEM. */
 int dispatch_call_new(struct conn *conn, const struct call_frontend *fe, void *fe_data,
 	struct json_object *request, struct json_object *id, bool notification, struct call **ret);
+/* A new call on conn for a request read by envelope_scan() (nothing of e is
+ * kept); its fe_data is NULL. Pass NULL params to dispatch_invoke(): the call
+ * carries them. Returns 0 or -ENOMEM. */
+int dispatch_call_new_envelope(struct conn *conn, const struct call_frontend *fe,
+	const struct envelope *e, struct call **ret);
 /* Look up method `name`, check policy, limits and params, run the handler.
  * Every outcome, error or not, is answered through the call's front end; the
  * caller still drops its reference with call_unref(). */
 void dispatch_invoke(struct call *call, const char *name, struct json_object *params);
 
 /* For front ends. */
-struct json_object *call_id(struct call *c);
+struct json_object *call_id(struct call *c); /* NULL: JSON null (or out of memory) */
+/* An integer id the call holds as a number (envelope calls): *ret set, true. */
+bool call_id_int(struct call *c, int64_t *ret);
 bool call_is_notification(struct call *c);
 void *call_frontend_data(struct call *c);
 /* The connection even after it closed (call_conn() is NULL then). */

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "log.h"
 #include "method.h"
 
@@ -149,14 +150,16 @@ static bool jsonrpc_string_plain(const char *s, size_t len)
  * serialization. Building, serializing and freeing that envelope object was a
  * fifth of the agent's work for an agent.ping. A string result that needs no
  * escaping ("pong") is written between its quotes as it is, without json-c's
- * serialization buffer. Takes result. */
-static void jsonrpc_write_result(struct conn *conn, struct json_object *id, struct json_object *result)
+ * serialization buffer, nor is an empty object. Takes result. */
+static void jsonrpc_write_result(struct call *c, struct json_object *result)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
+	struct json_object *id = NULL;
 	char num[24];
 	struct iovec iov[7];
 	size_t n = 0;
-	bool nomem = false;
+	bool nomem = false, is_int;
+	int64_t v = 0;
 
 	iov[n++] = (struct iovec){ (void *)head, sizeof(head) - 1 };
 	if (json_object_is_type(result, json_type_string) &&
@@ -166,14 +169,24 @@ static void jsonrpc_write_result(struct conn *conn, struct json_object *id, stru
 		iov[n++] = (struct iovec){ (void *)json_object_get_string(result),
 			(size_t)json_object_get_string_len(result) };
 		iov[n++] = (struct iovec){ (void *)"\"", 1 };
+	} else if (json_object_is_type(result, json_type_object) &&
+		   json_object_object_length(result) == 0) {
+		/* Methods that only act answer {}: json-c's printbuf not needed. */
+		iov[n++] = (struct iovec){ (void *)"{}", 2 };
 	} else {
 		iov[n].iov_base = (void *)gl_encode_string(result, &iov[n].iov_len);
 		nomem |= !iov[n++].iov_base;
 	}
 	iov[n++] = (struct iovec){ (void *)mid, sizeof(mid) - 1 };
 	/* json-c clamps a uint64 above INT64_MAX: that one it writes itself. */
-	if (json_object_is_type(id, json_type_int) && json_object_get_int64(id) != INT64_MAX)
-		iov[n++] = (struct iovec){ num, jsonrpc_format_int(num, json_object_get_int64(id)) };
+	is_int = call_id_int(c, &v);
+	if (!is_int) {
+		id = call_id(c);
+		is_int = json_object_is_type(id, json_type_int) &&
+			 (v = json_object_get_int64(id)) != INT64_MAX;
+	}
+	if (is_int)
+		iov[n++] = (struct iovec){ num, jsonrpc_format_int(num, v) };
 	else {
 		iov[n].iov_base = (void *)gl_encode_string(id, &iov[n].iov_len); /* NULL: "null" */
 		nomem |= !iov[n++].iov_base;
@@ -182,7 +195,7 @@ static void jsonrpc_write_result(struct conn *conn, struct json_object *id, stru
 	if (nomem)
 		log_error("Out of memory writing an answer, dropping it");
 	else
-		(void)conn_write_iov(conn, iov, n);
+		(void)conn_write_iov(call_connection(c), iov, n);
 	json_object_put(result);
 }
 
@@ -192,7 +205,7 @@ static void jsonrpc_answer(struct call *c, struct json_object *result, int code,
 	struct json_object *reply;
 
 	if (code == 0 && !call_frontend_data(c) && !call_is_notification(c)) {
-		jsonrpc_write_result(call_connection(c), call_id(c), result);
+		jsonrpc_write_result(c, result);
 		return;
 	}
 	reply = code == 0 ? gl_rpc_result_new(call_id(c), result)
@@ -302,6 +315,20 @@ void dispatch_message(struct conn *conn, struct json_object *obj)
 	batch_member_done(b, NULL);
 }
 
+/* A request read by envelope_scan(): no batch, no response, no tree. */
+static void jsonrpc_envelope(struct conn *conn, const struct envelope *e)
+{
+	struct call *call;
+
+	if (dispatch_call_new_envelope(conn, &jsonrpc_frontend, e, &call) < 0) {
+		if (e->id_kind != ENVELOPE_ID_ABSENT)
+			jsonrpc_error(conn, NULL, NULL, GL_RPC_INTERNAL_ERROR, "Out of memory");
+		return;
+	}
+	dispatch_invoke(call, e->method, NULL);
+	call_unref(call);
+}
+
 static void jsonrpc_syntax_error(struct conn *c)
 {
 	jsonrpc_error(c, NULL, NULL, GL_RPC_PARSE_ERROR, NULL);
@@ -319,6 +346,7 @@ static void jsonrpc_too_big(struct conn *c)
 const struct conn_proto conn_proto_jsonrpc = {
 	.name = "jsonrpc",
 	.message = dispatch_message,
+	.envelope = jsonrpc_envelope,
 	.syntax_error = jsonrpc_syntax_error,
 	.too_big = jsonrpc_too_big,
 };

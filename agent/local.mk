@@ -8,6 +8,7 @@ agent_libagent_la_SOURCES = \
 	agent/method.c agent/method.h \
 	agent/params.c agent/params.h \
 	agent/dispatch.c agent/dispatch.h \
+	agent/envelope.c agent/envelope.h \
 	agent/jsonrpc.c \
 	agent/qga.c agent/qga.h \
 	agent/serial.c agent/serial.h \

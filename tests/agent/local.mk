@@ -37,6 +37,17 @@ tests_agent_test_dispatch_LDFLAGS = -Wl,--wrap=evbuffer_search
 tests_agent_test_dispatch_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
 
+# The envelope fast path against the decoder path (shares the fuzz oracle).
+check_PROGRAMS += tests/agent/test-envelope
+TESTS += tests/agent/test-envelope
+tests_agent_test_envelope_SOURCES = tests/agent/test-envelope.c \
+	tests/fuzz/envelope-diff.c tests/fuzz/envelope-diff.h
+tests_agent_test_envelope_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -I$(top_srcdir)/tests \
+	-I$(top_srcdir)/tests/fuzz
+tests_agent_test_envelope_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+tests_agent_test_envelope_LDADD = agent/libagent.la proto/libguestlink-internal.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+
 # A FUSE filesystem whose server a test can stop, for test-worker.py.
 if HAVE_FUSE3
 check_PROGRAMS += tests/agent/hangfs

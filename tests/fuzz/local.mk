@@ -15,6 +15,20 @@ tests_fuzz_fuzz_agent_LDADD = agent/libagent.la proto/libguestlink-internal.la \
 endif
 # --- end agent ---
 
+# --- agent: envelope fast path against the decoder path (differential) ---
+EXTRA_DIST += tests/fuzz/fuzz-envelope.c tests/fuzz/corpus/envelope
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz-envelope
+tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz-envelope.c tests/fuzz/envelope-diff.c \
+	tests/fuzz/envelope-diff.h
+tests_fuzz_fuzz_envelope_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_fuzz_fuzz_envelope_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JSONC_CFLAGS)
+tests_fuzz_fuzz_envelope_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer -no-install
+tests_fuzz_fuzz_envelope_LDADD = agent/libagent.la proto/libguestlink-internal.la \
+	$(LIBEVENT_LIBS) $(JSONC_LIBS) $(SYSTEMD_LIBS)
+endif
+# --- end envelope ---
+
 # --- QGA front end: sentinel, framing, envelope ---
 EXTRA_DIST += tests/fuzz/fuzz-qga.c tests/fuzz/corpus/qga
 if ENABLE_FUZZ
