@@ -808,6 +808,18 @@ void vsock_conn_check_done(struct vsock_conn *c)
 		vsock_conn_reset(c);
 }
 
+/* Connection c has more bytes in flight than the back-end holds without copying
+ * (vsock_hold_add()): its held chains go into pend, and its window stops
+ * outgrowing the hold, where each byte would be copied twice while its host
+ * lags (a 4 MiB window is 64 chains of 64 KiB, the hold takes at most 16 of a
+ * 128-entry ring). */
+static void vsock_conn_hold_overflow(struct vsock_conn *c)
+{
+	c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+	c->grow_mark = c->fwd_cnt;
+	vsock_hold_release(c->v, true);
+}
+
 /* The host socket took only `sent` of the `len` payload bytes in iov: keep the
  * rest (credit bounds it) and write it once the socket has room. 0, or < 0
  * when the connection was reset. */
@@ -893,7 +905,7 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 		return;
 	if (v->hold.c == c) {
 		/* It could not join the held chains: they go into pend, then this. */
-		vsock_hold_release(v, true);
+		vsock_conn_hold_overflow(c);
 		if (c->state == VSOCK_STATE_CLOSED)
 			return;
 	}
@@ -951,7 +963,7 @@ static int vsock_tx_refused(struct vsock *v, struct vsock_conn *c, struct vsock_
 		/* Copy the rest, after what this connection holds (in order). */
 		from = MAX(off, sent);
 		if (v->hold.c == c)
-			vsock_hold_release(v, true);
+			vsock_conn_hold_overflow(c);
 		if (c->state == VSOCK_STATE_CLOSED)
 			r = -ECONNRESET;
 		else
