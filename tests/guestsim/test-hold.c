@@ -22,13 +22,18 @@
 
 static struct gt_backend b;
 
-static struct gs_conn *accept_one(struct gs *gs)
+/* A host client connected to the guest's PORT, accepted there: the guest's side,
+ * or NULL (reported as `what`). *ret_fd is the host's socket (-1 if none). */
+static struct gs_conn *connect_pair(struct gs *gs, const char *what, int *ret_fd)
 {
 	struct gs_conn *c = NULL;
 
-	for (uint64_t deadline = gs_now_ms() + 5000;
-		!(c = gs_accept(gs, PORT)) && gs_now_ms() < deadline;)
-		gs_step(gs, NULL, 0, 10);
+	*ret_fd = -1;
+	if (gt_host_connect(&b, gs, PORT, 5000, ret_fd) == 0)
+		for (uint64_t deadline = gs_now_ms() + 5000;
+			!(c = gs_accept(gs, PORT)) && gs_now_ms() < deadline;)
+			gs_step(gs, NULL, 0, 10);
+	ok(c != NULL, "%s: connected", what);
 	return c;
 }
 
@@ -96,9 +101,7 @@ static void test_mem_table(struct gs *gs, unsigned slots)
 	int fd = -1, r;
 
 	gt_random(buf, TOTAL, &seed);
-	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
-	c = r < 0 ? NULL : accept_one(gs);
-	ok(c != NULL, "mem table: connected");
+	c = connect_pair(gs, "mem table", &fd);
 	if (!c)
 		goto out;
 	sent = send_unread(gs, c, buf, TOTAL, 65536);
@@ -133,13 +136,11 @@ static void test_cap(struct gs *gs, unsigned slots)
 	uint64_t seed = 12;
 	size_t sent, sent2 = 0, got, got2;
 	struct gs_conn *c, *c2 = NULL;
-	int fd = -1, fd2 = -1, r;
+	int fd = -1, fd2 = -1;
 
 	gt_random(buf, TOTAL, &seed);
 	gt_random(buf2, TOTAL, &seed);
-	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
-	c = r < 0 ? NULL : accept_one(gs);
-	ok(c != NULL, "cap: connected");
+	c = connect_pair(gs, "cap", &fd);
 	if (!c)
 		goto out;
 	sent = send_unread(gs, c, buf, TOTAL, 1000);
@@ -151,9 +152,7 @@ static void test_cap(struct gs *gs, unsigned slots)
 	ok(gs_tx_slots_free(gs) >= slots / 2,
 		"cap: most of the guest's tx buffers stay free (%u of %u)", gs_tx_slots_free(gs),
 		slots);
-	r = gt_host_connect(&b, gs, PORT, 5000, &fd2);
-	c2 = r < 0 ? NULL : accept_one(gs);
-	ok(c2 != NULL, "cap: a second connection while the first host does not read");
+	c2 = connect_pair(gs, "cap: a second connection while the first host does not read", &fd2);
 	if (!c2)
 		goto out;
 	got2 = drain(gs, c2, fd2, buf2, &sent2, TOTAL, in2, TOTAL);
@@ -190,9 +189,7 @@ static void test_ring_stop(struct gs *gs, unsigned slots)
 	int fd = -1, r;
 
 	gt_random(buf, TOTAL, &seed);
-	r = gt_host_connect(&b, gs, PORT, 5000, &fd);
-	c = r < 0 ? NULL : accept_one(gs);
-	ok(c != NULL, "ring stop: connected");
+	c = connect_pair(gs, "ring stop", &fd);
 	if (!c)
 		goto out;
 	sent = send_unread(gs, c, buf, TOTAL, 65536);
