@@ -195,6 +195,11 @@ static void main_vsock_kick(void *userdata, struct virtqueue *vq)
 	vsock_queue_kick(userdata, vq);
 }
 
+static void main_vsock_release(void *userdata, struct virtqueue *vq)
+{
+	vsock_queue_release(userdata, vq);
+}
+
 static void main_vsock_reset(void *userdata)
 {
 	vsock_reset(userdata);
@@ -269,6 +274,7 @@ int main(int argc, char **argv)
 	};
 	struct vhost_user_device_ops ops = {
 		.queue_kick = main_vsock_kick,
+		.queue_release = main_vsock_release,
 		.reset = main_vsock_reset,
 		.device_features = 1ull << VIRTIO_VSOCK_F_SEQPACKET_BIT,
 		.features_set = main_vsock_features,

@@ -249,10 +249,18 @@ static bool vhost_user_protocol_negotiated(const struct vhost_user *vu)
 	return vu->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
 }
 
+/* Before a started ring is unmapped, or the memory its buffers are in changes. */
+static void vhost_user_queue_release(struct vhost_user *vu, unsigned i)
+{
+	if (vu->started[i] && vu->vq[i].ready && vu->ops->queue_release)
+		vu->ops->queue_release(vu->userdata, &vu->vq[i]);
+}
+
 static void vhost_user_queue_stop(struct vhost_user *vu, unsigned i)
 {
 	if (!vu->started[i])
 		return;
+	vhost_user_queue_release(vu, i);
 	event_del(vu->kick_ev[i]);
 	virtqueue_unmap(&vu->vq[i]);
 	vu->started[i] = false;
@@ -397,8 +405,10 @@ static int vhost_user_set_mem_table(struct vhost_user *vu, struct vhost_user_msg
 			t->nregions, msg->n_fds);
 	/* Replace the whole table: stop rings pointing into the old one first. */
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++)
-		if (vu->started[i])
+		if (vu->started[i]) {
+			vhost_user_queue_release(vu, i);
 			virtqueue_unmap(&vu->vq[i]);
+		}
 	guest_memory_clear(&vu->mem);
 	for (unsigned i = 0; i < t->nregions; i++) {
 		r = vhost_user_add_region(vu, &t->regions[i], msg->fds[i]);
@@ -435,8 +445,10 @@ static int vhost_user_rem_mem_reg(struct vhost_user *vu, struct vhost_user_msg *
 	int r;
 
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++)
-		if (vu->started[i])
+		if (vu->started[i]) {
+			vhost_user_queue_release(vu, i);
 			virtqueue_unmap(&vu->vq[i]);
+		}
 	r = guest_memory_remove(&vu->mem, reg->gpa, reg->size, reg->uva);
 	if (r < 0)
 		log_error_errno(r, "vhost-user: no memory region 0x%llx+0x%llx to remove",

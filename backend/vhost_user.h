@@ -24,6 +24,9 @@
 struct vhost_user_device_ops {
 	/* A queue has buffers (kick) or was just started. */
 	void (*queue_kick)(void *userdata, struct virtqueue *vq);
+	/* The ring is about to stop, or guest memory to change: give back every
+	 * chain still held (nothing may point into the memory afterwards). */
+	void (*queue_release)(void *userdata, struct virtqueue *vq);
 	/* Rings stopped or the front-end went away: drop every connection. */
 	void (*reset)(void *userdata);
 	/* Config space bytes (for vsock: le64 guest_cid). */

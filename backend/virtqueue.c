@@ -61,7 +61,9 @@ int virtqueue_map(struct virtqueue *vq)
 	vq->desc = guest_memory_uva(vq->mem, vq->desc_uva, 16 * n);
 	vq->avail = guest_memory_uva(vq->mem, vq->avail_uva, 4 + 2 * n + 2);
 	vq->used = guest_memory_uva(vq->mem, vq->used_uva, 4 + 8 * n + 2);
-	if (!vq->desc || !vq->avail || !vq->used) {
+	/* A region's mmap offset may be odd: check where the rings land for us too. */
+	if (!vq->desc || !vq->avail || !vq->used || ((uintptr_t)vq->desc & 15) ||
+		((uintptr_t)vq->avail & 1) || ((uintptr_t)vq->used & 3)) {
 		vq->desc = NULL;
 		vq->avail = NULL;
 		vq->used = NULL;

@@ -249,6 +249,8 @@ void vsock_conn_close(struct vsock_conn *c)
 	vsock_conn_set_state(c, VSOCK_STATE_CLOSED);
 	v->reserved -= c->reserved;
 	c->reserved = 0;
+	if (v->hold.c == c)
+		vsock_hold_release(v, false);
 	vsock_pend_release(c);
 	TAILQ_REMOVE(&v->all, c, all_entry);
 	TAILQ_INSERT_TAIL(&v->dead, c, all_entry);
@@ -707,7 +709,7 @@ void vsock_conn_maybe_credit_update(struct vsock_conn *c)
 
 	/* The window was the limit (a whole window went through since it last
 	 * grew, and the host took it all): ask for twice as much. */
-	if (c->pend_len == 0 && !c->seqpacket && c->buf_target < v->cfg.buf_alloc &&
+	if (vsock_conn_unsent(c) == 0 && !c->seqpacket && c->buf_target < v->cfg.buf_alloc &&
 		c->fwd_cnt - c->grow_mark >= c->reserved && c->reserved >= c->buf_target) {
 		c->buf_target =
 			c->buf_target > v->cfg.buf_alloc / 2 ? v->cfg.buf_alloc : c->buf_target * 2;
@@ -745,8 +747,10 @@ static void vsock_conn_host_rcv_closed(struct vsock_conn *c)
 {
 	c->host_shutdown |= VSOCK_SHUTDOWN_RCV;
 	c->sock_shutdown |= VSOCK_SHUTDOWN_SEND; /* moot now */
-	c->fwd_cnt += c->pend_len;
+	c->fwd_cnt += vsock_conn_unsent(c);
 	c->seq_partial = c->seq_count = c->seq_head = 0;
+	if (c->v->hold.c == c)
+		vsock_hold_release(c->v, false);
 	vsock_pend_release(c);
 	vsock_conn_set_write(c, false);
 }
@@ -794,7 +798,7 @@ void vsock_conn_check_done(struct vsock_conn *c)
 	bool guest_closed = c->guest_shutdown == VSOCK_SHUTDOWN_MASK;
 	bool guest_shut_send = c->guest_shutdown & VSOCK_SHUTDOWN_SEND;
 
-	if (c->pend_len > 0)
+	if (vsock_conn_unsent(c) > 0)
 		return;
 	if (guest_shut_send && !(c->sock_shutdown & VSOCK_SHUTDOWN_SEND) && c->fd >= 0) {
 		shutdown(c->fd, SHUT_WR);
@@ -802,6 +806,18 @@ void vsock_conn_check_done(struct vsock_conn *c)
 	}
 	if (guest_closed || (guest_shut_send && (c->host_shutdown & VSOCK_SHUTDOWN_SEND)))
 		vsock_conn_reset(c);
+}
+
+/* Connection c has more bytes in flight than the back-end holds without copying
+ * (vsock_hold_add()): its held chains go into pend, and its window stops
+ * outgrowing the hold, where each byte would be copied twice while its host
+ * lags (a 4 MiB window is 64 chains of 64 KiB, the hold takes at most 16 of a
+ * 128-entry ring). */
+static void vsock_conn_hold_overflow(struct vsock_conn *c)
+{
+	c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
+	c->grow_mark = c->fwd_cnt;
+	vsock_hold_release(c->v, true);
 }
 
 /* The host socket took only `sent` of the `len` payload bytes in iov: keep the
@@ -820,7 +836,7 @@ static int vsock_conn_rw_refused(struct vsock_conn *c, const struct iovec *iov, 
 	}
 	/* A whole window held unread: the host is the limit, not the window, and a
 	 * smaller one holds less of the budget. */
-	if (c->pend_len >= c->reserved) {
+	if (vsock_conn_unsent(c) >= c->reserved) {
 		c->buf_target = MAX(c->buf_target / 2, c->v->buf_floor);
 		c->grow_mark = c->fwd_cnt;
 	}
@@ -828,12 +844,26 @@ static int vsock_conn_rw_refused(struct vsock_conn *c, const struct iovec *iov, 
 	return 0;
 }
 
+/* Write what the host socket refused before: the held chains, else pend. */
 void vsock_conn_flush_pend(struct vsock_conn *c)
 {
 	uint32_t cap = c->pend_cap;
 	struct iovec iov[2];
 	uint32_t first = cap - c->pend_head < c->pend_len ? cap - c->pend_head : c->pend_len;
 	ssize_t n;
+
+	if (c->v->hold.c == c) {
+		n = vsock_hold_flush(c);
+		if (n < 0) {
+			vsock_conn_host_write_failed(c, (int)n);
+			return;
+		}
+		c->fwd_cnt += (uint32_t)n;
+		vsock_conn_set_write(c, c->v->hold.c == c);
+		vsock_conn_maybe_credit_update(c);
+		vsock_conn_check_done(c);
+		return;
+	}
 
 	iov[0] = (struct iovec){ .iov_base = c->pend + c->pend_head, .iov_len = first };
 	iov[1] = (struct iovec){ .iov_base = c->pend, .iov_len = c->pend_len - first };
@@ -873,6 +903,12 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 		return;
 	if (vsock_conn_rx_account(c, h, "") <= 0)
 		return;
+	if (v->hold.c == c) {
+		/* It could not join the held chains: they go into pend, then this. */
+		vsock_conn_hold_overflow(c);
+		if (c->state == VSOCK_STATE_CLOSED)
+			return;
+	}
 	if (c->pend_len == 0) {
 		n = vsock_send_iov(c->fd, payload, n_payload);
 		if (n < 0) {
@@ -886,15 +922,63 @@ static void vsock_op_rw(struct vsock *v, struct vsock_conn *c, const struct vsoc
 	vsock_conn_maybe_credit_update(c);
 }
 
-/* Whether an RW packet may join the tx batch of its connection: a stream the
- * host socket has taken everything of so far, within the credit we gave. */
-static bool vsock_tx_batchable(const struct vsock_conn *c, const struct vsock_hdr *h)
+/* Whether an RW packet is stream data for the host socket, within the credit
+ * we gave: it may be written with others or held (vsock_hold_add()). */
+static bool vsock_tx_stream_data(const struct vsock_conn *c, const struct vsock_hdr *h)
 {
 	return c && h->op == VSOCK_OP_RW && h->type == VSOCK_TYPE_STREAM && h->len > 0 &&
 	       !c->seqpacket && c->state == VSOCK_STATE_ESTABLISHED &&
 	       !(c->guest_shutdown & VSOCK_SHUTDOWN_SEND) &&
-	       !(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && c->pend_len == 0 &&
-	       vsock_conn_credit_fits(c, h->len);
+	       !(c->host_shutdown & VSOCK_SHUTDOWN_RCV) && vsock_conn_credit_fits(c, h->len);
+}
+
+/* Whether an RW packet may join the tx batch of its connection: stream data
+ * of a connection whose host socket has taken everything so far. */
+static bool vsock_tx_batchable(const struct vsock_conn *c, const struct vsock_hdr *h)
+{
+	return vsock_tx_stream_data(c, h) && vsock_conn_unsent(c) == 0;
+}
+
+/* The host socket took only `sent` bytes of batch b (of connection c): give
+ * back the chains it took whole, hold the others (vsock_hold_add()), and copy
+ * what cannot be held into pend. 0, or < 0 when the connection was reset. */
+static int vsock_tx_refused(struct vsock *v, struct vsock_conn *c, struct vsock_tx_batch *b,
+	size_t sent)
+{
+	size_t off = 0, from;
+	unsigned i;
+	int r = 0;
+
+	for (i = 0; i < b->n_heads; off += b->lens[i], i++) {
+		if (off + b->lens[i] <= sent) {
+			virtqueue_push_head(v->tx, b->heads[i], 0);
+			continue;
+		}
+		from = MAX(off, sent);
+		if (!vsock_hold_add(c, b->iov, b->n_iov, from, (uint32_t)(off + b->lens[i] - from),
+			    b->heads[i]))
+			break;
+	}
+	if (i < b->n_heads) {
+		/* Copy the rest, after what this connection holds (in order). */
+		from = MAX(off, sent);
+		if (v->hold.c == c)
+			vsock_conn_hold_overflow(c);
+		if (c->state == VSOCK_STATE_CLOSED)
+			r = -ECONNRESET;
+		else
+			r = vsock_conn_rw_refused(c, b->iov, b->n_iov, from, b->len);
+		for (; i < b->n_heads; i++)
+			virtqueue_push_head(v->tx, b->heads[i], 0);
+		return r;
+	}
+	/* A whole window held unwritten: the host is the limit (vsock_conn_rw_refused()). */
+	if (vsock_conn_unsent(c) >= c->reserved) {
+		c->buf_target = MAX(c->buf_target / 2, v->buf_floor);
+		c->grow_mark = c->fwd_cnt;
+	}
+	vsock_conn_set_write(c, true);
+	return 0;
 }
 
 /* Write the batch with one sendmsg, keep what the socket refused, and give the
@@ -909,17 +993,21 @@ static void vsock_tx_flush(struct vsock *v)
 		return;
 	b->c = NULL;
 	n = vsock_send_iov(c->fd, b->iov, b->n_iov);
-	if (n < 0) {
-		c->fwd_cnt += b->len; /* dropped: credit keeps flowing if it stays */
-		vsock_conn_host_write_failed(c, (int)n);
-	} else {
+	if (n >= 0 && (size_t)n < b->len) {
 		c->fwd_cnt += (uint32_t)n;
-		if ((size_t)n == b->len ||
-			vsock_conn_rw_refused(c, b->iov, b->n_iov, (size_t)n, b->len) == 0)
+		if (vsock_tx_refused(v, c, b, (size_t)n) == 0)
 			vsock_conn_maybe_credit_update(c);
+	} else {
+		if (n < 0) {
+			c->fwd_cnt += b->len; /* dropped: credit keeps flowing if it stays */
+			vsock_conn_host_write_failed(c, (int)n);
+		} else {
+			c->fwd_cnt += (uint32_t)n;
+			vsock_conn_maybe_credit_update(c);
+		}
+		for (unsigned i = 0; i < b->n_heads; i++)
+			virtqueue_push_head(v->tx, b->heads[i], 0);
 	}
-	for (unsigned i = 0; i < b->n_heads; i++)
-		virtqueue_push_head(v->tx, b->heads[i], 0);
 	if (b->n_heads > 0)
 		v->tx_dirty = true;
 	b->n_heads = 0;
@@ -940,6 +1028,7 @@ static bool vsock_tx_batch_add(struct vsock *v, struct vsock_conn *c, const stru
 		b->n_iov + e->n_out > ELEMENTSOF(b->iov))
 		return false;
 	b->n_iov += vsock_iov_slice(e->iov, e->n_out, VSOCK_HDR_SIZE, h->len, b->iov + b->n_iov);
+	b->lens[b->n_heads] = h->len;
 	b->heads[b->n_heads++] = e->head;
 	b->len += h->len;
 	c->rx_cnt += h->len;
@@ -1059,7 +1148,7 @@ static void vsock_op_shutdown(struct vsock *v, struct vsock_conn *c, const struc
 	c->guest_shutdown |= h->flags & VSOCK_SHUTDOWN_MASK;
 	if ((c->guest_shutdown & VSOCK_SHUTDOWN_SEND) && c->seq_partial > 0)
 		vsock_seq_drop_partial(c);
-	if (c->guest_shutdown == VSOCK_SHUTDOWN_MASK && c->pend_len > 0) {
+	if (c->guest_shutdown == VSOCK_SHUTDOWN_MASK && vsock_conn_unsent(c) > 0) {
 		/* Give the host a while to take the rest, then RST. */
 		if (vsock_conn_set_state(c, VSOCK_STATE_CLOSING) < 0)
 			return;
@@ -1139,6 +1228,15 @@ static bool vsock_tx_packet(struct vsock *v, const struct virtqueue_elem *e)
 		/* Anything else first writes out the batch, which may reset its connection. */
 		vsock_tx_flush(v);
 		c = vsock_lookup(v, h.dst_port, h.src_port);
+	}
+	if (!bad_len && c && c == v->hold.c && vsock_tx_stream_data(c, &h) &&
+		vsock_hold_add(c, e->iov, e->n_out, VSOCK_HDR_SIZE, h.len, e->head)) {
+		/* Its host socket is full: this waits behind the chains held already. */
+		c->peer_buf_alloc = h.buf_alloc;
+		c->peer_fwd_cnt = h.fwd_cnt;
+		c->rx_cnt += h.len;
+		vsock_conn_credit_changed(c);
+		return true;
 	}
 	if (bad_len) {
 		guest_warning("Guest packet claims %u payload bytes in a %zu byte buffer, dropping",
@@ -1277,6 +1375,18 @@ int vsock_new(struct event_base *base, const struct vsock_config *cfg, struct vs
 		event_add(v->listen_ev, NULL);
 	*ret = v;
 	return 0;
+}
+
+/* The tx ring or guest memory is about to go away: nothing may point into it. */
+void vsock_queue_release(struct vsock *v, struct virtqueue *vq)
+{
+	if (vq != v->tx)
+		return;
+	vsock_hold_release(v, true);
+	if (v->tx_dirty) {
+		v->tx_dirty = false;
+		virtqueue_notify(v->tx);
+	}
 }
 
 void vsock_reset(struct vsock *v)

@@ -38,6 +38,9 @@ void vsock_set_queues(struct vsock *v, struct virtqueue *rx, struct virtqueue *t
 void vsock_queue_kick(struct vsock *v, struct virtqueue *vq);
 /* Drop every connection (front-end gone or device reset). */
 void vsock_reset(struct vsock *v);
+/* The ring vq, or the guest memory its buffers are in, is about to be unmapped:
+ * give back every chain still held (their bytes copied). */
+void vsock_queue_release(struct vsock *v, struct virtqueue *vq);
 /* The virtio features the driver acked (SEQPACKET is honoured only when acked). */
 void vsock_set_features(struct vsock *v, uint64_t features);
 /* The SOCK_SEQPACKET hybrid listener ("<uds-path>.seqpacket"); takes the fd, on

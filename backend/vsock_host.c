@@ -95,7 +95,7 @@ static void vsock_conn_write_cb(evutil_socket_t fd, short what, void *userdata)
 		}
 	} else if (c->pend_len > 0 && c->seqpacket)
 		vsock_conn_flush_seq(c);
-	else if (c->pend_len > 0)
+	else if (vsock_conn_unsent(c) > 0)
 		vsock_conn_flush_pend(c);
 	else
 		vsock_conn_set_write(c, false);

@@ -23,6 +23,7 @@
 #define VSOCK_RX_BATCH 16
 #define VSOCK_RX_IOV 1024       /* IOV_MAX */
 #define VSOCK_TX_BATCH_IOV 1024 /* IOV_MAX */
+#define VSOCK_HOLD_MAX 64       /* tx chains held for a full host socket, at most */
 #define VSOCK_HOST_PORT_FIRST (1u << 30)
 #define VSOCK_HOST_PORT_END (1u << 31)
 #define VSOCK_BUF_FLOOR_MAX (64u * 1024) /* idle window, at most */
@@ -117,6 +118,26 @@ struct vsock_tx_batch {
 	unsigned n_heads;
 	size_t n_iov;
 	uint16_t heads[VSOCK_TX_BUDGET];
+	uint32_t lens[VSOCK_TX_BUDGET]; /* payload bytes of each chain */
+	struct iovec iov[VSOCK_TX_BATCH_IOV];
+};
+
+/* Guest->host bytes a full host socket refused, left where they are: the tx
+ * chains are held (not yet used) until the socket takes their bytes, instead
+ * of copying the bytes into the connection's pend ring and writing them from
+ * there (a second copy per byte, the back-end's largest cost while a host
+ * reader lags). One connection at a time, at most VSOCK_HOLD_MAX chains and
+ * an eighth of the tx ring, so other connections' packets keep it moving; past
+ * that, or when the rings or memory go away, the bytes are copied into pend
+ * (vsock_hold_release()). Never both: a connection holds chains only while its
+ * pend ring is empty. */
+struct vsock_hold {
+	struct vsock_conn *c; /* NULL: nothing held */
+	uint32_t len;         /* bytes not yet written */
+	unsigned head_first, head_end;
+	size_t iov_first, iov_end;
+	uint16_t heads[VSOCK_HOLD_MAX];
+	uint32_t lens[VSOCK_HOLD_MAX]; /* bytes of each chain not yet written */
 	struct iovec iov[VSOCK_TX_BATCH_IOV];
 };
 
@@ -151,6 +172,7 @@ struct vsock {
 	struct virtqueue_elem rx_elem, tx_elem;
 	struct virtqueue_elem rx_batch[VSOCK_RX_BATCH];
 	struct vsock_tx_batch tx_batch;
+	struct vsock_hold hold;
 	struct iovec rx_iov[VSOCK_RX_IOV];
 	/* One host message being split across rx buffers: their heads and lengths. */
 	uint16_t seq_heads[VSOCK_RX_IOV];
@@ -204,6 +226,11 @@ int vsock_conn_new(struct vsock *v, int fd, struct vsock_conn **ret);
 void vsock_listen_resume_cb(evutil_socket_t fd, short what, void *userdata);
 
 /* vsock_pend.c */
+uint32_t vsock_conn_unsent(const struct vsock_conn *c);
+bool vsock_hold_add(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
+	uint32_t len, uint16_t head);
+ssize_t vsock_hold_flush(struct vsock_conn *c);
+void vsock_hold_release(struct vsock *v, bool copy);
 void vsock_pend_release(struct vsock_conn *c);
 int vsock_pend_append(struct vsock_conn *c, const struct iovec *iov, size_t n, size_t skip,
 	size_t len);

@@ -281,6 +281,14 @@ static void test_map(void)
 	vq.num = 0;
 	is_int(virtqueue_map(&vq), -EINVAL, "size 0 is refused");
 	is_int(virtqueue_pop(&vq, VIRTQUEUE_READABLE, &elem), -ENODEV, "unmapped queue pops nothing");
+	/* A region whose mmap offset is odd: aligned addresses land on odd pointers. */
+	setup(8);
+	guest_memory_clear(&gm);
+	guest_memory_add_host(&gm, GPA, MEM_SIZE - 16, UVA, mem + 1);
+	is_int(virtqueue_map(&vq), -EFAULT,
+		"rings aligned for the front-end but misaligned in our mapping are refused");
+	ok(!vq.ready, "not ready");
+	setup(8);
 }
 
 static bool signalled(int fd)

@@ -32,18 +32,19 @@
 static struct gt_backend b;
 static double seconds = 2.0;
 
-/* CPU shares during a measurement: who is the bottleneck, back-end or guestsim? */
+/* CPU shares during a measurement: who is the bottleneck, back-end, guestsim or the
+ * host client (a child process, counted once it was waited for)? */
 struct cpu_mark {
 	double wall;
 	long backend_ms;
-	double self_s;
+	double self_s, children_s;
 };
 
-static double self_cpu_s(void)
+static double cpu_s(int who)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);
+	getrusage(who, &ru);
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
 	       ru.ru_stime.tv_usec / 1e6;
 }
@@ -54,7 +55,7 @@ static struct cpu_mark cpu_mark(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (struct cpu_mark){ (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-		gt_backend_cpu_ms(&b), self_cpu_s() };
+		gt_backend_cpu_ms(&b), cpu_s(RUSAGE_SELF), cpu_s(RUSAGE_CHILDREN) };
 }
 
 static void cpu_report(const char *what, struct cpu_mark a)
@@ -62,9 +63,9 @@ static void cpu_report(const char *what, struct cpu_mark a)
 	struct cpu_mark z = cpu_mark();
 	double wall = z.wall - a.wall;
 
-	printf("    (%s: back-end CPU %.0f%%, guestsim CPU %.0f%%)\n", what,
+	printf("    (%s: back-end CPU %.0f%%, guestsim CPU %.0f%%, host client CPU %.0f%%)\n", what,
 		(double)(z.backend_ms - a.backend_ms) / 10.0 / wall,
-		(z.self_s - a.self_s) * 100 / wall);
+		(z.self_s - a.self_s) * 100 / wall, (z.children_s - a.children_s) * 100 / wall);
 }
 
 static double now_s(void)
@@ -525,14 +526,14 @@ int main(int argc, char **argv)
 		goto h2g;
 	mark = cpu_mark();
 	g2h = gs_guest_to_host(gs);
-	printf("  guest->host           %7.2f Gbit/s  ratio %.2f (aim >= 0.70)\n", g2h, g2h / raw_bw);
+	printf("  guest->host           %7.2f Gbit/s  ratio %.2f (aim >= 0.80)\n", g2h, g2h / raw_bw);
 	cpu_report("guest->host", mark);
 	if (only)
 		goto done;
 h2g:
 	mark = cpu_mark();
 	h2g = gs_host_to_guest(gs);
-	printf("  host->guest (4K rx)   %7.2f Gbit/s  ratio %.2f (aim >= 0.50)\n", h2g, h2g / raw_bw);
+	printf("  host->guest (4K rx)   %7.2f Gbit/s  ratio %.2f (aim >= 0.60)\n", h2g, h2g / raw_bw);
 	cpu_report("host->guest", mark);
 	if (only)
 		goto done;

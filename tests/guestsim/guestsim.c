@@ -1239,6 +1239,11 @@ int gs_new(const struct gs_options *o, struct gs **ret)
 	return 0;
 }
 
+int gs_send_mem_table(struct gs *gs)
+{
+	return gs_set_mem_table(gs);
+}
+
 int gs_reconnect(struct gs *gs, uint64_t new_gpa_base)
 {
 	gs_disconnect(gs);

@@ -121,6 +121,10 @@ struct gs *gs_free(struct gs *gs);
 int gs_reconnect(struct gs *gs, uint64_t new_gpa_base);
 /* Disconnect from the back-end without reconnecting (all connections reset). */
 void gs_disconnect(struct gs *gs);
+/* Send SET_MEM_TABLE again with the same regions, as QEMU does whenever its memory
+ * map is committed again (hotplug, a BAR moving): the back-end unmaps and maps the
+ * memory anew, connections live on. */
+int gs_send_mem_table(struct gs *gs);
 
 /* One round of the loop: poll the call eventfds, the vhost-user socket and `extra`
  * (revents filled in), then process the rings. -ECONNRESET when the back-end hung up. */

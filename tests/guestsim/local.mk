@@ -22,7 +22,8 @@ GUESTSIM_TESTS = \
 	tests/guestsim/test-hybrid \
 	tests/guestsim/test-liveness \
 	tests/guestsim/test-seqpacket \
-	tests/guestsim/test-budget
+	tests/guestsim/test-budget \
+	tests/guestsim/test-hold
 check_PROGRAMS += $(GUESTSIM_TESTS)
 TESTS += $(GUESTSIM_TESTS)
 tests_guestsim_test_sha256_LDADD = $(GUESTSIM_LIBS)
@@ -35,6 +36,7 @@ tests_guestsim_test_hybrid_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_liveness_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_seqpacket_LDADD = $(GUESTSIM_LIBS)
 tests_guestsim_test_budget_LDADD = $(GUESTSIM_LIBS)
+tests_guestsim_test_hold_LDADD = $(GUESTSIM_LIBS)
 
 
 TESTS += tests/guestsim/test-agent-bridge.py
