@@ -106,6 +106,12 @@ static int t_drop(struct call *call, void *params)
 	return 0;
 }
 
+static int t_text(struct call *call, void *params)
+{
+	call_reply_text(call, "[1,\"two\",{}]");
+	return 0;
+}
+
 static int t_twice(struct call *call, void *params)
 {
 	call_reply(call, json_object_new_int(1));
@@ -166,6 +172,7 @@ static const struct method test_methods[] = {
 	{ .name = "t.fail", .summary = "fail", .handler = t_fail },
 	{ .name = "t.drop", .summary = "drop", .handler = t_drop },
 	{ .name = "t.twice", .summary = "twice", .handler = t_twice },
+	{ .name = "t.text", .summary = "text", .handler = t_text },
 	{ .name = "t.flood", .summary = "flood", .handler = t_flood },
 	{ .name = "t.first",
 		.summary = "first",
@@ -334,6 +341,22 @@ static void test_calls(struct event_base *base)
 	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.drop\",\"id\":1}\n");
 	is_int(error_code(json_object_array_get_idx(lines, 0)), -32603,
 		"a handler that neither answers nor keeps the call -> -32603");
+	json_object_put(lines);
+
+	/* call_reply_text(): written as text outside a batch, parsed inside one. */
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.text\",\"id\":5}\n"
+			"[{\"jsonrpc\":\"2.0\",\"method\":\"t.text\",\"id\":6}]\n"
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.text\"}\n");
+	is_int(json_object_array_length(lines), 2,
+		"call_reply_text: a request and a batch answered, a notification not");
+	is_str(json_object_to_json_string_ext(json_object_array_get_idx(lines, 0),
+		       JSON_C_TO_STRING_PLAIN),
+		"{\"jsonrpc\":\"2.0\",\"result\":[1,\"two\",{}],\"id\":5}",
+		"call_reply_text outside a batch: the text as the result");
+	is_str(json_object_to_json_string_ext(json_object_array_get_idx(lines, 1),
+		       JSON_C_TO_STRING_PLAIN),
+		"[{\"jsonrpc\":\"2.0\",\"result\":[1,\"two\",{}],\"id\":6}]",
+		"call_reply_text in a batch: the same result");
 	json_object_put(lines);
 
 	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.twice\",\"id\":1}\n");
