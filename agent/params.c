@@ -144,6 +144,24 @@ static const char *param_store(const struct method_param *p, struct json_object 
 	return "has an unknown type";
 }
 
+/* No params given (none, {} or []): every row takes its default, or the
+ * call misses a mandatory one. Without the per-row value tables of the full
+ * path: most calls (agent.ping) come this way. */
+static int params_fill_defaults(const struct method *m, void *out, char *msg, size_t size)
+{
+	for (const struct method_param *p = m->params; p && p->name; p++) {
+		if (p->flags & PARAM_MANDATORY) {
+			snprintf(msg, size, "Missing mandatory parameter '%s'", p->name);
+			return -EINVAL;
+		}
+		if (p->type == PARAM_INT)
+			*(int64_t *)((char *)out + p->offset) = p->def;
+		else if (p->type == PARAM_BOOL)
+			*(bool *)((char *)out + p->offset) = p->def != 0;
+	}
+	return 0;
+}
+
 /* Fill out from params by the method's rows. On failure writes a message
  * naming the parameter into msg and returns -EINVAL. */
 int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
@@ -154,6 +172,12 @@ int params_fill(const struct method *m, struct json_object *params, void *out, c
 	size_t n_rows = 0;
 	char why_buf[96];
 
+	if (!params ||
+		(json_object_is_type(params, json_type_object) &&
+			json_object_object_length(params) == 0) ||
+		(json_object_is_type(params, json_type_array) &&
+			json_object_array_length(params) == 0))
+		return params_fill_defaults(m, out, msg, size);
 	while (rows && rows[n_rows].name)
 		n_rows++;
 	if (n_rows > DISPATCH_MAX_PARAMS) {
