@@ -162,9 +162,9 @@ static int params_fill_defaults(const struct method *m, void *out, char *msg, si
 	return 0;
 }
 
-/* Fill out from params by the method's rows. On failure writes a message
- * naming the parameter into msg and returns -EINVAL. */
-int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
+/* params_fill() of params given (not empty). */
+static int params_fill_given(const struct method *m, struct json_object *params, void *out,
+	char *msg, size_t size)
 {
 	struct json_object *vals[DISPATCH_MAX_PARAMS] = { NULL };
 	bool present[DISPATCH_MAX_PARAMS] = { false };
@@ -172,12 +172,6 @@ int params_fill(const struct method *m, struct json_object *params, void *out, c
 	size_t n_rows = 0;
 	char why_buf[96];
 
-	if (!params ||
-		(json_object_is_type(params, json_type_object) &&
-			json_object_object_length(params) == 0) ||
-		(json_object_is_type(params, json_type_array) &&
-			json_object_array_length(params) == 0))
-		return params_fill_defaults(m, out, msg, size);
 	while (rows && rows[n_rows].name)
 		n_rows++;
 	if (n_rows > DISPATCH_MAX_PARAMS) {
@@ -236,6 +230,19 @@ int params_fill(const struct method *m, struct json_object *params, void *out, c
 		}
 	}
 	return 0;
+}
+
+/* Fill out from params by the method's rows. On failure writes a message
+ * naming the parameter into msg and returns -EINVAL. */
+int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
+{
+	if (!params ||
+		(json_object_is_type(params, json_type_object) &&
+			json_object_object_length(params) == 0) ||
+		(json_object_is_type(params, json_type_array) &&
+			json_object_array_length(params) == 0))
+		return params_fill_defaults(m, out, msg, size);
+	return params_fill_given(m, params, out, msg, size);
 }
 
 struct json_object *dispatch_param_schema(const struct method_param *p)
