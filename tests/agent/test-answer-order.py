@@ -150,7 +150,35 @@ check(lines, sync_want, delayed_want, "stalled reader")
 ok(cl.nothing_within(0.3), "stalled reader: nothing more")
 cl.close()
 
-# 4. The agent serves on after all this.
+# 4. Many small answers to a client that stops reading: the gathered
+# answers of one read meet a full socket, which takes part of them or none.
+cl = agent.client()
+reqs, sync_want, delayed_want = [], [], []
+for i in range(1, 30001):
+    if i % 1000 == 0:
+        reqs.append(ping(i, delay=5))
+        delayed_want.append(pong(i))
+    elif i % 7 == 0:
+        req, want = echo(i, 100 + i % 50)
+        reqs.append(req)
+        sync_want.append(want)
+    else:
+        reqs.append(ping(i))
+        sync_want.append(pong(i))
+total = sum(len(w) + 1 for w in sync_want + delayed_want)
+diag("stalled reader, small answers: %d requests, %d bytes of answers" % (len(reqs), total))
+sent = []
+t = threading.Thread(target=sender, daemon=True)
+t.start()
+time.sleep(1.5)
+lines = read_lines(cl, len(reqs), timeout=60)
+t.join(30)
+ok(sent == [True], "stalled reader, small answers: every request sent")
+check(lines, sync_want, delayed_want, "stalled reader, small answers")
+ok(cl.nothing_within(0.3), "stalled reader, small answers: nothing more")
+cl.close()
+
+# 5. The agent serves on after all this.
 cl = agent.client()
 is_eq(cl.call("agent.ping", id=7), {"jsonrpc": "2.0", "result": "pong", "id": 7},
       "agent still answers")
