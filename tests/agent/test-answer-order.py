@@ -75,19 +75,57 @@ def io_counts(pid):
     return c["syscr"], c["syscw"]
 
 
+def mix(n, delay_every, delay_ms, echo_every=0, echo_size=None):
+    """Requests 1..n: pings, a delayed ping every delay_every, an echo of
+    echo_size(i) characters every echo_every; with the answers each wants."""
+    reqs, sync_want, delayed_want = [], [], []
+    for i in range(1, n + 1):
+        if i % delay_every == 0:
+            reqs.append(ping(i, delay=delay_ms))
+            delayed_want.append(pong(i))
+        elif echo_every and i % echo_every == 0:
+            req, want = echo(i, echo_size(i))
+            reqs.append(req)
+            sync_want.append(want)
+        else:
+            reqs.append(ping(i))
+            sync_want.append(pong(i))
+    return reqs, sync_want, delayed_want
+
+
+def stalled_reader(what, reqs, sync_want, delayed_want):
+    """Send reqs (from a thread: the agent stops reading past its high-water
+    mark), read nothing for 1.5 s (longer than the 1 s stall rule, far below
+    the 17 MiB that rule needs), then everything, and check it."""
+    cl = agent.client()
+    total = sum(len(w) + 1 for w in sync_want + delayed_want)
+    diag("%s: %d requests, %d bytes of answers" % (what, len(reqs), total))
+    sent = []
+
+    def sender():
+        try:
+            cl.s.sendall(b"".join(reqs))
+            sent.append(True)
+        except OSError as e:
+            diag("sending: %r" % e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    lines = read_lines(cl, len(reqs), timeout=60)
+    t.join(30)
+    ok(sent == [True], what + ": every request sent")
+    check(lines, sync_want, delayed_want, what)
+    ok(cl.nothing_within(0.3), what + ": nothing more")
+    cl.close()
+
+
 agent = Agent(tmpdir())
 
 # 1. Pipelined pings with delayed ones between, sent at once: the delayed
 # answers come from a timer, outside the processing of the read.
 cl = agent.client()
-reqs, sync_want, delayed_want = [], [], []
-for i in range(1, 401):
-    if i % 50 == 0:
-        reqs.append(ping(i, delay=20))
-        delayed_want.append(pong(i))
-    else:
-        reqs.append(ping(i))
-        sync_want.append(pong(i))
+reqs, sync_want, delayed_want = mix(400, 50, 20)
 cl.send_raw(b"".join(reqs))
 check(read_lines(cl, len(reqs)), sync_want, delayed_want, "pipelined pings")
 ok(cl.nothing_within(0.3), "pipelined pings: nothing more")
@@ -110,73 +148,13 @@ cl.close()
 
 # 3. A client that stops reading while its requests ask for answers small
 # and large (past the gather buffer's 64 KiB and the 1 MiB high-water mark,
-# so the agent stops reading and resumes), with delayed pings between. It
-# reads nothing for 1.5 s (longer than the 1 s stall rule, far below the
-# 17 MiB that rule needs), then everything.
-cl = agent.client()
-reqs, sync_want, delayed_want = [], [], []
-sizes = [10, 3000, 40000, 70000, 200000, 1, 65000]
-for i in range(1, 301):
-    if i % 25 == 0:
-        reqs.append(ping(i, delay=10))
-        delayed_want.append(pong(i))
-    elif i % 3 == 0:
-        req, want = echo(i, sizes[(i // 3) % len(sizes)])
-        reqs.append(req)
-        sync_want.append(want)
-    else:
-        reqs.append(ping(i))
-        sync_want.append(pong(i))
-total = sum(len(w) + 1 for w in sync_want + delayed_want)
-diag("stalled reader: %d requests, %d bytes of answers" % (len(reqs), total))
-sent = []
-
-
-def sender():
-    try:
-        cl.s.sendall(b"".join(reqs))
-        sent.append(True)
-    except OSError as e:
-        diag("sending: %r" % e)
-
-
-t = threading.Thread(target=sender, daemon=True)
-t.start()
-time.sleep(1.5)
-lines = read_lines(cl, len(reqs), timeout=60)
-t.join(30)
-ok(sent == [True], "stalled reader: every request sent")
-check(lines, sync_want, delayed_want, "stalled reader")
-ok(cl.nothing_within(0.3), "stalled reader: nothing more")
-cl.close()
+# so the agent stops reading and resumes), with delayed pings between.
+SIZES = [10, 3000, 40000, 70000, 200000, 1, 65000]
+stalled_reader("stalled reader", *mix(300, 25, 10, 3, lambda i: SIZES[(i // 3) % len(SIZES)]))
 
 # 4. Many small answers to a client that stops reading: the gathered
 # answers of one read meet a full socket, which takes part of them or none.
-cl = agent.client()
-reqs, sync_want, delayed_want = [], [], []
-for i in range(1, 30001):
-    if i % 1000 == 0:
-        reqs.append(ping(i, delay=5))
-        delayed_want.append(pong(i))
-    elif i % 7 == 0:
-        req, want = echo(i, 100 + i % 50)
-        reqs.append(req)
-        sync_want.append(want)
-    else:
-        reqs.append(ping(i))
-        sync_want.append(pong(i))
-total = sum(len(w) + 1 for w in sync_want + delayed_want)
-diag("stalled reader, small answers: %d requests, %d bytes of answers" % (len(reqs), total))
-sent = []
-t = threading.Thread(target=sender, daemon=True)
-t.start()
-time.sleep(1.5)
-lines = read_lines(cl, len(reqs), timeout=60)
-t.join(30)
-ok(sent == [True], "stalled reader, small answers: every request sent")
-check(lines, sync_want, delayed_want, "stalled reader, small answers")
-ok(cl.nothing_within(0.3), "stalled reader, small answers: nothing more")
-cl.close()
+stalled_reader("stalled reader, small answers", *mix(30000, 1000, 5, 7, lambda i: 100 + i % 50))
 
 # 5. The agent serves on after all this.
 cl = agent.client()
