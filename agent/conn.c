@@ -34,6 +34,8 @@
 #define CONN_INPUT_HELD_MAX (256u * 1024)
 /* A peer that took none of its output for this long is not reading. */
 #define CONN_STALL_USEC (1000u * 1000)
+/* Answers gathered while one read is processed (see conn_gather). */
+#define CONN_GATHER_SIZE (64u * 1024)
 
 struct drain_watch {
 	conn_drain_fn fn;
@@ -78,6 +80,24 @@ struct conn {
 };
 
 static struct log_ratelimit conn_rl = LOG_RATELIMIT_INIT(5000, 10);
+
+/* The answers produced while a connection's input is processed, gathered in
+ * one contiguous buffer and written with one write() when the processing
+ * ends (the raw echo server's one read(), one write() per round trip):
+ * appending each answer to the evbuffer allocated a chain per answer, and
+ * its writev() drained and freed it. Only what the socket does not take
+ * goes into the evbuffer, and then the write event, the high-water mark and
+ * the overflow rule apply as to any answer. One loop, one thread, one
+ * connection processing at a time: one buffer serves, owned by the
+ * connection gathering (another connection's answers meanwhile go to its
+ * evbuffer). A connection gathers only while its evbuffer is empty, so the
+ * order of answers holds: once anything waits there, later answers queue
+ * behind it. */
+static struct {
+	struct conn *owner; /* NULL: nobody gathers */
+	size_t len;
+	char buf[CONN_GATHER_SIZE];
+} conn_gather;
 
 static void conn_process(struct conn *c);
 
@@ -275,6 +295,21 @@ static void conn_close_later(evutil_socket_t fd, short what, void *userdata)
 	conn_unref(c);
 }
 
+/* Drop the output and close from the loop: the answer that decided it may
+ * come from deep inside a method. */
+static void conn_close_soon(struct conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	c->overflowed = true;
+	conn_update_reading(c);
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	if (event_base_once(c->base, -1, EV_TIMEOUT, conn_close_later, conn_ref(c), &now) < 0) {
+		conn_unref(c);
+		log_error("Failed to schedule closing a connection");
+	}
+}
+
 /* Calls in flight answer whether or not the peer reads: stopping to read
  * requests above the high-water mark bounds what new calls can add, but up to
  * max_inflight answers of any size could still pile up. Past the mark plus
@@ -283,8 +318,6 @@ static void conn_close_later(evutil_socket_t fd, short what, void *userdata)
  * bounded whatever is in flight. A peer that reads keeps its burst. */
 static bool conn_over_limit(struct conn *c)
 {
-	static const struct timeval now = { 0, 0 };
-
 	if (c->overflowed)
 		return true;
 	if (evbuffer_get_length(c->out) <= CONN_OUTPUT_HIGH + config_get()->max_message_bytes ||
@@ -293,14 +326,7 @@ static bool conn_over_limit(struct conn *c)
 	log_ratelimited(&conn_rl, LOG_NOTICE, 0,
 		"Closing a connection with more than %zu bytes of answers unread",
 		CONN_OUTPUT_HIGH + config_get()->max_message_bytes);
-	c->overflowed = true;
-	conn_update_reading(c);
-	evbuffer_drain(c->out, evbuffer_get_length(c->out));
-	/* The answer may come from deep inside a method: close from the loop. */
-	if (event_base_once(c->base, -1, EV_TIMEOUT, conn_close_later, conn_ref(c), &now) < 0) {
-		conn_unref(c);
-		log_error("Failed to schedule closing an overflowing connection");
-	}
+	conn_close_soon(c);
 	return true;
 }
 
@@ -321,47 +347,77 @@ static int conn_queued(struct conn *c)
 	return 0;
 }
 
-int conn_write(struct conn *c, struct json_object *obj)
+/* Write what c gathered (conn_gather) with one write(); what the socket
+ * does not take goes into the evbuffer and waits for the write event.
+ * Errors other than EAGAIN surface there, from the next write, as for any
+ * answer. */
+static void conn_gather_end(struct conn *c)
 {
-	int r;
+	size_t len = conn_gather.len, done = 0;
+	ssize_t n;
 
-	if (c->closed || c->overflowed)
-		return -EPIPE;
-	r = gl_encode_evbuffer(obj, c->out);
-	if (r < 0)
-		return log_error_errno(r, "Failed to queue an answer: %m");
-	return conn_queued(c);
+	if (conn_gather.owner != c)
+		return;
+	conn_gather.owner = NULL;
+	conn_gather.len = 0;
+	n = write(c->fd, conn_gather.buf, len);
+	if (n > 0) {
+		c->progress_usec = conn_now_usec();
+		done = (size_t)n;
+	}
+	if (done == len)
+		return;
+	if (evbuffer_add(c->out, conn_gather.buf + done, len - done) < 0) {
+		/* The stream would lose answers in its middle: end it instead. */
+		log_error("Failed to queue %zu bytes of answers, closing the connection", len - done);
+		conn_close_soon(c);
+		return;
+	}
+	if (conn_over_limit(c))
+		return;
+	if (!c->full && evbuffer_get_length(c->out) >= CONN_OUTPUT_HIGH) {
+		c->full = true;
+		conn_update_reading(c);
+	}
+	conn_want_write(c);
 }
 
-int conn_write_raw(struct conn *c, const void *data, size_t len)
+/* Does an answer of len bytes go into conn_gather? */
+static bool conn_gathers(struct conn *c, size_t len)
 {
-	if (c->closed || c->overflowed)
-		return -EPIPE;
-	if (evbuffer_add(c->out, data, len) < 0)
-		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
-	return conn_queued(c);
+	if (conn_gather.owner == c) {
+		if (len <= sizeof(conn_gather.buf) - conn_gather.len)
+			return true;
+		/* Full: write what is there, then take this answer afresh. */
+		conn_gather_end(c);
+		if (c->closed || c->overflowed)
+			return false;
+	}
+	if (conn_gather.owner || !c->processing || c->fd < 0 || c->finishing ||
+		len > sizeof(conn_gather.buf) || evbuffer_get_length(c->out) > 0)
+		return false;
+	conn_gather.owner = c;
+	return true;
 }
 
-int conn_write_iov(struct conn *c, const struct iovec *iov, size_t n)
+/* Append the n pieces of iov, gathered or queued: all or nothing. */
+static int conn_append(struct conn *c, const struct iovec *iov, size_t n)
 {
-	char small[256];
 	size_t len = 0;
 
 	if (c->closed || c->overflowed)
 		return -EPIPE;
 	for (size_t i = 0; i < n; i++)
 		len += iov[i].iov_len;
-	if (len <= sizeof(small)) {
-		/* Most answers: one append instead of n. */
-		char *p = small;
+	if (conn_gathers(c, len)) {
 		for (size_t i = 0; i < n; i++) {
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
-			p += iov[i].iov_len;
+			memcpy(conn_gather.buf + conn_gather.len, iov[i].iov_base, iov[i].iov_len);
+			conn_gather.len += iov[i].iov_len;
 		}
-		if (evbuffer_add(c->out, small, len) < 0)
-			return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
-		return conn_queued(c);
+		return 0;
 	}
+	if (c->closed || c->overflowed)
+		return -EPIPE;
 	/* Room for the whole text first: then the appends allocate nothing and
 	 * cannot fail half-way (evbuffer_expand()'s promise). */
 	if (evbuffer_expand(c->out, len) < 0)
@@ -371,8 +427,43 @@ int conn_write_iov(struct conn *c, const struct iovec *iov, size_t n)
 	return conn_queued(c);
 }
 
+int conn_write(struct conn *c, struct json_object *obj)
+{
+	struct iovec iov[2];
+
+	if (c->closed || c->overflowed)
+		return -EPIPE;
+	iov[0].iov_base = (void *)gl_encode_string(obj, &iov[0].iov_len); /* NULL obj: "null" */
+	if (!iov[0].iov_base)
+		return log_error_errno(-ENOMEM, "Failed to queue an answer: %m");
+	iov[1] = (struct iovec){ (void *)"\n", 1 };
+	return conn_append(c, iov, 2);
+}
+
+int conn_write_raw(struct conn *c, const void *data, size_t len)
+{
+	struct iovec iov = { (void *)data, len };
+
+	return conn_append(c, &iov, 1);
+}
+
+int conn_write_iov(struct conn *c, const struct iovec *iov, size_t n)
+{
+	return conn_append(c, iov, n);
+}
+
 int conn_write_text(struct conn *c, struct evbuffer *text)
 {
+	size_t len = evbuffer_get_length(text);
+
+	if (c->closed || c->overflowed)
+		return -EPIPE;
+	if (conn_gathers(c, len)) {
+		/* evbuffer_remove() of what is there cannot fail. */
+		(void)evbuffer_remove(text, conn_gather.buf + conn_gather.len, len);
+		conn_gather.len += len;
+		return 0;
+	}
 	if (c->closed || c->overflowed)
 		return -EPIPE;
 	if (evbuffer_add_buffer(c->out, text) < 0)
@@ -439,6 +530,11 @@ void conn_close(struct conn *c)
 		return;
 	c->closed = true;
 	c->full = false;
+	if (conn_gather.owner == c) {
+		/* Closing drops queued output: gathered answers too. */
+		conn_gather.owner = NULL;
+		conn_gather.len = 0;
+	}
 	conn_ref(c);
 	(void)conn_direct_keep(c);
 	if (c->takeover_fn) {
@@ -478,6 +574,10 @@ int conn_take_over(struct conn *c, conn_takeover_fn fn, void *userdata)
 {
 	if (c->fd < 0 || c->closed || c->finishing || c->takeover_fn)
 		return -ENOTCONN;
+	/* What was gathered so far goes before the hand-over. */
+	conn_gather_end(c);
+	if (c->closed || c->overflowed)
+		return -ENOTCONN;
 	c->takeover_fn = fn;
 	c->takeover_data = userdata;
 	/* Not one more byte is read as JSON: what follows belongs to fn. The
@@ -505,6 +605,9 @@ static void conn_finish(struct conn *c)
 		return;
 	c->finishing = true;
 	conn_update_reading(c);
+	conn_gather_end(c);
+	if (c->closed)
+		return;
 	if (c->fd < 0 || evbuffer_get_length(c->out) == 0) {
 		conn_close(c);
 		return;
@@ -734,7 +837,11 @@ static void conn_process(struct conn *c)
 		}
 	}
 	c->processing = false;
-	conn_try_write(c);
+	/* One write for the answers of this read (conn_gather). */
+	if (conn_gather.owner == c)
+		conn_gather_end(c);
+	else
+		conn_try_write(c);
 	if (c->eof)
 		conn_maybe_finish(c);
 	conn_unref(c);

@@ -177,20 +177,29 @@ struct call *call_ref(struct call *c)
 	return c;
 }
 
-/* The one way out for an answer: the front end shapes and queues it. */
-static void call_answer(struct call *c, struct json_object *result, int code, const char *message,
-	struct json_object *data)
+/* Before an answer: false if the call was answered already. */
+static bool call_answer_begin(struct call *c, int code)
 {
 	if (c->answered) {
 		log_error("Method %s answered twice, ignoring the second answer", c->method);
-		json_object_put(result);
-		json_object_put(data);
-		return;
+		return false;
 	}
 	c->answered = true;
 	/* Only calls that reached a method are audited (not unknown names). */
 	if (c->method[0] && audit_wanted(c->read_only, code))
 		audit_call(c->conn, c->method, call_request(c), code);
+	return true;
+}
+
+/* The one way out for an answer: the front end shapes and queues it. */
+static void call_answer(struct call *c, struct json_object *result, int code, const char *message,
+	struct json_object *data)
+{
+	if (!call_answer_begin(c, code)) {
+		json_object_put(result);
+		json_object_put(data);
+		return;
+	}
 	c->fe->answer(c, result, code, message, data);
 	if (c->counted)
 		conn_inflight_dec(c->conn);
@@ -216,6 +225,27 @@ struct call *call_unref(struct call *c)
 void call_reply(struct call *c, struct json_object *result)
 {
 	call_answer(c, result, 0, NULL, NULL);
+}
+
+void call_reply_text(struct call *c, const char *json)
+{
+	struct json_object *result;
+
+	if (c->fe->answer_text) {
+		if (!call_answer_begin(c, 0))
+			return;
+		c->fe->answer_text(c, json, strlen(json));
+		if (c->counted)
+			conn_inflight_dec(c->conn);
+		return;
+	}
+	result = json_tokener_parse(json);
+	if (!result && strcmp(json, "null") != 0) {
+		log_error("Method %s answered with text that is not JSON", c->method);
+		call_error(c, GL_RPC_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	call_reply(c, result);
 }
 
 void call_error(struct call *c, int code, const char *message, struct json_object *data)

@@ -25,6 +25,9 @@ struct call_frontend {
 	const char *name;
 	void (*answer)(struct call *c, struct json_object *result, int code, const char *message,
 		struct json_object *data);
+	/* Optional: a result given as compact JSON text (call_reply_text()),
+	 * len bytes; without it the text is parsed and given to answer(). */
+	void (*answer_text)(struct call *c, const char *json, size_t len);
 };
 
 /* A new call on conn (holds a reference to conn and to request; id is

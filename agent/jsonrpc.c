@@ -147,36 +147,21 @@ static bool jsonrpc_string_plain(const char *s, size_t len)
 
 /* A result outside a batch goes into the connection's output as text: the
  * envelope gl_rpc_result_new() would build, written around the result's own
- * serialization. Building, serializing and freeing that envelope object was a
- * fifth of the agent's work for an agent.ping. A string result that needs no
- * escaping ("pong") is written between its quotes as it is, without json-c's
- * serialization buffer, nor is an empty object. Takes result. */
-static void jsonrpc_write_result(struct call *c, struct json_object *result)
+ * text (the n_res pieces of res). Building, serializing and freeing that
+ * envelope object was a fifth of the agent's work for an agent.ping. */
+static void jsonrpc_write_answer(struct call *c, const struct iovec *res, size_t n_res)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
 	struct json_object *id = NULL;
 	char num[24];
 	struct iovec iov[7];
 	size_t n = 0;
-	bool nomem = false, is_int;
+	bool is_int;
 	int64_t v = 0;
 
 	iov[n++] = (struct iovec){ (void *)head, sizeof(head) - 1 };
-	if (json_object_is_type(result, json_type_string) &&
-		jsonrpc_string_plain(json_object_get_string(result),
-			(size_t)json_object_get_string_len(result))) {
-		iov[n++] = (struct iovec){ (void *)"\"", 1 };
-		iov[n++] = (struct iovec){ (void *)json_object_get_string(result),
-			(size_t)json_object_get_string_len(result) };
-		iov[n++] = (struct iovec){ (void *)"\"", 1 };
-	} else if (json_object_is_type(result, json_type_object) &&
-		   json_object_object_length(result) == 0) {
-		/* Methods that only act answer {}: json-c's printbuf not needed. */
-		iov[n++] = (struct iovec){ (void *)"{}", 2 };
-	} else {
-		iov[n].iov_base = (void *)gl_encode_string(result, &iov[n].iov_len);
-		nomem |= !iov[n++].iov_base;
-	}
+	for (size_t i = 0; i < n_res; i++)
+		iov[n++] = res[i];
 	iov[n++] = (struct iovec){ (void *)mid, sizeof(mid) - 1 };
 	/* json-c clamps a uint64 above INT64_MAX: that one it writes itself. */
 	is_int = call_id_int(c, &v);
@@ -189,13 +174,43 @@ static void jsonrpc_write_result(struct call *c, struct json_object *result)
 		iov[n++] = (struct iovec){ num, jsonrpc_format_int(num, v) };
 	else {
 		iov[n].iov_base = (void *)gl_encode_string(id, &iov[n].iov_len); /* NULL: "null" */
-		nomem |= !iov[n++].iov_base;
+		if (!iov[n++].iov_base) {
+			log_error("Out of memory writing an answer, dropping it");
+			return;
+		}
 	}
 	iov[n++] = (struct iovec){ (void *)"}\n", 2 };
-	if (nomem)
-		log_error("Out of memory writing an answer, dropping it");
-	else
-		(void)conn_write_iov(call_connection(c), iov, n);
+	(void)conn_write_iov(call_connection(c), iov, n);
+}
+
+/* jsonrpc_write_answer() of a result object. A string result that needs no
+ * escaping ("pong") is written between its quotes as it is, without json-c's
+ * serialization buffer, nor is an empty object. Takes result. */
+static void jsonrpc_write_result(struct call *c, struct json_object *result)
+{
+	struct iovec res[3];
+	size_t n = 0;
+
+	if (json_object_is_type(result, json_type_string) &&
+		jsonrpc_string_plain(json_object_get_string(result),
+			(size_t)json_object_get_string_len(result))) {
+		res[n++] = (struct iovec){ (void *)"\"", 1 };
+		res[n++] = (struct iovec){ (void *)json_object_get_string(result),
+			(size_t)json_object_get_string_len(result) };
+		res[n++] = (struct iovec){ (void *)"\"", 1 };
+	} else if (json_object_is_type(result, json_type_object) &&
+		   json_object_object_length(result) == 0) {
+		/* Methods that only act answer {}: json-c's printbuf not needed. */
+		res[n++] = (struct iovec){ (void *)"{}", 2 };
+	} else {
+		res[n].iov_base = (void *)gl_encode_string(result, &res[n].iov_len);
+		if (!res[n++].iov_base) {
+			log_error("Out of memory writing an answer, dropping it");
+			json_object_put(result);
+			return;
+		}
+	}
+	jsonrpc_write_answer(c, res, n);
 	json_object_put(result);
 }
 
@@ -213,9 +228,28 @@ static void jsonrpc_answer(struct call *c, struct json_object *result, int code,
 	jsonrpc_deliver(call_connection(c), call_frontend_data(c), call_is_notification(c), reply);
 }
 
+/* call_reply_text(): outside a batch the text goes out as it is; a batch
+ * member (or a notification) takes the object path. */
+static void jsonrpc_answer_text(struct call *c, const char *json, size_t len)
+{
+	struct json_object *result;
+
+	if (!call_frontend_data(c) && !call_is_notification(c)) {
+		jsonrpc_write_answer(c, &(struct iovec){ (void *)json, len }, 1);
+		return;
+	}
+	result = json_tokener_parse(json);
+	if (!result && strcmp(json, "null") != 0) {
+		jsonrpc_answer(c, NULL, GL_RPC_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	jsonrpc_answer(c, result, 0, NULL, NULL);
+}
+
 static const struct call_frontend jsonrpc_frontend = {
 	.name = "jsonrpc",
 	.answer = jsonrpc_answer,
+	.answer_text = jsonrpc_answer_text,
 };
 
 static void jsonrpc_error(struct conn *conn, struct batch *b, struct json_object *id, int code,

@@ -77,6 +77,11 @@ struct call *call_unref(struct call *c); /* NULL-safe; returns NULL */
 /* Answer the call exactly once. Replying after the client went away is a no-op
  * (the call still completes and its in-flight slot is freed). */
 void call_reply(struct call *c, struct json_object *result /* takes */);
+/* call_reply() of a constant result given as compact JSON text, e.g.
+ * "\"pong\"": a front end that writes text answers builds no json-c
+ * object for it. Only for constant, valid JSON (a bad text answers
+ * -32603). */
+void call_reply_text(struct call *c, const char *json);
 void call_error(struct call *c, int code, const char *message, struct json_object *data /* takes */);
 void call_os_error(struct call *c, int errnum, const char *message); /* -32000 + errno name */
 bool call_answered(struct call *c);

@@ -144,9 +144,27 @@ static const char *param_store(const struct method_param *p, struct json_object 
 	return "has an unknown type";
 }
 
-/* Fill out from params by the method's rows. On failure writes a message
- * naming the parameter into msg and returns -EINVAL. */
-int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
+/* No params given (none, {} or []): every row takes its default, or the
+ * call misses a mandatory one. Without the per-row value tables of the full
+ * path: most calls (agent.ping) come this way. */
+static int params_fill_defaults(const struct method *m, void *out, char *msg, size_t size)
+{
+	for (const struct method_param *p = m->params; p && p->name; p++) {
+		if (p->flags & PARAM_MANDATORY) {
+			snprintf(msg, size, "Missing mandatory parameter '%s'", p->name);
+			return -EINVAL;
+		}
+		if (p->type == PARAM_INT)
+			*(int64_t *)((char *)out + p->offset) = p->def;
+		else if (p->type == PARAM_BOOL)
+			*(bool *)((char *)out + p->offset) = p->def != 0;
+	}
+	return 0;
+}
+
+/* params_fill() of params given (not empty). */
+static int params_fill_given(const struct method *m, struct json_object *params, void *out,
+	char *msg, size_t size)
 {
 	struct json_object *vals[DISPATCH_MAX_PARAMS] = { NULL };
 	bool present[DISPATCH_MAX_PARAMS] = { false };
@@ -212,6 +230,19 @@ int params_fill(const struct method *m, struct json_object *params, void *out, c
 		}
 	}
 	return 0;
+}
+
+/* Fill out from params by the method's rows. On failure writes a message
+ * naming the parameter into msg and returns -EINVAL. */
+int params_fill(const struct method *m, struct json_object *params, void *out, char *msg, size_t size)
+{
+	if (!params ||
+		(json_object_is_type(params, json_type_object) &&
+			json_object_object_length(params) == 0) ||
+		(json_object_is_type(params, json_type_array) &&
+			json_object_array_length(params) == 0))
+		return params_fill_defaults(m, out, msg, size);
+	return params_fill_given(m, params, out, msg, size);
 }
 
 struct json_object *dispatch_param_schema(const struct method_param *p)

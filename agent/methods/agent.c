@@ -71,7 +71,7 @@ static void agent_ping_timer(evutil_socket_t fd, short what, void *userdata)
 {
 	struct ping_wait *w = userdata;
 
-	call_reply(w->call, json_object_new_string("pong"));
+	call_reply_text(w->call, "\"pong\"");
 	ping_wait_free(w);
 }
 
@@ -82,7 +82,7 @@ static int agent_ping(struct call *call, void *params)
 	struct timeval tv;
 
 	if (p->delay_ms == 0) {
-		call_reply(call, json_object_new_string("pong"));
+		call_reply_text(call, "\"pong\"");
 		return 0;
 	}
 	w = calloc(1, sizeof(*w));

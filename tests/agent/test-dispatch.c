@@ -106,6 +106,35 @@ static int t_drop(struct call *call, void *params)
 	return 0;
 }
 
+/* Rows with defaults and none mandatory: what a call without params gets. */
+struct defaults_params {
+	int64_t n;
+	bool b;
+};
+
+static const struct method_param defaults_params[] = {
+	{ "n", PARAM_INT, offsetof(struct defaults_params, n), 0, -3, 10, 7, NULL, "n" },
+	{ "b", PARAM_BOOL, offsetof(struct defaults_params, b), 0, 0, 0, 1, NULL, "b" },
+	{ NULL },
+};
+
+static int t_defaults(struct call *call, void *params)
+{
+	const struct defaults_params *p = params;
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "n", json_object_new_int64(p->n));
+	json_object_object_add(r, "b", json_object_new_boolean(p->b));
+	call_reply(call, r);
+	return 0;
+}
+
+static int t_text(struct call *call, void *params)
+{
+	call_reply_text(call, "[1,\"two\",{}]");
+	return 0;
+}
+
 static int t_twice(struct call *call, void *params)
 {
 	call_reply(call, json_object_new_int(1));
@@ -166,6 +195,12 @@ static const struct method test_methods[] = {
 	{ .name = "t.fail", .summary = "fail", .handler = t_fail },
 	{ .name = "t.drop", .summary = "drop", .handler = t_drop },
 	{ .name = "t.twice", .summary = "twice", .handler = t_twice },
+	{ .name = "t.text", .summary = "text", .handler = t_text },
+	{ .name = "t.defaults",
+		.summary = "defaults",
+		.params = defaults_params,
+		.params_size = sizeof(struct defaults_params),
+		.handler = t_defaults },
 	{ .name = "t.flood", .summary = "flood", .handler = t_flood },
 	{ .name = "t.first",
 		.summary = "first",
@@ -263,6 +298,20 @@ static void test_params(struct event_base *base)
 		"positional params fill every type in table order");
 	json_object_put(lines);
 
+	/* Without params (none, {} or []) every row takes its default. */
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.defaults\",\"id\":1}\n"
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.defaults\",\"params\":{},\"id\":2}\n"
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.defaults\",\"params\":[],\"id\":3}\n"
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.defaults\",\"params\":[-2,false],"
+			"\"id\":4}\n");
+	is_str(json_object_to_json_string_ext(lines, JSON_C_TO_STRING_PLAIN),
+		"[{\"jsonrpc\":\"2.0\",\"result\":{\"n\":7,\"b\":true},\"id\":1},"
+		"{\"jsonrpc\":\"2.0\",\"result\":{\"n\":7,\"b\":true},\"id\":2},"
+		"{\"jsonrpc\":\"2.0\",\"result\":{\"n\":7,\"b\":true},\"id\":3},"
+		"{\"jsonrpc\":\"2.0\",\"result\":{\"n\":-2,\"b\":false},\"id\":4}]",
+		"no params, {} and [] take every default; given ones are stored");
+	json_object_put(lines);
+
 	check_params(c, "{}", -32602, "'s'", "missing mandatory");
 	check_params(c, "[]", -32602, "'s'", "missing mandatory (positional)");
 	check_params(c, "{\"s\":null}", -32602, "'s'", "mandatory null");
@@ -334,6 +383,22 @@ static void test_calls(struct event_base *base)
 	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.drop\",\"id\":1}\n");
 	is_int(error_code(json_object_array_get_idx(lines, 0)), -32603,
 		"a handler that neither answers nor keeps the call -> -32603");
+	json_object_put(lines);
+
+	/* call_reply_text(): written as text outside a batch, parsed inside one. */
+	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.text\",\"id\":5}\n"
+			"[{\"jsonrpc\":\"2.0\",\"method\":\"t.text\",\"id\":6}]\n"
+			"{\"jsonrpc\":\"2.0\",\"method\":\"t.text\"}\n");
+	is_int(json_object_array_length(lines), 2,
+		"call_reply_text: a request and a batch answered, a notification not");
+	is_str(json_object_to_json_string_ext(json_object_array_get_idx(lines, 0),
+		       JSON_C_TO_STRING_PLAIN),
+		"{\"jsonrpc\":\"2.0\",\"result\":[1,\"two\",{}],\"id\":5}",
+		"call_reply_text outside a batch: the text as the result");
+	is_str(json_object_to_json_string_ext(json_object_array_get_idx(lines, 1),
+		       JSON_C_TO_STRING_PLAIN),
+		"[{\"jsonrpc\":\"2.0\",\"result\":[1,\"two\",{}],\"id\":6}]",
+		"call_reply_text in a batch: the same result");
 	json_object_put(lines);
 
 	lines = feed(c, "{\"jsonrpc\":\"2.0\",\"method\":\"t.twice\",\"id\":1}\n");
