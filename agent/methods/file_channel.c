@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@
 #define FILE_CHANNEL_IDLE_S 60
 #define FILE_MAX_CHANNELS 64
 #define FILE_CHANNEL_BUF (1024u * 1024)
+/* A download sends from a mapping of the file, this much at a time. */
+#define FILE_CHANNEL_WINDOW (4u << 20)
 
 struct file_channel {
 	struct file_channel *next;
@@ -64,7 +67,15 @@ struct file_channel {
 	size_t ahead_len;
 	uint64_t rd;    /* download: where the next chunk read starts */
 	bool ahead_end; /* download: the file ended or failed at `rd` */
-	bool dying;     /* freed when the running job returns */
+	/* download from a mapping: file bytes [map_off, map_off + map_len) at
+	 * map, which only the kernel reads (write() on a worker); a file that
+	 * cannot be mapped goes through buf and ahead (pread) instead. */
+	void *map;
+	uint64_t map_off;
+	size_t map_len;
+	bool pread;  /* download: read, not mapped */
+	int job_err; /* download from a mapping: how the job stopped (-EAGAIN: the socket is full) */
+	bool dying;  /* freed when the running job returns */
 };
 
 static struct file_channel *file_channels;
@@ -98,6 +109,13 @@ static void file_channel_free(struct file_channel *ch)
 		ch->fd = -1;
 	}
 	file_tmp_discard_later(ch->base, &ch->tmp);
+	/* On the loop: a clean read-only mapping is dropped without I/O, and the
+	 * mmap_lock it takes is not held by a thread whose fault waits for a hung
+	 * filesystem (mm/filemap.c: filemap_fault() drops it before it waits,
+	 * maybe_unlock_mmap_for_io(), lock_folio_maybe_drop_mmap()) -- the same
+	 * lock any large malloc() on the loop takes. */
+	if (ch->map)
+		(void)munmap(ch->map, ch->map_len);
 	if (ch->early)
 		evbuffer_free(ch->early);
 	free(ch->buf);
@@ -394,10 +412,18 @@ static void file_channel_download_next(struct file_channel *ch)
 		file_channel_free(ch); /* an empty file */
 }
 
+static void file_channel_map_next(struct file_channel *ch);
+
 static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
 {
 	struct file_channel *ch = userdata;
-	ssize_t n = write(fd, ch->buf + ch->off, ch->len - ch->off);
+	ssize_t n;
+
+	if (!ch->pread) {
+		file_channel_map_next(ch);
+		return;
+	}
+	n = write(fd, ch->buf + ch->off, ch->len - ch->off);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -410,6 +436,176 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
 	file_channel_progress(ch);
 	if (ch->off == ch->len)
 		file_channel_download_turn(ch);
+}
+
+/* --- download from a mapping ---
+ * A pread() costs the guest one copy per byte (page cache -> buf) before the
+ * write() copies it again (buf -> socket buffer); a write() from a mapping of
+ * the file has the kernel copy each byte once, page cache -> skb, and under
+ * TCG a guest's copy is most of what a MiB costs.
+ * That write() reads the file through page faults, which on a hung NFS or
+ * FUSE mount wait forever: it runs on a worker, one job per socket buffer (as
+ * much of the window as the non-blocking socket takes), and the loop only
+ * waits for EV_WRITE and hands out the next job. mmap() and madvise() are on
+ * the worker too. The agent never reads the mapping itself: a file that
+ * shrank under it faults past its end, and a kernel-mode copy then gets no
+ * SIGBUS but its exception fixup (arch/x86/mm/fault.c: do_sigbus() ->
+ * kernelmode_fixup_or_oops()), so the write() returns short and the next one
+ * fails (EFAULT; ENOMEM from virtio-vsock, whose packet allocation fails,
+ * net/vmw_vsock/virtio_transport_common.c): the channel ends short, as with
+ * pread(). The part of the last page the file fills is pread() instead: a
+ * mapping shows zeros past a file's end within its last page where a read
+ * shows the end. A file that cannot be mapped (ENODEV: sysfs and other
+ * special filesystems) falls back to pread() (file_channel_download_*). */
+
+static void file_channel_map_run(void *p);
+static void file_channel_map_done(void *p);
+
+static void file_channel_map_next(struct file_channel *ch)
+{
+	event_del(ch->ev);
+	ch->busy = true;
+	/* On failure map_done() ran with ran = false: it freed ch. */
+	(void)worker_submit(ch->base, file_channel_map_run, ch, file_channel_map_done);
+}
+
+/* Writes file bytes [from + at, from + end) to the non-blocking socket until it
+ * is all sent or the socket refuses: the bytes sent, or -errno with none. *r
+ * is how it stopped: 0 (all sent), -EAGAIN (the socket is full), -errno. */
+static size_t file_channel_map_write(int sock, const char *from, size_t at, size_t end, int *r)
+{
+	size_t sent = 0;
+
+	*r = 0;
+	while (at < end) {
+		ssize_t n = write(sock, from + at, end - at);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*r = n < 0 ? -errno : -EPIPE;
+			break;
+		}
+		at += (size_t)n;
+		sent += (size_t)n;
+	}
+	return sent;
+}
+
+/* On a worker, with the channel's socket event off: sends what the socket
+ * takes from ch->done on, mapping the next window once the last one is sent.
+ * ch->res: the bytes sent; ch->job_err: how it stopped (0: the window or
+ * the file's last page is sent); ch->pread: the file cannot be mapped. */
+static void file_channel_map_run(void *p)
+{
+	struct file_channel *ch = p;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t pos = ch->done, paged = ch->size & ~(page - 1);
+	size_t sent = 0;
+	int r = 0;
+
+	if (ch->map && pos == ch->map_off + ch->map_len) {
+		(void)munmap(ch->map, ch->map_len);
+		ch->map = NULL;
+	}
+	if (!ch->map && pos < paged) {
+		size_t len = paged - pos < FILE_CHANNEL_WINDOW ? (size_t)(paged - pos)
+							       : FILE_CHANNEL_WINDOW;
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, ch->fd, (off_t)pos);
+
+		if (m == MAP_FAILED) {
+			ch->job_err = -errno;
+			ch->pread = true;
+			ch->res = 0;
+			ch->ran = true;
+			return;
+		}
+		/* Read-ahead for the faults to come; pages behind go sooner. */
+		(void)madvise(m, len, MADV_SEQUENTIAL);
+		(void)madvise(m, len, MADV_WILLNEED);
+		ch->map = m;
+		ch->map_off = pos;
+		ch->map_len = len;
+	}
+	if (ch->map)
+		sent = file_channel_map_write(ch->sock, ch->map, (size_t)(pos - ch->map_off),
+			ch->map_len, &r);
+	else {
+		/* The file's last partial page, read into buf (then file bytes
+		 * [size - len, size)); a short read: the file shrank. */
+		if (ch->len == 0) {
+			ssize_t n = pread(ch->fd, ch->buf, (size_t)(ch->size - pos), (off_t)pos);
+
+			if (n < 0)
+				r = -errno;
+			else if ((uint64_t)n < ch->size - pos)
+				r = -ENODATA;
+			else {
+				ch->len = (size_t)n;
+				ch->off = 0;
+			}
+		}
+		if (r == 0) {
+			sent = file_channel_map_write(ch->sock, ch->buf, ch->off, ch->len, &r);
+			ch->off += sent;
+		}
+	}
+	ch->res = (ssize_t)sent;
+	ch->job_err = r;
+	ch->ran = true;
+}
+
+/* A file that cannot be mapped is read into buf and ahead from where its
+ * download stands. */
+static void file_channel_map_fallback(struct file_channel *ch)
+{
+	log_debug_errno(ch->job_err, "Cannot map a file to download, reading it: %m");
+	ch->ahead = malloc(FILE_CHANNEL_BUF);
+	if (!ch->ahead) {
+		file_channel_free(ch);
+		return;
+	}
+	ch->rd = ch->done;
+	ch->off = ch->len = 0;
+	file_channel_download_next(ch);
+}
+
+static void file_channel_map_done(void *p)
+{
+	struct file_channel *ch = p;
+	int r = ch->ran ? ch->job_err : -ENOMEM; /* worker_submit() could not take it */
+
+	if (ch->ran)
+		ch->done += (uint64_t)ch->res;
+	ch->busy = ch->ran = false;
+	if (ch->dying) {
+		file_channel_free(ch);
+		return;
+	}
+	if (ch->res > 0)
+		file_channel_progress(ch);
+	ch->res = 0;
+	if (ch->pread) {
+		file_channel_map_fallback(ch);
+		return;
+	}
+	if (ch->done == ch->size) {
+		file_channel_free(ch); /* every byte is sent */
+		return;
+	}
+	if (r == -EAGAIN) {
+		if (event_add(ch->ev, NULL) < 0)
+			file_channel_free(ch);
+		return;
+	}
+	if (r < 0) {
+		/* The client left, or the file shrank or failed: it sees the count. */
+		log_debug_errno(r, "A download ends at byte %llu of %llu: %m",
+			(unsigned long long)ch->done, (unsigned long long)ch->size);
+		file_channel_free(ch);
+		return;
+	}
+	file_channel_map_next(ch); /* the window is sent; the socket may take more */
 }
 
 /* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
@@ -447,10 +643,6 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 		ch->early = evbuffer_new();
 		ok = ch->early && evbuffer_add_buffer(ch->early, early) == 0;
 	}
-	/* A download reads the next chunk while the last one is sent: in a VM
-	 * the guest's file read and its vsock send then run on two vCPUs. */
-	if (!ch->upload)
-		ok = ok && (ch->ahead = malloc(FILE_CHANNEL_BUF));
 	if (!ch->ev || !ok) {
 		log_error("Cannot watch a file channel, dropping it");
 		file_channel_free(ch);
@@ -459,8 +651,10 @@ static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
 	file_channel_progress(ch);
 	if (ch->upload)
 		file_channel_upload_pump(ch);
+	else if (ch->size == 0)
+		file_channel_free(ch);
 	else
-		file_channel_download_next(ch);
+		file_channel_map_next(ch);
 }
 
 static const char *const file_channel_directions[] = { "upload", "download", NULL };
