@@ -45,8 +45,6 @@
 /* How long a download's job waits for room in its socket before it hands the
  * wait back to the loop. */
 #define FILE_CHANNEL_WAIT_MS 20
-/* ... and reads the window into its page table this much ahead of the send. */
-#define FILE_CHANNEL_POPULATE (512u * 1024)
 
 struct file_channel {
 	struct file_channel *next;
@@ -450,10 +448,10 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
  * the file has the kernel copy each byte once, page cache -> skb, and under
  * TCG a guest's copy is most of what a MiB costs.
  * That write() reads the file through page faults, which on a hung NFS or
- * FUSE mount wait forever: it runs on a worker, one job per socket buffer (as
- * much of the window as the non-blocking socket takes), and the loop only
- * waits for EV_WRITE and hands out the next job. mmap() and madvise() are on
- * the worker too. The agent never reads the mapping itself: a file that
+ * FUSE mount wait forever: it runs on a worker, one job per window (or until
+ * the non-blocking socket has had no room for FILE_CHANNEL_WAIT_MS), and the
+ * loop only waits for EV_WRITE and hands out the next job. mmap() and
+ * madvise() are on the worker too. The agent never reads the mapping itself: a file that
  * shrank under it faults past its end, and a kernel-mode copy then gets no
  * SIGBUS but its exception fixup (arch/x86/mm/fault.c: do_sigbus() ->
  * kernelmode_fixup_or_oops()), so the write() returns short and the next one
@@ -482,28 +480,13 @@ static void file_channel_map_next(struct file_channel *ch)
  * the guest two thread switches per credit update, each dear under TCG while
  * the window is small; the wait is short so that a stalled client frees the
  * worker soon. */
-static size_t file_channel_map_write(int sock, const char *from, size_t at, size_t end, bool mapped,
-	int *r)
+static size_t file_channel_map_write(int sock, const char *from, size_t at, size_t end, int *r)
 {
-	size_t sent = 0, ready = mapped ? at & ~(size_t)(FILE_CHANNEL_POPULATE - 1) : end;
+	size_t sent = 0;
 
 	*r = 0;
 	while (at < end) {
-		ssize_t n;
-
-		if (mapped && at >= ready) {
-			/* Populate [ready, ready + step): pages read and mapped in one
-			 * call rather than a fault each 64 KiB inside the copy, a step at
-			 * a time so that what is in flight covers it. Errors are the
-			 * write's to find (EINVAL: a kernel before 5.14 faults instead). */
-			size_t step = end - ready < FILE_CHANNEL_POPULATE ? end - ready
-									  : FILE_CHANNEL_POPULATE;
-
-			(void)madvise((char *)from + ready, step, MADV_POPULATE_READ);
-			ready += step;
-			continue;
-		}
-		n = write(sock, from + at, ready - at);
+		ssize_t n = write(sock, from + at, end - at);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -544,7 +527,7 @@ static void file_channel_map_run(void *p)
 	if (!ch->map && pos < paged) {
 		size_t len = paged - pos < FILE_CHANNEL_WINDOW ? (size_t)(paged - pos)
 							       : FILE_CHANNEL_WINDOW;
-		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, ch->fd, (off_t)pos);
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ch->fd, (off_t)pos);
 
 		if (m == MAP_FAILED) {
 			ch->job_err = -errno;
@@ -553,7 +536,11 @@ static void file_channel_map_run(void *p)
 			ch->ran = true;
 			return;
 		}
-		/* Pages behind go sooner. */
+		/* MAP_POPULATE read the window and filled its page table in one
+		 * pass, not by a fault per 64 KiB inside the copies (in 512 KiB
+		 * steps of MADV_POPULATE_READ between the writes it measured
+		 * slower in the VM bench); a file that shrank meanwhile is no
+		 * harm, see above. Pages behind go sooner. */
 		(void)madvise(m, len, MADV_SEQUENTIAL);
 		ch->map = m;
 		ch->map_off = pos;
@@ -561,7 +548,7 @@ static void file_channel_map_run(void *p)
 	}
 	if (ch->map)
 		sent = file_channel_map_write(ch->sock, ch->map, (size_t)(pos - ch->map_off),
-			ch->map_len, true, &r);
+			ch->map_len, &r);
 	else {
 		/* The file's last partial page, read into buf (then file bytes
 		 * [size - len, size)); a short read: the file shrank. */
@@ -578,7 +565,7 @@ static void file_channel_map_run(void *p)
 			}
 		}
 		if (r == 0) {
-			sent = file_channel_map_write(ch->sock, ch->buf, ch->off, ch->len, false, &r);
+			sent = file_channel_map_write(ch->sock, ch->buf, ch->off, ch->len, &r);
 			ch->off += sent;
 		}
 	}
