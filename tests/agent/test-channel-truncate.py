@@ -54,14 +54,19 @@ def download(agent, c, path, first, cut, name):
     return (None if rest is None else got + rest), r.get("size"), seen
 
 
+def new_file(name, size):
+    """A file of size random bytes in tmp: (path, data)."""
+    data = os.urandom(size)
+    with open(os.path.join(tmp, name), "wb") as f:
+        f.write(data)
+    return os.path.join(tmp, name), data
+
+
 agent = Agent(tmp)
 c = agent.client()
 
 # 1. Mid-file: cut to a size inside a page, far ahead of what was sent.
-path = os.path.join(tmp, "big")
-data = os.urandom(16 * MIB + 1000)
-with open(path, "wb") as f:
-    f.write(data)
+path, data = new_file("big", 16 * MIB + 1000)
 cut = 3 * MIB + 123
 got, size, seen = download(agent, c, path, 512 * 1024, cut, "mid-file")
 ok(path in seen, "the waiting download sends from a mapping of its file")
@@ -82,10 +87,7 @@ is_eq(c.call("agent.ping", id="p1").get("result"), "pong", "and answers a ping")
 ok(path not in maps(agent.pid), "the mapping is gone with the channel")
 
 # 2. To nothing, while the first window is being sent.
-path = os.path.join(tmp, "zero")
-data = os.urandom(8 * MIB)
-with open(path, "wb") as f:
-    f.write(data)
+path, data = new_file("zero", 8 * MIB)
 got, size, _ = download(agent, c, path, 64 * 1024, 0, "to zero")
 ok(got is not None and 64 * 1024 <= len(got) < len(data),
    "cut to 0: a short count (%s of %d bytes)" % (got and len(got), len(data)))
@@ -94,10 +96,7 @@ ok(agent.alive(), "the agent is alive (no SIGBUS)")
 
 # 3. Inside the last page: a mapping would show zeros up to the old end,
 # with the full count; the agent reads that page and ends short.
-path = os.path.join(tmp, "tail")
-data = os.urandom(2 * MIB + 3000)
-with open(path, "wb") as f:
-    f.write(data)
+path, data = new_file("tail", 2 * MIB + 3000)
 cut = 2 * MIB + 1000
 got, size, _ = download(agent, c, path, 64 * 1024, cut, "last page")
 ok(got is not None and len(got) < len(data),
@@ -107,10 +106,7 @@ ok(got is not None and got == data[:len(got)], "... every byte sent is the file'
 
 # 4. Untouched, with a size that is not a whole number of pages and more
 # than one window: every byte.
-path = os.path.join(tmp, "whole")
-data = os.urandom(9 * MIB + 4097)
-with open(path, "wb") as f:
-    f.write(data)
+path, data = new_file("whole", 9 * MIB + 4097)
 got, size, _ = download(agent, c, path, 1, len(data), "whole")
 is_eq(got == data, True, "an unchanged file of 2 windows and a bit arrives whole")
 
