@@ -21,7 +21,6 @@ struct event_base;
 		"path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "a path" \
 	}
 
-
 struct file_tmp {
 	int fd;
 	char *path;    /* final name */
