@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* file.channel and file.attach: a whole file's bytes raw on a second
- * connection, an upload renamed into place when complete, a download read on
- * workers while the loop sends. */
+ * connection, an upload renamed into place when complete, a download sent
+ * from a mapping of the file by write()s on workers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -451,9 +451,9 @@ static void file_channel_download_cb(evutil_socket_t fd, short what, void *userd
  * FUSE mount wait forever: it runs on a worker, one job per window (or until
  * the non-blocking socket has had no room for FILE_CHANNEL_WAIT_MS), and the
  * loop only waits for EV_WRITE and hands out the next job. mmap() and
- * madvise() are on the worker too. The agent never reads the mapping itself: a file that
- * shrank under it faults past its end, and a kernel-mode copy then gets no
- * SIGBUS but its exception fixup (arch/x86/mm/fault.c: do_sigbus() ->
+ * madvise() are on the worker too. The agent never reads the mapping itself:
+ * a file that shrank under it faults past its end, and a kernel-mode copy
+ * then gets no SIGBUS but its exception fixup (arch/x86/mm/fault.c: do_sigbus() ->
  * kernelmode_fixup_or_oops()), so the write() returns short and the next one
  * fails (EFAULT; ENOMEM from virtio-vsock, whose packet allocation fails,
  * net/vmw_vsock/virtio_transport_common.c): the channel ends short, as with
