@@ -21,6 +21,7 @@ agent_libagent_la_SOURCES = \
 	agent/methods/exec_proc.c agent/methods/exec_proc.h \
 	agent/methods/exec_scope.c agent/methods/exec_scope.h \
 	agent/methods/file.c agent/methods/file.h \
+	agent/methods/file_channel.c agent/methods/file_internal.h \
 	agent/methods/sysmgmt.c \
 	agent/methods/fsfreeze.c agent/methods/fsfreeze.h \
 	agent/methods/guestinfo.c agent/methods/guestinfo.h \

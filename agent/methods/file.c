@@ -8,16 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <guestlink/jsonrpc.h>
 #include <nettle/sha2.h>
@@ -25,6 +22,7 @@
 #include "config.h"
 #include "base64.h"
 #include "file.h"
+#include "file_internal.h"
 #include "fsfreeze.h"
 #include "log.h"
 #include "macro.h"
@@ -39,7 +37,7 @@
 
 /* --- errors --- */
 
-static void file_error(struct call *call, int errnum, const char *what)
+void file_error(struct call *call, int errnum, const char *what)
 {
 	struct json_object *data;
 	const char *name;
@@ -61,12 +59,10 @@ static void file_error(struct call *call, int errnum, const char *what)
  * block until a thaw only the agent can do). It stat()s the path, which can
  * block on a hung mount: called on a worker, at the start of each writing
  * job. */
-static bool file_frozen_at(const char *path)
+bool file_frozen_at(const char *path)
 {
 	return fsfreeze_check_path(path) < 0;
 }
-
-#define FILE_FROZEN_MSG "the filesystem is frozen"
 
 /* --- syscalls on a worker thread ---
  * Each blocking part below is a plain function on a struct file_job (copied
@@ -504,17 +500,7 @@ static int file_read(struct call *call, void *params)
 
 /* --- temporary files renamed into place --- */
 
-struct file_tmp {
-	int fd;
-	char *path;    /* final name */
-	char *tmpname; /* hidden name when O_TMPFILE was not available */
-	mode_t mode;
-	bool chown;
-	uid_t uid;
-	gid_t gid;
-};
-
-static void file_tmp_discard(struct file_tmp *t)
+void file_tmp_discard(struct file_tmp *t)
 {
 	if (t->fd >= 0)
 		t->fd = (close(t->fd), -1);
@@ -561,13 +547,13 @@ static int file_tmp_name(const char *path, char **ret)
  * umask 0 (world-writable). The agent never changes its umask afterwards. */
 static mode_t file_process_umask = 022;
 
-static mode_t file_umask(void)
+mode_t file_umask(void)
 {
 	return file_process_umask;
 }
 
 /* um: the umask for a new file's mode (file_umask(), taken on the loop). */
-static int file_tmp_open(const char *path, int mode, bool create, mode_t um, struct file_tmp *ret)
+int file_tmp_open(const char *path, int mode, bool create, mode_t um, struct file_tmp *ret)
 {
 	_cleanup_free_ char *dir = file_dirname(path);
 	struct file_tmp t = { .fd = -1 };
@@ -621,7 +607,7 @@ static int file_tmp_open(const char *path, int mode, bool create, mode_t um, str
 	return 0;
 }
 
-static int file_tmp_commit(struct file_tmp *t)
+int file_tmp_commit(struct file_tmp *t)
 {
 	int r;
 
@@ -659,7 +645,7 @@ static int file_tmp_commit(struct file_tmp *t)
 	return 0;
 }
 
-static int file_write_all(int fd, const char *data, size_t len, int64_t offset)
+int file_write_all(int fd, const char *data, size_t len, int64_t offset)
 {
 	while (len > 0) {
 		ssize_t n = offset >= 0 ? pwrite(fd, data, len, (off_t)offset) : write(fd, data, len);
@@ -722,7 +708,7 @@ static void file_tmp_discard_run(void *p)
 }
 
 /* Close and unlink what is left of t (taken) on a worker. */
-static void file_tmp_discard_later(struct event_base *base, struct file_tmp *t)
+void file_tmp_discard_later(struct event_base *base, struct file_tmp *t)
 {
 	struct file_tmp *copy;
 
@@ -825,22 +811,7 @@ struct file_open_params {
 	bool create;
 };
 
-/* file.open and file.channel: the file opened on a worker. */
-struct file_open_job {
-	struct event_base *base;
-	char *path;
-	int mode;
-	bool create, upload;
-	mode_t umask;
-	int64_t size; /* upload channel: announced */
-	/* results */
-	int err;
-	bool frozen;
-	struct file_tmp tmp; /* upload; a download's file is tmp.fd */
-	struct stat st;      /* download */
-};
-
-static void file_open_job_free(void *p)
+void file_open_job_free(void *p)
 {
 	struct file_open_job *j = p;
 
@@ -849,7 +820,7 @@ static void file_open_job_free(void *p)
 	free(j);
 }
 
-static struct file_open_job *file_open_job_new(struct call *call, const char *path)
+struct file_open_job *file_open_job_new(struct call *call, const char *path)
 {
 	struct file_open_job *j = calloc(1, sizeof(*j));
 
@@ -1320,601 +1291,6 @@ static int file_rename(struct call *call, void *params)
 		file_job_done_empty);
 }
 
-/* --- raw data side channel ---
- * file.channel {path, direction, size?, mode?} -> {token, size}; then on a
- * second connection file.attach {token} -> {size}, after which that
- * connection carries the file's bytes raw: exactly `size` bytes from the
- * client for an upload (the agent then answers one JSON line and closes), or
- * from the agent for a download. Tokens are random, single-use and expire. */
-
-#define FILE_CHANNEL_TTL_S 30
-#define FILE_CHANNEL_VSOCK_BUF (4u << 20) /* the channel's vsock receive buffer */
-
-/* An attached channel that moves nothing for this long is dropped. */
-#define FILE_CHANNEL_IDLE_S 60
-#define FILE_MAX_CHANNELS 64
-#define FILE_CHANNEL_BUF (1024u * 1024)
-
-struct file_channel {
-	struct file_channel *next;
-	char token[33];
-	bool upload;
-	bool attached;
-	struct file_tmp tmp; /* upload */
-	int fd;              /* download: the file */
-	uint64_t size, done;
-	struct event_base *base;
-	struct event *expire;
-	int sock;
-	struct event *ev;
-	struct evbuffer *early; /* upload: bytes that came behind file.attach */
-	/* upload: buf holds file bytes [done, done + len); download: [done - off, done + len - off) */
-	char *buf;
-	size_t off, len;
-	/* upload: a worker job moves buf to the file while the socket waits.
-	 * download: a worker job reads the next chunk into `ahead` (file bytes
-	 * [rd - ahead_len, rd) once ready) while buf goes to the socket. */
-	bool busy, ran;
-	ssize_t res; /* the job's bytes read, or 0, or -errno */
-	char *ahead;
-	size_t ahead_len;
-	uint64_t rd;    /* download: where the next chunk read starts */
-	bool ahead_end; /* download: the file ended or failed at `rd` */
-	bool dying;     /* freed when the running job returns */
-};
-
-static struct file_channel *file_channels;
-static unsigned file_n_channels;
-
-static void file_channel_unlink(struct file_channel *ch);
-
-/* Pending and attached channels alike are on the list (and count against the limit). */
-static void file_channel_free(struct file_channel *ch)
-{
-	if (ch->busy) {
-		/* A download's read-ahead holds ch: it goes when that returns. */
-		ch->dying = true;
-		if (ch->ev)
-			event_del(ch->ev);
-		evtimer_del(ch->expire);
-		return;
-	}
-	file_channel_unlink(ch);
-	if (ch->ev)
-		event_free(ch->ev);
-	if (ch->expire)
-		event_free(ch->expire);
-	if (ch->sock >= 0)
-		close(ch->sock);
-	/* The file (a download's) or what is left of an upload is closed and
-	 * unlinked on a worker: on a hung filesystem even close() can block. */
-	if (ch->fd >= 0) {
-		file_tmp_discard(&ch->tmp); /* a download's: memory only */
-		ch->tmp = (struct file_tmp){ .fd = ch->fd };
-		ch->fd = -1;
-	}
-	file_tmp_discard_later(ch->base, &ch->tmp);
-	if (ch->early)
-		evbuffer_free(ch->early);
-	free(ch->buf);
-	free(ch->ahead);
-	free(ch);
-}
-
-static void file_channel_unlink(struct file_channel *ch)
-{
-	for (struct file_channel **pp = &file_channels; *pp; pp = &(*pp)->next)
-		if (*pp == ch) {
-			*pp = ch->next;
-			file_n_channels--;
-			return;
-		}
-}
-
-static void file_channel_expire_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	struct file_channel *ch = userdata;
-
-	if (ch->attached)
-		log_debug("Dropping a file channel idle for %ds", FILE_CHANNEL_IDLE_S);
-	file_channel_free(ch); /* an upload leaves no file */
-}
-
-static void file_channel_progress(struct file_channel *ch)
-{
-	struct timeval idle = { .tv_sec = FILE_CHANNEL_IDLE_S };
-
-	evtimer_add(ch->expire, &idle);
-}
-
-/* The upload's last word: one JSON line, then close. */
-static void file_channel_status(struct file_channel *ch, int r)
-{
-	char line[160];
-	int n;
-
-	if (r < 0)
-		n = snprintf(line, sizeof(line), "{\"ok\":false,\"errno\":\"%s\",\"size\":%llu}\n",
-			gl_errno_name(-r) ?: "EIO", (unsigned long long)ch->done);
-	else
-		n = snprintf(line, sizeof(line), "{\"ok\":true,\"size\":%llu}\n",
-			(unsigned long long)ch->done);
-	(void)!write(ch->sock, line, (size_t)n); /* small: fits the socket buffer */
-}
-
-/* The end of an upload, on a worker: the freeze check and the rename into
- * place, or (failed) the close and unlink of the temporary file. The status
- * line goes out on the loop once that returned, and the channel is freed
- * then; until then it stays on the list (counted against FILE_MAX_CHANNELS,
- * which bounds these jobs) with its socket and timers quiet. */
-struct file_channel_commit {
-	struct file_channel *ch;
-	struct file_tmp tmp; /* taken from the channel */
-	int r;               /* the upload's outcome so far, then the commit's */
-	bool ran;
-};
-
-static void file_channel_commit_run(void *p)
-{
-	struct file_channel_commit *j = p;
-
-	if (j->r >= 0 && file_frozen_at(j->tmp.path))
-		j->r = -EBUSY;
-	if (j->r >= 0)
-		j->r = file_tmp_commit(&j->tmp);
-	if (j->tmp.fd >= 0 || j->tmp.tmpname) {
-		/* Not committed: drop the temporary file here (the paths are freed on the loop). */
-		if (j->tmp.fd >= 0)
-			j->tmp.fd = (close(j->tmp.fd), -1);
-		if (j->tmp.tmpname)
-			(void)unlink(j->tmp.tmpname);
-		free(j->tmp.tmpname);
-		j->tmp.tmpname = NULL;
-	}
-	j->ran = true;
-}
-
-static void file_channel_commit_free(void *p)
-{
-	struct file_channel_commit *j = p;
-
-	if (!j->ran && j->r >= 0)
-		j->r = -ENOMEM;    /* worker_submit() could not take it */
-	file_tmp_discard(&j->tmp); /* memory, or the whole file when it never ran */
-	file_channel_status(j->ch, j->r);
-	file_channel_free(j->ch);
-	free(j);
-}
-
-/* The upload is over (r < 0: it failed): commit or discard on a worker, then
- * the status line and the channel freed. */
-static void file_channel_finish(struct file_channel *ch, int r)
-{
-	struct file_channel_commit *j = calloc(1, sizeof(*j));
-
-	if (!j) {
-		file_channel_status(ch, -ENOMEM);
-		file_channel_free(ch); /* the file is discarded on a worker */
-		return;
-	}
-	if (ch->ev)
-		event_del(ch->ev);
-	if (ch->expire)
-		evtimer_del(ch->expire);
-	j->ch = ch;
-	j->r = r;
-	j->tmp = ch->tmp;
-	ch->tmp = (struct file_tmp){ .fd = -1 };
-	(void)worker_submit(ch->base, file_channel_commit_run, j, file_channel_commit_free);
-}
-
-/* The data phase: the loop moves bytes between the socket and ch->buf, a
- * worker between ch->buf and the file (which may sit on a hung NFS or FUSE
- * mount): one job of at most FILE_CHANNEL_BUF bytes at a time per channel.
- * While it runs, the channel's socket event and idle timer are off and
- * nothing frees the channel; the job's free_fn is its completion, on the loop.
- * Downloads too use read+write, never sendfile(): sendfile() reads the file on
- * the loop, and into AF_VSOCK it goes through the kernel's sock_no_sendpage(),
- * one 4 KiB virtio-vsock packet per page, where a write() of a large buffer
- * makes packets of up to 64 KiB (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE; see
- * net/vmw_vsock/af_vsock.c, virtio_transport_common.c). */
-
-static void file_channel_upload_pump(struct file_channel *ch);
-
-static void file_channel_upload_run(void *p)
-{
-	struct file_channel *ch = p;
-
-	/* A freeze may have come since file.channel: writing would block this thread
-	 * until a thaw, and the commit with it. */
-	ch->res = file_frozen_at(ch->tmp.path)
-			  ? -EBUSY
-			  : file_write_all(ch->tmp.fd, ch->buf, ch->len, (int64_t)ch->done);
-	ch->ran = true;
-}
-
-static void file_channel_upload_done(void *p)
-{
-	struct file_channel *ch = p;
-	int r = ch->ran ? (int)ch->res : -ENOMEM; /* worker_submit() could not take it */
-
-	ch->busy = ch->ran = false;
-	if (ch->dying) {
-		file_channel_free(ch);
-		return;
-	}
-	if (r < 0) {
-		file_channel_finish(ch, r);
-		return;
-	}
-	ch->done += ch->len;
-	ch->len = 0;
-	file_channel_progress(ch);
-	file_channel_upload_pump(ch);
-}
-
-/* Fill ch->buf from the early bytes, then the socket; once it is full or holds
- * the rest of the upload, a worker writes it. More than announced is refused
- * (EFBIG) rather than guessed at; an end before `size` bytes leaves no file. */
-static void file_channel_upload_pump(struct file_channel *ch)
-{
-	uint64_t left = ch->size - ch->done;
-	int r = 0;
-
-	while (ch->len < FILE_CHANNEL_BUF && ch->len < left) {
-		size_t room = FILE_CHANNEL_BUF - ch->len;
-		ssize_t n;
-
-		if (ch->early && evbuffer_get_length(ch->early) > 0) {
-			n = evbuffer_remove(ch->early, ch->buf + ch->len, room);
-			if (n <= 0) {
-				r = -ENOMEM;
-				break;
-			}
-		} else {
-			n = read(ch->sock, ch->buf + ch->len, room);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-				if (event_add(ch->ev, NULL) < 0)
-					file_channel_finish(ch, -ENOMEM);
-				return;
-			}
-			if (n <= 0) {
-				r = n < 0 ? -errno : -EPIPE;
-				break;
-			}
-			file_channel_progress(ch);
-		}
-		if ((uint64_t)n > left - ch->len) {
-			r = -EFBIG;
-			break;
-		}
-		ch->len += (size_t)n;
-	}
-	if (r < 0 || ch->len == 0) {
-		file_channel_finish(ch, r); /* failed, or every byte is written */
-		return;
-	}
-	event_del(ch->ev);
-	evtimer_del(ch->expire);
-	ch->busy = true;
-	(void)worker_submit(ch->base, file_channel_upload_run, ch, file_channel_upload_done);
-}
-
-static void file_channel_upload_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	file_channel_upload_pump(userdata);
-}
-
-static void file_channel_download_run(void *p)
-{
-	struct file_channel *ch = p;
-	uint64_t left = ch->size - ch->rd;
-	ssize_t n = pread(ch->fd, ch->ahead,
-		left < FILE_CHANNEL_BUF ? (size_t)left : FILE_CHANNEL_BUF, (off_t)ch->rd);
-
-	ch->res = n < 0 ? -errno : n;
-	ch->ran = true;
-}
-
-static void file_channel_download_done(void *p);
-
-/* Read the next chunk on a worker unless one is read or waiting already, or
- * the file is all read. 1: a read runs; 0: none needed; < 0: the read could
- * not start, and its done step already ran (ch may be gone). */
-static int file_channel_download_read(struct file_channel *ch)
-{
-	if (ch->busy || ch->ahead_len > 0 || ch->ahead_end || ch->rd == ch->size)
-		return 0;
-	ch->busy = true;
-	return worker_submit(ch->base, file_channel_download_run, ch, file_channel_download_done) < 0
-		       ? -ENOMEM
-		       : 1;
-}
-
-/* buf was all written: the chunk read ahead goes next, the download is over,
- * or the socket waits for the read still running. */
-static void file_channel_download_turn(struct file_channel *ch)
-{
-	char *t;
-
-	if (ch->ahead_len == 0) {
-		if (ch->busy) {
-			event_del(ch->ev);
-			return;
-		}
-		/* All sent, or the file shrank or failed: the client sees the count. */
-		file_channel_free(ch);
-		return;
-	}
-	t = ch->buf;
-	ch->buf = ch->ahead;
-	ch->ahead = t;
-	ch->off = 0;
-	ch->len = ch->ahead_len;
-	ch->ahead_len = 0;
-	if (event_add(ch->ev, NULL) < 0) {
-		file_channel_free(ch);
-		return;
-	}
-	file_channel_progress(ch);
-	(void)file_channel_download_read(ch);
-}
-
-static void file_channel_download_done(void *p)
-{
-	struct file_channel *ch = p;
-	ssize_t n = ch->ran ? ch->res : -ENOMEM;
-
-	ch->busy = ch->ran = false;
-	if (ch->dying) {
-		file_channel_free(ch);
-		return;
-	}
-	if (n <= 0)
-		ch->ahead_end = true;
-	else {
-		ch->rd += (uint64_t)n;
-		ch->ahead_len = (size_t)n;
-	}
-	if (ch->off == ch->len) /* the socket was waiting for this chunk */
-		file_channel_download_turn(ch);
-	else
-		(void)file_channel_download_read(ch);
-}
-
-/* The first chunk of the file is read on a worker. */
-static void file_channel_download_next(struct file_channel *ch)
-{
-	event_del(ch->ev);
-	if (file_channel_download_read(ch) == 0)
-		file_channel_free(ch); /* an empty file */
-}
-
-static void file_channel_download_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	struct file_channel *ch = userdata;
-	ssize_t n = write(fd, ch->buf + ch->off, ch->len - ch->off);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		file_channel_free(ch); /* the client left */
-		return;
-	}
-	ch->off += (size_t)n;
-	ch->done += (uint64_t)n;
-	file_channel_progress(ch);
-	if (ch->off == ch->len)
-		file_channel_download_turn(ch);
-}
-
-/* A bulk channel asks its kernel for a large vsock receive buffer (the buf_alloc
- * it advertises to the host), so host->guest has a window: MAX_SIZE first, the
- * kernel clamps SIZE to it. AF_VSOCK sockets only; says whether fd is one. */
-static bool file_channel_vsock_buffer(int fd)
-{
-	uint64_t size = FILE_CHANNEL_VSOCK_BUF;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_VSOCK)
-		return false;
-	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &size, sizeof(size)) < 0 ||
-		setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &size, sizeof(size)) < 0)
-		log_debug_errno(-errno, "Failed to enlarge a channel's vsock buffer, ignoring: %m");
-	return true;
-}
-
-static void file_channel_start(int fd, struct evbuffer *early, void *userdata)
-{
-	struct file_channel *ch = userdata;
-	bool ok = true;
-
-	ch->sock = fd;
-	if (fd < 0) {
-		file_channel_free(ch);
-		return;
-	}
-	(void)file_channel_vsock_buffer(fd);
-	ch->ev = event_new(ch->base, fd, (ch->upload ? EV_READ : EV_WRITE) | EV_PERSIST,
-		ch->upload ? file_channel_upload_cb : file_channel_download_cb, ch);
-	/* Bytes the client sent right behind file.attach are the first ones. */
-	if (ch->upload && early && evbuffer_get_length(early) > 0) {
-		ch->early = evbuffer_new();
-		ok = ch->early && evbuffer_add_buffer(ch->early, early) == 0;
-	}
-	/* A download reads the next chunk while the last one is sent: in a VM
-	 * the guest's file read and its vsock send then run on two vCPUs. */
-	if (!ch->upload)
-		ok = ok && (ch->ahead = malloc(FILE_CHANNEL_BUF));
-	if (!ch->ev || !ok) {
-		log_error("Cannot watch a file channel, dropping it");
-		file_channel_free(ch);
-		return;
-	}
-	file_channel_progress(ch);
-	if (ch->upload)
-		file_channel_upload_pump(ch);
-	else
-		file_channel_download_next(ch);
-}
-
-static const char *const file_channel_directions[] = { "upload", "download", NULL };
-
-struct file_channel_params {
-	const char *path;
-	const char *direction;
-	int64_t size;
-	int64_t mode;
-};
-
-static void file_channel_open_run(void *p)
-{
-	struct file_open_job *j = p;
-
-	if (j->upload) {
-		j->frozen = file_frozen_at(j->path);
-		j->err = j->frozen ? EBUSY
-				   : -file_tmp_open(j->path, j->mode, true, j->umask, &j->tmp);
-		return;
-	}
-	j->tmp.fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (j->tmp.fd < 0 || fstat(j->tmp.fd, &j->st) < 0)
-		j->err = errno;
-}
-
-static void file_channel_open_done(struct call *call, void *p)
-{
-	struct file_open_job *j = p;
-	struct file_channel *ch;
-	struct json_object *res;
-	uint8_t rnd[16];
-
-	if (j->err) {
-		file_error(call, j->err,
-			j->frozen   ? FILE_FROZEN_MSG
-			: j->upload ? "cannot create the file"
-				    : "cannot open");
-		return;
-	}
-	if (!j->upload && !S_ISREG(j->st.st_mode)) {
-		call_os_error(call, EINVAL, "only regular files go through a channel");
-		return;
-	}
-	if (file_n_channels >= FILE_MAX_CHANNELS) {
-		call_error(call, GL_RPC_LIMIT, "too many open file channels", NULL);
-		return;
-	}
-	ch = calloc(1, sizeof(*ch));
-	if (!ch) {
-		call_os_error(call, ENOMEM, "out of memory");
-		return;
-	}
-	ch->fd = ch->sock = ch->tmp.fd = -1;
-	ch->upload = j->upload;
-	ch->base = call_event_base(call);
-	if (ch->upload) {
-		ch->tmp = j->tmp;
-		ch->size = (uint64_t)j->size;
-	} else {
-		ch->fd = j->tmp.fd;
-		ch->size = (uint64_t)j->st.st_size;
-		ch->tmp.mode = j->st.st_mode & 07777;
-	}
-	j->tmp = (struct file_tmp){ .fd = -1 }; /* the channel's now */
-	ch->buf = malloc(FILE_CHANNEL_BUF);
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd) || !ch->buf) {
-		call_os_error(call, errno ?: ENOMEM, "cannot set up the channel");
-		file_channel_free(ch);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(ch->token + 2 * i, 3, "%02x", rnd[i]);
-	struct timeval ttl = { .tv_sec = FILE_CHANNEL_TTL_S };
-	ch->expire = evtimer_new(ch->base, file_channel_expire_cb, ch);
-	if (!ch->expire || evtimer_add(ch->expire, &ttl) < 0) {
-		call_os_error(call, ENOMEM, "out of memory");
-		file_channel_free(ch);
-		return;
-	}
-	ch->next = file_channels;
-	file_channels = ch;
-	file_n_channels++;
-	res = json_object_new_object();
-	json_object_object_add(res, "token", json_object_new_string(ch->token));
-	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
-	if (!ch->upload)
-		json_object_object_add(res, "mode", json_object_new_int((int)ch->tmp.mode));
-	call_reply(call, res);
-}
-
-/* The file is opened (and a download's stat()ed) on a worker; the channel is
- * set up on the loop when that returned. */
-static int file_channel(struct call *call, void *params)
-{
-	struct file_channel_params *a = params;
-	const struct config *cfg = config_get();
-	struct file_open_job *j;
-	bool upload = strcmp(a->direction, "upload") == 0;
-	int r;
-
-	if (file_n_channels >= FILE_MAX_CHANNELS) {
-		call_error(call, GL_RPC_LIMIT, "too many open file channels", NULL);
-		return 0;
-	}
-	/* The channel moves what file.write or file.read would: same policy. */
-	if (cfg && !config_method_allowed(cfg, upload ? "file.write" : "file.read")) {
-		call_error(call, GL_RPC_DENIED, "Method denied by policy", NULL);
-		return 0;
-	}
-	if (upload && a->size < 0) {
-		call_error(call, GL_RPC_INVALID_PARAMS, "an upload needs its size", NULL);
-		return 0;
-	}
-	j = file_open_job_new(call, a->path);
-	if (!j)
-		return -ENOMEM;
-	j->upload = upload;
-	j->mode = (int)a->mode;
-	j->umask = file_umask();
-	j->size = a->size;
-	r = worker_call(call, -1, file_channel_open_run, file_channel_open_done, j,
-		file_open_job_free);
-	return r == -EAGAIN ? 0 : r;
-}
-
-struct file_attach_params {
-	const char *token;
-};
-
-static int file_attach(struct call *call, void *params)
-{
-	struct file_attach_params *a = params;
-	struct conn *conn = call_conn(call);
-	struct file_channel *ch;
-	struct json_object *res;
-
-	for (ch = file_channels; ch; ch = ch->next)
-		if (!ch->attached && strcmp(ch->token, a->token) == 0)
-			break;
-	if (!ch || !conn) {
-		call_error(call, GL_RPC_NO_SUCH_OBJECT, "no such channel token", NULL);
-		return 0;
-	}
-	ch->attached = true; /* single use */
-	/* The connection owes us exactly one file_channel_start() (with -1 if it
-	 * fails), however long its queued answers take to flush: freeing the
-	 * channel on expiry before that would hand the socket to freed memory.
-	 * The idle timer starts with the transfer. */
-	evtimer_del(ch->expire);
-	res = json_object_new_object();
-	json_object_object_add(res, "size", json_object_new_int64((int64_t)ch->size));
-	call_reply(call, res);
-	if (conn_take_over(conn, file_channel_start, ch) < 0)
-		file_channel_free(ch);
-	return 0;
-}
-
 /* --- symlink --- */
 
 struct file_symlink_params {
@@ -2065,11 +1441,6 @@ static int file_sha256(struct call *call, void *params)
 
 /* --- the table --- */
 
-#define FILE_PATH_PARAM(st, req)                                                              \
-	{                                                                                     \
-		"path", PARAM_STRING, offsetof(st, path), req, 0, PATH_MAX, 0, NULL, "a path" \
-	}
-
 static const struct method_param file_stat_params[] = {
 	FILE_PATH_PARAM(struct file_path_params, PARAM_MANDATORY),
 	{ "follow", PARAM_BOOL, offsetof(struct file_path_params, follow), 0, 0, 1, 0, NULL,
@@ -2153,23 +1524,6 @@ static const struct method_param file_rename_params[] = {
 	{},
 };
 
-static const struct method_param file_channel_params_table[] = {
-	FILE_PATH_PARAM(struct file_channel_params, PARAM_MANDATORY),
-	{ "direction", PARAM_STRING, offsetof(struct file_channel_params, direction),
-		PARAM_MANDATORY, 0, 0, 0, file_channel_directions, "upload or download" },
-	{ "size", PARAM_INT, offsetof(struct file_channel_params, size), 0, 0, INT64_MAX / 2, -1,
-		NULL, "upload: the exact number of bytes that will follow" },
-	{ "mode", PARAM_INT, offsetof(struct file_channel_params, mode), 0, 0, 07777, -1, NULL,
-		"upload: permission bits (default: those of the file replaced)" },
-	{},
-};
-
-static const struct method_param file_attach_params_table[] = {
-	{ "token", PARAM_STRING, offsetof(struct file_attach_params, token), PARAM_MANDATORY, 0, 64,
-		0, NULL, "token from file.channel" },
-	{},
-};
-
 static const struct method_param file_symlink_params_table[] = {
 	FILE_PATH_PARAM(struct file_symlink_params, PARAM_MANDATORY),
 	{ "target", PARAM_STRING, offsetof(struct file_symlink_params, target), PARAM_MANDATORY, 0,
@@ -2213,13 +1567,6 @@ const struct method file_methods[] = {
 		file_path_only_params, sizeof(struct file_path_params), file_sha256, 0,
 		"{\"type\":\"object\",\"properties\":{\"sha256\":{\"type\":\"string\"},"
 		"\"size\":{\"type\":\"integer\"}}}" },
-	{ "file.channel", "Prepare a raw transfer of a whole file on a second connection",
-		file_channel_params_table, sizeof(struct file_channel_params), file_channel, 0,
-		"{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"},"
-		"\"size\":{\"type\":\"integer\"}}}" },
-	{ "file.attach", "Turn this connection into the raw data channel of a token",
-		file_attach_params_table, sizeof(struct file_attach_params), file_attach, 0,
-		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },
 	{},
 };
 
@@ -2228,4 +1575,5 @@ void methods_file_register(void)
 	file_process_umask = umask(0);
 	umask(file_process_umask);
 	method_register(file_methods);
+	method_register(file_channel_methods);
 }

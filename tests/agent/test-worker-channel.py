@@ -3,11 +3,15 @@
 """A file.channel's data off the agent's event loop: with the server of a FUSE
 mount stopped (SIGSTOP) while an upload and a download below it are under
 way, the chunk each is writing or reading waits on a worker while another
-client's agent.ping answers at once; after SIGCONT both transfers complete
-with every byte (SHA-256) and the upload's status line."""
+client's agent.ping answers at once; the download, which sends from a mapping
+of its file, waits in its write() on a worker, and neither that nor its page
+fault holds up another download of a healthy file (its mmap() and munmap()
+included) or a look at the agent's mappings; after SIGCONT both transfers
+complete with every byte (SHA-256) and the upload's status line."""
 
 import hashlib
 import os
+import subprocess
 import sys
 import time
 
@@ -68,6 +72,23 @@ try:
     ok(st.get("result", {}).get("type") == "directory", "... and its file.stat on a healthy path")
     dt = time.monotonic() - t1
     ok(dt < 2, "... at once (%.2fs), not after the filesystem came back" % dt)
+    r = subprocess.run(["cat", "/proc/%d/maps" % agent.pid], capture_output=True, text=True,
+                       timeout=10)
+    ok(fs.path("down") in r.stdout,
+       "the waiting download has mapped its file (its write() from the mapping waits)")
+    healthy = os.urandom(9 << 20)
+    with open(os.path.join(tmp, "healthy"), "wb") as f:
+        f.write(healthy)
+    t1 = time.monotonic()
+    h = other.call("file.channel", {"path": os.path.join(tmp, "healthy"),
+                                    "direction": "download"}, id="h", timeout=5)
+    hs, a = attach(agent, h.get("result", {}).get("token", ""))
+    got = read_until_eof(hs.s, 10)
+    got = None if got is None else hs.buf + got
+    hs.close()
+    is_eq(hashlib.sha256(got or b"").hexdigest(), hashlib.sha256(healthy).hexdigest(),
+          "a download of a healthy 9 MiB file completes meanwhile (%s bytes in %.2fs)"
+          % (None if got is None else len(got), time.monotonic() - t1))
     ds.s.settimeout(0.2)
     try:
         early = ds.buf + ds.s.recv(1 << 20)

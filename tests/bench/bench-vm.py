@@ -22,6 +22,7 @@ GUEST_HELPER = os.path.join(HERE, "bench-vm-guest.py")
 NBYTES = 64 << 20
 G2H_RUNS = 5
 CP_RUNS = 3
+CP_ROUNDS = 5
 RATE_SECONDS = 5
 BENCH_PORT = 6000
 # The guest sender's vsock buffer. Linux keeps at most min(its own buffer, the peer's
@@ -411,12 +412,49 @@ def cp_each_way(vm, res, ok, diag, mib=64):
                 # What the agent and the CLI cost on top of the raw stream.
                 diag("bench ratio cp %s: guestlink cp/raw vsock throughput = %.2fx"
                      % (d, rate / res["vsock " + d]))
+        cp_g2h_rounds(vm, guestlink, back, want, diag, mib)
         file_g2h(vm, mib << 20, "/var/tmp/bench-cp", diag)
     finally:
         vm.ctl.sh("rm -f /var/tmp/bench-cp /var/tmp/bench-cp-tiny")
         for f in (src, back):
             if os.path.exists(f):
                 os.unlink(f)
+
+
+def cp_g2h_rounds(vm, guestlink, back, want, diag, mib):
+    """`guestlink cp` guest->host, raw vsock (the same 4 MiB sender buffer) and
+    virtio-serial taking turns, CP_ROUNDS rounds: the ratio within each round,
+    then their median and range. A host whose load changes from one second to
+    the next moves the three of a round alike, not the medians of separate
+    series. cp is timed from the command's start to its exit, the raw streams
+    from the first byte to the last."""
+    import hashlib
+    import statistics
+    ratios = {"virtio-serial raw": [], "raw vsock": []}
+    for _ in range(CP_ROUNDS):
+        try:
+            t = time.monotonic()
+            r = guestlink(vm, "cp", "--quiet", "guest:/var/tmp/bench-cp", back, timeout=300)
+            secs = time.monotonic() - t
+            with open(back, "rb") as f:
+                if r.returncode != 0 or hashlib.sha256(f.read()).hexdigest() != want:
+                    diag("bench: cp g2h round: the copy failed or differs")
+                    continue
+            cp = mib / secs
+            for name, fn in (("raw vsock", vsock_g2h), ("virtio-serial raw", serial_g2h)):
+                got, s, _ = fn(vm, mib << 20)
+                if got == mib << 20 and s > 0:
+                    ratios[name].append(cp / (mib / s))
+        except Exception as e:  # noqa: BLE001
+            diag("bench: cp g2h round: %s: %s" % (type(e).__name__, e))
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    for name, v in ratios.items():
+        if v:
+            diag("bench ratio cp g2h, %d alternating rounds: guestlink cp/%s throughput = "
+                 "median %.2fx, range %.2f-%.2f (rounds: %s; load %s)"
+                 % (len(v), name, statistics.median(v), min(v), max(v),
+                    " ".join("%.2f" % x for x in v), load))
 
 
 def file_g2h(vm, n, path, diag):

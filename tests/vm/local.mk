@@ -17,3 +17,4 @@ check-vm: all
 
 .PHONY: check-vm
 EXTRA_DIST += tests/vm/scenarios/40_audit.py
+EXTRA_DIST += tests/vm/scenarios/50_channel.py
