@@ -281,7 +281,11 @@ static void vhost_user_queue_update(struct vhost_user *vu, unsigned i)
 		return;
 	}
 	if (vu->started[i]) {
-		/* Memory may have moved: translate again. */
+		/* Memory may have moved: translate again. Held chains go back first
+		 * (a ring that no longer maps stops unready, nothing may stay held
+		 * past that); the handlers changing its size or addresses did so
+		 * before the change, through the rings they came from. */
+		vhost_user_queue_release(vu, i);
 		r = virtqueue_map(vq);
 		if (r < 0) {
 			log_error_errno(r, "Queue %s no longer inside guest memory, stopping: %m",
@@ -466,6 +470,8 @@ static int vhost_user_set_vring_num(struct vhost_user *vu, struct vhost_user_msg
 		return log_error_errno(-EINVAL,
 			"vhost-user: ring size %u is not a power of two <= %u", num,
 			VIRTQUEUE_MAX_SIZE);
+	/* Held chains go back through the ring as it is mapped now. */
+	vhost_user_queue_release(vu, vq->index);
 	vq->num = (uint16_t)(num == VIRTQUEUE_MAX_SIZE ? 32768 : num);
 	vhost_user_queue_update(vu, vq->index);
 	return 0;
@@ -478,6 +484,8 @@ static int vhost_user_set_vring_addr(struct vhost_user *vu, struct vhost_user_ms
 	struct virtqueue saved;
 	int r;
 
+	/* Held chains go back through the rings they came from. */
+	vhost_user_queue_release(vu, vq->index);
 	saved = *vq;
 	vq->desc_uva = a->desc;
 	vq->avail_uva = a->avail;

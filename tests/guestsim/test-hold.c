@@ -174,6 +174,51 @@ out:
 	free(in2);
 }
 
+/* The front-end sets the size of the running tx ring to one its rings no longer
+ * fit in guest memory for, while chains are held: the ring stops, so the held
+ * chains go back before it does (their bytes copied), and nothing held points
+ * into guest memory while the ring is stopped. The old size starts it again. */
+static void test_ring_renum(struct gs *gs, unsigned slots, unsigned queue_size)
+{
+	uint8_t *buf = malloc(TOTAL), *in = malloc(TOTAL);
+	struct {
+		uint32_t index, num;
+	} st = { 1, 32768 };
+	uint64_t seed = 14;
+	size_t sent, got;
+	struct gs_conn *c;
+	int fd = -1, r;
+
+	gt_random(buf, TOTAL, &seed);
+	c = connect_pair(gs, "renum", &fd);
+	if (!c)
+		goto out;
+	sent = send_unread(gs, c, buf, TOTAL, 65536);
+	ok(gs_tx_slots_free(gs) < slots, "renum: the back-end holds tx chains (%u of %u free)",
+		gs_tx_slots_free(gs), slots);
+	r = gs_vu_send(gs_vu_fd(gs), VU_SET_VRING_NUM, 0, &st, sizeof(st), NULL, 0);
+	if (r >= 0)
+		r = gs_vu_probe(gs);
+	is_int(r, 0, "renum: SET_VRING_NUM(tx, 32768) sent");
+	is_int(slots_free_after(gs, 200), slots,
+		"renum: every held chain went back to the guest before the ring stopped");
+	st.num = queue_size;
+	r = gs_vu_send(gs_vu_fd(gs), VU_SET_VRING_NUM, 0, &st, sizeof(st), NULL, 0);
+	if (r >= 0)
+		r = gs_vu_probe(gs);
+	is_int(r, 0, "renum: SET_VRING_NUM(tx, %u) sent", st.num);
+	got = drain(gs, c, fd, buf, &sent, TOTAL, in, TOTAL);
+	ok(got == TOTAL && !memcmp(in, buf, TOTAL),
+		"renum: the whole stream arrives in order once the ring runs again (%zu)", got);
+	ok(gt_backend_alive(&b), "renum: back-end alive");
+	gs_conn_close(c);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(in);
+}
+
 /* The front-end stops the tx ring (GET_VRING_BASE) while chains are held: they are
  * given back first, the base counts them consumed, and their bytes still reach the
  * host. Last: the ring stays stopped. */
@@ -236,6 +281,7 @@ int main(void)
 	slots = gs_tx_slots_free(gs);
 	test_mem_table(gs, slots);
 	test_cap(gs, slots);
+	test_ring_renum(gs, slots, o.queue_size);
 	is_int(gs_violations(gs), 0, "no protocol violation (%s)", gs_last_violation(gs));
 	test_ring_stop(gs, slots);
 	is_int(gs_violations(gs), 0, "no protocol violation after the ring stopped (%s)",
