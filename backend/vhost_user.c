@@ -1044,6 +1044,9 @@ struct vhost_user *vhost_user_free(struct vhost_user *vu)
 	}
 	vhost_user_close_fds(&vu->msg);
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++) {
+		/* The device gives back what it holds while the rings are still
+		 * mapped: they go with vu, before the device is freed. */
+		vhost_user_queue_stop(vu, i);
 		if (vu->kick_ev[i]) {
 			event_del(vu->kick_ev[i]);
 			event_free(vu->kick_ev[i]);

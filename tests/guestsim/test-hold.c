@@ -257,12 +257,42 @@ out:
 	free(in);
 }
 
+/* Chains held when the back-end is told to exit (main() stops it next, the
+ * guest and the host client still connected): they must go back while the
+ * ring is still mapped, not after the rings and guest memory were freed
+ * (gt_backend_stop() fails on a sanitizer report). The guest connects again
+ * first: the ring test_ring_stop() stopped stays stopped. Returns the host
+ * client's socket, for the caller to close after the stop (-1 if none). */
+static int test_exit_held(struct gs *gs, unsigned slots)
+{
+	uint8_t *buf = malloc(TOTAL);
+	uint64_t seed = 15;
+	struct gs_conn *c;
+	int fd = -1, r;
+
+	gt_random(buf, TOTAL, &seed);
+	r = gs_reconnect(gs, 1ull << 32);
+	is_int(r, 0, "exit: the guest connects again with fresh rings");
+	if (r < 0)
+		goto out;
+	gs_listen(gs, PORT);
+	c = connect_pair(gs, "exit", &fd);
+	if (!c)
+		goto out;
+	send_unread(gs, c, buf, TOTAL, 65536);
+	ok(gs_tx_slots_free(gs) < slots, "exit: the back-end holds tx chains (%u of %u free)",
+		gs_tx_slots_free(gs), slots);
+out:
+	free(buf);
+	return fd;
+}
+
 int main(void)
 {
 	struct gs_options o;
 	struct gs *gs = NULL;
 	unsigned slots;
-	int r;
+	int r, exit_fd = -1;
 
 	if (!gt_backend_binary()) {
 		printf("1..0 # SKIP back-end not built\n");
@@ -286,9 +316,13 @@ int main(void)
 	test_ring_stop(gs, slots);
 	is_int(gs_violations(gs), 0, "no protocol violation after the ring stopped (%s)",
 		gs_last_violation(gs));
+	exit_fd = test_exit_held(gs, slots);
 out:
-	gs_free(gs);
+	/* The back-end first, while the guest and the host client still hold chains. */
 	r = gt_backend_stop(&b, NULL);
 	is_int(r, 0, "back-end exits cleanly (status 0, no sanitizer report)");
+	if (exit_fd >= 0)
+		close(exit_fd);
+	gs_free(gs);
 	return tap_done();
 }
