@@ -249,7 +249,8 @@ static bool vhost_user_protocol_negotiated(const struct vhost_user *vu)
 	return vu->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
 }
 
-/* Before a started ring is unmapped, or the memory its buffers are in changes. */
+/* Before a started ring is unmapped, resized, moved or translated again, or
+ * the memory its buffers are in changes. */
 static void vhost_user_queue_release(struct vhost_user *vu, unsigned i)
 {
 	if (vu->started[i] && vu->vq[i].ready && vu->ops->queue_release)
