@@ -249,7 +249,8 @@ static bool vhost_user_protocol_negotiated(const struct vhost_user *vu)
 	return vu->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
 }
 
-/* Before a started ring is unmapped, or the memory its buffers are in changes. */
+/* Before a started ring is unmapped, resized, moved or translated again, or
+ * the memory its buffers are in changes. */
 static void vhost_user_queue_release(struct vhost_user *vu, unsigned i)
 {
 	if (vu->started[i] && vu->vq[i].ready && vu->ops->queue_release)
@@ -281,7 +282,11 @@ static void vhost_user_queue_update(struct vhost_user *vu, unsigned i)
 		return;
 	}
 	if (vu->started[i]) {
-		/* Memory may have moved: translate again. */
+		/* Memory may have moved: translate again. Held chains go back first
+		 * (a ring that no longer maps stops unready, nothing may stay held
+		 * past that); the handlers changing its size or addresses did so
+		 * before the change, through the rings they came from. */
+		vhost_user_queue_release(vu, i);
 		r = virtqueue_map(vq);
 		if (r < 0) {
 			log_error_errno(r, "Queue %s no longer inside guest memory, stopping: %m",
@@ -466,6 +471,8 @@ static int vhost_user_set_vring_num(struct vhost_user *vu, struct vhost_user_msg
 		return log_error_errno(-EINVAL,
 			"vhost-user: ring size %u is not a power of two <= %u", num,
 			VIRTQUEUE_MAX_SIZE);
+	/* Held chains go back through the ring as it is mapped now. */
+	vhost_user_queue_release(vu, vq->index);
 	vq->num = (uint16_t)(num == VIRTQUEUE_MAX_SIZE ? 32768 : num);
 	vhost_user_queue_update(vu, vq->index);
 	return 0;
@@ -478,6 +485,8 @@ static int vhost_user_set_vring_addr(struct vhost_user *vu, struct vhost_user_ms
 	struct virtqueue saved;
 	int r;
 
+	/* Held chains go back through the rings they came from. */
+	vhost_user_queue_release(vu, vq->index);
 	saved = *vq;
 	vq->desc_uva = a->desc;
 	vq->avail_uva = a->avail;
@@ -1036,6 +1045,9 @@ struct vhost_user *vhost_user_free(struct vhost_user *vu)
 	}
 	vhost_user_close_fds(&vu->msg);
 	for (unsigned i = 0; i < VHOST_USER_NUM_QUEUES; i++) {
+		/* The device gives back what it holds while the rings are still
+		 * mapped: they go with vu, before the device is freed. */
+		vhost_user_queue_stop(vu, i);
 		if (vu->kick_ev[i]) {
 			event_del(vu->kick_ev[i]);
 			event_free(vu->kick_ev[i]);

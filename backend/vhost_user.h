@@ -24,8 +24,10 @@
 struct vhost_user_device_ops {
 	/* A queue has buffers (kick) or was just started. */
 	void (*queue_kick)(void *userdata, struct virtqueue *vq);
-	/* The ring is about to stop, or guest memory to change: give back every
-	 * chain still held (nothing may point into the memory afterwards). */
+	/* The ring is about to stop, be resized or moved or translated again, or
+	 * guest memory to change: give back every chain still held (nothing may
+	 * point into the memory or the ring afterwards). Also runs from
+	 * vhost_user_free(), before the rings go. */
 	void (*queue_release)(void *userdata, struct virtqueue *vq);
 	/* Rings stopped or the front-end went away: drop every connection. */
 	void (*reset)(void *userdata);
