@@ -16,6 +16,7 @@ agent_tests_py = \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-answer-order.py \
+	tests/agent/test-answer-edges.py \
 	tests/agent/test-qga.py \
 	tests/agent/test-activation.py \
 	tests/agent/test-units.py
