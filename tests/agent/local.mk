@@ -12,9 +12,11 @@ agent_tests_py = \
 	tests/agent/test-worker-more.py \
 	tests/agent/test-worker-channel.py \
 	tests/agent/test-channel-truncate.py \
+	tests/agent/test-channel-edges.py \
 	tests/agent/test-hostile.py \
 	tests/agent/test-backpressure.py \
 	tests/agent/test-answer-order.py \
+	tests/agent/test-answer-edges.py \
 	tests/agent/test-qga.py \
 	tests/agent/test-activation.py \
 	tests/agent/test-units.py
