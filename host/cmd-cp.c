@@ -103,7 +103,7 @@ static void cp_complete(struct cp *cp)
 /* --- upload --- */
 
 static void cp_upload_pump(struct cp *cp);
-static int cp_channel_call(struct cp *cp, struct json_object *params);
+static int cp_channel_call(struct cp *cp, struct json_object *params, bool quiet);
 
 static void cp_on_close(struct gl_client *c, int status, struct json_object *result,
 	const struct gl_error *error, void *userdata)
@@ -413,7 +413,7 @@ static int cp_prepare_upload(struct cp *cp)
 		json_object_object_add(p, "direction", json_object_new_string("upload"));
 		json_object_object_add(p, "size", json_object_new_int64((int64_t)cp->size));
 		json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
-		r = cp_channel_call(cp, p);
+		r = cp_channel_call(cp, p, false);
 		if (r != -EOPNOTSUPP)
 			return r < 0 ? -1 : 0;
 	}
@@ -432,6 +432,15 @@ static int cp_prepare_upload(struct cp *cp)
 	return 0;
 }
 
+static struct json_object *cp_download_params(struct cp *cp)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	json_object_object_add(p, "direction", json_object_new_string("download"));
+	return p;
+}
+
 static int cp_prepare_download(struct cp *cp)
 {
 	struct json_object *p, *res = NULL;
@@ -440,6 +449,24 @@ static int cp_prepare_download(struct cp *cp)
 	struct stat st;
 	uint64_t rnd = 0;
 	char *dir, *slash;
+	bool known = false;
+	int r;
+
+	/* A single file asks for its channel first: the agent opens only a
+	 * regular file for one, and its answer has the size and mode file.stat
+	 * would give, one round trip fewer. Any error answer goes the way
+	 * below, file.stat first, so that the user sees the same errors. (Not
+	 * for the files of a tree: one that turns out empty would leave an
+	 * unused channel open on the agent until it expires.) */
+	if (cp->channel && !cp->exact) {
+		r = cp_channel_call(cp, cp_download_params(cp), true);
+		if (r == 1)
+			known = true;
+		else if (r < 0 && r != -EREMOTEIO && r != -EOPNOTSUPP)
+			return -1;
+	}
+	if (known)
+		goto local;
 
 	p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(cp->remote));
@@ -468,6 +495,7 @@ static int cp_prepare_download(struct cp *cp)
 	cp->mode = (mode_t)mode & 0777;
 	json_object_put(res);
 
+local:
 	if (!cp->exact && ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
 				  cp->local[strlen(cp->local) - 1] == '/')) {
 		char *joined = cp_join(cp->local, cp->remote);
@@ -499,13 +527,10 @@ static int cp_prepare_download(struct cp *cp)
 		cp->tmp = NULL;
 		return -1;
 	}
-	/* Files that report no size (/proc) are read by chunks until eof. */
+	/* Files that report no size (/proc) are read by chunks until eof (a
+	 * channel asked for above then expires unused on the agent). */
 	if (cp->channel && cp->size > 0) {
-		int r;
-		p = json_object_new_object();
-		json_object_object_add(p, "path", json_object_new_string(cp->remote));
-		json_object_object_add(p, "direction", json_object_new_string("download"));
-		r = cp_channel_call(cp, p);
+		r = known ? 0 : cp_channel_call(cp, cp_download_params(cp), false);
 		if (r != -EOPNOTSUPP)
 			return r < 0 ? -1 : 0;
 	}
@@ -515,10 +540,14 @@ static int cp_prepare_download(struct cp *cp)
 
 /* --- raw side channel --- */
 
-/* file.channel: 0 with cp->token set, -EOPNOTSUPP when the agent has no
- * channels (then chunks are used), or another error (reported). */
-static int cp_channel_call(struct cp *cp, struct json_object *params)
+/* file.channel (takes params): 0 with cp->token set, 1 for a download whose
+ * answer also gave the file's size and mode (cp->size, cp->mode set),
+ * -EOPNOTSUPP when the agent has no channels (then chunks are used), or
+ * another error (reported; when quiet, an error answer is -EREMOTEIO and not
+ * reported). */
+static int cp_channel_call(struct cp *cp, struct json_object *params, bool quiet)
 {
+	bool size = false, mode = false;
 	struct json_object *res = NULL;
 	const char *token;
 	int64_t v;
@@ -530,6 +559,8 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 		cp->channel = false;
 		return -EOPNOTSUPP;
 	}
+	if (r == -EREMOTEIO && quiet)
+		return r;
 	if (r < 0) {
 		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE,
 			"file.channel", r, &e);
@@ -542,12 +573,16 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 		return -EPROTO;
 	}
 	snprintf(cp->token, sizeof(cp->token), "%s", token);
-	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0)
+	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0) {
 		cp->size = (uint64_t)v;
-	if (!cp->upload && cmd_get_int64(res, "mode", &v))
+		size = true;
+	}
+	if (!cp->upload && cmd_get_int64(res, "mode", &v)) {
 		cp->mode = (mode_t)v & 0777; /* no setuid/setgid from a guest */
+		mode = true;
+	}
 	json_object_put(res);
-	return 0;
+	return size && mode ? 1 : 0;
 }
 
 /* Wait until the side channel fd is ready for events, for at most -t
