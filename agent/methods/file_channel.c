@@ -42,6 +42,9 @@
 #define FILE_CHANNEL_BUF (1024u * 1024)
 /* A download sends from a mapping of the file, this much at a time. */
 #define FILE_CHANNEL_WINDOW (4u << 20)
+/* The first window is small: its bytes leave after a short MAP_POPULATE, and
+ * the next window's read overlaps their trip to the client. */
+#define FILE_CHANNEL_FIRST_WINDOW (256u << 10)
 /* How long a download's job waits for room in its socket before it hands the
  * wait back to the loop. */
 #define FILE_CHANNEL_WAIT_MS 20
@@ -525,8 +528,8 @@ static void file_channel_map_run(void *p)
 		ch->map = NULL;
 	}
 	if (!ch->map && pos < paged) {
-		size_t len = paged - pos < FILE_CHANNEL_WINDOW ? (size_t)(paged - pos)
-							       : FILE_CHANNEL_WINDOW;
+		size_t window = pos == 0 ? FILE_CHANNEL_FIRST_WINDOW : FILE_CHANNEL_WINDOW;
+		size_t len = paged - pos < window ? (size_t)(paged - pos) : window;
 		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ch->fd, (off_t)pos);
 
 		if (m == MAP_FAILED) {
