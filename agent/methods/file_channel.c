@@ -27,7 +27,9 @@
 #include "worker.h"
 
 /* --- raw data side channel ---
- * file.channel {path, direction, size?, mode?} -> {token, size}; then on a
+ * file.channel {path, direction, size?, mode?} -> {token, size, mode?}
+ * (mode: a download's permission bits; only a regular file opens for a
+ * download, so a client needs no file.stat before it); then on a
  * second connection file.attach {token} -> {size}, after which that
  * connection carries the file's bytes raw: exactly `size` bytes from the
  * client for an upload (the agent then answers one JSON line and closes), or
@@ -858,7 +860,7 @@ const struct method file_channel_methods[] = {
 	{ "file.channel", "Prepare a raw transfer of a whole file on a second connection",
 		file_channel_params_table, sizeof(struct file_channel_params), file_channel, 0,
 		"{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"},"
-		"\"size\":{\"type\":\"integer\"}}}" },
+		"\"size\":{\"type\":\"integer\"},\"mode\":{\"type\":\"integer\"}}}" },
 	{ "file.attach", "Turn this connection into the raw data channel of a token",
 		file_attach_params_table, sizeof(struct file_attach_params), file_attach, 0,
 		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },
