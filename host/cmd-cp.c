@@ -398,9 +398,9 @@ static int cp_prepare_upload(struct cp *cp)
 	cp->size = (uint64_t)st.st_size;
 	cp->mode = st.st_mode & 07777;
 
+	cp_dial_start(cp);
 	/* A directory as destination gets the source's name inside it (not for
 	 * the files of a tree: their paths are exact). */
-	cp_dial_start(cp);
 	p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(cp->remote));
 	json_object_object_add(p, "follow", json_object_new_boolean(true));
@@ -464,13 +464,13 @@ static int cp_prepare_download(struct cp *cp)
 	bool known = false;
 	int r;
 
+	cp_dial_start(cp);
 	/* A single file asks for its channel first: the agent opens only a
 	 * regular file for one, and its answer has the size and mode file.stat
 	 * would give, one round trip fewer. Any error answer goes the way
 	 * below, file.stat first, so that the user sees the same errors. (Not
 	 * for the files of a tree: one that turns out empty would leave an
 	 * unused channel open on the agent until it expires.) */
-	cp_dial_start(cp);
 	if (cp->channel && !cp->exact) {
 		r = cp_channel_call(cp, cp_download_params(cp), true);
 		if (r == 1)
