@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,14 @@ struct cp {
 	int64_t handle;
 	bool channel; /* raw side channel (file.channel + file.attach) */
 	char token[65];
+	/* The side channel's connection, dialed on a thread while file.stat
+	 * and file.channel are answered: dial_fd (-errno if it failed) and
+	 * dial_pid once dial_thread is joined. */
+	bool dialing;
+	pthread_t dial_thread;
+	struct gl_address dial_addr;
+	int dial_fd;
+	pid_t dial_pid;
 	int status;
 };
 
@@ -103,7 +113,8 @@ static void cp_complete(struct cp *cp)
 /* --- upload --- */
 
 static void cp_upload_pump(struct cp *cp);
-static int cp_channel_call(struct cp *cp, struct json_object *params);
+static int cp_channel_call(struct cp *cp, struct json_object *params, bool quiet);
+static void cp_dial_start(struct cp *cp);
 
 static void cp_on_close(struct gl_client *c, int status, struct json_object *result,
 	const struct gl_error *error, void *userdata)
@@ -387,6 +398,7 @@ static int cp_prepare_upload(struct cp *cp)
 	cp->size = (uint64_t)st.st_size;
 	cp->mode = st.st_mode & 07777;
 
+	cp_dial_start(cp);
 	/* A directory as destination gets the source's name inside it (not for
 	 * the files of a tree: their paths are exact). */
 	p = json_object_new_object();
@@ -413,7 +425,7 @@ static int cp_prepare_upload(struct cp *cp)
 		json_object_object_add(p, "direction", json_object_new_string("upload"));
 		json_object_object_add(p, "size", json_object_new_int64((int64_t)cp->size));
 		json_object_object_add(p, "mode", json_object_new_int((int)cp->mode));
-		r = cp_channel_call(cp, p);
+		r = cp_channel_call(cp, p, false);
 		if (r != -EOPNOTSUPP)
 			return r < 0 ? -1 : 0;
 	}
@@ -432,6 +444,15 @@ static int cp_prepare_upload(struct cp *cp)
 	return 0;
 }
 
+static struct json_object *cp_download_params(struct cp *cp)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "path", json_object_new_string(cp->remote));
+	json_object_object_add(p, "direction", json_object_new_string("download"));
+	return p;
+}
+
 static int cp_prepare_download(struct cp *cp)
 {
 	struct json_object *p, *res = NULL;
@@ -440,6 +461,25 @@ static int cp_prepare_download(struct cp *cp)
 	struct stat st;
 	uint64_t rnd = 0;
 	char *dir, *slash;
+	bool known = false;
+	int r;
+
+	cp_dial_start(cp);
+	/* A single file asks for its channel first: the agent opens only a
+	 * regular file for one, and its answer has the size and mode file.stat
+	 * would give, one round trip fewer. Any error answer goes the way
+	 * below, file.stat first, so that the user sees the same errors. (Not
+	 * for the files of a tree: one that turns out empty would leave an
+	 * unused channel open on the agent until it expires.) */
+	if (cp->channel && !cp->exact) {
+		r = cp_channel_call(cp, cp_download_params(cp), true);
+		if (r == 1)
+			known = true;
+		else if (r < 0 && r != -EREMOTEIO && r != -EOPNOTSUPP)
+			return -1;
+	}
+	if (known)
+		goto local;
 
 	p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(cp->remote));
@@ -468,6 +508,7 @@ static int cp_prepare_download(struct cp *cp)
 	cp->mode = (mode_t)mode & 0777;
 	json_object_put(res);
 
+local:
 	if (!cp->exact && ((stat(cp->local, &st) == 0 && S_ISDIR(st.st_mode)) ||
 				  cp->local[strlen(cp->local) - 1] == '/')) {
 		char *joined = cp_join(cp->local, cp->remote);
@@ -499,13 +540,10 @@ static int cp_prepare_download(struct cp *cp)
 		cp->tmp = NULL;
 		return -1;
 	}
-	/* Files that report no size (/proc) are read by chunks until eof. */
+	/* Files that report no size (/proc) are read by chunks until eof (a
+	 * channel asked for above then expires unused on the agent). */
 	if (cp->channel && cp->size > 0) {
-		int r;
-		p = json_object_new_object();
-		json_object_object_add(p, "path", json_object_new_string(cp->remote));
-		json_object_object_add(p, "direction", json_object_new_string("download"));
-		r = cp_channel_call(cp, p);
+		r = known ? 0 : cp_channel_call(cp, cp_download_params(cp), false);
 		if (r != -EOPNOTSUPP)
 			return r < 0 ? -1 : 0;
 	}
@@ -515,10 +553,63 @@ static int cp_prepare_download(struct cp *cp)
 
 /* --- raw side channel --- */
 
-/* file.channel: 0 with cp->token set, -EOPNOTSUPP when the agent has no
- * channels (then chunks are used), or another error (reported). */
-static int cp_channel_call(struct cp *cp, struct json_object *params)
+static void *cp_dial_run(void *userdata)
 {
+	struct cp *cp = userdata;
+
+	cp->dial_fd = gl_address_open(&cp->dial_addr, cp->ctx->timeout_ms, &cp->dial_pid);
+	return NULL;
+}
+
+/* Dial the side channel's connection on a thread (all signals blocked: they
+ * stay the main thread's), so that its connect and CONNECT handshake overlap
+ * the round trips of file.stat and file.channel instead of adding one. Not
+ * for exec: addresses, whose transport command would be started for nothing
+ * whenever no channel follows. Without a thread the channel dials later. */
+static void cp_dial_start(struct cp *cp)
+{
+	sigset_t all, old;
+
+	if (!cp->channel || cp->dialing || gl_address_parse(cp->ctx->address, &cp->dial_addr) < 0 ||
+		cp->dial_addr.type == GL_ADDRESS_EXEC)
+		return;
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_BLOCK, &all, &old) != 0)
+		return;
+	cp->dialing = pthread_create(&cp->dial_thread, NULL, cp_dial_run, cp) == 0;
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Whether a connection was dialed early; if so, its fd (or -errno) and pid. */
+static bool cp_dial_join(struct cp *cp, int *ret_fd, pid_t *ret_pid)
+{
+	if (!cp->dialing)
+		return false;
+	(void)pthread_join(cp->dial_thread, NULL);
+	cp->dialing = false;
+	*ret_fd = cp->dial_fd;
+	*ret_pid = cp->dial_pid;
+	return true;
+}
+
+/* An early connection no channel uses: closed without a request. */
+static void cp_dial_drop(struct cp *cp)
+{
+	int fd;
+	pid_t pid;
+
+	if (cp_dial_join(cp, &fd, &pid) && fd >= 0)
+		(void)gl_address_close(fd, pid);
+}
+
+/* file.channel (takes params): 0 with cp->token set, 1 for a download whose
+ * answer also gave the file's size and mode (cp->size, cp->mode set),
+ * -EOPNOTSUPP when the agent has no channels (then chunks are used), or
+ * another error (reported; when quiet, an error answer is -EREMOTEIO and not
+ * reported). */
+static int cp_channel_call(struct cp *cp, struct json_object *params, bool quiet)
+{
+	bool size = false, mode = false;
 	struct json_object *res = NULL;
 	const char *token;
 	int64_t v;
@@ -530,6 +621,8 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 		cp->channel = false;
 		return -EOPNOTSUPP;
 	}
+	if (r == -EREMOTEIO && quiet)
+		return r;
 	if (r < 0) {
 		cp_fail(cp, r == -EREMOTEIO ? CMD_EXIT_FAILED : CMD_EXIT_UNREACHABLE,
 			"file.channel", r, &e);
@@ -542,12 +635,16 @@ static int cp_channel_call(struct cp *cp, struct json_object *params)
 		return -EPROTO;
 	}
 	snprintf(cp->token, sizeof(cp->token), "%s", token);
-	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0)
+	if (!cp->upload && cmd_get_int64(res, "size", &v) && v >= 0) {
 		cp->size = (uint64_t)v;
-	if (!cp->upload && cmd_get_int64(res, "mode", &v))
+		size = true;
+	}
+	if (!cp->upload && cmd_get_int64(res, "mode", &v)) {
 		cp->mode = (mode_t)v & 0777; /* no setuid/setgid from a guest */
+		mode = true;
+	}
 	json_object_put(res);
-	return 0;
+	return size && mode ? 1 : 0;
 }
 
 /* Wait until the side channel fd is ready for events, for at most -t
@@ -616,10 +713,12 @@ static int cp_channel_open(struct cp *cp, pid_t *ret_pid)
 	pid_t pid;
 	int fd, r;
 
-	r = gl_address_parse(cp->ctx->address, &a);
-	if (r < 0)
-		return r;
-	fd = gl_address_open(&a, cp->ctx->timeout_ms, &pid);
+	if (!cp_dial_join(cp, &fd, &pid)) {
+		r = gl_address_parse(cp->ctx->address, &a);
+		if (r < 0)
+			return r;
+		fd = gl_address_open(&a, cp->ctx->timeout_ms, &pid);
+	}
 	if (fd < 0)
 		return fd;
 	p = json_object_new_object();
@@ -908,6 +1007,7 @@ void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 			cp_download_finish_sync(&cp);
 		cp.done = true;
 	} else {
+		cp_dial_drop(&cp); /* dialed before the agent said no channel */
 		cp.base = event_base_new();
 		if (!cp.base || gl_client_attach(cp.client, cp.base) < 0) {
 			cp_fail(&cp, CMD_EXIT_UNREACHABLE, "cannot set up the event loop", -ENOMEM,
@@ -938,6 +1038,7 @@ void cp_file(struct cmd_ctx *ctx, struct cp_total *tot, const struct cp_opts *o,
 	if (!cp.failed && o->verify)
 		cp_verify(&cp);
 out:
+	cp_dial_drop(&cp);
 	if (cp.tmp)
 		unlink(cp.tmp);
 	if (cp.fd >= 0)

@@ -27,7 +27,9 @@
 #include "worker.h"
 
 /* --- raw data side channel ---
- * file.channel {path, direction, size?, mode?} -> {token, size}; then on a
+ * file.channel {path, direction, size?, mode?} -> {token, size, mode?}
+ * (mode: a download's permission bits; only a regular file opens for a
+ * download, so a client needs no file.stat before it); then on a
  * second connection file.attach {token} -> {size}, after which that
  * connection carries the file's bytes raw: exactly `size` bytes from the
  * client for an upload (the agent then answers one JSON line and closes), or
@@ -42,6 +44,9 @@
 #define FILE_CHANNEL_BUF (1024u * 1024)
 /* A download sends from a mapping of the file, this much at a time. */
 #define FILE_CHANNEL_WINDOW (4u << 20)
+/* The first window is small: its bytes leave after a short MAP_POPULATE, and
+ * the next window's read overlaps their trip to the client. */
+#define FILE_CHANNEL_FIRST_WINDOW (256u << 10)
 /* How long a download's job waits for room in its socket before it hands the
  * wait back to the loop. */
 #define FILE_CHANNEL_WAIT_MS 20
@@ -525,8 +530,8 @@ static void file_channel_map_run(void *p)
 		ch->map = NULL;
 	}
 	if (!ch->map && pos < paged) {
-		size_t len = paged - pos < FILE_CHANNEL_WINDOW ? (size_t)(paged - pos)
-							       : FILE_CHANNEL_WINDOW;
+		size_t window = pos == 0 ? FILE_CHANNEL_FIRST_WINDOW : FILE_CHANNEL_WINDOW;
+		size_t len = paged - pos < window ? (size_t)(paged - pos) : window;
 		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ch->fd, (off_t)pos);
 
 		if (m == MAP_FAILED) {
@@ -855,7 +860,7 @@ const struct method file_channel_methods[] = {
 	{ "file.channel", "Prepare a raw transfer of a whole file on a second connection",
 		file_channel_params_table, sizeof(struct file_channel_params), file_channel, 0,
 		"{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"},"
-		"\"size\":{\"type\":\"integer\"}}}" },
+		"\"size\":{\"type\":\"integer\"},\"mode\":{\"type\":\"integer\"}}}" },
 	{ "file.attach", "Turn this connection into the raw data channel of a token",
 		file_attach_params_table, sizeof(struct file_attach_params), file_attach, 0,
 		"{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}" },

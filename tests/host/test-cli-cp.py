@@ -5,7 +5,8 @@ symbolic links as links), --verify through file.sha256 with exec denied (no
 exec, no sha256sum in the guest), file.sha256 itself against the FIPS 180-4
 vectors, and the progress line in tmux at 40 and 120 columns while the agent
 is paused with SIGSTOP ("stalled", never wider than the terminal, follows the
-resize); nothing of it on a non-terminal."""
+resize); nothing of it on a non-terminal. Downloads across the agent's
+mapping windows, and a single file's download without file.stat."""
 
 import hashlib
 import json
@@ -129,6 +130,35 @@ for label, extra in (("channel", ()), ("JSON chunks", ("--no-channel",))):
     rc, out, err = run("cp", "--quiet", *extra, "guest:" + suid, dl)
     is_eq((rc, stat.S_IMODE(os.stat(dl).st_mode) if rc == 0 else None), (0, 0o755),
           "cp download (%s) keeps the mode but not setuid/setgid" % label)
+
+# Downloads across the agent's mapping windows (256 KiB first, then 4 MiB) and
+# a partial last page, byte for byte.
+for n in (256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 256 * 1024 + 4 * 1024 * 1024 + 4097):
+    data = os.urandom(n)
+    gf = os.path.join(gdir, "edge-%d" % n)
+    with open(gf, "wb") as f:
+        f.write(data)
+    dl = os.path.join(TMP, "edge-%d" % n)
+    rc, out, err = run("cp", "--quiet", "guest:" + gf, dl)
+    got = open(dl, "rb").read() if rc == 0 else None
+    ok(got == data, "cp download of %d bytes (mapping window edges): byte for byte" % n)
+
+# A single file's download asks file.channel, no file.stat: with file.stat
+# denied it still copies (and a tree, which needs file.stat, fails).
+with open(CONF, "w") as f:
+    json.dump({"deny": ["exec.*", "file.stat"]}, f)
+agent.stop()
+agent = Proc([AGENT, "--config", CONF, "--listen", "unix:" + SOCK], stderr=subprocess.DEVNULL)
+wait_for_listener(SOCK, 10, agent)
+dl = os.path.join(TMP, "nostat")
+rc, out, err = run("cp", "--quiet", "guest:" + gf, dl)
+ok(rc == 0 and open(dl, "rb").read() == data,
+   "cp download of a single file without file.stat (denied here): copies")
+if rc != 0:
+    diag(err)
+rc, out, err = run("cp", "-r", "--quiet", "guest:" + os.path.join(gdir, "src"),
+                   os.path.join(TMP, "nostat-tree"))
+ok(rc == 1 and "(-32001)" in err, "cp -r download with file.stat denied fails")
 
 # --verify uses file.sha256: deny it and --verify must fail, not fall back.
 with open(CONF, "w") as f:
